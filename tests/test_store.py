@@ -1,0 +1,26 @@
+import sqlalchemy as sa
+
+from equip_mailer import store
+
+
+def test_schema_is_created_once_and_versioned(db_url):
+    engine = store.open_store(db_url)
+    assert store.migrate(engine) == store.SCHEMA_VERSION   # second run finds it current
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"campaigns", "links", "ledger", "batches", "events", "suppressions"} <= tables
+
+
+def test_suppression_is_idempotent_and_case_insensitive(db_url):
+    engine = store.open_store(db_url)
+    with engine.begin() as conn:
+        assert store.add_suppression(conn, "Ann.Example@Example.org", "unsubscribe") is True
+        assert store.add_suppression(conn, "ann.example@example.org", "bounce") is False
+        assert store.suppressed_keys(conn) == {"ann.example@example.org"}
+
+
+def test_bad_url_is_a_plain_error():
+    import pytest
+    from equip_mailer.errors import StoreError
+    with pytest.raises(StoreError, match="not a database URL"):
+        store.open_store("nonsense")
