@@ -1,11 +1,41 @@
 """Mailing lists in, recipients per segment out.
 
-(Contract written first; the reading of real CSV/XLSX exports is filled in by the audience work.)
+The lists are exports somebody made from a practice system or a spreadsheet, so reading them
+is forgiving about form (encodings, delimiters, header spellings, stray spaces, blank rows)
+and strict about content: a row that cannot be mailed is rejected with its file and line,
+e.g. ``lists/staff.csv:42: email "bob@@nhs.net" is not a valid address``, and the rows
+around it go on. Only when a whole file looks wrong (missing, no email column, too many bad
+rows) does reading stop, with a ListError naming the file.
+
+Line numbers are the ones a person sees: the header is line 1 of a CSV (a value with a line
+break inside quotes moves later lines down, as in a text editor); XLSX rows are named
+``file.xlsx:Sheet1!row 42`` as in the spreadsheet.
+
+Decisions worth knowing:
+
+* A blank or unknown QI level rejects the row (naming it) instead of guessing ``none``:
+  a guess would send the wrong menu to someone, and the fix in the file is one word.
+* The same address on two rows (any list, any case) is mailed once; the first row wins and
+  the later ones are listed as duplicates, not as rejects.
+* Suppressed addresses (``lists/suppressions.csv`` plus the store's suppressions, which the
+  caller passes in) are always left out, whatever the lists say.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
+from .errors import ListError
+from .spec import QI_LEVELS
 
 
 @dataclass(frozen=True)
@@ -40,7 +70,419 @@ class Audience:
     duplicates: int = 0         # rows dropped because the address appeared earlier
     suppressed: int = 0         # rows dropped because the address is suppressed
     rows_read: int = 0
+    # one note per dropped duplicate row, naming the row that was kept (for `check`)
+    duplicate_rows: list[Reject] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[Recipient]:
         return [r for rs in self.by_segment.values() for r in rs]
+
+
+# ---------------------------------------------------------------------------------------
+# Columns and values as people write them
+
+COLUMNS = ("email", "first_name", "last_name", "practice", "role", "qi_level")
+
+# normalised header (lower-case, letters and digits only) -> our column
+HEADER_SYNONYMS: dict[str, str] = {}
+for _column, _names in {
+    "email": ["email", "emailaddress", "emailaddr", "mail", "workemail", "nhsmail",
+              "nhsemail", "nhsmailaddress", "emails", "contactemail", "address"],
+    "first_name": ["firstname", "forename", "forenames", "givenname", "first", "fname",
+                   "preferredname", "knownas"],
+    "last_name": ["lastname", "surname", "familyname", "last", "lname"],
+    "practice": ["practice", "practicename", "surgery", "gppractice", "organisation",
+                 "organization", "org", "site", "practiceorganisation"],
+    "role": ["role", "jobtitle", "job", "jobrole", "position", "staffrole", "staffgroup",
+             "occupation", "designation"],
+    "qi_level": ["qilevel", "qi", "level", "qiexperience", "qiknowledge", "qistage",
+                 "equiplevel", "qitraining"],
+    "name": ["name", "fullname", "contactname"],
+}.items():
+    for _name in _names:
+        HEADER_SYNONYMS[_name] = _column
+
+# normalised QI level value -> spec.QI_LEVELS
+LEVEL_SYNONYMS: dict[str, str] = {}
+for _level, _names in {
+    "none": ["none", "no", "nil", "new", "newtoqi", "noqi", "beginner", "0", "level0"],
+    "basics": ["basics", "basic", "basicqi", "basicqiknowledge", "equipbasics", "1", "level1",
+               "qibasics"],
+    "project": ["project", "projects", "qiproject", "hasproject", "qiprojectlead",
+                "basicqiknowledgeandaqiproject", "equipinaction", "2", "level2"],
+}.items():
+    for _name in _names:
+        LEVEL_SYNONYMS[_name] = _level
+
+# Longest value kept for a text column. Longer values are almost always a paste gone wrong
+# (a whole e-mail body in a name cell) and would break the layout of the newsletter.
+MAX_FIELD = {"first_name": 200, "last_name": 200, "practice": 200, "role": 200,
+             "qi_level": 200, "email": 320}
+
+# A conservative subset of what email-validator accepts, checked with one vectorised regex so
+# 100,000 ordinary addresses do not each pay for a full validation. Anything outside it
+# (unicode, quoted local parts, odd domains) goes through email-validator itself; a test
+# checks the two agree on what the regex accepts.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+FAST_EMAIL = re.compile(rf"(?=[^@]{{1,64}}@)(?:{_ATOM}(?:\.{_ATOM})*)@(?=.{{1,253}}$)"
+                        rf"(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
+_SPECIAL_TLDS = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
+_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+
+
+def header_key(text: str) -> str:
+    """'E-mail Address ' -> 'emailaddress': the form header synonyms are looked up in."""
+    text = unicodedata.normalize("NFKC", str(text)).lower()
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    value = value.replace("\\", "\\\\").replace('"', '\\"')
+    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a file into rows, each with the place a person would look for it
+
+@dataclass(frozen=True)
+class Table:
+    """The cells of one list file, before any checking.
+
+    ``header`` is the header row as written; ``rows`` are the data rows, each with its place
+    (``lists/x.csv:42``); ``broken`` are rows the file format itself could not give.
+    """
+    header: list[str]
+    rows: list[list[str]]
+    wheres: list[str]
+    broken: list[Reject]
+
+
+def _decode(data: bytes, shown: str) -> str:
+    """Excel and older practice systems save Windows-1252; newer ones UTF-8, often with a BOM."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")   # never fails; odd bytes become control characters
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Pick the delimiter from the first non-blank line: Excel in many European locales
+    writes ';', "Unicode text" exports use tabs."""
+    for line in text.splitlines():
+        if line.strip():
+            unquoted = re.sub(r'"[^"]*"', "", line)
+            counts = {d: unquoted.count(d) for d in (",", ";", "\t", "|")}
+            best = max(counts, key=counts.get)
+            return best if counts[best] else ","
+    return ","
+
+
+def _find_header(records: list[tuple[int, list[str]]], shown: str, need: str
+                 ) -> int:
+    """Index of the header row: the first of the first ten non-blank rows naming ``need``.
+
+    Exports sometimes start with a title line ("Staff list, exported 01/04/2019").
+    """
+    candidates = [i for i, (_, cells) in enumerate(records) if any(c.strip() for c in cells)]
+    if not candidates:
+        raise ListError("is empty; expected a header row with an email column", where=shown,
+                        hint="The first row should name the columns: email, first_name, "
+                             "last_name, practice, role, qi_level.")
+    for i in candidates[:10]:
+        if any(HEADER_SYNONYMS.get(header_key(c)) == need for c in records[i][1]):
+            return i
+    found = [c.strip() for c in records[candidates[0]][1] if c.strip()]
+    raise ListError(f"has no {need} column; the columns found are: "
+                    f"{', '.join(repr(c) for c in found[:20]) or '(none)'}", where=shown,
+                    hint=f"Name the column '{need}' (or 'Email Address', 'E-mail').")
+
+
+def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
+    """Read a CSV (any common encoding and delimiter) or XLSX file into a Table."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ListError("no such file", where=shown,
+                        hint="Check the path under 'lists:' in the campaign file.") from None
+    except IsADirectoryError:
+        raise ListError("is a folder, not a list file", where=shown) from None
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ListError("is an old Excel .xls workbook", where=shown,
+                        hint="Open it in Excel and save it as .xlsx or CSV (UTF-8).")
+    if path.suffix.lower() in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
+        return _read_xlsx(data, shown, need)
+    return _read_csv(data, shown, need)
+
+
+def _read_csv(data: bytes, shown: str, need: str) -> Table:
+    # csv.reader rather than pandas.read_csv here: it carries on after a malformed row and
+    # tells us the line each record started on, which the C parser does not.
+    text = _decode(data, shown)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    records: list[tuple[int, list[str]]] = []
+    broken: list[Reject] = []
+    last_line = 0
+    while True:
+        start = last_line + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            last_line = reader.line_num
+            reason = ("has a value longer than 131,072 characters" if "field limit" in str(exc)
+                      else f"could not be read ({exc})")
+            broken.append(Reject(f"{shown}:{start}", reason))
+            continue
+        last_line = reader.line_num
+        records.append((start, cells))
+    h = _find_header(records, shown, need)
+    header = records[h][1]
+    broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h][0]]
+    rows, wheres = [], []
+    for line, cells in records[h + 1:]:
+        rows.append(cells)
+        wheres.append(f"{shown}:{line}")
+    return Table(header, rows, wheres, broken)
+
+
+def _cell_text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(data: bytes, shown: str, need: str) -> Table:
+    try:
+        with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
+            sheet = book.sheet_names[0]
+            frame = book.parse(sheet, header=None, dtype=object)
+    except Exception as exc:  # noqa: BLE001 - a damaged workbook fails in many ways inside openpyxl
+        raise ListError(f"could not be opened as an Excel workbook ({type(exc).__name__}: "
+                        f"{str(exc)[:200]})", where=shown,
+                        hint="Open it in Excel and save it again as .xlsx or CSV (UTF-8).") from None
+    records = [(i + 1, [_cell_text(v) for v in row])
+               for i, row in enumerate(frame.itertuples(index=False, name=None))]
+    h = _find_header(records, shown, need)
+    rows = [cells for _, cells in records[h + 1:]]
+    wheres = [f"{shown}:{sheet}!row {line}" for line, _ in records[h + 1:]]
+    return Table(records[h][1], rows, wheres, [])
+
+
+# ---------------------------------------------------------------------------------------
+# Checking rows
+
+def _columns(table: Table) -> dict[str, int]:
+    """Our column name -> index in the file; the first of two synonyms wins."""
+    found: dict[str, int] = {}
+    for i, cell in enumerate(table.header):
+        column = HEADER_SYNONYMS.get(header_key(cell))
+        if column and column not in found:
+            found[column] = i
+    return found
+
+
+def _frame(table: Table, columns: dict[str, int]) -> pd.DataFrame:
+    width = len(table.header)
+    out: dict[str, list] = {}
+    for column, i in columns.items():
+        out[column] = [cells[i] if i < len(cells) else "" for cells in table.rows]
+    # A row with more non-empty cells than the header usually has an unquoted comma in a
+    # value, which shifts every later column; trailing empty cells are just Excel padding.
+    out["_extra"] = [len(cells) > width and any(c.strip() for c in cells[width:])
+                     for cells in table.rows]
+    out["_blank"] = [not any(c.strip() for c in cells) for cells in table.rows]
+    out["_where"] = table.wheres
+    return pd.DataFrame(out)
+
+
+def _clean_text(s: pd.Series) -> pd.Series:
+    # \s covers the non-breaking spaces Excel leaves behind; zero-width ones are not \s.
+    return (s.astype(str).str.replace("[\u200b\u200c\u200d\u2060\ufeff]", "", regex=True)
+            .str.replace(r"\s+", " ", regex=True).str.strip())
+
+
+def _normalise_emails(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(normalised address or "", problem or "") for every row."""
+    s = raw.str.replace(r"^mailto:", "", regex=True, case=False)
+    s = s.str.replace(r"^.*<\s*([^<>]*?)\s*>$", r"\1", regex=True)   # 'Ann Smith <a@b.org>'
+    normalised = pd.Series("", index=s.index, dtype=object)
+    problem = pd.Series("", index=s.index, dtype=object)
+    fast = s.str.fullmatch(FAST_EMAIL) & (s.str.len() <= 254)
+    fast &= ~s.str.lower().str.endswith(_SPECIAL_TLDS)
+    parts = s[fast].str.rsplit("@", n=1, expand=True)
+    if len(parts):
+        normalised[fast] = parts[0] + "@" + parts[1].str.lower()
+    for i, value in s[~fast].items():
+        if not value:
+            problem[i] = "email is blank"
+            continue
+        try:
+            normalised[i] = validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError:
+            problem[i] = f'email "{_shown(value)}" is not a valid address'
+        except Exception:  # noqa: BLE001 - e.g. IDNA codec errors on odd unicode domains
+            problem[i] = f'email "{_shown(value)}" is not a valid address'
+    return normalised, problem
+
+
+def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], int]:
+    """Read one mailing list: (good recipients in file order, rejected rows, rows read).
+
+    ``shown`` is the name used in messages (the path as the campaign file wrote it).
+    Blank rows are skipped and not counted. Raises ListError when the file as a whole
+    cannot be used (missing, unreadable, no email or QI level column).
+    """
+    table = read_table(path, shown)
+    columns = _columns(table)
+    if "qi_level" not in columns:
+        found = [c.strip() for c in table.header if c.strip()]
+        raise ListError(f"has no QI level column; the columns found are: "
+                        f"{', '.join(repr(c) for c in found[:20])}", where=shown,
+                        hint="Add a 'qi_level' column with none, basics or project on each row.")
+    df = _frame(table, columns)
+    df = df[~df["_blank"]]
+    for column in COLUMNS + ("name",):
+        if column in df:
+            df[column] = _clean_text(df[column])
+        elif column != "name":
+            df[column] = ""
+    if "name" in df:
+        # Only a "Name" column: split once at the first space.
+        if "first_name" not in columns:
+            df["first_name"] = df["name"].str.split(" ", n=1).str[0].fillna("")
+        if "last_name" not in columns:
+            df["last_name"] = df["name"].str.split(" ", n=1).str[1].fillna("")
+
+    problems: list[pd.Series] = []
+
+    def problem(mask: pd.Series, message) -> None:
+        if mask.any():
+            text = pd.Series("", index=df.index, dtype=object)
+            text[mask] = message if isinstance(message, str) else message[mask]
+            problems.append(text)
+
+    problem(df["_extra"], "has more values than the header has columns (a value containing "
+                          "the delimiter needs quotes)")
+    for column in COLUMNS:
+        lengths = df[column].str.len()
+        too_long = lengths > MAX_FIELD[column]
+        problem(too_long, column + " is " + lengths.astype(str) + " characters long (at most "
+                + str(MAX_FIELD[column]) + ")")
+        if column != "email":
+            problem(df[column].str.contains(_CONTROL, regex=True),
+                    f"{column} contains a control character")
+    ok_length = df["email"].str.len() <= MAX_FIELD["email"]
+    emails, email_problems = _normalise_emails(df["email"].where(ok_length, ""))
+    problem((email_problems != "") & ok_length, email_problems)
+    df["email"] = emails
+
+    level_key = df["qi_level"].str.lower().str.replace(r"[^a-z0-9]", "", regex=True)
+    levels = level_key.map(LEVEL_SYNONYMS)
+    problem(df["qi_level"] == "", "qi_level is blank (use none, basics or project)")
+    unknown = levels.isna() & (df["qi_level"] != "") & (df["qi_level"].str.len() <= MAX_FIELD["qi_level"])
+    problem(unknown, 'qi_level "' + df["qi_level"].map(_shown) + '" is not one of '
+            + ", ".join(QI_LEVELS))
+    df["qi_level"] = levels
+
+    rejects = list(table.broken)
+    if problems:
+        joined = problems[0]
+        for more in problems[1:]:
+            joined = joined.str.cat(more, sep="; ")
+        joined = joined.str.replace(r"^(; )+|(; )+$", "", regex=True).str.replace(
+            r"(; ){2,}", "; ", regex=True)
+        bad = joined != ""
+        rejects += [Reject(w, m) for w, m in zip(df.loc[bad, "_where"], joined[bad])]
+        good = df[~bad]
+    else:
+        good = df
+    recipients = [Recipient(*row) for row in good[list(COLUMNS) + ["_where"]]
+                  .itertuples(index=False, name=None)]
+    rejects.sort(key=_where_order)
+    return recipients, rejects, len(df) + len(table.broken)
+
+
+def _where_order(reject: Reject) -> tuple:
+    m = re.search(r"(\d+)$", reject.where)
+    return (reject.where.split(":", 1)[0], int(m.group(1)) if m else 0)
+
+
+def read_suppressions(path: Path, shown: str) -> set[str]:
+    """Lower-cased addresses from a suppression CSV (column ``email``); no file, no entries.
+
+    Rows that fail validation still suppress their text as written: when in doubt, do not mail.
+    """
+    if not path.exists():
+        return set()
+    table = read_table(path, shown)
+    i = _columns(table)["email"]
+    keys: set[str] = set()
+    for cells in table.rows:
+        value = cells[i].strip() if i < len(cells) else ""
+        if not value:
+            continue
+        keys.add(value.lower())
+        try:
+            keys.add(validate_email(value, check_deliverability=False).normalized.lower())
+        except (EmailNotValidError, Exception):  # noqa: BLE001
+            pass
+    return keys
+
+
+def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
+    """Read every list of a campaign into segments, leaving out suppressed and repeated addresses.
+
+    ``suppressed`` is the store's suppression list (callers pass ``store.suppressed_keys``);
+    the campaign's suppression file is read here. A file whose share of rejected rows passes
+    ``campaign.lists.max_reject_share`` stops everything: so many bad rows usually mean a
+    wrong column or a broken export, and mailing the remainder would miss people silently.
+    """
+    lists = campaign.lists
+    blocked = {s.strip().lower() for s in suppressed if s and s.strip()}
+    if lists.suppressions:
+        blocked |= read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
+    segment_of = {}
+    for level in QI_LEVELS:
+        seg = campaign.segment_for_level(level)
+        if seg is not None:
+            segment_of[level] = seg.id
+    audience = Audience(by_segment={s.id: [] for s in campaign.segments})
+    first_seen: dict[str, str] = {}
+    for shown in lists.files:
+        recipients, rejects, rows = read_list(campaign.path(shown), shown)
+        if rows and len(rejects) / rows > lists.max_reject_share:
+            raise ListError(
+                f"{len(rejects)} of {rows} rows were rejected ({len(rejects) / rows:.0%}), more "
+                f"than the {lists.max_reject_share:.0%} allowed (lists.max_reject_share); "
+                f"first: " + "; ".join(str(r) for r in rejects[:3]), where=shown,
+                hint="Fix the rows named above (or the column headers), then run check again.")
+        audience.rows_read += rows
+        audience.rejects += rejects
+        for r in recipients:
+            key = r.key
+            if key in first_seen:
+                audience.duplicates += 1
+                audience.duplicate_rows.append(
+                    Reject(r.source, f"same address as {first_seen[key]} (left out)"))
+                continue
+            first_seen[key] = r.source
+            if key in blocked:
+                audience.suppressed += 1
+                continue
+            segment = segment_of.get(r.qi_level)
+            if segment is None:
+                audience.rejects.append(Reject(r.source, f"no segment takes QI level {r.qi_level!r}"))
+                continue
+            audience.by_segment[segment].append(r)
+    return audience
