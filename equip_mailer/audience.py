@@ -266,7 +266,7 @@ def _read_xlsx(data: bytes, shown: str, need: str) -> Table:
     try:
         with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
             sheet = book.sheet_names[0]
-            frame = book.parse(sheet, header=None, dtype=object)
+            frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object)
     except Exception as exc:  # noqa: BLE001 - a damaged workbook fails in many ways inside openpyxl
         raise ListError(f"could not be opened as an Excel workbook ({type(exc).__name__}: "
                         f"{str(exc)[:200]})", where=shown,
