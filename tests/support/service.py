@@ -1,0 +1,57 @@
+"""Run a real ASGI app under uvicorn on a free loopback port, in a thread, for tests.
+
+    base_url, stop = start_app(app)
+    ...  httpx.get(f"{base_url}/healthz")
+    stop()
+
+or ``with running_app(app) as base_url: ...``. The socket is bound before uvicorn starts
+(port 0, so the kernel picks a free one and no other test can race for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+
+def start_app(app, host: str = "127.0.0.1", *, timeout: float = 10.0,
+              log_level: str = "warning") -> tuple[str, Callable[[], None]]:
+    """Start ``app``; return its base URL and a function that stops it (waits for shutdown)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                            workers=1, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+    return f"http://{host}:{port}", stop
+
+
+@contextlib.contextmanager
+def running_app(app, host: str = "127.0.0.1") -> Iterator[str]:
+    base_url, stop = start_app(app, host)
+    try:
+        yield base_url
+    finally:
+        stop()
