@@ -1,0 +1,755 @@
+"""Click-through reports: what each quarter's newsletter drew, computed from the store.
+
+The team reads these in a browser, pastes them into board papers and opens them in Excel,
+so the figures must be the same everywhere: one set of pure functions turns four frames
+read from the store (ledger, events, links, batches) into ``Table``s, and the writers in
+``report_output`` only format them.
+
+Definitions, chosen so a rate never exceeds 100 % and a re-run gives the same answer:
+
+- **sent**: the ledger says ``sent``, or an event (delivered, open, click) proves the mail
+  arrived even though the ledger is unsure (e.g. ``uncertain`` after a timeout).
+- **delivered**: a SendGrid ``delivered`` event, or a click/open (which proves delivery even
+  if the webhook missed the event). When the campaign has *no* delivered events at all (sent
+  through the outbox, or the webhook was never set up) delivered falls back to sent, and the
+  report says so in a note.
+- **bounced**: a ``bounce`` or ``dropped`` event: the mail did not reach the reader.
+- **clicks**: ``click`` events that join to a recipient of this campaign. If our own tracker
+  recorded any clicks, SendGrid's click events are left out: with both switched on the same
+  click would be counted twice, and our tracker knows the link for certain.
+- **machine clicks** (mail scanners, link checkers) are flagged by the tracking code; the
+  headline figures use human clicks only unless ``human_only=False`` (``--all``), and the
+  machine and raw figures are always shown beside them.
+- **click-through rate** = unique clickers / delivered.
+- **opens** are shown only when the store has open events, and always marked unreliable
+  (Apple Mail Privacy Protection opens everything; many clients block the pixel).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pandas.api.types import union_categoricals
+from sqlalchemy.engine import Engine
+
+from .errors import EquipError
+from .store import batches, campaigns, events, ledger, links
+
+# Only these events matter to a report; the rest (processed, deferred, ...) are never read.
+REPORT_EVENTS = ("delivered", "bounce", "dropped", "open", "click")
+HOURLY_DAYS = 7          # clicks over time: hourly for the first 7 days after the first send
+NOT_GIVEN = "(not given)"
+OTHER_LINKS = "Other links (about, contact, ...)"
+UNKNOWN_LINK = "Link not identified"
+
+
+class ReportError(EquipError, LookupError):
+    """The report cannot be made (unknown campaign id)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Data in
+
+@dataclass(frozen=True)
+class Frames:
+    """What a report needs from the store for one campaign, and nothing more.
+
+    ledger:  id, segment, practice, role, state, sent_at  (one row per recipient)
+    events:  event, at, source, ledger_id, link_id (-1 when unknown), machine, machine_reason
+    links:   id, key, course_id, session, label
+    batches: id, segment, state, size, created_at
+    """
+    campaign_id: str
+    subject: str | None
+    ledger: pd.DataFrame
+    events: pd.DataFrame
+    links: pd.DataFrame
+    batches: pd.DataFrame
+    in_store: bool = True       # False: the campaign has no row at all (never sent)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Display names and orders from the campaign spec (optional: ids are used without it)."""
+    title: str | None = None
+    subject: str | None = None
+    segments: dict[str, str] = field(default_factory=dict)        # id -> name, spec order
+    courses: dict[str, str] = field(default_factory=dict)         # id -> name, spec order
+    sessions: dict[str, list[str]] = field(default_factory=dict)  # course id -> ISO dates with their own link
+    course_links: frozenset[str] = frozenset()                    # course ids with one course-wide link
+
+
+def names_from_spec(campaign) -> Names:
+    """Names from a loaded ``spec.Campaign``; reports stay readable without one."""
+    return Names(
+        title=campaign.title, subject=campaign.subject,
+        segments={s.id: s.name for s in campaign.segments},
+        courses={c.id: c.name for c in campaign.courses},
+        sessions={c.id: [s.key for s in c.sessions if s.sign_up_url] for c in campaign.courses},
+        course_links=frozenset(c.id for c in campaign.courses
+                               if c.sign_up_url or any(not s.sign_up_url for s in c.sessions)),
+    )
+
+
+def empty_frames(campaign_id: str, subject: str | None = None) -> Frames:
+    """Frames for a campaign the store has never seen: every table reads 'not sent yet'."""
+    return Frames(campaign_id=campaign_id, subject=subject, in_store=False,
+                  ledger=_typed_ledger(pd.DataFrame(columns=LEDGER_COLUMNS)),
+                  events=_typed_events(pd.DataFrame(columns=EVENT_COLUMNS)),
+                  links=pd.DataFrame(columns=LINK_COLUMNS),
+                  batches=pd.DataFrame(columns=BATCH_COLUMNS))
+
+
+LEDGER_COLUMNS = ["id", "segment", "practice", "role", "state", "sent_at"]
+EVENT_COLUMNS = ["event", "at", "source", "ledger_id", "link_id", "machine", "machine_reason"]
+LINK_COLUMNS = ["id", "key", "course_id", "session", "label"]
+BATCH_COLUMNS = ["id", "segment", "state", "size", "created_at"]
+
+
+def known_campaigns(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.select(campaigns.c.id).order_by(campaigns.c.id))]
+
+
+def load_frames(engine: Engine, campaign_id: str) -> Frames:
+    """Read one campaign from the store with a few narrow SELECTs.
+
+    Sized for a million events in seconds: only the report's event types and columns are
+    read, times come out of the database as epoch seconds (no string parsing), NULL link ids
+    as -1 so the column stays int64, and repeated text (event, source, reason) becomes
+    categorical. Raises ReportError if the campaign id is not in the store.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(campaigns.c.subject).where(campaigns.c.id == campaign_id)).first()
+        if row is None:
+            known = known_campaigns(engine)
+            raise ReportError(
+                f"there is no campaign {campaign_id!r} in the database",
+                hint=("Campaigns in the database: " + ", ".join(known) + "." if known else
+                      "The database has no campaigns yet; send one first, or give the campaign "
+                      "spec (campaigns/....yaml) to get a 'not sent yet' report."))
+        subject = row[0]
+        epoch = _epoch_seconds(conn.dialect.name)
+        ledger_frame = _read(conn, sa.select(
+            ledger.c.id, ledger.c.segment, ledger.c.practice, ledger.c.role, ledger.c.state,
+            epoch(ledger.c.sent_at).label("sent_at"),
+        ).where(ledger.c.campaign_id == campaign_id), LEDGER_COLUMNS, _typed_ledger)
+        event_frame = _read(conn, sa.select(
+            events.c.event, epoch(events.c.at).label("at"), events.c.source,
+            sa.func.coalesce(events.c.ledger_id, -1).label("ledger_id"),
+            sa.func.coalesce(events.c.link_id, -1).label("link_id"),
+            sa.case((events.c.machine, 1), else_=0).label("machine"), events.c.machine_reason,
+        ).where(events.c.campaign_id == campaign_id, events.c.event.in_(REPORT_EVENTS)),
+            EVENT_COLUMNS, _typed_events)
+        link_frame = _read(conn, sa.select(
+            links.c.id, links.c.key, links.c.course_id, links.c.session, links.c.label,
+        ).where(links.c.campaign_id == campaign_id).order_by(links.c.id), LINK_COLUMNS)
+        batch_frame = _read(conn, sa.select(
+            batches.c.id, batches.c.segment, batches.c.state, batches.c.size,
+            epoch(batches.c.created_at).label("created_at"),
+        ).where(batches.c.campaign_id == campaign_id), BATCH_COLUMNS)
+    batch_frame["created_at"] = _from_epoch(batch_frame["created_at"])
+    return Frames(campaign_id=campaign_id, subject=subject, ledger=ledger_frame,
+                  events=event_frame, links=link_frame, batches=batch_frame)
+
+
+def _epoch_seconds(dialect: str):
+    if dialect == "sqlite":
+        return lambda col: sa.cast(sa.func.strftime("%s", col), sa.BigInteger)
+    return lambda col: sa.cast(sa.func.extract("epoch", col), sa.BigInteger)
+
+
+def _read(conn, stmt, columns: list[str], convert=None, chunk: int = 200_000) -> pd.DataFrame:
+    """Rows of ``stmt`` as a frame, fetched in chunks through the raw DB-API cursor.
+
+    SQLAlchemy Row objects cost more than the query for a million rows, and holding every
+    row as a Python tuple at once would cost ~0.5 GB; each chunk is converted (``convert``:
+    numbers and categoricals) before the next is fetched, then the chunks are joined.
+    """
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    args = [params[name] for name in compiled.positiontup] if compiled.positional else params
+    convert = convert or (lambda frame: frame)
+    cur = conn.connection.driver_connection.cursor()
+    parts = []
+    try:
+        cur.execute(str(compiled), args)
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                break
+            parts.append(convert(pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)))
+            del rows
+    finally:
+        cur.close()
+    if not parts:
+        return convert(pd.DataFrame(columns=columns))
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for col in parts[0].columns:
+        if isinstance(parts[0][col].dtype, pd.CategoricalDtype):
+            out[col] = pd.Series(union_categoricals([p[col] for p in parts], ignore_order=True))
+        else:
+            out[col] = pd.concat([p[col] for p in parts], ignore_index=True)
+    return pd.DataFrame(out)
+
+
+def _from_epoch(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.to_numeric(values, errors="coerce"), unit="s")
+
+
+def _cat(values: pd.Series) -> pd.Categorical:
+    """Repeated text as a categorical with plain-object categories, so chunks can be joined."""
+    values = values.astype("object")
+    categories = pd.Index(sorted(set(values.dropna())), dtype="object")
+    return pd.Categorical(values, categories=categories)
+
+
+def _typed_ledger(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "id": pd.to_numeric(frame["id"]).astype("int64"),
+        "segment": _cat(frame["segment"]),
+        "practice": _cat(frame["practice"].astype("object").fillna(NOT_GIVEN)),
+        "role": _cat(frame["role"].astype("object").fillna(NOT_GIVEN)),
+        "state": _cat(frame["state"]),
+        "sent_at": _from_epoch(frame["sent_at"]),
+    })
+    return out
+
+
+def _typed_events(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "event": _cat(frame["event"]),
+        "at": _from_epoch(frame["at"]),
+        "source": _cat(frame["source"]),
+        "ledger_id": pd.to_numeric(frame["ledger_id"]).astype("int64"),
+        "link_id": pd.to_numeric(frame["link_id"]).astype("int64"),
+        "machine": pd.to_numeric(frame["machine"]).astype("bool"),
+        "machine_reason": _cat(frame["machine_reason"]),
+    })
+
+
+# ---------------------------------------------------------------------------------------
+# Tables out
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the report, ready to print: column names are what the reader sees.
+
+    ``formats`` says how each column is shown (int, pct, text, datetime, date) so the HTML,
+    the spreadsheet and the terminal agree; ``total`` marks a last row that sums the others.
+    """
+    key: str                    # file stem and sheet name: "funnel", "courses"
+    title: str
+    frame: pd.DataFrame
+    formats: dict[str, str]
+    note: str | None = None
+    total: bool = False
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    campaign_id: str
+    subject: str | None
+    title: str | None
+    human_only: bool
+    sent: bool                          # False: nothing has gone out yet
+    first_send: dt.datetime | None
+    last_event: dt.datetime | None
+    headline: list[Figure]
+    tables: dict[str, Table]
+    notes: list[str]
+    series: pd.DataFrame                # clicks over time, every period (for the chart)
+    by_segment: pd.DataFrame            # id-indexed figures, for comparing quarters
+    by_course: pd.DataFrame
+
+    @property
+    def date_range(self) -> str:
+        if not self.first_send:
+            return "not sent yet"
+        end = max(self.last_event or self.first_send, self.first_send)
+        start_text = _day(self.first_send)
+        return start_text if _day(end) == start_text else f"{start_text} to {_day(end)}"
+
+
+def _day(value: dt.datetime | pd.Timestamp) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Per-recipient flags and the click rows the tables are cut from."""
+    people: pd.DataFrame        # ledger + sent, delivered, bounced, opened, clicked, clicks, machine
+    clicks: pd.DataFrame        # all click rows used (human and machine), with course/session
+    delivered_fallback: bool
+    opens_tracked: bool
+    dropped_webhook_clicks: int
+    unmatched_events: int
+
+
+def prepare(frames: Frames, human_only: bool = True) -> _Prepared:
+    """Per-recipient flags, computed with index lookups and bincount (no Python loops)."""
+    led = frames.ledger.reset_index(drop=True)
+    ev = frames.events
+    n = len(led)
+    pos = pd.Index(led["id"]).get_indexer(ev["ledger_id"])       # -1: not this campaign's
+    matched = pos >= 0
+    unmatched = int((~matched).sum())
+    ev = ev.loc[matched]
+    pos = pos[matched]
+    kind = ev["event"].astype("object").to_numpy()
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(pos[mask], minlength=n) if n else np.zeros(0, dtype=np.int64)
+
+    clicks_mask = kind == "click"
+    dropped_webhook = 0
+    source = ev["source"].astype("object").to_numpy()
+    if (clicks_mask & (source == "tracker")).any():
+        webhook = clicks_mask & (source != "tracker")
+        dropped_webhook = int(webhook.sum())
+        clicks_mask = clicks_mask & ~webhook
+    machine = ev["machine"].to_numpy()
+    human_clicks = count(clicks_mask & ~machine)
+    machine_clicks = count(clicks_mask & machine)
+    delivered_events = count(kind == "delivered")
+    opens = count(kind == "open")
+    bounced = count((kind == "bounce") | (kind == "dropped"))
+    any_click = (human_clicks + machine_clicks) > 0
+    delivered_fallback = not (kind == "delivered").any()
+    state_sent = (led["state"].astype("object") == "sent").to_numpy()
+    sent = state_sent | (delivered_events > 0) | any_click | (opens > 0)
+    if delivered_fallback:
+        delivered = sent & (bounced == 0)
+    else:
+        delivered = (delivered_events > 0) | any_click | (opens > 0)
+    clicked = (human_clicks > 0) if human_only else any_click
+    people = led.assign(
+        sent=sent, delivered=delivered, bounced=(bounced > 0) & ~delivered, opened=opens > 0,
+        clicked=clicked, clicked_any=any_click,
+        clicks=human_clicks if human_only else human_clicks + machine_clicks,
+        human_clicks=human_clicks, machine_clicks=machine_clicks,
+        all_clicks=human_clicks + machine_clicks,
+    )
+    clicks = ev.loc[clicks_mask, ["at", "ledger_id", "link_id", "machine", "machine_reason"]]
+    return _Prepared(people=people, clicks=clicks, delivered_fallback=delivered_fallback,
+                     opens_tracked=bool((kind == "open").any()),
+                     dropped_webhook_clicks=dropped_webhook, unmatched_events=unmatched)
+
+
+def _rate(num, den):
+    """A share as a float, NaN when there is nothing to divide by (shown as a dash)."""
+    num = np.asarray(num, dtype="float64")
+    den = np.asarray(den, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _ordered_categories(values: pd.Series, preferred: list[str]) -> list[str]:
+    seen = [v for v in pd.unique(values.astype("object")) if isinstance(v, str)]
+    return list(preferred) + sorted(v for v in seen if v not in preferred)
+
+
+def _clicker_label(human_only: bool) -> str:
+    return "Unique human clickers" if human_only else "Unique clickers (incl. machine)"
+
+
+def funnel(prep: _Prepared, names: Names, human_only: bool = True) -> tuple[Table, pd.DataFrame]:
+    """Sent, delivered, bounced, clickers and click-through rate per segment, with a total.
+
+    Segments named in the spec appear even with no recipients (a row of zeros and a dash
+    for the rate), so a reader sees the segment was empty rather than missing.
+    """
+    people = prep.people
+    order = _ordered_categories(people["segment"], list(names.segments))
+    seg = pd.Categorical(people["segment"].astype("object"), categories=order)
+    flags = people[["sent", "delivered", "bounced", "clicked", "opened", "machine_clicks",
+                    "all_clicks"]].copy()
+    # Figures count sent recipients only; an unsent row still shows in the segment (as 0).
+    for col in ("delivered", "bounced", "clicked", "opened"):
+        flags[col] = flags[col] & flags["sent"]
+    grouped = flags.assign(segment=seg).groupby("segment", observed=False).sum()
+    grouped = grouped.reindex(order, fill_value=0).astype("int64")
+    grouped.loc["__total__"] = grouped.sum()
+    clicker = _clicker_label(human_only)
+    table = pd.DataFrame({
+        "Segment": [names.segments.get(s, s) for s in order] + ["All segments"],
+        "Sent": grouped["sent"].to_numpy(),
+        "Delivered": grouped["delivered"].to_numpy(),
+        "Bounced": grouped["bounced"].to_numpy(),
+        clicker: grouped["clicked"].to_numpy(),
+        "Click-through rate": _rate(grouped["clicked"], grouped["delivered"]),
+        "Machine clicks": grouped["machine_clicks"].to_numpy(),
+        "All clicks (raw)": grouped["all_clicks"].to_numpy(),
+    })
+    formats = {"Segment": "text", "Sent": "int", "Delivered": "int", "Bounced": "int",
+               clicker: "int", "Click-through rate": "pct", "Machine clicks": "int",
+               "All clicks (raw)": "int"}
+    if prep.opens_tracked:
+        table["Opens (unreliable)"] = grouped["opened"].to_numpy()
+        formats["Opens (unreliable)"] = "int"
+    keyed = pd.DataFrame({"name": table["Segment"].to_numpy()[:-1],
+                          "sent": grouped["sent"].to_numpy()[:-1],
+                          "delivered": grouped["delivered"].to_numpy()[:-1],
+                          "clickers": grouped["clicked"].to_numpy()[:-1]}, index=order)
+    note = ("Click-through rate = unique clickers / delivered. Bounced counts bounces and "
+            "drops reported by SendGrid. A dash means there is nothing to divide by.")
+    return Table("funnel", "Funnel per segment", table, formats, note, total=True), keyed
+
+
+def _link_courses(frames: Frames, names: Names) -> pd.DataFrame:
+    """Link id -> course id, course name, session label and order, for joining clicks."""
+    lk = frames.links
+    course_ids = lk["course_id"].astype("object")
+    out = pd.DataFrame({
+        "link_id": pd.to_numeric(lk["id"]).astype("int64"),
+        "course_id": course_ids.where(course_ids.notna(), None),
+        "session": lk["session"].astype("object").where(lk["session"].notna(), None),
+    })
+    return out
+
+
+def _course_order(frames: Frames, names: Names) -> list[str]:
+    ids = [c for c in frames.links["course_id"].astype("object") if isinstance(c, str)]
+    return list(names.courses) + sorted(set(ids) - set(names.courses))
+
+
+def courses(prep: _Prepared, frames: Frames, names: Names, delivered: int,
+            human_only: bool = True) -> tuple[Table, pd.DataFrame]:
+    """Unique clickers and total clicks per course, with links that are not a course after."""
+    link_map = _link_courses(frames, names)
+    clicks = prep.clicks.merge(link_map, on="link_id", how="left")
+    known_link = clicks["link_id"].isin(link_map["link_id"])
+    group = clicks["course_id"].astype("object")
+    group = group.where(group.notna(), None)
+    group = np.where(~known_link, UNKNOWN_LINK, np.where(pd.isna(group), OTHER_LINKS, group))
+    clicks = clicks.assign(group=group)
+    order = _course_order(frames, names) + [OTHER_LINKS, UNKNOWN_LINK]
+    stats = _click_stats(clicks, "group", order, human_only)
+    stats = stats[(stats.index.isin(_course_order(frames, names))) | (stats["total_all"] > 0)]
+    table = pd.DataFrame({
+        "Course": [names.courses.get(c, c) for c in stats.index],
+        _clicker_label(human_only): stats["unique"].to_numpy(),
+        "Total clicks": stats["total"].to_numpy(),
+        "Click-through rate": _rate(stats["unique"], np.full(len(stats), delivered)),
+        "Machine clicks": stats["machine"].to_numpy(),
+    })
+    formats = {"Course": "text", _clicker_label(human_only): "int", "Total clicks": "int",
+               "Click-through rate": "pct", "Machine clicks": "int"}
+    note = ("Unique clickers counts each person once per course, however often they clicked; "
+            "total clicks counts every click. Rate = unique clickers on the course / all delivered.")
+    keyed = pd.DataFrame({"name": table["Course"].to_numpy(), "clickers": stats["unique"].to_numpy(),
+                          "clicks": stats["total"].to_numpy(), "delivered": delivered},
+                         index=stats.index)
+    return Table("courses", "Clicks per course", table, formats, note), keyed
+
+
+def _click_stats(clicks: pd.DataFrame, by: str, order: list[str], human_only: bool) -> pd.DataFrame:
+    """unique / total (headline clicks), machine and total_all per group, in ``order``."""
+    chosen = clicks[~clicks["machine"]] if human_only else clicks
+    unique = chosen[[by, "ledger_id"]].drop_duplicates().groupby(by, observed=True).size()
+    total = chosen.groupby(by, observed=True).size()
+    machine = clicks[clicks["machine"]].groupby(by, observed=True).size()
+    total_all = clicks.groupby(by, observed=True).size()
+    out = pd.DataFrame({"unique": unique, "total": total, "machine": machine,
+                        "total_all": total_all})
+    out = out.reindex(order).fillna(0).astype("int64")
+    return out
+
+
+def sessions(prep: _Prepared, frames: Frames, names: Names,
+             human_only: bool = True) -> Table:
+    """Clicks per session link. A course with one sign-up link for all its sessions gets one
+    row ("all sessions, one link"), since a click cannot tell which date the reader chose."""
+    lk = frames.links
+    rows = pd.DataFrame({
+        "link_id": pd.to_numeric(lk["id"]).astype("int64"),
+        "course_id": lk["course_id"].astype("object"),
+        "session": lk["session"].astype("object"),
+    })
+    rows = rows[rows["course_id"].notna()]
+    if rows.empty and names.courses:
+        # Never sent: no links registered yet, so list what the spec will create.
+        spec_rows = []
+        for cid in names.courses:
+            for date in names.sessions.get(cid, []):
+                spec_rows.append((-1, cid, date))
+            if cid in names.course_links:
+                spec_rows.append((-1, cid, None))
+        rows = pd.DataFrame(spec_rows, columns=["link_id", "course_id", "session"])
+    course_rank = {c: i for i, c in enumerate(_course_order(frames, names))}
+    rows = rows.assign(rank=rows["course_id"].map(course_rank),
+                       sort_session=rows["session"].fillna("9999"))
+    rows = rows.sort_values(["rank", "sort_session"], kind="stable").reset_index(drop=True)
+    clicks = prep.clicks[prep.clicks["link_id"].isin(rows["link_id"])]
+    stats = _click_stats(clicks, "link_id", list(rows["link_id"]), human_only)
+    # link_id -1 rows (spec only) must not pick up stats: reindex gives them zeros anyway.
+    stats = stats.reset_index(drop=True)
+    table = pd.DataFrame({
+        "Course": [names.courses.get(c, c) for c in rows["course_id"]],
+        "Session": [_session_label(s) for s in rows["session"]],
+        _clicker_label(human_only): stats["unique"].to_numpy() if len(rows) else [],
+        "Total clicks": stats["total"].to_numpy() if len(rows) else [],
+        "Machine clicks": stats["machine"].to_numpy() if len(rows) else [],
+    })
+    formats = {"Course": "text", "Session": "text", _clicker_label(human_only): "int",
+               "Total clicks": "int", "Machine clicks": "int"}
+    return Table("sessions", "Clicks per session", table, formats,
+                 "Courses with one sign-up link for all dates show as 'All sessions (one link)'.")
+
+
+def _session_label(session) -> str:
+    if not isinstance(session, str) or not session:
+        return "All sessions (one link)"
+    try:
+        date = dt.date.fromisoformat(session[:10])
+    except ValueError:
+        return session
+    return f"{date:%a} {date.day} {date:%b %Y}"
+
+
+def by_group(prep: _Prepared, column: str, title: str, key: str, human_only: bool = True) -> Table:
+    """Recipients, delivered, clickers, clicks and rate per practice or role, busiest first.
+
+    The recipient count sits beside the clicks so a big practice is not mistaken for an
+    engaged one."""
+    people = prep.people[prep.people["sent"]]
+    label = column.capitalize()
+    grouped = people.groupby(column, observed=True).agg(
+        sent=("sent", "sum"), delivered=("delivered", "sum"), clicked=("clicked", "sum"),
+        clicks=("clicks", "sum"), machine=("machine_clicks", "sum"))
+    grouped = grouped.astype("int64")
+    grouped["rate"] = _rate(grouped["clicked"], grouped["delivered"])
+    grouped = grouped.reset_index()
+    grouped[column] = grouped[column].astype("object")
+    grouped = grouped.sort_values(["clicked", "rate", column], ascending=[False, False, True],
+                                  kind="stable", na_position="last")
+    table = pd.DataFrame({
+        label: grouped[column].to_numpy(),
+        "Recipients": grouped["sent"].to_numpy(),
+        "Delivered": grouped["delivered"].to_numpy(),
+        _clicker_label(human_only): grouped["clicked"].to_numpy(),
+        "Total clicks": grouped["clicks"].to_numpy(),
+        "Click-through rate": grouped["rate"].to_numpy(),
+        "Machine clicks": grouped["machine"].to_numpy(),
+    })
+    formats = {label: "text", "Recipients": "int", "Delivered": "int",
+               _clicker_label(human_only): "int", "Total clicks": "int",
+               "Click-through rate": "pct", "Machine clicks": "int"}
+    return Table(key, title, table, formats, "Recipients = people the newsletter was sent to.")
+
+
+def first_send(frames: Frames) -> pd.Timestamp | None:
+    """The first send: earliest ledger sent_at, else the earliest batch."""
+    sent_at = frames.ledger["sent_at"].dropna()
+    if len(sent_at):
+        return sent_at.min()
+    created = frames.batches["created_at"].dropna() if len(frames.batches) else pd.Series([], dtype="datetime64[s]")
+    return created.min() if len(created) else None
+
+
+def clicks_over_time(prep: _Prepared, start: pd.Timestamp | None) -> pd.DataFrame:
+    """Human and machine clicks per period: hourly for the first 7 days, then daily.
+
+    Hours run from the hour of the first send to midnight seven days after the send date;
+    after that each period is a calendar day (UTC). Empty periods are kept (zeros) up to the
+    last click, so a chart shows the quiet hours too.
+    """
+    cols = ["Period start", "Period", "Human clicks", "Machine clicks"]
+    clicks = prep.clicks
+    if start is None:
+        return pd.DataFrame(columns=cols)
+    t0 = pd.Timestamp(start).floor("h")
+    if len(clicks):
+        t0 = min(t0, clicks["at"].min().floor("h"))
+    switch = pd.Timestamp(start).normalize() + pd.Timedelta(days=HOURLY_DAYS)
+    at = clicks["at"]
+    bucket = at.dt.floor("h").where(at < switch, at.dt.floor("D"))
+    last = bucket.max() if len(bucket) else t0
+    hours = pd.date_range(t0, min(last, switch - pd.Timedelta(hours=1)), freq="h")
+    days = pd.date_range(switch, last, freq="D") if last >= switch else pd.DatetimeIndex([])
+    index = hours.append(days)
+    machine = clicks["machine"].to_numpy()
+    human = pd.Series(1, index=bucket[~machine]).groupby(level=0).size()
+    mach = pd.Series(1, index=bucket[machine]).groupby(level=0).size()
+    out = pd.DataFrame({
+        "Period start": index,
+        "Period": np.where(index < switch, "hour", "day"),
+        "Human clicks": human.reindex(index, fill_value=0).to_numpy().astype("int64"),
+        "Machine clicks": mach.reindex(index, fill_value=0).to_numpy().astype("int64"),
+    })
+    return out
+
+
+def machine_vs_human(prep: _Prepared) -> Table:
+    """Every click, split into human and each machine reason, with the people behind them."""
+    clicks = prep.clicks
+    reason = clicks["machine_reason"].astype("object").fillna("no reason given")
+    label = np.where(clicks["machine"].to_numpy(), "Machine: " + reason.astype(str), "Human")
+    framed = pd.DataFrame({"kind": label, "ledger_id": clicks["ledger_id"].to_numpy()})
+    total = framed.groupby("kind").size()
+    people = framed.drop_duplicates().groupby("kind").size()
+    order = ["Human"] + sorted(k for k in total.index if k != "Human")
+    total = total.reindex(order, fill_value=0)
+    people = people.reindex(order, fill_value=0)
+    all_clicks = int(total.sum())
+    table = pd.DataFrame({
+        "Clicks by": order + ["All clicks"],
+        "Clicks": list(total.astype("int64")) + [all_clicks],
+        "Share of clicks": list(_rate(total, np.full(len(total), all_clicks))) + [
+            1.0 if all_clicks else np.nan],
+        "People": list(people.astype("int64")) + [int(clicks["ledger_id"].nunique())],
+    })
+    formats = {"Clicks by": "text", "Clicks": "int", "Share of clicks": "pct", "People": "int"}
+    note = ("Machine clicks are mail scanners and link checkers opening links before (or "
+            "instead of) the reader; the tracking service flags them and says why. "
+            "People can appear in more than one row.")
+    return Table("machine", "Machine and human clicks", table, formats, note, total=True)
+
+
+def build_report(frames: Frames, names: Names | None = None, human_only: bool = True) -> Report:
+    """Every table of one campaign's report, plus headline figures and notes."""
+    names = names or Names()
+    prep = prepare(frames, human_only)
+    people = prep.people
+    sent_people = people[people["sent"]]
+    sent_n = int(len(sent_people))
+    delivered_n = int(sent_people["delivered"].sum())
+    clickers_n = int((sent_people["clicked"]).sum())
+    start = first_send(frames)
+    funnel_table, by_segment = funnel(prep, names, human_only)
+    course_table, by_course = courses(prep, frames, names, delivered_n, human_only)
+    series = clicks_over_time(prep, start)
+    busy = series[(series["Human clicks"] > 0) | (series["Machine clicks"] > 0)].reset_index(drop=True)
+    time_table = Table("over_time", "Clicks over time", busy,
+                       {"Period start": "datetime", "Period": "text", "Human clicks": "int",
+                        "Machine clicks": "int"},
+                       "Hourly for the first 7 days after the send date, then daily (UTC). "
+                       "Periods with no clicks are left out of this table.")
+    tables = {t.key: t for t in [
+        funnel_table, course_table, sessions(prep, frames, names, human_only),
+        by_group(prep, "practice", "Clicks per practice", "practices", human_only),
+        by_group(prep, "role", "Clicks per role", "roles", human_only),
+        time_table, machine_vs_human(prep),
+    ]}
+    is_sent = sent_n > 0
+    notes = []
+    if not is_sent:
+        notes.append("This campaign has not been sent yet, so there is nothing to count. "
+                     "The tables fill in once the newsletter goes out.")
+    elif not len(prep.clicks):
+        notes.append("No clicks yet. Most clicks arrive in the first two days after a send.")
+    if prep.delivered_fallback and is_sent:
+        notes.append("SendGrid reported no deliveries for this campaign (sent through the "
+                     "outbox, or the event webhook was not set up), so 'delivered' is the "
+                     "number sent less any bounces.")
+    notes.append("Headline figures count human clicks only; machine clicks (mail scanners) "
+                 "are shown beside them." if human_only else
+                 "Headline figures include machine clicks (--all); human-only figures are "
+                 "the default.")
+    if prep.opens_tracked:
+        notes.append("Opens are unreliable: some mail apps open every message automatically "
+                     "and others block the tracking image. Use clicks to judge interest.")
+    if prep.dropped_webhook_clicks:
+        notes.append(f"{prep.dropped_webhook_clicks} SendGrid click events were left out: our "
+                     "own tracked links counted the same clicks.")
+    if prep.unmatched_events:
+        notes.append(f"{prep.unmatched_events} event{'s' if prep.unmatched_events != 1 else ''} "
+                     "did not match a recipient of this campaign (test sends, previews) and "
+                     f"{'are' if prep.unmatched_events != 1 else 'is'} left out.")
+    all_clicks = int(people["all_clicks"].sum())
+    machine_n = int(people["machine_clicks"].sum())
+    human_n = int(people["human_clicks"].sum())
+    rate = _rate(clickers_n, delivered_n)
+    headline = [
+        Figure("Sent", f"{sent_n:,}", _day(start) if start is not None else "not sent yet"),
+        Figure("Delivered", f"{delivered_n:,}",
+               "= sent less bounces (no delivery data)" if prep.delivered_fallback and is_sent
+               else f"{int(sent_people['bounced'].sum()):,} bounced"),
+        Figure("Unique clickers", f"{clickers_n:,}", "human only" if human_only else "incl. machine"),
+        Figure("Click-through rate", "–" if np.isnan(rate) else f"{float(rate):.1%}",
+               "unique clickers / delivered"),
+        Figure("Clicks", f"{human_n if human_only else all_clicks:,}",
+               f"{machine_n:,} machine clicks " + ("left out" if human_only else "included")),
+    ]
+    last_event = frames.events["at"].max() if len(frames.events) else None
+    return Report(
+        campaign_id=frames.campaign_id, subject=names.subject or frames.subject,
+        title=names.title, human_only=human_only, sent=is_sent,
+        first_send=start.to_pydatetime() if start is not None else None,
+        last_event=last_event.to_pydatetime() if last_event is not None and not pd.isna(last_event) else None,
+        headline=headline, tables=tables, notes=notes, series=series,
+        by_segment=by_segment, by_course=by_course)
+
+
+# ---------------------------------------------------------------------------------------
+# Several quarters side by side
+
+def compare(reports: list[Report]) -> dict[str, Table]:
+    """Summary, segments and courses of several campaigns side by side, in the order given.
+
+    Segments and courses are matched by id across campaigns (EQUIP Basics is
+    ``equip-basics`` every quarter); a dash means the campaign did not have it.
+    """
+    ids = [r.campaign_id for r in reports]
+    summary = pd.DataFrame({
+        "Campaign": ids,
+        "Subject": [r.subject or "" for r in reports],
+        "First send": [r.date_range for r in reports],
+        "Sent": [_figure_int(r, "Sent") for r in reports],
+        "Delivered": [_figure_int(r, "Delivered") for r in reports],
+        "Unique clickers": [_figure_int(r, "Unique clickers") for r in reports],
+    })
+    summary["Click-through rate"] = _rate(summary["Unique clickers"], summary["Delivered"])
+    tables = {"summary": Table("summary", "Campaigns compared", summary,
+                               {"Campaign": "text", "Subject": "text", "First send": "text",
+                                "Sent": "int", "Delivered": "int", "Unique clickers": "int",
+                                "Click-through rate": "pct"})}
+    for key, attr, title, first, metrics in (
+            ("segments", "by_segment", "Segments compared", "Segment",
+             (("delivered", "Delivered", "int"), ("clickers", "Clickers", "int"), ("rate", "CTR", "pct"))),
+            ("courses", "by_course", "Courses compared", "Course",
+             (("clickers", "Clickers", "int"), ("clicks", "Clicks", "int"), ("rate", "CTR", "pct")))):
+        order: list[str] = []
+        names: dict[str, str] = {}
+        for r in reports:
+            frame = getattr(r, attr)
+            for ident, name in zip(frame.index, frame["name"]):
+                if ident not in names:
+                    order.append(ident)
+                names[ident] = name
+        table = pd.DataFrame({first: [names[i] for i in order]})
+        formats = {first: "text"}
+        for r in reports:
+            frame = getattr(r, attr).reindex(order)
+            for metric, label, fmt in metrics:
+                column = f"{r.campaign_id} {label}"
+                if metric == "rate":
+                    values = _rate(frame["clickers"], frame["delivered"])
+                else:
+                    values = frame[metric].astype("Int64")
+                table[column] = values if metric == "rate" else values.to_numpy()
+                formats[column] = fmt
+        tables[key] = Table(key, title, table, formats,
+                            "A dash means the campaign did not have this segment or course, "
+                            "or had nothing to divide by. Rates use human clicks unless --all.")
+    return tables
+
+
+def _figure_int(report: Report, label: str) -> int:
+    for f in report.headline:
+        if f.label == label:
+            return int(f.value.replace(",", ""))
+    raise KeyError(label)
