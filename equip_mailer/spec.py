@@ -97,11 +97,24 @@ class Session(Strict):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _clock(cls, value: Any) -> Any:
-        # People write 9:00 and 9.00; pydantic only takes 09:00.
+        # People write 9:00 and 9.00; pydantic only takes 09:00. Unquoted, YAML reads 9.30
+        # as the number 9.3, and pydantic would read a number as seconds past midnight (UTC).
+        if isinstance(value, float):
+            value = f"{value:.2f}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"{value} is not a time (use HH:MM, e.g. 13:00)")
         if isinstance(value, str):
             m = re.fullmatch(r"\s*(\d{1,2})[:.](\d{2})\s*", value)
             if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
                 return dt.time(int(m.group(1)), int(m.group(2)))
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: dt.time) -> dt.time:
+        # A zone on one time only would make start and end incomparable (a TypeError).
+        if value.tzinfo is not None:
+            raise ValueError(f"{value} has a time zone; give the local time alone (HH:MM)")
         return value
 
     @model_validator(mode="after")
@@ -263,7 +276,7 @@ class Campaign(Strict):
                 problems.append(f"courses[{i}]: no segment may attend {c.name!r} (it requires "
                                 f"{c.requires!r}, above every segment's level)")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))   # one per line: messages may hold "; "
         return self
 
 
@@ -294,7 +307,7 @@ def _build(node: yaml.Node, path: tuple, loc: _Located, loader: yaml.SafeLoader)
                                      f"{_dotted(path + (key,))}: appears twice"))
                 continue
             out[key] = _build(value_node, path + (key,), loc, loader)
-            loc.lines.setdefault(path + (key,), key_node.start_mark.line + 1)
+            loc.lines[path + (key,)] = key_node.start_mark.line + 1   # the key, not its value's first line
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(child, path + (i,), loc, loader) for i, child in enumerate(node.value)]
@@ -437,7 +450,7 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
                 msg = _friendly(err)
             if not where and err["type"] == "value_error":
                 # model-level checks already name their fields: "courses[1]: ..." per part
-                for part in msg.split("; "):
+                for part in msg.split("\n"):
                     field = part.split(":", 1)[0]
                     pl = _line_for(_parse_dotted(field), located.lines)
                     problems.append(f"{shown}:{pl}: {part}")
