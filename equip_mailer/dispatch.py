@@ -1,0 +1,334 @@
+"""The send loop: render once per segment, then claim, send and record batch after batch.
+
+Per segment the content is rendered ONCE; each recipient only gets a dict of substitution
+values (their name, practice, signed link URLs, unsubscribe URL). Per batch there are three
+committed database steps (claim, request, record), never one per recipient.
+
+An error budget pauses the run when too many batches fail or end uncertain, instead of
+burning through the list (listmonk's lesson); the message says how to carry on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from .audience import Recipient
+from .config import Settings, mask_email
+from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail, Content,
+                       build_request, check_addressee, display_name)
+from .errors import DeliveryError, EquipError
+from .ledger import SENDABLE, Ledger, Row, count_sendable, next_rows, sync_audience
+from .links import TEST_RECIPIENT, click_url, register_links, unsubscribe_url
+from .store import ensure_campaign
+
+DEFAULT_MAX_BAD_BATCHES = 3
+
+
+def renderer() -> Any:
+    """The render module's two functions the loop needs (imported late: optional in tests)."""
+    from . import render
+    return SimpleNamespace(render_campaign=render.render_campaign,
+                           recipient_values=render.recipient_values)
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    limit: int | None = None              # at most this many recipients in this run
+    retry_uncertain: bool = False         # also send rows a dead run left uncertain
+    batch_size: int = MAX_PER_REQUEST
+    max_bad_batches: int = DEFAULT_MAX_BAD_BATCHES   # error budget per run
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **kw: Any) -> SendOptions:
+        """EQUIP_BATCH_SIZE (1..1000) and EQUIP_MAX_BAD_BATCHES tune a run (tests, slow links)."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for var, name, lo, hi in (("EQUIP_BATCH_SIZE", "batch_size", 1, MAX_PER_REQUEST),
+                                  ("EQUIP_MAX_BAD_BATCHES", "max_bad_batches", 1, 10**6)):
+            if env.get(var, "").strip():
+                try:
+                    n = int(env[var])
+                except ValueError:
+                    n = lo - 1
+                if not lo <= n <= hi:
+                    raise EquipError(f"{var} must be a whole number from {lo} to {hi}, not {env[var]!r}")
+                values[name] = n
+        values.update(kw)
+        return cls(**values)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    batches: int = 0
+    by_segment: Counter = field(default_factory=Counter)
+    recovered: int = 0                    # in-flight batches of a dead run, now uncertain
+    stopped: str | None = None            # why the run ended early (one sentence)
+    hint: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+def spec_hash(campaign: Any) -> str | None:
+    src = getattr(campaign, "source", None)
+    try:
+        return hashlib.sha256(src.read_bytes()).hexdigest() if src else None
+    except OSError:
+        return None
+
+
+def register_campaign(engine: Engine, campaign: Any) -> None:
+    with engine.begin() as conn:
+        ensure_campaign(conn, campaign.id, campaign.subject,
+                        str(campaign.source) if campaign.source else None, spec_hash(campaign))
+
+
+@dataclass
+class _Segment:
+    """A segment ready to send: rendered once, links registered once."""
+    content: Content
+    rendered: Any
+    link_ids: dict[str, int]
+    plain_urls: dict[str, str]
+
+
+def _prepare(conn, campaign: Any, rendered: Any) -> _Segment:
+    specs = list(rendered.links)
+    link_ids = register_links(conn, campaign.id, specs)
+    return _Segment(content=Content(segment=rendered.segment_id, subject=rendered.subject,
+                                    html=rendered.html, text=rendered.text),
+                    rendered=rendered, link_ids=link_ids,
+                    plain_urls={s.key: s.url for s in specs})
+
+
+def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, campaign: Any,
+               settings: Settings, secret: bytes, values_fn: Callable) -> Addressee:
+    public = settings.public_url
+    if campaign.tracking.clicks == "equip":
+        urls = {k: click_url(public, secret, lid, ledger_id) for k, lid in seg.link_ids.items()}
+    else:
+        urls = seg.plain_urls          # SendGrid rewrites them for its own click tracking
+    unsub = unsubscribe_url(public, secret, ledger_id)   # always ours
+    values = values_fn(seg.rendered, recipient, urls, unsub)
+    return Addressee(ledger_id=ledger_id, email=recipient.email,
+                     name=display_name(recipient.first_name, recipient.last_name),
+                     values={str(k): str(v) for k, v in values.items()}, unsubscribe_url=unsub)
+
+
+def build_batch(seg: _Segment, rows: list[Row], campaign: Any, settings: Settings, secret: bytes,
+                values_fn: Callable, send_id: str = "") -> Batch:
+    batch = Batch(campaign_id=campaign.id, send_id=send_id, content=seg.content,
+                  addressees=[_addressee(seg, r.recipient(), r.id, campaign, settings, secret,
+                                         values_fn) for r in rows])
+    for a in batch.addressees:
+        check_addressee(batch, a)
+    return batch
+
+
+def _states(options: SendOptions) -> tuple[str, ...]:
+    return SENDABLE + (("uncertain",) if options.retry_uncertain else ())
+
+
+def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, settings: Settings,
+             options: SendOptions = SendOptions(), *, render: Any = None,
+             progress: Callable[[str, int], None] | None = None) -> SendReport:
+    """Send every sendable row of the campaign (the caller holds the lock and has synced).
+
+    ``progress(segment, n)`` is called after each batch with the recipients it sent.
+    """
+    render = render or renderer()
+    secret = settings.require_link_secret()
+    report = SendReport()
+    started = time.monotonic()
+    states = _states(options)
+    todo = ledger.sendable(states)
+    segments = [s.id for s in campaign.segments if todo.get(s.id)]
+    if not segments:
+        return report
+    rendered = render.render_campaign(campaign, segments=segments)
+    left = options.limit if options.limit is not None else None
+    bad = 0
+    size = max(1, min(options.batch_size, MAX_PER_REQUEST))
+    for seg_id in segments:
+        with engine.begin() as conn:
+            seg = _prepare(conn, campaign, rendered[seg_id])
+        while left is None or left > 0:
+            n = size if left is None else min(size, left)
+            rows = ledger.next_rows(seg_id, n, states)
+            if not rows:
+                break
+            # Build (and check) before claiming, so a refusal here leaves nothing in flight.
+            draft = build_batch(seg, rows, campaign, settings, secret, render.recipient_values)
+            batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
+            batch = Batch(campaign_id=draft.campaign_id, send_id=send_id, content=draft.content,
+                          addressees=draft.addressees)
+            result = backend.send_batch(batch)
+            ledger.finish(batch_db_id, result.state, status=result.status,
+                          message_id=result.message_id, error=result.error, attempts=result.attempts)
+            report.batches += 1
+            count = len(rows)
+            if left is not None:
+                left -= count
+            if result.state == "sent":
+                report.sent += count
+                report.by_segment[seg_id] += count
+                if progress:
+                    progress(seg_id, count)
+            else:
+                bad += 1
+                if result.state == "failed":
+                    report.failed += count
+                else:
+                    report.uncertain += count
+            if result.stop:
+                report.stopped, report.hint = result.error, result.hint
+                break
+            if bad >= options.max_bad_batches:
+                report.stopped = (f"paused after {bad} batches that failed or got no answer "
+                                  f"(last: {result.error})")
+                report.hint = resume_hint(campaign, report.uncertain > 0)
+                break
+        if report.stopped:
+            break
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def resume_hint(campaign: Any, uncertain: bool) -> str:
+    src = str(campaign.source) if getattr(campaign, "source", None) else campaign.id
+    text = f"Run `equip-mailer send {src}` again to carry on: nothing already sent goes twice."
+    if uncertain:
+        text += (" Recipients of batches with no answer are left out (SendGrid may have accepted "
+                 "them); see `equip-mailer status`, and add --retry-uncertain only if you "
+                 "accept that some of them may get two copies.")
+    return text
+
+
+# ---------------------------------------------------------------------------------------
+# --dry-run and --test-to
+
+@dataclass(frozen=True)
+class DryRun:
+    counts: dict[str, int]                 # segment -> recipients a run would send
+    first_segment: str | None = None
+    first_personalizations: int = 0
+    first_request_bytes: int = 0
+    content_bytes: int = 0
+    example: dict = field(default_factory=dict)   # one personalization, address masked
+    requests: int = 0
+
+
+def dry_run(campaign: Any, engine: Engine, audience_by_segment: dict[str, list[Recipient]],
+            suppressed: set[str], settings: Settings, mail: CampaignMail,
+            options: SendOptions = SendOptions(), *, render: Any = None) -> DryRun:
+    """Everything a send would do up to the request, inside a transaction that is rolled
+    back: the ledger (and link registry) are left exactly as they were."""
+    render = render or renderer()
+    secret = settings.require_link_secret()
+    states = _states(options)
+    size = max(1, min(options.batch_size, MAX_PER_REQUEST))
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            ensure_campaign(conn, campaign.id, campaign.subject)
+            sync_audience(conn, campaign.id, audience_by_segment, suppressed)
+            counts = count_sendable(conn, campaign.id, states)
+            if options.limit is not None:
+                left, limited = options.limit, {}
+                for s in campaign.segments:
+                    take = min(left, counts.get(s.id, 0))
+                    if take:
+                        limited[s.id] = take
+                    left -= take
+                counts = limited
+            ordered = {s.id: counts[s.id] for s in campaign.segments if counts.get(s.id)}
+            requests = sum(-(-n // size) for n in ordered.values())
+            if not ordered:
+                return DryRun(counts={})
+            first = next(iter(ordered))
+            rendered = render.render_campaign(campaign, segments=[first])[first]
+            seg = _prepare(conn, campaign, rendered)
+            rows = next_rows(conn, campaign.id, first, min(size, ordered[first]), states)
+            batch = build_batch(seg, rows, campaign, settings, secret, render.recipient_values,
+                                send_id="dry-run")
+            body = build_request(mail, batch)
+        finally:
+            tx.rollback()
+    import json
+    example = dict(body["personalizations"][0])
+    example["to"] = [{"email": mask_email(t["email"]), **({"name": "***"} if "name" in t else {})}
+                     for t in example["to"]]
+    example["substitutions"] = f"{len(example['substitutions'])} values"
+    example["headers"] = {"List-Unsubscribe": "<…/u/TOKEN>"}
+    return DryRun(counts=ordered, first_segment=first,
+                  first_personalizations=len(body["personalizations"]),
+                  first_request_bytes=len(json.dumps(body).encode()),
+                  content_bytes=len(batch.content.html.encode()) + len(batch.content.text.encode()),
+                  example=example, requests=requests)
+
+
+def sample_recipient(address: str, qi_level: str) -> Recipient:
+    """A made-up reader for --test-to: the real list's names never go to the test address."""
+    return Recipient(email=address, first_name="Sam", last_name="Example",
+                     practice="Example Medical Centre", role="Practice manager",
+                     qi_level=qi_level, source="--test-to")
+
+
+def send_test(campaign: Any, engine: Engine, backend: Backend, settings: Settings, address: str,
+              *, render: Any = None) -> list[tuple[str, Any]]:
+    """One copy of each segment's email to ``address``, subject prefixed ``[TEST] ``, outside
+    the ledger: ledger id 0 in every token, so its links redirect but record nothing."""
+    render = render or renderer()
+    secret = settings.require_link_secret()
+    rendered = render.render_campaign(campaign)
+    results = []
+    for s in campaign.segments:
+        if s.id not in rendered:
+            continue
+        with engine.begin() as conn:
+            seg = _prepare(conn, campaign, rendered[s.id])
+        who = sample_recipient(address, s.qi_levels[0])
+        a = _addressee(seg, who, TEST_RECIPIENT, campaign, settings, secret, render.recipient_values)
+        batch = Batch(campaign_id=campaign.id, send_id=f"test-{os.urandom(6).hex()}",
+                      content=seg.content, addressees=[a], test=True)
+        check_addressee(batch, a)
+        results.append((s.id, backend.send_batch(batch)))
+        if results[-1][1].stop:
+            break
+    return results
+
+
+def ensure_schedule(ledger: Ledger, backend: Any, mail: CampaignMail) -> CampaignMail:
+    """Refuse to send a campaign whose scheduled send was cancelled. A scheduled send needs one SendGrid batch id for the whole campaign (so `cancel` can
+    stop it); it is created once and kept in the campaigns row."""
+    row = ledger.campaign_row()
+    if row is not None and row.cancelled_at is not None:
+        raise DeliveryError(f"the scheduled send of campaign {mail.campaign_id} was cancelled on "
+                            f"{row.cancelled_at:%Y-%m-%d %H:%M} UTC",
+                            hint="Give the campaign a new id to schedule it again.")
+    if mail.send_at is None or getattr(backend, "name", "") != "sendgrid":
+        return mail
+    sg_batch_id = row.sg_batch_id if row is not None else None
+    if not sg_batch_id:
+        sg_batch_id = backend.create_batch_id()
+        ledger.set_sg_batch(sg_batch_id, dt.datetime.fromtimestamp(mail.send_at, dt.UTC)
+                            .replace(tzinfo=None))
+    from dataclasses import replace
+    mail = replace(mail, sg_batch_id=sg_batch_id)
+    backend.mail = mail
+    return mail
