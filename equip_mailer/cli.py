@@ -220,3 +220,387 @@ def _masked_db_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "(invalid URL)"
+
+
+# --- send, status, cancel ---
+
+def _send_setup(campaign_path: Path, allow_past: bool):
+    """Spec, settings and store: what send, status and cancel all start from."""
+    from .spec import load_campaign
+    from .store import open_store
+
+    spec = load_campaign(campaign_path, allow_past=allow_past)
+    cfg = settings()
+    return spec, cfg, open_store(cfg.database_url)
+
+
+def _make_backend(name: str, spec, cfg, outbox: Path, mail):
+    from .delivery import OutboxBackend, SendGridBackend
+
+    if name == "sendgrid":
+        if not cfg.sendgrid_api_key:
+            raise EquipError("--backend sendgrid needs SENDGRID_API_KEY",
+                             hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.")
+        return SendGridBackend(cfg.sendgrid_api_key, mail, host=cfg.sendgrid_api_host,
+                               timeout=cfg.sendgrid_timeout)
+    return OutboxBackend(outbox, mail)
+
+
+def _segment_table(spec, counts: dict[str, int], title: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("Segment", no_wrap=True)
+    table.add_column("Name")
+    table.add_column("Recipients", justify="right")
+    for s in spec.segments:
+        table.add_row(s.id, s.name, f"{counts.get(s.id, 0):,}")
+    table.add_row("", "Total", f"{sum(counts.values()):,}", end_section=True)
+    return table
+
+
+def _progress(total: int):
+    """A rich progress bar (sent, rate, ETA) on a terminal; nothing when output is piped."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                               TextColumn, TimeRemainingColumn)
+
+    if not console.is_terminal:
+        return None
+    return Progress(TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                    TextColumn("{task.fields[rate]:>8} /s"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+@main.command()
+@campaign_arg
+@allow_past_opt
+@click.option("--dry-run", is_flag=True,
+              help="Build everything and print what would go; send nothing, record nothing.")
+@click.option("--test-to", "test_to", metavar="ADDRESS",
+              help="Send one copy of each segment's email to ADDRESS, subject starting [TEST]; "
+                   "not recorded in the ledger or the reports.")
+@click.option("--backend", type=click.Choice(["outbox", "sendgrid"]),
+              help="Where mail goes. Default: sendgrid when SENDGRID_API_KEY is set, else outbox.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="Send to at most N recipients in this run (the rest stay pending).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
+@click.option("--retry-uncertain", is_flag=True,
+              help="Also send to recipients of batches that got no answer (they may get two copies).")
+@click.option("--outbox", "outbox_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("outbox"), show_default=True, help="Folder for the outbox backend.")
+@friendly_errors
+def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, backend: str | None,
+         limit: int | None, yes: bool, retry_uncertain: bool, outbox_dir: Path) -> None:
+    """Send a campaign: each recipient gets exactly one copy, however often this is run.
+
+    Shows the recipients per segment and asks before sending (unless --yes). A re-run sends
+    only to those not yet sent: people added to a list since, or a run that stopped half way.
+    Suppressed addresses are never sent. Without SENDGRID_API_KEY mail goes to the outbox
+    folder as one .eml file per recipient.
+
+    \b
+    Example:
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past --test-to me@example.org
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past --dry-run
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past
+    """
+    import time
+
+    from .audience import load_audience
+    from .config import mask_email
+    from .delivery import campaign_mail
+    from .dispatch import (SendOptions, dry_run as do_dry_run, ensure_schedule, register_campaign,
+                           run_send, send_test)
+    from .ledger import Ledger
+    from .store import suppressed_keys
+
+    spec, cfg, engine = _send_setup(campaign, allow_past)
+    backend_name = backend or ("sendgrid" if cfg.sendgrid_api_key else "outbox")
+    options = SendOptions.from_env(limit=limit, retry_uncertain=retry_uncertain)
+    mail = campaign_mail(spec)
+    transport = None if dry_run else _make_backend(backend_name, spec, cfg, outbox_dir, mail)
+    register_campaign(engine, spec)
+
+    if test_to:
+        from email_validator import EmailNotValidError, validate_email
+        try:
+            address = validate_email(test_to, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise EquipError(f"--test-to {test_to!r} is not a valid address ({exc})") from None
+        if dry_run:
+            raise EquipError("--test-to and --dry-run do not go together",
+                             hint="Use one or the other.")
+        results = send_test(spec, engine, transport, cfg, address)
+        for segment_id, result in results:
+            if result.state != "sent":
+                raise EquipError(f"test copy of segment {segment_id}: {result.error}", hint=result.hint)
+        where = (f" (files under {outbox_dir / spec.id / 'test'})" if backend_name == "outbox" else "")
+        console.print(f"Sent {len(results)} test cop{'y' if len(results) == 1 else 'ies'} "
+                      f"({', '.join(s for s, _ in results)}) to {mask_email(address)} through "
+                      f"{backend_name}{where}; not recorded in the ledger.", markup=False, soft_wrap=True)
+        return
+
+    with engine.connect() as conn:
+        keys = suppressed_keys(conn)
+    audience = load_audience(spec, suppressed=keys)
+
+    if dry_run:
+        summary = do_dry_run(spec, engine, audience.by_segment, keys, cfg, mail, options)
+        console.print(_segment_table(spec, summary.counts, f"{spec.id}: would send (dry run)"))
+        if not summary.counts:
+            console.print("Nothing to send: everyone on the lists already has this campaign.",
+                          markup=False)
+            return
+        import json
+        console.print(f"Backend {backend_name}; {summary.requests} request(s) of at most "
+                      f"{options.batch_size} recipients. First request: segment "
+                      f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
+                      f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
+                      f"{summary.content_bytes / 1024:,.1f} KiB).", markup=False, soft_wrap=True)
+        console.print("Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
+                      markup=False, soft_wrap=True)
+        console.print("Dry run: nothing was sent and the ledger is unchanged.", markup=False)
+        return
+
+    ledger = Ledger(engine, spec.id)
+    with ledger.lock():
+        mail = ensure_schedule(ledger, transport, mail)
+        recovered = ledger.recover()
+        if recovered:
+            console.print(f"{recovered} batch(es) were in flight when an earlier run stopped; "
+                          "they are marked uncertain and not re-sent"
+                          + (" (--retry-uncertain: sending them again)." if retry_uncertain else "."),
+                          markup=False, soft_wrap=True)
+        synced = ledger.sync(audience.by_segment, keys)
+        from .ledger import SENDABLE
+        states = SENDABLE + (("uncertain",) if retry_uncertain else ())
+        counts = ledger.sendable(states)
+        total = sum(counts.values())
+        if options.limit is not None:
+            total = min(total, options.limit)
+        if total == 0:
+            done = ledger.counts().get("sent", 0)
+            console.print(f"Nothing to send: {done:,} recipient(s) already have campaign {spec.id}.",
+                          markup=False)
+            _print_status(spec, ledger)
+            return
+        console.print(_segment_table(spec, counts, f"{spec.id}: to send through {backend_name}"))
+        if synced.added or synced.suppressed:
+            console.print(f"New on the lists since the last run: {synced.added:,}; newly "
+                          f"suppressed: {synced.suppressed:,}.", markup=False)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise EquipError("not sending without confirmation: there is no terminal to ask on",
+                                 hint="Add --yes to send without asking.")
+            if not click.confirm(f"Send to {total:,} recipient(s) now?", default=False):
+                console.print("Nothing sent.", markup=False)
+                return
+        bar = _progress(total)
+        task = bar.add_task("send", total=total, rate="") if bar else None
+        started = time.monotonic()
+        done_n = [0]
+
+        def progress(_segment: str, n: int) -> None:
+            done_n[0] += n
+            if bar is not None:
+                elapsed = max(1e-6, time.monotonic() - started)
+                bar.update(task, advance=n, rate=f"{done_n[0] / elapsed:,.0f}")
+
+        if bar is not None:
+            with bar:
+                report = run_send(spec, engine, ledger, transport, cfg, options, progress=progress)
+        else:
+            report = run_send(spec, engine, ledger, transport, cfg, options, progress=progress)
+
+    where = f" to {outbox_dir / spec.id}" if backend_name == "outbox" else " through SendGrid"
+    console.print(f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
+                  f"{report.seconds:.1f} s; failed {report.failed:,}, uncertain {report.uncertain:,}.",
+                  markup=False, soft_wrap=True)
+    if report.stopped:
+        raise EquipError(f"sending stopped: {report.stopped}",
+                         hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.")
+
+
+def _print_status(spec, ledger) -> None:
+    from rich.table import Table
+
+    from .store import LEDGER_STATES
+
+    counts = ledger.counts()
+    console.print(f"Ledger of campaign {spec.id}:", markup=False)
+    table = Table()
+    table.add_column("State")
+    table.add_column("Recipients", justify="right")
+    for state in LEDGER_STATES:
+        if counts.get(state):
+            table.add_row(state, f"{counts[state]:,}")
+    table.add_row("total", f"{sum(counts.values()):,}", end_section=True)
+    console.print(table)
+    row = ledger.campaign_row()
+    if row is not None and row.send_at is not None:
+        console.print(f"Scheduled with SendGrid for {row.send_at:%Y-%m-%d %H:%M} UTC"
+                      + (f"; cancelled {row.cancelled_at:%Y-%m-%d %H:%M} UTC" if row.cancelled_at else ""),
+                      markup=False)
+    for b in ledger.problem_batches():
+        if not b.still:
+            continue
+        console.print(f"Batch {b.send_id} ({b.segment}, {b.still:,} of {b.size:,} recipients "
+                      f"still {b.state}, {b.created_at:%Y-%m-%d %H:%M} UTC): {b.error or 'no detail'}",
+                      markup=False, soft_wrap=True)
+
+
+@main.command()
+@campaign_arg
+@allow_past_opt
+@friendly_errors
+def status(campaign: Path, allow_past: bool) -> None:
+    """Show how many recipients are in each ledger state, and any batches that failed or got
+    no answer (with SendGrid's error).
+
+    \b
+    Example:
+      equip-mailer status campaigns/2019-04-equip-training.yaml
+    """
+    from .ledger import Ledger
+
+    spec, _cfg, engine = _send_setup(campaign, True)   # reading the ledger: dates don't matter
+    ledger = Ledger(engine, spec.id)
+    if ledger.campaign_row() is None:
+        console.print(f"Campaign {spec.id} has not been sent yet (no ledger rows).", markup=False)
+        return
+    _print_status(spec, ledger)
+
+
+@main.command()
+@campaign_arg
+@allow_past_opt
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before cancelling.")
+@friendly_errors
+def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
+    """Cancel a campaign's scheduled SendGrid send (one with sendgrid.send_at) before it goes.
+
+    \b
+    Example:
+      equip-mailer cancel campaigns/2019-04-equip-training.yaml
+    """
+    from .delivery import SendGridBackend
+    from .ledger import Ledger
+
+    spec, cfg, engine = _send_setup(campaign, True)
+    ledger = Ledger(engine, spec.id)
+    row = ledger.campaign_row()
+    if row is None or not row.sg_batch_id:
+        console.print(f"Nothing to cancel: campaign {spec.id} has no scheduled SendGrid send "
+                      "(mail sent to the outbox or sent straight away cannot be recalled).",
+                      markup=False, soft_wrap=True)
+        return
+    if row.cancelled_at is not None:
+        console.print(f"Campaign {spec.id}'s scheduled send was already cancelled on "
+                      f"{row.cancelled_at:%Y-%m-%d %H:%M} UTC.", markup=False)
+        return
+    from .store import utcnow
+    if row.send_at is not None and row.send_at <= utcnow():
+        raise EquipError(f"too late to cancel: campaign {spec.id} was scheduled for "
+                         f"{row.send_at:%Y-%m-%d %H:%M} UTC, which has passed")
+    if not cfg.sendgrid_api_key:
+        raise EquipError("cancelling a scheduled send needs SENDGRID_API_KEY")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise EquipError("not cancelling without confirmation: there is no terminal to ask on",
+                             hint="Add --yes to cancel without asking.")
+        if not click.confirm(f"Cancel the scheduled send of {spec.id}?", default=False):
+            console.print("Nothing cancelled.", markup=False)
+            return
+    backend = SendGridBackend(cfg.sendgrid_api_key, _unscheduled_mail(spec),
+                              host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout)
+    with ledger.lock():
+        backend.cancel_scheduled(row.sg_batch_id)
+        n = ledger.mark_cancelled()
+    console.print(f"Cancelled the scheduled send of {spec.id} at SendGrid; {n:,} recipient(s) "
+                  "marked cancelled.", markup=False)
+
+
+def _unscheduled_mail(spec):
+    """Request settings without the send_at check (cancel runs when send_at may be near)."""
+    from .delivery import CampaignMail
+    return CampaignMail(campaign_id=spec.id, sender_email=spec.sender.email)
+
+
+# --- preview ---
+
+def _sample_recipients(spec) -> tuple[dict, str | None]:
+    """First recipient of each segment from the lists: (segment id -> Recipient, note).
+
+    Previews are about how the email looks, so an unreadable or unfinished audience module
+    falls back to a clearly fake reader instead of stopping; the note says why.
+    """
+    try:
+        from .audience import load_audience
+        audience = load_audience(spec)
+    except (ImportError, NotImplementedError) as exc:
+        return {}, f"mailing lists not read ({exc}); using a sample reader"
+    except EquipError as exc:
+        return {}, f"mailing lists not read ({exc}); using a sample reader"
+    return {sid: people[0] for sid, people in audience.by_segment.items() if people}, None
+
+
+def _fake_reader(segment):
+    from .audience import Recipient
+    from .menu import reader_level
+
+    return Recipient(email="sam.example@example.org", first_name="Sam", last_name="Example",
+                     practice="Example Practice", role="Practice manager",
+                     qi_level=reader_level(segment), source="sample reader")
+
+
+@main.command()
+@campaign_arg
+@allow_past_opt
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("preview"), show_default=True, help="Folder to write the previews to.")
+@click.option("--segment", "segment_ids", multiple=True, metavar="SEGMENT",
+              help="Only this segment (repeat for more). Default: every segment.")
+@friendly_errors
+def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[str, ...]) -> None:
+    """Write each segment's email as it will look, to open in a browser or text editor.
+
+    Writes OUT/<segment>.html and OUT/<segment>.txt, personalised for the first reader of
+    that segment on the lists (or a sample reader, Sam Example, when a segment is empty).
+    Links go straight to their pages, without tracking; nothing is sent or recorded.
+
+    \b
+    Example:
+      equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past
+      equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past --segment project-leads
+    """
+    from .render import personalise, recipient_values, render_campaign
+    from .spec import load_campaign
+
+    spec = load_campaign(campaign, allow_past=allow_past)
+    rendered = render_campaign(spec, list(segment_ids) or None)
+    readers, note = _sample_recipients(spec)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise EquipError(f"{out_dir} is a file, not a folder", hint="Choose another --out.") from None
+    used_sample = []
+    for segment_id, segment_mail in rendered.items():
+        reader = readers.get(segment_id)
+        if reader is None:
+            reader = _fake_reader(spec.segment(segment_id))
+            used_sample.append(segment_id)
+        values = recipient_values(segment_mail, reader, {link.key: link.url for link in segment_mail.links},
+                                  "#unsubscribe-preview")
+        html, text = personalise(segment_mail, values)
+        html_path, text_path = out_dir / f"{segment_id}.html", out_dir / f"{segment_id}.txt"
+        html_path.write_text(html, encoding="utf-8")
+        text_path.write_text(text, encoding="utf-8")
+        console.print(str(html_path), markup=False, soft_wrap=True)
+        console.print(str(text_path), markup=False, soft_wrap=True)
+    if note:
+        console.print(f"Note: {note}.", markup=False, soft_wrap=True)
+    elif used_sample:
+        console.print(f"Note: no one on the lists in {', '.join(used_sample)}; shown for a sample "
+                      "reader, Sam Example.", markup=False, soft_wrap=True)
+    console.print("Links go straight to their pages (no tracking) and the unsubscribe link is a "
+                  "placeholder. Nothing was sent.", markup=False, soft_wrap=True)
