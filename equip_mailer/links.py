@@ -99,6 +99,8 @@ def read_token(secret: bytes, kind: str, token: str) -> Token | None:
         raw = _unb64(token)
     except (ValueError, base64.binascii.Error):
         return None
+    if _b64(raw) != token:      # non-canonical spelling (spare low bits in the last character)
+        return None
     if len(raw) <= SIG_BYTES:
         return None
     payload, sig = raw[:-SIG_BYTES], raw[-SIG_BYTES:]
