@@ -17,7 +17,8 @@ status codes; everything a test or a replay tool needs is a plain function:
   ``sg_event_id`` is not stable across retries (sendgrid-nodejs#1435), so the key is built
   from what the event *is*: message, recipient, event type, timestamp and URL.
 * :func:`store_events` - one transaction: insert-or-ignore on that key, then suppressions
-  for bounces, drops, spam reports and unsubscribes, then the machine-click pass.
+  for bounces, drops, spam reports and unsubscribes (:func:`suppression_reason` says which
+  exactly), then the machine-click pass.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ EVENT_NAMES = {
     "open": "open",
     "click": "click",
 }
-# Our event -> suppression reason. Every later send excludes these addresses.
+# Our event -> suppression reason. Every later send excludes these addresses, for good, so
+# only events that say something about the *address* qualify (see suppression_reason).
 SUPPRESS = {
     "bounce": "bounce",
     "dropped": "dropped",
@@ -68,6 +70,10 @@ SUPPRESS = {
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
 }
+# SendGrid's drop reasons that are about the address. Others ("Recipient List over Package
+# Quota", "Invalid SMTPAPI header", ...) are about our account or request and would
+# otherwise suppress a whole send's worth of people.
+ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporting address", "invalid")
 
 
 class WebhookError(EquipError):
@@ -245,6 +251,23 @@ def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = N
     }
 
 
+def suppression_reason(event: dict, name: str) -> str | None:
+    """The suppression an event causes, or None.
+
+    A *blocked* bounce is stored as a bounce but suppresses no one: it means the receiving
+    server refused our IP or content this time (SendGrid keeps it on its separate Blocks
+    list and does not suppress it either); one blocked send to nhs.net must not remove every
+    NHS address for good.
+    """
+    reason = SUPPRESS.get(name)
+    if name == "bounce" and (_text(event.get("type")).lower() == "blocked"
+                             or _text(event.get("event")).lower() == "blocked"):
+        return None
+    if name == "dropped" and not _text(event.get("reason")).lower().startswith(ADDRESS_DROP_REASONS):
+        return None
+    return reason
+
+
 @dataclass(frozen=True)
 class StoreResult:
     received: int
@@ -272,7 +295,7 @@ def store_events(conn: Connection, items: list[dict], *, ip_key: bytes,
     stored = insert_ignore(conn, events, unique, ["dedupe_key"])
     suppressed = 0
     for event, row in zip(items, rows):
-        reason = SUPPRESS.get(row["event"])
+        reason = suppression_reason(event, row["event"])
         email = _text(event.get("email")).strip()
         if reason and "@" in email and len(email) <= 320:
             suppressed += add_suppression(conn, email, reason, source=f"sendgrid:{_text(event.get('event'))}",

@@ -340,3 +340,30 @@ def test_serve_command_runs_the_service(tmp_path, isolated_env):
         output = proc.communicate(timeout=15)[0]
     assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in output
     assert (tmp_path / "serve.db").exists()
+
+
+def test_concurrent_clicks_are_all_recorded(settings, engine):
+    """20 readers clicking at once against SQLite: every click redirects and is stored once."""
+    import concurrent.futures
+
+    people = tuple(f"staff{i:03d}@example.org" for i in range(100))
+    campaign = seed_campaign(engine, settings.require_link_secret(), campaign_id="busy", emails=people)
+    keys = list(campaign.link_ids)
+    paths = [campaign.click_path(keys[i % len(keys)], people[i % len(people)]) for i in range(500)]
+
+    def run(part: int) -> list[int]:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=60,
+                          headers={"User-Agent": CHROME}) as c:
+            return [c.get(p).status_code for p in paths[part::20]]
+
+    with running_app(create_app(settings, engine)) as base:
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            statuses = [s for part in pool.map(run, range(20)) for s in part]
+        seconds = time.monotonic() - started
+    recorded = clicks(engine)
+    print(f"concurrent clicks: {len(statuses)} clicks by 20 clients in {seconds:.1f} s "
+          f"({len(statuses) / seconds:.0f}/s); recorded {len(recorded)}, "
+          f"flagged machine {sum(r.machine for r in recorded)}")
+    assert statuses == [302] * 500
+    assert len(recorded) == 500 and len({r.dedupe_key for r in recorded}) == 500

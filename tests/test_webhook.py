@@ -246,25 +246,31 @@ def test_read_only_database_answers_500(tmp_path, wh_settings, sg_key):
 
 def test_bounces_drops_and_spam_reports_become_suppressions(client, sg_key, engine):
     secret = b"test-link-secret-0123456789"
-    people = tuple(f"person{i}@example.org" for i in range(7))
+    people = tuple(f"person{i}@example.org" for i in range(8))
     campaign = seed_campaign(engine, secret, emails=people)
-    kinds = ["bounce", "blocked", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "delivered"]
+    kinds = ["bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe",
+             "blocked", "delivered", "dropped"]
     items = []
     for person, kind in zip(people, kinds):
         base = {e["event"] if e["event"] != "bounce" else e["type"]: e
                 for e in sendgrid_events(campaign, person)}
         items.append(base[kind])
+    # A drop that is about our account, not the address, suppresses no one.
+    items[7] = {**items[7], "reason": "Recipient List over Package Quota"}
     response = post(client, sg_key, items)
-    assert response.json()["suppressed"] == 6
-    suppressed = {s.email_key: (s.reason, s.source) for s in rows(engine, store.suppressions)}
+    assert response.json()["stored"] == 8 and response.json()["suppressed"] == 5
+    suppressed = {s.email_key: (s.reason, s.source, s.campaign_id) for s in rows(engine, store.suppressions)}
     assert suppressed == {
-        "person0@example.org": ("bounce", "sendgrid:bounce"),
-        "person1@example.org": ("bounce", "sendgrid:bounce"),     # a blocked bounce
-        "person2@example.org": ("dropped", "sendgrid:dropped"),
-        "person3@example.org": ("spamreport", "sendgrid:spamreport"),
-        "person4@example.org": ("unsubscribe", "sendgrid:unsubscribe"),
-        "person5@example.org": ("unsubscribe", "sendgrid:group_unsubscribe"),
+        "person0@example.org": ("bounce", "sendgrid:bounce", campaign.id),
+        "person1@example.org": ("dropped", "sendgrid:dropped", campaign.id),
+        "person2@example.org": ("spamreport", "sendgrid:spamreport", campaign.id),
+        "person3@example.org": ("unsubscribe", "sendgrid:unsubscribe", campaign.id),
+        "person4@example.org": ("unsubscribe", "sendgrid:group_unsubscribe", campaign.id),
     }
+    # person5's *blocked* bounce is recorded as a bounce, but the address stays on the list:
+    # a block is about our IP or content, and SendGrid does not suppress it either.
+    blocked = rows(engine, store.events, store.events.c.ledger_id == campaign.recipients[people[5]])
+    assert [(b.event, b.reason.split(":")[0]) for b in blocked] == [("bounce", "blocked")]
     assert post(client, sg_key, items).json()["suppressed"] == 0     # idempotent
 
 
@@ -345,3 +351,28 @@ def test_concurrent_posters_store_every_event_exactly_once(client, sg_key, engin
     assert posted == 2 * unique_events
     assert stored == in_table == len(keys) == unique_events
     assert duplicates == posted - stored
+
+
+def test_dedupe_key_ignores_sg_event_id_and_the_filter_suffix():
+    base = {"email": "Ann@Example.org", "timestamp": 1555318800, "event": "click",
+            "sg_event_id": "one", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+            "url": "https://equip.example.org/a", "recipient": "7"}
+    assert webhook.message_stem(base["sg_message_id"]) == "14c5d75ce93.dfd.64b469"
+    same = {**base, "sg_event_id": "two", "email": "ann@example.org",
+            "sg_message_id": "14c5d75ce93.dfd.64b469.filter0099.1.2.0"}
+    assert webhook.dedupe_key(base) == webhook.dedupe_key(same)
+    for change in ({"timestamp": 1555318801}, {"url": "https://equip.example.org/b"},
+                   {"event": "open"}, {"email": "bob@example.org"}, {"recipient": "8"},
+                   {"sg_message_id": "ffffffffff.dfd.64b469.filter0001"}):
+        assert webhook.dedupe_key({**base, **change}) != webhook.dedupe_key(base), change
+    assert len(webhook.dedupe_key(base)) == 64 and "ann" not in webhook.dedupe_key(base)
+
+
+def test_normalise_keeps_unknown_events_and_survives_odd_fields():
+    row = webhook.normalise({"event": "machine_opened", "email": "x@example.org", "timestamp": "bad",
+                             "recipient": "not-a-number", "campaign_id": 5, "ip": "10.0.0.1"},
+                            ip_key=b"k")
+    assert row["event"] == "unknown" and row["ledger_id"] is None and row["campaign_id"] == "5"
+    assert row["at"] == row["received_at"]                     # no usable timestamp
+    assert json.loads(row["raw"])["event"] == "machine_opened"
+    assert row["ip_hash"] and "10.0.0.1" not in row["ip_hash"]
