@@ -297,7 +297,11 @@ _CONTROL_RE = re.compile(_CONTROL)
 
 
 def _clean(value: str) -> str:
-    """Trim and collapse whitespace, including Excel's non-breaking and zero-width spaces."""
+    """Trim and collapse whitespace, including Excel's non-breaking and zero-width spaces.
+
+    str.split() also counts line breaks inside a cell (and the separator controls \\x1c-\\x1f,
+    \\x85) as whitespace, so those become single spaces rather than rejecting the row.
+    """
     return " ".join((value if value.isascii() else value.translate(_ZERO_WIDTH)).split())
 
 
