@@ -28,7 +28,7 @@ from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail,
                        build_request, check_addressee, display_name)
 from .errors import DeliveryError, EquipError
 from .ledger import SENDABLE, Ledger, Row, count_sendable, next_rows, sync_audience
-from .links import TEST_RECIPIENT, click_url, register_links, unsubscribe_url
+from .links import TEST_RECIPIENT, click_url_maker, register_links, unsubscribe_url
 from .store import ensure_campaign
 
 DEFAULT_MAX_BAD_BATCHES = 3
@@ -100,44 +100,40 @@ def register_campaign(engine: Engine, campaign: Any) -> None:
 
 @dataclass
 class _Segment:
-    """A segment ready to send: rendered once, links registered once."""
+    """A segment ready to send: rendered once, links registered and keyed once."""
     content: Content
     rendered: Any
-    link_ids: dict[str, int]
-    plain_urls: dict[str, str]
+    link_urls: Callable[[int], dict[str, str]]    # ledger id -> {link key: URL}
 
 
-def _prepare(conn, campaign: Any, rendered: Any) -> _Segment:
+def _prepare(conn, campaign: Any, rendered: Any, settings: Settings, secret: bytes) -> _Segment:
     specs = list(rendered.links)
     link_ids = register_links(conn, campaign.id, specs)
+    if campaign.tracking.clicks == "equip":
+        urls = click_url_maker(settings.public_url, secret, link_ids)
+    else:
+        plain = {s.key: s.url for s in specs}       # SendGrid rewrites them for its own tracking
+        urls = lambda _ledger_id: plain  # noqa: E731
     return _Segment(content=Content(segment=rendered.segment_id, subject=rendered.subject,
                                     html=rendered.html, text=rendered.text),
-                    rendered=rendered, link_ids=link_ids,
-                    plain_urls={s.key: s.url for s in specs})
+                    rendered=rendered, link_urls=urls)
 
 
-def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, campaign: Any,
-               settings: Settings, secret: bytes, values_fn: Callable) -> Addressee:
-    public = settings.public_url
-    if campaign.tracking.clicks == "equip":
-        urls = {k: click_url(public, secret, lid, ledger_id) for k, lid in seg.link_ids.items()}
-    else:
-        urls = seg.plain_urls          # SendGrid rewrites them for its own click tracking
-    unsub = unsubscribe_url(public, secret, ledger_id)   # always ours
-    values = values_fn(seg.rendered, recipient, urls, unsub)
+def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, settings: Settings,
+               secret: bytes, values_fn: Callable) -> Addressee:
+    unsub = unsubscribe_url(settings.public_url, secret, ledger_id)   # always ours
+    # recipient_values refuses substitutions over SendGrid's 10,000 bytes itself
+    values = values_fn(seg.rendered, recipient, seg.link_urls(ledger_id), unsub)
     return Addressee(ledger_id=ledger_id, email=recipient.email,
                      name=display_name(recipient.first_name, recipient.last_name),
-                     values={str(k): str(v) for k, v in values.items()}, unsubscribe_url=unsub)
+                     values=values, unsubscribe_url=unsub)
 
 
 def build_batch(seg: _Segment, rows: list[Row], campaign: Any, settings: Settings, secret: bytes,
                 values_fn: Callable, send_id: str = "") -> Batch:
-    batch = Batch(campaign_id=campaign.id, send_id=send_id, content=seg.content,
-                  addressees=[_addressee(seg, r.recipient(), r.id, campaign, settings, secret,
-                                         values_fn) for r in rows])
-    for a in batch.addressees:
-        check_addressee(batch, a)
-    return batch
+    return Batch(campaign_id=campaign.id, send_id=send_id, content=seg.content,
+                 addressees=[_addressee(seg, r.recipient(), r.id, settings, secret, values_fn)
+                             for r in rows])
 
 
 def _states(options: SendOptions) -> tuple[str, ...]:
@@ -166,7 +162,7 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
     size = max(1, min(options.batch_size, MAX_PER_REQUEST))
     for seg_id in segments:
         with engine.begin() as conn:
-            seg = _prepare(conn, campaign, rendered[seg_id])
+            seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
         while left is None or left > 0:
             n = size if left is None else min(size, left)
             rows = ledger.next_rows(seg_id, n, states)
@@ -262,7 +258,7 @@ def dry_run(campaign: Any, engine: Engine, audience_by_segment: dict[str, list[R
                 return DryRun(counts={})
             first = next(iter(ordered))
             rendered = render.render_campaign(campaign, segments=[first])[first]
-            seg = _prepare(conn, campaign, rendered)
+            seg = _prepare(conn, campaign, rendered, settings, secret)
             rows = next_rows(conn, campaign.id, first, min(size, ordered[first]), states)
             batch = build_batch(seg, rows, campaign, settings, secret, render.recipient_values,
                                 send_id="dry-run")
@@ -301,9 +297,9 @@ def send_test(campaign: Any, engine: Engine, backend: Backend, settings: Setting
         if s.id not in rendered:
             continue
         with engine.begin() as conn:
-            seg = _prepare(conn, campaign, rendered[s.id])
+            seg = _prepare(conn, campaign, rendered[s.id], settings, secret)
         who = sample_recipient(address, s.qi_levels[0])
-        a = _addressee(seg, who, TEST_RECIPIENT, campaign, settings, secret, render.recipient_values)
+        a = _addressee(seg, who, TEST_RECIPIENT, settings, secret, render.recipient_values)
         batch = Batch(campaign_id=campaign.id, send_id=f"test-{os.urandom(6).hex()}",
                       content=seg.content, addressees=[a], test=True)
         check_addressee(batch, a)

@@ -161,3 +161,24 @@ def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) ->
                     url=spec.url, label=spec.label, course_id=spec.course_id, session=spec.session))
             ids[spec.key] = row.id
     return ids
+
+
+def click_url_maker(public_url: str, secret: bytes, link_ids: dict[str, int]):
+    """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``, for the send loop.
+
+    A send signs every link for every reader (5 links x 100,000 readers); keying each link's
+    HMAC once and copying it per reader halves the cost of ``click_url`` in a loop.
+    """
+    base = f"{public_url.rstrip('/')}/c/"
+    prepared = [(key, _varint(link_id), hmac.new(secret, b"c" + _varint(link_id), hashlib.sha256))
+                for key, link_id in link_ids.items()]
+
+    def urls(ledger_id: int) -> dict[str, str]:
+        v = _varint(ledger_id)
+        out = {}
+        for key, prefix, keyed in prepared:
+            h = keyed.copy()
+            h.update(v)
+            out[key] = base + _b64(prefix + v + h.digest()[:SIG_BYTES])
+        return out
+    return urls

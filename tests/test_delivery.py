@@ -273,3 +273,15 @@ def test_substitute_matches_render_personalise(demo_path):
                                               enumerate(rendered.links)}, "https://x.example/u")
     assert (substitute(rendered.html, values), substitute(rendered.text, values)) == \
         personalise(rendered, values)
+
+
+def test_click_url_maker_gives_the_same_urls_as_click_url():
+    from equip_mailer.links import click_url, click_url_maker, read_token
+    secret = b"k" * 32
+    ids = {"a": 1, "b": 130, "c": 99999}
+    make = click_url_maker("https://t.example/", secret, ids)
+    for ledger_id in (0, 1, 127, 128, 10**6):
+        urls = make(ledger_id)
+        assert urls == {k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()}
+        token = read_token(secret, "c", urls["b"].rsplit("/", 1)[1])
+        assert (token.link_id, token.ledger_id) == (130, ledger_id)
