@@ -198,6 +198,50 @@ def test_fuzzed_lists_give_located_rejects_and_never_disturb_good_rows():
     assert stats["examples"] > 0 and stats["rejects"] > 0
 
 
+def test_fuzzed_workbooks_name_sheet_rows_and_keep_good_rows():
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    stats = Counter()
+
+    def save(path, tagged, columns):
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "Staff"
+        sheet.append(columns)
+        for _tag, row in tagged:
+            sheet.append([] if row is None else [row[c] for c in columns] + row.get("_extra", []))
+        book.save(path)
+
+    @SMALL_BUDGET
+    @given(list_files())
+    def check(example):
+        tagged, fmt = example
+        columns = fmt["columns"]
+        if not {"email", "qi_level"} <= set(columns):
+            return
+        # Excel cells cannot hold control characters at all, and 140,000 characters is over
+        # a cell's limit: those bad rows cannot occur in a workbook.
+        if any(row and any(isinstance(v, str) and (ILLEGAL_CHARACTERS_RE.search(v) or len(v) > 32767)
+                           for v in row.values()) for _, row in tagged):
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path, good_path = Path(folder) / "staff.xlsx", Path(folder) / "good.xlsx"
+            save(path, tagged, columns)
+            save(good_path, [t for t in tagged if t[0] == "good"], columns)
+            recipients, rejects, rows = read_list(path, "lists/staff.xlsx")
+            good, _, _ = read_list(good_path, "lists/good.xlsx")
+        expected = [f"lists/staff.xlsx:Staff!row {n}" for n, (tag, _) in enumerate(tagged, start=2) if tag == "bad"]
+        assert as_tuples(recipients) == as_tuples(good)
+        assert [r.where for r in rejects] == expected
+        stats["workbooks"] += 1
+        stats["rejects"] += len(rejects)
+
+    check()
+    print(f"\nfuzzed workbooks: {dict(stats)}")
+    assert stats["workbooks"] > 0
+
+
 def test_arbitrary_bytes_are_read_or_refused_by_name():
     outcomes = Counter()
 
