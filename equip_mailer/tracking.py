@@ -266,12 +266,12 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                                     ip=_client_ip(request))
         try:
             target = await run_in_threadpool(work)
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the reader still gets their page
             # A click must still reach its course page: look the link up again read-only.
             log.error("could not record a click (%s); redirecting without it", _db_error(exc))
             try:
                 target = await run_in_threadpool(_target_only, svc, token)
-            except sa.exc.SQLAlchemyError:
+            except Exception:  # noqa: BLE001
                 return page("Please try again", "<p>Something went wrong on our side. "
                             "Please try the link again in a minute.</p>", 503)
         if target is None:
@@ -285,7 +285,12 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         def work():
             with svc.engine.connect() as conn:
                 return find_recipient(conn, svc.link_key, token)
-        who = await run_in_threadpool(work)
+        try:
+            who = await run_in_threadpool(work)
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not show an unsubscribe page (%s)", _db_error(exc))
+            return page("Please try again", "<p>Something went wrong on our side. "
+                        "Please try the link again in a minute.</p>", 503)
         if who is None:
             return not_found()
         if who.ledger_id == TEST_RECIPIENT:
@@ -320,7 +325,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                                         ip=_client_ip(request))
         try:
             who, added = await run_in_threadpool(work)
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
             log.error("could not record an unsubscribe (%s)", _db_error(exc))
             return page("Please try again", "<p>Something went wrong on our side and you are "
                         "<strong>not</strong> unsubscribed yet. Please try again in a minute.</p>", 500)

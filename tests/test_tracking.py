@@ -367,3 +367,13 @@ def test_concurrent_clicks_are_all_recorded(settings, engine):
           f"flagged machine {sum(r.machine for r in recorded)}")
     assert statuses == [302] * 500
     assert len(recorded) == 500 and len({r.dedupe_key for r in recorded}) == 500
+
+
+def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE suppressions"))
+    with running_app(create_app(settings, engine)) as base:
+        page = httpx.get(base + campaign.unsubscribe_path(ANN))
+        done = httpx.post(base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click")
+    assert page.status_code == 503 and "try the link again" in page.text
+    assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
