@@ -604,3 +604,135 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
                       "reader, Sam Example.", markup=False, soft_wrap=True)
     console.print("Links go straight to their pages (no tracking) and the unsubscribe link is a "
                   "placeholder. Nothing was sent.", markup=False, soft_wrap=True)
+
+
+# --- report ---
+
+def _report_input(arg: str, engine):
+    """Frames and display names for one CAMPAIGN argument: a spec file or a campaign id.
+
+    A spec gives the names (and a 'not sent yet' report when the store has never seen the
+    campaign); a bare id is read from the store alone, borrowing names from the spec the
+    send recorded when that file is still there.
+    """
+    import sqlalchemy as sa
+
+    from . import report as reporting
+    from .errors import SpecError
+    from .spec import load_campaign
+    from .store import campaigns as campaigns_table
+
+    path = Path(arg)
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        spec = load_campaign(path, allow_past=True)      # reports look back: past dates are fine
+        names = reporting.names_from_spec(spec)
+        try:
+            if engine is None:
+                raise reporting.ReportError("no database yet")
+            return reporting.load_frames(engine, spec.id), names
+        except reporting.ReportError:
+            return reporting.empty_frames(spec.id, spec.subject), names
+    if engine is None:
+        raise reporting.ReportError(f"there is no campaign {arg!r} in the database",
+                                    hint="There is no database yet, so nothing has been sent. "
+                                         "Give the campaign spec (campaigns/....yaml) for a "
+                                         "'not sent yet' report.")
+    frames = reporting.load_frames(engine, arg)
+    names = None
+    with engine.connect() as conn:
+        spec_path = conn.execute(sa.select(campaigns_table.c.spec_path)
+                                 .where(campaigns_table.c.id == arg)).scalar()
+    if spec_path and Path(spec_path).is_file():
+        try:
+            spec = load_campaign(spec_path, allow_past=True)
+            if spec.id == arg:
+                names = reporting.names_from_spec(spec)
+        except SpecError:
+            names = None                                   # names are a nicety; ids will do
+    return frames, names
+
+
+def _report_engine(url: str):
+    """The store, or None when its SQLite file does not exist: a report only reads, so it
+    must not leave an empty database behind."""
+    import sqlalchemy as sa
+
+    from .store import open_store
+
+    try:
+        sa_url = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return open_store(url)                             # raises the plain StoreError
+    database = sa_url.database
+    if sa_url.get_backend_name() == "sqlite" and database and database != ":memory:" \
+            and not Path(database).exists():
+        return None
+    return open_store(url)
+
+
+def _files_written(paths: list[Path]) -> None:
+    html = [p for p in paths if p.suffix == ".html"]
+    others = [p for p in paths if p.suffix != ".html"]
+    for p in html:
+        console.print(f"Report: {p}", markup=False, soft_wrap=True)
+    if others:
+        console.print(f"Also: {', '.join(p.name for p in others)} in {others[0].parent}",
+                      markup=False, soft_wrap=True)
+
+
+@main.command()
+@click.argument("campaigns", nargs=-1, required=True, metavar="CAMPAIGN...")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the files [default: report/<campaign id>/, or report/compare/].")
+@click.option("--human-only/--all", "human_only", default=True,
+              help="Headline figures from human clicks only (the default), or from every click "
+                   "including mail scanners. Machine and raw figures are always shown beside.")
+@click.option("--compare", is_flag=True,
+              help="Set two or more campaigns side by side, per segment and per course.")
+@friendly_errors
+def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, compare: bool) -> None:
+    """Click-through report for a campaign: report.html (self-contained, prints on A4),
+    report.xlsx and a CSV per table, plus a summary here.
+
+    CAMPAIGN is the campaign spec (campaigns/....yaml) or a campaign id from the database.
+    A campaign that was never sent still gets a report that says so.
+
+    \b
+    Example:
+      equip-mailer report campaigns/2019-04-equip-training.yaml
+      equip-mailer report 2019-04-equip-training --all --out board-paper/
+      equip-mailer report --compare 2019-01-equip-training 2019-04-equip-training
+    """
+    from . import report as reporting
+    from . import report_output
+
+    if compare and len(campaigns) < 2:
+        raise EquipError("--compare needs two or more campaigns",
+                         hint="e.g. equip-mailer report --compare 2019-01-equip 2019-04-equip")
+    if not compare and len(campaigns) > 1:
+        raise EquipError(f"give one campaign, not {len(campaigns)}",
+                         hint="Use --compare to set several campaigns side by side.")
+    engine = _report_engine(settings().database_url)
+    built = []
+    for arg in campaigns:
+        frames, names = _report_input(arg, engine)
+        built.append(reporting.build_report(frames, names, human_only=human_only))
+    try:
+        if compare:
+            tables = reporting.compare(built)
+            target = out_dir or Path("report") / "compare"
+            paths = report_output.write_comparison(built, tables, target)
+            for table in tables.values():
+                console.print(report_output.terminal_table(table))
+        else:
+            rep = built[0]
+            target = out_dir or Path("report") / rep.campaign_id
+            paths = report_output.write_report(rep, target)
+            if not rep.sent:
+                console.print(f"Campaign {rep.campaign_id} has not been sent yet, so there is "
+                              "nothing to count; the report says so.", markup=False, soft_wrap=True)
+            else:
+                report_output.print_summary(rep, console)
+    except (FileExistsError, NotADirectoryError):
+        raise EquipError(f"{target} is a file, not a folder", hint="Choose another --out.") from None
+    _files_written(paths)

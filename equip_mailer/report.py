@@ -593,15 +593,33 @@ def clicks_over_time(prep: _Prepared, start: pd.Timestamp | None) -> pd.DataFram
     return out
 
 
+# machine_reason values written by equip_mailer.machines, in words a board paper can use
+REASON_WORDS = {
+    "after-delivery": "clicked within seconds of delivery",
+    "head": "link check (HEAD request)",
+    "burst": "many links within seconds",
+    "ua:empty": "no browser named",
+}
+
+
+def reason_label(reason) -> str:
+    if not isinstance(reason, str) or not reason:
+        return "no reason given"
+    if reason in REASON_WORDS:
+        return REASON_WORDS[reason]
+    return reason.removeprefix("ua:")
+
+
 def machine_vs_human(prep: _Prepared) -> Table:
     """Every click, split into human and each machine reason, with the people behind them."""
     clicks = prep.clicks
-    reason = clicks["machine_reason"].astype("object").fillna("no reason given")
-    label = np.where(clicks["machine"].to_numpy(), "Machine: " + reason.astype(str), "Human")
+    reason = clicks["machine_reason"].astype("object")
+    label = np.where(clicks["machine"].to_numpy(), "Machine: " + reason.map(reason_label, na_action=None), "Human")
     framed = pd.DataFrame({"kind": label, "ledger_id": clicks["ledger_id"].to_numpy()})
     total = framed.groupby("kind").size()
     people = framed.drop_duplicates().groupby("kind").size()
-    order = ["Human"] + sorted(k for k in total.index if k != "Human")
+    order = ["Human"] + sorted((k for k in total.index if k != "Human"),
+                               key=lambda k: (-int(total[k]), k))
     total = total.reindex(order, fill_value=0)
     people = people.reindex(order, fill_value=0)
     all_clicks = int(total.sum())
@@ -729,7 +747,8 @@ def compare(reports: list[Report]) -> dict[str, Table]:
             for ident, name in zip(frame.index, frame["name"]):
                 if ident not in names:
                     order.append(ident)
-                names[ident] = name
+                if names.get(ident, ident) == ident:     # a spec's name beats a bare id
+                    names[ident] = name
         table = pd.DataFrame({first: [names[i] for i in order]})
         formats = {first: "text"}
         for r in reports:
@@ -740,7 +759,7 @@ def compare(reports: list[Report]) -> dict[str, Table]:
                     values = _rate(frame["clickers"], frame["delivered"])
                 else:
                     values = frame[metric].astype("Int64")
-                table[column] = values if metric == "rate" else values.to_numpy()
+                table[column] = values if metric == "rate" else values.array
                 formats[column] = fmt
         tables[key] = Table(key, title, table, formats,
                             "A dash means the campaign did not have this segment or course, "

@@ -8,12 +8,12 @@ The state (times UTC, first send 2019-04-22 10:00):
 
   id segment           practice       role              state   events
    1 getting-started   Practice A     GP                sent    delivered, open; clicks basics@06-27 10:30, 10:45 (repeat), about 04-23 09:10
-   2 getting-started   Practice A     Nurse             sent    delivered; MACHINE basics@06-27 10:00:30 (too-fast); basics@09-10 14:20
-   3 getting-started   Practice B     Receptionist      sent    delivered; MACHINE basics@06-27 10:00:40 (too-fast) only
+   2 getting-started   Practice A     Nurse             sent    delivered; MACHINE basics@06-27 10:00:30 (after-delivery); basics@09-10 14:20
+   3 getting-started   Practice B     Receptionist      sent    delivered; MACHINE basics@06-27 10:00:40 (after-delivery) only
    4 getting-started   Practice B     GP                sent    delivered
    5 getting-started   Practice C     Practice manager  sent    BOUNCE
    6 ready-for-action  Practice A     GP                sent    delivered, open; in-action 04-24 08:05, 08:06 (repeat)
-   7 ready-for-action  Practice B     Nurse             sent    delivered; MACHINE in-action 04-22 10:01 (scanner-agent)
+   7 ready-for-action  Practice B     Nurse             sent    delivered; MACHINE in-action 04-22 10:01 (ua:mimecast)
    8 ready-for-action  Practice C     Pharmacist        sent    delivered
    9 ready-for-action  Practice C     GP                failed  (never sent)
   10 project-leads     Practice A     Practice manager  sent    delivered; masterclass 04-30 12:00
@@ -76,12 +76,12 @@ def _events() -> list[tuple]:
         ("click", at(4, 22, 10, 30), 1, 1, None),
         ("click", at(4, 22, 10, 45), 1, 1, None),
         ("click", at(4, 23, 9, 10), 1, 5, None),
-        ("click", at(4, 22, 10, 0, 30), 2, 1, "too-fast"),
+        ("click", at(4, 22, 10, 0, 30), 2, 1, "after-delivery"),
         ("click", at(4, 22, 14, 20), 2, 2, None),
-        ("click", at(4, 22, 10, 0, 40), 3, 1, "too-fast"),
+        ("click", at(4, 22, 10, 0, 40), 3, 1, "after-delivery"),
         ("click", at(4, 24, 8, 5), 6, 3, None),
         ("click", at(4, 24, 8, 6), 6, 3, None),
-        ("click", at(4, 22, 10, 1), 7, 3, "scanner-agent"),
+        ("click", at(4, 22, 10, 1), 7, 3, "ua:mimecast"),
         ("click", at(4, 30, 12, 0), 10, 4, None),
         ("click", at(5, 2, 16, 0), 11, 4, None),
         ("click", at(5, 2, 16, 5), 11, 3, None),
