@@ -110,3 +110,34 @@ def test_flag_clicks_combines_signals_and_keeps_earlier_reasons():
     found = flag_clicks(clicks, delivered_at=T0)
     assert found == {1: "after-delivery", 2: "burst", 3: "burst", 4: "burst"}
     assert flag_clicks(_clicks((600, 1)), delivered_at=None) == {}
+
+
+def test_reclassify_campaign_against_the_store(db_url):
+    """The pass reports can run before counting, on SQLite and PostgreSQL: it only adds flags."""
+    from equip_mailer import store
+    from support.tracking_data import rows, seed_campaign
+
+    engine = store.open_store(db_url)
+    campaign = seed_campaign(engine, b"secret", campaign_id="pass", sent_at=T0,
+                             emails=("a@example.org", "b@example.org"))
+    a, b = campaign.recipients["a@example.org"], campaign.recipients["b@example.org"]
+    now = store.utcnow()
+
+    def click(ledger_id, seconds, link, machine=False, reason=None):
+        return {"dedupe_key": f"{ledger_id}-{seconds}-{link}", "event": "click", "source": "tracker",
+                "at": T0 + dt.timedelta(seconds=seconds), "campaign_id": "pass", "ledger_id": ledger_id,
+                "link_id": campaign.link_ids[link], "machine": machine, "machine_reason": reason,
+                "received_at": now}
+    with engine.begin() as conn:
+        conn.execute(store.events.insert(), [
+            click(a, 4, "about"),                                  # scanned on arrival
+            click(a, 3600, "about", True, "ua:mimecast"),          # keeps its first reason
+            click(b, 600, "about"), click(b, 600.5, "measurement"), click(b, 601, "basics@2019-06-27"),
+            click(b, 4000, "about"),                               # a person, later
+        ])
+        assert machines.reclassify_campaign(conn, "pass") == 4
+        assert machines.reclassify_campaign(conn, "pass") == 0     # idempotent
+    flags = [(r.ledger_id, r.machine, r.machine_reason) for r in rows(engine)]
+    assert flags == [(a, True, "after-delivery"), (a, True, "ua:mimecast"), (b, True, "burst"),
+                     (b, True, "burst"), (b, True, "burst"), (b, False, None)]
+    engine.dispose()

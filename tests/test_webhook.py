@@ -376,3 +376,19 @@ def test_normalise_keeps_unknown_events_and_survives_odd_fields():
     assert row["at"] == row["received_at"]                     # no usable timestamp
     assert json.loads(row["raw"])["event"] == "machine_opened"
     assert row["ip_hash"] and "10.0.0.1" not in row["ip_hash"]
+
+
+def test_a_late_delivered_event_flags_the_scan_that_came_before_it(client, sg_key, campaign, engine):
+    """Our tracker records a click; SendGrid's delivered event (stamped 3 s earlier) only
+    arrives afterwards: the webhook's pass flags the click then."""
+    response = client.get(campaign.click_path("about", ANN), follow_redirects=False,
+                          headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36"})
+    assert response.status_code == 302
+    (click,) = rows(engine, store.events, store.events.c.event == "click")
+    assert click.machine is False
+    delivered = sendgrid_events(campaign, ANN)[2]
+    delivered["timestamp"] = int(click.at.replace(tzinfo=dt.UTC).timestamp()) - 3
+    answer = post(client, sg_key, [delivered]).json()
+    assert answer["stored"] == 1 and answer["machine"] == 1
+    (click,) = rows(engine, store.events, store.events.c.event == "click")
+    assert (click.machine, click.machine_reason) == (True, "after-delivery")
