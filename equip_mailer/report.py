@@ -160,7 +160,7 @@ def load_frames(engine: Engine, campaign_id: str) -> Frames:
 def _epoch_seconds(dialect: str):
     if dialect == "sqlite":
         return lambda col: sa.cast(sa.func.strftime("%s", col), sa.BigInteger)
-    return lambda col: sa.cast(sa.func.extract("epoch", col), sa.BigInteger)
+    return lambda col: sa.cast(sa.extract("epoch", col), sa.BigInteger)
 
 
 def _read(conn, stmt, columns: list[str], convert=None, chunk: int = 200_000) -> pd.DataFrame:
