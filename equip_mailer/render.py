@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
@@ -207,12 +207,13 @@ class _LinkBook:
 
     def use(self, spec: LinkSpec) -> int:
         index = self._index.get(spec.key)
+        if index is not None and self.specs[index].url != spec.url:
+            # Two Markdown links whose slugs collide (e.g. /a-b and /a_b): keep both apart.
+            spec = replace(spec, key=f"{spec.key}-{hashlib.sha1(spec.url.encode('utf-8')).hexdigest()[:7]}")
+            index = self._index.get(spec.key)
         if index is None:
             index = self._index[spec.key] = len(self.specs)
             self.specs.append(spec)
-        elif self.specs[index].url != spec.url:
-            raise RenderError(f"link {spec.key!r} points at two addresses ({self.specs[index].url} "
-                              f"and {spec.url})")
         return index
 
 
@@ -795,7 +796,11 @@ def compile_mjml(source: str, locate: Callable[[int], str] | None = None) -> str
 
     ``locate`` turns an offset in ``source`` into ``file:line:column``.
     """
-    locate = locate or (lambda offset: f"MJML:{source.count(chr(10), 0, offset) + 1}")
+    def rendered_position(offset: int) -> str:
+        line_start = source.rfind("\n", 0, offset) + 1
+        return f"MJML:{source.count(chr(10), 0, offset) + 1}:{offset - line_start + 1}"
+
+    locate = locate or rendered_position
     try:
         # fonts={}: no web fonts, so no request to Google from every reader's mail client.
         out = mjml.mjml2html(source, disable_comments=True, fonts={})
@@ -805,6 +810,10 @@ def compile_mjml(source: str, locate: Callable[[int], str] | None = None) -> str
         problem = _POSITION_RE.sub("", message).replace(" in root template", "")
         if m:
             offset = _char_offset(source, int(m.group(1)))
+            # "unexpected element" points at the tag's name, "unexpected token" at the
+            # whitespace before it: report the tag's "<" either way.
+            while offset < len(source) and source[offset].isspace():
+                offset += 1
             while offset > 0 and source[offset - 1] in "</":
                 offset -= 1
             tag = _ANY_TAG_RE.match(source, offset)

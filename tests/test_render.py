@@ -426,7 +426,28 @@ def test_mjml_compile_reports_where_it_stopped_reading():
              "      </mj-column>\n    </mj-section>\n  </mj-body>\n</mjml>\n"
     with pytest.raises(RenderError) as err:
         compile_mjml(source)
-    assert err.value.where == "MJML:5"
+    assert err.value.where == "MJML:5:9"
+    assert err.value.message.startswith("MJML cannot compile this: <mj-text> is not closed before </mj-column>")
+
+
+def test_mjml_byte_offsets_are_counted_in_characters():
+    """mjml-python counts bytes; 'Zoë – café' is 10 characters but 14 bytes."""
+    source = "<mjml>\n  <mj-head>\n    <mj-title>Zoë – café</mj-title> <mj-text>no</mj-text>\n" \
+             "  </mj-head>\n  <mj-body></mj-body>\n</mjml>\n"
+    with pytest.raises(RenderError) as err:
+        compile_mjml(source)
+    assert err.value.where == "MJML:3:37"
+    assert source.splitlines()[2][36:].startswith("<mj-text>")
+
+
+def test_markdown_links_whose_names_collide_stay_apart(tmp_path):
+    def similar(spec):
+        spec["intro"] = "See [one](https://qi.example.org/a-b) and [two](https://qi.example.org/a_b).\n"
+    campaign = load_campaign(make_project(tmp_path, similar), allow_past=True)
+    mail = render_campaign(campaign, ["getting-started"])["getting-started"]
+    first, second = mail.links[:2]
+    assert first.key == "link:qi-example-org-a-b"
+    assert second.key.startswith("link:qi-example-org-a-b-") and second.url.startswith("https://qi.example.org/a_b")
 
 
 def test_a_jinja_syntax_error_names_file_and_line(tmp_path):
