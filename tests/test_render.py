@@ -129,7 +129,8 @@ def test_readers_with_basics_get_equip_in_action_first(rendered):
     assert "Data masterclass \u2014 Next step after EQUIP in Action" in mail.text
     # EQUIP in Action is one course-level sign-up for all three days.
     assert "Sign up for EQUIP in Action" in mail.html
-    assert "Dates:" in mail.text and "You will need" not in featured or "attend all 3 days" in featured
+    assert "To complete the course you will need to attend all 3 days." in featured
+    assert "Dates:\n- Thursday 13 June 2019, 09:00\u201317:00, Example Training Rooms, London E1\n" in featured
 
 
 def test_locked_courses_can_be_hidden(tmp_path):
