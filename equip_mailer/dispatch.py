@@ -29,7 +29,7 @@ from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail,
 from .errors import DeliveryError, EquipError
 from .ledger import SENDABLE, Ledger, Row, count_sendable, next_rows, sync_audience
 from .links import TEST_RECIPIENT, click_url_maker, register_links, unsubscribe_url
-from .store import ensure_campaign
+from .store import ensure_campaign, utcnow
 
 DEFAULT_MAX_BAD_BATCHES = 3
 
@@ -151,6 +151,7 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
     secret = settings.require_link_secret()
     report = SendReport()
     started = time.monotonic()
+    run_start = utcnow()
     states = _states(options)
     todo = ledger.sendable(states)
     segments = [s.id for s in campaign.segments if todo.get(s.id)]
@@ -165,7 +166,7 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
             seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
         while left is None or left > 0:
             n = size if left is None else min(size, left)
-            rows = ledger.next_rows(seg_id, n, states)
+            rows = ledger.next_rows(seg_id, n, states, before=run_start)
             if not rows:
                 break
             # Build (and check) before claiming, so a refusal here leaves nothing in flight.

@@ -149,12 +149,22 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
 
 
 def next_rows(conn: Connection, campaign_id: str, segment: str, limit: int,
-              states: tuple[str, ...] = SENDABLE) -> list[Row]:
-    """The next recipients to send in a segment, oldest first (read only)."""
+              states: tuple[str, ...] = SENDABLE, before: dt.datetime | None = None) -> list[Row]:
+    """The next recipients to send in a segment, oldest first (read only).
+
+    With ``before`` (the run's start), rows that failed or became uncertain *during* this
+    run are not picked again by it: a server that keeps failing ends the run (error budget)
+    instead of looping; the next run retries them.
+    """
     c = ledger.c
+    which = c.state.in_(states)
+    if before is not None:
+        again = tuple(s for s in states if s != "pending")
+        which = sa.or_(c.state == "pending", sa.and_(c.state.in_(again), c.updated_at < before)) \
+            if "pending" in states else sa.and_(which, c.updated_at < before)
     result = conn.execute(
         sa.select(c.id, c.email, c.first_name, c.last_name, c.practice, c.role, c.qi_level, c.segment)
-        .where(c.campaign_id == campaign_id, c.segment == segment, c.state.in_(states))
+        .where(c.campaign_id == campaign_id, c.segment == segment, which)
         .order_by(c.id).limit(limit))
     return [Row(*r) for r in result]
 
@@ -315,9 +325,10 @@ class Ledger:
             return sync_audience(conn, self.campaign_id, by_segment, suppressed)
 
     # -- the per-batch cycle -----------------------------------------------------------
-    def next_rows(self, segment: str, limit: int, states: tuple[str, ...] = SENDABLE) -> list[Row]:
+    def next_rows(self, segment: str, limit: int, states: tuple[str, ...] = SENDABLE,
+                  before: dt.datetime | None = None) -> list[Row]:
         with self.engine.connect() as conn:
-            return next_rows(conn, self.campaign_id, segment, limit, states)
+            return next_rows(conn, self.campaign_id, segment, limit, states, before)
 
     def claim(self, segment: str, ids: list[int], backend: str,
               states: tuple[str, ...] = SENDABLE) -> tuple[int, str]:
