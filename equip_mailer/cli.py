@@ -722,8 +722,7 @@ def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, c
             tables = reporting.compare(built)
             target = out_dir or Path("report") / "compare"
             paths = report_output.write_comparison(built, tables, target)
-            for table in tables.values():
-                console.print(report_output.terminal_table(table))
+            report_output.print_comparison(built, tables, console)
         else:
             rep = built[0]
             target = out_dir or Path("report") / rep.campaign_id

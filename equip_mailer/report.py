@@ -725,14 +725,14 @@ def compare(reports: list[Report]) -> dict[str, Table]:
     summary = pd.DataFrame({
         "Campaign": ids,
         "Subject": [r.subject or "" for r in reports],
-        "First send": [r.date_range for r in reports],
+        "Dates": [r.date_range for r in reports],
         "Sent": [_figure_int(r, "Sent") for r in reports],
         "Delivered": [_figure_int(r, "Delivered") for r in reports],
         "Unique clickers": [_figure_int(r, "Unique clickers") for r in reports],
     })
     summary["Click-through rate"] = _rate(summary["Unique clickers"], summary["Delivered"])
     tables = {"summary": Table("summary", "Campaigns compared", summary,
-                               {"Campaign": "text", "Subject": "text", "First send": "text",
+                               {"Campaign": "text", "Subject": "text", "Dates": "text",
                                 "Sent": "int", "Delivered": "int", "Unique clickers": "int",
                                 "Click-through rate": "pct"})}
     for key, attr, title, first, metrics in (

@@ -174,6 +174,51 @@ def time_chart(series: pd.DataFrame, *, title: str, width: int = 900, height: in
     return Markup("".join(out))
 
 
+PALETTE = ("#005EB8", "#41B6E6", "#003087", "#768692", "#00A499", "#ED8B00")
+
+
+def grouped_hbar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *,
+                       title: str, width: int = 720, label_width: int = 190) -> Markup:
+    """Rates per group (segment, course) with one bar per campaign, in a fixed palette, and
+    a legend naming the campaigns. NaN (the campaign did not have it) draws no bar."""
+    bar_h, inner, gap, top = 14, 2, 12, 4
+    legend_h = 22
+    plot_w = width - label_width - 70
+    peak = max([v for _, vals in series for v in vals if not math.isnan(v)] + [0]) or 1
+    per_group = len(series) * (bar_h + inner) - inner
+    height = top + len(groups) * (per_group + gap) + legend_h
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+           f"<title>{escape(title)}</title>"]
+    for g, name in enumerate(groups):
+        y0 = top + g * (per_group + gap)
+        shown = name if len(name) <= 30 else name[:29] + "…"
+        out.append(f'<text x="{label_width - 8}" y="{y0 + per_group / 2 + 4:.1f}" text-anchor="end" '
+                   f'class="lbl">{escape(shown)}</text>')
+        for k, (_label, values) in enumerate(series):
+            value = values[g]
+            y = y0 + k * (bar_h + inner)
+            colour = PALETTE[k % len(PALETTE)]
+            if math.isnan(value):
+                out.append(f'<text x="{label_width + 4}" y="{y + bar_h - 3}" class="val">–</text>')
+                continue
+            w = plot_w * value / peak
+            if w > 0:
+                out.append(f'<rect x="{label_width}" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
+                           f'fill="{colour}" rx="2"/>')
+            out.append(f'<text x="{label_width + w + 5:.1f}" y="{y + bar_h - 3}" class="val">'
+                       f'{show(value, "pct")}</text>')
+    out.append(f'<line x1="{label_width}" y1="0" x2="{label_width}" y2="{height - legend_h}" stroke="#768692"/>')
+    x = label_width
+    for k, (label, _values) in enumerate(series):
+        colour = PALETTE[k % len(PALETTE)]
+        out.append(f'<rect x="{x}" y="{height - 14}" width="11" height="11" fill="{colour}" rx="2"/>'
+                   f'<text x="{x + 15}" y="{height - 4}" class="axis">{escape(label)}</text>')
+        x += 30 + 7 * len(label)
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
 def _nice_step(peak: int) -> float:
     raw = peak / 4
     mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
@@ -186,6 +231,8 @@ def _nice_step(peak: int) -> float:
 def report_charts(report: Report) -> dict[str, Markup]:
     """An SVG chart for the tables that read better as a picture."""
     charts: dict[str, Markup] = {}
+    if not report.sent:
+        return charts                      # nothing to draw; the banner and tables say so
     funnel = report.tables["funnel"].frame.iloc[:-1]
     clicker = funnel.columns[4]
     if len(funnel):
@@ -199,7 +246,7 @@ def report_charts(report: Report) -> dict[str, Markup]:
             title="Click-through rate per segment", scale_max=max(1e-9, float(np.nanmax(
                 np.append(funnel["Click-through rate"].to_numpy(dtype=float), 0))) * 1.05) or 1)
     courses = report.tables["courses"].frame
-    if len(courses):
+    if len(courses) and courses["Total clicks"].sum() + courses["Machine clicks"].sum() > 0:
         total = courses["Total clicks"].to_numpy()
         machine = courses["Machine clicks"].to_numpy()
         human = total if report.human_only else total - machine
@@ -229,10 +276,23 @@ def _environment() -> Environment:
                        lstrip_blocks=True)
 
 
-def _section(table: Table, chart: Markup | None = None, legend: bool = False) -> dict:
+def _section(table: Table, chart: Markup | None = None, legend: bool = False,
+             campaigns: Sequence[str] = ()) -> dict:
+    """What the template needs for one table. With ``campaigns`` (a comparison), columns
+    named "<campaign> <metric>" get a header row naming each campaign once above its metrics."""
+    columns = [(c, "num" if table.formats.get(c) in ("int", "pct") else "") for c in table.frame.columns]
+    groups = []
+    if campaigns:
+        for cid in campaigns:
+            mine = [c for c, _ in columns if c.startswith(cid + " ")]
+            if mine:
+                groups.append((cid, len(mine)))
+        if groups:
+            groups.insert(0, ("", len(columns) - sum(n for _, n in groups)))
+            columns = [(next((c.removeprefix(cid + " ") for cid in campaigns if c.startswith(cid + " ")), c), cls)
+                       for c, cls in columns]
     return {"key": table.key, "title": table.title, "chart": chart, "legend": legend,
-            "columns": [(c, "num" if table.formats.get(c) in ("int", "pct") else "")
-                        for c in table.frame.columns],
+            "groups": groups, "columns": columns,
             "rows": _rows_for_display(table), "total": table.total and len(table.frame) > 0,
             "note": table.note, "empty": len(table.frame) == 0}
 
@@ -267,8 +327,16 @@ def render_compare_html(reports: Sequence[Report], tables: dict[str, Table],
         title="Click-through rate per campaign",
         scale_max=max(float(np.nanmax(np.append(summary["Click-through rate"].to_numpy(dtype=float), 0))),
                       1e-9) * 1.05)
-    sections = [_section(tables["summary"], chart), _section(tables["segments"]),
-                _section(tables["courses"])]
+    ids = [r.campaign_id for r in reports]
+
+    def rates(table: Table, first: str) -> Markup:
+        frame = table.frame
+        return grouped_hbar_chart(
+            list(frame[first]), [(cid, frame[f"{cid} CTR"].to_numpy(dtype=float)) for cid in ids],
+            title=f"Click-through rate per {first.lower()}, campaign by campaign")
+    sections = [_section(tables["summary"], chart),
+                _section(tables["segments"], rates(tables["segments"], "Segment"), campaigns=ids),
+                _section(tables["courses"], rates(tables["courses"], "Course"), campaigns=ids)]
     human_only = all(r.human_only for r in reports)
     return _environment().get_template("report.html.j2").render(
         kind="compare", heading="EQUIP newsletters compared",
@@ -450,6 +518,32 @@ def print_summary(report: Report, console) -> None:
         console.print("Clickers* include machine clicks.")
     for note in report.notes:
         console.print(f"Note: {escape_rich(note)}", soft_wrap=True)
+
+
+def print_comparison(reports: Sequence[Report], tables: dict[str, Table], console) -> None:
+    """The comparison in long form (one line per segment and campaign), which fits a
+    terminal however many campaigns there are; the files have the side-by-side layout."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    console.print(terminal_table(tables["summary"], drop=("Subject",)))
+    ids = [r.campaign_id for r in reports]
+    for key, first, metrics in (("segments", "Segment", ("Delivered", "Clickers", "CTR")),
+                                ("courses", "Course", ("Clickers", "Clicks", "CTR"))):
+        table = tables[key]
+        rt = RichTable(title=table.title, title_justify="left", header_style="bold",
+                       box=box.SIMPLE_HEAD)
+        rt.add_column(first)
+        rt.add_column("Campaign", no_wrap=True)
+        for m in metrics:
+            rt.add_column(m, justify="right", no_wrap=True)
+        for i, name in enumerate(table.frame[first]):
+            for j, cid in enumerate(ids):
+                cells = [show(table.frame[f"{cid} {m}"].iloc[i], table.formats[f"{cid} {m}"])
+                         for m in metrics]
+                rt.add_row(str(name) if j == 0 else "", cid, *cells,
+                           end_section=j == len(ids) - 1)
+        console.print(rt)
 
 
 def escape_rich(text: str) -> str:

@@ -179,7 +179,8 @@ def test_never_sent_campaign_gets_a_report_that_says_so(demo_path, sqlite_url, t
     assert ("Campaign 2019-04-equip-training has not been sent yet, so there is nothing to "
             "count; the report says so.") in " ".join(result.output.split())
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "Not sent yet." in html and "No clicks yet" in html
+    assert "Not sent yet." in html and "Nothing to show yet: no clicks." in html
+    assert "<svg" not in html                        # no empty charts for an unsent campaign
     assert read_csv(out / "funnel.csv")[1] == ["New to QI", "0", "0", "0", "0", "", "0", "0"]
 
 
