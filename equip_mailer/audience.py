@@ -266,7 +266,9 @@ def _read_xlsx(data: bytes, shown: str, need: str) -> Table:
     try:
         with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
             sheet = book.sheet_names[0]
-            frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object)
+            # na_filter=False: a cell saying "None" (a QI level) or "NA" (a surname) is text.
+            frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object,
+                                  na_filter=False)
     except Exception as exc:  # noqa: BLE001 - a damaged workbook fails in many ways inside openpyxl
         raise ListError(f"could not be opened as an Excel workbook ({type(exc).__name__}: "
                         f"{str(exc)[:200]})", where=shown,
@@ -323,7 +325,8 @@ def normalise_email(value: str) -> tuple[str, str]:
         local, _, domain = value.rpartition("@")
         return f"{local}@{domain.lower()}", ""
     try:
-        return validate_email(value, check_deliverability=False).normalized, ""
+        # strict: also refuse local parts over 64 characters, which mail servers refuse (RFC 5321)
+        return validate_email(value, check_deliverability=False, strict=True).normalized, ""
     except EmailNotValidError:
         pass
     except Exception:  # noqa: BLE001 - e.g. IDNA codec errors on odd unicode domains
@@ -369,7 +372,8 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
             values["last_name"] = [f[1] for f in full]
 
     problems: list[list[str]] = [[] for _ in range(n)]
-    width = len(table.header)
+    # Spreadsheets pad the header with empty cells as wide as the widest row.
+    width = max((i + 1 for i, c in enumerate(table.header) if c.strip()), default=0)
     for r, cells in enumerate(rows):
         # More non-empty cells than the header usually means an unquoted delimiter inside a
         # value, which shifts every later column; trailing empty cells are Excel padding.

@@ -154,6 +154,18 @@ def test_xlsx_rows_are_named_by_sheet_and_row(tmp_path):
     assert rows == 3
 
 
+def test_xlsx_cells_reading_none_or_na_are_text(tmp_path):
+    book = openpyxl.Workbook()
+    book.active.append(["email", "first_name", "last_name", "qi_level", None, None])
+    book.active.append(["ann@nhs.example", "Ann", "NA", "None"])
+    book.active.append(["bob@nhs.example", "Bob", "Null", "basics", "", "stray"])
+    book.save(tmp_path / "staff.xlsx")
+    [ann], [bob], _ = read_list(tmp_path / "staff.xlsx", "staff.xlsx")
+    assert (ann.last_name, ann.qi_level) == ("NA", "none")
+    assert str(bob) == ("staff.xlsx:Sheet!row 3: has more values than the header has columns "
+                        "(a value containing the delimiter needs quotes)")
+
+
 def test_formula_like_names_are_data_not_a_problem(tmp_path):
     path = write(tmp_path / "staff.csv",
                  f'{HEADER}\nann@nhs.example,"=HYPERLINK(""http://x"",""y"")",+Smith,@SUM(A1),-GP,none\n')
@@ -265,11 +277,18 @@ def test_address_forms_people_paste(written, normalised):
     assert normalise_email(written) == (normalised, "")
 
 
+def test_a_local_part_over_64_characters_is_refused():
+    # email-validator only enforces RFC 5321's limit in strict mode; mail servers enforce it always.
+    address = "x" * 65 + "@example.org"
+    assert normalise_email(address) == ("", f'email "{address[:60]}…" is not a valid address')
+
+
 def test_one_hundred_thousand_rows_read_quickly(tmp_path):
     path = synthetic.write_csv(tmp_path / "big.csv", synthetic.people(100_000))
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     recipients, rejects, rows = read_list(path, "big.csv")
-    seconds = time.perf_counter() - started
-    print(f"read 100,000 rows in {seconds:.2f} s")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"read 100,000 rows in {wall:.2f} s ({cpu:.2f} s of CPU)")
     assert (len(recipients), rejects, rows) == (100_000, [], 100_000)
-    assert seconds < 6        # ~1.2 s on the development machine; generous for slow CI
+    # CPU time, not wall time: the suite shares a small machine with other work.
+    assert cpu < 5           # ~1.2-1.5 s on the development machine
