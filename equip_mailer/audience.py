@@ -87,7 +87,7 @@ COLUMNS = ("email", "first_name", "last_name", "practice", "role", "qi_level")
 HEADER_SYNONYMS: dict[str, str] = {}
 for _column, _names in {
     "email": ["email", "emailaddress", "emailaddr", "mail", "workemail", "nhsmail",
-              "nhsemail", "nhsmailaddress", "emails", "contactemail", "address"],
+              "nhsemail", "nhsmailaddress", "emails", "contactemail"],   # not "address": postal
     "first_name": ["firstname", "forename", "forenames", "givenname", "first", "fname",
                    "preferredname", "knownas"],
     "last_name": ["lastname", "surname", "familyname", "last", "lname"],
@@ -119,8 +119,8 @@ for _level, _names in {
 MAX_FIELD = {"first_name": 200, "last_name": 200, "practice": 200, "role": 200,
              "qi_level": 200, "email": 320}
 
-# A conservative subset of what email-validator accepts, checked with one vectorised regex so
-# 100,000 ordinary addresses do not each pay for a full validation. Anything outside it
+# A conservative subset of what email-validator accepts, checked with one compiled regex so
+# 100,000 ordinary addresses do not each pay for a full validation (~20 µs each). Anything outside it
 # (unicode, quoted local parts, odd domains) goes through email-validator itself; a test
 # checks the two agree on what the regex accepts.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -372,14 +372,17 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
             values["last_name"] = [f[1] for f in full]
 
     problems: list[list[str]] = [[] for _ in range(n)]
+    extra_values = ("has values to the right of the last named column"
+                    if path.suffix.lower() in (".xlsx", ".xlsm") else
+                    "has more values than the header has columns (a value containing the "
+                    "delimiter needs quotes)")
     # Spreadsheets pad the header with empty cells as wide as the widest row.
     width = max((i + 1 for i, c in enumerate(table.header) if c.strip()), default=0)
     for r, cells in enumerate(rows):
         # More non-empty cells than the header usually means an unquoted delimiter inside a
         # value, which shifts every later column; trailing empty cells are Excel padding.
         if len(cells) > width and "".join(cells[width:]).strip():
-            problems[r].append("has more values than the header has columns (a value "
-                               "containing the delimiter needs quotes)")
+            problems[r].append(extra_values)
     for c in COLUMNS:
         cap, col = MAX_FIELD[c], values[c]
         for r, v in enumerate(col):
