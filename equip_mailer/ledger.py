@@ -35,6 +35,7 @@ from .errors import DeliveryError
 from .store import batches, campaigns, ledger, utcnow
 
 SENDABLE = ("pending", "failed")
+INSERT_SLICE = 5000              # new ledger rows per executemany in sync_audience
 CHUNK = 900                      # ids per IN (...) list: well under every driver's limit
 STALE_FOREIGN_LOCK = dt.timedelta(minutes=30)   # a lock from another host without heartbeat
 REMOVED = "no longer on any mailing list"
@@ -107,18 +108,18 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
     for segment, people in by_segment.items():
         for r in people:
             wanted.setdefault(r.key, (segment, r))
-    new_rows = [{
-        "campaign_id": campaign_id, "email": r.email, "email_key": key,
-        "first_name": r.first_name, "last_name": r.last_name, "practice": r.practice,
-        "role": r.role, "qi_level": r.qi_level, "segment": segment, "state": "pending",
-        "attempts": 0, "created_at": now, "updated_at": now,
-    } for key, (segment, r) in wanted.items() if key not in existing and key not in suppressed]
+    new_keys = [key for key in wanted if key not in existing and key not in suppressed]
     # The caller holds the campaign lock and just read every key, so a plain bulk insert
     # (executemany: far faster than ON CONFLICT multi-VALUES) cannot collide; the unique
-    # constraint still guards it.
-    if new_rows:
-        conn.execute(ledger.insert(), new_rows)
-    added = len(new_rows)
+    # constraint still guards it. In slices, so 100,000 row dicts never exist at once.
+    for start in range(0, len(new_keys), INSERT_SLICE):
+        conn.execute(ledger.insert(), [{
+            "campaign_id": campaign_id, "email": r.email, "email_key": key,
+            "first_name": r.first_name, "last_name": r.last_name, "practice": r.practice,
+            "role": r.role, "qi_level": r.qi_level, "segment": segment, "state": "pending",
+            "attempts": 0, "created_at": now, "updated_at": now,
+        } for key in new_keys[start:start + INSERT_SLICE] for segment, r in (wanted[key],)])
+    added = len(new_keys)
 
     to_suppress, to_remove, to_restore, moves = [], [], [], []
     for key, row in existing.items():
@@ -157,16 +158,18 @@ def next_rows(conn: Connection, campaign_id: str, segment: str, limit: int,
     instead of looping; the next run retries them.
     """
     c = ledger.c
-    which = c.state.in_(states)
-    if before is not None:
-        again = tuple(s for s in states if s != "pending")
-        which = sa.or_(c.state == "pending", sa.and_(c.state.in_(again), c.updated_at < before)) \
-            if "pending" in states else sa.and_(which, c.updated_at < before)
-    result = conn.execute(
-        sa.select(c.id, c.email, c.first_name, c.last_name, c.practice, c.role, c.qi_level, c.segment)
-        .where(c.campaign_id == campaign_id, c.segment == segment, which)
-        .order_by(c.id).limit(limit))
-    return [Row(*r) for r in result]
+    columns = (c.id, c.email, c.first_name, c.last_name, c.practice, c.role, c.qi_level, c.segment)
+    # One query per state, each an ordered range of ix_ledger_segment_state (campaign,
+    # segment, state, id), merged here: an OR or IN over states makes SQLite read and sort
+    # every sendable row of the segment for each batch (quadratic over a 100,000 send).
+    found: list = []
+    for state in dict.fromkeys(states):
+        cond = [c.campaign_id == campaign_id, c.segment == segment, c.state == state]
+        if before is not None and state != "pending":
+            cond.append(c.updated_at < before)
+        found += conn.execute(sa.select(*columns).where(*cond).order_by(c.id).limit(limit)).all()
+    found.sort(key=lambda r: r[0])
+    return [Row(*r) for r in found[:limit]]
 
 
 def claim(conn: Connection, campaign_id: str, segment: str, ids: list[int], send_id: str,

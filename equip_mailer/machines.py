@@ -26,6 +26,7 @@ more). Flags are only ever added, never removed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ USER_AGENT_PATTERNS: tuple[tuple[str, str], ...] = (
 _COMPILED = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in USER_AGENT_PATTERNS)
 
 
+@functools.lru_cache(maxsize=4096)      # the same few user agents repeat in every batch
 def user_agent_reason(user_agent: str | None) -> str | None:
     """``ua:<name>`` when the user agent looks like a scanner, previewer or script, else None."""
     ua = (user_agent or "").strip()
@@ -150,17 +152,26 @@ def flag_clicks(clicks: Sequence[Click], delivered_at: dt.datetime | None,
 def _delivered_at(conn: Connection, campaign_id: str, ledger_id: int) -> dt.datetime | None:
     """The message's delivered time: SendGrid's delivered event, else the ledger's sent time,
     else its batch's finish time."""
-    at = conn.execute(sa.select(sa.func.min(events.c.at)).where(
-        events.c.campaign_id == campaign_id, events.c.ledger_id == ledger_id,
-        events.c.event == "delivered")).scalar()
-    if at is not None:
-        return at
-    row = conn.execute(sa.select(ledger.c.sent_at, batches.c.finished_at)
-                       .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
-                       .where(ledger.c.id == ledger_id)).first()
-    if row is None:
-        return None
-    return row.sent_at or row.finished_at
+    return _delivered_times(conn, campaign_id, [ledger_id]).get(ledger_id)
+
+
+def _delivered_times(conn: Connection, campaign_id: str, ledger_ids: list[int]) -> dict[int, dt.datetime]:
+    """``_delivered_at`` for many recipients of one campaign, in two queries."""
+    found = {lid: at for lid, at in conn.execute(
+        sa.select(events.c.ledger_id, sa.func.min(events.c.at)).where(
+            events.c.campaign_id == campaign_id, events.c.ledger_id.in_(ledger_ids),
+            events.c.event == "delivered").group_by(events.c.ledger_id)) if at is not None}
+    missing = [lid for lid in ledger_ids if lid not in found]
+    if missing:
+        for row in conn.execute(sa.select(ledger.c.id, ledger.c.sent_at, batches.c.finished_at)
+                                .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
+                                .where(ledger.c.id.in_(missing))):
+            if row.sent_at or row.finished_at:
+                found[row.id] = row.sent_at or row.finished_at
+    return found
+
+
+_CHUNK = 500      # recipients per query (IN lists stay far below every driver's limit)
 
 
 def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
@@ -168,31 +179,42 @@ def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
                seconds: float = BURST_SECONDS) -> int:
     """Flag the timing-caught clicks of each (campaign_id, ledger_id); returns clicks newly flagged.
 
-    Two small queries per recipient (their clicks, their delivery time), so it is cheap
-    enough to run on every insert; pass every recipient of a campaign for a full pass.
+    A few queries per chunk of recipients (their clicks, their delivery times), not per
+    recipient, so it is cheap enough to run on every insert and on every webhook batch;
+    pass every recipient of a campaign for a full pass.
     """
+    by_campaign: dict[str, set[int]] = {}
+    for campaign_id, ledger_id in pairs:
+        if campaign_id and ledger_id:
+            by_campaign.setdefault(campaign_id, set()).add(ledger_id)
     flagged = 0
-    for campaign_id, ledger_id in sorted(set(pairs)):
-        if not campaign_id or not ledger_id:
-            continue
-        rows = conn.execute(sa.select(events.c.id, events.c.at, events.c.source, events.c.link_id,
-                                      events.c.url, events.c.machine).where(
-            events.c.campaign_id == campaign_id, events.c.ledger_id == ledger_id,
-            events.c.event == "click")).all()
-        if not rows:
-            continue
-        delivered = _delivered_at(conn, campaign_id, ledger_id)
-        found: dict[int, str] = {}
-        # One source at a time: our click and SendGrid's record of the same click name the
-        # link differently (id vs URL) and must not add up to a "burst".
-        for source in sorted({r.source for r in rows}):
-            clicks = [Click(r.id, r.at, r.link_id if r.link_id is not None else r.url, bool(r.machine))
-                      for r in rows if r.source == source]
-            found.update(flag_clicks(clicks, delivered, window, links, seconds))
-        for click_id, reason in found.items():
-            flagged += conn.execute(events.update().where(
-                events.c.id == click_id, events.c.machine == sa.false()).values(
-                machine=True, machine_reason=reason)).rowcount or 0
+    for campaign_id in sorted(by_campaign):
+        ids = sorted(by_campaign[campaign_id])
+        for start in range(0, len(ids), _CHUNK):
+            clicks_of: dict[int, list] = {}
+            for r in conn.execute(sa.select(events.c.ledger_id, events.c.id, events.c.at,
+                                            events.c.source, events.c.link_id, events.c.url,
+                                            events.c.machine).where(
+                    events.c.campaign_id == campaign_id,
+                    events.c.ledger_id.in_(ids[start:start + _CHUNK]),
+                    events.c.event == "click")):
+                clicks_of.setdefault(r.ledger_id, []).append(r)
+            if not clicks_of:
+                continue
+            delivered_at = _delivered_times(conn, campaign_id, sorted(clicks_of))
+            found: dict[int, str] = {}
+            for ledger_id, rows in sorted(clicks_of.items()):
+                delivered = delivered_at.get(ledger_id)
+                # One source at a time: our click and SendGrid's record of the same click name
+                # the link differently (id vs URL) and must not add up to a "burst".
+                for source in sorted({r.source for r in rows}):
+                    clicks = [Click(r.id, r.at, r.link_id if r.link_id is not None else r.url,
+                                    bool(r.machine)) for r in rows if r.source == source]
+                    found.update(flag_clicks(clicks, delivered, window, links, seconds))
+            for click_id, reason in found.items():
+                flagged += conn.execute(events.update().where(
+                    events.c.id == click_id, events.c.machine == sa.false()).values(
+                    machine=True, machine_reason=reason)).rowcount or 0
     return flagged
 
 
