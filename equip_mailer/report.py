@@ -28,6 +28,7 @@ Definitions, chosen so a rate never exceeds 100 % and a re-run gives the same an
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,10 +119,9 @@ def known_campaigns(engine: Engine) -> list[str]:
 def load_frames(engine: Engine, campaign_id: str) -> Frames:
     """Read one campaign from the store with a few narrow SELECTs.
 
-    Sized for a million events in seconds: only the report's event types and columns are
-    read, times come out of the database as epoch seconds (no string parsing), NULL link ids
-    as -1 so the column stays int64, and repeated text (event, source, reason) becomes
-    categorical. Raises ReportError if the campaign id is not in the store.
+    Sized for a million events in seconds: only the report's event types are read, and each
+    event comes back as four integers (see ``_read_events``), so no text is parsed or copied
+    per row. Raises ReportError if the campaign id is not in the store.
     """
     with engine.connect() as conn:
         row = conn.execute(sa.select(campaigns.c.subject).where(campaigns.c.id == campaign_id)).first()
@@ -138,13 +138,7 @@ def load_frames(engine: Engine, campaign_id: str) -> Frames:
             ledger.c.id, ledger.c.segment, ledger.c.practice, ledger.c.role, ledger.c.state,
             epoch(ledger.c.sent_at).label("sent_at"),
         ).where(ledger.c.campaign_id == campaign_id), LEDGER_COLUMNS, _typed_ledger)
-        event_frame = _read(conn, sa.select(
-            events.c.event, epoch(events.c.at).label("at"), events.c.source,
-            sa.func.coalesce(events.c.ledger_id, -1).label("ledger_id"),
-            sa.func.coalesce(events.c.link_id, -1).label("link_id"),
-            sa.case((events.c.machine, 1), else_=0).label("machine"), events.c.machine_reason,
-        ).where(events.c.campaign_id == campaign_id, events.c.event.in_(REPORT_EVENTS)),
-            EVENT_COLUMNS, _typed_events)
+        event_frame = _read_events(conn, campaign_id, epoch)
         link_frame = _read(conn, sa.select(
             links.c.id, links.c.key, links.c.course_id, links.c.session, links.c.label,
         ).where(links.c.campaign_id == campaign_id).order_by(links.c.id), LINK_COLUMNS)
@@ -159,25 +153,90 @@ def load_frames(engine: Engine, campaign_id: str) -> Frames:
 
 def _epoch_seconds(dialect: str):
     if dialect == "sqlite":
+        if sqlite3.sqlite_version_info >= (3, 38, 0):
+            return lambda col: sa.func.unixepoch(col)          # faster than strftime('%s')
         return lambda col: sa.cast(sa.func.strftime("%s", col), sa.BigInteger)
     return lambda col: sa.cast(sa.extract("epoch", col), sa.BigInteger)
+
+
+def _read_events(conn, campaign_id: str, epoch) -> pd.DataFrame:
+    """The campaign's report events as (kind, at, ledger_id, link_id) integers, then a frame.
+
+    Creating a Python string per row is what makes a million rows slow, so the text columns
+    are packed into one integer in SQL: bits 0-2 the event (index in REPORT_EVENTS), bit 3
+    "source is our tracker", bit 4 "machine", bits 5+ the machine reason (index + 1 in the
+    campaign's few distinct reasons, read first). NULL ids come back as -1.
+    """
+    reasons = [r[0] for r in conn.execute(
+        sa.select(events.c.machine_reason).distinct()
+        .where(events.c.campaign_id == campaign_id, events.c.event == "click",
+               events.c.machine_reason.is_not(None))
+        .order_by(events.c.machine_reason))]
+    event_code = sa.case({name: i for i, name in enumerate(REPORT_EVENTS)}, value=events.c.event,
+                         else_=0)
+    packed = (event_code
+              + 8 * sa.case((events.c.source == "tracker", 1), else_=0)
+              + 16 * sa.case((events.c.machine, 1), else_=0))
+    if reasons:
+        packed = packed + 32 * sa.case({r: i + 1 for i, r in enumerate(reasons)},
+                                       value=events.c.machine_reason, else_=0)
+    stmt = sa.select(
+        packed.label("kind"), epoch(events.c.at).label("at"),
+        sa.func.coalesce(events.c.ledger_id, -1).label("ledger_id"),
+        sa.func.coalesce(events.c.link_id, -1).label("link_id"),
+    ).where(events.c.campaign_id == campaign_id, events.c.event.in_(REPORT_EVENTS))
+    values = _read_ints(conn, stmt, 4)
+    kind = values[:, 0]
+    reason_codes = (kind >> 5) - 1
+    return pd.DataFrame({
+        "event": pd.Categorical.from_codes(kind & 7, categories=list(REPORT_EVENTS)),
+        "at": values[:, 1].astype("datetime64[s]"),
+        "source": pd.Categorical.from_codes((kind >> 3) & 1, categories=["webhook", "tracker"]),
+        "ledger_id": values[:, 2],
+        "link_id": values[:, 3],
+        "machine": ((kind >> 4) & 1).astype(bool),
+        "machine_reason": pd.Categorical.from_codes(
+            np.where(reason_codes < len(reasons), reason_codes, -1),
+            categories=pd.Index(reasons, dtype="object")),
+    })
+
+
+def _read_ints(conn, stmt, width: int, chunk: int = 200_000) -> np.ndarray:
+    """An (n, width) int64 array of an all-integer SELECT, fetched chunk by chunk."""
+    cur, args, sql = _raw(conn, stmt)
+    parts = []
+    try:
+        cur.execute(sql, args)
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                break
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
+    finally:
+        cur.close()
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+
+
+def _raw(conn, stmt):
+    """A DB-API cursor with the compiled SQL and its parameters: SQLAlchemy Row objects cost
+    more than the query itself for a million rows."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    args = [params[name] for name in compiled.positiontup] if compiled.positional else params
+    return conn.connection.driver_connection.cursor(), args, str(compiled)
 
 
 def _read(conn, stmt, columns: list[str], convert=None, chunk: int = 200_000) -> pd.DataFrame:
     """Rows of ``stmt`` as a frame, fetched in chunks through the raw DB-API cursor.
 
-    SQLAlchemy Row objects cost more than the query for a million rows, and holding every
-    row as a Python tuple at once would cost ~0.5 GB; each chunk is converted (``convert``:
-    numbers and categoricals) before the next is fetched, then the chunks are joined.
+    Holding every row as a Python tuple at once would cost memory; each chunk is converted
+    (``convert``: numbers and categoricals) before the next is fetched, then joined.
     """
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    args = [params[name] for name in compiled.positiontup] if compiled.positional else params
+    cur, args, sql = _raw(conn, stmt)
     convert = convert or (lambda frame: frame)
-    cur = conn.connection.driver_connection.cursor()
     parts = []
     try:
-        cur.execute(str(compiled), args)
+        cur.execute(sql, args)
         while True:
             rows = cur.fetchmany(chunk)
             if not rows:
@@ -304,31 +363,35 @@ def prepare(frames: Frames, human_only: bool = True) -> _Prepared:
     led = frames.ledger.reset_index(drop=True)
     ev = frames.events
     n = len(led)
-    pos = pd.Index(led["id"]).get_indexer(ev["ledger_id"])       # -1: not this campaign's
+    pos = ledger_positions(led["id"].to_numpy(), ev["ledger_id"].to_numpy())   # -1: not ours
     matched = pos >= 0
     unmatched = int((~matched).sum())
-    ev = ev.loc[matched]
-    pos = pos[matched]
-    kind = ev["event"].astype("object").to_numpy()
+    if unmatched:
+        ev = ev.loc[matched]
+        pos = pos[matched]
+    is_event = _code_matcher(ev["event"])
+    is_source = _code_matcher(ev["source"])
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(pos[mask], minlength=n) if n else np.zeros(0, dtype=np.int64)
 
-    clicks_mask = kind == "click"
+    clicks_mask = is_event("click")
     dropped_webhook = 0
-    source = ev["source"].astype("object").to_numpy()
-    if (clicks_mask & (source == "tracker")).any():
-        webhook = clicks_mask & (source != "tracker")
+    tracker = is_source("tracker")
+    if (clicks_mask & tracker).any():
+        webhook = clicks_mask & ~tracker
         dropped_webhook = int(webhook.sum())
         clicks_mask = clicks_mask & ~webhook
-    machine = ev["machine"].to_numpy()
+    machine = ev["machine"].to_numpy(dtype=bool)
     human_clicks = count(clicks_mask & ~machine)
     machine_clicks = count(clicks_mask & machine)
-    delivered_events = count(kind == "delivered")
-    opens = count(kind == "open")
-    bounced = count((kind == "bounce") | (kind == "dropped"))
+    delivered_mask = is_event("delivered")
+    delivered_events = count(delivered_mask)
+    open_mask = is_event("open")
+    opens = count(open_mask)
+    bounced = count(is_event("bounce") | is_event("dropped"))
     any_click = (human_clicks + machine_clicks) > 0
-    delivered_fallback = not (kind == "delivered").any()
+    delivered_fallback = not delivered_mask.any()
     state_sent = (led["state"].astype("object") == "sent").to_numpy()
     sent = state_sent | (delivered_events > 0) | any_click | (opens > 0)
     if delivered_fallback:
@@ -344,9 +407,65 @@ def prepare(frames: Frames, human_only: bool = True) -> _Prepared:
         all_clicks=human_clicks + machine_clicks,
     )
     clicks = ev.loc[clicks_mask, ["at", "ledger_id", "link_id", "machine", "machine_reason"]]
+    clicks = clicks.assign(pos=pos[clicks_mask])
     return _Prepared(people=people, clicks=clicks, delivered_fallback=delivered_fallback,
-                     opens_tracked=bool((kind == "open").any()),
+                     opens_tracked=bool(open_mask.any()),
                      dropped_webhook_clicks=dropped_webhook, unmatched_events=unmatched)
+
+
+def ledger_positions(ledger_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row of each wanted id in ``ledger_ids`` (-1 if absent). Ledger ids are database row
+    ids, dense enough for a lookup array, which beats hashing a million values."""
+    ledger_ids = ledger_ids.astype(np.int64, copy=False)
+    wanted = wanted.astype(np.int64, copy=False)
+    if len(ledger_ids) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    top = int(ledger_ids.max())
+    if ledger_ids.min() < 0 or top > 50_000_000:
+        return pd.Index(ledger_ids).get_indexer(wanted)
+    lookup = np.full(top + 2, -1, dtype=np.int64)
+    lookup[ledger_ids] = np.arange(len(ledger_ids))
+    inside = (wanted >= 0) & (wanted <= top)
+    return np.where(inside, lookup[np.clip(wanted, 0, top + 1)], -1)
+
+
+def _code_matcher(column: pd.Series):
+    """``is_("click")`` -> boolean array, comparing categorical codes instead of strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        categories = list(column.cat.categories)
+        return lambda name: (codes == categories.index(name) if name in categories
+                             else np.zeros(len(codes), dtype=bool))
+    values = column.astype("object").to_numpy()
+    return lambda name: values == name
+
+
+def _group_stats(group: np.ndarray, n_groups: int, clicks: pd.DataFrame,
+                 human_only: bool) -> pd.DataFrame:
+    """Per group (an index 0..n_groups-1 per click, -1 for none): unique clickers and clicks
+    as the headline counts them, machine clicks, and all clicks. Unique people are counted by
+    sorting (group, person) pairs: integers only, however many clicks there are."""
+    machine = clicks["machine"].to_numpy(dtype=bool)
+    person = clicks["pos"].to_numpy()
+    valid = group >= 0
+    chosen = valid & ~machine if human_only else valid
+    span = int(person.max()) + 1 if len(person) else 1
+    pairs = _distinct(group[chosen].astype(np.int64) * span + person[chosen])
+    return pd.DataFrame({
+        "unique": np.bincount(pairs // span, minlength=n_groups)[:n_groups],
+        "total": np.bincount(group[chosen], minlength=n_groups)[:n_groups],
+        "machine": np.bincount(group[valid & machine], minlength=n_groups)[:n_groups],
+        "total_all": np.bincount(group[valid], minlength=n_groups)[:n_groups],
+    }).astype("int64")
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct integers. numpy 2's np.unique hashes, several times slower here than
+    a plain sort for half a million ints."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _rate(num, den):
@@ -429,16 +548,18 @@ def _course_order(frames: Frames, names: Names) -> list[str]:
 def courses(prep: _Prepared, frames: Frames, names: Names, delivered: int,
             human_only: bool = True) -> tuple[Table, pd.DataFrame]:
     """Unique clickers and total clicks per course, with links that are not a course after."""
-    link_map = _link_courses(frames, names)
-    clicks = prep.clicks.merge(link_map, on="link_id", how="left")
-    known_link = clicks["link_id"].isin(link_map["link_id"])
-    group = clicks["course_id"].astype("object")
-    group = group.where(group.notna(), None)
-    group = np.where(~known_link, UNKNOWN_LINK, np.where(pd.isna(group), OTHER_LINKS, group))
-    clicks = clicks.assign(group=group)
-    order = _course_order(frames, names) + [OTHER_LINKS, UNKNOWN_LINK]
-    stats = _click_stats(clicks, "group", order, human_only)
-    stats = stats[(stats.index.isin(_course_order(frames, names))) | (stats["total_all"] > 0)]
+    course_order = _course_order(frames, names)
+    order = course_order + [OTHER_LINKS, UNKNOWN_LINK]
+    rank = {c: i for i, c in enumerate(course_order)}
+    link_ids = pd.to_numeric(frames.links["id"]).astype("int64").to_numpy()
+    link_group = np.array([rank.get(c, len(course_order)) if isinstance(c, str) else len(course_order)
+                           for c in frames.links["course_id"].astype("object")] + [len(order) - 1],
+                          dtype=np.int64)                     # last: an unknown link
+    at = pd.Index(link_ids).get_indexer(prep.clicks["link_id"].to_numpy())
+    group = link_group[np.where(at >= 0, at, len(link_ids))]
+    stats = _group_stats(group, len(order), prep.clicks, human_only)
+    stats.index = order
+    stats = stats[(stats.index.isin(course_order)) | (stats["total_all"] > 0)]
     table = pd.DataFrame({
         "Course": [names.courses.get(c, c) for c in stats.index],
         _clicker_label(human_only): stats["unique"].to_numpy(),
@@ -454,19 +575,6 @@ def courses(prep: _Prepared, frames: Frames, names: Names, delivered: int,
                           "clicks": stats["total"].to_numpy(), "delivered": delivered},
                          index=stats.index)
     return Table("courses", "Clicks per course", table, formats, note), keyed
-
-
-def _click_stats(clicks: pd.DataFrame, by: str, order: list[str], human_only: bool) -> pd.DataFrame:
-    """unique / total (headline clicks), machine and total_all per group, in ``order``."""
-    chosen = clicks[~clicks["machine"]] if human_only else clicks
-    unique = chosen[[by, "ledger_id"]].drop_duplicates().groupby(by, observed=True).size()
-    total = chosen.groupby(by, observed=True).size()
-    machine = clicks[clicks["machine"]].groupby(by, observed=True).size()
-    total_all = clicks.groupby(by, observed=True).size()
-    out = pd.DataFrame({"unique": unique, "total": total, "machine": machine,
-                        "total_all": total_all})
-    out = out.reindex(order).fillna(0).astype("int64")
-    return out
 
 
 def sessions(prep: _Prepared, frames: Frames, names: Names,
@@ -493,10 +601,12 @@ def sessions(prep: _Prepared, frames: Frames, names: Names,
     rows = rows.assign(rank=rows["course_id"].map(course_rank),
                        sort_session=rows["session"].fillna("9999"))
     rows = rows.sort_values(["rank", "sort_session"], kind="stable").reset_index(drop=True)
-    clicks = prep.clicks[prep.clicks["link_id"].isin(rows["link_id"])]
-    stats = _click_stats(clicks, "link_id", list(rows["link_id"]), human_only)
-    # link_id -1 rows (spec only) must not pick up stats: reindex gives them zeros anyway.
-    stats = stats.reset_index(drop=True)
+    # rows from the spec alone have link id -1, which no click carries
+    row_ids = rows["link_id"].to_numpy(dtype=np.int64)
+    real = np.flatnonzero(row_ids >= 0)
+    at = pd.Index(row_ids[real]).get_indexer(prep.clicks["link_id"].to_numpy())
+    group = np.where(at >= 0, real[np.clip(at, 0, None)] if len(real) else -1, -1)
+    stats = _group_stats(group, len(rows), prep.clicks, human_only)
     table = pd.DataFrame({
         "Course": [names.courses.get(c, c) for c in rows["course_id"]],
         "Session": [_session_label(s) for s in rows["session"]],
@@ -613,22 +723,26 @@ def reason_label(reason) -> str:
 def machine_vs_human(prep: _Prepared) -> Table:
     """Every click, split into human and each machine reason, with the people behind them."""
     clicks = prep.clicks
-    reason = clicks["machine_reason"].astype("object")
-    label = np.where(clicks["machine"].to_numpy(), "Machine: " + reason.map(reason_label, na_action=None), "Human")
-    framed = pd.DataFrame({"kind": label, "ledger_id": clicks["ledger_id"].to_numpy()})
-    total = framed.groupby("kind").size()
-    people = framed.drop_duplicates().groupby("kind").size()
-    order = ["Human"] + sorted((k for k in total.index if k != "Human"),
-                               key=lambda k: (-int(total[k]), k))
-    total = total.reindex(order, fill_value=0)
-    people = people.reindex(order, fill_value=0)
+    reasons = clicks["machine_reason"]
+    if not isinstance(reasons.dtype, pd.CategoricalDtype):
+        reasons = reasons.astype("object").astype("category")
+    labels = ["Human", "Machine: no reason given"] + [
+        "Machine: " + reason_label(r) for r in reasons.cat.categories]
+    group = np.where(clicks["machine"].to_numpy(dtype=bool), reasons.cat.codes.to_numpy() + 2, 0)
+    stats = _group_stats(group, len(labels), clicks.assign(machine=False), human_only=False)
+    stats.index = labels
+    stats = stats.groupby(level=0, sort=False).sum()            # reasons sharing a label
+    machine_rows = [k for k in stats.index if k != "Human" and stats.loc[k, "total"] > 0]
+    order = ["Human"] + sorted(machine_rows, key=lambda k: (-int(stats.loc[k, "total"]), k))
+    total = stats.loc[order, "total"]
+    people = stats.loc[order, "unique"]
     all_clicks = int(total.sum())
     table = pd.DataFrame({
         "Clicks by": order + ["All clicks"],
         "Clicks": list(total.astype("int64")) + [all_clicks],
         "Share of clicks": list(_rate(total, np.full(len(total), all_clicks))) + [
             1.0 if all_clicks else np.nan],
-        "People": list(people.astype("int64")) + [int(clicks["ledger_id"].nunique())],
+        "People": list(people.astype("int64")) + [len(_distinct(clicks["pos"].to_numpy()))],
     })
     formats = {"Clicks by": "text", "Clicks": "int", "Share of clicks": "pct", "People": "int"}
     note = ("Machine clicks are mail scanners and link checkers opening links before (or "
