@@ -447,6 +447,15 @@ def _print_status(spec, ledger) -> None:
         console.print(f"Batch {b.send_id} ({b.segment}, {b.still:,} of {b.size:,} recipients "
                       f"still {b.state}, {b.created_at:%Y-%m-%d %H:%M} UTC): {b.error or 'no detail'}",
                       markup=False, soft_wrap=True)
+    source = spec.source or spec.id
+    if counts.get("pending") or counts.get("failed"):
+        console.print(f"To send the pending and failed ones: equip-mailer send {source}", markup=False,
+                      soft_wrap=True)
+    if counts.get("uncertain"):
+        console.print("Uncertain recipients got no answer from SendGrid and may already have the "
+                      "email; check SendGrid's activity feed, then add --retry-uncertain to send "
+                      "them again if you accept that some may get two copies.", markup=False,
+                      soft_wrap=True)
 
 
 @main.command()
