@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import html as html_lib
 import logging
@@ -567,7 +568,31 @@ def _autoescape(name: str | None) -> bool:
 
 
 def _environments(folder: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
-    loader = jinja2.FileSystemLoader(str(folder))
+    """The folder's two environments, reused while its files are byte for byte the same:
+    compiling the templates costs more than rendering a segment with them."""
+    return _cached_environments(str(folder), _folder_digest(folder))
+
+
+def _folder_digest(folder: Path) -> str:
+    """Hash of every file's name and content (content, not mtime: mtimes can repeat)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(path, folder)}\0{len(data)}\0".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environments(folder: str, _digest: str) -> tuple[jinja2.Environment, jinja2.Environment]:
+    loader = jinja2.FileSystemLoader(folder)
     # No trim_blocks for MJML: whitespace is insignificant there, and keeping every template
     # line intact lets an MJML error be traced back to its template line.
     html_env = jinja2.Environment(loader=loader, autoescape=_autoescape, undefined=jinja2.StrictUndefined,
