@@ -28,7 +28,7 @@ from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail,
                        build_request, check_addressee, display_name)
 from .errors import DeliveryError, EquipError
 from .ledger import SENDABLE, Ledger, Row, count_sendable, next_rows, sync_audience
-from .links import TEST_RECIPIENT, click_url_maker, register_links, unsubscribe_url
+from .links import TEST_RECIPIENT, click_url_maker, register_links, unsubscribe_url_maker
 from .store import ensure_campaign, utcnow
 
 DEFAULT_MAX_BAD_BATCHES = 3
@@ -104,6 +104,7 @@ class _Segment:
     content: Content
     rendered: Any
     link_urls: Callable[[int], dict[str, str]]    # ledger id -> {link key: URL}
+    unsubscribe: Callable[[int], str]             # ledger id -> our /u/ URL (always ours)
 
 
 def _prepare(conn, campaign: Any, rendered: Any, settings: Settings, secret: bytes) -> _Segment:
@@ -116,12 +117,13 @@ def _prepare(conn, campaign: Any, rendered: Any, settings: Settings, secret: byt
         urls = lambda _ledger_id: plain  # noqa: E731
     return _Segment(content=Content(segment=rendered.segment_id, subject=rendered.subject,
                                     html=rendered.html, text=rendered.text),
-                    rendered=rendered, link_urls=urls)
+                    rendered=rendered, link_urls=urls,
+                    unsubscribe=unsubscribe_url_maker(settings.public_url, secret))
 
 
 def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, settings: Settings,
                secret: bytes, values_fn: Callable) -> Addressee:
-    unsub = unsubscribe_url(settings.public_url, secret, ledger_id)   # always ours
+    unsub = seg.unsubscribe(ledger_id)
     # recipient_values refuses substitutions over SendGrid's 10,000 bytes itself
     values = values_fn(seg.rendered, recipient, seg.link_urls(ledger_id), unsub)
     return Addressee(ledger_id=ledger_id, email=recipient.email,

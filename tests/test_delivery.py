@@ -279,9 +279,19 @@ def test_click_url_maker_gives_the_same_urls_as_click_url():
     from equip_mailer.links import click_url, click_url_maker, read_token
     secret = b"k" * 32
     ids = {"a": 1, "b": 130, "c": 99999}
+    assert click_url_maker("https://t.example", b"x" * 100, ids)(5)["c"] == \
+        click_url("https://t.example", b"x" * 100, 99999, 5)      # keys longer than a block
     make = click_url_maker("https://t.example/", secret, ids)
     for ledger_id in (0, 1, 127, 128, 10**6):
         urls = make(ledger_id)
         assert urls == {k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()}
         token = read_token(secret, "c", urls["b"].rsplit("/", 1)[1])
         assert (token.link_id, token.ledger_id) == (130, ledger_id)
+
+
+def test_unsubscribe_url_maker_gives_the_same_urls_as_unsubscribe_url():
+    from equip_mailer.links import unsubscribe_url, unsubscribe_url_maker
+    for secret in (b"k" * 32, b"long" * 40):
+        make = unsubscribe_url_maker("https://t.example", secret)
+        for ledger_id in (0, 1, 300, 10**7):
+            assert make(ledger_id) == unsubscribe_url("https://t.example", secret, ledger_id)
