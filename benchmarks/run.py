@@ -212,12 +212,14 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
 
     runs = sizes["render_runs"]
     per_segment: list[float] = []
+    per_segment_cpu: list[float] = []
     all_segments: list[float] = []
     for _ in range(runs):
         for seg in segments:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             R.render_campaign(campaign, segments=[seg])
             per_segment.append(time.perf_counter() - t)
+            per_segment_cpu.append(time.process_time() - c)
         t = time.perf_counter()
         R.render_campaign(campaign)
         all_segments.append(time.perf_counter() - t)
@@ -265,6 +267,7 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
         "runs": runs,
         "segment_ms": median_ms(per_segment),
         "segment_p90_ms": percentile(sorted(per_segment), 90) * 1000,
+        "segment_cpu_ms": median_ms(per_segment_cpu),
         "all_segments_ms": median_ms(all_segments),
         "first_call_ms": first_call_ms,
         "premailer_ms": median_ms(pm),
@@ -289,6 +292,8 @@ def child_send(work: Path, sizes: dict, params: dict) -> dict:
     from equip_mailer.store import open_store, suppressed_keys
 
     rss_imports = current_rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    params["cpu_at_start"] = usage.ru_utime + usage.ru_stime      # imports are not the send's
     started = time.perf_counter()
     spec = load_campaign(params["spec"], allow_past=True)
     cfg = bench_settings(sendgrid_api_key=API_KEY, sendgrid_api_host=params["sendgrid_url"],
@@ -303,6 +308,7 @@ def child_send(work: Path, sizes: dict, params: dict) -> dict:
     t_lists = time.perf_counter()
     audience = load_audience(spec, suppressed=keys)
     lists_s = time.perf_counter() - t_lists
+    rss_lists = peak_rss_mb()
     ledger = Ledger(engine, spec.id)
     with ledger.lock():
         ensure_schedule(ledger, backend, mail)
@@ -310,8 +316,10 @@ def child_send(work: Path, sizes: dict, params: dict) -> dict:
         t_sync = time.perf_counter()
         ledger.sync(audience.by_segment, keys)
         sync_s = time.perf_counter() - t_sync
+        rss_sync = peak_rss_mb()
         report = run_send(spec, engine, ledger, backend, cfg, SendOptions())
     wall_s = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     counts = ledger.counts()
     return {
         "recipients": sum(len(v) for v in audience.by_segment.values()),
@@ -320,7 +328,9 @@ def child_send(work: Path, sizes: dict, params: dict) -> dict:
         "batches": report.batches, "ledger_sent": counts.get("sent", 0),
         "lists_s": lists_s, "sync_s": sync_s, "loop_s": report.seconds,
         "wall_s": wall_s,
+        "cpu_s": usage.ru_utime + usage.ru_stime - params.get("cpu_at_start", 0.0),
         "rss_after_imports_mb": rss_imports,
+        "peak_rss_after_lists_mb": rss_lists, "peak_rss_after_sync_mb": rss_sync,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -456,6 +466,11 @@ class Service:
         self.stop()
         raise RuntimeError("equip-mailer serve did not come up")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the service process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float | None:
         try:
             for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -540,6 +555,7 @@ def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: 
     stored = duplicates = 0
     latencies = []
     with httpx.Client(base_url=service.url, timeout=60) as client:
+        cpu0 = service.cpu_seconds()
         t0 = time.perf_counter()
         for body in bodies:
             headers = {**signer.headers_for(key, body), "Content-Type": "application/json"}
@@ -551,6 +567,7 @@ def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: 
             stored += r.json()["stored"]
             duplicates += r.json()["duplicates"]
         seconds = time.perf_counter() - t0
+        cpu = service.cpu_seconds() - cpu0
         # SendGrid retries whole posts: re-post two (re-signed) and nothing new may appear.
         reposted = 0
         for body in bodies[:2]:
@@ -566,6 +583,8 @@ def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: 
         "rows_in_store": rows[0], "distinct_rows": rows[1], "stored_on_repost": reposted,
         "exactly_once": rows[0] == rows[1] == distinct == stored and reposted == 0,
         "seconds": seconds, "events_per_s": len(events) / seconds,
+        "service_cpu_s": cpu,
+        "events_per_service_cpu_s": len(events) / cpu if cpu else None,
         "post_p50_ms": median_ms(latencies),
         "post_max_ms": max(latencies) * 1000,
     }
@@ -650,11 +669,27 @@ def bench_redirect(work: Path, service: Service, seed: dict, sizes: dict, size: 
     paths_file.write_text(json.dumps(paths))
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT count(*) FROM events WHERE source = 'tracker'").fetchone()[0]
+    cpu0 = service.cpu_seconds()
     res = run_child("loadgen", work, size, {
         "paths_file": str(paths_file), "port": service.port, "warmup": sizes["redirect_warmup"],
         "concurrency": sizes["redirect_concurrency"], "seconds": sizes["redirect_seconds"]})
+    cpu = service.cpu_seconds() - cpu0
     with sqlite3.connect(db) as conn:
         after = conn.execute("SELECT count(*) FROM events WHERE source = 'tracker'").fetchone()[0]
+    res["service_cpu_ms_per_request"] = cpu * 1000 / max(1, res["requests"] + res["warmup_requests"])
+    # The same load on a token that does not verify: a 404 page, no database. What uvicorn
+    # (h11) + Starlette + the threadpool hop cost on their own.
+    bad = [f"/c/{'A' * 22}{i % 10}" for i in range(max(200, sizes["redirect_requests"] // 4))]
+    bad_file = work / "redirect-404-paths.json"
+    bad_file.write_text(json.dumps(bad))
+    cpu0 = service.cpu_seconds()
+    floor = run_child("loadgen", work, size, {
+        "paths_file": str(bad_file), "port": service.port, "warmup": 50,
+        "concurrency": sizes["redirect_concurrency"], "seconds": sizes["redirect_seconds"]})
+    floor_cpu = service.cpu_seconds() - cpu0
+    res["no_db_404"] = {k: floor[k] for k in ("requests", "requests_per_s", "p50_ms", "p99_ms", "statuses")}
+    res["no_db_404"]["service_cpu_ms_per_request"] = (floor_cpu * 1000 /
+                                                      max(1, floor["requests"] + floor["warmup_requests"]))
     res["clicks_recorded"] = after - before
     res["every_click_recorded"] = (res["clicks_recorded"] == res["requests"] + res["warmup_requests"]
                                    and res["statuses"].get("302", 0) == res["requests"])
@@ -777,6 +812,7 @@ def child_report(work: Path, sizes: dict, params: dict) -> dict:
     t1 = time.perf_counter()
     rep = reporting.build_report(frames, names)
     t2 = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_aggregate = peak_rss_mb()
     paths = report_output.write_report(rep, work / "report-out")
     t3 = time.perf_counter()
@@ -785,6 +821,7 @@ def child_report(work: Path, sizes: dict, params: dict) -> dict:
         "recipients": len(frames.ledger),
         "load_s": t1 - t0, "aggregate_s": t2 - t1, "seconds": t2 - t0,
         "write_outputs_s": t3 - t2, "files_written": len(paths),
+        "cpu_s_process_total": usage.ru_utime + usage.ru_stime,
         "rss_after_imports_mb": rss_imports,
         "peak_rss_mb": rss_aggregate, "peak_rss_with_outputs_mb": peak_rss_mb(),
     }
@@ -837,6 +874,7 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
     if r:
         rows += [
             ("render: one segment, Jinja->MJML->premailer->text (median)", f"{fmt(r['segment_ms'])} ms"),
+            ("render: CPU per segment (median)", f"{fmt(r['segment_cpu_ms'])} ms"),
             ("render: all 3 segments in one call (median)", f"{fmt(r['all_segments_ms'])} ms"),
             ("render: first call in a fresh process (templates compiled)", f"{fmt(r['first_call_ms'])} ms"),
             ("render: premailer / css-inline on the same HTML",
@@ -851,6 +889,7 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
              f"{fmt(s['wall_s'], 2)} s wall ({fmt(s['recipients_per_s'], 0)} recipients/s)"),
             ("send:   of which lists read / ledger sync / render+send loop",
              f"{fmt(s['lists_s'], 2)} / {fmt(s['sync_s'], 2)} / {fmt(s['loop_s'], 2)} s"),
+            ("send: CPU of the sending process (after imports)", f"{fmt(s['cpu_s'], 2)} s"),
             ("send: peak RSS of the sending process", f"{fmt(s['peak_rss_mb'])} MB"),
             ("send: server got each recipient exactly once", fmt(s["exactly_once"])),
         ]
@@ -866,6 +905,8 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
         rows += [
             (f"webhook: {w['events_posted']:,} events in {w['posts']} signed posts",
              f"{fmt(w['events_per_s'], 0)} events/s ({fmt(w['seconds'], 2)} s)"),
+            ("webhook: events per CPU-second of the service",
+             f"{fmt(w['events_per_service_cpu_s'], 0)}"),
             ("webhook: stored exactly once (rows = distinct events, re-posts add 0)",
              f"{fmt(w['exactly_once'])} ({w['rows_in_store']:,} rows / {w['distinct_events']:,} distinct)"),
         ]
@@ -877,6 +918,10 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
             ("redirect: latency p50 / p99 / max",
              f"{fmt(d['p50_ms'], 2)} / {fmt(d['p99_ms'], 2)} / {fmt(d['max_ms'], 1)} ms"),
             ("redirect: every request a 302 and a recorded click", fmt(d["every_click_recorded"])),
+            ("redirect: service CPU per request", f"{fmt(d['service_cpu_ms_per_request'], 2)} ms"),
+            ("redirect: same load, bad token -> 404, no database",
+             f"{fmt(d['no_db_404']['requests_per_s'], 0)} req/s, p99 {fmt(d['no_db_404']['p99_ms'], 2)} ms, "
+             f"{fmt(d['no_db_404']['service_cpu_ms_per_request'], 2)} ms CPU/request"),
         ]
     p = results.get("report")
     if p:
@@ -969,6 +1014,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     results["total_s"] = time.perf_counter() - started
+    try:
+        results["machine"]["load_avg_at_end"] = list(os.getloadavg())
+    except OSError:
+        pass
     results["targets"] = check_targets(results, size)
     print_table(results, results["targets"], size)
     text = json.dumps(results, indent=2, default=str)
