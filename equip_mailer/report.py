@@ -528,18 +528,6 @@ def funnel(prep: _Prepared, names: Names, human_only: bool = True) -> tuple[Tabl
     return Table("funnel", "Funnel per segment", table, formats, note, total=True), keyed
 
 
-def _link_courses(frames: Frames, names: Names) -> pd.DataFrame:
-    """Link id -> course id, course name, session label and order, for joining clicks."""
-    lk = frames.links
-    course_ids = lk["course_id"].astype("object")
-    out = pd.DataFrame({
-        "link_id": pd.to_numeric(lk["id"]).astype("int64"),
-        "course_id": course_ids.where(course_ids.notna(), None),
-        "session": lk["session"].astype("object").where(lk["session"].notna(), None),
-    })
-    return out
-
-
 def _course_order(frames: Frames, names: Names) -> list[str]:
     ids = [c for c in frames.links["course_id"].astype("object") if isinstance(c, str)]
     return list(names.courses) + sorted(set(ids) - set(names.courses))
@@ -703,6 +691,27 @@ def clicks_over_time(prep: _Prepared, start: pd.Timestamp | None) -> pd.DataFram
     return out
 
 
+def clicks_per_day(prep: _Prepared, human_only: bool = True) -> Table:
+    """Clicks and clickers per calendar day (UTC), days with clicks only: the over-time
+    table a page can hold (the hourly detail goes to the files)."""
+    clicks = prep.clicks
+    day = clicks["at"].dt.floor("D")
+    days = pd.DatetimeIndex(_distinct(day.to_numpy())) if len(clicks) else pd.DatetimeIndex([])
+    group = days.get_indexer(day) if len(clicks) else np.zeros(0, dtype=np.int64)
+    stats = _group_stats(group, len(days), clicks, human_only)
+    clicker = _clicker_label(human_only)
+    table = pd.DataFrame({
+        "Day": days,
+        clicker: stats["unique"].to_numpy(),
+        "Human clicks": (stats["total_all"] - stats["machine"]).to_numpy(),
+        "Machine clicks": stats["machine"].to_numpy(),
+    })
+    return Table("days", "Clicks per day", table,
+                 {"Day": "date", clicker: "int", "Human clicks": "int", "Machine clicks": "int"},
+                 "Days with no clicks are left out. The hour-by-hour figures for the first "
+                 "week are in over_time.csv and the spreadsheet.")
+
+
 # machine_reason values written by equip_mailer.machines, in words a board paper can use
 REASON_WORDS = {
     "after-delivery": "clicked within seconds of delivery",
@@ -774,7 +783,7 @@ def build_report(frames: Frames, names: Names | None = None, human_only: bool = 
         funnel_table, course_table, sessions(prep, frames, names, human_only),
         by_group(prep, "practice", "Clicks per practice", "practices", human_only),
         by_group(prep, "role", "Clicks per role", "roles", human_only),
-        time_table, machine_vs_human(prep),
+        clicks_per_day(prep, human_only), time_table, machine_vs_human(prep),
     ]}
     is_sent = sent_n > 0
     notes = []

@@ -79,14 +79,14 @@ def _rows_for_display(table: Table) -> list[list[tuple[str, str]]]:
 # Charts: small hand-made SVG, so the page needs nothing from the network
 
 def hbar_chart(rows: Sequence[tuple[str, Sequence[tuple[float, str]], str]], *,
-               title: str, scale_max: float | None = None, width: int = 640,
+               title: str, scale_max: float | None = None, width: int = 720,
                label_width: int = 210) -> Markup:
     """Horizontal bars, one row per label; each row may stack several (value, colour) parts.
 
     ``rows``: (label, parts, text shown after the bar).
     """
     bar_h, gap, top = 18, 10, 6
-    right_text = 150
+    right_text = max(90, 7 * max([len(text) for _, _, text in rows] + [0]) + 12)
     plot_w = width - label_width - right_text
     total_max = scale_max if scale_max else max([sum(v for v, _ in parts) for _, parts, _ in rows] + [0])
     height = top + len(rows) * (bar_h + gap) + 4
@@ -111,10 +111,10 @@ def hbar_chart(rows: Sequence[tuple[str, Sequence[tuple[float, str]], str]], *,
     return Markup("".join(out))
 
 
-def time_chart(series: pd.DataFrame, *, title: str, width: int = 900, height: int = 220) -> Markup:
-    """Columns per period (human blue, machine grey stacked on top); a dashed line marks
-    where hours give way to days."""
-    left, bottom, top, right = 44, 34, 12, 10
+def time_chart(series: pd.DataFrame, *, title: str, unit: str, width: int = 900,
+               height: int = 210) -> Markup:
+    """Columns per period (human blue, machine grey stacked on top), one label per day."""
+    left, bottom, top, right = 48, 34, 24, 10
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(series)
     human = series["Human clicks"].to_numpy() if n else np.zeros(0)
@@ -122,7 +122,8 @@ def time_chart(series: pd.DataFrame, *, title: str, width: int = 900, height: in
     peak = int((human + machine).max()) if n else 0
     out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-           f"<title>{escape(title)}</title>"]
+           f"<title>{escape(title)}</title>",
+           f'<text x="{left}" y="14" class="lbl" font-weight="bold">{escape(title)}</text>']
     if peak == 0:
         out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#F0F4F5"/>')
         out.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" '
@@ -133,16 +134,12 @@ def time_chart(series: pd.DataFrame, *, title: str, width: int = 900, height: in
     for k in range(0, int(ymax / step) + 1):
         y = top + plot_h - plot_h * (k * step) / ymax
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#E8EDEE"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{k * step:g}</text>')
-    periods = series["Period"].to_numpy()
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{k * step:,.0f}</text>')
     starts = pd.DatetimeIndex(series["Period start"])
-    # A day is drawn six hours wide: true to scale it would be a hairline after 168 hours.
-    weights = np.where(periods == "day", 6.0, 1.0)
-    unit = plot_w / weights.sum()
-    lefts = left + np.concatenate([[0.0], np.cumsum(weights)[:-1]]) * unit
+    slot = plot_w / n
+    bar_w = min(max(slot * 0.8, 0.8), 36)
     for i in range(n):
-        bar_w = max(weights[i] * unit * 0.8, 0.8)
-        x = lefts[i] + (weights[i] * unit - bar_w) / 2
+        x = left + i * slot + (slot - bar_w) / 2
         base = top + plot_h
         for value, colour in ((human[i], BLUE), (machine[i], GREY)):
             if value:
@@ -154,22 +151,14 @@ def time_chart(series: pd.DataFrame, *, title: str, width: int = 900, height: in
     for i in range(n):
         if not (starts[i].hour == 0 or i == 0):
             continue
-        x = lefts[i]
+        x = left + i * slot
         out.append(f'<line x1="{x:.1f}" y1="{top + plot_h}" x2="{x:.1f}" y2="{top + plot_h + 4}" stroke="#768692"/>')
         if x - last_label >= 52 and x < left + plot_w - 30:
             out.append(f'<text x="{x:.1f}" y="{top + plot_h + 17}" class="axis" text-anchor="start">'
                        f'{starts[i].day} {starts[i]:%b}</text>')
             last_label = x
-    daily = np.flatnonzero(periods == "day")
-    if len(daily) and daily[0] > 0:
-        x = lefts[daily[0]]
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#425563" '
-                   f'stroke-dasharray="4 3"/>')
-        anchor, dx = ("end", -4) if x > left + plot_w - 90 else ("start", 4)
-        out.append(f'<text x="{x + dx:.1f}" y="{top + 10}" class="axis" text-anchor="{anchor}">'
-                   f'{"daily from here" if anchor == "start" else "hourly | daily"}</text>')
     out.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#768692"/>')
-    out.append(f'<text x="{left}" y="{height - 3}" class="axis">hourly for the first 7 days, then daily (UTC)</text>')
+    out.append(f'<text x="{left}" y="{height - 3}" class="axis">clicks {unit} (UTC)</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -254,7 +243,16 @@ def report_charts(report: Report) -> dict[str, Markup]:
             [(name, [(h, BLUE), (m, GREY)], f"{h:,} human, {m:,} machine")
              for name, h, m in zip(courses["Course"], human, machine)],
             title="Clicks per course, human and machine")
-    charts["over_time"] = time_chart(report.series, title="Clicks over time")
+    series = report.series
+    hourly = series[series["Period"] == "hour"].reset_index(drop=True)
+    daily = series[series["Period"] == "day"].reset_index(drop=True)
+    # Two panels, each with its own scale: a day's clicks on the hourly scale would dwarf
+    # every hour before it.
+    panels = [time_chart(hourly, title="First 7 days: clicks per hour", unit="per hour")]
+    if len(daily):
+        panels.append(time_chart(daily, title="After the first week: clicks per day",
+                                 unit="per day", height=170))
+    charts["over_time"] = Markup("".join(panels))
     practices = report.tables["practices"].frame.head(15)
     if len(practices):
         rate = practices["Click-through rate"].to_numpy(dtype=float)
@@ -304,7 +302,7 @@ def render_html(report: Report, generated: dt.datetime | None = None) -> str:
         _section(t["funnel"], charts.get("funnel")),
         _section(t["courses"], charts.get("courses"), legend=True),
         _section(t["sessions"]),
-        _section(t["over_time"], charts.get("over_time"), legend=True),
+        {**_section(t["days"], charts.get("over_time"), legend=True), "title": "Clicks over time"},
         _section(t["practices"], charts.get("practices")),
         _section(t["roles"]),
         _section(t["machine"]),

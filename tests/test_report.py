@@ -155,6 +155,15 @@ def test_clicks_over_time_hourly_for_a_week_then_daily(frames, names):
         [pd.Timestamp("2019-04-30 00:00"), "day", 1, 0],
         [pd.Timestamp("2019-05-02 00:00"), "day", 2, 0],
     ])
+    # per calendar day: the 22nd has 10:30, 10:45 and 14:20 (people 1 and 2) and the three
+    # machine clicks; 23rd person 1; 24th person 6 twice; 30th person 10; 2 May person 11 twice
+    expect(r.tables["days"], [
+        [pd.Timestamp("2019-04-22"), 2, 3, 3],
+        [pd.Timestamp("2019-04-23"), 1, 1, 0],
+        [pd.Timestamp("2019-04-24"), 1, 2, 0],
+        [pd.Timestamp("2019-04-30"), 1, 1, 0],
+        [pd.Timestamp("2019-05-02"), 1, 2, 0],
+    ])
     series = r.series
     # the full series keeps empty periods: 10:00 on the 22nd to 23:00 on the 28th is 158
     # hours, then 29 Apr, 30 Apr, 1 May, 2 May

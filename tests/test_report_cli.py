@@ -22,7 +22,7 @@ from support.report_fixture import (CAMPAIGN, RECIPIENTS, at, build_hand_compute
                                     insert_recipients)
 
 EVIL = '=HYPERLINK("http://evil.example","x")'
-TABLES = ["funnel", "courses", "sessions", "practices", "roles", "over_time", "machine"]
+TABLES = ["funnel", "courses", "sessions", "practices", "roles", "days", "over_time", "machine"]
 
 
 def run(*args: str, db: str):
@@ -60,7 +60,7 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     wb = load_workbook(out / "report.xlsx")
     assert wb.sheetnames == ["Summary", "Funnel per segment", "Clicks per course",
                              "Clicks per session", "Clicks per practice", "Clicks per role",
-                             "Clicks over time", "Machine and human clicks"]
+                             "Clicks per day", "Clicks over time", "Machine and human clicks"]
     ws = wb["Funnel per segment"]
     assert ws["A1"].value == "Segment" and ws["A1"].font.bold
     assert [c.value for c in ws[5]][:6] == ["All segments", 11, 10, 1, 5, 0.5]
@@ -81,7 +81,8 @@ def test_html_is_self_contained_and_prints_on_a4(made):
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
     assert not re.search(r"@import|url\(", html)
     assert "@page { size: A4; margin: 15mm; }" in html
-    assert html.count("<svg") == 4                   # segments, courses, over time, practices
+    # segments, courses, hours of the first week, days after it, practices
+    assert html.count("<svg") == 5
     assert "Our latest newsletter (22/04/2019): QI training, wave 3" in html
     assert "22 Apr 2019 to 2 May 2019" in html
     assert "Opens are unreliable" in html
