@@ -718,6 +718,8 @@ def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, c
     if compare and len(campaigns) < 2:
         raise EquipError("--compare needs two or more campaigns",
                          hint="e.g. equip-mailer report --compare 2019-01-equip 2019-04-equip")
+    if len(set(campaigns)) < len(campaigns):
+        raise EquipError("a campaign is named twice; name each campaign once")
     if not compare and len(campaigns) > 1:
         raise EquipError(f"give one campaign, not {len(campaigns)}",
                          hint="Use --compare to set several campaigns side by side.")

@@ -249,6 +249,21 @@ def test_compare_needs_two_campaigns_and_one_report_needs_one(sqlite_url):
     assert "Error: give one campaign, not 2" in result.output
 
 
+def test_out_that_is_a_file_is_a_plain_error(sqlite_url, tmp_path):
+    build_hand_computed_store(sqlite_url).dispose()
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    result = run("report", CAMPAIGN, "--out", str(taken), db=sqlite_url)
+    assert result.exit_code == 2                     # click's usage error, before any work
+    assert f"Invalid value for '--out': Directory '{taken}' is a file." in " ".join(result.output.split())
+
+
+def test_compare_refuses_the_same_campaign_twice(sqlite_url):
+    result = run("report", "--compare", CAMPAIGN, CAMPAIGN, db=sqlite_url)
+    assert result.exit_code == 1
+    assert "Error: a campaign is named twice; name each campaign once" in result.output
+
+
 def test_help_has_an_example():
     result = CliRunner().invoke(main, ["report", "--help"])
     assert "Example:" in result.output

@@ -118,4 +118,12 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
     assert machine[2][0] == "Machine: mimecast" and machine[2][1] == "1"
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "25.0%" in html and "<svg" in html
+
+    # By campaign id alone, the report borrows names from the spec the send recorded.
+    result = CliRunner().invoke(main, ["report", "2019-04-equip-training", "--out", str(tmp_path / "by-id")],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "by-id" / "funnel.csv").open(encoding="utf-8-sig", newline="") as fh:
+        assert [row[0] for row in csv.reader(fh)][1:] == [
+            "New to QI", "Basic QI knowledge", "Running a QI project", "All segments"]
     engine.dispose()
