@@ -361,7 +361,8 @@ def _sheet_frame(table: Table, for_csv: bool) -> pd.DataFrame:
         elif fmt == "pct" and for_csv:
             out[f"{col} (%)"] = (values.astype("float64") * 100).round(1)
         elif fmt in ("datetime", "date") and for_csv:
-            out[col] = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M")
+            out[col] = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M" if fmt == "datetime"
+                                                          else "%Y-%m-%d")
         else:
             out[col] = values
     return pd.DataFrame(out, columns=list(out))
@@ -414,8 +415,10 @@ def write_xlsx(tables: Sequence[Table], path: Path, *, summary: list[tuple[str, 
                     cell.number_format = "0.0%"
                 elif fmt == "int":
                     cell.number_format = "#,##0"
-                elif fmt in ("datetime", "date"):
+                elif fmt == "datetime":
                     cell.number_format = "yyyy-mm-dd hh:mm"
+                elif fmt == "date":
+                    cell.number_format = "yyyy-mm-dd"
                 if table.total and r == last:
                     cell.font = Font(bold=True)
         for c, col in enumerate(frame.columns, start=1):

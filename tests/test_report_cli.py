@@ -56,6 +56,7 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     assert funnel[1] == ["New to QI", "5", "4", "1", "2", "50.0", "2", "6", "1"]
     assert funnel[-1] == ["All segments", "11", "10", "1", "5", "50.0", "3", "12", "2"]
     assert read_csv(out / "over_time.csv")[1] == ["2019-04-22 10:00", "hour", "2", "3"]
+    assert read_csv(out / "days.csv")[1] == ["2019-04-22", "2", "3", "3"]
 
     wb = load_workbook(out / "report.xlsx")
     assert wb.sheetnames == ["Summary", "Funnel per segment", "Clicks per course",
@@ -67,6 +68,7 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     assert ws["F2"].number_format == "0.0%"
     assert ws.column_dimensions["E"].width >= len("Unique human clickers")
     assert ws["A5"].font.bold                                        # the total row
+    assert wb["Clicks per day"]["A2"].number_format == "yyyy-mm-dd"
 
     # the terminal shows the headline and the funnel
     assert ("Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9"
