@@ -166,11 +166,13 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
     for seg_id in segments:
         with engine.begin() as conn:
             seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
+        last_id = 0
         while left is None or left > 0:
             n = size if left is None else min(size, left)
-            rows = ledger.next_rows(seg_id, n, states, before=run_start)
+            rows = ledger.next_rows(seg_id, n, states, before=run_start, after_id=last_id)
             if not rows:
                 break
+            last_id = rows[-1].id
             # Build (and check) before claiming, so a refusal here leaves nothing in flight.
             draft = build_batch(seg, rows, campaign, settings, secret, render.recipient_values)
             batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
