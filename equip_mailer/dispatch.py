@@ -178,7 +178,13 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
             batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
             batch = Batch(campaign_id=draft.campaign_id, send_id=send_id, content=draft.content,
                           addressees=draft.addressees)
-            result = backend.send_batch(batch)
+            try:
+                result = backend.send_batch(batch)
+            except KeyboardInterrupt:
+                # Ctrl+C mid-request: we cannot know whether SendGrid took it.
+                ledger.finish(batch_db_id, "uncertain",
+                              error="interrupted (Ctrl+C) while this request was in flight")
+                raise
             ledger.finish(batch_db_id, result.state, status=result.status,
                           message_id=result.message_id, error=result.error, attempts=result.attempts)
             report.batches += 1
