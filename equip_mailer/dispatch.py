@@ -249,6 +249,9 @@ def dry_run(campaign: Any, engine: Engine, audience_by_segment: dict[str, list[R
     secret = settings.require_link_secret()
     states = _states(options)
     size = max(1, min(options.batch_size, MAX_PER_REQUEST))
+    if mail.send_at is not None and not mail.sg_batch_id:
+        from dataclasses import replace
+        mail = replace(mail, sg_batch_id="(created when sending)")   # no request in a dry run
     with engine.connect() as conn:
         tx = conn.begin()
         try:

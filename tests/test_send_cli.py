@@ -248,6 +248,8 @@ def test_scheduled_send_then_cancel(project, sendgrid):
     path.write_text(path.read_text(encoding="utf-8").replace(
         "sendgrid:\n  categories: [equip-newsletter]",
         f"sendgrid:\n  send_at: {when.isoformat()}\n  categories: [equip-newsletter]"), encoding="utf-8")
+    dry = run("send", spec(project), "--allow-past", "--dry-run")
+    assert dry.exit_code == 0 and "nothing was sent" in dry.output and sendgrid.requests == 0
     result = run("send", spec(project), "--allow-past", "--yes", "--limit", "10")
     assert result.exit_code == 0, result.output
     body = sendgrid.bodies[-1]
