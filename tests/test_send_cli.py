@@ -272,3 +272,22 @@ def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):
     result = run("send", spec(project), "--allow-past", "--yes")
     assert result.exit_code == 1 and "more than 72 hours ahead" in result.output
     assert sendgrid.requests == 0
+
+
+def test_no_address_in_output_custom_args_urls_or_headers(project, sendgrid, monkeypatch):
+    """Privacy: what leaves besides the To field carries ids, never an address."""
+    monkeypatch.setenv("EQUIP_BATCH_SIZE", "100")
+    outputs = [run("send", spec(project), "--allow-past", "--dry-run").output,
+               run("send", spec(project), "--allow-past", "--yes").output,
+               run("status", spec(project)).output,
+               run("send", spec(project), "--allow-past", "--test-to", "me@example.org").output]
+    addresses = set(sendgrid.emails())
+    assert len(addresses) > 300
+    text = "\n".join(outputs).lower()
+    assert not [a for a in addresses if a in text]
+    for body in sendgrid.bodies:
+        for p in body["personalizations"]:
+            assert "@" not in "".join(p["custom_args"].values())
+            assert "@" not in p["headers"]["List-Unsubscribe"]
+            urls = [v for v in p["substitutions"].values() if v.startswith("http")]
+            assert urls and not any("@" in u or "%40" in u for u in urls)
