@@ -36,7 +36,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .config import mask_email
 from .errors import DeliveryError
@@ -60,8 +60,8 @@ class Content:
     text: str
 
 
-@dataclass(frozen=True)
-class Addressee:
+class Addressee(NamedTuple):
+    """One recipient of a batch (a tuple: one is made per recipient per send)."""
     ledger_id: int              # opaque recipient id: goes out in custom_args, never the address
     email: str
     name: str
@@ -156,8 +156,10 @@ _EMAIL_RE = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
 
 def display_name(first: str | None, last: str | None) -> str:
     """SendGrid refuses names containing ``,`` or ``;``; drop those (and quotes, brackets)."""
-    name = f"{first or ''} {last or ''}"
-    return " ".join(_NAME_UNSAFE.sub(" ", name).split())
+    name = f"{first or ''} {last or ''}".strip()
+    if _NAME_UNSAFE.search(name) or "  " in name:
+        return " ".join(_NAME_UNSAFE.sub(" ", name).split())
+    return name
 
 
 def mask_addresses(text: str) -> str:

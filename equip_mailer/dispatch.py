@@ -134,8 +134,7 @@ def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, settings: Se
 def build_batch(seg: _Segment, rows: list[Row], campaign: Any, settings: Settings, secret: bytes,
                 values_fn: Callable, send_id: str = "") -> Batch:
     return Batch(campaign_id=campaign.id, send_id=send_id, content=seg.content,
-                 addressees=[_addressee(seg, r.recipient(), r.id, settings, secret, values_fn)
-                             for r in rows])
+                 addressees=[_addressee(seg, r, r.id, settings, secret, values_fn) for r in rows])
 
 
 def _states(options: SendOptions) -> tuple[str, ...]:

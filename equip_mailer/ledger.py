@@ -26,6 +26,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -41,9 +42,10 @@ STALE_FOREIGN_LOCK = dt.timedelta(minutes=30)   # a lock from another host witho
 REMOVED = "no longer on any mailing list"
 
 
-@dataclass(frozen=True)
-class Row:
-    """A claimed recipient, as the ledger holds it (the data they were claimed with)."""
+class Row(NamedTuple):
+    """A recipient to send, as the ledger holds them. It has the attributes of an
+    ``audience.Recipient`` that rendering reads, so it is passed as one (a tuple is far
+    cheaper to make than a frozen dataclass, 100,000 times per send)."""
     id: int
     email: str
     first_name: str
@@ -53,11 +55,19 @@ class Row:
     qi_level: str
     segment: str
 
+    @property
+    def source(self) -> str:
+        return f"ledger row {self.id}"       # for messages: never the address
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
     def recipient(self) -> Recipient:
         return Recipient(email=self.email, first_name=self.first_name or "",
                          last_name=self.last_name or "", practice=self.practice or "",
                          role=self.role or "", qi_level=self.qi_level or "",
-                         source=f"ledger:{self.id}")
+                         source=self.source)
 
 
 @dataclass(frozen=True)
