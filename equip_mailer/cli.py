@@ -296,7 +296,9 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
     Shows the recipients per segment and asks before sending (unless --yes). A re-run sends
     only to those not yet sent: people added to a list since, or a run that stopped half way.
     Suppressed addresses are never sent. Without SENDGRID_API_KEY mail goes to the outbox
-    folder as one .eml file per recipient.
+    folder as one .eml file per recipient. A batch that gets no answer is marked uncertain
+    and not sent again unless --retry-uncertain; after 3 such (or failed) batches the run
+    pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at most 1000) sets recipients per request.
 
     \b
     Example:
