@@ -31,6 +31,7 @@ import hashlib
 import html
 import logging
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -250,6 +251,10 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                   if settings.sendgrid_webhook_public_key else None)
     owns_engine = engine is None
     engine = engine if engine is not None else open_store(settings.database_url)
+    # SQLite has one writer. Threads that meet inside it wait in its busy handler, which
+    # sleeps in growing steps: with 4 concurrent clicks the p99 went from ~7 ms to 30-900 ms.
+    # Queue this process's write transactions on a lock instead (PostgreSQL needs none).
+    writing = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     svc = Service(engine=engine, link_key=link_key, public_key=public_key,
                   replay_window=replay_window, max_body=max_body)
     if public_key is None:
@@ -260,7 +265,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         token = request.path_params["token"]
 
         def work():
-            with svc.engine.begin() as conn:
+            with writing, svc.engine.begin() as conn:
                 return record_click(conn, svc.link_key, token, method=request.method,
                                     user_agent=request.headers.get("user-agent"),
                                     ip=_client_ip(request))
@@ -316,7 +321,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
             return page("Request too large", "<p>That request was too large.</p>", 413)
 
         def work():
-            with svc.engine.begin() as conn:
+            with writing, svc.engine.begin() as conn:
                 who = find_recipient(conn, svc.link_key, token)
                 if who is None or who.ledger_id == TEST_RECIPIENT:
                     return who, False
@@ -357,7 +362,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
             return JSONResponse({"error": exc.message}, exc.status)
 
         def work():
-            with svc.engine.begin() as conn:
+            with writing, svc.engine.begin() as conn:
                 return webhook.store_events(conn, items, ip_key=svc.link_key)
         try:
             result = await run_in_threadpool(work)
