@@ -15,6 +15,7 @@ import hashlib
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -146,7 +147,11 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
              progress: Callable[[str, int], None] | None = None) -> SendReport:
     """Send every sendable row of the campaign (the caller holds the lock and has synced).
 
-    ``progress(segment, n)`` is called after each batch with the recipients it sent.
+    One request is in flight at a time, posted from a worker thread, so that the next batch
+    is read and built while the previous request travels and the server works (build only:
+    the next claim still waits for the previous answer to be recorded, so a stop or a pause
+    never leaves a claimed batch unsent). ``progress(segment, n)`` is called after each
+    batch with the recipients it sent.
     """
     render = render or renderer()
     secret = settings.require_link_secret()
@@ -159,58 +164,87 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
     if not segments:
         return report
     rendered = render.render_campaign(campaign, segments=segments)
-    left = options.limit if options.limit is not None else None
-    bad = 0
     size = max(1, min(options.batch_size, MAX_PER_REQUEST))
-    for seg_id in segments:
-        with engine.begin() as conn:
-            seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
-        last_id = 0
-        while left is None or left > 0:
-            n = size if left is None else min(size, left)
-            rows = ledger.next_rows(seg_id, n, states, before=run_start, after_id=last_id)
-            if not rows:
-                break
-            last_id = rows[-1].id
-            # Build (and check) before claiming, so a refusal here leaves nothing in flight.
-            draft = build_batch(seg, rows, campaign, settings, secret, render.recipient_values)
+    left = [options.limit]
+
+    def drafts():
+        """(segment, rows, batch without send id), built ahead of the claim."""
+        for seg_id in segments:
+            with engine.begin() as conn:
+                seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
+            last_id = 0
+            while left[0] is None or left[0] > 0:
+                n = size if left[0] is None else min(size, left[0])
+                rows = ledger.next_rows(seg_id, n, states, before=run_start, after_id=last_id)
+                if not rows:
+                    break
+                last_id = rows[-1].id
+                if left[0] is not None:
+                    left[0] -= len(rows)
+                # Built (and checked) before claiming: a refusal here leaves nothing in flight.
+                yield seg_id, rows, build_batch(seg, rows, campaign, settings, secret,
+                                                render.recipient_values)
+
+    bad = 0
+
+    def settle(flight: tuple, result: Any) -> bool:
+        """Record a batch's answer; False when the run must stop."""
+        nonlocal bad
+        _, batch_db_id, seg_id, count = flight
+        ledger.finish(batch_db_id, result.state, status=result.status,
+                      message_id=result.message_id, error=result.error, attempts=result.attempts)
+        report.batches += 1
+        if result.state == "sent":
+            report.sent += count
+            report.by_segment[seg_id] += count
+            if progress:
+                progress(seg_id, count)
+        else:
+            bad += 1
+            if result.state == "failed":
+                report.failed += count
+            else:
+                report.uncertain += count
+        if result.stop:
+            report.stopped, report.hint = result.error, result.hint
+            return False
+        if bad >= options.max_bad_batches:
+            report.stopped = (f"paused after {bad} batches that failed or got no answer "
+                              f"(last: {result.error})")
+            report.hint = resume_hint(campaign, report.uncertain > 0)
+            return False
+        return True
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="equip-send")
+    flight: tuple | None = None          # (future, batch row id, segment, recipients)
+    try:
+        for seg_id, rows, draft in drafts():        # building overlaps the request in flight
+            if flight is not None:
+                result = flight[0].result()          # raises here keep the flight for except
+                done, flight = flight, None
+                if not settle(done, result):
+                    break
             batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
             batch = Batch(campaign_id=draft.campaign_id, send_id=send_id, content=draft.content,
                           addressees=draft.addressees)
-            try:
-                result = backend.send_batch(batch)
-            except KeyboardInterrupt:
-                # Ctrl+C mid-request: we cannot know whether SendGrid took it.
-                ledger.finish(batch_db_id, "uncertain",
-                              error="interrupted (Ctrl+C) while this request was in flight")
-                raise
-            ledger.finish(batch_db_id, result.state, status=result.status,
-                          message_id=result.message_id, error=result.error, attempts=result.attempts)
-            report.batches += 1
-            count = len(rows)
-            if left is not None:
-                left -= count
-            if result.state == "sent":
-                report.sent += count
-                report.by_segment[seg_id] += count
-                if progress:
-                    progress(seg_id, count)
+            flight = (pool.submit(backend.send_batch, batch), batch_db_id, seg_id, len(rows))
+        if flight is not None:
+            result = flight[0].result()
+            done, flight = flight, None
+            settle(done, result)
+    except BaseException as exc:
+        if flight is not None:
+            future, batch_db_id = flight[0], flight[1]
+            if future.done() and future.exception() is None:
+                settle(flight, future.result())       # the answer came: record it as it is
             else:
-                bad += 1
-                if result.state == "failed":
-                    report.failed += count
-                else:
-                    report.uncertain += count
-            if result.stop:
-                report.stopped, report.hint = result.error, result.hint
-                break
-            if bad >= options.max_bad_batches:
-                report.stopped = (f"paused after {bad} batches that failed or got no answer "
-                                  f"(last: {result.error})")
-                report.hint = resume_hint(campaign, report.uncertain > 0)
-                break
-        if report.stopped:
-            break
+                why = ("interrupted (Ctrl+C) while this request was in flight"
+                       if isinstance(exc, KeyboardInterrupt) else
+                       f"the send stopped ({type(exc).__name__}) while this request was in flight")
+                ledger.finish(batch_db_id, "uncertain", error=why)
+        raise
+    finally:
+        pool.shutdown(wait=False)
     report.seconds = time.monotonic() - started
     return report
 

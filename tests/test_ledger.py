@@ -220,3 +220,28 @@ def test_a_stop_ends_the_run_at_once(db_url, demo):
     assert flaky.calls == 1 and report.stopped == "bad key" and report.hint == "fix key"
     assert led.counts() == {"failed": 2, "pending": 8}
     eng.dispose()
+
+
+class Exploding:
+    """A backend whose second request raises something unexpected (a bug, not an answer)."""
+    name = "exploding"
+
+    def __init__(self):
+        self.calls = 0
+
+    def send_batch(self, batch):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("boom")
+        return BatchResult("sent")
+
+
+def test_an_unexpected_error_mid_request_leaves_that_batch_uncertain(db_url, demo):
+    eng = open_store(db_url)
+    register_campaign(eng, demo)
+    led = Ledger(eng, demo.id)
+    led.sync(audience(10))
+    with pytest.raises(RuntimeError):
+        run_send(demo, eng, led, Exploding(), settings(db_url), SendOptions(batch_size=3))
+    assert led.counts() == {"sent": 3, "uncertain": 3, "pending": 4}
+    eng.dispose()
