@@ -155,17 +155,32 @@ def _delivered_at(conn: Connection, campaign_id: str, ledger_id: int) -> dt.date
     return _delivered_times(conn, campaign_id, [ledger_id]).get(ledger_id)
 
 
+# Built once: constructing a statement costs several times more than SQLite running it, and
+# the tracker runs these on every click.
+_CLICKS_OF = (sa.select(events.c.ledger_id, events.c.id, events.c.at, events.c.source,
+                        events.c.link_id, events.c.url, events.c.machine)
+              .where(events.c.campaign_id == sa.bindparam("campaign_id"),
+                     events.c.ledger_id.in_(sa.bindparam("ledger_ids", expanding=True)),
+                     events.c.event == "click"))
+_DELIVERED_OF = (sa.select(events.c.ledger_id, sa.func.min(events.c.at))
+                 .where(events.c.campaign_id == sa.bindparam("campaign_id"),
+                        events.c.ledger_id.in_(sa.bindparam("ledger_ids", expanding=True)),
+                        events.c.event == "delivered")
+                 .group_by(events.c.ledger_id))
+_SENT_OF = (sa.select(ledger.c.id, ledger.c.sent_at, batches.c.finished_at)
+            .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
+            .where(ledger.c.id.in_(sa.bindparam("ledger_ids", expanding=True))))
+_FLAG = (events.update().where(events.c.id == sa.bindparam("b_click_id"), events.c.machine == sa.false())
+         .values(machine=True, machine_reason=sa.bindparam("b_reason")))
+
+
 def _delivered_times(conn: Connection, campaign_id: str, ledger_ids: list[int]) -> dict[int, dt.datetime]:
     """``_delivered_at`` for many recipients of one campaign, in two queries."""
     found = {lid: at for lid, at in conn.execute(
-        sa.select(events.c.ledger_id, sa.func.min(events.c.at)).where(
-            events.c.campaign_id == campaign_id, events.c.ledger_id.in_(ledger_ids),
-            events.c.event == "delivered").group_by(events.c.ledger_id)) if at is not None}
+        _DELIVERED_OF, {"campaign_id": campaign_id, "ledger_ids": ledger_ids}) if at is not None}
     missing = [lid for lid in ledger_ids if lid not in found]
     if missing:
-        for row in conn.execute(sa.select(ledger.c.id, ledger.c.sent_at, batches.c.finished_at)
-                                .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
-                                .where(ledger.c.id.in_(missing))):
+        for row in conn.execute(_SENT_OF, {"ledger_ids": missing}):
             if row.sent_at or row.finished_at:
                 found[row.id] = row.sent_at or row.finished_at
     return found
@@ -192,12 +207,8 @@ def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
         ids = sorted(by_campaign[campaign_id])
         for start in range(0, len(ids), _CHUNK):
             clicks_of: dict[int, list] = {}
-            for r in conn.execute(sa.select(events.c.ledger_id, events.c.id, events.c.at,
-                                            events.c.source, events.c.link_id, events.c.url,
-                                            events.c.machine).where(
-                    events.c.campaign_id == campaign_id,
-                    events.c.ledger_id.in_(ids[start:start + _CHUNK]),
-                    events.c.event == "click")):
+            for r in conn.execute(_CLICKS_OF, {"campaign_id": campaign_id,
+                                               "ledger_ids": ids[start:start + _CHUNK]}):
                 clicks_of.setdefault(r.ledger_id, []).append(r)
             if not clicks_of:
                 continue
@@ -212,9 +223,7 @@ def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
                                     bool(r.machine)) for r in rows if r.source == source]
                     found.update(flag_clicks(clicks, delivered, window, links, seconds))
             for click_id, reason in found.items():
-                flagged += conn.execute(events.update().where(
-                    events.c.id == click_id, events.c.machine == sa.false()).values(
-                    machine=True, machine_reason=reason)).rowcount or 0
+                flagged += conn.execute(_FLAG, {"b_click_id": click_id, "b_reason": reason}).rowcount or 0
     return flagged
 
 

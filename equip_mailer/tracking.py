@@ -117,6 +117,14 @@ def _safe_target(url: str | None) -> bool:
     return bool(url) and re.match(r"^https?://[^/\s\\]+", url, re.IGNORECASE) is not None
 
 
+# The click path's statements, built once (building one costs more than running it).
+_LINK = sa.select(links.c.id, links.c.campaign_id, links.c.url).where(links.c.id == sa.bindparam("link_id"))
+_WHO = (sa.select(ledger.c.id, ledger.c.campaign_id, ledger.c.segment, batches.c.send_id)
+        .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
+        .where(ledger.c.id == sa.bindparam("ledger_id")))
+_CLICK = events.insert()
+
+
 def record_click(conn: Connection, link_key: bytes, token: str, *, method: str,
                  user_agent: str | None, ip: str | None) -> str | None:
     """The URL to redirect to (after recording the click), or None for a 404.
@@ -127,21 +135,18 @@ def record_click(conn: Connection, link_key: bytes, token: str, *, method: str,
     tok = read_token(link_key, "c", token)
     if tok is None:
         return None
-    link = conn.execute(sa.select(links.c.id, links.c.campaign_id, links.c.url)
-                        .where(links.c.id == tok.link_id)).first()
+    link = conn.execute(_LINK, {"link_id": tok.link_id}).first()
     if link is None or not _safe_target(link.url):
         return None
     if tok.ledger_id == TEST_RECIPIENT:
         return link.url
-    who = conn.execute(sa.select(ledger.c.id, ledger.c.campaign_id, ledger.c.segment, batches.c.send_id)
-                       .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
-                       .where(ledger.c.id == tok.ledger_id)).first()
+    who = conn.execute(_WHO, {"ledger_id": tok.ledger_id}).first()
     if who is None or who.campaign_id != link.campaign_id:
         return None
     now = utcnow()
     ua = (user_agent or "")[:1000] or None
     reason = machines.request_reason(method, ua)
-    conn.execute(events.insert().values(
+    conn.execute(_CLICK, dict(
         dedupe_key=uuid.uuid4().hex, event="click", at=now, source="tracker",
         campaign_id=link.campaign_id, ledger_id=who.id, send_id=who.send_id, segment=who.segment,
         link_id=link.id, url=link.url, user_agent=ua, ip_hash=webhook.ip_hash(link_key, ip),
