@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import openpyxl
@@ -282,12 +281,10 @@ def test_a_local_part_over_64_characters_is_refused():
     assert normalise_email(address) == ("", f'email "{address[:60]}…" is not a valid address')
 
 
-def test_one_hundred_thousand_rows_read_quickly(tmp_path):
-    path = synthetic.write_csv(tmp_path / "big.csv", synthetic.people(100_000))
-    wall, cpu = time.perf_counter(), time.process_time()
+def test_one_hundred_thousand_rows_are_all_read(tmp_path):
+    # How fast is the benchmark's business (benchmarks/run.py); here only that nothing is lost.
+    people = synthetic.people(100_000)
+    path = synthetic.write_csv(tmp_path / "big.csv", people)
     recipients, rejects, rows = read_list(path, "big.csv")
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"read 100,000 rows in {wall:.2f} s ({cpu:.2f} s of CPU)")
     assert (len(recipients), rejects, rows) == (100_000, [], 100_000)
-    # CPU time, not wall time: the suite shares a small machine with other work.
-    assert cpu < 5           # ~1.2-1.5 s on the development machine
+    assert {r.key for r in recipients} == {p["email"].lower() for p in people}

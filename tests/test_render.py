@@ -10,7 +10,6 @@ import http.server
 import re
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -215,17 +214,14 @@ def test_a_link_without_a_url_is_refused(rendered):
         recipient_values(mail, reader(), {}, "#u")
 
 
-def test_personalise_is_a_fast_join(rendered):
+def test_personalise_fills_every_token_and_leaves_the_segment_untouched(rendered):
+    # Its speed (a join, ~0.05 ms) is measured in benchmarks/run.py, not asserted here.
     mail = rendered["project-leads"]
+    before = (mail.html, mail.text)
     values = recipient_values(mail, reader(), plain_urls(mail), "#u")
-    personalise(mail, values)
-    runs = 2000
-    started = time.perf_counter()
-    for _ in range(runs):
-        html, text = personalise(mail, values)
-    per_recipient_ms = (time.perf_counter() - started) / runs * 1000
-    assert "-eq_" not in html
-    assert per_recipient_ms < 0.5, f"{per_recipient_ms:.3f} ms per recipient"
+    html, text = personalise(mail, values)
+    assert "-eq_" not in html and "-eqt_" not in text
+    assert (mail.html, mail.text) == before
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import email.policy
 import re
 import shutil
 import time
-from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
