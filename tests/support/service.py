@@ -20,13 +20,13 @@ import uvicorn
 
 
 def start_app(app, host: str = "127.0.0.1", *, timeout: float = 10.0,
-              log_level: str = "warning") -> tuple[str, Callable[[], None]]:
+              log_level: str = "warning", access_log: bool = False) -> tuple[str, Callable[[], None]]:
     """Start ``app``; return its base URL and a function that stops it (waits for shutdown)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                             workers=1, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
@@ -49,8 +49,8 @@ def start_app(app, host: str = "127.0.0.1", *, timeout: float = 10.0,
 
 
 @contextlib.contextmanager
-def running_app(app, host: str = "127.0.0.1") -> Iterator[str]:
-    base_url, stop = start_app(app, host)
+def running_app(app, host: str = "127.0.0.1", **options) -> Iterator[str]:
+    base_url, stop = start_app(app, host, **options)
     try:
         yield base_url
     finally:
