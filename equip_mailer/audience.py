@@ -458,11 +458,7 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
     blocked = {s.strip().lower() for s in suppressed if s and s.strip()}
     if lists.suppressions:
         blocked |= read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
-    segment_of = {}
-    for level in QI_LEVELS:
-        seg = campaign.segment_for_level(level)
-        if seg is not None:
-            segment_of[level] = seg.id
+    segment_of: dict[tuple[str, str], str | None] = {}     # (level, role) -> segment id
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})
     first_seen: dict[str, str] = {}
     for shown in lists.files:
@@ -486,7 +482,11 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
             if key in blocked:
                 audience.suppressed += 1
                 continue
-            segment = segment_of.get(r.qi_level)
+            where = (r.qi_level, r.role)
+            if where not in segment_of:
+                seg = campaign.segment_for(r.qi_level, r.role)
+                segment_of[where] = seg.id if seg is not None else None
+            segment = segment_of[where]
             if segment is None:
                 audience.rejects.append(Reject(r.source, f"no segment takes QI level {r.qi_level!r}"))
                 continue

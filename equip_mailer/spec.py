@@ -159,9 +159,17 @@ class Segment(Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     name: str
     qi_levels: Annotated[list[QILevel], Field(min_length=1)]
+    # Only readers whose role is one of these (any case); leave out to take every role at
+    # these levels. Lets citizens and service users get their own version of the email.
+    roles: Annotated[list[str], Field(min_length=1)] | None = None
     subject: str | None = None                    # overrides the campaign subject
     preheader: str | None = None
     locked_courses: Literal["next_step", "hide"] | None = None   # default: the campaign's
+
+    def takes(self, level: str, role: str) -> bool:
+        if level not in self.qi_levels:
+            return False
+        return self.roles is None or role.strip().casefold() in {r.strip().casefold() for r in self.roles}
 
 
 class Tracking(Strict):
@@ -244,10 +252,18 @@ class Campaign(Strict):
         raise KeyError(course_id)
 
     def segment_for_level(self, level: str) -> Segment | None:
+        """The segment that takes every role at ``level`` (its catch-all)."""
         for s in self.segments:
-            if level in s.qi_levels:
+            if level in s.qi_levels and s.roles is None:
                 return s
         return None
+
+    def segment_for(self, level: str, role: str) -> Segment | None:
+        """A segment that names the reader's role wins over the level's catch-all."""
+        for s in self.segments:
+            if s.roles is not None and s.takes(level, role):
+                return s
+        return self.segment_for_level(level)
 
     @model_validator(mode="after")
     def _consistent(self) -> Campaign:
@@ -259,17 +275,27 @@ class Campaign(Strict):
                     problems.append(f"{what}[{i}].id: {item.id!r} is used twice "
                                     f"(also {what}[{seen[item.id]}])")
                 seen.setdefault(item.id, i)
-        owner: dict[str, str] = {}
+        owner: dict[str, str] = {}                 # level -> its catch-all segment
+        role_owner: dict[tuple[str, str], str] = {}  # (level, role) -> role segment
         for s in self.segments:
             for level in s.qi_levels:
-                if level in owner and owner[level] != s.id:
-                    problems.append(f"segments: QI level {level!r} is in both {owner[level]!r} "
-                                    f"and {s.id!r}; each level belongs to one segment")
-                owner.setdefault(level, s.id)
+                if s.roles is None:
+                    if level in owner and owner[level] != s.id:
+                        problems.append(f"segments: QI level {level!r} is in both {owner[level]!r} "
+                                        f"and {s.id!r}; each level has one segment for all roles "
+                                        "(give the other one 'roles:' to split by role)")
+                    owner.setdefault(level, s.id)
+                    continue
+                for role in s.roles:
+                    key = (level, role.strip().casefold())
+                    if key in role_owner and role_owner[key] != s.id:
+                        problems.append(f"segments: role {role!r} at QI level {level!r} is in both "
+                                        f"{role_owner[key]!r} and {s.id!r}")
+                    role_owner.setdefault(key, s.id)
         for level in QI_LEVELS:
             if level not in owner:
-                problems.append(f"segments: no segment takes QI level {level!r}; readers at that "
-                                "level would get nothing")
+                problems.append(f"segments: no segment takes QI level {level!r} for every role; "
+                                "readers at that level would get nothing")
         lowest_segment_level = max(min(level_rank(l) for l in s.qi_levels) for s in self.segments)
         for i, c in enumerate(self.courses):
             if level_rank(c.requires) > lowest_segment_level:

@@ -23,9 +23,11 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def campaign_with(tmp_path: Path, demo_path: Path, files: dict[str, str], *,
-                  suppressions: str | None = None, max_reject_share: float = 0.05):
+                  suppressions: str | None = None, max_reject_share: float = 0.05,
+                  extra_segments: list[dict] = ()):
     """The demo campaign, moved to tmp_path with its own lists (``{name: csv text}``)."""
     spec = yaml.safe_load(demo_path.read_text(encoding="utf-8"))
+    spec["segments"] = list(extra_segments) + spec["segments"]
     for name, text in files.items():
         write(tmp_path / "lists" / name, text)
     if suppressions is not None:
@@ -243,6 +245,20 @@ def test_each_recipient_lands_in_the_segment_for_their_level(tmp_path, demo_path
         "getting-started": ["a@nhs.example", "d@nhs.example"],
         "ready-for-action": ["b@nhs.example"],
         "project-leads": ["c@nhs.example"]}
+
+
+def test_a_role_segment_takes_its_roles_and_the_level_keeps_everyone_else(tmp_path, demo_path):
+    staff = (f"{HEADER}\na@nhs.example,A,A,X,GP,none\nb@example.org,B,B,,Service user,none\n"
+             f"c@example.org,C,C,,citizen,none\nd@example.org,D,D,,Citizen,basics\n")
+    citizens = {"id": "citizens", "name": "Citizens and service users", "qi_levels": ["none"],
+                "roles": ["Citizen", "Service user"]}
+    campaign = campaign_with(tmp_path, demo_path, {"staff.csv": staff}, extra_segments=[citizens])
+    audience = load_audience(campaign)
+    assert {seg: [r.email for r in rs] for seg, rs in audience.by_segment.items()} == {
+        "citizens": ["b@example.org", "c@example.org"],
+        "getting-started": ["a@nhs.example"],
+        "ready-for-action": ["d@example.org"],
+        "project-leads": []}
 
 
 def test_the_shipped_demo_lists(demo_path):

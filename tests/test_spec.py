@@ -97,7 +97,33 @@ def test_a_level_in_two_segments_is_one_problem_per_line(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("qi_levels: [basics]", "qi_levels: [basics, none]"))
     assert problems(path, allow_past=True) == [
         "47: segments: QI level 'none' is in both 'getting-started' and 'ready-for-action'; "
-        "each level belongs to one segment"]
+        "each level has one segment for all roles (give the other one 'roles:' to split by role)"]
+
+
+CITIZENS_SEGMENT = """segments:
+  - id: citizens
+    name: Citizens and service users
+    qi_levels: [none]
+    roles: [Citizen, service user]
+    subject: "EQUIP Basics is open to you too"
+"""
+
+
+def test_a_segment_can_take_some_roles_before_the_levels_catch_all(tmp_path, demo_path):
+    path = edited(tmp_path, demo_path, ("segments:\n", CITIZENS_SEGMENT))
+    campaign = load_campaign(path, allow_past=True)
+    assert campaign.segment_for("none", "Service User").id == "citizens"
+    assert campaign.segment_for("none", "Practice nurse").id == "getting-started"
+    # a citizen who has done EQUIP Basics is judged by level: no role segment at 'basics'
+    assert campaign.segment_for("basics", "Citizen").id == "ready-for-action"
+
+
+def test_the_same_role_in_two_role_segments_is_a_problem(tmp_path, demo_path):
+    twice = CITIZENS_SEGMENT + CITIZENS_SEGMENT.replace("segments:\n", "").replace(
+        "id: citizens", "id: citizens-again")
+    path = edited(tmp_path, demo_path, ("segments:\n", twice))
+    assert any("role 'Citizen' at QI level 'none' is in both 'citizens' and 'citizens-again'" in p
+               for p in problems(path, allow_past=True))
 
 
 @pytest.mark.parametrize("broken, line, reason", [
