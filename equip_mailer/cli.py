@@ -619,6 +619,19 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
 
 # --- report ---
 
+def _refresh_machine_flags(engine, campaign_id: str) -> None:
+    """A delivered event can arrive after the scanner click it explains; one full pass
+    before counting makes the human/machine split as good as the store allows."""
+    import sqlalchemy as sa
+
+    from .machines import reclassify_campaign
+    from .store import campaigns
+
+    with engine.begin() as conn:
+        if conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
+            reclassify_campaign(conn, campaign_id)
+
+
 def _report_input(arg: str, engine):
     """Frames and display names for one CAMPAIGN argument: a spec file or a campaign id.
 
@@ -640,6 +653,7 @@ def _report_input(arg: str, engine):
         try:
             if engine is None:
                 raise reporting.ReportError("no database yet")
+            _refresh_machine_flags(engine, spec.id)
             return reporting.load_frames(engine, spec.id), names
         except reporting.ReportError:
             return reporting.empty_frames(spec.id, spec.subject), names
@@ -648,6 +662,7 @@ def _report_input(arg: str, engine):
                                     hint="There is no database yet, so nothing has been sent. "
                                          "Give the campaign spec (campaigns/....yaml) for a "
                                          "'not sent yet' report.")
+    _refresh_machine_flags(engine, arg)
     frames = reporting.load_frames(engine, arg)
     names = None
     with engine.connect() as conn:

@@ -270,3 +270,21 @@ def test_help_has_an_example():
     result = CliRunner().invoke(main, ["report", "--help"])
     assert "Example:" in result.output
     assert "equip-mailer report campaigns/2019-04-equip-training.yaml" in result.output
+
+
+def test_report_flags_a_scan_whose_delivered_event_arrived_after_it(sqlite_url, tmp_path):
+    """The click was stored as human (nothing said it came seconds after delivery); the
+    delivered event came later. The report's own pass over the campaign catches it."""
+    from equip_mailer import store
+    engine = store.open_store(sqlite_url)
+    with engine.begin() as conn:
+        create_campaign(conn)
+        insert_links(conn)
+        insert_recipients(conn, RECIPIENTS[:1], sent_at=None)
+        insert_events(conn, [("click", at(4, 22, 10, 0, 33), 1, 1, None),
+                             ("delivered", at(4, 22, 10, 0, 30), 1, None, None)])
+    engine.dispose()
+    result = run("report", CAMPAIGN, "--out", str(tmp_path / "out"), db=sqlite_url)
+    assert result.exit_code == 0, result.output
+    funnel = read_csv(tmp_path / "out" / "funnel.csv")
+    assert funnel[-1][4:7] == ["0", "0.0", "1"]     # no human clicker, one machine click
