@@ -22,8 +22,22 @@ console = Console(highlight=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
+def _save_traceback() -> Path | None:
+    """Keep the details of an unexpected failure in a file for whoever fixes it; the person
+    running the command gets one sentence (details may name addresses: not for the screen)."""
+    import tempfile
+    import traceback
+    try:
+        fd, name = tempfile.mkstemp(prefix="equip-mailer-error-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        return Path(name)
+    except OSError:
+        return None
+
+
 def friendly_errors(fn):
-    """Turn EquipError (and a few OS errors) into a plain message and exit status 1."""
+    """Turn every failure into a plain message and exit status 1, never a traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -31,14 +45,27 @@ def friendly_errors(fn):
         except EquipError as exc:
             err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             if exc.hint:
-                err_console.print(f"Hint: {exc.hint}", soft_wrap=True)
+                err_console.print(f"Hint: {exc.hint}", markup=False, soft_wrap=True)
             sys.exit(1)
         except PermissionError as exc:
-            err_console.print(f"Error: permission denied: {exc.filename}")
+            err_console.print(f"Error: permission denied: {exc.filename}", markup=False)
             sys.exit(1)
         except KeyboardInterrupt:
             err_console.print("Stopped. Run the same command again to carry on.")
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"Error: {exc.strerror or exc}{where}.", markup=False, soft_wrap=True)
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for a non-programmer
+            saved = _save_traceback()
+            err_console.print(f"Error: something unexpected went wrong ({type(exc).__name__}). "
+                              "Nothing was lost: run the same command again to carry on."
+                              + (f" Details for the developers are in {saved}." if saved else ""),
+                              markup=False, soft_wrap=True)
+            sys.exit(1)
     return wrapper
 
 

@@ -229,7 +229,7 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     try:
         migrate(engine)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:      # unreachable server, not a database file, ...
         raise StoreError(f"cannot open the database {engine.url.render_as_string(hide_password=True)} "
                          f"({exc.orig})") from None
     return engine

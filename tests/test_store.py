@@ -24,3 +24,12 @@ def test_bad_url_is_a_plain_error():
     from equip_mailer.errors import StoreError
     with pytest.raises(StoreError, match="not a database URL"):
         store.open_store("nonsense")
+
+
+def test_a_file_that_is_not_a_database_is_a_plain_error(tmp_path):
+    import pytest
+    from equip_mailer.errors import StoreError
+    junk = tmp_path / "equip.db"
+    junk.write_bytes(b"this is a spreadsheet, not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        store.open_store(f"sqlite:///{junk}")
