@@ -39,7 +39,7 @@ def ink_stats(png: Path) -> dict:
 
     img = Image.open(png).convert("RGB")
     small = img.resize((img.width // 4 or 1, img.height // 4 or 1))
-    pixels = list(small.getdata())
+    pixels = list(small.get_flattened_data() if hasattr(small, "get_flattened_data") else small.getdata())
     background = max(set(pixels), key=pixels.count)
     ink = sum(1 for p in pixels if sum(abs(a - b) for a, b in zip(p, background)) > 60)
     return {"width": img.width, "height": img.height, "colours": len(set(pixels)),
