@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import machines
 from .errors import ConfigError, EquipError
-from .store import add_suppression, events, insert_ignore, utcnow
+from .store import add_suppression, events, insert_ignore, links, utcnow
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -268,6 +269,22 @@ def suppression_reason(event: dict, name: str) -> str | None:
     return reason
 
 
+def _link_sendgrid_clicks(conn: Connection, keys: list[str]) -> None:
+    """With SendGrid's click tracking the event names the URL, not our link: find it in the
+    campaign's registry so these clicks count per course and session like our own.
+    (An UPDATE after the insert, so the transaction still writes before it reads.)"""
+    if not keys:
+        return
+    match = (sa.select(links.c.id)
+             .where(links.c.campaign_id == events.c.campaign_id, links.c.url == events.c.url)
+             .limit(1).scalar_subquery())
+    for start in range(0, len(keys), 500):
+        conn.execute(events.update()
+                     .where(events.c.dedupe_key.in_(keys[start:start + 500]),
+                            events.c.link_id.is_(None), events.c.url.is_not(None))
+                     .values(link_id=match))
+
+
 @dataclass(frozen=True)
 class StoreResult:
     received: int
@@ -293,6 +310,8 @@ def store_events(conn: Connection, items: list[dict], *, ip_key: bytes,
     rows = [normalise(e, ip_key=ip_key, received_at=received_at) for e in items]
     unique = list({r["dedupe_key"]: r for r in rows}.values())
     stored = insert_ignore(conn, events, unique, ["dedupe_key"])
+    if stored:
+        _link_sendgrid_clicks(conn, [r["dedupe_key"] for r in unique if r["event"] == "click"])
     suppressed = 0
     for event, row in zip(items, rows):
         reason = suppression_reason(event, row["event"])
