@@ -77,3 +77,18 @@ def settings(sqlite_url) -> Settings:
 @pytest.fixture
 def demo_path() -> Path:
     return DEMO
+
+
+@pytest.fixture
+def demo_project(tmp_path, monkeypatch) -> Path:
+    """A copy of the demo project (spec, lists, templates) that a test may edit, with its
+    own SQLite file, link secret and public URL; the working folder moves there."""
+    import shutil
+
+    for folder in ("campaigns", "lists", "templates"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.setenv("EQUIP_DATABASE_URL", f"sqlite:///{tmp_path / 'equip.db'}")
+    monkeypatch.setenv("EQUIP_LINK_SECRET", "demo-project-secret-0123456789abcdef")
+    monkeypatch.setenv("EQUIP_PUBLIC_URL", "https://equip.example.org")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

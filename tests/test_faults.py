@@ -9,7 +9,6 @@ nothing: the next run sends the rest. Each test prints its figures.
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,17 +27,12 @@ KEY = "SG.fault-test-key"
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    for folder in ("campaigns", "lists", "templates"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
+def env(demo_project, monkeypatch):
     url, server = start_server(KEY)
-    for var, value in {"EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'equip.db'}",
-                       "EQUIP_LINK_SECRET": "fault-secret-0123456789abcdef",
-                       "SENDGRID_API_KEY": KEY, "SENDGRID_API_HOST": url,
+    for var, value in {"SENDGRID_API_KEY": KEY, "SENDGRID_API_HOST": url,
                        "EQUIP_SENDGRID_TIMEOUT": "0.5", "EQUIP_BATCH_SIZE": "25"}.items():
         monkeypatch.setenv(var, value)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path, server
+    yield demo_project, server
     server.stop()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import httpx
@@ -32,14 +31,8 @@ PUBLIC = "https://equip.example.org"
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    for folder in ("campaigns", "lists", "templates"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    monkeypatch.setenv("EQUIP_DATABASE_URL", f"sqlite:///{tmp_path / 'equip.db'}")
-    monkeypatch.setenv("EQUIP_LINK_SECRET", "privacy-test-secret-0123456789")
-    monkeypatch.setenv("EQUIP_PUBLIC_URL", PUBLIC)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def project(demo_project):
+    return demo_project
 
 
 def leaks(addresses: set[str], text: str) -> list[str]:

@@ -8,7 +8,6 @@ import email
 import email.policy
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +26,8 @@ KEY = "SG.cli-test-key"
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A copy of the demo project (spec, lists, templates) the test may edit."""
-    for folder in ("campaigns", "lists", "templates"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    monkeypatch.setenv("EQUIP_DATABASE_URL", f"sqlite:///{tmp_path / 'equip.db'}")
-    monkeypatch.setenv("EQUIP_LINK_SECRET", "cli-test-secret-0123456789abcdef")
-    monkeypatch.setenv("EQUIP_PUBLIC_URL", "https://equip.example.org")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def project(demo_project):
+    return demo_project
 
 
 def spec(project: Path) -> str:
