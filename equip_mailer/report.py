@@ -203,18 +203,21 @@ def _read_events(conn, campaign_id: str, epoch) -> pd.DataFrame:
 
 def _read_ints(conn, stmt, width: int, chunk: int = 200_000) -> np.ndarray:
     """An (n, width) int64 array of an all-integer SELECT, fetched chunk by chunk."""
+    parts = [np.array(rows, dtype=np.int64).reshape(-1, width)
+             for rows in _fetch_chunks(conn, stmt, chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+
+
+def _fetch_chunks(conn, stmt, chunk: int):
+    """Rows of ``stmt`` in lists of at most ``chunk`` tuples, so a caller can convert each
+    before the next is fetched."""
     cur, args, sql = _raw(conn, stmt)
-    parts = []
     try:
         cur.execute(sql, args)
-        while True:
-            rows = cur.fetchmany(chunk)
-            if not rows:
-                break
-            parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
+        while rows := cur.fetchmany(chunk):
+            yield rows
     finally:
         cur.close()
-    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
 
 
 def _raw(conn, stmt):
@@ -232,19 +235,9 @@ def _read(conn, stmt, columns: list[str], convert=None, chunk: int = 200_000) ->
     Holding every row as a Python tuple at once would cost memory; each chunk is converted
     (``convert``: numbers and categoricals) before the next is fetched, then joined.
     """
-    cur, args, sql = _raw(conn, stmt)
     convert = convert or (lambda frame: frame)
-    parts = []
-    try:
-        cur.execute(sql, args)
-        while True:
-            rows = cur.fetchmany(chunk)
-            if not rows:
-                break
-            parts.append(convert(pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)))
-            del rows
-    finally:
-        cur.close()
+    parts = [convert(pd.DataFrame.from_records(rows, columns=columns, coerce_float=False))
+             for rows in _fetch_chunks(conn, stmt, chunk)]
     if not parts:
         return convert(pd.DataFrame(columns=columns))
     if len(parts) == 1:
