@@ -29,7 +29,8 @@ from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail,
                        build_request, check_addressee, display_name)
 from .errors import DeliveryError, EquipError
 from .ledger import SENDABLE, Ledger, Row, count_sendable, next_rows, sync_audience
-from .links import TEST_RECIPIENT, click_url_maker, register_links, unsubscribe_url_maker
+from .links import (TEST_RECIPIENT, click_url_list_maker, click_url_maker, register_links,
+                    unsubscribe_url_maker)
 from .store import ensure_campaign, utcnow
 
 DEFAULT_MAX_BAD_BATCHES = 3
@@ -106,20 +107,32 @@ class _Segment:
     rendered: Any
     link_urls: Callable[[int], dict[str, str]]    # ledger id -> {link key: URL}
     unsubscribe: Callable[[int], str]             # ledger id -> our /u/ URL (always ours)
+    url_list: Callable[[int], list[str]] | None = None   # ledger id -> URLs in link order
+    values: Callable | None = None                # render.values_builder(rendered)
 
 
-def _prepare(conn, campaign: Any, rendered: Any, settings: Settings, secret: bytes) -> _Segment:
+def _prepare(conn, campaign: Any, rendered: Any, settings: Settings, secret: bytes,
+             values_fn: Callable | None = None) -> _Segment:
     specs = list(rendered.links)
     link_ids = register_links(conn, campaign.id, specs)
     if campaign.tracking.clicks == "equip":
         urls = click_url_maker(settings.public_url, secret, link_ids)
+        url_list = click_url_list_maker(settings.public_url, secret, [link_ids[s.key] for s in specs])
     else:
         plain = {s.key: s.url for s in specs}       # SendGrid rewrites them for its own tracking
+        plain_list = [s.url for s in specs]
         urls = lambda _ledger_id: plain  # noqa: E731
+        url_list = lambda _ledger_id: plain_list  # noqa: E731
+    values = None
+    if values_fn is not None:
+        from . import render as render_module
+        if values_fn is render_module.recipient_values:
+            values = render_module.values_builder(rendered)   # the same dict, prepared once
     return _Segment(content=Content(segment=rendered.segment_id, subject=rendered.subject,
                                     html=rendered.html, text=rendered.text),
                     rendered=rendered, link_urls=urls,
-                    unsubscribe=unsubscribe_url_maker(settings.public_url, secret))
+                    unsubscribe=unsubscribe_url_maker(settings.public_url, secret),
+                    url_list=url_list, values=values)
 
 
 def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, settings: Settings,
@@ -134,8 +147,21 @@ def _addressee(seg: _Segment, recipient: Recipient, ledger_id: int, settings: Se
 
 def build_batch(seg: _Segment, rows: list[Row], campaign: Any, settings: Settings, secret: bytes,
                 values_fn: Callable, send_id: str = "") -> Batch:
+    if seg.values is None:
+        addressees = [_addressee(seg, r, r.id, settings, secret, values_fn) for r in rows]
+    else:
+        # The same Addressees through the per-segment builders (no per-reader dict of link
+        # keys, token names made once); recipient_values' checks still run for each reader.
+        values, url_list, unsubscribe = seg.values, seg.url_list, seg.unsubscribe
+        addressees = []
+        append = addressees.append
+        for r in rows:
+            ledger_id = r.id
+            unsub = unsubscribe(ledger_id)
+            append(Addressee(ledger_id, r.email, display_name(r.first_name, r.last_name),
+                             values(r, url_list(ledger_id), unsub), unsub))
     return Batch(campaign_id=campaign.id, send_id=send_id, content=seg.content,
-                 addressees=[_addressee(seg, r, r.id, settings, secret, values_fn) for r in rows])
+                 addressees=addressees)
 
 
 def _states(options: SendOptions) -> tuple[str, ...]:
@@ -171,7 +197,8 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
         """(segment, rows, batch without send id), built ahead of the claim."""
         for seg_id in segments:
             with engine.begin() as conn:
-                seg = _prepare(conn, campaign, rendered[seg_id], settings, secret)
+                seg = _prepare(conn, campaign, rendered[seg_id], settings, secret,
+                               render.recipient_values)
             last_id = 0
             while left[0] is None or left[0] > 0:
                 n = size if left[0] is None else min(size, left[0])
@@ -305,7 +332,7 @@ def dry_run(campaign: Any, engine: Engine, audience_by_segment: dict[str, list[R
                 return DryRun(counts={})
             first = next(iter(ordered))
             rendered = render.render_campaign(campaign, segments=[first])[first]
-            seg = _prepare(conn, campaign, rendered, settings, secret)
+            seg = _prepare(conn, campaign, rendered, settings, secret, render.recipient_values)
             rows = next_rows(conn, campaign.id, first, min(size, ordered[first]), states)
             batch = build_batch(seg, rows, campaign, settings, secret, render.recipient_values,
                                 send_id="dry-run")

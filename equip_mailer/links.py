@@ -184,24 +184,36 @@ def click_url_maker(public_url: str, secret: bytes, link_ids: dict[str, int]):
     A send signs every link for every reader (5 links x 100,000 readers), so each link's
     keyed hash state is prepared once and copied per reader.
     """
-    base = f"{public_url.rstrip('/')}/c/"
-    prepared = []
-    for key, link_id in link_ids.items():
-        prefix = _varint(link_id)
-        inner, outer = _keyed_sha256(secret, b"c" + prefix)
-        prepared.append((key, prefix, inner, outer))
-    b2a = binascii.b2a_base64
+    keys = list(link_ids)
+    url_list = click_url_list_maker(public_url, secret, [link_ids[k] for k in keys])
 
     def urls(ledger_id: int) -> dict[str, str]:
+        return dict(zip(keys, url_list(ledger_id)))
+    return urls
+
+
+def click_url_list_maker(public_url: str, secret: bytes, link_ids: list[int]):
+    """``ledger_id -> [click URL per link id, in order]``: ``click_url_maker`` without the
+    dict, for callers that keep the links in a fixed order."""
+    base = f"{public_url.rstrip('/')}/c/"
+    prepared = []
+    for link_id in link_ids:
+        prefix = _varint(link_id)
+        inner, outer = _keyed_sha256(secret, b"c" + prefix)
+        prepared.append((prefix, inner.copy, outer.copy))
+    b2a = binascii.b2a_base64
+    urlsafe = _URLSAFE
+
+    def urls(ledger_id: int) -> list[str]:
         v = _varint(ledger_id)
-        out = {}
-        for key, prefix, inner, outer in prepared:
-            i = inner.copy()
+        out = []
+        for prefix, inner_copy, outer_copy in prepared:
+            i = inner_copy()
             i.update(v)
-            o = outer.copy()
+            o = outer_copy()
             o.update(i.digest())
-            raw = prefix + v + o.digest()[:SIG_BYTES]
-            out[key] = base + b2a(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
+            token = b2a(prefix + v + o.digest()[:SIG_BYTES], newline=False).translate(urlsafe)
+            out.append(base + token.rstrip(b"=").decode("ascii"))
         return out
     return urls
 

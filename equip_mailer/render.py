@@ -101,29 +101,67 @@ def recipient_values(rendered: RenderedSegment, recipient: Recipient, link_urls:
     SendGrid applies one dict to both parts, so HTML tokens and text tokens have different
     names and only the HTML ones get escaped values.
     """
-    raw: dict[str, str] = {}
-    for name in PLACEHOLDERS:
-        value = (getattr(recipient, name) or "").strip()
-        raw[name] = value or BLANK_VALUES[name]
-    for index, link in enumerate(rendered.links):
+    urls = []
+    for link in rendered.links:
         try:
-            raw[link_token_name(index)] = link_urls[link.key]
+            urls.append(link_urls[link.key])
         except KeyError:
             raise RenderError(f"no URL for link {link.key!r} ({link.label}) in segment "
                               f"{rendered.segment_id!r}",
                               hint="Register every link of the rendered segment before sending.") from None
-    raw["unsubscribe"] = unsubscribe_url
-    values: dict[str, str] = {}
-    for name, value in raw.items():
-        values[html_token(name)] = html_lib.escape(value, quote=True)
-        values[text_token(name)] = value
-    size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in values.items())
-    if size > SUBSTITUTIONS_LIMIT:
-        raise RenderError(f"the personal values for {recipient.source} take {size:,} bytes; SendGrid "
-                          f"allows {SUBSTITUTIONS_LIMIT:,} per recipient",
-                          where=recipient.source,
-                          hint="Use fewer or shorter links, or shorten the names in the list.")
-    return values
+    return values_builder(rendered)(recipient, urls, unsubscribe_url)
+
+
+_NEEDS_ESCAPE = re.compile("[&<>\"']").search
+
+
+@functools.lru_cache(maxsize=64)
+def _token_plan(n_links: int) -> tuple[tuple, tuple, tuple[str, str], int]:
+    """Token names of a segment with ``n_links`` links, and the bytes its keys take."""
+    placeholders = tuple((name, html_token(name), text_token(name), BLANK_VALUES[name])
+                         for name in PLACEHOLDERS)
+    links = tuple((html_token(link_token_name(i)), text_token(link_token_name(i)))
+                  for i in range(n_links))
+    unsubscribe = (html_token("unsubscribe"), text_token("unsubscribe"))
+    key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
+    key_bytes += sum(len(h) + len(t) for h, t in (*links, unsubscribe))
+    return placeholders, links, unsubscribe, key_bytes
+
+
+def values_builder(rendered: RenderedSegment) -> Callable[[Recipient, list[str], str], dict[str, str]]:
+    """``recipient_values`` for many readers of one segment, prepared once: called with the
+    link URLs as a list in ``rendered.links`` order. Same dict, same size check; per reader
+    only the values are escaped (when they contain a character that needs it) and measured."""
+    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links))
+    n_links = len(link_tokens)
+    escape = html_lib.escape
+    needs = _NEEDS_ESCAPE
+
+    def build(recipient: Recipient, urls: list[str], unsubscribe_url: str) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name, h, t, blank in placeholders:
+            value = (getattr(recipient, name) or "").strip() or blank
+            values[h] = escape(value, quote=True) if needs(value) else value
+            values[t] = value
+        if len(urls) != n_links:
+            raise RenderError(f"{len(urls)} link URLs for the {n_links} links of segment "
+                              f"{rendered.segment_id!r}",
+                              hint="Register every link of the rendered segment before sending.")
+        for (h, t), url in zip(link_tokens, urls):
+            values[h] = escape(url, quote=True) if needs(url) else url
+            values[t] = url
+        values[h_unsub] = (escape(unsubscribe_url, quote=True) if needs(unsubscribe_url)
+                           else unsubscribe_url)
+        values[t_unsub] = unsubscribe_url
+        joined = "".join(values.values())
+        size = key_bytes + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
+        if size > SUBSTITUTIONS_LIMIT:
+            raise RenderError(f"the personal values for {recipient.source} take {size:,} bytes; "
+                              f"SendGrid allows {SUBSTITUTIONS_LIMIT:,} per recipient",
+                              where=recipient.source,
+                              hint="Use fewer or shorter links, or shorten the names in the list.")
+        return values
+    return build
 
 
 def personalise(rendered: RenderedSegment, values: dict[str, str]) -> tuple[str, str]:

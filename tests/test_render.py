@@ -483,3 +483,38 @@ def test_a_missing_template_is_named(tmp_path):
 def test_an_unknown_segment_is_named(demo):
     with pytest.raises(RenderError, match="there is no segment 'everyone'; the segments are getting-started"):
         render_campaign(demo, ["everyone"])
+
+
+def test_recipient_values_escape_and_measure_like_the_plain_definition(rendered):
+    # recipient_values is prepared per segment (values_builder); it must give exactly the
+    # dict the definition gives: html.escape on every HTML value, UTF-8 bytes of keys and values.
+    import html as html_lib
+
+    from equip_mailer.render import (BLANK_VALUES, PLACEHOLDERS, html_token, link_token_name,
+                                     text_token, values_builder)
+    mail = rendered["project-leads"]
+    urls = {link.key: f"https://e.example/c/t{i}?a=1&b='x'" for i, link in enumerate(mail.links)}
+    for who in (reader(first_name="Zoë", practice="Smith & Jones <Surgery>"),
+                reader(first_name=" O'Brien ", practice=""), reader(first_name="Ann")):
+        raw = {n: (getattr(who, n) or "").strip() or BLANK_VALUES[n] for n in PLACEHOLDERS}
+        raw |= {link_token_name(i): urls[link.key] for i, link in enumerate(mail.links)}
+        raw["unsubscribe"] = 'https://e.example/u/"x"'
+        expected = {}
+        for name, value in raw.items():
+            expected[html_token(name)] = html_lib.escape(value, quote=True)
+            expected[text_token(name)] = value
+        got = recipient_values(mail, who, urls, 'https://e.example/u/"x"')
+        assert list(got.items()) == list(expected.items())
+        assert values_builder(mail)(who, [urls[link.key] for link in mail.links],
+                                    'https://e.example/u/"x"') == expected
+
+
+def test_the_size_limit_counts_utf8_bytes(rendered):
+    mail = rendered["getting-started"]
+    base = recipient_values(mail, reader(practice=""), plain_urls(mail), "#u")
+    used = sum(len(k.encode()) + len(v.encode()) for k, v in base.items()) - 2 * len("your practice")
+    room = 10_000 - used                      # bytes left for the practice, twice (html + text)
+    fits = "é" * (room // 4)                  # 2 bytes a character, twice
+    recipient_values(mail, reader(practice=fits), plain_urls(mail), "#u")
+    with pytest.raises(RenderError, match="SendGrid allows 10,000"):
+        recipient_values(mail, reader(practice=fits + "éé"), plain_urls(mail), "#u")
