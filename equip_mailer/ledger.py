@@ -97,6 +97,24 @@ def _chunks(ids: list[int], n: int = CHUNK) -> Iterator[list[int]]:
         yield ids[i:i + n]
 
 
+# The per-batch statements (next rows, claim, finish) are plain SQL strings run on the
+# driver: building and compiling SQLAlchemy statements, binding 1,000 ids through its
+# expanding IN and making its Row objects cost more than SQLite's own work.
+
+def _mark(conn: Connection) -> str:
+    """The driver's placeholder: sqlite3 takes ``?``, psycopg ``%s``."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _stamp(conn: Connection, when: dt.datetime):
+    """A naive UTC time as the driver should get it: SQLite keeps SQLAlchemy's text format."""
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else when
+
+
+def _marks(mark: str, n: int) -> str:
+    return ", ".join([mark] * n)
+
+
 # ---------------------------------------------------------------------------------------
 # Plain functions on a connection
 
@@ -176,6 +194,9 @@ def _bulk_insert_pending(conn: Connection, rows: list[tuple], now: dt.datetime) 
     conn.exec_driver_sql(sql, [row + tail for row in rows])
 
 
+_ROW_COLUMNS = "id, email, first_name, last_name, practice, role, qi_level, segment"
+
+
 def next_rows(conn: Connection, campaign_id: str, segment: str, limit: int,
               states: tuple[str, ...] = SENDABLE, before: dt.datetime | None = None,
               after_id: int = 0) -> list[Row]:
@@ -188,21 +209,32 @@ def next_rows(conn: Connection, campaign_id: str, segment: str, limit: int,
     run are not picked again by it: a server that keeps failing ends the run (error budget)
     instead of looping; the next run retries them.
     """
-    c = ledger.c
-    columns = (c.id, c.email, c.first_name, c.last_name, c.practice, c.role, c.qi_level, c.segment)
+    m = _mark(conn)
     # One query per state, each an ordered range of ix_ledger_segment_state (campaign,
     # segment, state, id), merged here: an OR or IN over states makes SQLite read and sort
     # every sendable row of the segment for each batch (quadratic over a 100,000 send).
     found: list = []
     for state in dict.fromkeys(states):
-        cond = [c.campaign_id == campaign_id, c.segment == segment, c.state == state]
+        sql = (f"SELECT {_ROW_COLUMNS} FROM {ledger.name} "
+               f"WHERE campaign_id = {m} AND segment = {m} AND state = {m} AND id > {m}")
+        params: tuple = (campaign_id, segment, state, after_id)
         if before is not None and state != "pending":
-            cond.append(c.updated_at < before)
-        if after_id:
-            cond.append(c.id > after_id)
-        found += conn.execute(sa.select(*columns).where(*cond).order_by(c.id).limit(limit)).all()
-    found.sort(key=lambda r: r[0])
-    return [Row(*r) for r in found[:limit]]
+            sql += f" AND updated_at < {m}"
+            params += (_stamp(conn, before),)
+        found += _fetch(conn, f"{sql} ORDER BY id LIMIT {int(limit)}", params)
+    if len(found) > limit or len(states) > 1:
+        found.sort(key=lambda r: r[0])
+    return list(map(Row._make, found[:limit]))
+
+
+def _fetch(conn: Connection, sql: str, params: tuple) -> list[tuple]:
+    """Plain tuples from the driver's own cursor, inside the connection's transaction."""
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 def claim(conn: Connection, campaign_id: str, segment: str, ids: list[int], send_id: str,
@@ -212,12 +244,16 @@ def claim(conn: Connection, campaign_id: str, segment: str, ids: list[int], send
     batch_id = conn.execute(batches.insert().values(
         campaign_id=campaign_id, segment=segment, send_id=send_id, backend=backend,
         state="in_flight", size=len(ids), attempts=0, created_at=now)).inserted_primary_key[0]
+    m, stamp = _mark(conn), _stamp(conn, now)
+    wanted = tuple(dict.fromkeys(states))
     moved = 0
     for chunk in _chunks(ids):
-        moved += conn.execute(ledger.update().where(
-            ledger.c.id.in_(chunk), ledger.c.campaign_id == campaign_id, ledger.c.state.in_(states))
-            .values(state="in_flight", batch_id=batch_id, attempts=ledger.c.attempts + 1,
-                    error=None, updated_at=now)).rowcount
+        moved += conn.exec_driver_sql(
+            f"UPDATE {ledger.name} SET state = 'in_flight', batch_id = {m}, "
+            f"attempts = attempts + 1, error = NULL, updated_at = {m} "
+            f"WHERE id IN ({_marks(m, len(chunk))}) AND campaign_id = {m} "
+            f"AND state IN ({_marks(m, len(wanted))})",
+            (batch_id, stamp, *chunk, campaign_id, *wanted)).rowcount
     if moved != len(ids):
         # Only possible if another process touched the rows despite the lock: never send.
         raise DeliveryError(f"the ledger changed under this run while claiming batch {send_id}; "
@@ -373,8 +409,9 @@ class Ledger:
         with self.engine.begin() as conn:
             batch_id = claim(conn, self.campaign_id, segment, ids, send_id, backend, states)
             if self.locked:      # heartbeat, so another host can tell a live lock from a stale one
-                conn.execute(campaigns.update().where(campaigns.c.id == self.campaign_id)
-                             .values(lock_at=utcnow()))
+                m = _mark(conn)
+                conn.exec_driver_sql(f"UPDATE {campaigns.name} SET lock_at = {m} WHERE id = {m}",
+                                     (_stamp(conn, utcnow()), self.campaign_id))
         return batch_id, send_id
 
     def finish(self, batch_id: int, state: str, *, status: int | None = None,
@@ -384,13 +421,15 @@ class Ledger:
             raise ValueError(state)
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(batches.update().where(batches.c.id == batch_id).values(
-                state=state, http_status=status, message_id=message_id, error=error,
-                attempts=attempts, finished_at=now))
-            conn.execute(ledger.update().where(ledger.c.batch_id == batch_id,
-                                               ledger.c.state == "in_flight").values(
-                state=state, error=error, updated_at=now,
-                sent_at=now if state == "sent" else None))
+            m, stamp = _mark(conn), _stamp(conn, now)
+            conn.exec_driver_sql(
+                f"UPDATE {batches.name} SET state = {m}, http_status = {m}, message_id = {m}, "
+                f"error = {m}, attempts = {m}, finished_at = {m} WHERE id = {m}",
+                (state, status, message_id, error, attempts, stamp, batch_id))
+            conn.exec_driver_sql(
+                f"UPDATE {ledger.name} SET state = {m}, error = {m}, updated_at = {m}, "
+                f"sent_at = {m} WHERE batch_id = {m} AND state = 'in_flight'",
+                (state, error, stamp, stamp if state == "sent" else None, batch_id))
 
     # -- reading -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
