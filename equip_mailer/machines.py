@@ -162,6 +162,8 @@ _CLICKS_OF = (sa.select(events.c.ledger_id, events.c.id, events.c.at, events.c.s
               .where(events.c.campaign_id == sa.bindparam("campaign_id"),
                      events.c.ledger_id.in_(sa.bindparam("ledger_ids", expanding=True)),
                      events.c.event == "click"))
+# The same, only clicks at or after ``since`` (the tracker's pass for fresh clicks).
+_CLICKS_SINCE = _CLICKS_OF.where(events.c.at >= sa.bindparam("since"))
 _DELIVERED_OF = (sa.select(events.c.ledger_id, sa.func.min(events.c.at))
                  .where(events.c.campaign_id == sa.bindparam("campaign_id"),
                         events.c.ledger_id.in_(sa.bindparam("ledger_ids", expanding=True)),
@@ -191,12 +193,18 @@ _CHUNK = 500      # recipients per query (IN lists stay far below every driver's
 
 def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
                window: float = DELIVERY_WINDOW, links: int = BURST_LINKS,
-               seconds: float = BURST_SECONDS) -> int:
+               seconds: float = BURST_SECONDS, *, new_since: dt.datetime | None = None) -> int:
     """Flag the timing-caught clicks of each (campaign_id, ledger_id); returns clicks newly flagged.
 
     A few queries per chunk of recipients (their clicks, their delivery times), not per
     recipient, so it is cheap enough to run on every insert and on every webhook batch;
     pass every recipient of a campaign for a full pass.
+
+    ``new_since``: the caller just inserted clicks, none earlier than this, and every older
+    click was classified when it came in. Then only clicks from ``seconds`` before it can
+    change (a burst window that holds a new click spans at most ``seconds``; the delivery
+    signal of an older click does not depend on newer ones), so only those are read:
+    the tracker's pass stays cheap however many clicks a recipient has made before.
     """
     by_campaign: dict[str, set[int]] = {}
     for campaign_id, ledger_id in pairs:
@@ -207,8 +215,10 @@ def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
         ids = sorted(by_campaign[campaign_id])
         for start in range(0, len(ids), _CHUNK):
             clicks_of: dict[int, list] = {}
-            for r in conn.execute(_CLICKS_OF, {"campaign_id": campaign_id,
-                                               "ledger_ids": ids[start:start + _CHUNK]}):
+            params = {"campaign_id": campaign_id, "ledger_ids": ids[start:start + _CHUNK]}
+            if new_since is not None:
+                params["since"] = new_since - dt.timedelta(seconds=seconds)
+            for r in conn.execute(_CLICKS_OF if new_since is None else _CLICKS_SINCE, params):
                 clicks_of.setdefault(r.ledger_id, []).append(r)
             if not clicks_of:
                 continue
@@ -222,6 +232,10 @@ def reclassify(conn: Connection, pairs: Iterable[tuple[str, int]],
                     clicks = [Click(r.id, r.at, r.link_id if r.link_id is not None else r.url,
                                     bool(r.machine)) for r in rows if r.source == source]
                     found.update(flag_clicks(clicks, delivered, window, links, seconds))
+            if len(found) > 1 and conn.dialect.name == "sqlite":   # sqlite3 sums executemany's rowcount
+                flagged += conn.execute(_FLAG, [{"b_click_id": click_id, "b_reason": reason}
+                                                for click_id, reason in found.items()]).rowcount or 0
+                continue
             for click_id, reason in found.items():
                 flagged += conn.execute(_FLAG, {"b_click_id": click_id, "b_reason": reason}).rowcount or 0
     return flagged

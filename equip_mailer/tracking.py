@@ -20,20 +20,47 @@ uvicorn. Routes:
   makes the retry harmless), 200 with counts.
 * ``GET /healthz`` - 200 JSON when the database answers, else 503.
 
-Database work runs in the threadpool so one slow transaction never stalls the event loop.
-Nothing here logs an address, a token or an IP; IPs are stored only as a keyed hash.
+Clicks: answered first, written just after. The redirect is decided in the event loop (token
+check, then the link and the recipient from a small cache, or one indexed SELECT on a miss;
+see ``Lookups``), and the click event goes on an in-process queue that ONE writer thread
+(``ClickWriter``) drains in batches: one transaction per batch, ``executemany`` for the
+inserts, then the machine-click pass for the batch's recipients (their earlier clicks
+included, so bursts are caught exactly as with one insert per click). The writer takes
+whatever is queued as soon as it is free, waiting at most ``ClickWriter.GATHER`` (10 ms)
+for more, so a click is visible to readers within milliseconds of its redirect under
+normal load; ``app.state.clicks.flush()`` waits until everything queued so far is stored,
+and the lifespan shutdown (SIGTERM/SIGINT to uvicorn) flushes and stops the writer.
+This took the click off the threadpool: the hop to a worker thread and back cost more CPU
+than the click's own SQLite work (benchmarks/README.md).
+
+The trade-off, accepted for click analytics: a click that was redirected but not yet
+written (normally a few ms' worth; more only if the database is stalled) is lost if the
+process dies without a shutdown (kill -9, power loss), and a click whose batch the database
+refuses (after one retry) is logged and dropped - the reader still got their page, as
+before. At most ``ClickWriter.MAX_PENDING`` clicks wait; beyond that, new clicks are
+redirected but not recorded (and logged), so a dead database cannot eat the memory.
+Unsubscribes and SendGrid webhook posts stay synchronous: their answer means "stored".
+
+Other database work runs in the threadpool so one slow transaction never stalls the event
+loop. Nothing here logs an address, a token or an IP; IPs are stored only as a keyed hash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import html
 import logging
+import queue
 import re
 import threading
+import time
 import uuid
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -41,14 +68,24 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import machines, webhook
 from .config import Settings, mask_email
 from .links import TEST_RECIPIENT, read_token
-from .store import (add_suppression, batches, events, insert_ignore, ledger, links, meta,
-                    open_store, suppressions, utcnow)
+from .store import (
+    add_suppression,
+    batches,
+    events,
+    insert_ignore,
+    ledger,
+    links,
+    meta,
+    open_store,
+    suppressions,
+    utcnow,
+)
 
 log = logging.getLogger("equip_mailer.tracking")
 
@@ -117,42 +154,239 @@ def _safe_target(url: str | None) -> bool:
     return bool(url) and re.match(r"^https?://[^/\s\\]+", url, re.IGNORECASE) is not None
 
 
-# The click path's statements, built once (building one costs more than running it).
-_LINK = sa.select(links.c.id, links.c.campaign_id, links.c.url).where(links.c.id == sa.bindparam("link_id"))
-_WHO = (sa.select(ledger.c.id, ledger.c.campaign_id, ledger.c.segment, batches.c.send_id)
-        .select_from(ledger.outerjoin(batches, ledger.c.batch_id == batches.c.id))
-        .where(ledger.c.id == sa.bindparam("ledger_id")))
+# The click's lookup, built once (building a statement costs more than running it): the link,
+# and the recipient's ledger row and batch, in one indexed query. No ledger row (a test
+# recipient, or a recipient id that does not exist) leaves the recipient's columns NULL.
+_LOOKUP = (sa.select(links.c.campaign_id, links.c.url, ledger.c.id.label("ledger_id"),
+                     ledger.c.campaign_id.label("ledger_campaign_id"), ledger.c.segment,
+                     batches.c.send_id)
+           .select_from(links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id"))
+                        .outerjoin(batches, ledger.c.batch_id == batches.c.id))
+           .where(links.c.id == sa.bindparam("link_id")))
 _CLICK = events.insert()
 
 
-def record_click(conn: Connection, link_key: bytes, token: str, *, method: str,
-                 user_agent: str | None, ip: str | None) -> str | None:
-    """The URL to redirect to (after recording the click), or None for a 404.
+@dataclass(frozen=True, slots=True)
+class Link:
+    campaign_id: str
+    url: str
+    location: str            # the Location header: the URL as Starlette's RedirectResponse quotes it
 
-    Looks the link up by id, checks the recipient's ledger row belongs to the link's
-    campaign, inserts one event, then runs the machine pass for this recipient.
-    """
-    tok = read_token(link_key, "c", token)
-    if tok is None:
-        return None
-    link = conn.execute(_LINK, {"link_id": tok.link_id}).first()
-    if link is None or not _safe_target(link.url):
-        return None
-    if tok.ledger_id == TEST_RECIPIENT:
-        return link.url
-    who = conn.execute(_WHO, {"ledger_id": tok.ledger_id}).first()
-    if who is None or who.campaign_id != link.campaign_id:
-        return None
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    campaign_id: str
+    segment: str
+    send_id: str | None
+
+
+class _TTLCache:
+    """A small LRU whose entries also expire: a link's URL can be updated in place by a later
+    send (``links.register_links``), and the tracker must follow within ``ttl`` seconds.
+    Used from the event loop only (no lock)."""
+
+    def __init__(self, size: int, ttl: float):
+        self.size, self.ttl = size, ttl
+        self._data: OrderedDict = OrderedDict()
+
+    def get(self, key, now: float):
+        hit = self._data.get(key)
+        if hit is None:
+            return None
+        if hit[0] < now:
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return hit[1]
+
+    def put(self, key, value, now: float) -> None:
+        self._data[key] = (now + self.ttl, value)
+        self._data.move_to_end(key)
+        if len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class Lookups:
+    """link id -> Link and ledger id -> Reader, cached briefly; on a miss, one query."""
+
+    LINK_TTL = 5.0           # seconds: how long a changed link URL may still send clicks to the old one
+    READER_TTL = 5.0
+    LINKS = 4096
+    READERS = 20_000
+
+    def __init__(self):
+        self.links = _TTLCache(self.LINKS, self.LINK_TTL)
+        self.readers = _TTLCache(self.READERS, self.READER_TTL)
+
+    def cached(self, link_id: int, ledger_id: int) -> tuple[Link | None, Reader | None, bool]:
+        """(link, reader, complete): complete is False when the database must be asked."""
+        now = time.monotonic()
+        link = self.links.get(link_id, now)
+        if link is None:
+            return None, None, False
+        if ledger_id == TEST_RECIPIENT:
+            return link, None, True
+        reader = self.readers.get(ledger_id, now)
+        return link, reader, reader is not None
+
+    def fetch(self, conn: Connection, link_id: int, ledger_id: int):
+        """The lookup's row (no caching: this may run in a worker thread)."""
+        return conn.execute(_LOOKUP, {"link_id": link_id, "ledger_id": ledger_id}).first()
+
+    def store(self, row, link_id: int, ledger_id: int) -> tuple[Link | None, Reader | None]:
+        if row is None or not _safe_target(row.url):
+            return None, None       # not cached: tokens are minted only for registered links
+        now = time.monotonic()
+        link = Link(row.campaign_id, row.url, quote(row.url, safe=":/%#?=@[]!$&'()*+,;"))
+        self.links.put(link_id, link, now)
+        reader = None
+        if row.ledger_id is not None:
+            reader = Reader(row.ledger_campaign_id, row.segment, row.send_id)
+            self.readers.put(ledger_id, reader, now)
+        return link, reader
+
+
+def click_event(link_key: bytes, link_id: int, ledger_id: int, link: Link, reader: Reader, *,
+                method: str, user_agent: str | None, ip: str | None) -> dict:
+    """The ``events`` row for one click, with the request's own machine signals (HEAD, user
+    agent); the timing signals come from ``machines.reclassify`` after the insert."""
     now = utcnow()
     ua = (user_agent or "")[:1000] or None
     reason = machines.request_reason(method, ua)
-    conn.execute(_CLICK, dict(
+    return dict(
         dedupe_key=uuid.uuid4().hex, event="click", at=now, source="tracker",
-        campaign_id=link.campaign_id, ledger_id=who.id, send_id=who.send_id, segment=who.segment,
-        link_id=link.id, url=link.url, user_agent=ua, ip_hash=webhook.ip_hash(link_key, ip),
-        method=method[:10], machine=reason is not None, machine_reason=reason, received_at=now))
-    machines.reclassify(conn, [(link.campaign_id, who.id)])
-    return link.url
+        campaign_id=link.campaign_id, ledger_id=ledger_id, send_id=reader.send_id,
+        segment=reader.segment, link_id=link_id, url=link.url, user_agent=ua,
+        ip_hash=webhook.ip_hash(link_key, ip), method=method[:10], machine=reason is not None,
+        machine_reason=reason, received_at=now)
+
+
+def store_clicks(conn: Connection, rows: list[dict]) -> None:
+    """Insert clicks (in arrival order) and run the machine pass for their recipients."""
+    conn.execute(_CLICK, rows)
+    machines.reclassify(conn, {(r["campaign_id"], r["ledger_id"]) for r in rows},
+                        new_since=min(r["at"] for r in rows))
+
+
+_STOP = object()
+_WRITERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def flush_clicks(timeout: float = 10.0) -> bool:
+    """Flush every click writer in this process (for tests and embedding code); False on timeout."""
+    return all([w.flush(timeout) for w in list(_WRITERS)])
+
+
+class ClickWriter:
+    """One thread that writes queued clicks in batches; see the module docstring."""
+
+    BATCH = 1000             # clicks per transaction at most
+    GATHER = 0.020           # seconds the writer waits for more clicks after the first
+    MAX_PENDING = 100_000    # clicks waiting at most; beyond that they are dropped (logged)
+    RETRY_AFTER = 0.5
+    # Backpressure: past BACKLOG waiting clicks, a redirect waits (up to MAX_WAIT) for the
+    # writer to catch up. Under a load the writer cannot follow, the event loop would
+    # otherwise keep the GIL busy, starve the writer and let the queue (and the delay before
+    # a click is visible) grow without bound; this keeps that delay at a fraction of a second.
+    BACKLOG = 1000
+    MAX_WAIT = 0.5
+
+    def __init__(self, engine: Engine, writing):
+        self.engine, self.writing = engine, writing
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.written = self.dropped = 0
+        self._warned_full = False
+        _WRITERS.add(self)
+
+    def submit(self, row: dict) -> None:
+        if self._queue.qsize() >= self.MAX_PENDING:
+            self.dropped += 1
+            if not self._warned_full:
+                self._warned_full = True
+                log.error("click queue full (%d waiting): clicks are redirected but not recorded "
+                          "until the database catches up", self.MAX_PENDING)
+            return
+        self._ensure_thread()
+        self._queue.put(row)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def keep_up(self) -> None:
+        """Wait while the writer is more than BACKLOG clicks behind (at most MAX_WAIT)."""
+        if self._queue.qsize() <= self.BACKLOG:
+            return
+        deadline = time.monotonic() + self.MAX_WAIT
+        while self._queue.qsize() > self.BACKLOG // 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every click submitted so far is written (or dropped); False on timeout."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop the thread (a later click starts it again)."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._queue.put(_STOP)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("the click writer did not finish within %.0f s; %d clicks may be lost",
+                      timeout, self._queue.qsize())
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="click-writer", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while True:
+            batch = [get()]
+            if isinstance(batch[0], dict):
+                time.sleep(self.GATHER)      # let a few more arrive: one transaction for them all
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(get_nowait())
+                except queue.Empty:
+                    break
+            rows = [item for item in batch if isinstance(item, dict)]
+            if rows:
+                self._write(rows)
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if any(item is _STOP for item in batch):
+                return
+
+    def _write(self, rows: list[dict]) -> None:
+        for attempt in (1, 2):
+            try:
+                with self.writing, self.engine.begin() as conn:
+                    store_clicks(conn, rows)
+                self.written += len(rows)
+                self._warned_full = False
+                return
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any error
+                if attempt == 2:
+                    self.dropped += len(rows)
+                    log.error("could not record %d clicks (%s); they were redirected but are lost",
+                              len(rows), _db_error(exc))
+                    return
+                time.sleep(self.RETRY_AFTER)
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
@@ -266,28 +500,46 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         log.warning("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: /webhooks/sendgrid will refuse every "
                     "post (403). Set it to the verification key from SendGrid's Event Webhook settings.")
 
-    async def click(request: Request) -> Response:
-        token = request.path_params["token"]
+    lookups = Lookups()
+    clicks = ClickWriter(engine, writing)
+    sqlite = engine.dialect.name == "sqlite"
+    redirect_headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
-        def work():
-            with writing, svc.engine.begin() as conn:
-                return record_click(conn, svc.link_key, token, method=request.method,
-                                    user_agent=request.headers.get("user-agent"),
-                                    ip=_client_ip(request))
-        try:
-            target = await run_in_threadpool(work)
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the reader still gets their page
-            # A click must still reach its course page: look the link up again read-only.
-            log.error("could not record a click (%s); redirecting without it", _db_error(exc))
+    def lookup(link_id: int, ledger_id: int):
+        with svc.engine.connect() as conn:
+            return lookups.fetch(conn, link_id, ledger_id)
+
+    async def click(request: Request) -> Response:
+        tok = read_token(svc.link_key, "c", request.path_params["token"])
+        if tok is None:
+            return not_found()
+        link, reader, complete = lookups.cached(tok.link_id, tok.ledger_id)
+        if not complete:
             try:
-                target = await run_in_threadpool(_target_only, svc, token)
-            except Exception:  # noqa: BLE001
+                # SQLite answers this indexed read (WAL: never blocked by a writer) in well
+                # under a millisecond, less than the hop to a worker thread would cost; a
+                # server database goes through the threadpool.
+                row = (lookup(tok.link_id, tok.ledger_id) if sqlite else
+                       await run_in_threadpool(lookup, tok.link_id, tok.ledger_id))
+            except Exception as exc:  # noqa: BLE001
+                log.error("could not look a click's link up (%s)", _db_error(exc))
                 return page("Please try again", "<p>Something went wrong on our side. "
                             "Please try the link again in a minute.</p>", 503)
-        if target is None:
+            link, reader = lookups.store(row, tok.link_id, tok.ledger_id)
+        if link is None:
             return not_found()
-        return RedirectResponse(target, status_code=302,
-                                headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        if tok.ledger_id != TEST_RECIPIENT:
+            if reader is None or reader.campaign_id != link.campaign_id:
+                return not_found()
+            try:
+                clicks.submit(click_event(svc.link_key, tok.link_id, tok.ledger_id, link, reader,
+                                          method=request.method,
+                                          user_agent=request.headers.get("user-agent"),
+                                          ip=_client_ip(request)))
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the reader still gets their page
+                log.error("could not record a click (%s); redirecting without it", _db_error(exc))
+            await clicks.keep_up()
+        return Response(status_code=302, headers={"location": link.location, **redirect_headers})
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.path_params["token"]
@@ -400,6 +652,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        await run_in_threadpool(clicks.close)    # every accepted click written before exit
         if owns_engine:
             engine.dispose()
 
@@ -412,20 +665,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     ], exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.router.redirect_slashes = False   # no redirects we did not decide on
     app.state.service = svc
+    app.state.clicks = clicks      # app.state.clicks.flush(): wait until queued clicks are stored
+    app.state.lookups = lookups
     return app
 
-
-def _target_only(svc: Service, token: str) -> str | None:
-    """The redirect target without recording (used when the store cannot take the insert)."""
-    with svc.engine.connect() as conn:
-        tok = read_token(svc.link_key, "c", token)
-        if tok is None:
-            return None
-        link = conn.execute(sa.select(links.c.campaign_id, links.c.url).where(links.c.id == tok.link_id)).first()
-        if link is None or not _safe_target(link.url):
-            return None
-        if tok.ledger_id != TEST_RECIPIENT:
-            owner = conn.execute(sa.select(ledger.c.campaign_id).where(ledger.c.id == tok.ledger_id)).scalar()
-            if owner != link.campaign_id:
-                return None
-        return link.url

@@ -20,14 +20,21 @@ import sqlalchemy as sa
 
 from equip_mailer import store
 from equip_mailer.links import click_token, unsubscribe_token
-from equip_mailer.tracking import create_app
+from equip_mailer.tracking import create_app, flush_clicks
 from support.service import running_app
-from support.tracking_data import REPO, rows, seed_campaign
+from support.tracking_data import REPO, rows as stored_rows, seed_campaign
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/120.0.0.0 Safari/537.36")
 ANN = "ann.example@example.org"
 BOB = "bob.example@example.org"
+
+
+def rows(engine, *args, **kw):
+    """Stored rows, once every click redirected so far is written (the service writes
+    clicks just after their redirect; see tracking.ClickWriter)."""
+    assert flush_clicks()
+    return stored_rows(engine, *args, **kw)
 
 
 @pytest.fixture
@@ -376,3 +383,48 @@ def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
         done = httpx.post(base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click")
     assert page.status_code == 503 and "try the link again" in page.text
     assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
+
+
+def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(settings, engine, campaign):
+    """Clicks are written just after their redirect, by one writer thread: readers see them
+    within a bounded time without asking, and stopping the service writes what is queued."""
+    with running_app(create_app(settings, engine)) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            assert c.get(campaign.click_path("about", ANN)).status_code == 302
+            deadline = time.monotonic() + 5
+            while not stored_rows(engine, store.events) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(stored_rows(engine, store.events)) == 1
+            for key in ("basics@2019-06-27", "measurement"):
+                assert c.get(campaign.click_path(key, BOB)).status_code == 302
+    # no flush: the lifespan shutdown wrote them
+    assert len(stored_rows(engine, store.events, store.events.c.event == "click")) == 3
+
+
+def test_a_changed_link_url_is_followed_once_the_cache_entry_expires(settings, engine, campaign, monkeypatch):
+    from equip_mailer.tracking import Lookups
+    monkeypatch.setattr(Lookups, "LINK_TTL", 0.2)
+    with running_app(create_app(settings, engine)) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            path = campaign.click_path("about", ANN)
+            assert c.get(path).headers["location"] == campaign.urls["about"]
+            with engine.begin() as conn:
+                conn.execute(store.links.update().where(store.links.c.id == campaign.link_ids["about"])
+                             .values(url="https://equip.example.org/about-us?utm_medium=email"))
+            time.sleep(0.3)
+            assert c.get(path).headers["location"] == "https://equip.example.org/about-us?utm_medium=email"
+    recorded = rows(engine, store.events, store.events.c.event == "click")
+    assert [r.url for r in recorded] == [campaign.urls["about"],
+                                         "https://equip.example.org/about-us?utm_medium=email"]
+
+
+def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign):
+    """The writer stores several clicks per transaction; a scanner's burst that lands in one
+    batch is flagged like one spread over several."""
+    app = create_app(settings, engine)
+    with running_app(app) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            app.state.clicks.GATHER = 0.5          # this writer: gather everything below into one batch
+            for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
+                assert c.get(campaign.click_path(key, ANN)).status_code == 302
+    assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [(True, "burst")] * 3

@@ -18,14 +18,21 @@ import sqlalchemy as sa
 
 from equip_mailer import store, webhook
 from equip_mailer.config import Settings
-from equip_mailer.tracking import create_app
+from equip_mailer.tracking import create_app, flush_clicks
 from support.service import running_app
-from support.tracking_data import (SendGridKey, body_of, load_signer, message_id, rows,
+from support.tracking_data import (SendGridKey, body_of, load_signer, message_id, rows as stored_rows,
                                    seed_campaign, sendgrid_events)
 
 ANN = "ann.example@example.org"
 BOB = "bob.example@example.org"
 URL = "/webhooks/sendgrid"
+
+
+def rows(engine, *args, **kw):
+    """Stored rows, once every click redirected so far is written (the service writes
+    clicks just after their redirect; see tracking.ClickWriter)."""
+    assert flush_clicks()
+    return stored_rows(engine, *args, **kw)
 
 
 @pytest.fixture(scope="module")
