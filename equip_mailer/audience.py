@@ -23,10 +23,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,20 +233,19 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
     records: list[tuple[int, list[str]]] = []
     broken: list[Reject] = []
     last_line = 0
+    append = records.append
     while True:
-        start = last_line + 1
         try:
-            cells = next(reader)
-        except StopIteration:
+            for cells in reader:            # each record: the line it started on, its cells
+                append((last_line + 1, cells))
+                last_line = reader.line_num
             break
-        except csv.Error as exc:
+        except csv.Error as exc:            # carry on with the next record
+            start = last_line + 1
             last_line = reader.line_num
             reason = ("has a value longer than 131,072 characters" if "field limit" in str(exc)
                       else f"could not be read ({exc})")
             broken.append(Reject(f"{shown}:{start}", reason))
-            continue
-        last_line = reader.line_num
-        records.append((start, cells))
     h = _find_header(records, shown, need)
     header = records[h][1]
     broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h][0]]
@@ -334,6 +336,44 @@ def normalise_email(value: str) -> tuple[str, str]:
     return "", f'email "{_shown(value)}" is not a valid address'
 
 
+# ASCII whitespace that str.split() splits on, besides the single space _clean keeps.
+_SPACES = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "  ")
+
+
+def _clean_column(cells: list[str]) -> list[str]:
+    """``_clean`` of every cell. Most columns need nothing (ASCII, no leading, trailing or
+    repeated spaces, no other whitespace): that is checked once on the joined column
+    (cells joined with NUL, so a space at a cell's edge shows next to one), and the column
+    is then returned as it is; otherwise each cell is cleaned."""
+    joined = "\0".join(cells)
+    if (joined.isascii() and not joined.startswith(" ") and not joined.endswith(" ")
+            and " \0" not in joined and "\0 " not in joined
+            and not any(s in joined for s in _SPACES)):
+        return cells
+    return [_clean(v) for v in cells]
+
+
+def _printable_ascii(cells: list[str]) -> bool:
+    joined = "".join(cells)
+    return joined.isascii() and joined.isprintable()
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """No cyclic garbage collection inside (also a decorator). For code that makes ~100,000
+    acyclic objects that stay alive (list rows, recipients, a send's batches): reference
+    counting frees what they drop, and the collector would only re-scan them, again and
+    again, as they pass through its generations. Restored afterwards, as it was."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@gc_paused()
 def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], int]:
     """Read one mailing list: (good recipients in file order, rejected rows, rows read).
 
@@ -360,7 +400,7 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
         i = columns.get(name)
         if i is None:
             return [""] * n
-        return [_clean(cells[i]) if i < len(cells) else "" for cells in rows]
+        return _clean_column([cells[i] if i < len(cells) else "" for cells in rows])
 
     values = {c: column(c) for c in COLUMNS}
     if "name" in columns:
@@ -371,7 +411,7 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
         if "last_name" not in columns:
             values["last_name"] = [f[1] for f in full]
 
-    problems: list[list[str]] = [[] for _ in range(n)]
+    problems: defaultdict[int, list[str]] = defaultdict(list)     # row -> problems (few rows)
     extra_values = ("has values to the right of the last named column"
                     if path.suffix.lower() in (".xlsx", ".xlsm") else
                     "has more values than the header has columns (a value containing the "
@@ -385,6 +425,8 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
             problems[r].append(extra_values)
     for c in COLUMNS:
         cap, col = MAX_FIELD[c], values[c]
+        if max(map(len, col), default=0) <= cap and (c == "email" or _printable_ascii(col)):
+            continue                                # no cell of this column has a problem
         for r, v in enumerate(col):
             if len(v) > cap:
                 problems[r].append(f"{c} is {len(v):,} characters long (at most {cap})")
@@ -398,10 +440,13 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
             if problem:
                 problems[r].append(problem)
     levels = values["qi_level"]
+    level_of: dict[str, str | None] = {}           # a list holds a handful of spellings
     for r, v in enumerate(levels):
         if v is None:
             continue
-        levels[r] = LEVEL_SYNONYMS.get(re.sub(r"[^a-z0-9]", "", v.lower()))
+        if v not in level_of:
+            level_of[v] = LEVEL_SYNONYMS.get(re.sub(r"[^a-z0-9]", "", v.lower()))
+        levels[r] = level_of[v]
         if not v:
             problems[r].append("qi_level is blank (use none, basics or project)")
         elif levels[r] is None:
@@ -411,7 +456,7 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
     rejects = list(table.broken)
     fields = [values[c] for c in COLUMNS]
     for r, row in enumerate(zip(*fields, wheres)):
-        if problems[r]:
+        if r in problems:
             rejects.append(Reject(wheres[r], "; ".join(problems[r])))
         else:
             recipients.append(Recipient(*row))

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from .audience import Recipient
+from .audience import Recipient, gc_paused
 from .config import Settings, mask_email
 from .delivery import (MAX_PER_REQUEST, Addressee, Backend, Batch, CampaignMail, Content,
                        build_request, check_addressee, display_name)
@@ -244,34 +244,36 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="equip-send")
     flight: tuple | None = None          # (future, batch row id, segment, recipients)
-    try:
-        for seg_id, rows, draft in drafts():        # building overlaps the request in flight
+    # Batches are acyclic: the collector would only re-scan them (and the audience) again.
+    with gc_paused():
+        try:
+            for seg_id, rows, draft in drafts():        # building overlaps the request in flight
+                if flight is not None:
+                    result = flight[0].result()          # raises here keep the flight for except
+                    done, flight = flight, None
+                    if not settle(done, result):
+                        break
+                batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
+                batch = Batch(campaign_id=draft.campaign_id, send_id=send_id, content=draft.content,
+                              addressees=draft.addressees)
+                flight = (pool.submit(backend.send_batch, batch), batch_db_id, seg_id, len(rows))
             if flight is not None:
-                result = flight[0].result()          # raises here keep the flight for except
+                result = flight[0].result()
                 done, flight = flight, None
-                if not settle(done, result):
-                    break
-            batch_db_id, send_id = ledger.claim(seg_id, [r.id for r in rows], backend.name, states)
-            batch = Batch(campaign_id=draft.campaign_id, send_id=send_id, content=draft.content,
-                          addressees=draft.addressees)
-            flight = (pool.submit(backend.send_batch, batch), batch_db_id, seg_id, len(rows))
-        if flight is not None:
-            result = flight[0].result()
-            done, flight = flight, None
-            settle(done, result)
-    except BaseException as exc:
-        if flight is not None:
-            future, batch_db_id = flight[0], flight[1]
-            if future.done() and future.exception() is None:
-                settle(flight, future.result())       # the answer came: record it as it is
-            else:
-                why = ("interrupted (Ctrl+C) while this request was in flight"
-                       if isinstance(exc, KeyboardInterrupt) else
-                       f"the send stopped ({type(exc).__name__}) while this request was in flight")
-                ledger.finish(batch_db_id, "uncertain", error=why)
-        raise
-    finally:
-        pool.shutdown(wait=False)
+                settle(done, result)
+        except BaseException as exc:
+            if flight is not None:
+                future, batch_db_id = flight[0], flight[1]
+                if future.done() and future.exception() is None:
+                    settle(flight, future.result())       # the answer came: record it as it is
+                else:
+                    why = ("interrupted (Ctrl+C) while this request was in flight"
+                           if isinstance(exc, KeyboardInterrupt) else
+                           f"the send stopped ({type(exc).__name__}) while this request was in flight")
+                    ledger.finish(batch_db_id, "uncertain", error=why)
+            raise
+        finally:
+            pool.shutdown(wait=False)
     report.seconds = time.monotonic() - started
     return report
 

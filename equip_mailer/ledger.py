@@ -31,7 +31,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .audience import Recipient
+from .audience import Recipient, gc_paused
 from .errors import DeliveryError
 from .store import batches, campaigns, ledger, utcnow
 
@@ -393,7 +393,7 @@ class Ledger:
         return n
 
     def sync(self, by_segment: dict[str, list[Recipient]], suppressed: Iterable[str] = ()) -> SyncResult:
-        with self.engine.begin() as conn:
+        with gc_paused(), self.engine.begin() as conn:
             return sync_audience(conn, self.campaign_id, by_segment, suppressed)
 
     # -- the per-batch cycle -----------------------------------------------------------
