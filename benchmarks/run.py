@@ -644,8 +644,10 @@ def child_loadgen(work: Path, sizes: dict, params: dict) -> dict:
     paths = json.loads(Path(params["paths_file"]).read_text())
     host, port = "127.0.0.1", int(params["port"])
     warm = asyncio.run(_load(host, port, paths[:params["warmup"]], params["concurrency"], 30))
+    cpu0 = time.process_time()
     res = asyncio.run(_load(host, port, paths[params["warmup"]:], params["concurrency"],
                             params["seconds"]))
+    cpu = time.process_time() - cpu0
     lat = sorted(res["latencies"])
     n = len(lat)
     return {
@@ -656,6 +658,9 @@ def child_loadgen(work: Path, sizes: dict, params: dict) -> dict:
         "p99_ms": percentile(lat, 99) * 1000, "max_ms": (lat[-1] * 1000) if lat else float("nan"),
         "statuses": {str(k): v for k, v in res["statuses"].items()},
         "errors": res["errors"] + warm["errors"],
+        # the load generator shares the 2 cores with the service: its own CPU per request
+        "load_generator_cpu_ms_per_request": cpu * 1000 / max(1, n),
+        "load_generator_cpu_share": cpu / res["seconds"] if res["seconds"] else 0.0,
         "load_generator_peak_rss_mb": peak_rss_mb(),
     }
 
@@ -936,6 +941,9 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
             ("redirect: last click stored, after the load generator exited",
              f"{fmt(d.get('last_click_visible_after_ms'), 0)} ms"),
             ("redirect: service CPU per request", f"{fmt(d['service_cpu_ms_per_request'], 2)} ms"),
+            ("redirect: load generator CPU per request (share of one core)",
+             f"{fmt(d.get('load_generator_cpu_ms_per_request'), 2)} ms "
+             f"({fmt(100 * d.get('load_generator_cpu_share', float('nan')), 0)} %)"),
             ("redirect: same load, bad token -> 404, no database",
              f"{fmt(d['no_db_404']['requests_per_s'], 0)} req/s, p99 {fmt(d['no_db_404']['p99_ms'], 2)} ms, "
              f"{fmt(d['no_db_404']['service_cpu_ms_per_request'], 2)} ms CPU/request"),
