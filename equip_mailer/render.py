@@ -115,24 +115,42 @@ def recipient_values(rendered: RenderedSegment, recipient: Recipient, link_urls:
 _NEEDS_ESCAPE = re.compile("[&<>\"']").search
 
 
+def _url_names(n_links: int) -> list[str]:
+    return [link_token_name(i) for i in range(n_links)] + ["unsubscribe"]
+
+
 @functools.lru_cache(maxsize=64)
-def _token_plan(n_links: int) -> tuple[tuple, tuple, tuple[str, str], int]:
+def _token_plan(n_links: int, shared: bool) -> tuple[tuple, tuple, tuple[str, str], int]:
     """Token names of a segment with ``n_links`` links, and the bytes its keys take."""
     placeholders = tuple((name, html_token(name), text_token(name), BLANK_VALUES[name])
                          for name in PLACEHOLDERS)
-    links = tuple((html_token(link_token_name(i)), text_token(link_token_name(i)))
-                  for i in range(n_links))
-    unsubscribe = (html_token("unsubscribe"), text_token("unsubscribe"))
+    urls = tuple((html_token(name), None if shared else text_token(name))
+                 for name in _url_names(n_links))
     key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
-    key_bytes += sum(len(h) + len(t) for h, t in (*links, unsubscribe))
-    return placeholders, links, unsubscribe, key_bytes
+    key_bytes += sum(len(h) + len(t or "") for h, t in urls)
+    return placeholders, urls[:-1], urls[-1], key_bytes
 
 
-def values_builder(rendered: RenderedSegment) -> Callable[[Recipient, list[str], str], dict[str, str]]:
+def share_url_tokens(text: str, n_links: int) -> str:
+    """``text`` with the text-part tokens of the link and unsubscribe URLs renamed to their
+    HTML tokens, for ``values_builder(..., shared_urls=True)``: one value per URL instead
+    of two equal ones, when no URL can contain a character HTML escapes."""
+    for name in _url_names(n_links):
+        text = text.replace(text_token(name), html_token(name))
+    return text
+
+
+def values_builder(rendered: RenderedSegment, *, shared_urls: bool = False
+                   ) -> Callable[[Recipient, list[str], str], dict[str, str]]:
     """``recipient_values`` for many readers of one segment, prepared once: called with the
     link URLs as a list in ``rendered.links`` order. Same dict, same size check; per reader
-    only the values are escaped (when they contain a character that needs it) and measured."""
-    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links))
+    only the values are escaped (when they contain a character that needs it) and measured.
+
+    With ``shared_urls`` the URLs get only their HTML tokens, unescaped: for content whose
+    text part went through ``share_url_tokens`` and URLs that never need escaping (a URL
+    that does is refused)."""
+    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links),
+                                                                           shared_urls)
     n_links = len(link_tokens)
     escape = html_lib.escape
     needs = _NEEDS_ESCAPE
@@ -147,12 +165,20 @@ def values_builder(rendered: RenderedSegment) -> Callable[[Recipient, list[str],
             raise RenderError(f"{len(urls)} link URLs for the {n_links} links of segment "
                               f"{rendered.segment_id!r}",
                               hint="Register every link of the rendered segment before sending.")
-        for (h, t), url in zip(link_tokens, urls):
-            values[h] = escape(url, quote=True) if needs(url) else url
-            values[t] = url
-        values[h_unsub] = (escape(unsubscribe_url, quote=True) if needs(unsubscribe_url)
-                           else unsubscribe_url)
-        values[t_unsub] = unsubscribe_url
+        if shared_urls:
+            for (h, _), url in zip(link_tokens, urls):
+                values[h] = url
+            values[h_unsub] = unsubscribe_url
+            if needs("".join(urls) + unsubscribe_url):
+                raise RenderError(f"a link URL of segment {rendered.segment_id!r} needs HTML "
+                                  "escaping, so it cannot share one token (internal error)")
+        else:
+            for (h, t), url in zip(link_tokens, urls):
+                values[h] = escape(url, quote=True) if needs(url) else url
+                values[t] = url
+            values[h_unsub] = (escape(unsubscribe_url, quote=True) if needs(unsubscribe_url)
+                               else unsubscribe_url)
+            values[t_unsub] = unsubscribe_url
         joined = "".join(values.values())
         size = key_bytes + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
         if size > SUBSTITUTIONS_LIMIT:

@@ -518,3 +518,22 @@ def test_the_size_limit_counts_utf8_bytes(rendered):
     recipient_values(mail, reader(practice=fits), plain_urls(mail), "#u")
     with pytest.raises(RenderError, match="SendGrid allows 10,000"):
         recipient_values(mail, reader(practice=fits + "éé"), plain_urls(mail), "#u")
+
+
+def test_shared_url_tokens_give_the_same_mail(rendered):
+    # The send loop gives each of our URLs one token in both parts when no URL needs escaping.
+    from equip_mailer.delivery import substitute
+    from equip_mailer.render import share_url_tokens, values_builder
+    mail = rendered["project-leads"]
+    urls = [f"https://e.example/c/Tok{i}-_" for i in range(len(mail.links))]
+    who = reader(first_name="O'Brien", practice="Smith & Jones")
+    full = recipient_values(mail, who, {link.key: u for link, u in zip(mail.links, urls)},
+                            "https://e.example/u/x")
+    html, text = personalise(mail, full)
+    shared = values_builder(mail, shared_urls=True)(who, urls, "https://e.example/u/x")
+    assert len(shared) == len(full) - len(urls) - 1
+    assert substitute(mail.html, shared) == html
+    assert substitute(share_url_tokens(mail.text, len(urls)), shared) == text
+    assert "-eqt_link" not in share_url_tokens(mail.text, len(urls))
+    with pytest.raises(RenderError, match="needs HTML escaping"):
+        values_builder(mail, shared_urls=True)(who, ["https://e.example/c/?a&b"] * len(urls), "#u")
