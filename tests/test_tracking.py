@@ -428,3 +428,26 @@ def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign)
             for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
                 assert c.get(campaign.click_path(key, ANN)).status_code == 302
     assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [(True, "burst")] * 3
+
+
+def test_click_path_on_both_backends(db_url, settings):
+    """Lookup (inline on SQLite, threadpool on PostgreSQL), batched writer and machine pass."""
+    from equip_mailer.config import Settings
+    cfg = Settings(database_url=db_url, link_secret=settings.link_secret, public_url=settings.public_url)
+    engine = store.open_store(db_url)
+    try:
+        campaign = seed_campaign(engine, cfg.require_link_secret())
+        with running_app(create_app(cfg, engine)) as base:
+            with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+                for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
+                    assert c.get(campaign.click_path(key, ANN)).status_code == 302
+                response = c.get(campaign.click_path("about", BOB))
+                assert response.headers["location"] == campaign.urls["about"]
+                token = click_token(cfg.require_link_secret(), campaign.link_ids["about"], 0)
+                assert c.get(f"/c/{token}").status_code == 302           # test recipient: not recorded
+        recorded = stored_rows(engine, store.events)                      # shutdown wrote them
+        flags = sorted((r.ledger_id, r.machine, r.machine_reason) for r in recorded)
+        assert flags == sorted([(campaign.recipients[ANN], True, "burst")] * 3
+                               + [(campaign.recipients[BOB], False, None)])
+    finally:
+        engine.dispose()
