@@ -131,7 +131,7 @@ events = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Index("ix_events_campaign_event", "campaign_id", "event"),
     sa.Index("ix_events_ledger", "ledger_id"),
-    # ix_events_recipient (campaign_id, ledger_id, event) comes from migration 2.
+    # ix_events_recipient_at (campaign_id, ledger_id, event, at) comes from migration 3.
 )
 
 # Addresses that no send may ever reach again.
@@ -165,9 +165,18 @@ def _v2(conn: Connection) -> None:
                          "ON ledger (campaign_id, segment, state, id)"))
 
 
+def _v3(conn: Connection) -> None:
+    # The machine-click pass reads one recipient's clicks of the last few seconds: with the
+    # time in the index that is a range scan, not a filter over all their clicks.
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_recipient_at "
+                         "ON events (campaign_id, ledger_id, event, at)"))
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_recipient"))   # a prefix of the new one
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
+    (3, "index: events by recipient, type and time", _v3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

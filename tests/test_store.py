@@ -33,3 +33,19 @@ def test_a_file_that_is_not_a_database_is_a_plain_error(tmp_path):
     junk.write_bytes(b"this is a spreadsheet, not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the database"):
         store.open_store(f"sqlite:///{junk}")
+
+
+def test_a_database_made_by_an_older_version_is_migrated_in_place(db_url):
+    """A store left at schema 1 (the first release) keeps its rows and gains later steps."""
+    engine = store.make_engine(db_url)
+    with engine.begin() as conn:
+        store.MIGRATIONS[0][2](conn)
+        conn.execute(store.meta.insert().values(key="schema_version", value="1"))
+        store.add_suppression(conn, "kept@example.org", "unsubscribe")
+    assert store.migrate(engine) == 1
+    with engine.connect() as conn:
+        version = conn.execute(sa.select(store.meta.c.value)).scalar()
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("events")}
+        assert store.suppressed_keys(conn) == {"kept@example.org"}
+    assert version == str(store.SCHEMA_VERSION)
+    assert "ix_events_recipient_at" in indexes and "ix_events_recipient" not in indexes
