@@ -198,11 +198,13 @@ def make_engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
-            # The driver's own transaction handling defers BEGIN; we want BEGIN IMMEDIATE-like
-            # safety from busy_timeout and durability from WAL + synchronous=NORMAL.
+            # Waiting (busy_timeout) rather than failing when the service and a send write at
+            # once; WAL so readers never block. synchronous=FULL because with NORMAL a commit
+            # can roll back after a power loss, and a claim or a "sent" lost that way would
+            # mean a second copy.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

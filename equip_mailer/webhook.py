@@ -74,7 +74,9 @@ SUPPRESS = {
 # SendGrid's drop reasons that are about the address. Others ("Recipient List over Package
 # Quota", "Invalid SMTPAPI header", ...) are about our account or request and would
 # otherwise suppress a whole send's worth of people.
-ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporting address", "invalid")
+ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporting address")
+ADDRESS_DROP_EXACT = ("invalid",)     # "Invalid" alone is the address; "Invalid SMTPAPI header" is not
+MAX_LEDGER_ID = 2**31 - 1             # the column is a 32-bit integer on PostgreSQL
 
 
 class WebhookError(EquipError):
@@ -168,7 +170,8 @@ def message_stem(sg_message_id: str | None) -> str:
 
 
 def _text(value) -> str:
-    return "" if value is None else str(value)
+    # NUL is refused by PostgreSQL text columns: one odd event must not fail its whole batch
+    return "" if value is None else str(value).replace("\x00", "")
 
 
 def dedupe_key(event: dict) -> str:
@@ -203,7 +206,8 @@ def _event_time(value, fallback: dt.datetime) -> dt.datetime:
 
 def _ledger_id(value) -> int | None:
     text = _text(value).strip()
-    return int(text) if text.isdigit() and len(text) < 18 else None
+    # another app's custom_args may carry any number: only our ledger's range joins
+    return int(text) if text.isdigit() and len(text) < 18 and int(text) <= MAX_LEDGER_ID else None
 
 
 def _reason(name: str, event: dict) -> str | None:
@@ -247,7 +251,9 @@ def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = N
         "reason": _reason(name, event),
         "sg_message_id": _text(event.get("sg_message_id"))[:200] or None,
         "sg_event_id": _text(event.get("sg_event_id"))[:200] or None,
-        "raw": json.dumps(event, sort_keys=True, ensure_ascii=False),
+        # the raw event minus the reader's IP: only its keyed hash is kept (ip_hash)
+        "raw": json.dumps({k: v for k, v in event.items() if k != "ip"}, sort_keys=True,
+                          ensure_ascii=False),
         "received_at": received_at,
     }
 
@@ -264,8 +270,10 @@ def suppression_reason(event: dict, name: str) -> str | None:
     if name == "bounce" and (_text(event.get("type")).lower() == "blocked"
                              or _text(event.get("event")).lower() == "blocked"):
         return None
-    if name == "dropped" and not _text(event.get("reason")).lower().startswith(ADDRESS_DROP_REASONS):
-        return None
+    if name == "dropped":
+        drop = _text(event.get("reason")).strip().lower()
+        if not (drop.startswith(ADDRESS_DROP_REASONS) or drop in ADDRESS_DROP_EXACT):
+            return None
     return reason
 
 

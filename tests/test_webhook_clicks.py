@@ -33,3 +33,32 @@ def test_sendgrid_clicks_are_joined_to_the_registered_link(db_url):
     assert clicks == {campaign.urls["measurement"]: campaign.link_ids["measurement"],
                       "https://elsewhere.example.org/not-ours": None}
     engine.dispose()
+
+
+def test_only_address_drops_suppress_and_the_raw_event_keeps_no_ip():
+    assert webhook.suppression_reason({"event": "dropped", "reason": "Invalid"}, "dropped") == "dropped"
+    assert webhook.suppression_reason({"event": "dropped", "reason": "Bounced Address"}, "dropped") == "dropped"
+    # about our request or account, not the address: suppressing would remove a whole batch
+    for reason in ("Invalid SMTPAPI header", "Recipient List over Package Quota"):
+        assert webhook.suppression_reason({"event": "dropped", "reason": reason}, "dropped") is None
+    row = webhook.normalise({"event": "click", "ip": "203.0.113.7", "email": ANN, "timestamp": 1},
+                            ip_key=b"k")
+    assert "203.0.113.7" not in row["raw"] and row["ip_hash"]
+
+
+def test_another_apps_event_cannot_fail_the_batch(db_url):
+    """SendGrid posts every event of the account: a huge 'recipient' or a NUL in a field
+    from someone else's mail must be stored as unjoined, not make every retry a 500."""
+    engine = store.open_store(db_url)
+    campaign = seed_campaign(engine, b"secret")
+    t = int(time.time()) - 3600
+    odd = {"email": "other@example.net", "timestamp": t, "event": "bounce", "recipient": "98765432101",
+           "sg_message_id": f"{message_id()}.filter0001", "reason": "550 no\x00such user"}
+    ours = {**sendgrid_click(campaign, campaign.urls["measurement"], t), "event": "bounce",
+            "reason": "550 unknown user"}
+    with engine.begin() as conn:
+        result = webhook.store_events(conn, [odd, ours], ip_key=b"k")
+    assert result.stored == 2
+    stored = {r.ledger_id for r in rows(engine, store.events)}
+    assert stored == {None, campaign.recipients[ANN]}
+    engine.dispose()
