@@ -229,8 +229,10 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
     # csv.reader rather than pandas.read_csv here: it carries on after a malformed row and
     # tells us the line each record started on, which the C parser does not.
     text = _decode(data, shown)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    delimiter = _sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[tuple[int, list[str]]] = []
+    spans: dict[int, int] = {}              # record index -> last line, for records over 2+ lines
     broken: list[Reject] = []
     last_line = 0
     append = records.append
@@ -238,6 +240,8 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
         try:
             for cells in reader:            # each record: the line it started on, its cells
                 append((last_line + 1, cells))
+                if reader.line_num - last_line > 1:
+                    spans[len(records) - 1] = reader.line_num
                 last_line = reader.line_num
             break
         except csv.Error as exc:            # carry on with the next record
@@ -248,12 +252,41 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
             broken.append(Reject(f"{shown}:{start}", reason))
     h = _find_header(records, shown, need)
     header = records[h][1]
+    width = max((i + 1 for i, c in enumerate(header) if c.strip()), default=1)
+    for i, end in spans.items():
+        if i >= h:
+            _refuse_unclosed_quote(records[i], end, delimiter, width, shown)
     broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h][0]]
     rows, wheres = [], []
     for line, cells in records[h + 1:]:
         rows.append(cells)
         wheres.append(f"{shown}:{line}")
     return Table(header, rows, wheres, broken)
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _refuse_unclosed_quote(record: tuple[int, list[str]], end: int, delimiter: str, width: int,
+                           shown: str) -> None:
+    """Raise ListError if a value running over several lines swallowed whole rows.
+
+    A stray opening quote makes csv.reader read every later line, up to the next quote or the
+    end of the file, into one value: one rejected row, and the rows it swallowed silently
+    gone. A quoted address on two lines is fine; a line inside a value that has a row's worth
+    of delimiters and an address in it is a row that was swallowed.
+    """
+    start, cells = record
+    line = start
+    for cell in cells:
+        parts = _LINE_BREAK.split(cell)
+        if any(p.count(delimiter) >= max(width - 1, 1) and "@" in p for p in parts[1:]):
+            raise ListError(
+                f'line {line}: an opening quote (") is never closed, so lines {start}-{end} '
+                "were read as one row; fix the quote", where=shown,
+                hint='Remove the stray quote, or put the whole value in quotes and write a '
+                     'quote inside it as two ("").')
+        line += len(parts) - 1
 
 
 def _cell_text(value) -> str:

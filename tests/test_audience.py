@@ -304,3 +304,33 @@ def test_one_hundred_thousand_rows_are_all_read(tmp_path):
     recipients, rejects, rows = read_list(path, "big.csv")
     assert (len(recipients), rejects, rows) == (100_000, [], 100_000)
     assert {r.key for r in recipients} == {p["email"].lower() for p in people}
+
+
+def test_a_stray_opening_quote_stops_the_file_naming_the_line_and_the_rows_it_swallowed(tmp_path):
+    # Before: the quote on line 4 made csv read lines 4-23 as one row; one reject (a
+    # 1,000-character first name) out of 3 rows, under the threshold, and 19 people gone.
+    rows = [f"p{n}@nhs.example,P{n},Smith,X,GP,none" for n in range(22)]
+    rows[2] = 'p2@nhs.example,"P2,Smith,X,GP,none'
+    path = write(tmp_path / "staff.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ListError) as caught:
+        read_list(path, "lists/staff.csv")
+    assert str(caught.value) == ('lists/staff.csv: line 4: an opening quote (") is never closed, '
+                                 "so lines 4-23 were read as one row; fix the quote")
+
+
+def test_a_stray_quote_closed_by_a_later_quoted_value_still_names_the_swallowed_lines(tmp_path):
+    rows = [f"p{n}@nhs.example,P{n},Smith,X,GP,none" for n in range(10)]
+    rows[1] = 'p1@nhs.example,"P1,Smith,X,GP,none'
+    rows[6] = 'p6@nhs.example,P6,Smith,"Surgery, Bow",GP,none'
+    path = write(tmp_path / "staff.csv", HEADER + "\r\n" + "\r\n".join(rows) + "\r\n")
+    with pytest.raises(ListError, match=r"line 3: .* so lines 3-8 were read as one row"):
+        read_list(path, "lists/staff.csv")
+
+
+def test_a_quoted_address_over_several_lines_with_commas_is_still_one_value(tmp_path):
+    path = write(tmp_path / "staff.csv",
+                 f'{HEADER},address\nann@nhs.example,Ann,Smith,X,GP,none,"Unit 2, Example Street,\n'
+                 'Bow, London,\nE3 1AA, UK"\nbob@nhs.example,Bob,Jones,X,GP,basics,\n')
+    recipients, rejects, rows = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [r.source for r in recipients] == ["staff.csv:2", "staff.csv:5"]
