@@ -40,6 +40,7 @@ INSERT_SLICE = 5000              # new ledger rows per executemany in sync_audie
 CHUNK = 900                      # ids per IN (...) list: well under every driver's limit
 STALE_FOREIGN_LOCK = dt.timedelta(minutes=30)   # a lock from another host without heartbeat
 REMOVED = "no longer on any mailing list"
+REMOVED_UNCERTAIN = REMOVED + " (its last batch got no answer)"   # comes back as uncertain
 
 
 class Row(NamedTuple):
@@ -125,7 +126,9 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
     New addresses get pending rows (so people added to a list later get the campaign on the
     next run); rows not yet sent whose address is now suppressed become ``suppressed``; rows
     not yet sent whose address left every list are parked as ``cancelled`` (and come back if
-    the address returns); a pending row follows its recipient to a new segment.
+    the address returns); a pending row follows its recipient to a new segment. Uncertain rows
+    are suppressed or parked the same way (their batch is kept; a parked one comes back as
+    uncertain), so ``--retry-uncertain`` never mails a suppressed or removed address.
     """
     suppressed = set(suppressed)
     now = utcnow()
@@ -148,8 +151,18 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
     added = len(new_keys)
 
     to_suppress, to_remove, to_restore, moves = [], [], [], []
+    to_park, to_unpark = [], []            # uncertain rows: keep their batch, come back uncertain
     for key, row in existing.items():
-        if row.state in SENDABLE or (row.state == "cancelled" and row.error == REMOVED):
+        if row.state == "uncertain" or (row.state == "cancelled" and row.error == REMOVED_UNCERTAIN):
+            # --retry-uncertain must never mail someone who since unsubscribed or left
+            if key in suppressed:
+                to_suppress.append(row.id)
+            elif key not in wanted:
+                if row.state != "cancelled":
+                    to_park.append(row.id)
+            elif row.state == "cancelled":
+                to_unpark.append(row.id)
+        elif row.state in SENDABLE or (row.state == "cancelled" and row.error == REMOVED):
             if key in suppressed:
                 to_suppress.append(row.id)
             elif key not in wanted:
@@ -163,7 +176,9 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
                     moves.append({"b_id": row.id, "b_segment": segment,
                                   "b_qi": wanted[key][1].qi_level})
     for ids, state, error in ((to_suppress, "suppressed", "address is suppressed"),
-                              (to_remove, "cancelled", REMOVED), (to_restore, "pending", None)):
+                              (to_remove, "cancelled", REMOVED), (to_restore, "pending", None),
+                              (to_park, "cancelled", REMOVED_UNCERTAIN),
+                              (to_unpark, "uncertain", "in flight when a send stopped")):
         for chunk in _chunks(ids):
             conn.execute(ledger.update().where(ledger.c.id.in_(chunk))
                          .values(state=state, error=error, updated_at=now))
@@ -171,8 +186,8 @@ def sync_audience(conn: Connection, campaign_id: str, by_segment: dict[str, list
         conn.execute(ledger.update().where(ledger.c.id == sa.bindparam("b_id"))
                      .values(segment=sa.bindparam("b_segment"), qi_level=sa.bindparam("b_qi"),
                              updated_at=now), moves)
-    return SyncResult(added=added, suppressed=len(to_suppress), removed=len(to_remove),
-                      restored=len(to_restore), moved=len(moves))
+    return SyncResult(added=added, suppressed=len(to_suppress), removed=len(to_remove) + len(to_park),
+                      restored=len(to_restore) + len(to_unpark), moved=len(moves))
 
 
 _NEW_ROW_COLUMNS = ("campaign_id", "email", "email_key", "first_name", "last_name", "practice",

@@ -110,6 +110,26 @@ def test_failed_rows_are_sent_again_uncertain_only_on_request(engine):
     assert [(p.state, p.still) for p in led.problem_batches()] == [("failed", 0), ("uncertain", 2)]
 
 
+def test_uncertain_rows_are_suppressed_or_parked_so_retry_uncertain_skips_them(engine):
+    led = Ledger(engine, CID)
+    led.sync(audience(4))
+    b, _ = led.claim("getting-started", [1, 2, 3, 4], "sendgrid")
+    led.finish(b, "uncertain", error="timed out")
+    # person1 unsubscribes, person2 leaves every list; 3 and 4 stay
+    r = led.sync({"getting-started": [person(3), person(4)]}, suppressed={"person1@example.org"})
+    assert (r.suppressed, r.removed) == (1, 1)
+    assert led.states_by_id() == {1: "suppressed", 2: "cancelled", 3: "uncertain", 4: "uncertain"}
+    retry = ("pending", "failed", "uncertain")
+    assert [x.email for x in led.next_rows("getting-started", 10, retry)] == [
+        "Person3@Example.org", "Person4@Example.org"]
+    # person2 comes back: uncertain again (never plain pending: it may have been delivered)
+    assert led.sync(audience(4), suppressed={"person1@example.org"}).restored == 1
+    assert led.states_by_id() == {1: "suppressed", 2: "uncertain", 3: "uncertain", 4: "uncertain"}
+    assert led.sendable() == {}
+    with engine.connect() as conn:                         # the batch history is kept
+        assert {bid for (bid,) in conn.execute(sa.select(ledger.c.batch_id))} == {b}
+
+
 def test_recover_marks_in_flight_batches_uncertain(engine):
     led = Ledger(engine, CID)
     led.sync(audience(3))
