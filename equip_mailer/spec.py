@@ -309,15 +309,28 @@ class Campaign(Strict):
 # ---------------------------------------------------------------------------------------
 # Loading with line numbers
 
+# Values built from one spec. A campaign has a few hundred; YAML aliases (*name) repeat a
+# value without writing it out, so nine lines of nested aliases can stand for billions.
+MAX_VALUES = 100_000
+
+
+class _TooManyValues(Exception):
+    """Raised with the path being built when a spec expands past MAX_VALUES."""
+
+
 class _Located:
     """Values built from YAML nodes, with the line of every path."""
 
     def __init__(self) -> None:
         self.lines: dict[tuple, int] = {}
         self.problems: list[tuple[int, str]] = []
+        self.built = 0
 
 
 def _build(node: yaml.Node, path: tuple, loc: _Located, loader: yaml.SafeLoader) -> Any:
+    loc.built += 1
+    if loc.built > MAX_VALUES:
+        raise _TooManyValues(path)
     loc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
@@ -456,7 +469,13 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
     if node is None or not isinstance(node, yaml.MappingNode):
         raise SpecError([f"{shown}:1: a campaign file must be a set of 'key: value' lines"])
     located = _Located()
-    data = _build(node, (), located, yaml.SafeLoader(""))
+    try:
+        data = _build(node, (), located, yaml.SafeLoader(""))
+    except _TooManyValues as exc:
+        top = exc.args[0][:1]                    # the top-level key whose value blew up
+        line = next((k.start_mark.line + 1 for k, _ in node.value if top and k.value == top[0]), 1)
+        raise SpecError([f"{shown}:{line}: the file expands to too many values (YAML aliases); "
+                         "write the values out"]) from None
     problems = [f"{shown}:{line}: {msg}" for line, msg in located.problems]
     if "from" not in data and "sender" in data:
         data["from"] = data.pop("sender")

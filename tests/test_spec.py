@@ -195,3 +195,21 @@ def test_missing_and_non_utf8_files(tmp_path):
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("title: Zo\xeb\n".encode("latin-1"))
     assert problems(latin) == ["is not UTF-8 text; save it as UTF-8"]
+
+
+def test_a_yaml_alias_bomb_is_refused_at_the_key_that_expands(tmp_path):
+    # Nine lines standing for 9**9 values; before, loading ran for minutes.
+    path = tmp_path / "bomb.yaml"
+    lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for prev, name in zip("abcdefg", "bcdefgh"):
+        anchor = f"&{name} " if name != "h" else ""
+        lines.append(f"{name}: {anchor}[" + ", ".join([f"*{prev}"] * 9) + "]")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert problems(path) == [
+        "6: the file expands to too many values (YAML aliases); write the values out"]
+
+
+def test_a_few_yaml_aliases_still_work(tmp_path, demo_path):
+    path = edited(tmp_path, demo_path, ("categories: [equip-newsletter]", "categories: &cats [equip-newsletter]"),
+                  ("  sandbox: false", "  sandbox: false\nx_copy: *cats"))
+    assert problems(path, allow_past=True) == ["132: unknown key 'x_copy'"]
