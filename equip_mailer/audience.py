@@ -28,6 +28,7 @@ import csv
 import gc
 import io
 import re
+import stat
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
@@ -208,15 +209,32 @@ def _find_header(records: list[tuple[int, list[str]]], shown: str, need: str
                     hint=f"Name the column '{need}' (or 'Email Address', 'E-mail').")
 
 
+MAX_LIST_BYTES = 200_000_000    # 100,000 rows are about 10 MB
+
+
 def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
     """Read a CSV (any common encoding and delimiter) or XLSX file into a Table."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):   # /dev/zero, a pipe: reading would never end
+            raise ListError("is not a file (a device or pipe)", where=shown,
+                            hint="Check the path under 'lists:' in the campaign file.")
+        data = b""
+        if info.st_size <= MAX_LIST_BYTES:
+            with path.open("rb") as f:
+                data = f.read(MAX_LIST_BYTES + 1)    # bounded, in case it grows meanwhile
     except FileNotFoundError:
         raise ListError("no such file", where=shown,
                         hint="Check the path under 'lists:' in the campaign file.") from None
     except IsADirectoryError:
         raise ListError("is a folder, not a list file", where=shown) from None
+    if info.st_size > MAX_LIST_BYTES or len(data) > MAX_LIST_BYTES:
+        raise ListError(f"is over {MAX_LIST_BYTES // 1_000_000} MB, larger than any mailing "
+                        "list should be", where=shown,
+                        hint="Check the path under 'lists:' in the campaign file, or split the "
+                             "list into several files.")
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise ListError("is an old Excel .xls workbook", where=shown,
                         hint="Open it in Excel and save it as .xlsx or CSV (UTF-8).")

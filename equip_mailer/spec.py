@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -442,19 +443,32 @@ def project_root_for(spec_path: Path) -> Path:
     return spec_path.parent.parent if spec_path.parent.name == "campaigns" else spec_path.parent
 
 
+MAX_SPEC_CHARS = 1_000_000                  # the demo campaign is about 8,000
+
+
 def load_campaign(path: str | Path, *, allow_past: bool = False,
                   today: dt.date | None = None) -> Campaign:
     """Read and validate a campaign spec; raise SpecError listing every problem by line."""
     path = Path(path)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):           # /dev/zero, a pipe: reading would never end
+            raise SpecError([f"{shown}: is not a file (a device or pipe); give the path of a "
+                             "campaign .yaml file"])
+        with path.open(encoding="utf-8-sig") as f:
+            text = f.read(MAX_SPEC_CHARS + 1)
     except FileNotFoundError:
         raise SpecError([f"{shown}: no such campaign file"]) from None
     except UnicodeDecodeError:
         raise SpecError([f"{shown}: is not UTF-8 text; save it as UTF-8"]) from None
     except IsADirectoryError:
         raise SpecError([f"{shown}: is a folder, not a campaign file"]) from None
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError([f"{shown}: is over {MAX_SPEC_CHARS:,} characters long; a campaign file "
+                         "is a few thousand (is this the right file?)"])
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import openpyxl
@@ -334,3 +335,22 @@ def test_a_quoted_address_over_several_lines_with_commas_is_still_one_value(tmp_
     recipients, rejects, rows = read_list(path, "staff.csv")
     assert rejects == []
     assert [r.source for r in recipients] == ["staff.csv:2", "staff.csv:5"]
+
+
+def test_a_device_or_pipe_given_as_a_list_is_refused_by_name(tmp_path):
+    # Before: /dev/zero was read until the process was killed, and a pipe waited forever.
+    with pytest.raises(ListError, match=r"^lists/zero\.csv: is not a file \(a device or pipe\)$"):
+        read_list(Path("/dev/zero"), "lists/zero.csv")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ListError, match=r"^lists/pipe\.csv: is not a file"):
+        read_list(fifo, "lists/pipe.csv")
+
+
+def test_a_list_over_200_mb_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:                  # sparse: takes no disk space
+        f.write(f"{HEADER}\n".encode())
+        f.truncate(200_000_001)
+    with pytest.raises(ListError, match=r"^lists/huge\.csv: is over 200 MB"):
+        read_list(path, "lists/huge.csv")

@@ -7,6 +7,7 @@ exact lines reported.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,16 @@ def test_a_few_yaml_aliases_still_work(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("categories: [equip-newsletter]", "categories: &cats [equip-newsletter]"),
                   ("  sandbox: false", "  sandbox: false\nx_copy: *cats"))
     assert problems(path, allow_past=True) == ["132: unknown key 'x_copy'"]
+
+
+def test_a_device_pipe_or_huge_file_given_as_the_spec_is_refused_by_name(tmp_path):
+    # Before: /dev/zero as the campaign file was read until memory ran out.
+    assert problems(Path("/dev/zero")) == [
+        "is not a file (a device or pipe); give the path of a campaign .yaml file"]
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    assert problems(fifo)[0].startswith("is not a file")
+    big = tmp_path / "big.yaml"
+    big.write_text("notes: |\n" + "  many words\n" * 90_000, encoding="utf-8")
+    assert problems(big) == [
+        "is over 1,000,000 characters long; a campaign file is a few thousand (is this the right file?)"]
