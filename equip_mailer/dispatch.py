@@ -16,7 +16,7 @@ import html as html_lib
 import os
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -175,6 +175,22 @@ def build_batch(seg: _Segment, rows: list[Row], campaign: Any, settings: Setting
                  addressees=addressees)
 
 
+FINISH_TRIES = 4                 # recording an answer: tries, with a short backoff between
+
+
+def _finish(ledger: Ledger, batch_db_id: int, state: str, **kw: Any) -> None:
+    """ledger.finish, tried again a few times: a 202 must not stay in_flight (and later become
+    uncertain) because of one passing database error."""
+    for attempt in range(FINISH_TRIES):
+        try:
+            ledger.finish(batch_db_id, state, **kw)
+            return
+        except Exception:
+            if attempt == FINISH_TRIES - 1:
+                raise
+            time.sleep(0.1 * 2 ** attempt)
+
+
 def _states(options: SendOptions) -> tuple[str, ...]:
     return SENDABLE + (("uncertain",) if options.retry_uncertain else ())
 
@@ -229,8 +245,8 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
         """Record a batch's answer; False when the run must stop."""
         nonlocal bad
         _, batch_db_id, seg_id, count = flight
-        ledger.finish(batch_db_id, result.state, status=result.status,
-                      message_id=result.message_id, error=result.error, attempts=result.attempts)
+        _finish(ledger, batch_db_id, result.state, status=result.status,
+                message_id=result.message_id, error=result.error, attempts=result.attempts)
         report.batches += 1
         if result.state == "sent":
             report.sent += count
@@ -275,13 +291,17 @@ def run_send(campaign: Any, engine: Engine, ledger: Ledger, backend: Backend, se
         except BaseException as exc:
             if flight is not None:
                 future, batch_db_id = flight[0], flight[1]
+                if not isinstance(exc, KeyboardInterrupt):
+                    # The request goes on regardless: wait for its real answer and record it,
+                    # rather than calling a batch uncertain that may well come back 202.
+                    wait([future])
                 if future.done() and future.exception() is None:
                     settle(flight, future.result())       # the answer came: record it as it is
                 else:
                     why = ("interrupted (Ctrl+C) while this request was in flight"
                            if isinstance(exc, KeyboardInterrupt) else
                            f"the send stopped ({type(exc).__name__}) while this request was in flight")
-                    ledger.finish(batch_db_id, "uncertain", error=why)
+                    _finish(ledger, batch_db_id, "uncertain", error=why)
             raise
         finally:
             pool.shutdown(wait=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from equip_mailer.audience import Recipient
 from equip_mailer.config import Settings
 from equip_mailer.delivery import BatchResult, MemoryBackend
 from equip_mailer.dispatch import SendOptions, register_campaign, run_send
-from equip_mailer.errors import DeliveryError
+from equip_mailer.errors import DeliveryError, RenderError
 from equip_mailer.ledger import Ledger
 from equip_mailer.spec import load_campaign
 from equip_mailer.store import batches, campaigns, ensure_campaign, ledger, open_store
@@ -264,4 +265,36 @@ def test_an_unexpected_error_mid_request_leaves_that_batch_uncertain(db_url, dem
     with pytest.raises(RuntimeError):
         run_send(demo, eng, led, Exploding(), settings(db_url), SendOptions(batch_size=3))
     assert led.counts() == {"sent": 3, "uncertain": 3, "pending": 4}
+    eng.dispose()
+
+
+class Slow:
+    """A backend whose answer (202) takes a while: the next batch is built meanwhile."""
+    name = "slow"
+
+    def __init__(self, seconds: float = 0.4):
+        self.seconds, self.batches = seconds, []
+
+    def send_batch(self, batch):
+        time.sleep(self.seconds)
+        self.batches.append(batch)
+        return BatchResult("sent", status=202)
+
+
+def test_an_error_building_the_next_batch_still_records_the_answer_in_flight(db_url, demo):
+    eng = open_store(db_url)
+    register_campaign(eng, demo)
+    led = Ledger(eng, demo.id)
+    people = audience(6)["getting-started"]
+    # the 4th reader's practice is too long for SendGrid: building batch 2 fails while
+    # batch 1 is still being sent
+    people[3] = Recipient(email=people[3].email, first_name="P4", last_name="X",
+                          practice="x" * 12_000, role="GP", qi_level="none", source="t.csv:4")
+    led.sync({"getting-started": people})
+    slow = Slow()
+    with pytest.raises(RenderError, match="SendGrid allows"):
+        run_send(demo, eng, led, slow, settings(db_url), SendOptions(batch_size=3))
+    # batch 1 was accepted: recorded as sent (not uncertain), and nothing else was sent
+    assert led.counts() == {"sent": 3, "pending": 3}
+    assert [len(b.addressees) for b in slow.batches] == [3]
     eng.dispose()
