@@ -478,6 +478,8 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
         raise SpecError([f"{shown}:{line}: not valid YAML ({exc.problem or exc.context})"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: not valid YAML ({exc})"]) from None
+    except RecursionError:
+        raise SpecError([f"{shown}: nested too deeply to be a campaign file"]) from None
     finally:
         loader.dispose()
     if node is None or not isinstance(node, yaml.MappingNode):
@@ -490,6 +492,8 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
         line = next((k.start_mark.line + 1 for k, _ in node.value if top and k.value == top[0]), 1)
         raise SpecError([f"{shown}:{line}: the file expands to too many values (YAML aliases); "
                          "write the values out"]) from None
+    except RecursionError:
+        raise SpecError([f"{shown}: nested too deeply to be a campaign file"]) from None
     problems = [f"{shown}:{line}: {msg}" for line, msg in located.problems]
     if "from" not in data and "sender" in data:
         data["from"] = data.pop("sender")

@@ -227,3 +227,11 @@ def test_a_device_pipe_or_huge_file_given_as_the_spec_is_refused_by_name(tmp_pat
     big.write_text("notes: |\n" + "  many words\n" * 90_000, encoding="utf-8")
     assert problems(big) == [
         "is over 1,000,000 characters long; a campaign file is a few thousand (is this the right file?)"]
+
+
+def test_absurdly_deep_nesting_is_a_plain_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("id: x\nlinks: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_campaign(path)
+    assert "nested too deeply" in str(err.value)
