@@ -424,6 +424,7 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
             if not click.confirm(f"Send to {total:,} recipient(s) now?", default=False):
                 console.print("Nothing sent.", markup=False)
                 return
+            ledger.refresh()         # the prompt may have waited long: still ours? (heartbeat)
         bar = _progress(total)
         task = bar.add_task("send", total=total, rate="") if bar else None
         started = time.monotonic()

@@ -423,11 +423,27 @@ class Ledger:
         send_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
             batch_id = claim(conn, self.campaign_id, segment, ids, send_id, backend, states)
-            if self.locked:      # heartbeat, so another host can tell a live lock from a stale one
-                m = _mark(conn)
-                conn.exec_driver_sql(f"UPDATE {campaigns.name} SET lock_at = {m} WHERE id = {m}",
-                                     (_stamp(conn, utcnow()), self.campaign_id))
+            if self.locked:      # in the claim's transaction: a lost lock rolls the claim back
+                self._heartbeat(conn)
         return batch_id, send_id
+
+    def refresh(self) -> None:
+        """Renew the lock's heartbeat (after a wait, e.g. the confirmation prompt)."""
+        if self.locked:
+            with self.engine.begin() as conn:
+                self._heartbeat(conn)
+
+    def _heartbeat(self, conn: Connection) -> None:
+        """So another host can tell a live lock from a stale one. Only while the lock is still
+        ours: if another run took it over (it thought this one dead), stop here."""
+        m = _mark(conn)
+        done = conn.exec_driver_sql(
+            f"UPDATE {campaigns.name} SET lock_at = {m} WHERE id = {m} AND lock_owner = {m}",
+            (_stamp(conn, utcnow()), self.campaign_id, self.owner)).rowcount
+        if done != 1:
+            raise DeliveryError("another run took over the campaign's lock; nothing more was sent "
+                                "by this one",
+                                hint="Check `equip-mailer status`; let the other run finish.")
 
     def finish(self, batch_id: int, state: str, *, status: int | None = None,
                message_id: str | None = None, error: str | None = None, attempts: int = 1) -> None:

@@ -164,6 +164,30 @@ def test_lock_refuses_a_second_run_and_takes_over_a_dead_ones(engine):
         assert conn.execute(sa.select(campaigns.c.lock_owner)).scalar() is None
 
 
+def test_a_run_whose_lock_was_taken_over_stops_before_sending_more(db_url, demo):
+    eng = open_store(db_url)
+    register_campaign(eng, demo)
+    led = Ledger(eng, demo.id)
+    mem = MemoryBackend()
+    with led.lock():
+        led.sync(audience(4))
+        led.refresh()                                      # still ours: fine
+        # this run went quiet past the stale timeout and a run on another host took over
+        with eng.begin() as conn:
+            conn.execute(campaigns.update().where(campaigns.c.id == demo.id)
+                         .values(lock_owner="otherhost-not-this-one:1:1"))
+        with pytest.raises(DeliveryError, match="another run took over the campaign's lock"):
+            led.refresh()
+        with pytest.raises(DeliveryError, match="nothing more was sent by this one"):
+            run_send(demo, eng, led, mem, settings(db_url), SendOptions(batch_size=2))
+    assert mem.batches == [] and led.counts() == {"pending": 4}
+    with eng.connect() as conn:                            # the other run's lock is left alone
+        assert conn.execute(sa.select(campaigns.c.lock_owner)
+                            .where(campaigns.c.id == demo.id)).scalar() == "otherhost-not-this-one:1:1"
+        assert conn.execute(sa.select(sa.func.count()).select_from(batches)).scalar() == 0
+    eng.dispose()
+
+
 # --- the send loop over the real renderer ------------------------------------------------------
 
 @pytest.fixture
