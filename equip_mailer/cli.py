@@ -538,9 +538,12 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
                       f"{row.cancelled_at:%Y-%m-%d %H:%M} UTC.", markup=False)
         return
     from .store import utcnow
-    if row.send_at is not None and row.send_at <= utcnow():
-        raise EquipError(f"too late to cancel: campaign {spec.id} was scheduled for "
-                         f"{row.send_at:%Y-%m-%d %H:%M} UTC, which has passed")
+    import datetime as dt
+    # SendGrid accepts a cancel only up to 10 minutes before send_at.
+    if row.send_at is not None and row.send_at - dt.timedelta(minutes=10) <= utcnow():
+        raise EquipError(f"too late to cancel: campaign {spec.id} is scheduled for "
+                         f"{row.send_at:%Y-%m-%d %H:%M} UTC, and SendGrid takes cancellations "
+                         "only until 10 minutes before")
     if not cfg.sendgrid_api_key:
         raise EquipError("cancelling a scheduled send needs SENDGRID_API_KEY")
     if not yes:

@@ -427,6 +427,15 @@ def ensure_schedule(ledger: Ledger, backend: Any, mail: CampaignMail) -> Campaig
     if mail.send_at is None or getattr(backend, "name", "") != "sendgrid":
         return mail
     sg_batch_id = row.sg_batch_id if row is not None else None
+    wanted = dt.datetime.fromtimestamp(mail.send_at, dt.UTC).replace(tzinfo=None)
+    if sg_batch_id and row.send_at is not None and row.send_at != wanted:
+        # Later batches would go at the new time under the old batch id, and `cancel` would
+        # judge "too late" by the old one: one campaign, one schedule.
+        raise DeliveryError(f"campaign {mail.campaign_id} is already scheduled for "
+                            f"{row.send_at:%Y-%m-%d %H:%M} UTC; the spec now says "
+                            f"{wanted:%Y-%m-%d %H:%M} UTC",
+                            hint="Put sendgrid.send_at back, or cancel (equip-mailer cancel) and "
+                                 "schedule again under a new campaign id.")
     if not sg_batch_id:
         sg_batch_id = backend.create_batch_id()
         ledger.set_sg_batch(sg_batch_id, dt.datetime.fromtimestamp(mail.send_at, dt.UTC)

@@ -255,6 +255,31 @@ def test_scheduled_send_then_cancel(project, sendgrid):
     assert again.exit_code == 1 and "was cancelled" in again.output
 
 
+def schedule(project: Path, when: dt.datetime) -> None:
+    path = Path(spec(project))
+    text = re.sub(r"sendgrid:\n(  send_at: .*\n)?", f"sendgrid:\n  send_at: {when.isoformat()}\n",
+                  path.read_text(encoding="utf-8"), count=1)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    schedule(project, now + dt.timedelta(hours=5))
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "10").exit_code == 0
+    schedule(project, now + dt.timedelta(hours=6))
+    moved = run("send", spec(project), "--allow-past", "--yes")
+    assert moved.exit_code == 1 and "is already scheduled for" in moved.output
+    assert sendgrid.requests == 1 and ledger_states(project)["sent"] == 10
+
+
+def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgrid):
+    schedule(project, dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=8))
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "10").exit_code == 0
+    late = run("cancel", spec(project), "--yes")
+    assert late.exit_code == 1 and "only until 10 minutes before" in late.output
+    assert sendgrid.scheduled == {}
+
+
 def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):
     path = Path(spec(project))
     when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=80)).replace(microsecond=0)
