@@ -234,12 +234,16 @@ def test_wrong_key_stops_with_sendgrids_message(project, sendgrid, monkeypatch):
     assert set(ledger_states(project)) == {"failed", "pending"}
 
 
-def test_scheduled_send_then_cancel(project, sendgrid):
+def schedule(project: Path, when: dt.datetime) -> None:
     path = Path(spec(project))
+    text = re.sub(r"sendgrid:\n(  send_at: .*\n)?", f"sendgrid:\n  send_at: {when.isoformat()}\n",
+                  path.read_text(encoding="utf-8"), count=1)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_scheduled_send_then_cancel(project, sendgrid):
     when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)).replace(microsecond=0)
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "sendgrid:\n  categories: [equip-newsletter]",
-        f"sendgrid:\n  send_at: {when.isoformat()}\n  categories: [equip-newsletter]"), encoding="utf-8")
+    schedule(project, when)
     dry = run("send", spec(project), "--allow-past", "--dry-run")
     assert dry.exit_code == 0 and "nothing was sent" in dry.output and sendgrid.requests == 0
     result = run("send", spec(project), "--allow-past", "--yes", "--limit", "10")
@@ -253,13 +257,6 @@ def test_scheduled_send_then_cancel(project, sendgrid):
     assert ledger_states(project)["cancelled"] > 0
     again = run("send", spec(project), "--allow-past", "--yes")
     assert again.exit_code == 1 and "was cancelled" in again.output
-
-
-def schedule(project: Path, when: dt.datetime) -> None:
-    path = Path(spec(project))
-    text = re.sub(r"sendgrid:\n(  send_at: .*\n)?", f"sendgrid:\n  send_at: {when.isoformat()}\n",
-                  path.read_text(encoding="utf-8"), count=1)
-    path.write_text(text, encoding="utf-8")
 
 
 def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
@@ -281,11 +278,8 @@ def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgr
 
 
 def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):
-    path = Path(spec(project))
     when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=80)).replace(microsecond=0)
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "sendgrid:\n  categories: [equip-newsletter]",
-        f"sendgrid:\n  send_at: {when.isoformat()}\n  categories: [equip-newsletter]"), encoding="utf-8")
+    schedule(project, when)
     result = run("send", spec(project), "--allow-past", "--yes")
     assert result.exit_code == 1 and "more than 72 hours ahead" in result.output
     assert sendgrid.requests == 0
