@@ -213,10 +213,10 @@ def bench_settings(**kw):
 def child_render(work: Path, sizes: dict, params: dict) -> dict:
     import css_inline
 
-    from equip_mailer import render as R
+    from equip_mailer.compose import render as R
     from equip_mailer import synthetic
-    from equip_mailer.audience import Recipient
-    from equip_mailer.spec import load_campaign
+    from equip_mailer.compose.audience import Recipient
+    from equip_mailer.compose.spec import load_campaign
 
     campaign = load_campaign(DEMO_SPEC, allow_past=True)
     segments = [s.id for s in campaign.segments]
@@ -261,7 +261,7 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
     n = sizes["naive_recipients"]
     people = synthetic.people(n, kind="staff", seed=11)
     secret = LINK_SECRET.encode()
-    from equip_mailer.links import click_url_maker, unsubscribe_url
+    from equip_mailer.send.links import click_url_maker, unsubscribe_url
     t0 = time.perf_counter()
     for i, p in enumerate(people, 1):
         recipient = Recipient(email=p["email"], first_name=p["first_name"], last_name=p["last_name"],
@@ -298,11 +298,11 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
 # 2. send (child; the fake SendGrid server runs in the parent)
 
 def child_send(work: Path, sizes: dict, params: dict) -> dict:
-    from equip_mailer.audience import load_audience
-    from equip_mailer.delivery import SendGridBackend, campaign_mail
-    from equip_mailer.dispatch import SendOptions, ensure_schedule, register_campaign, run_send
-    from equip_mailer.ledger import Ledger
-    from equip_mailer.spec import load_campaign
+    from equip_mailer.compose.audience import load_audience
+    from equip_mailer.send.delivery import SendGridBackend, campaign_mail
+    from equip_mailer.send.dispatch import SendOptions, ensure_schedule, register_campaign, run_send
+    from equip_mailer.send.ledger import Ledger
+    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.store import open_store, suppressed_keys
 
     rss_imports = current_rss_mb()
@@ -420,7 +420,7 @@ def seed_tracking_store(db: Path, n_recipients: int) -> dict:
     import sqlalchemy as sa
 
     from equip_mailer import store
-    from equip_mailer.links import LinkSpec, register_links
+    from equip_mailer.send.links import LinkSpec, register_links
 
     engine = store.open_store(f"sqlite:///{db}")
     now = store.utcnow()
@@ -563,7 +563,7 @@ def webhook_events(seed: dict, n_events: int) -> list[dict]:
 def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: dict, db: Path) -> dict:
     import httpx
 
-    from equip_mailer.webhook import dedupe_key
+    from equip_mailer.track.webhook import dedupe_key
 
     posts = sizes["webhook_posts"]
     events = webhook_events(seed, posts * 1000)
@@ -680,7 +680,7 @@ def child_loadgen(work: Path, sizes: dict, params: dict) -> dict:
 
 
 def bench_redirect(work: Path, service: Service, seed: dict, sizes: dict, size: str, db: Path) -> dict:
-    from equip_mailer.links import click_token
+    from equip_mailer.send.links import click_token
 
     secret = LINK_SECRET.encode()
     n = sizes["redirect_requests"] + sizes["redirect_warmup"]
@@ -764,9 +764,10 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
 
     Mix per 1,000,000: processed 10 %, delivered 9.7 %, bounce 0.2 %, dropped 0.1 %,
     open 30 %, click 50 % (a fifth flagged as machine clicks)."""
-    from equip_mailer import render, store
-    from equip_mailer.links import register_links
-    from equip_mailer.spec import load_campaign
+    from equip_mailer.compose import render
+    from equip_mailer import store
+    from equip_mailer.send.links import register_links
+    from equip_mailer.compose.spec import load_campaign
 
     project = work / "report-project"
     spec_path = write_project(project, 10)            # lists unused: the ledger is written here
@@ -832,9 +833,9 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
 
 
 def child_report(work: Path, sizes: dict, params: dict) -> dict:
-    from equip_mailer import report as reporting
-    from equip_mailer import report_output
-    from equip_mailer.spec import load_campaign
+    from equip_mailer.report import compute as reporting
+    from equip_mailer.report import output as report_output
+    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.store import open_store
 
     rss_imports = current_rss_mb()

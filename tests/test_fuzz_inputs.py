@@ -22,10 +22,10 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from equip_mailer.audience import FAST_EMAIL, load_audience, normalise_email, read_list
+from equip_mailer.compose.audience import FAST_EMAIL, load_audience, normalise_email, read_list
 from equip_mailer.cli import main
 from equip_mailer.errors import EquipError, ListError, SpecError
-from equip_mailer.spec import Lists, load_campaign
+from equip_mailer.compose.spec import Lists, load_campaign
 
 LONG = os.environ.get("EQUIP_LONG_TESTS") == "1"
 BUDGET = settings(max_examples=1000 if LONG else 60, deadline=None,

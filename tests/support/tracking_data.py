@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from equip_mailer import store
-from equip_mailer.links import LinkSpec, click_token, register_links, unsubscribe_token
+from equip_mailer.send.links import LinkSpec, click_token, register_links, unsubscribe_token
 
 REPO = Path(__file__).resolve().parents[2]
 SIGNER_PATH = REPO.parent / "shared" / "sendgrid" / "sign_events.py"

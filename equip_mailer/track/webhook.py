@@ -1,0 +1,334 @@
+"""SendGrid's Event Webhook: verify, normalise, deduplicate, store. No web framework here.
+
+The HTTP route in ``tracking.py`` only reads the body and maps the exceptions below onto
+status codes; everything a test or a replay tool needs is a plain function:
+
+* :func:`load_public_key` / :func:`verify_signature` - SendGrid signs ``timestamp + raw body``
+  with ECDSA P-256/SHA-256 and sends the base64 DER signature in
+  ``X-Twilio-Email-Event-Webhook-Signature``; a post outside the replay window is refused,
+  so a captured post cannot be replayed later.
+* :func:`parse_events` - the body must be a JSON array of objects.
+* :func:`normalise` - one SendGrid event -> one row of the ``events`` table, in the shared
+  vocabulary (unknown event names become ``unknown``; the raw JSON is always kept). Our
+  custom_args (``campaign_id``, ``segment``, ``recipient`` = ledger id, ``send_id``) arrive
+  flattened into the event and join it to our send, so SendGrid's ids are never trusted
+  for that.
+* :func:`dedupe_key` - SendGrid delivers at least once and retries whole batches, and
+  ``sg_event_id`` is not stable across retries (sendgrid-nodejs#1435), so the key is built
+  from what the event *is*: message, recipient, event type, timestamp and URL.
+* :func:`store_events` - one transaction: insert-or-ignore on that key, then suppressions
+  for bounces, drops, spam reports and unsubscribes (:func:`suppression_reason` says which
+  exactly), then the machine-click pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import machines
+from equip_mailer.errors import ConfigError, EquipError
+from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+REPLAY_WINDOW = 600          # seconds either side of our clock
+MAX_BODY = 5 * 1024 * 1024   # bytes; SendGrid batches are far smaller
+
+# SendGrid event name -> our vocabulary (store.EVENT_TYPES); anything else is "unknown".
+EVENT_NAMES = {
+    "processed": "processed",
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "bounce": "bounce",            # type "bounce" and type "blocked" alike; the type goes to reason
+    "blocked": "bounce",           # older/alternative spelling of a blocked bounce
+    "dropped": "dropped",
+    "spamreport": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "group_unsubscribe",
+    "group_resubscribe": "group_resubscribe",
+    "open": "open",
+    "click": "click",
+}
+# Our event -> suppression reason. Every later send excludes these addresses, for good, so
+# only events that say something about the *address* qualify (see suppression_reason).
+SUPPRESS = {
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "spamreport": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+}
+# SendGrid's drop reasons that are about the address. Others ("Recipient List over Package
+# Quota", "Invalid SMTPAPI header", ...) are about our account or request and would
+# otherwise suppress a whole send's worth of people.
+ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporting address")
+ADDRESS_DROP_EXACT = ("invalid",)     # "Invalid" alone is the address; "Invalid SMTPAPI header" is not
+MAX_LEDGER_ID = 2**31 - 1             # the column is a 32-bit integer on PostgreSQL
+
+
+class WebhookError(EquipError):
+    """A post we refuse; ``status`` is the HTTP answer the route gives."""
+    status = 400
+
+
+class MalformedPayload(WebhookError, ValueError):
+    """The body is not a JSON array of event objects: 400, SendGrid should not retry it."""
+    status = 400
+
+
+class BadSignature(WebhookError, PermissionError):
+    """Missing, malformed or wrong signature, or no key configured: 403, never stored."""
+    status = 403
+
+
+class StaleTimestamp(BadSignature):
+    """Signed, but outside the replay window: 403, so a captured post cannot be replayed."""
+    status = 403
+
+
+class TooLarge(WebhookError, ValueError):
+    """Body over the size limit: 413."""
+    status = 413
+
+
+def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's verification key, as its dashboard shows it (base64 DER) or as PEM."""
+    text = (text or "").strip()
+    try:
+        if "-----BEGIN" in text:
+            key = serialization.load_pem_public_key(text.encode("ascii"))
+        else:
+            key = serialization.load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error, UnicodeEncodeError, TypeError):
+        raise ConfigError("SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key",
+                          hint="Copy the 'Verification Key' from SendGrid's Event Webhook "
+                               "settings (Mail Settings > Event Webhook > Signature verification).") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ConfigError("SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 key",
+                          hint="SendGrid's signed event webhook uses ECDSA P-256; copy its verification key.")
+    return key
+
+
+def verify_signature(key: ec.EllipticCurvePublicKey | None, body: bytes, signature: str | None,
+                     timestamp: str | None, *, now: float | None = None,
+                     window: float = REPLAY_WINDOW) -> None:
+    """Raise BadSignature / StaleTimestamp unless SendGrid signed ``timestamp + body`` recently."""
+    if key is None:
+        raise BadSignature("no webhook verification key is configured",
+                           hint="Set SENDGRID_WEBHOOK_PUBLIC_KEY to SendGrid's verification key.")
+    if not signature or not timestamp:
+        raise BadSignature(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
+    timestamp = timestamp.strip()
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise BadSignature("the signature timestamp is not unix seconds")
+    try:
+        der = base64.b64decode(signature.strip(), validate=True)
+        key.verify(der, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise BadSignature("the signature does not match the body") from None
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > window:
+        raise StaleTimestamp(f"the signature timestamp is {int(now - int(timestamp))} s away "
+                             f"from now (allowed: {window:g} s)")
+
+
+def parse_events(body: bytes) -> list[dict]:
+    """The posted events, or MalformedPayload."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload(f"the body is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, list):
+        raise MalformedPayload("the body is not a JSON array of events")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise MalformedPayload(f"event {i} is not a JSON object")
+    return data
+
+
+def message_stem(sg_message_id: str | None) -> str:
+    """``14c5d75ce93.dfd.64b469.filter0001.16648...`` -> ``14c5d75ce93.dfd.64b469``.
+
+    The part before ``.filter`` is the X-Message-Id of the send request; the suffix differs
+    between events of the same message (processed vs delivered), so it can't be in the key.
+    """
+    stem = (sg_message_id or "").split(".filter", 1)[0]
+    return stem.split(".recvd-", 1)[0]
+
+
+def _text(value) -> str:
+    # NUL is refused by PostgreSQL text columns: one odd event must not fail its whole batch
+    return "" if value is None else str(value).replace("\x00", "")
+
+
+def dedupe_key(event: dict) -> str:
+    """sha256 over message, recipient, event type, timestamp and URL (never sg_event_id)."""
+    name = _text(event.get("event")).lower()
+    parts = [
+        message_stem(_text(event.get("sg_message_id")) or _text(event.get("smtp-id"))),
+        _text(event.get("recipient")),
+        _text(event.get("email")).strip().lower(),
+        name,
+        _text(event.get("type")) if name == "bounce" else "",   # blocked vs bounce
+        _text(event.get("timestamp")),
+        _text(event.get("url")),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def ip_hash(key: bytes, ip: str | None) -> str | None:
+    """A keyed, truncated hash of an IP address: lets a report tell two clickers apart,
+    but the address itself is never stored and can't be recovered by hashing all 2^32."""
+    if not ip:
+        return None
+    return hmac.new(key + b"|ip", ip.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def _event_time(value, fallback: dt.datetime) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return fallback
+
+
+def _ledger_id(value) -> int | None:
+    text = _text(value).strip()
+    # another app's custom_args may carry any number: only our ledger's range joins
+    return int(text) if text.isdigit() and len(text) < 18 and int(text) <= MAX_LEDGER_ID else None
+
+
+def _reason(name: str, event: dict) -> str | None:
+    if name == "bounce":
+        kind = _text(event.get("type")) or ("blocked" if _text(event.get("event")) == "blocked" else "bounce")
+        detail = " ".join(x for x in (_text(event.get("status")), _text(event.get("reason"))) if x)
+        return f"{kind}: {detail}"[:2000] if detail else kind
+    if name == "dropped":
+        return _text(event.get("reason"))[:2000] or None
+    if name == "deferred":
+        return _text(event.get("response") or event.get("reason"))[:2000] or None
+    if name in ("group_unsubscribe", "group_resubscribe"):
+        return f"asm_group_id={_text(event.get('asm_group_id'))}" if event.get("asm_group_id") else None
+    return None
+
+
+def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = None) -> dict:
+    """One SendGrid event -> one ``events`` row (all columns present, so rows insert together)."""
+    received_at = received_at or utcnow()
+    raw_name = _text(event.get("event")).lower()
+    name = EVENT_NAMES.get(raw_name, "unknown")
+    user_agent = _text(event.get("useragent"))[:1000] or None
+    reason = machines.user_agent_reason(user_agent) if name == "click" else None
+    url = _text(event.get("url"))[:4000] or None
+    return {
+        "dedupe_key": dedupe_key(event),
+        "event": name,
+        "at": _event_time(event.get("timestamp"), received_at),
+        "source": "webhook",
+        "campaign_id": _text(event.get("campaign_id"))[:100] or None,
+        "ledger_id": _ledger_id(event.get("recipient")),
+        "send_id": _text(event.get("send_id"))[:64] or None,
+        "segment": _text(event.get("segment"))[:100] or None,
+        "link_id": None,
+        "url": url,
+        "user_agent": user_agent,
+        "ip_hash": ip_hash(ip_key, _text(event.get("ip")) or None),
+        "method": None,
+        "machine": reason is not None,
+        "machine_reason": reason,
+        "reason": _reason(name, event),
+        "sg_message_id": _text(event.get("sg_message_id"))[:200] or None,
+        "sg_event_id": _text(event.get("sg_event_id"))[:200] or None,
+        # the raw event minus the reader's IP: only its keyed hash is kept (ip_hash)
+        "raw": json.dumps({k: v for k, v in event.items() if k != "ip"}, sort_keys=True,
+                          ensure_ascii=False),
+        "received_at": received_at,
+    }
+
+
+def suppression_reason(event: dict, name: str) -> str | None:
+    """The suppression an event causes, or None.
+
+    A *blocked* bounce is stored as a bounce but suppresses no one: it means the receiving
+    server refused our IP or content this time (SendGrid keeps it on its separate Blocks
+    list and does not suppress it either); one blocked send to nhs.net must not remove every
+    NHS address for good.
+    """
+    reason = SUPPRESS.get(name)
+    if name == "bounce" and (_text(event.get("type")).lower() == "blocked"
+                             or _text(event.get("event")).lower() == "blocked"):
+        return None
+    if name == "dropped":
+        drop = _text(event.get("reason")).strip().lower()
+        if not (drop.startswith(ADDRESS_DROP_REASONS) or drop in ADDRESS_DROP_EXACT):
+            return None
+    return reason
+
+
+def _link_sendgrid_clicks(conn: Connection, keys: list[str]) -> None:
+    """With SendGrid's click tracking the event names the URL, not our link: find it in the
+    campaign's registry so these clicks count per course and session like our own.
+    (An UPDATE after the insert, so the transaction still writes before it reads.)"""
+    if not keys:
+        return
+    match = (sa.select(links.c.id)
+             .where(links.c.campaign_id == events.c.campaign_id, links.c.url == events.c.url)
+             .limit(1).scalar_subquery())
+    for start in range(0, len(keys), 500):
+        conn.execute(events.update()
+                     .where(events.c.dedupe_key.in_(keys[start:start + 500]),
+                            events.c.link_id.is_(None), events.c.url.is_not(None))
+                     .values(link_id=match))
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    received: int
+    stored: int
+    duplicates: int
+    suppressed: int       # addresses newly suppressed
+    machine: int          # clicks newly flagged by the timing pass
+
+    def as_dict(self) -> dict:
+        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
+                "suppressed": self.suppressed, "machine": self.machine}
+
+
+def store_events(conn: Connection, items: list[dict], *, ip_key: bytes,
+                 received_at: dt.datetime | None = None) -> StoreResult:
+    """Insert the batch once, however often it is posted; run inside one transaction.
+
+    The insert comes first so that on SQLite the transaction takes the write lock before
+    it reads anything (a read-then-write transaction can fail with SQLITE_BUSY instead
+    of waiting). A batch repeating an event is fine: the key makes it one row.
+    """
+    received_at = received_at or utcnow()
+    rows = [normalise(e, ip_key=ip_key, received_at=received_at) for e in items]
+    unique = list({r["dedupe_key"]: r for r in rows}.values())
+    stored = insert_ignore(conn, events, unique, ["dedupe_key"])
+    if stored:
+        _link_sendgrid_clicks(conn, [r["dedupe_key"] for r in unique if r["event"] == "click"])
+    suppressed = 0
+    for event, row in zip(items, rows):
+        reason = suppression_reason(event, row["event"])
+        email = _text(event.get("email")).strip()
+        if reason and "@" in email and len(email) <= 320:
+            suppressed += add_suppression(conn, email, reason, source=f"sendgrid:{_text(event.get('event'))}",
+                                          campaign_id=row["campaign_id"])
+    # a late delivered event can reveal that an earlier click was a gateway scan
+    clicked = {(r["campaign_id"], r["ledger_id"]) for r in rows if r["event"] in ("click", "delivered")}
+    flagged = machines.reclassify(conn, clicked) if clicked else 0
+    return StoreResult(received=len(items), stored=stored, duplicates=len(items) - stored,
+                       suppressed=suppressed, machine=flagged)

@@ -1,0 +1,50 @@
+"""The commands document themselves: each has help with an example and a place in the README."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from equip_mailer.cli import main
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+COMMANDS = ("check", "preview", "send", "status", "cancel", "serve", "report")
+
+
+def test_the_cli_offers_exactly_the_documented_commands():
+    assert set(main.commands) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help_with_an_example(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+    assert f"equip-mailer {command}" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_is_in_the_readme(command):
+    assert f"equip-mailer {command}" in README
+
+
+def test_readme_opens_with_the_two_set_up_commands():
+    setup = README.split("## Set up", 1)[1].split("##", 1)[0]
+    assert "make demo" in setup and "make test" in setup
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci
+
+
+def test_an_unexpected_failure_is_one_sentence_with_the_details_in_a_file(monkeypatch, demo_path):
+    from equip_mailer import cli
+
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("boom")
+    monkeypatch.setattr(cli, "load_settings", broken)       # stand-in for any bug deep inside
+    result = CliRunner().invoke(main, ["status", str(demo_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "something unexpected went wrong (ZeroDivisionError)" in result.output
+    saved = Path(result.output.split("Details for the developers are in ")[1].strip().rstrip("."))
+    assert "ZeroDivisionError: boom" in saved.read_text()
+    saved.unlink()

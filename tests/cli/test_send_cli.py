@@ -1,0 +1,304 @@
+"""`equip-mailer send / status / cancel` end to end: a copy of the demo project in tmp_path,
+a real SQLite file, the outbox on disk, and the fake SendGrid server with the real client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from support.fake_sendgrid import start_server
+
+from equip_mailer.cli import main
+from equip_mailer.store import add_suppression, ledger, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+CID = "2019-04-equip-training"
+KEY = "SG.cli-test-key"
+
+
+@pytest.fixture
+def project(demo_project):
+    return demo_project
+
+
+def spec(project: Path) -> str:
+    return str(project / "campaigns" / f"{CID}.yaml")
+
+
+def run(*args, input: str | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def outbox_files(project: Path) -> list[Path]:
+    folder = project / "outbox" / CID
+    return sorted(folder.glob("*.eml")) if folder.exists() else []
+
+
+def ledger_states(project: Path) -> dict[str, int]:
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.connect() as conn:
+        out = dict(conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)).all())
+    engine.dispose()
+    return out
+
+
+def add_row(project: Path, line: str) -> None:
+    path = project / "lists" / "practice-staff.csv"
+    text = path.read_text(encoding="utf-8-sig")
+    path.write_text(text.rstrip("\n") + "\n" + line + "\n", encoding="utf-8")
+
+
+def test_outbox_send_writes_one_eml_per_recipient_then_reruns_send_nothing(project):
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 0, result.output
+    files = outbox_files(project)
+    sent = ledger_states(project)
+    assert sent == {"sent": len(files)} and len(files) > 300
+    assert re.search(rf"Sent {len(files)} in \d+ batch", result.output)
+    addresses = []
+    for f in files:
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert re.fullmatch(r"<https://equip\.example\.org/u/[A-Za-z0-9_-]+>", msg["List-Unsubscribe"])
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        addresses.append(msg["To"].addresses[0].addr_spec.lower())
+        assert "-eq_" not in msg.get_body(("html",)).get_content()
+        assert "-eqt_" not in msg.get_body(("plain",)).get_content()
+    assert len(addresses) == len(set(addresses))
+    # the store's suppressions file rows are not there
+    assert "laila.evans4@nhs.example" not in addresses
+
+    again = run("send", spec(project), "--allow-past", "--yes")
+    assert again.exit_code == 0 and "Nothing to send" in again.output
+    assert len(outbox_files(project)) == len(files)
+
+    status = run("status", spec(project))
+    assert status.exit_code == 0 and "sent" in status.output and f"{len(files)}" in status.output
+
+
+def test_added_recipient_gets_it_next_run_and_suppressed_one_never(project):
+    assert run("send", spec(project), "--allow-past", "--yes").exit_code == 0
+    before = len(outbox_files(project))
+    add_row(project, "new.person@nhs.example,New,Person,Tower View Surgery,GP,basics")
+    add_row(project, "blocked.person@nhs.example,Blocked,Person,Tower View Surgery,GP,none")
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.begin() as conn:
+        add_suppression(conn, "Blocked.Person@nhs.example", "unsubscribe")
+    engine.dispose()
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Sent 1 in 1 batch" in result.output
+    files = outbox_files(project)
+    assert len(files) == before + 1
+    msg = email.message_from_bytes(files[-1].read_bytes(), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "new.person@nhs.example"
+    assert msg["X-Equip-Segment"] == "ready-for-action"
+    assert "blocked" not in " ".join(f.read_text("utf-8", "replace") for f in files[-3:]).lower()
+
+
+def test_dry_run_writes_nothing(project):
+    result = run("send", spec(project), "--allow-past", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Dry run: nothing was sent" in result.output
+    assert "personalizations" in result.output and "KiB JSON" in result.output
+    example = result.output.split("Example personalization: ", 1)[1]
+    assert "@" in example and "nhs.example" not in example          # masked
+    assert outbox_files(project) == []
+    assert ledger_states(project) == {}
+
+
+def test_test_to_sends_one_copy_per_segment_outside_the_ledger(project):
+    result = run("send", spec(project), "--allow-past", "--test-to", "me@example.org")
+    assert result.exit_code == 0, result.output
+    assert "m***@e***.org" in result.output and "me@example.org" not in result.output
+    tests = sorted((project / "outbox" / CID / "test").glob("*.eml"))
+    assert [t.stem for t in tests] == sorted(["getting-started", "ready-for-action", "project-leads"])
+    msg = email.message_from_bytes(tests[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"].startswith("[TEST] ")
+    assert msg["X-Equip-Recipient"] == "0"
+    assert outbox_files(project) == [] and ledger_states(project) == {}
+
+
+def test_bad_test_address_is_a_plain_error(project):
+    result = run("send", spec(project), "--allow-past", "--test-to", "not-an-address")
+    assert result.exit_code == 1 and "is not a valid address" in result.output
+    assert "Traceback" not in result.output
+
+
+def run_on_terminal(*args, answer: str) -> str:
+    """Run the installed command with a pseudo-terminal as stdin, as a person would."""
+    master, slave = os.openpty()
+    cli = Path(sys.executable).with_name("equip-mailer")
+    proc = subprocess.Popen([str(cli), *map(str, args)], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    os.close(slave)
+    os.write(master, answer.encode())
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+    return out
+
+
+def test_without_yes_it_asks_and_no_means_nothing_sent(project):
+    out = run_on_terminal("send", spec(project), "--allow-past", answer="n\n")
+    assert "Send to" in out and "Nothing sent." in out
+    assert outbox_files(project) == []
+    out = run_on_terminal("send", spec(project), "--allow-past", "--limit", "5", answer="y\n")
+    assert "Sent 5 in 1 batch" in out, out
+    assert len(outbox_files(project)) == 5
+
+
+def test_without_yes_and_no_terminal_it_refuses(project):
+    result = run("send", spec(project), "--allow-past")
+    assert result.exit_code == 1
+    assert "no terminal to ask on" in result.output and "--yes" in result.output
+    assert outbox_files(project) == []
+
+
+def test_status_before_any_send_and_cancel_with_the_outbox(project):
+    assert "has not been sent yet" in run("status", spec(project)).output
+    run("send", spec(project), "--allow-past", "--yes", "--limit", "3")
+    out = run("cancel", spec(project), "--yes")
+    assert out.exit_code == 0 and "Nothing to cancel" in out.output
+
+
+def test_help_shows_examples():
+    for command in ("send", "status", "cancel"):
+        text = run(command, "--help").output
+        assert "Example:" in text and f"equip-mailer {command} campaigns/" in text
+
+
+# --- through SendGrid (the fake server, the real client) -------------------------------------
+
+@pytest.fixture
+def sendgrid(monkeypatch):
+    url, server = start_server(KEY, keep_bodies=True)
+    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", url)
+    monkeypatch.setenv("EQUIP_SENDGRID_TIMEOUT", "5")
+    yield server
+    server.stop()
+
+
+def test_key_set_means_sendgrid_each_recipient_once(project, sendgrid):
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "through SendGrid" in result.output
+    counts = sendgrid.emails()
+    assert set(counts.values()) == {1}
+    states = ledger_states(project)
+    assert states == {"sent": len(counts)}
+    assert outbox_files(project) == []
+    for body in sendgrid.bodies:
+        segments = {p["custom_args"]["segment"] for p in body["personalizations"]}
+        assert len(segments) == 1                                        # one segment per request
+        assert "@" not in str([p["custom_args"] for p in body["personalizations"]])
+        assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+        assert body["categories"] == [CID, "equip-newsletter"]
+    # a re-run sends nothing
+    again = run("send", spec(project), "--allow-past", "--yes")
+    assert "Nothing to send" in again.output and sendgrid.emails() == counts
+    # the key never shows up in output
+    assert KEY not in result.output + again.output
+
+
+def test_small_batches_and_test_to_through_sendgrid(project, sendgrid, monkeypatch):
+    monkeypatch.setenv("EQUIP_BATCH_SIZE", "40")
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 0, result.output
+    assert max(len(b["personalizations"]) for b in sendgrid.bodies) == 40
+    n = len(sendgrid.bodies)
+    result = run("send", spec(project), "--allow-past", "--test-to", "me@example.org")
+    assert result.exit_code == 0, result.output
+    tests = sendgrid.bodies[n:]
+    assert len(tests) == 3 and all(b["subject"].startswith("[TEST] ") for b in tests)
+    assert {b["personalizations"][0]["custom_args"]["recipient"] for b in tests} == {"0"}
+
+
+def test_wrong_key_stops_with_sendgrids_message(project, sendgrid, monkeypatch):
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.wrong")
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 1
+    assert "rejected the API key" in result.output and "authorization grant is invalid" in result.output
+    assert "Traceback" not in result.output and "SG.wrong" not in result.output
+    assert set(ledger_states(project)) == {"failed", "pending"}
+
+
+def schedule(project: Path, when: dt.datetime) -> None:
+    path = Path(spec(project))
+    text = re.sub(r"sendgrid:\n(  send_at: .*\n)?", f"sendgrid:\n  send_at: {when.isoformat()}\n",
+                  path.read_text(encoding="utf-8"), count=1)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_scheduled_send_then_cancel(project, sendgrid):
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)).replace(microsecond=0)
+    schedule(project, when)
+    dry = run("send", spec(project), "--allow-past", "--dry-run")
+    assert dry.exit_code == 0 and "nothing was sent" in dry.output and sendgrid.requests == 0
+    result = run("send", spec(project), "--allow-past", "--yes", "--limit", "10")
+    assert result.exit_code == 0, result.output
+    body = sendgrid.bodies[-1]
+    assert body["send_at"] == int(when.timestamp()) and body["batch_id"] in sendgrid.batch_ids
+    assert "Scheduled with SendGrid" in run("status", spec(project)).output
+    out = run("cancel", spec(project), "--yes")
+    assert out.exit_code == 0, out.output
+    assert sendgrid.scheduled == {body["batch_id"]: "cancel"}
+    assert ledger_states(project)["cancelled"] > 0
+    again = run("send", spec(project), "--allow-past", "--yes")
+    assert again.exit_code == 1 and "was cancelled" in again.output
+
+
+def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    schedule(project, now + dt.timedelta(hours=5))
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "10").exit_code == 0
+    schedule(project, now + dt.timedelta(hours=6))
+    moved = run("send", spec(project), "--allow-past", "--yes")
+    assert moved.exit_code == 1 and "is already scheduled for" in moved.output
+    assert sendgrid.requests == 1 and ledger_states(project)["sent"] == 10
+
+
+def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgrid):
+    schedule(project, dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=8))
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "10").exit_code == 0
+    late = run("cancel", spec(project), "--yes")
+    assert late.exit_code == 1 and "only until 10 minutes before" in late.output
+    assert sendgrid.scheduled == {}
+
+
+def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=80)).replace(microsecond=0)
+    schedule(project, when)
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 1 and "more than 72 hours ahead" in result.output
+    assert sendgrid.requests == 0
+
+
+def test_no_address_in_output_custom_args_urls_or_headers(project, sendgrid, monkeypatch):
+    """Privacy: what leaves besides the To field carries ids, never an address."""
+    monkeypatch.setenv("EQUIP_BATCH_SIZE", "100")
+    outputs = [run("send", spec(project), "--allow-past", "--dry-run").output,
+               run("send", spec(project), "--allow-past", "--yes").output,
+               run("status", spec(project)).output,
+               run("send", spec(project), "--allow-past", "--test-to", "me@example.org").output]
+    addresses = set(sendgrid.emails())
+    assert len(addresses) > 300
+    text = "\n".join(outputs).lower()
+    assert not [a for a in addresses if a in text]
+    for body in sendgrid.bodies:
+        for p in body["personalizations"]:
+            assert "@" not in "".join(p["custom_args"].values())
+            assert "@" not in p["headers"]["List-Unsubscribe"]
+            urls = [v for v in p["substitutions"].values() if v.startswith("http")]
+            assert urls and not any("@" in u or "%40" in u for u in urls)

@@ -1,0 +1,178 @@
+"""SendGrid faults (issue 7.2), through the real command, the real client and real HTTP.
+
+429 bursts with Retry-After, 500s, answers slower than the timeout and dropped connections:
+afterwards every recipient has been sent exactly once or is reported uncertain (checked
+against what the server recorded). 400/401/413 stop the run with a clear message and lose
+nothing: the next run sends the rest. Each test prints its figures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from support.fake_sendgrid import Fault, start_server
+
+from equip_mailer.cli import main
+from equip_mailer.store import batches, ledger, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+CID = "2019-04-equip-training"
+KEY = "SG.fault-test-key"
+
+
+@pytest.fixture
+def env(demo_project, monkeypatch):
+    url, server = start_server(KEY)
+    for var, value in {"SENDGRID_API_KEY": KEY, "SENDGRID_API_HOST": url,
+                       "EQUIP_SENDGRID_TIMEOUT": "0.5", "EQUIP_BATCH_SIZE": "25"}.items():
+        monkeypatch.setenv(var, value)
+    yield demo_project, server
+    server.stop()
+
+
+def send(project: Path, *extra: str):
+    spec = project / "campaigns" / f"{CID}.yaml"
+    return CliRunner().invoke(main, ["send", str(spec), "--allow-past", "--yes", *extra],
+                              catch_exceptions=False)
+
+
+def ledger_view(project: Path) -> tuple[dict[str, str], Counter]:
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.connect() as conn:
+        rows = {r.email_key: r.state for r in conn.execute(sa.select(ledger.c.email_key, ledger.c.state))}
+        b = Counter(s for (s,) in conn.execute(sa.select(batches.c.state)))
+    engine.dispose()
+    return rows, b
+
+
+def check_exactly_once(project: Path, server, label: str) -> Counter:
+    """Sent rows: exactly one copy; uncertain rows: 0 or 1; nothing else left; no strangers."""
+    rows, batch_states = ledger_view(project)
+    got = server.emails()
+    states = Counter(rows.values())
+    assert set(states) <= {"sent", "uncertain"}, states
+    duplicates = sum(1 for n in got.values() if n > 1)
+    lost = sum(1 for k, s in rows.items() if s == "sent" and got[k] != 1)
+    assert duplicates == 0 and lost == 0
+    assert set(got) <= set(rows)
+    uncertain = [k for k, s in rows.items() if s == "uncertain"]
+    assert all(got[k] <= 1 for k in uncertain)
+    print(f"\n{label}: {len(rows)} recipients, {server.requests} requests "
+          f"({dict(server.statuses)}); sent {states['sent']}, uncertain {len(uncertain)} "
+          f"(delivered anyway {sum(got[k] for k in uncertain)}); batches {dict(batch_states)}; "
+          f"duplicates {duplicates}, lost {lost}")
+    return states
+
+
+def test_429_burst_with_retry_after_then_500s_all_sent_once(env):
+    project, server = env
+    server.plan(Fault("429", retry_after=0.4), Fault("429", retry_after=0.4),
+                Fault("429", rate_limit_reset=1), Fault("500"), Fault("503"))
+    started = time.monotonic()
+    result = send(project)
+    took = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    states = check_exactly_once(project, server, "429 burst + 500s")
+    assert set(states) == {"sent"}
+    assert took >= 0.8                                      # Retry-After was honoured
+    assert server.statuses[429] == 3 and server.statuses[500] == 1 and server.statuses[503] == 1
+    assert server.statuses[202] == server.requests - 5       # the 6th try of batch 1 went through
+
+
+def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
+    project, server = env
+    server.plan(Fault("slow", seconds=1.5, accept=True), Fault("drop", accept=False))
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    assert "uncertain 50" in result.output
+    states = check_exactly_once(project, server, "slow + dropped")
+    assert states["uncertain"] == 50
+    # a re-run leaves them alone
+    before = server.requests
+    again = send(project)
+    assert "Nothing to send" in again.output and server.requests == before
+    status = CliRunner().invoke(main, ["status", str(project / "campaigns" / f"{CID}.yaml")])
+    assert "still uncertain" in status.output and "timed out" in status.output
+    assert "connection reset" in status.output or "RemoteDisconnected" in status.output or \
+        "no answer" in status.output
+
+
+def test_retry_uncertain_sends_them_when_asked(env):
+    project, server = env
+    server.plan(Fault("drop", accept=False))
+    assert send(project).exit_code == 0
+    assert ledger_view(project)[0] and Counter(ledger_view(project)[0].values())["uncertain"] == 25
+    result = send(project, "--retry-uncertain")
+    assert result.exit_code == 0, result.output
+    states = check_exactly_once(project, server, "drop, then --retry-uncertain")
+    assert set(states) == {"sent"}
+
+
+def test_error_budget_pauses_with_how_to_resume(env):
+    project, server = env
+    server.plan(*[Fault("slow", seconds=1.0, accept=False)] * 3)
+    result = send(project)
+    assert result.exit_code == 1
+    assert "paused after 3 batches" in result.output
+    assert "equip-mailer send" in result.output and "--retry-uncertain" in result.output
+    assert "Traceback" not in result.output
+    rows, _ = ledger_view(project)
+    assert Counter(rows.values()) == Counter({"uncertain": 75, "pending": len(rows) - 75})
+    result = send(project)                                  # carry on
+    assert result.exit_code == 0, result.output
+    check_exactly_once(project, server, "error budget, then resume")
+
+
+@pytest.mark.parametrize("kind, words", [("400", "SendGrid refused batch"),
+                                         ("401", "rejected the API key"),
+                                         ("413", "is too large")])
+def test_refusals_stop_the_run_clearly_and_lose_nothing(env, kind, words):
+    project, server = env
+    first = send(project, "--limit", "50")
+    assert first.exit_code == 0
+    server.plan(Fault(kind))
+    result = send(project)
+    assert result.exit_code == 1
+    assert words in result.output and "segment" in result.output
+    assert "Traceback" not in result.output and KEY not in result.output
+    assert server.requests == 3                             # 2 ok batches + 1 refused, no retry
+    rows, b = ledger_view(project)
+    assert Counter(rows.values())["failed"] == 25 and b["failed"] == 1
+    result = send(project)                                  # the fix is made; run again
+    assert result.exit_code == 0, result.output
+    states = check_exactly_once(project, server, f"HTTP {kind} stop, then resume")
+    assert set(states) == {"sent"}
+
+
+def test_random_fault_storm(env, monkeypatch):
+    """Random 429/500/slow/drop across the whole campaign; keep re-running until done."""
+    project, server = env
+    monkeypatch.setenv("EQUIP_MAX_BAD_BATCHES", "1000")
+    monkeypatch.setenv("EQUIP_BATCH_SIZE", "10")
+    seed = int(time.time())
+    rng = random.Random(seed)
+    kinds = ["429", "500", "503", "slow", "drop", None, None, None]
+    plan = []
+    for _ in range(40):
+        k = rng.choice(kinds)
+        if k is None:
+            continue
+        plan.append(Fault(k, retry_after=0.05 if k == "429" else None, seconds=0.8,
+                          accept=rng.random() < 0.5 if k in ("slow", "drop") else None))
+    server.plan(*plan)
+    runs = 0
+    while True:
+        runs += 1
+        result = send(project)
+        assert result.exit_code == 0, result.output
+        if "Nothing to send" in result.output:
+            break
+        assert runs < 10
+    states = check_exactly_once(project, server, f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs)")
+    assert states["sent"] > 0

@@ -1,0 +1,105 @@
+"""Link tokens cannot be altered into anything that verifies (issue 7, item 5).
+
+Property tests with hypothesis: every bit flip, truncation, extension or character change
+of a valid token fails to verify; so does a token read as the other kind or with another
+secret. Together with the registry lookup (tests/track/test_tracking.py), an altered link can
+only ever lead to the 404 page.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from equip_mailer.send.links import (SIG_BYTES, TEST_RECIPIENT, Token, click_token, click_url, read_token,
+                                unsubscribe_token, unsubscribe_url)
+
+SECRET = b"test-link-secret-0123456789"
+ids = st.integers(min_value=0, max_value=2**40)
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+TRIED = {"flips": 0, "truncations": 0, "edits": 0}
+
+
+def raw(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+
+
+def encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@given(link_id=ids, ledger_id=ids)
+def test_tokens_round_trip_and_are_compact(link_id, ledger_id):
+    token = click_token(SECRET, link_id, ledger_id)
+    assert read_token(SECRET, "c", token) == Token("c", link_id, ledger_id)
+    assert len(token) <= 32 and "@" not in token
+    assert read_token(SECRET, "u", unsubscribe_token(SECRET, ledger_id)) == Token("u", 0, ledger_id)
+
+
+@settings(max_examples=400)
+@given(link_id=ids, ledger_id=ids, data=st.data())
+def test_any_bit_flip_never_verifies(link_id, ledger_id, data):
+    token = click_token(SECRET, link_id, ledger_id)
+    body = bytearray(raw(token))
+    bits = data.draw(st.sets(st.integers(0, len(body) * 8 - 1), min_size=1, max_size=4))
+    for bit in bits:
+        body[bit // 8] ^= 1 << (bit % 8)
+    TRIED["flips"] += 1
+    assert read_token(SECRET, "c", encode(bytes(body))) is None
+
+
+@settings(max_examples=300)
+@given(link_id=ids, ledger_id=ids, data=st.data())
+def test_truncations_and_extensions_never_verify(link_id, ledger_id, data):
+    token = click_token(SECRET, link_id, ledger_id)
+    cut = data.draw(st.integers(0, len(token) - 1))
+    TRIED["truncations"] += 1
+    assert read_token(SECRET, "c", token[:cut]) is None
+    assert read_token(SECRET, "c", token[len(token) - cut:] if cut else "") is None
+    extra = data.draw(st.text(ALPHABET, min_size=1, max_size=8))
+    assert read_token(SECRET, "c", token + extra) is None
+
+
+@settings(max_examples=400)
+@given(link_id=ids, ledger_id=ids, data=st.data())
+def test_any_character_change_never_verifies(link_id, ledger_id, data):
+    """Also the spare low bits of the last base64 character: a non-canonical spelling of a
+    valid token is refused, so each (link, recipient) has exactly one token."""
+    token = click_token(SECRET, link_id, ledger_id)
+    pos = data.draw(st.integers(0, len(token) - 1))
+    char = data.draw(st.sampled_from(ALPHABET).filter(lambda c: c != token[pos]))
+    TRIED["edits"] += 1
+    assert read_token(SECRET, "c", token[:pos] + char + token[pos + 1:]) is None
+
+
+def test_every_single_character_change_of_one_token_is_refused():
+    token = click_token(SECRET, 7, 1234)
+    changed = [token[:i] + c + token[i + 1:] for i in range(len(token)) for c in ALPHABET if c != token[i]]
+    assert all(read_token(SECRET, "c", t) is None for t in changed)
+    print(f"one token: {len(changed)} single-character changes, 0 verify; hypothesis tried "
+          f"{TRIED['flips']} bit-flip, {TRIED['truncations']} truncation, {TRIED['edits']} edit cases")
+
+
+@given(link_id=ids, ledger_id=ids)
+def test_wrong_kind_or_secret_never_verifies(link_id, ledger_id):
+    click = click_token(SECRET, link_id, ledger_id)
+    unsub = unsubscribe_token(SECRET, ledger_id)
+    assert read_token(SECRET, "u", click) is None
+    assert read_token(SECRET, "c", unsub) is None
+    assert read_token(b"another secret", "c", click) is None
+
+
+@given(st.text(max_size=80))
+def test_random_text_never_verifies(text):
+    assert read_token(SECRET, "c", text) is None
+    assert read_token(SECRET, "u", text) is None
+
+
+def test_urls_carry_no_address_and_test_recipient_is_zero():
+    url = click_url("https://equip.example.org/", SECRET, 3, 41)
+    assert url.startswith("https://equip.example.org/c/") and "@" not in url
+    assert "@" not in unsubscribe_url("https://equip.example.org", SECRET, 41)
+    assert read_token(SECRET, "c", url.rsplit("/", 1)[1]).ledger_id == 41
+    assert TEST_RECIPIENT == 0 and SIG_BYTES >= 12

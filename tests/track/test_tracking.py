@@ -1,0 +1,453 @@
+"""The tracking service over real HTTP: uvicorn on a free loopback port, driven with httpx.
+
+Clicks redirect only to URLs in the campaign's registry and are recorded once; machine
+clicks are flagged; bad, forged and cross-campaign tokens get a 404 page and no Location;
+unsubscribe needs a POST and is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from equip_mailer import store
+from equip_mailer.send.links import click_token, unsubscribe_token
+from equip_mailer.track.service import create_app, flush_clicks
+from support.service import running_app
+from support.tracking_data import REPO, rows as stored_rows, seed_campaign
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0.0.0 Safari/537.36")
+ANN = "ann.example@example.org"
+BOB = "bob.example@example.org"
+
+
+def rows(engine, *args, **kw):
+    """Stored rows, once every click redirected so far is written (the service writes
+    clicks just after their redirect; see tracking.ClickWriter)."""
+    assert flush_clicks()
+    return stored_rows(engine, *args, **kw)
+
+
+@pytest.fixture
+def engine(settings):
+    engine = store.open_store(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def campaign(engine, settings):
+    return seed_campaign(engine, settings.require_link_secret())
+
+
+@pytest.fixture
+def service(settings, engine):
+    """(base_url, client) of the real app; the client never follows redirects."""
+    with running_app(create_app(settings, engine)) as base_url:
+        with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10,
+                          headers={"User-Agent": CHROME}) as client:
+            yield base_url, client
+
+
+def clicks(engine):
+    return rows(engine, store.events, store.events.c.event == "click")
+
+
+def test_click_redirects_to_registered_url_with_utm_and_is_recorded_once(service, campaign, engine):
+    _, client = service
+    response = client.get(campaign.click_path("basics@2019-06-27", ANN))
+    assert response.status_code == 302
+    target = campaign.urls["basics@2019-06-27"]
+    assert response.headers["location"] == target
+    assert "utm_medium=email" in target and "utm_content=basics@2019-06-27" in target
+    recorded = clicks(engine)
+    assert len(recorded) == 1
+    click = recorded[0]
+    assert (click.link_id, click.ledger_id, click.segment, click.campaign_id) == (
+        campaign.link_ids["basics@2019-06-27"], campaign.recipients[ANN], "beginner", campaign.id)
+    assert click.send_id == campaign.send_id
+    assert (click.source, click.method, click.user_agent, click.url) == ("tracker", "GET", CHROME, target)
+    assert click.machine is False and click.machine_reason is None
+    # The IP is stored only as a keyed, truncated hash.
+    assert click.ip_hash and len(click.ip_hash) == 16 and "127.0.0.1" not in click.ip_hash
+    print(f"click: 302 -> {target}; recorded {len(recorded)} event, machine={click.machine}")
+
+
+def test_every_click_is_its_own_event(service, campaign, engine):
+    _, client = service
+    for _ in range(3):   # the same link again and again: a person, not a scanner's burst
+        assert client.get(campaign.click_path("about", BOB)).status_code == 302
+    assert client.get(campaign.click_path("measurement", ANN)).status_code == 302
+    recorded = clicks(engine)
+    assert len(recorded) == 4
+    assert len({r.dedupe_key for r in recorded}) == 4
+    assert len({r.ledger_id for r in recorded}) == 2      # reports count unique clickers
+    assert not any(r.machine for r in recorded)
+
+
+def test_head_request_is_recorded_as_machine_click_and_redirected(service, campaign, engine):
+    _, client = service
+    response = client.head(campaign.click_path("measurement", ANN))
+    assert response.status_code == 302
+    assert response.headers["location"] == campaign.urls["measurement"]
+    (click,) = clicks(engine)
+    assert (click.method, click.machine, click.machine_reason) == ("HEAD", True, "head")
+
+
+@pytest.mark.parametrize("user_agent,reason", [
+    ("", "ua:empty"),
+    ("Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0)", "ua:microsoft-safelinks"),
+    ("Mimecast URL Protect", "ua:mimecast"),
+    ("Mozilla/5.0 (X11; Linux x86_64) Barracuda Sentinel", "ua:barracuda"),
+    ("python-requests/2.31.0", "ua:http-client"),
+    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "ua:slack-preview"),
+])
+def test_scanner_user_agents_are_flagged_not_dropped(service, campaign, engine, user_agent, reason):
+    _, client = service
+    response = client.get(campaign.click_path("about", ANN), headers={"User-Agent": user_agent})
+    assert response.status_code == 302
+    (click,) = clicks(engine)
+    assert (click.machine, click.machine_reason) == (True, reason)
+
+
+def test_click_within_seconds_of_sending_is_machine(settings, engine):
+    campaign = seed_campaign(engine, settings.require_link_secret(), campaign_id="just-sent",
+                             sent_at=store.utcnow())
+    with running_app(create_app(settings, engine)) as base:
+        response = httpx.get(base + campaign.click_path("about", ANN), headers={"User-Agent": CHROME})
+    assert response.status_code == 302
+    (click,) = clicks(engine)
+    assert (click.machine, click.machine_reason) == (True, "after-delivery")
+
+
+def test_one_recipient_clicking_every_link_at_once_is_flagged(service, campaign, engine):
+    _, client = service
+    for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
+        assert client.get(campaign.click_path(key, ANN)).status_code == 302
+    assert client.get(campaign.click_path("about", BOB)).status_code == 302   # someone else
+    by_person = {}
+    for r in clicks(engine):
+        by_person.setdefault(r.ledger_id, []).append((r.machine, r.machine_reason))
+    assert by_person[campaign.recipients[ANN]] == [(True, "burst")] * 3
+    assert by_person[campaign.recipients[BOB]] == [(False, None)]
+
+
+def test_test_recipient_redirects_without_recording(service, campaign, engine, settings):
+    _, client = service
+    token = click_token(settings.require_link_secret(), campaign.link_ids["about"], 0)
+    response = client.get(f"/c/{token}")
+    assert response.status_code == 302
+    assert response.headers["location"] == campaign.urls["about"]
+    assert rows(engine) == []
+
+
+def _assert_no_way_out(response, campaign):
+    location = response.headers.get("location")
+    assert location is None or location in campaign.urls.values(), location
+
+
+def test_bad_tokens_are_a_plain_404_page(service, campaign, engine, settings):
+    _, client = service
+    secret = settings.require_link_secret()
+    good = click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN])
+    flipped = good[:5] + ("A" if good[5] != "A" else "B") + good[6:]
+    bad = {
+        "tampered": flipped,
+        "truncated": good[:-3],
+        "extended": good + "AA",
+        "random": "q7Zr0xY2mN8vLk3PwS1tUe",
+        "other secret": click_token(b"someone-else's-secret", campaign.link_ids["about"],
+                                    campaign.recipients[ANN]),
+        "unsubscribe token": unsubscribe_token(secret, campaign.recipients[ANN]),
+        "unknown link": click_token(secret, 999_999, campaign.recipients[ANN]),
+        "unknown recipient": click_token(secret, campaign.link_ids["about"], 999_999),
+        "not base64": "%00%ff..",
+    }
+    for name, token in bad.items():
+        response = client.get(f"/c/{token}")
+        assert response.status_code == 404, name
+        assert "location" not in response.headers, name
+        assert response.headers["content-type"].startswith("text/html")
+        assert "this link is not valid" in response.text
+    assert rows(engine) == []
+    print(f"bad tokens: {len(bad)} kinds -> 404, 0 redirects, 0 events")
+
+
+def test_cross_campaign_token_is_404(service, settings, engine):
+    _, client = service
+    secret = settings.require_link_secret()
+    first = seed_campaign(engine, secret, campaign_id="2019-04-equip", emails=(ANN,))
+    second = seed_campaign(engine, secret, campaign_id="2019-07-equip", emails=(BOB,),
+                           links={"other": "https://equip.example.org/other"})
+    # A genuine signature, but Bob's ledger row belongs to another campaign than the link.
+    response = client.get(f"/c/{click_token(secret, first.link_ids['about'], second.recipients[BOB])}")
+    assert response.status_code == 404 and "location" not in response.headers
+    response = client.get(f"/c/{click_token(secret, second.link_ids['other'], first.recipients[ANN])}")
+    assert response.status_code == 404 and "location" not in response.headers
+    assert rows(engine) == []
+
+
+def test_open_redirect_tricks_never_leave_the_registry(service, campaign, engine):
+    base, client = service
+    good = campaign.click_path("about", ANN)
+    tricks = [
+        f"{good}?url=https://evil.example",
+        f"{good}?next=//evil.example&redirect=https%3A%2F%2Fevil.example",
+        f"{good}/https://evil.example",
+        f"{good}%2F%2Fevil.example",
+        f"{good}/",
+        "//evil.example",
+        "//evil.example/c/x",
+        "/c//evil.example",
+        "/c/%2F%2Fevil.example",
+        "/c/%5C%5Cevil.example",
+        "/c/https:%2F%2Fevil.example",
+        "/c/..%2F..%2Fevil.example",
+        "/c/" + "A" * 5000,
+        "/%2F%2Fevil.example",
+        "/c/\\\\evil.example",
+    ]
+    seen = {}
+    for path in tricks:
+        response = client.get(path)
+        _assert_no_way_out(response, campaign)
+        seen[path[:40]] = response.status_code
+    # Only the good token with extra query parameters redirects, and only to the registry.
+    assert seen[f"{good}?url=https://evil.example"[:40]] == 302
+    redirected = [p for p, s in seen.items() if s == 302]
+    assert all(p.startswith(good[:40]) for p in redirected)
+    # An absolute-form request target naming another host changes nothing either.
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"GET http://evil.example{good} HTTP/1.1\r\nHost: evil.example\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    for line in head.splitlines():
+        if line.startswith("location:"):
+            assert line.split(":", 1)[1].strip() in {u.lower() for u in campaign.urls.values()}
+    # The query-string click was real and recorded once per redirect; nothing else was.
+    assert len(clicks(engine)) == sum(1 for s in seen.values() if s == 302) + (1 if b" 302 " in raw[:20] else 0)
+    print(f"open-redirect tricks: {len(tricks) + 1} requests, redirects only to registered URLs "
+          f"({len(redirected)} + absolute-form)")
+
+
+def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign, engine):
+    _, client = service
+    response = client.get(campaign.unsubscribe_path(ANN))
+    assert response.status_code == 200
+    page = response.text
+    assert page.count("<button") == 1 and '<form method="post">' in page
+    assert 'lang="en"' in page and "<h1>" in page
+    assert ANN not in page and "a***@e***.org" in page          # masked, even to the reader
+    assert rows(engine, store.suppressions) == []
+    assert rows(engine) == []
+    assert client.head(campaign.unsubscribe_path(ANN)).status_code == 200
+    assert rows(engine, store.suppressions) == []
+
+
+def test_one_click_unsubscribe_suppresses_once(service, campaign, engine, caplog):
+    caplog.set_level(logging.INFO, logger="equip_mailer")
+    _, client = service
+    path = campaign.unsubscribe_path(ANN)
+    for attempt in range(2):   # RFC 8058 one-click, then the same again
+        response = client.post(path, content=b"List-Unsubscribe=One-Click",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 200, attempt
+        assert "You are unsubscribed" in response.text
+    suppressed = rows(engine, store.suppressions)
+    assert [(s.email_key, s.reason, s.campaign_id) for s in suppressed] == [
+        (ANN, "unsubscribe", campaign.id)]
+    unsubs = rows(engine, store.events, store.events.c.event == "unsubscribe")
+    assert len(unsubs) == 1 and unsubs[0].ledger_id == campaign.recipients[ANN]
+    # The page now says so, and the log never held the address.
+    assert "already off our mailing list" in client.get(path).text
+    assert ANN not in caplog.text and "a***@e***.org" in caplog.text
+
+
+def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, settings):
+    _, client = service
+    response = client.post(campaign.unsubscribe_path(BOB), data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
+    secret = settings.require_link_secret()
+    good = unsubscribe_token(secret, campaign.recipients[ANN])
+    for token in (good[:-2], good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
+                  click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN])):
+        assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
+        assert client.get(f"/u/{token}").status_code == 404
+    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200   # preview link
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
+
+
+def test_healthz_and_unknown_paths(service):
+    _, client = service
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["db"] == "ok"
+    assert response.json()["schema_version"] == store.SCHEMA_VERSION
+    missing = client.get("/nothing-here")
+    assert missing.status_code == 404 and "this link is not valid" in missing.text
+
+
+def test_click_is_still_redirected_when_the_store_cannot_record(settings, engine, campaign):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE events"))
+    with running_app(create_app(settings, engine)) as base:
+        response = httpx.get(base + campaign.click_path("about", ANN), follow_redirects=False)
+    assert response.status_code == 302 and response.headers["location"] == campaign.urls["about"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_command_runs_the_service(tmp_path, isolated_env):
+    from click.testing import CliRunner
+
+    from equip_mailer.cli import main
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "Example" in help_text and "--port" in help_text and "--host" in help_text
+
+    port = _free_port()
+    env = {**os.environ, "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+           "EQUIP_LINK_SECRET": "serve-test-secret", "XDG_CONFIG_HOME": str(isolated_env / ".config")}
+    proc = subprocess.Popen([sys.executable, "-c", "from equip_mailer.cli import main; main()",
+                             "serve", "--port", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"serve did not start: {proc.stdout.read()}")
+                time.sleep(0.1)
+        assert response.status_code == 200 and response.json()["db"] == "ok"
+        # Without a webhook key the webhook refuses, and says how to fix it.
+        assert httpx.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=b"[]").status_code == 403
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0]
+    assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in output
+    assert (tmp_path / "serve.db").exists()
+
+
+def test_concurrent_clicks_are_all_recorded(settings, engine):
+    """20 readers clicking at once against SQLite: every click redirects and is stored once."""
+    import concurrent.futures
+
+    people = tuple(f"staff{i:03d}@example.org" for i in range(100))
+    campaign = seed_campaign(engine, settings.require_link_secret(), campaign_id="busy", emails=people)
+    keys = list(campaign.link_ids)
+    paths = [campaign.click_path(keys[i % len(keys)], people[i % len(people)]) for i in range(500)]
+
+    def run(part: int) -> list[int]:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=60,
+                          headers={"User-Agent": CHROME}) as c:
+            return [c.get(p).status_code for p in paths[part::20]]
+
+    with running_app(create_app(settings, engine)) as base:
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            statuses = [s for part in pool.map(run, range(20)) for s in part]
+        seconds = time.monotonic() - started
+    recorded = clicks(engine)
+    print(f"concurrent clicks: {len(statuses)} clicks by 20 clients in {seconds:.1f} s "
+          f"({len(statuses) / seconds:.0f}/s); recorded {len(recorded)}, "
+          f"flagged machine {sum(r.machine for r in recorded)}")
+    assert statuses == [302] * 500
+    assert len(recorded) == 500 and len({r.dedupe_key for r in recorded}) == 500
+
+
+def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE suppressions"))
+    with running_app(create_app(settings, engine)) as base:
+        page = httpx.get(base + campaign.unsubscribe_path(ANN))
+        done = httpx.post(base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click")
+    assert page.status_code == 503 and "try the link again" in page.text
+    assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
+
+
+def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(settings, engine, campaign):
+    """Clicks are written just after their redirect, by one writer thread: readers see them
+    within a bounded time without asking, and stopping the service writes what is queued."""
+    with running_app(create_app(settings, engine)) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            assert c.get(campaign.click_path("about", ANN)).status_code == 302
+            deadline = time.monotonic() + 5
+            while not stored_rows(engine, store.events) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(stored_rows(engine, store.events)) == 1
+            for key in ("basics@2019-06-27", "measurement"):
+                assert c.get(campaign.click_path(key, BOB)).status_code == 302
+    # no flush: the lifespan shutdown wrote them
+    assert len(stored_rows(engine, store.events, store.events.c.event == "click")) == 3
+
+
+def test_a_changed_link_url_is_followed_once_the_cache_entry_expires(settings, engine, campaign, monkeypatch):
+    from equip_mailer.track.service import Lookups
+    monkeypatch.setattr(Lookups, "LINK_TTL", 0.2)
+    with running_app(create_app(settings, engine)) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            path = campaign.click_path("about", ANN)
+            assert c.get(path).headers["location"] == campaign.urls["about"]
+            with engine.begin() as conn:
+                conn.execute(store.links.update().where(store.links.c.id == campaign.link_ids["about"])
+                             .values(url="https://equip.example.org/about-us?utm_medium=email"))
+            time.sleep(0.3)
+            assert c.get(path).headers["location"] == "https://equip.example.org/about-us?utm_medium=email"
+    recorded = rows(engine, store.events, store.events.c.event == "click")
+    assert [r.url for r in recorded] == [campaign.urls["about"],
+                                         "https://equip.example.org/about-us?utm_medium=email"]
+
+
+def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign):
+    """The writer stores several clicks per transaction; a scanner's burst that lands in one
+    batch is flagged like one spread over several."""
+    app = create_app(settings, engine)
+    with running_app(app) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            app.state.clicks.GATHER = 0.5          # this writer: gather everything below into one batch
+            for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
+                assert c.get(campaign.click_path(key, ANN)).status_code == 302
+    assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [(True, "burst")] * 3
+
+
+def test_click_path_on_both_backends(db_url, settings):
+    """Lookup (inline on SQLite, threadpool on PostgreSQL), batched writer and machine pass."""
+    from equip_mailer.config import Settings
+    cfg = Settings(database_url=db_url, link_secret=settings.link_secret, public_url=settings.public_url)
+    engine = store.open_store(db_url)
+    try:
+        campaign = seed_campaign(engine, cfg.require_link_secret())
+        with running_app(create_app(cfg, engine)) as base:
+            with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+                for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
+                    assert c.get(campaign.click_path(key, ANN)).status_code == 302
+                response = c.get(campaign.click_path("about", BOB))
+                assert response.headers["location"] == campaign.urls["about"]
+                token = click_token(cfg.require_link_secret(), campaign.link_ids["about"], 0)
+                assert c.get(f"/c/{token}").status_code == 302           # test recipient: not recorded
+        recorded = stored_rows(engine, store.events)                      # shutdown wrote them
+        flags = sorted((r.ledger_id, r.machine, r.machine_reason) for r in recorded)
+        assert flags == sorted([(campaign.recipients[ANN], True, "burst")] * 3
+                               + [(campaign.recipients[BOB], False, None)])
+    finally:
+        engine.dispose()
