@@ -63,14 +63,34 @@ CAMPAIGN_ID = "bench-newsletter"
 RESULT_PREFIX = "BENCH-RESULT "
 
 SIZES = {
-    "full": dict(render_runs=30, naive_recipients=500, send_recipients=100_000,
-                 webhook_posts=50, webhook_recipients=5_000, redirect_requests=20_000,
-                 redirect_warmup=500, redirect_concurrency=4, redirect_seconds=60,
-                 redirect_recipients=2_000, report_events=1_000_000, report_recipients=100_000),
-    "smoke": dict(render_runs=3, naive_recipients=10, send_recipients=2_000,
-                  webhook_posts=2, webhook_recipients=200, redirect_requests=500,
-                  redirect_warmup=50, redirect_concurrency=4, redirect_seconds=20,
-                  redirect_recipients=100, report_events=20_000, report_recipients=2_000),
+    "full": dict(
+        render_runs=30,
+        naive_recipients=500,
+        send_recipients=100_000,
+        webhook_posts=50,
+        webhook_recipients=5_000,
+        redirect_requests=20_000,
+        redirect_warmup=500,
+        redirect_concurrency=4,
+        redirect_seconds=60,
+        redirect_recipients=2_000,
+        report_events=1_000_000,
+        report_recipients=100_000,
+    ),
+    "smoke": dict(
+        render_runs=3,
+        naive_recipients=10,
+        send_recipients=2_000,
+        webhook_posts=2,
+        webhook_recipients=200,
+        redirect_requests=500,
+        redirect_warmup=50,
+        redirect_concurrency=4,
+        redirect_seconds=20,
+        redirect_recipients=100,
+        report_events=20_000,
+        report_recipients=2_000,
+    ),
 }
 BENCHES = ("render", "send", "webhook", "redirect", "report")
 
@@ -91,6 +111,7 @@ TARGETS = [
 # ---------------------------------------------------------------------------------------
 # Small helpers
 
+
 def peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM), in MB."""
     try:
@@ -100,7 +121,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def current_rss_mb() -> float:
@@ -141,23 +162,37 @@ def emit(result: dict) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def run_child(name: str, work: Path, size: str, extra: dict | None = None,
-              timeout: float = 900) -> dict:
+def run_child(
+    name: str, work: Path, size: str, extra: dict | None = None, timeout: float = 900
+) -> dict:
     """Run ``--child name`` in a fresh interpreter; return the JSON it emitted."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--work", str(work),
-           "--size", size, "--params", json.dumps(extra or {})]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        name,
+        "--work",
+        str(work),
+        "--size",
+        size,
+        "--params",
+        json.dumps(extra or {}),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(work))
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             if proc.returncode != 0:
                 break
-            return json.loads(line[len(RESULT_PREFIX):])
-    raise RuntimeError(f"benchmark child {name!r} failed (exit {proc.returncode}):\n"
-                       f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise RuntimeError(
+        f"benchmark child {name!r} failed (exit {proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Synthetic project: the demo spec's content, synthetic lists, a copy of the templates
+
 
 def write_project(root: Path, n_recipients: int, campaign_id: str = CAMPAIGN_ID) -> Path:
     """A project folder (campaigns/, lists/, templates/) whose spec is the demo's content
@@ -178,8 +213,10 @@ def write_project(root: Path, n_recipients: int, campaign_id: str = CAMPAIGN_ID)
     synthetic.write_csv(root / "lists" / "citizens.csv", citizens)
     text = DEMO_SPEC.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^id: .*$", f"id: {campaign_id}", text, count=1)
-    lists = ("lists:\n  files:\n    - lists/staff.csv\n    - lists/citizens.csv\n"
-             "  suppressions: null\n  max_reject_share: 0.05\n")
+    lists = (
+        "lists:\n  files:\n    - lists/staff.csv\n    - lists/citizens.csv\n"
+        "  suppressions: null\n  max_reject_share: 0.05\n"
+    )
     text, n = re.subn(r"(?m)^lists:\n(?:[ \t]+.*\n)+", lists, text, count=1)
     if n != 1:
         raise RuntimeError(f"could not find the lists block in {DEMO_SPEC}")
@@ -204,24 +241,26 @@ ROLE_SEGMENTS = """  - id: citizens
 
 def bench_settings(**kw):
     from equip_mailer.config import Settings
+
     return Settings(link_secret=LINK_SECRET, public_url="http://127.0.0.1:8025", **kw)
 
 
 # ---------------------------------------------------------------------------------------
 # 1. render (child)
 
+
 def child_render(work: Path, sizes: dict, params: dict) -> dict:
     import css_inline
 
-    from equip_mailer.compose import render as R
     from equip_mailer import synthetic
+    from equip_mailer.compose import render as R
     from equip_mailer.compose.audience import Recipient
     from equip_mailer.compose.spec import load_campaign
 
     campaign = load_campaign(DEMO_SPEC, allow_past=True)
     segments = [s.id for s in campaign.segments]
     t = time.perf_counter()
-    R.render_campaign(campaign)                       # first call: templates compiled
+    R.render_campaign(campaign)  # first call: templates compiled
     first_call_ms = (time.perf_counter() - t) * 1000
 
     runs = sizes["render_runs"]
@@ -239,8 +278,10 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
         all_segments.append(time.perf_counter() - t)
 
     # premailer (what render uses) against css-inline, on the same compiled HTML.
-    inline_re = re.compile(r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>",
-                           re.IGNORECASE | re.DOTALL)
+    inline_re = re.compile(
+        r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>",
+        re.IGNORECASE | re.DOTALL,
+    )
     source = R.render_mjml(campaign, segments[0])
     compiled = R.compile_mjml(source)
     blocks = [m.group(1) for m in inline_re.finditer(source)]
@@ -262,17 +303,28 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
     people = synthetic.people(n, kind="staff", seed=11)
     secret = LINK_SECRET.encode()
     from equip_mailer.send.links import click_url_maker, unsubscribe_url
+
     t0 = time.perf_counter()
     for i, p in enumerate(people, 1):
-        recipient = Recipient(email=p["email"], first_name=p["first_name"], last_name=p["last_name"],
-                              practice=p["practice"], role=p["role"], qi_level=p["qi_level"],
-                              source=f"naive:{i}")
+        recipient = Recipient(
+            email=p["email"],
+            first_name=p["first_name"],
+            last_name=p["last_name"],
+            practice=p["practice"],
+            role=p["role"],
+            qi_level=p["qi_level"],
+            source=f"naive:{i}",
+        )
         seg = campaign.segment_for_level(p["qi_level"]).id
         rendered = R.render_campaign(campaign, segments=[seg])[seg]
-        urls = click_url_maker("http://127.0.0.1:8025", secret,
-                               {link.key: k for k, link in enumerate(rendered.links, 1)})(i)
-        values = R.recipient_values(rendered, recipient, urls,
-                                    unsubscribe_url("http://127.0.0.1:8025", secret, i))
+        urls = click_url_maker(
+            "http://127.0.0.1:8025",
+            secret,
+            {link.key: k for k, link in enumerate(rendered.links, 1)},
+        )(i)
+        values = R.recipient_values(
+            rendered, recipient, urls, unsubscribe_url("http://127.0.0.1:8025", secret, i)
+        )
         R.personalise(rendered, values)
     naive_s = time.perf_counter() - t0
 
@@ -297,25 +349,30 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 # 2. send (child; the fake SendGrid server runs in the parent)
 
+
 def child_send(work: Path, sizes: dict, params: dict) -> dict:
     from equip_mailer.compose.audience import load_audience
+    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.send.delivery import SendGridBackend, campaign_mail
     from equip_mailer.send.dispatch import SendOptions, ensure_schedule, register_campaign, run_send
     from equip_mailer.send.ledger import Ledger
-    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.store import open_store, suppressed_keys
 
     rss_imports = current_rss_mb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    params["cpu_at_start"] = usage.ru_utime + usage.ru_stime      # imports are not the send's
+    params["cpu_at_start"] = usage.ru_utime + usage.ru_stime  # imports are not the send's
     started = time.perf_counter()
     spec = load_campaign(params["spec"], allow_past=True)
-    cfg = bench_settings(sendgrid_api_key=API_KEY, sendgrid_api_host=params["sendgrid_url"],
-                         database_url=f"sqlite:///{params['db']}")
+    cfg = bench_settings(
+        sendgrid_api_key=API_KEY,
+        sendgrid_api_host=params["sendgrid_url"],
+        database_url=f"sqlite:///{params['db']}",
+    )
     engine = open_store(cfg.database_url)
     mail = campaign_mail(spec)
-    backend = SendGridBackend(cfg.sendgrid_api_key, mail, host=cfg.sendgrid_api_host,
-                              timeout=cfg.sendgrid_timeout)
+    backend = SendGridBackend(
+        cfg.sendgrid_api_key, mail, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+    )
     register_campaign(engine, spec)
     with engine.connect() as conn:
         keys = suppressed_keys(conn)
@@ -338,13 +395,19 @@ def child_send(work: Path, sizes: dict, params: dict) -> dict:
     return {
         "recipients": sum(len(v) for v in audience.by_segment.values()),
         "segments": {k: len(v) for k, v in audience.by_segment.items()},
-        "sent": report.sent, "failed": report.failed, "uncertain": report.uncertain,
-        "batches": report.batches, "ledger_sent": counts.get("sent", 0),
-        "lists_s": lists_s, "sync_s": sync_s, "loop_s": report.seconds,
+        "sent": report.sent,
+        "failed": report.failed,
+        "uncertain": report.uncertain,
+        "batches": report.batches,
+        "ledger_sent": counts.get("sent", 0),
+        "lists_s": lists_s,
+        "sync_s": sync_s,
+        "loop_s": report.seconds,
         "wall_s": wall_s,
         "cpu_s": usage.ru_utime + usage.ru_stime - params.get("cpu_at_start", 0.0),
         "rss_after_imports_mb": rss_imports,
-        "peak_rss_after_lists_mb": rss_lists, "peak_rss_after_sync_mb": rss_sync,
+        "peak_rss_after_lists_mb": rss_lists,
+        "peak_rss_after_sync_mb": rss_sync,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -360,11 +423,17 @@ def bench_send(work: Path, size: str, sizes: dict, naive_ms: float | None) -> di
     url, server = start_server(API_KEY)
     try:
         before = resource.getrusage(resource.RUSAGE_SELF)
-        res = run_child("send", project, size, {"spec": str(spec), "sendgrid_url": url,
-                                                "db": str(work / "send.db")})
+        res = run_child(
+            "send",
+            project,
+            size,
+            {"spec": str(spec), "sendgrid_url": url, "db": str(work / "send.db")},
+        )
         after = resource.getrusage(resource.RUSAGE_SELF)
         # This process only waits on the child meanwhile: its CPU is the fake server's.
-        res["fake_server_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        res["fake_server_cpu_s"] = (after.ru_utime + after.ru_stime) - (
+            before.ru_utime + before.ru_stime
+        )
         emails = server.emails()
         requests = server.requests
     finally:
@@ -372,8 +441,13 @@ def bench_send(work: Path, size: str, sizes: dict, naive_ms: float | None) -> di
     res["server_requests"] = requests
     res["server_accepted"] = sum(emails.values())
     res["server_distinct"] = len(emails)
-    res["exactly_once"] = (res["server_accepted"] == res["server_distinct"] == res["sent"]
-                           == res["recipients"] == res["ledger_sent"])
+    res["exactly_once"] = (
+        res["server_accepted"]
+        == res["server_distinct"]
+        == res["sent"]
+        == res["recipients"]
+        == res["ledger_sent"]
+    )
     res["recipients_per_s"] = res["sent"] / res["wall_s"] if res["wall_s"] else 0.0
     res["setup_s"] = setup_s
     # Measured at this size; the target is for 100,000 (same figure in the full run).
@@ -387,6 +461,7 @@ def bench_send(work: Path, size: str, sizes: dict, naive_ms: float | None) -> di
 
 # ---------------------------------------------------------------------------------------
 # Tracking service: seed a store, run `equip-mailer serve`
+
 
 def load_signer():
     """The shared SendGrid signer, by path; a local equivalent when it is absent."""
@@ -403,14 +478,20 @@ def load_signer():
     from cryptography.hazmat.primitives.asymmetric import ec
 
     def public_key_b64(key):
-        return base64.b64encode(key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+        return base64.b64encode(
+            key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode()
 
     def headers_for(key, body, timestamp=None):
         ts = str(int(time.time()) if timestamp is None else timestamp)
         sig = base64.b64encode(key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
-        return {"X-Twilio-Email-Event-Webhook-Signature": sig,
-                "X-Twilio-Email-Event-Webhook-Timestamp": ts}
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": sig,
+            "X-Twilio-Email-Event-Webhook-Timestamp": ts,
+        }
+
     return types.SimpleNamespace(public_key_b64=public_key_b64, headers_for=headers_for)
 
 
@@ -424,9 +505,16 @@ def seed_tracking_store(db: Path, n_recipients: int) -> dict:
 
     engine = store.open_store(f"sqlite:///{db}")
     now = store.utcnow()
-    specs = [LinkSpec(key=f"course-{i}", url=f"https://equip.example.org/courses/{i}"
-                      "?utm_source=equip-newsletter&utm_medium=email", label=f"Course {i}",
-                      course_id=f"course-{i}") for i in range(1, 6)]
+    specs = [
+        LinkSpec(
+            key=f"course-{i}",
+            url=f"https://equip.example.org/courses/{i}"
+            "?utm_source=equip-newsletter&utm_medium=email",
+            label=f"Course {i}",
+            course_id=f"course-{i}",
+        )
+        for i in range(1, 6)
+    ]
     segments = ("getting-started", "ready-for-action", "project-leads")
     with engine.begin() as conn:
         store.ensure_campaign(conn, CAMPAIGN_ID, "EQUIP courses")
@@ -434,22 +522,57 @@ def seed_tracking_store(db: Path, n_recipients: int) -> dict:
         batch_rows, send_ids = [], []
         for b in range((n_recipients + 999) // 1000):
             send_ids.append(uuid.uuid4().hex)
-            batch_rows.append({"campaign_id": CAMPAIGN_ID, "segment": segments[b % 3],
-                               "send_id": send_ids[-1], "backend": "sendgrid", "state": "sent",
-                               "size": 1000, "attempts": 1, "created_at": now, "finished_at": now})
+            batch_rows.append(
+                {
+                    "campaign_id": CAMPAIGN_ID,
+                    "segment": segments[b % 3],
+                    "send_id": send_ids[-1],
+                    "backend": "sendgrid",
+                    "state": "sent",
+                    "size": 1000,
+                    "attempts": 1,
+                    "created_at": now,
+                    "finished_at": now,
+                }
+            )
         conn.execute(store.batches.insert(), batch_rows)
-        batch_ids = [r[0] for r in conn.execute(sa.select(store.batches.c.id).order_by(store.batches.c.id))]
-        conn.execute(store.ledger.insert(), [{
-            "campaign_id": CAMPAIGN_ID, "email": f"reader{i}@nhs.example",
-            "email_key": f"reader{i}@nhs.example", "first_name": "Reader", "last_name": str(i),
-            "practice": "Example Surgery", "role": "GP", "qi_level": "none",
-            "segment": segments[(i // 1000) % 3], "state": "sent",
-            "batch_id": batch_ids[i // 1000], "attempts": 1, "created_at": now, "updated_at": now,
-            "sent_at": now} for i in range(n_recipients)])
-        ledger_ids = [r[0] for r in conn.execute(sa.select(store.ledger.c.id).order_by(store.ledger.c.id))]
+        batch_ids = [
+            r[0] for r in conn.execute(sa.select(store.batches.c.id).order_by(store.batches.c.id))
+        ]
+        conn.execute(
+            store.ledger.insert(),
+            [
+                {
+                    "campaign_id": CAMPAIGN_ID,
+                    "email": f"reader{i}@nhs.example",
+                    "email_key": f"reader{i}@nhs.example",
+                    "first_name": "Reader",
+                    "last_name": str(i),
+                    "practice": "Example Surgery",
+                    "role": "GP",
+                    "qi_level": "none",
+                    "segment": segments[(i // 1000) % 3],
+                    "state": "sent",
+                    "batch_id": batch_ids[i // 1000],
+                    "attempts": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "sent_at": now,
+                }
+                for i in range(n_recipients)
+            ],
+        )
+        ledger_ids = [
+            r[0] for r in conn.execute(sa.select(store.ledger.c.id).order_by(store.ledger.c.id))
+        ]
     engine.dispose()
-    return {"link_ids": list(link_ids.values()), "ledger_ids": ledger_ids, "send_ids": send_ids,
-            "segments": segments, "urls": [s.url for s in specs]}
+    return {
+        "link_ids": list(link_ids.values()),
+        "ledger_ids": ledger_ids,
+        "send_ids": send_ids,
+        "segments": segments,
+        "urls": [s.url for s in specs],
+    }
 
 
 class Service:
@@ -458,23 +581,44 @@ class Service:
     def __init__(self, work: Path, db: Path, public_key: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, EQUIP_DATABASE_URL=f"sqlite:///{db}", EQUIP_LINK_SECRET=LINK_SECRET,
-                   SENDGRID_WEBHOOK_PUBLIC_KEY=public_key, EQUIP_PUBLIC_URL=self.url,
-                   EQUIP_CONFIG=str(work / "no-config.toml"), XDG_CONFIG_HOME=str(work / "config"))
+        env = dict(
+            os.environ,
+            EQUIP_DATABASE_URL=f"sqlite:///{db}",
+            EQUIP_LINK_SECRET=LINK_SECRET,
+            SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
+            EQUIP_PUBLIC_URL=self.url,
+            EQUIP_CONFIG=str(work / "no-config.toml"),
+            XDG_CONFIG_HOME=str(work / "config"),
+        )
         env.pop("SENDGRID_API_KEY", None)
         self.log = open(work / f"serve-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from equip_mailer.cli import main; main()", "serve",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=str(work), env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-c",
+                "from equip_mailer.cli import main; main()",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=str(work),
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait()
 
     def _wait(self, timeout: float = 30) -> None:
         import httpx
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"equip-mailer serve exited ({self.proc.returncode}); see {self.log.name}")
+                raise RuntimeError(
+                    f"equip-mailer serve exited ({self.proc.returncode}); see {self.log.name}"
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
@@ -512,8 +656,10 @@ class Service:
 # ---------------------------------------------------------------------------------------
 # 3. webhook
 
-UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/120.0.0.0 Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 
 
 def webhook_events(seed: dict, n_events: int) -> list[dict]:
@@ -530,29 +676,52 @@ def webhook_events(seed: dict, n_events: int) -> list[dict]:
         lid = ledger_ids[idx]
         msg = f"{uuid.UUID(int=rng.getrandbits(128)).hex[:11]}.dfd.{idx:06x}"
         email = f"reader{idx}@nhs.example"
-        args = {"campaign_id": CAMPAIGN_ID, "segment": seed["segments"][(idx // 1000) % 3],
-                "recipient": str(lid), "send_id": seed["send_ids"][idx // 1000]}
+        args = {
+            "campaign_id": CAMPAIGN_ID,
+            "segment": seed["segments"][(idx // 1000) % 3],
+            "recipient": str(lid),
+            "send_id": seed["send_ids"][idx // 1000],
+        }
         t = base + i % 3000
 
         def ev(name, dt_s, **extra):
-            return {"email": email, "timestamp": t + dt_s, "event": name,
-                    "smtp-id": f"<{msg}@ismtpd-555>", "sg_event_id": uuid.uuid4().hex,
-                    "sg_message_id": f"{msg}.filter0001.16648.5515E0B88.0",
-                    "category": ["equip-newsletter"], **args, **extra}
+            return {
+                "email": email,
+                "timestamp": t + dt_s,
+                "event": name,
+                "smtp-id": f"<{msg}@ismtpd-555>",
+                "sg_event_id": uuid.uuid4().hex,
+                "sg_message_id": f"{msg}.filter0001.16648.5515E0B88.0",
+                "category": ["equip-newsletter"],
+                **args,
+                **extra,
+            }
+
         roll = rng.random()
         group = [ev("processed", 0)]
         if roll < 0.008:
-            group.append(ev("bounce", 5, reason="550 5.1.1 unknown recipient", status="5.1.1",
-                            type="bounce"))
+            group.append(
+                ev("bounce", 5, reason="550 5.1.1 unknown recipient", status="5.1.1", type="bounce")
+            )
         elif roll < 0.01:
             group.append(ev("dropped", 5, reason="Bounced Address", status="5.0.0"))
         else:
             group.append(ev("delivered", 2, response="250 OK", ip="168.1.1.1", tls=1))
-            group += [ev("open", 100 + k, useragent=UA, ip="203.0.113.7", sg_machine_open=False)
-                      for k in range(rng.randint(0, 2))]
-            group += [ev("click", 300 + 60 * k, useragent=UA, ip="203.0.113.7",
-                         url=seed["urls"][k % len(seed["urls"])], url_offset={"index": k, "type": "html"})
-                      for k in range(rng.randint(0, 3))]
+            group += [
+                ev("open", 100 + k, useragent=UA, ip="203.0.113.7", sg_machine_open=False)
+                for k in range(rng.randint(0, 2))
+            ]
+            group += [
+                ev(
+                    "click",
+                    300 + 60 * k,
+                    useragent=UA,
+                    ip="203.0.113.7",
+                    url=seed["urls"][k % len(seed["urls"])],
+                    url_offset={"index": k, "type": "html"},
+                )
+                for k in range(rng.randint(0, 3))
+            ]
             if roll > 0.997:
                 group.append(ev("unsubscribe", 900))
         out += group
@@ -560,15 +729,19 @@ def webhook_events(seed: dict, n_events: int) -> list[dict]:
     return out[:n_events]
 
 
-def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: dict, db: Path) -> dict:
+def bench_webhook(
+    work: Path, service: Service, key, signer, seed: dict, sizes: dict, db: Path
+) -> dict:
     import httpx
 
     from equip_mailer.track.webhook import dedupe_key
 
     posts = sizes["webhook_posts"]
     events = webhook_events(seed, posts * 1000)
-    bodies = [json.dumps(events[i:i + 1000], separators=(",", ":")).encode()
-              for i in range(0, len(events), 1000)]
+    bodies = [
+        json.dumps(events[i : i + 1000], separators=(",", ":")).encode()
+        for i in range(0, len(events), 1000)
+    ]
     distinct = len({dedupe_key(e) for e in events})
     stored = duplicates = 0
     latencies = []
@@ -593,14 +766,21 @@ def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: 
             r = client.post("/webhooks/sendgrid", content=body, headers=headers)
             reposted += r.json()["stored"]
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT count(*), count(DISTINCT dedupe_key) FROM events "
-                            "WHERE source = 'webhook'").fetchone()
+        rows = conn.execute(
+            "SELECT count(*), count(DISTINCT dedupe_key) FROM events WHERE source = 'webhook'"
+        ).fetchone()
     return {
-        "posts": len(bodies), "events_posted": len(events), "distinct_events": distinct,
-        "stored_reported": stored, "duplicates_reported": duplicates,
-        "rows_in_store": rows[0], "distinct_rows": rows[1], "stored_on_repost": reposted,
+        "posts": len(bodies),
+        "events_posted": len(events),
+        "distinct_events": distinct,
+        "stored_reported": stored,
+        "duplicates_reported": duplicates,
+        "rows_in_store": rows[0],
+        "distinct_rows": rows[1],
+        "stored_on_repost": reposted,
         "exactly_once": rows[0] == rows[1] == distinct == stored and reposted == 0,
-        "seconds": seconds, "events_per_s": len(events) / seconds,
+        "seconds": seconds,
+        "events_per_s": len(events) / seconds,
         "service_cpu_s": cpu,
         "events_per_service_cpu_s": len(events) / cpu if cpu else None,
         "post_p50_ms": median_ms(latencies),
@@ -610,6 +790,7 @@ def bench_webhook(work: Path, service: Service, key, signer, seed: dict, sizes: 
 
 # ---------------------------------------------------------------------------------------
 # 4. redirect: a bounded asyncio load generator in its own process
+
 
 async def _load(host: str, port: int, paths: list[str], concurrency: int, seconds: float) -> dict:
     """Keep-alive HTTP/1.1 GETs over ``concurrency`` connections until every path was
@@ -626,8 +807,10 @@ async def _load(host: str, port: int, paths: list[str], concurrency: int, second
         try:
             while queue and time.perf_counter() < deadline:
                 path = queue.pop()
-                request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                           f"User-Agent: {UA}\r\nAccept: */*\r\n\r\n").encode()
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"User-Agent: {UA}\r\nAccept: */*\r\n\r\n"
+                ).encode()
                 t = time.perf_counter()
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -650,26 +833,35 @@ async def _load(host: str, port: int, paths: list[str], concurrency: int, second
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"seconds": time.perf_counter() - t0, "latencies": latencies, "statuses": statuses,
-            "errors": errors}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "latencies": latencies,
+        "statuses": statuses,
+        "errors": errors,
+    }
 
 
 def child_loadgen(work: Path, sizes: dict, params: dict) -> dict:
     paths = json.loads(Path(params["paths_file"]).read_text())
     host, port = "127.0.0.1", int(params["port"])
-    warm = asyncio.run(_load(host, port, paths[:params["warmup"]], params["concurrency"], 30))
+    warm = asyncio.run(_load(host, port, paths[: params["warmup"]], params["concurrency"], 30))
     cpu0 = time.process_time()
-    res = asyncio.run(_load(host, port, paths[params["warmup"]:], params["concurrency"],
-                            params["seconds"]))
+    res = asyncio.run(
+        _load(host, port, paths[params["warmup"] :], params["concurrency"], params["seconds"])
+    )
     cpu = time.process_time() - cpu0
     lat = sorted(res["latencies"])
     n = len(lat)
     return {
-        "requests": n, "warmup_requests": len(warm["latencies"]),
-        "concurrency": params["concurrency"], "seconds": res["seconds"],
+        "requests": n,
+        "warmup_requests": len(warm["latencies"]),
+        "concurrency": params["concurrency"],
+        "seconds": res["seconds"],
         "requests_per_s": n / res["seconds"] if res["seconds"] else 0.0,
-        "p50_ms": percentile(lat, 50) * 1000, "p90_ms": percentile(lat, 90) * 1000,
-        "p99_ms": percentile(lat, 99) * 1000, "max_ms": (lat[-1] * 1000) if lat else float("nan"),
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p90_ms": percentile(lat, 90) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000,
+        "max_ms": (lat[-1] * 1000) if lat else float("nan"),
         "statuses": {str(k): v for k, v in res["statuses"].items()},
         "errors": res["errors"] + warm["errors"],
         # the load generator shares the 2 cores with the service: its own CPU per request
@@ -679,23 +871,36 @@ def child_loadgen(work: Path, sizes: dict, params: dict) -> dict:
     }
 
 
-def bench_redirect(work: Path, service: Service, seed: dict, sizes: dict, size: str, db: Path) -> dict:
+def bench_redirect(
+    work: Path, service: Service, seed: dict, sizes: dict, size: str, db: Path
+) -> dict:
     from equip_mailer.send.links import click_token
 
     secret = LINK_SECRET.encode()
     n = sizes["redirect_requests"] + sizes["redirect_warmup"]
-    readers = seed["ledger_ids"][:sizes["redirect_recipients"]]
+    readers = seed["ledger_ids"][: sizes["redirect_recipients"]]
     rng = random.Random(4)
-    paths = [f"/c/{click_token(secret, rng.choice(seed['link_ids']), rng.choice(readers))}"
-             for _ in range(n)]
+    paths = [
+        f"/c/{click_token(secret, rng.choice(seed['link_ids']), rng.choice(readers))}"
+        for _ in range(n)
+    ]
     paths_file = work / "redirect-paths.json"
     paths_file.write_text(json.dumps(paths))
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT count(*) FROM events WHERE source = 'tracker'").fetchone()[0]
     cpu0 = service.cpu_seconds()
-    res = run_child("loadgen", work, size, {
-        "paths_file": str(paths_file), "port": service.port, "warmup": sizes["redirect_warmup"],
-        "concurrency": sizes["redirect_concurrency"], "seconds": sizes["redirect_seconds"]})
+    res = run_child(
+        "loadgen",
+        work,
+        size,
+        {
+            "paths_file": str(paths_file),
+            "port": service.port,
+            "warmup": sizes["redirect_warmup"],
+            "concurrency": sizes["redirect_concurrency"],
+            "seconds": sizes["redirect_seconds"],
+        },
+    )
     # The service writes each click just after its redirect (tracking.ClickWriter): give the
     # last batch a bounded moment to land, and say how long it took. The service CPU is read
     # once they are all in, so it includes the writing.
@@ -703,31 +908,51 @@ def bench_redirect(work: Path, service: Service, seed: dict, sizes: dict, size: 
     t_wait = time.perf_counter()
     while True:
         with sqlite3.connect(db) as conn:
-            after = conn.execute("SELECT count(*) FROM events WHERE source = 'tracker'").fetchone()[0]
+            after = conn.execute("SELECT count(*) FROM events WHERE source = 'tracker'").fetchone()[
+                0
+            ]
         if after >= expected or time.perf_counter() - t_wait > 5:
             break
         time.sleep(0.01)
     res["last_click_visible_after_ms"] = (time.perf_counter() - t_wait) * 1000
     cpu = service.cpu_seconds() - cpu0
-    res["service_cpu_ms_per_request"] = cpu * 1000 / max(1, res["requests"] + res["warmup_requests"])
+    res["service_cpu_ms_per_request"] = (
+        cpu * 1000 / max(1, res["requests"] + res["warmup_requests"])
+    )
     # The same load on a token that does not verify: a 404 page, no database, no thread. What
     # uvicorn (httptools/uvloop with uvicorn[standard], else h11) + Starlette cost on their own.
     bad = [f"/c/{'A' * 22}{i % 10}" for i in range(max(200, sizes["redirect_requests"] // 4))]
     bad_file = work / "redirect-404-paths.json"
     bad_file.write_text(json.dumps(bad))
     cpu0 = service.cpu_seconds()
-    floor = run_child("loadgen", work, size, {
-        "paths_file": str(bad_file), "port": service.port, "warmup": 50,
-        "concurrency": sizes["redirect_concurrency"], "seconds": sizes["redirect_seconds"]})
+    floor = run_child(
+        "loadgen",
+        work,
+        size,
+        {
+            "paths_file": str(bad_file),
+            "port": service.port,
+            "warmup": 50,
+            "concurrency": sizes["redirect_concurrency"],
+            "seconds": sizes["redirect_seconds"],
+        },
+    )
     floor_cpu = service.cpu_seconds() - cpu0
-    res["no_db_404"] = {k: floor[k] for k in ("requests", "requests_per_s", "p50_ms", "p99_ms", "statuses")}
-    res["no_db_404"]["service_cpu_ms_per_request"] = (floor_cpu * 1000 /
-                                                      max(1, floor["requests"] + floor["warmup_requests"]))
+    res["no_db_404"] = {
+        k: floor[k] for k in ("requests", "requests_per_s", "p50_ms", "p99_ms", "statuses")
+    }
+    res["no_db_404"]["service_cpu_ms_per_request"] = (
+        floor_cpu * 1000 / max(1, floor["requests"] + floor["warmup_requests"])
+    )
     res["clicks_recorded"] = after - before
-    res["every_click_recorded"] = (res["clicks_recorded"] == res["requests"] + res["warmup_requests"]
-                                   and res["statuses"].get("302", 0) == res["requests"])
-    res["bounded_by"] = (f"{sizes['redirect_requests']:,} requests or {sizes['redirect_seconds']} s, "
-                         f"{sizes['redirect_concurrency']} keep-alive connections")
+    res["every_click_recorded"] = (
+        res["clicks_recorded"] == res["requests"] + res["warmup_requests"]
+        and res["statuses"].get("302", 0) == res["requests"]
+    )
+    res["bounded_by"] = (
+        f"{sizes['redirect_requests']:,} requests or {sizes['redirect_seconds']} s, "
+        f"{sizes['redirect_concurrency']} keep-alive connections"
+    )
     return res
 
 
@@ -744,8 +969,11 @@ def bench_tracking(work: Path, size: str, sizes: dict, want: set[str]) -> dict:
     try:
         if "webhook" in want:
             out["webhook"] = bench_webhook(work, service, key, signer, seed, sizes, db)
-            out["webhook"]["signer"] = (str(SIGNER_PATH) if SIGNER_PATH.exists()
-                                        else "local (cryptography), shared signer absent")
+            out["webhook"]["signer"] = (
+                str(SIGNER_PATH)
+                if SIGNER_PATH.exists()
+                else "local (cryptography), shared signer absent"
+            )
         if "redirect" in want:
             out["redirect"] = bench_redirect(work, service, seed, sizes, size, db)
         rss = service.peak_rss_mb()
@@ -759,18 +987,19 @@ def bench_tracking(work: Path, size: str, sizes: dict, want: set[str]) -> dict:
 # ---------------------------------------------------------------------------------------
 # 5. report: events straight into SQLite, then a child loads and aggregates
 
+
 def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Path, Path]:
     """A finished campaign with ``n_events`` events, written with executemany.
 
     Mix per 1,000,000: processed 10 %, delivered 9.7 %, bounce 0.2 %, dropped 0.1 %,
     open 30 %, click 50 % (a fifth flagged as machine clicks)."""
-    from equip_mailer.compose import render
     from equip_mailer import store
-    from equip_mailer.send.links import register_links
+    from equip_mailer.compose import render
     from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.send.links import register_links
 
     project = work / "report-project"
-    spec_path = write_project(project, 10)            # lists unused: the ledger is written here
+    spec_path = write_project(project, 10)  # lists unused: the ledger is written here
     campaign = load_campaign(spec_path, allow_past=True)
     db = work / "report.db"
     engine = store.open_store(f"sqlite:///{db}")
@@ -793,19 +1022,57 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
         conn.executemany(
             "INSERT INTO batches (id, campaign_id, segment, send_id, backend, state, size, attempts,"
             " created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(b + 1, campaign.id, segments[b % 3], uuid.uuid4().hex, "sendgrid", "sent", 1000, 1,
-              db_time(t0), db_time(t0)) for b in range(n_batches)])
+            [
+                (
+                    b + 1,
+                    campaign.id,
+                    segments[b % 3],
+                    uuid.uuid4().hex,
+                    "sendgrid",
+                    "sent",
+                    1000,
+                    1,
+                    db_time(t0),
+                    db_time(t0),
+                )
+                for b in range(n_batches)
+            ],
+        )
         sent_at = db_time(t0 + dt.timedelta(minutes=1))
         conn.executemany(
             "INSERT INTO ledger (id, campaign_id, email, email_key, first_name, last_name, practice,"
             " role, qi_level, segment, state, batch_id, attempts, created_at, updated_at, sent_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((i, campaign.id, f"r{i}@nhs.example", f"r{i}@nhs.example", "Reader", str(i),
-              practices[i % 60], roles[i % 6], "none", segments[((i - 1) // 1000) % 3],
-              "sent" if i % 200 else "failed", (i - 1) // 1000 + 1, 1, sent_at, sent_at, sent_at)
-             for i in range(1, n_recipients + 1)))
-        mix = [("processed", 0.10), ("delivered", 0.097), ("bounce", 0.002), ("dropped", 0.001),
-               ("open", 0.30), ("click", 0.50)]
+            (
+                (
+                    i,
+                    campaign.id,
+                    f"r{i}@nhs.example",
+                    f"r{i}@nhs.example",
+                    "Reader",
+                    str(i),
+                    practices[i % 60],
+                    roles[i % 6],
+                    "none",
+                    segments[((i - 1) // 1000) % 3],
+                    "sent" if i % 200 else "failed",
+                    (i - 1) // 1000 + 1,
+                    1,
+                    sent_at,
+                    sent_at,
+                    sent_at,
+                )
+                for i in range(1, n_recipients + 1)
+            ),
+        )
+        mix = [
+            ("processed", 0.10),
+            ("delivered", 0.097),
+            ("bounce", 0.002),
+            ("dropped", 0.001),
+            ("open", 0.30),
+            ("click", 0.50),
+        ]
         received = db_time(t0 + dt.timedelta(days=8))
         reasons = ["after-delivery", "ua:microsoft-safelinks", "burst", "head"]
 
@@ -818,13 +1085,25 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
                     at = t0 + dt.timedelta(seconds=rng.randint(60, 14 * 86400))
                     click = name == "click"
                     machine = click and rng.random() < 0.2
-                    yield (f"{k:064x}", name, db_time(at), "tracker" if click else "webhook",
-                           campaign.id, lid, rng.choice(link_ids) if click else None,
-                           int(machine), rng.choice(reasons) if machine else None, received)
+                    yield (
+                        f"{k:064x}",
+                        name,
+                        db_time(at),
+                        "tracker" if click else "webhook",
+                        campaign.id,
+                        lid,
+                        rng.choice(link_ids) if click else None,
+                        int(machine),
+                        rng.choice(reasons) if machine else None,
+                        received,
+                    )
+
         total = sum(int(n_events * share) for _, share in mix)
         conn.executemany(
             "INSERT INTO events (dedupe_key, event, at, source, campaign_id, ledger_id, link_id,"
-            " machine, machine_reason, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows())
+            " machine, machine_reason, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            rows(),
+        )
         conn.commit()
         stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     if stored != total:
@@ -833,9 +1112,9 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
 
 
 def child_report(work: Path, sizes: dict, params: dict) -> dict:
+    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.report import compute as reporting
     from equip_mailer.report import output as report_output
-    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.store import open_store
 
     rss_imports = current_rss_mb()
@@ -851,13 +1130,18 @@ def child_report(work: Path, sizes: dict, params: dict) -> dict:
     paths = report_output.write_report(rep, work / "report-out")
     t3 = time.perf_counter()
     return {
-        "events": int(params["events"]), "events_read": len(frames.events),
+        "events": int(params["events"]),
+        "events_read": len(frames.events),
         "recipients": len(frames.ledger),
-        "load_s": t1 - t0, "aggregate_s": t2 - t1, "seconds": t2 - t0,
-        "write_outputs_s": t3 - t2, "files_written": len(paths),
+        "load_s": t1 - t0,
+        "aggregate_s": t2 - t1,
+        "seconds": t2 - t0,
+        "write_outputs_s": t3 - t2,
+        "files_written": len(paths),
         "cpu_s_process_total": usage.ru_utime + usage.ru_stime,
         "rss_after_imports_mb": rss_imports,
-        "peak_rss_mb": rss_aggregate, "peak_rss_with_outputs_mb": peak_rss_mb(),
+        "peak_rss_mb": rss_aggregate,
+        "peak_rss_with_outputs_mb": peak_rss_mb(),
     }
 
 
@@ -865,8 +1149,9 @@ def bench_report(work: Path, size: str, sizes: dict) -> dict:
     t = time.perf_counter()
     db, spec = seed_report_store(work, sizes["report_events"], sizes["report_recipients"])
     setup_s = time.perf_counter() - t
-    res = run_child("report", work, size, {"db": str(db), "spec": str(spec),
-                                           "events": sizes["report_events"]})
+    res = run_child(
+        "report", work, size, {"db": str(db), "spec": str(spec), "events": sizes["report_events"]}
+    )
     res["setup_s"] = setup_s
     res["db_mb"] = db.stat().st_size / 2**20
     return res
@@ -875,18 +1160,27 @@ def bench_report(work: Path, size: str, sizes: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 # Output
 
+
 def check_targets(results: dict, size: str) -> list[dict]:
     out = []
     for bench, figure, op, target, unit in TARGETS:
         value = results.get(bench, {}).get(figure)
         if bench == "send" and figure == "wall_s" and value is not None:
-            value = results["send"]["wall_s_per_100k"]      # same figure at full size
+            value = results["send"]["wall_s_per_100k"]  # same figure at full size
         if value is None:
             status = "n/a"
         else:
             status = "PASS" if (value <= target if op == "<=" else value >= target) else "MISS"
-        out.append({"bench": bench, "figure": figure, "value": value, "target": f"{op} {target:,}",
-                    "unit": unit, "status": status if size == "full" else f"({status})"})
+        out.append(
+            {
+                "bench": bench,
+                "figure": figure,
+                "value": value,
+                "target": f"{op} {target:,}",
+                "unit": unit,
+                "status": status if size == "full" else f"({status})",
+            }
+        )
     return out
 
 
@@ -907,70 +1201,112 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
     r = results.get("render")
     if r:
         rows += [
-            ("render: one segment, Jinja->MJML->premailer->text (median)", f"{fmt(r['segment_ms'])} ms"),
+            (
+                "render: one segment, Jinja->MJML->premailer->text (median)",
+                f"{fmt(r['segment_ms'])} ms",
+            ),
             ("render: CPU per segment (median)", f"{fmt(r['segment_cpu_ms'])} ms"),
-            (f"render: all {r['segments']} segments in one call (median)", f"{fmt(r['all_segments_ms'])} ms"),
-            ("render: first call in a fresh process (templates compiled)", f"{fmt(r['first_call_ms'])} ms"),
-            ("render: premailer / css-inline on the same HTML",
-             f"{fmt(r['premailer_ms'], 2)} / {fmt(r['css_inline_ms'], 2)} ms = "
-             f"{fmt(r['premailer_over_css_inline'])}x"),
+            (
+                f"render: all {r['segments']} segments in one call (median)",
+                f"{fmt(r['all_segments_ms'])} ms",
+            ),
+            (
+                "render: first call in a fresh process (templates compiled)",
+                f"{fmt(r['first_call_ms'])} ms",
+            ),
+            (
+                "render: premailer / css-inline on the same HTML",
+                f"{fmt(r['premailer_ms'], 2)} / {fmt(r['css_inline_ms'], 2)} ms = "
+                f"{fmt(r['premailer_over_css_inline'])}x",
+            ),
         ]
     s = results.get("send")
     if s:
         n = s["sent"]
         rows += [
-            (f"send: {n:,} recipients, {len(s['segments'])} segments, SendGrid backend + SQLite ledger",
-             f"{fmt(s['wall_s'], 2)} s wall ({fmt(s['recipients_per_s'], 0)} recipients/s)"),
-            ("send:   of which lists read / ledger sync / render+send loop",
-             f"{fmt(s['lists_s'], 2)} / {fmt(s['sync_s'], 2)} / {fmt(s['loop_s'], 2)} s"),
-            ("send: CPU of the sending process (after imports) / of the fake server",
-             f"{fmt(s['cpu_s'], 2)} / {fmt(s['fake_server_cpu_s'], 2)} s"),
+            (
+                f"send: {n:,} recipients, {len(s['segments'])} segments, SendGrid backend + SQLite ledger",
+                f"{fmt(s['wall_s'], 2)} s wall ({fmt(s['recipients_per_s'], 0)} recipients/s)",
+            ),
+            (
+                "send:   of which lists read / ledger sync / render+send loop",
+                f"{fmt(s['lists_s'], 2)} / {fmt(s['sync_s'], 2)} / {fmt(s['loop_s'], 2)} s",
+            ),
+            (
+                "send: CPU of the sending process (after imports) / of the fake server",
+                f"{fmt(s['cpu_s'], 2)} / {fmt(s['fake_server_cpu_s'], 2)} s",
+            ),
             ("send: peak RSS of the sending process", f"{fmt(s['peak_rss_mb'])} MB"),
             ("send: server got each recipient exactly once", fmt(s["exactly_once"])),
         ]
         if "speedup_vs_naive" in s:
             rows += [
-                (f"naive (render per recipient): {fmt(s['naive_ms_per_recipient'], 2)} ms/recipient, "
-                 f"measured on {results['render']['naive_recipients']:,}",
-                 f"{fmt(s['naive_s_for_100k_extrapolated'], 0)} s for 100,000 (extrapolated)"),
-                ("send: speed-up over the naive pipeline (same run)", f"{fmt(s['speedup_vs_naive'], 0)}x"),
+                (
+                    f"naive (render per recipient): {fmt(s['naive_ms_per_recipient'], 2)} ms/recipient, "
+                    f"measured on {results['render']['naive_recipients']:,}",
+                    f"{fmt(s['naive_s_for_100k_extrapolated'], 0)} s for 100,000 (extrapolated)",
+                ),
+                (
+                    "send: speed-up over the naive pipeline (same run)",
+                    f"{fmt(s['speedup_vs_naive'], 0)}x",
+                ),
             ]
     w = results.get("webhook")
     if w:
         rows += [
-            (f"webhook: {w['events_posted']:,} events in {w['posts']} signed posts",
-             f"{fmt(w['events_per_s'], 0)} events/s ({fmt(w['seconds'], 2)} s)"),
-            ("webhook: events per CPU-second of the service",
-             f"{fmt(w['events_per_service_cpu_s'], 0)}"),
-            ("webhook: stored exactly once (rows = distinct events, re-posts add 0)",
-             f"{fmt(w['exactly_once'])} ({w['rows_in_store']:,} rows / {w['distinct_events']:,} distinct)"),
+            (
+                f"webhook: {w['events_posted']:,} events in {w['posts']} signed posts",
+                f"{fmt(w['events_per_s'], 0)} events/s ({fmt(w['seconds'], 2)} s)",
+            ),
+            (
+                "webhook: events per CPU-second of the service",
+                f"{fmt(w['events_per_service_cpu_s'], 0)}",
+            ),
+            (
+                "webhook: stored exactly once (rows = distinct events, re-posts add 0)",
+                f"{fmt(w['exactly_once'])} ({w['rows_in_store']:,} rows / {w['distinct_events']:,} distinct)",
+            ),
         ]
     d = results.get("redirect")
     if d:
         rows += [
-            (f"redirect: {d['requests']:,} GET /c/<token>, {d['concurrency']} connections, 1 worker",
-             f"{fmt(d['requests_per_s'], 0)} req/s"),
-            ("redirect: latency p50 / p99 / max",
-             f"{fmt(d['p50_ms'], 2)} / {fmt(d['p99_ms'], 2)} / {fmt(d['max_ms'], 1)} ms"),
+            (
+                f"redirect: {d['requests']:,} GET /c/<token>, {d['concurrency']} connections, 1 worker",
+                f"{fmt(d['requests_per_s'], 0)} req/s",
+            ),
+            (
+                "redirect: latency p50 / p99 / max",
+                f"{fmt(d['p50_ms'], 2)} / {fmt(d['p99_ms'], 2)} / {fmt(d['max_ms'], 1)} ms",
+            ),
             ("redirect: every request a 302 and a recorded click", fmt(d["every_click_recorded"])),
-            ("redirect: last click stored, after the load generator exited",
-             f"{fmt(d.get('last_click_visible_after_ms'), 0)} ms"),
+            (
+                "redirect: last click stored, after the load generator exited",
+                f"{fmt(d.get('last_click_visible_after_ms'), 0)} ms",
+            ),
             ("redirect: service CPU per request", f"{fmt(d['service_cpu_ms_per_request'], 2)} ms"),
-            ("redirect: load generator CPU per request (share of one core)",
-             f"{fmt(d.get('load_generator_cpu_ms_per_request'), 2)} ms "
-             f"({fmt(100 * d.get('load_generator_cpu_share', float('nan')), 0)} %)"),
-            ("redirect: same load, bad token -> 404, no database",
-             f"{fmt(d['no_db_404']['requests_per_s'], 0)} req/s, p99 {fmt(d['no_db_404']['p99_ms'], 2)} ms, "
-             f"{fmt(d['no_db_404']['service_cpu_ms_per_request'], 2)} ms CPU/request"),
+            (
+                "redirect: load generator CPU per request (share of one core)",
+                f"{fmt(d.get('load_generator_cpu_ms_per_request'), 2)} ms "
+                f"({fmt(100 * d.get('load_generator_cpu_share', float('nan')), 0)} %)",
+            ),
+            (
+                "redirect: same load, bad token -> 404, no database",
+                f"{fmt(d['no_db_404']['requests_per_s'], 0)} req/s, p99 {fmt(d['no_db_404']['p99_ms'], 2)} ms, "
+                f"{fmt(d['no_db_404']['service_cpu_ms_per_request'], 2)} ms CPU/request",
+            ),
         ]
     p = results.get("report")
     if p:
         rows += [
-            (f"report: {p['events']:,} events, load_frames + aggregation",
-             f"{fmt(p['seconds'], 2)} s (load {fmt(p['load_s'], 2)} + aggregate {fmt(p['aggregate_s'], 2)})"),
+            (
+                f"report: {p['events']:,} events, load_frames + aggregation",
+                f"{fmt(p['seconds'], 2)} s (load {fmt(p['load_s'], 2)} + aggregate {fmt(p['aggregate_s'], 2)})",
+            ),
             ("report: writing html + xlsx + csv", f"{fmt(p['write_outputs_s'], 2)} s"),
-            ("report: peak RSS (load + aggregate / with outputs)",
-             f"{fmt(p['peak_rss_mb'])} / {fmt(p['peak_rss_with_outputs_mb'])} MB"),
+            (
+                "report: peak RSS (load + aggregate / with outputs)",
+                f"{fmt(p['peak_rss_mb'])} / {fmt(p['peak_rss_with_outputs_mb'])} MB",
+            ),
         ]
     width = max(len(a) for a, _ in rows) if rows else 40
     print(f"\nequip-mailer benchmarks ({size})")
@@ -978,15 +1314,20 @@ def print_table(results: dict, targets: list[dict], size: str) -> None:
         print(f"  {a:<{width}}  {b}")
     print("\nTargets" + ("" if size == "full" else " (smoke sizes: indicative only)"))
     for t in targets:
-        print(f"  {t['status']:<6} {t['bench']:<8} {t['figure']:<18} {fmt(t['value'], 2):>12}  "
-              f"target {t['target']} {t['unit']}")
+        print(
+            f"  {t['status']:<6} {t['bench']:<8} {t['figure']:<18} {fmt(t['value'], 2):>12}  "
+            f"target {t['target']} {t['unit']}"
+        )
     for note in results.get("notes", []):
         print(f"  note: {note}")
 
 
 def machine_info() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count()}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -1002,7 +1343,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
-    ap.add_argument("--out", type=Path, help="JSON file to write (default benchmarks/results/latest.json)")
+    ap.add_argument(
+        "--out", type=Path, help="JSON file to write (default benchmarks/results/latest.json)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -1011,8 +1354,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.child:
-        fn = {"render": child_render, "send": child_send, "loadgen": child_loadgen,
-              "report": child_report}[args.child]
+        fn = {
+            "render": child_render,
+            "send": child_send,
+            "loadgen": child_loadgen,
+            "report": child_report,
+        }[args.child]
         emit(fn(args.work, SIZES[args.size], json.loads(args.params)))
         return 0
 
@@ -1025,22 +1372,30 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or RESULTS / ("latest.json" if size == "full" else "latest-smoke.json")
     work = Path(tempfile.mkdtemp(prefix="equip-bench-"))
     started = time.perf_counter()
-    results: dict = {"size": size, "sizes": sizes,
-                     "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                     "machine": machine_info(), "notes": []}
+    results: dict = {
+        "size": size,
+        "sizes": sizes,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(),
+        "notes": [],
+    }
     try:
         if "render" in want or "send" in want:
             results["render"] = run_child("render", work, size)
             print(f"render done ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
         if "send" in want:
-            results["send"] = bench_send(work, size, sizes, results["render"]["naive_ms_per_recipient"])
+            results["send"] = bench_send(
+                work, size, sizes, results["render"]["naive_ms_per_recipient"]
+            )
             results["notes"].append(
                 "send: 5 segments: one per QI level plus two that split a level by role "
-                "(segments[].roles)")
+                "(segments[].roles)"
+            )
             results["notes"].append(
                 f"send: naive figure = {results['render']['naive_recipients']:,} recipients "
                 "rendered one by one (Jinja->MJML->premailer->text), extrapolated to the send size; "
-                "it leaves out the naive pipeline's own sending, so the speed-up is a lower bound")
+                "it leaves out the naive pipeline's own sending, so the speed-up is a lower bound"
+            )
             print(f"send done ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
         if want & {"webhook", "redirect"}:
             results.update(bench_tracking(work, size, sizes, want))

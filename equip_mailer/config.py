@@ -69,13 +69,18 @@ class Settings:
 
     def require_link_secret(self) -> bytes:
         if not self.link_secret:
-            raise ConfigError("EQUIP_LINK_SECRET is not set",
-                              hint="Set EQUIP_LINK_SECRET to a long random string.")
+            raise ConfigError(
+                "EQUIP_LINK_SECRET is not set",
+                hint="Set EQUIP_LINK_SECRET to a long random string.",
+            )
         return self.link_secret.encode("utf-8")
 
 
-def load_settings(env: dict[str, str] | None = None, config_file: Path | None = None,
-                  create_link_secret: bool = True) -> Settings:
+def load_settings(
+    env: dict[str, str] | None = None,
+    config_file: Path | None = None,
+    create_link_secret: bool = True,
+) -> Settings:
     """Read settings; with no link secret anywhere, make one and keep it in the config dir.
 
     The generated secret lets the demo run with no set-up, and stays stable across runs so
@@ -91,8 +96,11 @@ def load_settings(env: dict[str, str] | None = None, config_file: Path | None = 
             raise ConfigError(f"config file is not valid TOML ({exc})", where=str(path)) from None
         unknown = set(file_values) - set(ENV_NAMES)
         if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: "
-                              f"{', '.join(sorted(ENV_NAMES))}", where=str(path))
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(ENV_NAMES))}",
+                where=str(path),
+            )
     values: dict = {}
     source: dict = {}
     for name, var in ENV_NAMES.items():
@@ -106,8 +114,10 @@ def load_settings(env: dict[str, str] | None = None, config_file: Path | None = 
         try:
             values["sendgrid_timeout"] = float(values["sendgrid_timeout"])
         except ValueError:
-            raise ConfigError(f"EQUIP_SENDGRID_TIMEOUT must be a number of seconds, "
-                              f"not {values['sendgrid_timeout']!r}") from None
+            raise ConfigError(
+                f"EQUIP_SENDGRID_TIMEOUT must be a number of seconds, "
+                f"not {values['sendgrid_timeout']!r}"
+            ) from None
     if "public_url" in values:
         values["public_url"] = str(values["public_url"]).rstrip("/")
     if "link_secret" not in values and create_link_secret:

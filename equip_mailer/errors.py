@@ -51,8 +51,15 @@ class StoreError(EquipError, RuntimeError):
 class DeliveryError(EquipError, RuntimeError):
     """Sending stopped. ``status`` and ``body`` carry the provider's answer when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None,
-                 where: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
         self.status = status
         self.body = body
         super().__init__(message, where=where, hint=hint)

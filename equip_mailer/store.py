@@ -23,35 +23,38 @@ from .errors import StoreError
 metadata = sa.MetaData()
 
 meta = sa.Table(
-    "meta", metadata,
+    "meta",
+    metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
 
 campaigns = sa.Table(
-    "campaigns", metadata,
-    sa.Column("id", sa.String(100), primary_key=True),          # the spec's campaign id
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),  # the spec's campaign id
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("spec_path", sa.Text),
     sa.Column("spec_hash", sa.String(64)),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
-    sa.Column("sg_batch_id", sa.String(100)),                    # SendGrid batch for scheduled sends
+    sa.Column("sg_batch_id", sa.String(100)),  # SendGrid batch for scheduled sends
     sa.Column("send_at", sa.DateTime),
     sa.Column("cancelled_at", sa.DateTime),
-    sa.Column("lock_owner", sa.String(200)),                     # "host:pid" of a running send
+    sa.Column("lock_owner", sa.String(200)),  # "host:pid" of a running send
     sa.Column("lock_at", sa.DateTime),
 )
 
 # The link registry: tokens name a row here, and the redirect target always comes from it.
 links = sa.Table(
-    "links", metadata,
+    "links",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("campaign_id", sa.String(100), sa.ForeignKey("campaigns.id"), nullable=False),
-    sa.Column("key", sa.String(200), nullable=False),            # e.g. "basics" or "basics@2019-06-27"
-    sa.Column("url", sa.Text, nullable=False),                   # target, UTM already applied
+    sa.Column("key", sa.String(200), nullable=False),  # e.g. "basics" or "basics@2019-06-27"
+    sa.Column("url", sa.Text, nullable=False),  # target, UTM already applied
     sa.Column("course_id", sa.String(100)),
-    sa.Column("session", sa.String(100)),                        # session label, e.g. "2019-06-27"
+    sa.Column("session", sa.String(100)),  # session label, e.g. "2019-06-27"
     sa.Column("label", sa.Text),
     sa.UniqueConstraint("campaign_id", "key", name="uq_links_campaign_key"),
 )
@@ -60,11 +63,12 @@ links = sa.Table(
 # custom_args and tokens, so no address ever leaves in a URL or a provider's metadata.
 LEDGER_STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "suppressed", "cancelled")
 ledger = sa.Table(
-    "ledger", metadata,
+    "ledger",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("campaign_id", sa.String(100), sa.ForeignKey("campaigns.id"), nullable=False),
     sa.Column("email", sa.String(320), nullable=False),
-    sa.Column("email_key", sa.String(320), nullable=False),      # lower-cased, for uniqueness
+    sa.Column("email_key", sa.String(320), nullable=False),  # lower-cased, for uniqueness
     sa.Column("first_name", sa.Text),
     sa.Column("last_name", sa.Text),
     sa.Column("practice", sa.Text),
@@ -86,7 +90,8 @@ ledger = sa.Table(
 # One row per provider request (<= 1000 recipients of one segment).
 BATCH_STATES = ("in_flight", "sent", "failed", "uncertain", "cancelled")
 batches = sa.Table(
-    "batches", metadata,
+    "batches",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("campaign_id", sa.String(100), sa.ForeignKey("campaigns.id"), nullable=False),
     sa.Column("segment", sa.String(100), nullable=False),
@@ -96,7 +101,7 @@ batches = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("http_status", sa.Integer),
-    sa.Column("message_id", sa.String(200)),                     # X-Message-Id from SendGrid
+    sa.Column("message_id", sa.String(200)),  # X-Message-Id from SendGrid
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
@@ -104,27 +109,40 @@ batches = sa.Table(
 )
 
 # Every click and every SendGrid event, normalised into one table; the raw JSON is kept.
-EVENT_TYPES = ("processed", "delivered", "deferred", "bounce", "dropped", "spamreport",
-               "unsubscribe", "group_unsubscribe", "group_resubscribe", "open", "click", "unknown")
+EVENT_TYPES = (
+    "processed",
+    "delivered",
+    "deferred",
+    "bounce",
+    "dropped",
+    "spamreport",
+    "unsubscribe",
+    "group_unsubscribe",
+    "group_resubscribe",
+    "open",
+    "click",
+    "unknown",
+)
 events = sa.Table(
-    "events", metadata,
+    "events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
     sa.Column("event", sa.String(30), nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("source", sa.String(20), nullable=False),          # "tracker" (our /c/) or "webhook"
+    sa.Column("source", sa.String(20), nullable=False),  # "tracker" (our /c/) or "webhook"
     sa.Column("campaign_id", sa.String(100)),
-    sa.Column("ledger_id", sa.Integer),                          # joins to the recipient
-    sa.Column("send_id", sa.String(64)),                         # joins to the batch
+    sa.Column("ledger_id", sa.Integer),  # joins to the recipient
+    sa.Column("send_id", sa.String(64)),  # joins to the batch
     sa.Column("segment", sa.String(100)),
     sa.Column("link_id", sa.Integer),
     sa.Column("url", sa.Text),
     sa.Column("user_agent", sa.Text),
-    sa.Column("ip_hash", sa.String(64)),                         # truncated hash, never the IP
+    sa.Column("ip_hash", sa.String(64)),  # truncated hash, never the IP
     sa.Column("method", sa.String(10)),
     sa.Column("machine", sa.Boolean, nullable=False, default=False),
     sa.Column("machine_reason", sa.String(100)),
-    sa.Column("reason", sa.Text),                                # bounce/drop reason, status
+    sa.Column("reason", sa.Text),  # bounce/drop reason, status
     sa.Column("sg_message_id", sa.String(200)),
     sa.Column("sg_event_id", sa.String(200)),
     sa.Column("raw", sa.Text),
@@ -136,10 +154,13 @@ events = sa.Table(
 
 # Addresses that no send may ever reach again.
 suppressions = sa.Table(
-    "suppressions", metadata,
+    "suppressions",
+    metadata,
     sa.Column("email_key", sa.String(320), primary_key=True),
     sa.Column("email", sa.String(320), nullable=False),
-    sa.Column("reason", sa.String(30), nullable=False),          # unsubscribe, bounce, dropped, spamreport, manual
+    sa.Column(
+        "reason", sa.String(30), nullable=False
+    ),  # unsubscribe, bounce, dropped, spamreport, manual
     sa.Column("source", sa.String(100)),
     sa.Column("campaign_id", sa.String(100)),
     sa.Column("created_at", sa.DateTime, nullable=False),
@@ -151,26 +172,40 @@ def utcnow() -> dt.datetime:
 
 
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[meta, campaigns, links, batches, ledger, events, suppressions])
+    metadata.create_all(
+        conn, tables=[meta, campaigns, links, batches, ledger, events, suppressions]
+    )
 
 
 def _v2(conn: Connection) -> None:
     # One recipient's events of one type (the machine-click pass runs this per click).
     # Without it SQLite answers "campaign = ? AND ledger_id = ? AND event = ?" from
     # ix_events_campaign_event, scanning every event of that type in the campaign.
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_recipient "
-                         "ON events (campaign_id, ledger_id, event)"))
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_events_recipient "
+            "ON events (campaign_id, ledger_id, event)"
+        )
+    )
     # The send loop's next batch: one segment's rows in one state, oldest first.
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_ledger_segment_state "
-                         "ON ledger (campaign_id, segment, state, id)"))
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_ledger_segment_state "
+            "ON ledger (campaign_id, segment, state, id)"
+        )
+    )
 
 
 def _v3(conn: Connection) -> None:
     # The machine-click pass reads one recipient's clicks of the last few seconds: with the
     # time in the index that is a range scan, not a filter over all their clicks.
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_recipient_at "
-                         "ON events (campaign_id, ledger_id, event, at)"))
-    conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_recipient"))   # a prefix of the new one
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_events_recipient_at "
+            "ON events (campaign_id, ledger_id, event, at)"
+        )
+    )
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_recipient"))  # a prefix of the new one
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
@@ -187,8 +222,10 @@ def make_engine(url: str) -> Engine:
     try:
         sa_url = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise StoreError(f"EQUIP_DATABASE_URL is not a database URL: {url!r}",
-                         hint="Use e.g. sqlite:///equip-mailer.db or postgresql+psycopg://host/db") from None
+        raise StoreError(
+            f"EQUIP_DATABASE_URL is not a database URL: {url!r}",
+            hint="Use e.g. sqlite:///equip-mailer.db or postgresql+psycopg://host/db",
+        ) from None
     if sa_url.drivername == "postgresql":
         sa_url = sa_url.set(drivername="postgresql+psycopg")
     if sa_url.get_backend_name() == "sqlite":
@@ -219,19 +256,27 @@ def migrate(engine: Engine) -> int:
         if not sa.inspect(conn).has_table("meta"):
             found = 0
         else:
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            row = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "schema_version")
+            ).first()
             found = int(row[0]) if row else 0
         if found > SCHEMA_VERSION:
-            raise StoreError(f"the database is at schema version {found}, newer than this "
-                             f"equip-mailer ({SCHEMA_VERSION})", hint="Upgrade equip-mailer.")
+            raise StoreError(
+                f"the database is at schema version {found}, newer than this "
+                f"equip-mailer ({SCHEMA_VERSION})",
+                hint="Upgrade equip-mailer.",
+            )
         for version, _name, step in MIGRATIONS:
             if version > found:
                 step(conn)
                 if found == 0 and version == 1:
                     conn.execute(meta.insert().values(key="schema_version", value=str(version)))
                 else:
-                    conn.execute(meta.update().where(meta.c.key == "schema_version")
-                                 .values(value=str(version)))
+                    conn.execute(
+                        meta.update()
+                        .where(meta.c.key == "schema_version")
+                        .values(value=str(version))
+                    )
     return found
 
 
@@ -240,14 +285,17 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     try:
         migrate(engine)
-    except sa.exc.DBAPIError as exc:      # unreachable server, not a database file, ...
-        raise StoreError(f"cannot open the database {engine.url.render_as_string(hide_password=True)} "
-                         f"({exc.orig})") from None
+    except sa.exc.DBAPIError as exc:  # unreachable server, not a database file, ...
+        raise StoreError(
+            f"cannot open the database {engine.url.render_as_string(hide_password=True)} "
+            f"({exc.orig})"
+        ) from None
     return engine
 
 
-def insert_ignore(conn: Connection, table: sa.Table, rows: Iterable[dict],
-                  index_elements: list[str]) -> int:
+def insert_ignore(
+    conn: Connection, table: sa.Table, rows: Iterable[dict], index_elements: list[str]
+) -> int:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns rows inserted."""
     rows = list(rows)
     if not rows:
@@ -262,14 +310,19 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Iterable[dict],
     if name == "sqlite":
         # executemany of one cached statement: compiling a 1,000-row multi-VALUES insert
         # costs more than running it. sqlite3 sums rowcount over executemany.
-        return conn.execute(insert(table).on_conflict_do_nothing(index_elements=index_elements),
-                            rows).rowcount
+        return conn.execute(
+            insert(table).on_conflict_do_nothing(index_elements=index_elements), rows
+        ).rowcount
     # One multi-VALUES statement per chunk, counting RETURNING rows: rowcount is -1 on psycopg.
     chunk = max(1, 30000 // max(1, len(rows[0])))
     inserted = 0
     for start in range(0, len(rows), chunk):
-        stmt = insert(table).values(rows[start:start + chunk]).on_conflict_do_nothing(
-            index_elements=index_elements).returning(table.c[index_elements[0]])
+        stmt = (
+            insert(table)
+            .values(rows[start : start + chunk])
+            .on_conflict_do_nothing(index_elements=index_elements)
+            .returning(table.c[index_elements[0]])
+        )
         inserted += len(conn.execute(stmt).all())
     return inserted
 
@@ -278,24 +331,58 @@ def suppressed_keys(conn: Connection) -> set[str]:
     return {r[0] for r in conn.execute(sa.select(suppressions.c.email_key))}
 
 
-def add_suppression(conn: Connection, email: str, reason: str, source: str | None = None,
-                    campaign_id: str | None = None) -> bool:
+def add_suppression(
+    conn: Connection,
+    email: str,
+    reason: str,
+    source: str | None = None,
+    campaign_id: str | None = None,
+) -> bool:
     """Idempotent: returns True if the address was not suppressed before."""
-    return insert_ignore(conn, suppressions, [{
-        "email_key": email.strip().lower(), "email": email.strip(), "reason": reason,
-        "source": source, "campaign_id": campaign_id, "created_at": utcnow(),
-    }], ["email_key"]) > 0
+    return (
+        insert_ignore(
+            conn,
+            suppressions,
+            [
+                {
+                    "email_key": email.strip().lower(),
+                    "email": email.strip(),
+                    "reason": reason,
+                    "source": source,
+                    "campaign_id": campaign_id,
+                    "created_at": utcnow(),
+                }
+            ],
+            ["email_key"],
+        )
+        > 0
+    )
 
 
-def ensure_campaign(conn: Connection, campaign_id: str, subject: str,
-                    spec_path: str | None = None, spec_hash: str | None = None) -> None:
+def ensure_campaign(
+    conn: Connection,
+    campaign_id: str,
+    subject: str,
+    spec_path: str | None = None,
+    spec_hash: str | None = None,
+) -> None:
     """Create the campaign row, or refresh its subject/spec on a later run."""
     now = utcnow()
     found = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first()
     if found:
-        conn.execute(campaigns.update().where(campaigns.c.id == campaign_id).values(
-            subject=subject, spec_path=spec_path, spec_hash=spec_hash, updated_at=now))
+        conn.execute(
+            campaigns.update()
+            .where(campaigns.c.id == campaign_id)
+            .values(subject=subject, spec_path=spec_path, spec_hash=spec_hash, updated_at=now)
+        )
     else:
-        conn.execute(campaigns.insert().values(
-            id=campaign_id, subject=subject, spec_path=spec_path, spec_hash=spec_hash,
-            created_at=now, updated_at=now))
+        conn.execute(
+            campaigns.insert().values(
+                id=campaign_id,
+                subject=subject,
+                spec_path=spec_path,
+                spec_hash=spec_hash,
+                created_at=now,
+                updated_at=now,
+            )
+        )

@@ -19,37 +19,150 @@ import unicodedata
 from pathlib import Path
 
 FIRST_NAMES = (
-    "Ann", "Bilal", "Chloe", "Dev", "Efua", "Farah", "George", "Hana", "Imran", "Jade",
-    "Kwame", "Lena", "Mohammed", "Nadia", "Oliver", "Priya", "Quentin", "Rahel", "Sam",
-    "Tanvir", "Una", "Victor", "Wen", "Xavier", "Yusuf", "Zoë", "Siân", "Ayesha", "Ben",
-    "Carys", "Dara", "Eilidh", "Femi", "Grace", "Hamza", "Ines", "José", "Kemi", "Laila",
-    "Mei", "Niamh", "Omar", "Pia", "Ravi", "Shirin", "Tom", "Ursula", "Vik", "Will", "Zara",
+    "Ann",
+    "Bilal",
+    "Chloe",
+    "Dev",
+    "Efua",
+    "Farah",
+    "George",
+    "Hana",
+    "Imran",
+    "Jade",
+    "Kwame",
+    "Lena",
+    "Mohammed",
+    "Nadia",
+    "Oliver",
+    "Priya",
+    "Quentin",
+    "Rahel",
+    "Sam",
+    "Tanvir",
+    "Una",
+    "Victor",
+    "Wen",
+    "Xavier",
+    "Yusuf",
+    "Zoë",
+    "Siân",
+    "Ayesha",
+    "Ben",
+    "Carys",
+    "Dara",
+    "Eilidh",
+    "Femi",
+    "Grace",
+    "Hamza",
+    "Ines",
+    "José",
+    "Kemi",
+    "Laila",
+    "Mei",
+    "Niamh",
+    "Omar",
+    "Pia",
+    "Ravi",
+    "Shirin",
+    "Tom",
+    "Ursula",
+    "Vik",
+    "Will",
+    "Zara",
 )
 LAST_NAMES = (
-    "Ahmed", "Begum", "Clarke", "Da Silva", "Evans", "Fernández", "Gold", "Hussain",
-    "Ibrahim", "Jones", "Khan", "Lewis", "Miah", "Nowak", "O'Neill", "Patel", "Quinn",
-    "Rahman", "Smith", "Taylor", "Uddin", "Vaughan", "Walker", "Xu", "Young", "Zielińska",
-    "Adeyemi", "Brown", "Chowdhury", "Dubois", "Ekwueme", "Flynn", "Green", "Hall-Jones",
-    "Islam", "Kowalski", "Levy", "Murphy", "Nguyen", "Okafor", "Price", "Roberts", "Sen",
-    "Thomas", "Williams",
+    "Ahmed",
+    "Begum",
+    "Clarke",
+    "Da Silva",
+    "Evans",
+    "Fernández",
+    "Gold",
+    "Hussain",
+    "Ibrahim",
+    "Jones",
+    "Khan",
+    "Lewis",
+    "Miah",
+    "Nowak",
+    "O'Neill",
+    "Patel",
+    "Quinn",
+    "Rahman",
+    "Smith",
+    "Taylor",
+    "Uddin",
+    "Vaughan",
+    "Walker",
+    "Xu",
+    "Young",
+    "Zielińska",
+    "Adeyemi",
+    "Brown",
+    "Chowdhury",
+    "Dubois",
+    "Ekwueme",
+    "Flynn",
+    "Green",
+    "Hall-Jones",
+    "Islam",
+    "Kowalski",
+    "Levy",
+    "Murphy",
+    "Nguyen",
+    "Okafor",
+    "Price",
+    "Roberts",
+    "Sen",
+    "Thomas",
+    "Williams",
 )
-PRACTICES = tuple(f"{name} {kind}" for name, kind in (
-    ("Example Street", "Surgery"), ("Sample Road", "Medical Centre"), ("Harbour View", "Practice"),
-    ("Canal Side", "Health Centre"), ("Old Market", "Surgery"), ("Riverbank", "Group Practice"),
-    ("Elm Tree", "Surgery"), ("Brick Lane Example", "Practice"), ("Dockside", "Medical Centre"),
-    ("Clocktower", "Surgery"), ("Park View", "Health Centre"), ("Victoria Example", "Practice"),
-    ("Greenway", "Surgery"), ("Mile End Example", "Medical Centre"), ("Bow Example", "Practice"),
-    ("Chapel Yard", "Surgery"), ("Wharf Lane", "Health Centre"), ("Spring Gardens", "Practice"),
-    ("Limehouse Example", "Surgery"), ("Millpond", "Medical Centre"), ("Orchard", "Practice"),
-    ("Poplar Example", "Health Centre"), ("Quayside", "Surgery"), ("Rope Walk", "Practice"),
-    ("St Example's", "Medical Centre"), ("Tower View", "Surgery"), ("Union Square", "Practice"),
-    ("Wapping Example", "Health Centre"), ("Whitechapel Example", "Surgery"),
-    ("Stepney Example", "Group Practice"),
-))
+PRACTICES = tuple(
+    f"{name} {kind}"
+    for name, kind in (
+        ("Example Street", "Surgery"),
+        ("Sample Road", "Medical Centre"),
+        ("Harbour View", "Practice"),
+        ("Canal Side", "Health Centre"),
+        ("Old Market", "Surgery"),
+        ("Riverbank", "Group Practice"),
+        ("Elm Tree", "Surgery"),
+        ("Brick Lane Example", "Practice"),
+        ("Dockside", "Medical Centre"),
+        ("Clocktower", "Surgery"),
+        ("Park View", "Health Centre"),
+        ("Victoria Example", "Practice"),
+        ("Greenway", "Surgery"),
+        ("Mile End Example", "Medical Centre"),
+        ("Bow Example", "Practice"),
+        ("Chapel Yard", "Surgery"),
+        ("Wharf Lane", "Health Centre"),
+        ("Spring Gardens", "Practice"),
+        ("Limehouse Example", "Surgery"),
+        ("Millpond", "Medical Centre"),
+        ("Orchard", "Practice"),
+        ("Poplar Example", "Health Centre"),
+        ("Quayside", "Surgery"),
+        ("Rope Walk", "Practice"),
+        ("St Example's", "Medical Centre"),
+        ("Tower View", "Surgery"),
+        ("Union Square", "Practice"),
+        ("Wapping Example", "Health Centre"),
+        ("Whitechapel Example", "Surgery"),
+        ("Stepney Example", "Group Practice"),
+    )
+)
 STAFF_ROLES = (  # (role, weight)
-    ("GP", 20), ("Practice nurse", 14), ("Practice manager", 6), ("Receptionist", 22),
-    ("Healthcare assistant", 10), ("Pharmacist", 5), ("Care navigator", 8),
-    ("Physician associate", 3), ("Social prescriber", 4), ("Administrator", 8),
+    ("GP", 20),
+    ("Practice nurse", 14),
+    ("Practice manager", 6),
+    ("Receptionist", 22),
+    ("Healthcare assistant", 10),
+    ("Pharmacist", 5),
+    ("Care navigator", 8),
+    ("Physician associate", 3),
+    ("Social prescriber", 4),
+    ("Administrator", 8),
 )
 CITIZEN_ROLES = (("Citizen", 1), ("Service user", 1))
 # How far staff and citizens have got with QI (none, basics, project).
@@ -68,7 +181,9 @@ def _weighted(rng: random.Random, options, n: int) -> list[str]:
     return rng.choices([o for o, _ in options], weights=[w for _, w in options], k=n)
 
 
-def people(n: int, *, kind: str = "staff", seed: int = 2019, start: int = 1) -> list[dict[str, str]]:
+def people(
+    n: int, *, kind: str = "staff", seed: int = 2019, start: int = 1
+) -> list[dict[str, str]]:
     """``n`` invented recipients as dicts with the list columns; addresses are unique.
 
     ``kind`` is "staff" (practice staff at ``@nhs.example``) or "citizens" (citizens and
@@ -89,15 +204,30 @@ def people(n: int, *, kind: str = "staff", seed: int = 2019, start: int = 1) -> 
     ascii_first = {name: _ascii(name) for name in FIRST_NAMES}
     ascii_last = {name: _ascii(name) for name in LAST_NAMES}
     return [
-        {"email": f"{ascii_first[f]}.{ascii_last[l]}{start + i}@{d}", "first_name": f,
-         "last_name": l, "practice": p, "role": r, "qi_level": q}
-        for i, (f, l, p, r, q, d) in enumerate(zip(firsts, lasts, practices, roles, levels, domains))
+        {
+            "email": f"{ascii_first[f]}.{ascii_last[l]}{start + i}@{d}",
+            "first_name": f,
+            "last_name": l,
+            "practice": p,
+            "role": r,
+            "qi_level": q,
+        }
+        for i, (f, l, p, r, q, d) in enumerate(
+            zip(firsts, lasts, practices, roles, levels, domains)
+        )
     ]
 
 
-def write_csv(path: Path, rows: list[dict[str, str]], *, header: dict[str, str] | None = None,
-              bom: bool = False, delimiter: str = ",", encoding: str = "utf-8",
-              line_end: str = "\r\n") -> Path:
+def write_csv(
+    path: Path,
+    rows: list[dict[str, str]],
+    *,
+    header: dict[str, str] | None = None,
+    bom: bool = False,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    line_end: str = "\r\n",
+) -> Path:
     """Write rows as a CSV the way a spreadsheet export would (CRLF by default).
 
     ``header`` renames columns (e.g. ``{"email": "Email Address"}``) to mimic other exports.
@@ -121,8 +251,13 @@ def write_csv(path: Path, rows: list[dict[str, str]], *, header: dict[str, str] 
     return path
 
 
-def write_xlsx(path: Path, rows: list[dict[str, str]], *, header: dict[str, str] | None = None,
-               sheet: str = "Sheet1") -> Path:
+def write_xlsx(
+    path: Path,
+    rows: list[dict[str, str]],
+    *,
+    header: dict[str, str] | None = None,
+    sheet: str = "Sheet1",
+) -> Path:
     """Write rows to a one-sheet workbook (``None`` rows stay empty)."""
     from openpyxl import Workbook
 
@@ -145,26 +280,37 @@ def write_demo_lists(root: Path) -> dict[str, Path]:
     citizens = people(40, kind="citizens", seed=2019, start=1001)
     # Quirks seen in real exports, a few of each and no more, so `check` shows them but the
     # reject share stays far below the 5 % threshold.
-    staff[41]["email"] = staff[41]["email"].replace("@", "@@")     # typing slip: rejected
-    staff[117]["qi_level"] = ""                                     # forgotten level: rejected
-    staff[7]["email"] = "  " + staff[7]["email"].upper() + " "     # stray spaces, shouting
+    staff[41]["email"] = staff[41]["email"].replace("@", "@@")  # typing slip: rejected
+    staff[117]["qi_level"] = ""  # forgotten level: rejected
+    staff[7]["email"] = "  " + staff[7]["email"].upper() + " "  # stray spaces, shouting
     staff[12]["qi_level"] = "Basics"
     staff[13]["qi_level"] = "QI project"
     staff[14]["qi_level"] = "None"
-    citizens[5]["email"] = staff[20]["email"].title()               # on both lists: duplicate
+    citizens[5]["email"] = staff[20]["email"].title()  # on both lists: duplicate
     citizens[6]["qi_level"] = "basic"
-    staff_rows: list = staff[:150] + [None] + staff[150:]           # one blank row mid-file
+    staff_rows: list = staff[:150] + [None] + staff[150:]  # one blank row mid-file
     written = {
-        "practice-staff": write_csv(lists / "practice-staff.csv", staff_rows, bom=True,
-                                    header={"email": "Email Address", "first_name": "First name",
-                                            "last_name": "Surname", "practice": "Practice name",
-                                            "role": "Job title", "qi_level": "QI level"}),
+        "practice-staff": write_csv(
+            lists / "practice-staff.csv",
+            staff_rows,
+            bom=True,
+            header={
+                "email": "Email Address",
+                "first_name": "First name",
+                "last_name": "Surname",
+                "practice": "Practice name",
+                "role": "Job title",
+                "qi_level": "QI level",
+            },
+        ),
         "citizens": write_csv(lists / "citizens-and-service-users.csv", citizens),
     }
     suppressions = lists / "suppressions.csv"
-    rows = [(staff[3]["email"].upper(), "unsubscribed", "2019-01-14"),
-            (staff[58]["email"], "bounced", "2019-02-02"),
-            (citizens[10]["email"], "asked by phone not to be emailed", "2019-03-20")]
+    rows = [
+        (staff[3]["email"].upper(), "unsubscribed", "2019-01-14"),
+        (staff[58]["email"], "bounced", "2019-02-02"),
+        (citizens[10]["email"], "asked by phone not to be emailed", "2019-03-20"),
+    ]
     with suppressions.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["email", "reason", "date"])

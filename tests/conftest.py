@@ -17,8 +17,15 @@ DEMO = ROOT / "campaigns" / "2019-04-equip-training.yaml"
 SHARED = ROOT.parent / "shared"
 PG_ADMIN_URL = os.environ.get("EQUIP_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 
-ENV_VARS = ("SENDGRID_API_KEY", "SENDGRID_API_HOST", "SENDGRID_WEBHOOK_PUBLIC_KEY",
-            "EQUIP_DATABASE_URL", "EQUIP_LINK_SECRET", "EQUIP_PUBLIC_URL", "EQUIP_CONFIG")
+ENV_VARS = (
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_HOST",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "EQUIP_DATABASE_URL",
+    "EQUIP_LINK_SECRET",
+    "EQUIP_PUBLIC_URL",
+    "EQUIP_CONFIG",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +77,11 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def settings(sqlite_url) -> Settings:
-    return Settings(database_url=sqlite_url, link_secret="test-link-secret-0123456789",
-                    public_url="http://127.0.0.1:8025")
+    return Settings(
+        database_url=sqlite_url,
+        link_secret="test-link-secret-0123456789",
+        public_url="http://127.0.0.1:8025",
+    )
 
 
 @pytest.fixture

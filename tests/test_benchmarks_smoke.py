@@ -13,22 +13,56 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 FIGURES = {
-    "render": ["segment_ms", "segment_cpu_ms", "all_segments_ms", "first_call_ms", "premailer_ms",
-               "css_inline_ms", "premailer_over_css_inline", "naive_ms_per_recipient"],
-    "send": ["wall_s", "recipients_per_s", "lists_s", "sync_s", "loop_s", "cpu_s", "peak_rss_mb",
-             "naive_s_for_100k_extrapolated", "speedup_vs_naive", "wall_s_per_100k"],
-    "webhook": ["events_per_s", "seconds", "events_per_service_cpu_s", "rows_in_store",
-                "distinct_events"],
+    "render": [
+        "segment_ms",
+        "segment_cpu_ms",
+        "all_segments_ms",
+        "first_call_ms",
+        "premailer_ms",
+        "css_inline_ms",
+        "premailer_over_css_inline",
+        "naive_ms_per_recipient",
+    ],
+    "send": [
+        "wall_s",
+        "recipients_per_s",
+        "lists_s",
+        "sync_s",
+        "loop_s",
+        "cpu_s",
+        "peak_rss_mb",
+        "naive_s_for_100k_extrapolated",
+        "speedup_vs_naive",
+        "wall_s_per_100k",
+    ],
+    "webhook": [
+        "events_per_s",
+        "seconds",
+        "events_per_service_cpu_s",
+        "rows_in_store",
+        "distinct_events",
+    ],
     "redirect": ["requests_per_s", "p50_ms", "p99_ms", "max_ms", "service_cpu_ms_per_request"],
-    "report": ["seconds", "load_s", "aggregate_s", "write_outputs_s", "peak_rss_mb",
-               "peak_rss_with_outputs_mb"],
+    "report": [
+        "seconds",
+        "load_s",
+        "aggregate_s",
+        "write_outputs_s",
+        "peak_rss_mb",
+        "peak_rss_with_outputs_mb",
+    ],
 }
 
 
 def test_smoke_run_reports_every_figure(tmp_path):
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads(out.read_text())
     assert results["size"] == "smoke"
@@ -44,9 +78,16 @@ def test_smoke_run_reports_every_figure(tmp_path):
     assert results["report"]["events_read"] > 0
     # Every target is listed with a status, and the table was printed.
     assert {(t["bench"], t["figure"]) for t in results["targets"]} >= {
-        ("render", "segment_ms"), ("send", "wall_s"), ("send", "speedup_vs_naive"),
-        ("send", "peak_rss_mb"), ("webhook", "events_per_s"), ("redirect", "requests_per_s"),
-        ("redirect", "p99_ms"), ("report", "seconds"), ("report", "peak_rss_mb")}
+        ("render", "segment_ms"),
+        ("send", "wall_s"),
+        ("send", "speedup_vs_naive"),
+        ("send", "peak_rss_mb"),
+        ("webhook", "events_per_s"),
+        ("redirect", "requests_per_s"),
+        ("redirect", "p99_ms"),
+        ("report", "seconds"),
+        ("report", "peak_rss_mb"),
+    }
     assert "equip-mailer benchmarks (smoke)" in proc.stdout
     # Nothing left behind in the working folder (the runner works in its own temp folder).
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smoke.json"]

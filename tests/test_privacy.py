@@ -42,18 +42,22 @@ def leaks(addresses: set[str], text: str) -> list[str]:
 
 
 def test_no_full_address_leaves_in_logs_tokens_custom_args_or_urls(project, monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG)             # every logger, every level, uvicorn's access log too
+    caplog.set_level(logging.DEBUG)  # every logger, every level, uvicorn's access log too
     url, server = start_server("SG.privacy-key", keep_bodies=True)
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.privacy-key")
     monkeypatch.setenv("SENDGRID_API_HOST", url)
     runner = CliRunner()
     spec = str(project / "campaigns" / f"{CID}.yaml")
     try:
-        outputs = [runner.invoke(main, args).output for args in (
-            ["check", spec, "--allow-past"],
-            ["send", spec, "--allow-past", "--dry-run"],
-            ["send", spec, "--allow-past", "--yes"],
-            ["status", spec])]
+        outputs = [
+            runner.invoke(main, args).output
+            for args in (
+                ["check", spec, "--allow-past"],
+                ["send", spec, "--allow-past", "--dry-run"],
+                ["send", spec, "--allow-past", "--yes"],
+                ["status", spec],
+            )
+        ]
     finally:
         server.stop()
     addresses = set(server.emails())
@@ -72,40 +76,58 @@ def test_no_full_address_leaves_in_logs_tokens_custom_args_or_urls(project, monk
     first = server.bodies[0]["personalizations"][0]
     reader = first["to"][0]["email"].lower()
     click = next(v for v in first["substitutions"].values() if "/c/" in v).replace(PUBLIC, "")
-    unsub = re.search(r"<([^>]+/u/[^>]+)>", first["headers"]["List-Unsubscribe"]).group(1).replace(PUBLIC, "")
+    unsub = (
+        re.search(r"<([^>]+/u/[^>]+)>", first["headers"]["List-Unsubscribe"])
+        .group(1)
+        .replace(PUBLIC, "")
+    )
     key = SendGridKey(load_signer())
     monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", key.public)
     settings = load_settings()
     engine = store.open_store(settings.database_url)
-    events = [{"email": reader, "timestamp": 1555930000 + i, "event": name,
-               "sg_message_id": f"privacy{i}.filter0001", "campaign_id": CID,
-               "recipient": first["custom_args"]["recipient"], "send_id": first["custom_args"]["send_id"],
-               "segment": first["custom_args"]["segment"], "reason": "550 unknown user " + reader}
-              for i, name in enumerate(("delivered", "bounce"))]
+    events = [
+        {
+            "email": reader,
+            "timestamp": 1555930000 + i,
+            "event": name,
+            "sg_message_id": f"privacy{i}.filter0001",
+            "campaign_id": CID,
+            "recipient": first["custom_args"]["recipient"],
+            "send_id": first["custom_args"]["send_id"],
+            "segment": first["custom_args"]["segment"],
+            "reason": "550 unknown user " + reader,
+        }
+        for i, name in enumerate(("delivered", "bounce"))
+    ]
     body = body_of(events)
     pages = []
     with running_app(create_app(settings, engine), log_level="debug", access_log=True) as base:
-        for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):   # they don't propagate to root
+        for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):  # they don't propagate to root
             logging.getLogger(name).addHandler(caplog.handler)
         with httpx.Client(base_url=base, follow_redirects=False) as http:
             assert http.get(click).status_code == 302
             pages.append(http.get(unsub).text)
             pages.append(http.post(unsub, content=b"List-Unsubscribe=One-Click").text)
-            assert http.post("/webhooks/sendgrid", content=body, headers=key.headers(body)).status_code == 200
+            assert (
+                http.post("/webhooks/sendgrid", content=body, headers=key.headers(body)).status_code
+                == 200
+            )
     for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).removeHandler(caplog.handler)
     with engine.connect() as conn:
-        assert store.suppressed_keys(conn) >= {reader}            # the unsubscribe did happen
+        assert store.suppressed_keys(conn) >= {reader}  # the unsubscribe did happen
         stored_urls = [r[0] or "" for r in conn.execute(sa.select(store.events.c.url))]
         stored_urls += [r[0] for r in conn.execute(sa.select(store.links.c.url))]
         batch_errors = [r[0] or "" for r in conn.execute(sa.select(store.batches.c.error))]
     engine.dispose()
 
     logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
-    assert "GET /c/" in logs                                      # the access log was captured
-    print(f"privacy: {len(addresses)} addresses; scanned {len(caplog.records)} log records, "
-          f"{len(carried)} custom_args/header/URL values, {len(stored_urls)} stored URLs, "
-          f"{len(outputs)} command outputs, {len(pages)} unsubscribe pages")
+    assert "GET /c/" in logs  # the access log was captured
+    print(
+        f"privacy: {len(addresses)} addresses; scanned {len(caplog.records)} log records, "
+        f"{len(carried)} custom_args/header/URL values, {len(stored_urls)} stored URLs, "
+        f"{len(outputs)} command outputs, {len(pages)} unsubscribe pages"
+    )
     assert leaks(addresses, logs) == []
     assert leaks(addresses, "\n".join(outputs)) == []
     assert leaks(addresses, "\n".join(carried)) == []

@@ -5,7 +5,7 @@ from equip_mailer import store
 
 def test_schema_is_created_once_and_versioned(db_url):
     engine = store.open_store(db_url)
-    assert store.migrate(engine) == store.SCHEMA_VERSION   # second run finds it current
+    assert store.migrate(engine) == store.SCHEMA_VERSION  # second run finds it current
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
     assert {"campaigns", "links", "ledger", "batches", "events", "suppressions"} <= tables
@@ -21,14 +21,18 @@ def test_suppression_is_idempotent_and_case_insensitive(db_url):
 
 def test_bad_url_is_a_plain_error():
     import pytest
+
     from equip_mailer.errors import StoreError
+
     with pytest.raises(StoreError, match="not a database URL"):
         store.open_store("nonsense")
 
 
 def test_a_file_that_is_not_a_database_is_a_plain_error(tmp_path):
     import pytest
+
     from equip_mailer.errors import StoreError
+
     junk = tmp_path / "equip.db"
     junk.write_bytes(b"this is a spreadsheet, not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the database"):
@@ -56,5 +60,5 @@ def test_sqlite_commits_survive_a_power_loss(sqlite_url):
     # "sent" mark would mean a second copy. FULL syncs the WAL at every commit.
     engine = store.open_store(sqlite_url)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2     # FULL
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

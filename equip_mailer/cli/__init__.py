@@ -27,6 +27,7 @@ def _save_traceback() -> Path | None:
     running the command gets one sentence (details may name addresses: not for the screen)."""
     import tempfile
     import traceback
+
     try:
         fd, name = tempfile.mkstemp(prefix="equip-mailer-error-", suffix=".txt")
         with open(fd, "w", encoding="utf-8") as fh:
@@ -38,12 +39,15 @@ def _save_traceback() -> Path | None:
 
 def friendly_errors(fn):
     """Turn every failure into a plain message and exit status 1, never a traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except EquipError as exc:
-            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True
+            )
             if exc.hint:
                 err_console.print(f"Hint: {exc.hint}", markup=False, soft_wrap=True)
             sys.exit(1)
@@ -61,17 +65,24 @@ def friendly_errors(fn):
             sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for a non-programmer
             saved = _save_traceback()
-            err_console.print(f"Error: something unexpected went wrong ({type(exc).__name__}). "
-                              "Nothing was lost: run the same command again to carry on."
-                              + (f" Details for the developers are in {saved}." if saved else ""),
-                              markup=False, soft_wrap=True)
+            err_console.print(
+                f"Error: something unexpected went wrong ({type(exc).__name__}). "
+                "Nothing was lost: run the same command again to carry on."
+                + (f" Details for the developers are in {saved}." if saved else ""),
+                markup=False,
+                soft_wrap=True,
+            )
             sys.exit(1)
+
     return wrapper
 
 
 campaign_arg = click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
-allow_past_opt = click.option("--allow-past", is_flag=True,
-                              help="Accept sessions dated before today (needed for the 2019 demo).")
+allow_past_opt = click.option(
+    "--allow-past",
+    is_flag=True,
+    help="Accept sessions dated before today (needed for the 2019 demo).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -90,6 +101,7 @@ def settings():
 
 
 # --- check ---
+
 
 def _store_suppressions(database_url: str) -> tuple[set[str], str | None]:
     """The store's suppressed addresses, read without creating or migrating anything.
@@ -127,7 +139,7 @@ def _check_templates(campaign) -> tuple[dict, str | None]:
         from equip_mailer.compose.render import render_campaign
     except ImportError:
         return {}, "templates not checked: the renderer (equip_mailer.render) is not available"
-    return render_campaign(campaign), None          # RenderError names the template line
+    return render_campaign(campaign), None  # RenderError names the template line
 
 
 @main.command()
@@ -149,8 +161,8 @@ def check(campaign: Path, allow_past: bool) -> None:
     from rich.table import Table
 
     from equip_mailer.compose.audience import load_audience
-    from equip_mailer.errors import SpecError
     from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.errors import SpecError
 
     try:
         spec = load_campaign(campaign, allow_past=allow_past)
@@ -158,8 +170,11 @@ def check(campaign: Path, allow_past: bool) -> None:
         for problem in exc.problems:
             err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
         count = len(exc.problems)
-        err_console.print(f"{count} problem{'s' if count != 1 else ''} in {campaign}; nothing was checked further.",
-                          markup=False, soft_wrap=True)
+        err_console.print(
+            f"{count} problem{'s' if count != 1 else ''} in {campaign}; nothing was checked further.",
+            markup=False,
+            soft_wrap=True,
+        )
         if exc.hint:
             err_console.print(f"Hint: {exc.hint}", markup=False, soft_wrap=True)
         sys.exit(1)
@@ -176,42 +191,65 @@ def check(campaign: Path, allow_past: bool) -> None:
     table.add_column("Subject", overflow="fold")
     for segment in spec.segments:
         levels = ", ".join(segment.qi_levels)
-        subject = rendered[segment.id].subject if segment.id in rendered else (segment.subject or spec.subject)
-        table.add_row(segment.id, segment.name, levels, f"{len(audience.by_segment[segment.id]):,}",
-                      subject)
+        subject = (
+            rendered[segment.id].subject
+            if segment.id in rendered
+            else (segment.subject or spec.subject)
+        )
+        table.add_row(
+            segment.id, segment.name, levels, f"{len(audience.by_segment[segment.id]):,}", subject
+        )
     total = len(audience.recipients)
     table.add_row("", "Total", "", f"{total:,}", "", end_section=True)
     console.print(table)
-    console.print(f"Rows read {audience.rows_read:,} · rejected {len(audience.rejects):,} · "
-                  f"duplicates {audience.duplicates:,} · suppressed {audience.suppressed:,} "
-                  f"({len(keys):,} from the database) · recipients {total:,}",
-                  markup=False, soft_wrap=True)
+    console.print(
+        f"Rows read {audience.rows_read:,} · rejected {len(audience.rejects):,} · "
+        f"duplicates {audience.duplicates:,} · suppressed {audience.suppressed:,} "
+        f"({len(keys):,} from the database) · recipients {total:,}",
+        markup=False,
+        soft_wrap=True,
+    )
     for note in (store_note, template_note):
         if note:
             console.print(f"Note: {note}", markup=False, soft_wrap=True)
     if template_note is None:
         console.print("Templates: every segment renders.", markup=False)
     if audience.rejects:
-        console.print(f"\nRejected rows ({len(audience.rejects):,}; they will not be mailed):",
-                      markup=False)
+        console.print(
+            f"\nRejected rows ({len(audience.rejects):,}; they will not be mailed):", markup=False
+        )
         for reject in audience.rejects:
             console.print(str(reject), markup=False, highlight=False, soft_wrap=True)
     if audience.duplicate_rows:
-        console.print(f"\nDuplicate rows ({audience.duplicates:,}; the first row is kept):", markup=False)
+        console.print(
+            f"\nDuplicate rows ({audience.duplicates:,}; the first row is kept):", markup=False
+        )
         for note in audience.duplicate_rows:
             console.print(str(note), markup=False, highlight=False, soft_wrap=True)
     if total == 0:
-        raise EquipError("no one would get this newsletter: every list is empty after checks",
-                         hint="Check the files under 'lists:' in the campaign.")
+        raise EquipError(
+            "no one would get this newsletter: every list is empty after checks",
+            hint="Check the files under 'lists:' in the campaign.",
+        )
 
 
 # --- serve ---
 
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (put a TLS proxy in front for the public URL).")
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535),
-              help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (put a TLS proxy in front for the public URL).",
+)
+@click.option(
+    "--port",
+    default=8025,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
 @friendly_errors
 def serve(host: str, port: int) -> None:
     """Run the tracking service: click redirects, unsubscribe, SendGrid's event webhook.
@@ -231,18 +269,25 @@ def serve(host: str, port: int) -> None:
 
     from equip_mailer.track.service import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     cfg = settings()
-    app = create_app(cfg)               # ConfigError/StoreError -> one plain sentence
-    console.print(f"Tracking service on http://{host}:{port} (database "
-                  f"{_masked_db_url(cfg.database_url)}); Ctrl+C stops it.", markup=False)
+    app = create_app(cfg)  # ConfigError/StoreError -> one plain sentence
+    console.print(
+        f"Tracking service on http://{host}:{port} (database "
+        f"{_masked_db_url(cfg.database_url)}); Ctrl+C stops it.",
+        markup=False,
+    )
     # One worker: the app object is built here, and SQLite wants a single writer process.
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="info", access_log=False,
-                proxy_headers=True)
+    uvicorn.run(
+        app, host=host, port=port, workers=1, log_level="info", access_log=False, proxy_headers=True
+    )
 
 
 def _masked_db_url(url: str) -> str:
     import sqlalchemy as sa
+
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -250,6 +295,7 @@ def _masked_db_url(url: str) -> str:
 
 
 # --- send, status, cancel ---
+
 
 def _send_setup(campaign_path: Path, allow_past: bool):
     """Spec, settings and store: what send, status and cancel all start from."""
@@ -266,10 +312,13 @@ def _make_backend(name: str, spec, cfg, outbox: Path, mail):
 
     if name == "sendgrid":
         if not cfg.sendgrid_api_key:
-            raise EquipError("--backend sendgrid needs SENDGRID_API_KEY",
-                             hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.")
-        return SendGridBackend(cfg.sendgrid_api_key, mail, host=cfg.sendgrid_api_host,
-                               timeout=cfg.sendgrid_timeout)
+            raise EquipError(
+                "--backend sendgrid needs SENDGRID_API_KEY",
+                hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.",
+            )
+        return SendGridBackend(
+            cfg.sendgrid_api_key, mail, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+        )
     return OutboxBackend(outbox, mail)
 
 
@@ -288,36 +337,81 @@ def _segment_table(spec, counts: dict[str, int], title: str):
 
 def _progress(total: int):
     """A rich progress bar (sent, rate, ETA) on a terminal; nothing when output is piped."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     if not console.is_terminal:
         return None
-    return Progress(TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    TextColumn("{task.fields[rate]:>8} /s"), TimeRemainingColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("Sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]:>8} /s"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @main.command()
 @campaign_arg
 @allow_past_opt
-@click.option("--dry-run", is_flag=True,
-              help="Build everything and print what would go; send nothing, record nothing.")
-@click.option("--test-to", "test_to", metavar="ADDRESS",
-              help="Send one copy of each segment's email to ADDRESS, subject starting [TEST]; "
-                   "not recorded in the ledger or the reports.")
-@click.option("--backend", type=click.Choice(["outbox", "sendgrid"]),
-              help="Where mail goes. Default: sendgrid when SENDGRID_API_KEY is set, else outbox.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help="Send to at most N recipients in this run (the rest stay pending).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build everything and print what would go; send nothing, record nothing.",
+)
+@click.option(
+    "--test-to",
+    "test_to",
+    metavar="ADDRESS",
+    help="Send one copy of each segment's email to ADDRESS, subject starting [TEST]; "
+    "not recorded in the ledger or the reports.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["outbox", "sendgrid"]),
+    help="Where mail goes. Default: sendgrid when SENDGRID_API_KEY is set, else outbox.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Send to at most N recipients in this run (the rest stay pending).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
-@click.option("--retry-uncertain", is_flag=True,
-              help="Also send to recipients of batches that got no answer (they may get two copies).")
-@click.option("--outbox", "outbox_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("outbox"), show_default=True, help="Folder for the outbox backend.")
+@click.option(
+    "--retry-uncertain",
+    is_flag=True,
+    help="Also send to recipients of batches that got no answer (they may get two copies).",
+)
+@click.option(
+    "--outbox",
+    "outbox_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outbox"),
+    show_default=True,
+    help="Folder for the outbox backend.",
+)
 @friendly_errors
-def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, backend: str | None,
-         limit: int | None, yes: bool, retry_uncertain: bool, outbox_dir: Path) -> None:
+def send(
+    campaign: Path,
+    allow_past: bool,
+    dry_run: bool,
+    test_to: str | None,
+    backend: str | None,
+    limit: int | None,
+    yes: bool,
+    retry_uncertain: bool,
+    outbox_dir: Path,
+) -> None:
     """Send a campaign: each recipient gets exactly one copy, however often this is run.
 
     Shows the recipients per segment and asks before sending (unless --yes). A re-run sends
@@ -338,8 +432,16 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.config import mask_email
     from equip_mailer.send.delivery import campaign_mail
-    from equip_mailer.send.dispatch import (SendOptions, dry_run as do_dry_run, ensure_schedule, register_campaign,
-                           run_send, send_test)
+    from equip_mailer.send.dispatch import (
+        SendOptions,
+        ensure_schedule,
+        register_campaign,
+        run_send,
+        send_test,
+    )
+    from equip_mailer.send.dispatch import (
+        dry_run as do_dry_run,
+    )
     from equip_mailer.send.ledger import Ledger
     from equip_mailer.store import suppressed_keys
 
@@ -352,21 +454,31 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
 
     if test_to:
         from email_validator import EmailNotValidError, validate_email
+
         try:
             address = validate_email(test_to, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise EquipError(f"--test-to {test_to!r} is not a valid address ({exc})") from None
         if dry_run:
-            raise EquipError("--test-to and --dry-run do not go together",
-                             hint="Use one or the other.")
+            raise EquipError(
+                "--test-to and --dry-run do not go together", hint="Use one or the other."
+            )
         results = send_test(spec, engine, transport, cfg, address)
         for segment_id, result in results:
             if result.state != "sent":
-                raise EquipError(f"test copy of segment {segment_id}: {result.error}", hint=result.hint)
-        where = (f" (files under {outbox_dir / spec.id / 'test'})" if backend_name == "outbox" else "")
-        console.print(f"Sent {len(results)} test cop{'y' if len(results) == 1 else 'ies'} "
-                      f"({', '.join(s for s, _ in results)}) to {mask_email(address)} through "
-                      f"{backend_name}{where}; not recorded in the ledger.", markup=False, soft_wrap=True)
+                raise EquipError(
+                    f"test copy of segment {segment_id}: {result.error}", hint=result.hint
+                )
+        where = (
+            f" (files under {outbox_dir / spec.id / 'test'})" if backend_name == "outbox" else ""
+        )
+        console.print(
+            f"Sent {len(results)} test cop{'y' if len(results) == 1 else 'ies'} "
+            f"({', '.join(s for s, _ in results)}) to {mask_email(address)} through "
+            f"{backend_name}{where}; not recorded in the ledger.",
+            markup=False,
+            soft_wrap=True,
+        )
         return
 
     with engine.connect() as conn:
@@ -377,17 +489,26 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
         summary = do_dry_run(spec, engine, audience.by_segment, keys, cfg, mail, options)
         console.print(_segment_table(spec, summary.counts, f"{spec.id}: would send (dry run)"))
         if not summary.counts:
-            console.print("Nothing to send: everyone on the lists already has this campaign.",
-                          markup=False)
+            console.print(
+                "Nothing to send: everyone on the lists already has this campaign.", markup=False
+            )
             return
         import json
-        console.print(f"Backend {backend_name}; {summary.requests} request(s) of at most "
-                      f"{options.batch_size} recipients. First request: segment "
-                      f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
-                      f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
-                      f"{summary.content_bytes / 1024:,.1f} KiB).", markup=False, soft_wrap=True)
-        console.print("Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
-                      markup=False, soft_wrap=True)
+
+        console.print(
+            f"Backend {backend_name}; {summary.requests} request(s) of at most "
+            f"{options.batch_size} recipients. First request: segment "
+            f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
+            f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
+            f"{summary.content_bytes / 1024:,.1f} KiB).",
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(
+            "Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
+            markup=False,
+            soft_wrap=True,
+        )
         console.print("Dry run: nothing was sent and the ledger is unchanged.", markup=False)
         return
 
@@ -396,12 +517,16 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
         mail = ensure_schedule(ledger, transport, mail)
         recovered = ledger.recover()
         if recovered:
-            console.print(f"{recovered} batch(es) were in flight when an earlier run stopped; "
-                          "they are marked uncertain and not re-sent"
-                          + (" (--retry-uncertain: sending them again)." if retry_uncertain else "."),
-                          markup=False, soft_wrap=True)
+            console.print(
+                f"{recovered} batch(es) were in flight when an earlier run stopped; "
+                "they are marked uncertain and not re-sent"
+                + (" (--retry-uncertain: sending them again)." if retry_uncertain else "."),
+                markup=False,
+                soft_wrap=True,
+            )
         synced = ledger.sync(audience.by_segment, keys)
         from equip_mailer.send.ledger import SENDABLE
+
         states = SENDABLE + (("uncertain",) if retry_uncertain else ())
         counts = ledger.sendable(states)
         total = sum(counts.values())
@@ -409,22 +534,29 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
             total = min(total, options.limit)
         if total == 0:
             done = ledger.counts().get("sent", 0)
-            console.print(f"Nothing to send: {done:,} recipient(s) already have campaign {spec.id}.",
-                          markup=False)
+            console.print(
+                f"Nothing to send: {done:,} recipient(s) already have campaign {spec.id}.",
+                markup=False,
+            )
             _print_status(spec, ledger)
             return
         console.print(_segment_table(spec, counts, f"{spec.id}: to send through {backend_name}"))
         if synced.added or synced.suppressed:
-            console.print(f"New on the lists since the last run: {synced.added:,}; newly "
-                          f"suppressed: {synced.suppressed:,}.", markup=False)
+            console.print(
+                f"New on the lists since the last run: {synced.added:,}; newly "
+                f"suppressed: {synced.suppressed:,}.",
+                markup=False,
+            )
         if not yes:
             if not sys.stdin.isatty():
-                raise EquipError("not sending without confirmation: there is no terminal to ask on",
-                                 hint="Add --yes to send without asking.")
+                raise EquipError(
+                    "not sending without confirmation: there is no terminal to ask on",
+                    hint="Add --yes to send without asking.",
+                )
             if not click.confirm(f"Send to {total:,} recipient(s) now?", default=False):
                 console.print("Nothing sent.", markup=False)
                 return
-            ledger.refresh()         # the prompt may have waited long: still ours? (heartbeat)
+            ledger.refresh()  # the prompt may have waited long: still ours? (heartbeat)
         bar = _progress(total)
         task = bar.add_task("send", total=total, rate="") if bar else None
         started = time.monotonic()
@@ -443,12 +575,17 @@ def send(campaign: Path, allow_past: bool, dry_run: bool, test_to: str | None, b
             report = run_send(spec, engine, ledger, transport, cfg, options, progress=progress)
 
     where = f" to {outbox_dir / spec.id}" if backend_name == "outbox" else " through SendGrid"
-    console.print(f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
-                  f"{report.seconds:.1f} s; failed {report.failed:,}, uncertain {report.uncertain:,}.",
-                  markup=False, soft_wrap=True)
+    console.print(
+        f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
+        f"{report.seconds:.1f} s; failed {report.failed:,}, uncertain {report.uncertain:,}.",
+        markup=False,
+        soft_wrap=True,
+    )
     if report.stopped:
-        raise EquipError(f"sending stopped: {report.stopped}",
-                         hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.")
+        raise EquipError(
+            f"sending stopped: {report.stopped}",
+            hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.",
+        )
 
 
 def _print_status(spec, ledger) -> None:
@@ -468,24 +605,35 @@ def _print_status(spec, ledger) -> None:
     console.print(table)
     row = ledger.campaign_row()
     if row is not None and row.send_at is not None:
-        console.print(f"Scheduled with SendGrid for {row.send_at:%Y-%m-%d %H:%M} UTC"
-                      + (f"; cancelled {row.cancelled_at:%Y-%m-%d %H:%M} UTC" if row.cancelled_at else ""),
-                      markup=False)
+        console.print(
+            f"Scheduled with SendGrid for {row.send_at:%Y-%m-%d %H:%M} UTC"
+            + (f"; cancelled {row.cancelled_at:%Y-%m-%d %H:%M} UTC" if row.cancelled_at else ""),
+            markup=False,
+        )
     for b in ledger.problem_batches():
         if not b.still:
             continue
-        console.print(f"Batch {b.send_id} ({b.segment}, {b.still:,} of {b.size:,} recipients "
-                      f"still {b.state}, {b.created_at:%Y-%m-%d %H:%M} UTC): {b.error or 'no detail'}",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"Batch {b.send_id} ({b.segment}, {b.still:,} of {b.size:,} recipients "
+            f"still {b.state}, {b.created_at:%Y-%m-%d %H:%M} UTC): {b.error or 'no detail'}",
+            markup=False,
+            soft_wrap=True,
+        )
     source = spec.source or spec.id
     if counts.get("pending") or counts.get("failed"):
-        console.print(f"To send the pending and failed ones: equip-mailer send {source}", markup=False,
-                      soft_wrap=True)
+        console.print(
+            f"To send the pending and failed ones: equip-mailer send {source}",
+            markup=False,
+            soft_wrap=True,
+        )
     if counts.get("uncertain"):
-        console.print("Uncertain recipients got no answer from SendGrid and may already have the "
-                      "email; check SendGrid's activity feed, then add --retry-uncertain to send "
-                      "them again if you accept that some may get two copies.", markup=False,
-                      soft_wrap=True)
+        console.print(
+            "Uncertain recipients got no answer from SendGrid and may already have the "
+            "email; check SendGrid's activity feed, then add --retry-uncertain to send "
+            "them again if you accept that some may get two copies.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @main.command()
@@ -502,7 +650,7 @@ def status(campaign: Path, allow_past: bool) -> None:
     """
     from equip_mailer.send.ledger import Ledger
 
-    spec, _cfg, engine = _send_setup(campaign, True)   # reading the ledger: dates don't matter
+    spec, _cfg, engine = _send_setup(campaign, True)  # reading the ledger: dates don't matter
     ledger = Ledger(engine, spec.id)
     if ledger.campaign_row() is None:
         console.print(f"Campaign {spec.id} has not been sent yet (no ledger rows).", markup=False)
@@ -529,46 +677,67 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
     ledger = Ledger(engine, spec.id)
     row = ledger.campaign_row()
     if row is None or not row.sg_batch_id:
-        console.print(f"Nothing to cancel: campaign {spec.id} has no scheduled SendGrid send "
-                      "(mail sent to the outbox or sent straight away cannot be recalled).",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"Nothing to cancel: campaign {spec.id} has no scheduled SendGrid send "
+            "(mail sent to the outbox or sent straight away cannot be recalled).",
+            markup=False,
+            soft_wrap=True,
+        )
         return
     if row.cancelled_at is not None:
-        console.print(f"Campaign {spec.id}'s scheduled send was already cancelled on "
-                      f"{row.cancelled_at:%Y-%m-%d %H:%M} UTC.", markup=False)
+        console.print(
+            f"Campaign {spec.id}'s scheduled send was already cancelled on "
+            f"{row.cancelled_at:%Y-%m-%d %H:%M} UTC.",
+            markup=False,
+        )
         return
-    from equip_mailer.store import utcnow
     import datetime as dt
+
+    from equip_mailer.store import utcnow
+
     # SendGrid accepts a cancel only up to 10 minutes before send_at.
     if row.send_at is not None and row.send_at - dt.timedelta(minutes=10) <= utcnow():
-        raise EquipError(f"too late to cancel: campaign {spec.id} is scheduled for "
-                         f"{row.send_at:%Y-%m-%d %H:%M} UTC, and SendGrid takes cancellations "
-                         "only until 10 minutes before")
+        raise EquipError(
+            f"too late to cancel: campaign {spec.id} is scheduled for "
+            f"{row.send_at:%Y-%m-%d %H:%M} UTC, and SendGrid takes cancellations "
+            "only until 10 minutes before"
+        )
     if not cfg.sendgrid_api_key:
         raise EquipError("cancelling a scheduled send needs SENDGRID_API_KEY")
     if not yes:
         if not sys.stdin.isatty():
-            raise EquipError("not cancelling without confirmation: there is no terminal to ask on",
-                             hint="Add --yes to cancel without asking.")
+            raise EquipError(
+                "not cancelling without confirmation: there is no terminal to ask on",
+                hint="Add --yes to cancel without asking.",
+            )
         if not click.confirm(f"Cancel the scheduled send of {spec.id}?", default=False):
             console.print("Nothing cancelled.", markup=False)
             return
-    backend = SendGridBackend(cfg.sendgrid_api_key, _unscheduled_mail(spec),
-                              host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout)
+    backend = SendGridBackend(
+        cfg.sendgrid_api_key,
+        _unscheduled_mail(spec),
+        host=cfg.sendgrid_api_host,
+        timeout=cfg.sendgrid_timeout,
+    )
     with ledger.lock():
         backend.cancel_scheduled(row.sg_batch_id)
         n = ledger.mark_cancelled()
-    console.print(f"Cancelled the scheduled send of {spec.id} at SendGrid; {n:,} recipient(s) "
-                  "marked cancelled.", markup=False)
+    console.print(
+        f"Cancelled the scheduled send of {spec.id} at SendGrid; {n:,} recipient(s) "
+        "marked cancelled.",
+        markup=False,
+    )
 
 
 def _unscheduled_mail(spec):
     """Request settings without the send_at check (cancel runs when send_at may be near)."""
     from equip_mailer.send.delivery import CampaignMail
+
     return CampaignMail(campaign_id=spec.id, sender_email=spec.sender.email)
 
 
 # --- preview ---
+
 
 def _sample_recipients(spec) -> tuple[dict, str | None]:
     """First recipient of each segment from the lists: (segment id -> Recipient, note).
@@ -578,6 +747,7 @@ def _sample_recipients(spec) -> tuple[dict, str | None]:
     """
     try:
         from equip_mailer.compose.audience import load_audience
+
         audience = load_audience(spec)
     except (ImportError, NotImplementedError) as exc:
         return {}, f"mailing lists not read ({exc}); using a sample reader"
@@ -590,18 +760,35 @@ def _fake_reader(segment):
     from equip_mailer.compose.audience import Recipient
     from equip_mailer.compose.menu import reader_level
 
-    return Recipient(email="sam.example@example.org", first_name="Sam", last_name="Example",
-                     practice="Example Practice", role="Practice manager",
-                     qi_level=reader_level(segment), source="sample reader")
+    return Recipient(
+        email="sam.example@example.org",
+        first_name="Sam",
+        last_name="Example",
+        practice="Example Practice",
+        role="Practice manager",
+        qi_level=reader_level(segment),
+        source="sample reader",
+    )
 
 
 @main.command()
 @campaign_arg
 @allow_past_opt
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("preview"), show_default=True, help="Folder to write the previews to.")
-@click.option("--segment", "segment_ids", multiple=True, metavar="SEGMENT",
-              help="Only this segment (repeat for more). Default: every segment.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("preview"),
+    show_default=True,
+    help="Folder to write the previews to.",
+)
+@click.option(
+    "--segment",
+    "segment_ids",
+    multiple=True,
+    metavar="SEGMENT",
+    help="Only this segment (repeat for more). Default: every segment.",
+)
 @friendly_errors
 def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[str, ...]) -> None:
     """Write each segment's email as it will look, to open in a browser or text editor.
@@ -624,15 +811,21 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise EquipError(f"{out_dir} is a file, not a folder", hint="Choose another --out.") from None
+        raise EquipError(
+            f"{out_dir} is a file, not a folder", hint="Choose another --out."
+        ) from None
     used_sample = []
     for segment_id, segment_mail in rendered.items():
         reader = readers.get(segment_id)
         if reader is None:
             reader = _fake_reader(spec.segment(segment_id))
             used_sample.append(segment_id)
-        values = recipient_values(segment_mail, reader, {link.key: link.url for link in segment_mail.links},
-                                  "#unsubscribe-preview")
+        values = recipient_values(
+            segment_mail,
+            reader,
+            {link.key: link.url for link in segment_mail.links},
+            "#unsubscribe-preview",
+        )
         html, text = personalise(segment_mail, values)
         html_path, text_path = out_dir / f"{segment_id}.html", out_dir / f"{segment_id}.txt"
         html_path.write_text(html, encoding="utf-8")
@@ -642,21 +835,30 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
     if note:
         console.print(f"Note: {note}.", markup=False, soft_wrap=True)
     elif used_sample:
-        console.print(f"Note: no one on the lists in {', '.join(used_sample)}; shown for a sample "
-                      "reader, Sam Example.", markup=False, soft_wrap=True)
-    console.print("Links go straight to their pages (no tracking) and the unsubscribe link is a "
-                  "placeholder. Nothing was sent.", markup=False, soft_wrap=True)
+        console.print(
+            f"Note: no one on the lists in {', '.join(used_sample)}; shown for a sample "
+            "reader, Sam Example.",
+            markup=False,
+            soft_wrap=True,
+        )
+    console.print(
+        "Links go straight to their pages (no tracking) and the unsubscribe link is a "
+        "placeholder. Nothing was sent.",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 # --- report ---
+
 
 def _refresh_machine_flags(engine, campaign_id: str) -> None:
     """A delivered event can arrive after the scanner click it explains; one full pass
     before counting makes the human/machine split as good as the store allows."""
     import sqlalchemy as sa
 
-    from equip_mailer.track.machines import reclassify_campaign
     from equip_mailer.store import campaigns
+    from equip_mailer.track.machines import reclassify_campaign
 
     with engine.begin() as conn:
         if conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
@@ -672,14 +874,14 @@ def _report_input(arg: str, engine):
     """
     import sqlalchemy as sa
 
-    from equip_mailer.report import compute as reporting
-    from equip_mailer.errors import SpecError
     from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.errors import SpecError
+    from equip_mailer.report import compute as reporting
     from equip_mailer.store import campaigns as campaigns_table
 
     path = Path(arg)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
-        spec = load_campaign(path, allow_past=True)      # reports look back: past dates are fine
+        spec = load_campaign(path, allow_past=True)  # reports look back: past dates are fine
         names = reporting.names_from_spec(spec)
         try:
             if engine is None:
@@ -689,23 +891,26 @@ def _report_input(arg: str, engine):
         except reporting.ReportError:
             return reporting.empty_frames(spec.id, spec.subject), names
     if engine is None:
-        raise reporting.ReportError(f"there is no campaign {arg!r} in the database",
-                                    hint="There is no database yet, so nothing has been sent. "
-                                         "Give the campaign spec (campaigns/....yaml) for a "
-                                         "'not sent yet' report.")
+        raise reporting.ReportError(
+            f"there is no campaign {arg!r} in the database",
+            hint="There is no database yet, so nothing has been sent. "
+            "Give the campaign spec (campaigns/....yaml) for a "
+            "'not sent yet' report.",
+        )
     _refresh_machine_flags(engine, arg)
     frames = reporting.load_frames(engine, arg)
     names = None
     with engine.connect() as conn:
-        spec_path = conn.execute(sa.select(campaigns_table.c.spec_path)
-                                 .where(campaigns_table.c.id == arg)).scalar()
+        spec_path = conn.execute(
+            sa.select(campaigns_table.c.spec_path).where(campaigns_table.c.id == arg)
+        ).scalar()
     if spec_path and Path(spec_path).is_file():
         try:
             spec = load_campaign(spec_path, allow_past=True)
             if spec.id == arg:
                 names = reporting.names_from_spec(spec)
         except SpecError:
-            names = None                                   # names are a nicety; ids will do
+            names = None  # names are a nicety; ids will do
     return frames, names
 
 
@@ -719,10 +924,14 @@ def _report_engine(url: str):
     try:
         sa_url = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        return open_store(url)                             # raises the plain StoreError
+        return open_store(url)  # raises the plain StoreError
     database = sa_url.database
-    if sa_url.get_backend_name() == "sqlite" and database and database != ":memory:" \
-            and not Path(database).exists():
+    if (
+        sa_url.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not Path(database).exists()
+    ):
         return None
     return open_store(url)
 
@@ -733,21 +942,37 @@ def _files_written(paths: list[Path]) -> None:
     for p in html:
         console.print(f"Report: {p}", markup=False, soft_wrap=True)
     if others:
-        console.print(f"Also: {', '.join(p.name for p in others)} in {others[0].parent}",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"Also: {', '.join(p.name for p in others)} in {others[0].parent}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @main.command()
 @click.argument("campaigns", nargs=-1, required=True, metavar="CAMPAIGN...")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the files [default: report/<campaign id>/, or report/compare/].")
-@click.option("--human-only/--all", "human_only", default=True,
-              help="Headline figures from human clicks only (the default), or from every click "
-                   "including mail scanners. Machine and raw figures are always shown beside.")
-@click.option("--compare", is_flag=True,
-              help="Set two or more campaigns side by side, per segment and per course.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the files [default: report/<campaign id>/, or report/compare/].",
+)
+@click.option(
+    "--human-only/--all",
+    "human_only",
+    default=True,
+    help="Headline figures from human clicks only (the default), or from every click "
+    "including mail scanners. Machine and raw figures are always shown beside.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Set two or more campaigns side by side, per segment and per course.",
+)
 @friendly_errors
-def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, compare: bool) -> None:
+def report(
+    campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, compare: bool
+) -> None:
     """Click-through report for a campaign: report.html (self-contained, prints on A4),
     report.xlsx and a CSV per table, plus a summary here.
 
@@ -764,13 +989,17 @@ def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, c
     from equip_mailer.report import output as report_output
 
     if compare and len(campaigns) < 2:
-        raise EquipError("--compare needs two or more campaigns",
-                         hint="e.g. equip-mailer report --compare 2019-01-equip 2019-04-equip")
+        raise EquipError(
+            "--compare needs two or more campaigns",
+            hint="e.g. equip-mailer report --compare 2019-01-equip 2019-04-equip",
+        )
     if len(set(campaigns)) < len(campaigns):
         raise EquipError("a campaign is named twice; name each campaign once")
     if not compare and len(campaigns) > 1:
-        raise EquipError(f"give one campaign, not {len(campaigns)}",
-                         hint="Use --compare to set several campaigns side by side.")
+        raise EquipError(
+            f"give one campaign, not {len(campaigns)}",
+            hint="Use --compare to set several campaigns side by side.",
+        )
     engine = _report_engine(settings().database_url)
     built = []
     for arg in campaigns:
@@ -787,10 +1016,16 @@ def report(campaigns: tuple[str, ...], out_dir: Path | None, human_only: bool, c
             target = out_dir or Path("report") / rep.campaign_id
             paths = report_output.write_report(rep, target)
             if not rep.sent:
-                console.print(f"Campaign {rep.campaign_id} has not been sent yet, so there is "
-                              "nothing to count; the report says so.", markup=False, soft_wrap=True)
+                console.print(
+                    f"Campaign {rep.campaign_id} has not been sent yet, so there is "
+                    "nothing to count; the report says so.",
+                    markup=False,
+                    soft_wrap=True,
+                )
             else:
                 report_output.print_summary(rep, console)
     except (FileExistsError, NotADirectoryError):
-        raise EquipError(f"{target} is a file, not a folder", hint="Choose another --out.") from None
+        raise EquipError(
+            f"{target} is a file, not a folder", hint="Choose another --out."
+        ) from None
     _files_written(paths)

@@ -39,18 +39,19 @@ import pandas as pd
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from equip_mailer.errors import ListError
+
 from .spec import QI_LEVELS
 
 
 @dataclass(frozen=True)
 class Recipient:
-    email: str                  # normalised (email-validator), original case of the local part kept
+    email: str  # normalised (email-validator), original case of the local part kept
     first_name: str
     last_name: str
     practice: str
     role: str
-    qi_level: str               # one of spec.QI_LEVELS
-    source: str                 # "lists/practice-staff.csv:12", for messages
+    qi_level: str  # one of spec.QI_LEVELS
+    source: str  # "lists/practice-staff.csv:12", for messages
 
     @property
     def key(self) -> str:
@@ -60,8 +61,8 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Reject:
-    where: str                  # "lists/practice-staff.csv:42"
-    message: str                # 'email "bob@@nhs.net" is not a valid address'
+    where: str  # "lists/practice-staff.csv:42"
+    message: str  # 'email "bob@@nhs.net" is not a valid address'
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -71,8 +72,8 @@ class Reject:
 class Audience:
     by_segment: dict[str, list[Recipient]]
     rejects: list[Reject] = field(default_factory=list)
-    duplicates: int = 0         # rows dropped because the address appeared earlier
-    suppressed: int = 0         # rows dropped because the address is suppressed
+    duplicates: int = 0  # rows dropped because the address appeared earlier
+    suppressed: int = 0  # rows dropped because the address is suppressed
     rows_read: int = 0
     # one note per dropped duplicate row, naming the row that was kept (for `check`)
     duplicate_rows: list[Reject] = field(default_factory=list)
@@ -90,17 +91,61 @@ COLUMNS = ("email", "first_name", "last_name", "practice", "role", "qi_level")
 # normalised header (lower-case, letters and digits only) -> our column
 HEADER_SYNONYMS: dict[str, str] = {}
 for _column, _names in {
-    "email": ["email", "emailaddress", "emailaddr", "mail", "workemail", "nhsmail",
-              "nhsemail", "nhsmailaddress", "emails", "contactemail"],   # not "address": postal
-    "first_name": ["firstname", "forename", "forenames", "givenname", "first", "fname",
-                   "preferredname", "knownas"],
+    "email": [
+        "email",
+        "emailaddress",
+        "emailaddr",
+        "mail",
+        "workemail",
+        "nhsmail",
+        "nhsemail",
+        "nhsmailaddress",
+        "emails",
+        "contactemail",
+    ],  # not "address": postal
+    "first_name": [
+        "firstname",
+        "forename",
+        "forenames",
+        "givenname",
+        "first",
+        "fname",
+        "preferredname",
+        "knownas",
+    ],
     "last_name": ["lastname", "surname", "familyname", "last", "lname"],
-    "practice": ["practice", "practicename", "surgery", "gppractice", "organisation",
-                 "organization", "org", "site", "practiceorganisation"],
-    "role": ["role", "jobtitle", "job", "jobrole", "position", "staffrole", "staffgroup",
-             "occupation", "designation"],
-    "qi_level": ["qilevel", "qi", "level", "qiexperience", "qiknowledge", "qistage",
-                 "equiplevel", "qitraining"],
+    "practice": [
+        "practice",
+        "practicename",
+        "surgery",
+        "gppractice",
+        "organisation",
+        "organization",
+        "org",
+        "site",
+        "practiceorganisation",
+    ],
+    "role": [
+        "role",
+        "jobtitle",
+        "job",
+        "jobrole",
+        "position",
+        "staffrole",
+        "staffgroup",
+        "occupation",
+        "designation",
+    ],
+    "qi_level": [
+        "qilevel",
+        "qi",
+        "level",
+        "qiexperience",
+        "qiknowledge",
+        "qistage",
+        "equiplevel",
+        "qitraining",
+    ],
     "name": ["name", "fullname", "contactname"],
 }.items():
     for _name in _names:
@@ -110,18 +155,41 @@ for _column, _names in {
 LEVEL_SYNONYMS: dict[str, str] = {}
 for _level, _names in {
     "none": ["none", "no", "nil", "new", "newtoqi", "noqi", "beginner", "0", "level0"],
-    "basics": ["basics", "basic", "basicqi", "basicqiknowledge", "equipbasics", "1", "level1",
-               "qibasics"],
-    "project": ["project", "projects", "qiproject", "hasproject", "qiprojectlead",
-                "basicqiknowledgeandaqiproject", "equipinaction", "2", "level2"],
+    "basics": [
+        "basics",
+        "basic",
+        "basicqi",
+        "basicqiknowledge",
+        "equipbasics",
+        "1",
+        "level1",
+        "qibasics",
+    ],
+    "project": [
+        "project",
+        "projects",
+        "qiproject",
+        "hasproject",
+        "qiprojectlead",
+        "basicqiknowledgeandaqiproject",
+        "equipinaction",
+        "2",
+        "level2",
+    ],
 }.items():
     for _name in _names:
         LEVEL_SYNONYMS[_name] = _level
 
 # Longest value kept for a text column. Longer values are almost always a paste gone wrong
 # (a whole e-mail body in a name cell) and would break the layout of the newsletter.
-MAX_FIELD = {"first_name": 200, "last_name": 200, "practice": 200, "role": 200,
-             "qi_level": 200, "email": 320}
+MAX_FIELD = {
+    "first_name": 200,
+    "last_name": 200,
+    "practice": 200,
+    "role": 200,
+    "qi_level": 200,
+    "email": 320,
+}
 
 # A conservative subset of what email-validator accepts, checked with one compiled regex so
 # 100,000 ordinary addresses do not each pay for a full validation (~20 µs each). Anything outside it
@@ -129,8 +197,10 @@ MAX_FIELD = {"first_name": 200, "last_name": 200, "practice": 200, "role": 200,
 # checks the two agree on what the regex accepts.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-FAST_EMAIL = re.compile(rf"(?=[^@]{{1,64}}@)(?:{_ATOM}(?:\.{_ATOM})*)@(?=.{{1,253}}$)"
-                        rf"(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
+FAST_EMAIL = re.compile(
+    rf"(?=[^@]{{1,64}}@)(?:{_ATOM}(?:\.{_ATOM})*)@(?=.{{1,253}}$)"
+    rf"(?:{_LABEL}\.)+[A-Za-z]{{2,63}}"
+)
 _SPECIAL_TLDS = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
 _CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 
@@ -150,6 +220,7 @@ def _shown(value: str, limit: int = 60) -> str:
 # ---------------------------------------------------------------------------------------
 # Reading a file into rows, each with the place a person would look for it
 
+
 @dataclass(frozen=True)
 class Table:
     """The cells of one list file, before any checking.
@@ -157,6 +228,7 @@ class Table:
     ``header`` is the header row as written; ``rows`` are the data rows, each with its place
     (``lists/x.csv:42``); ``broken`` are rows the file format itself could not give.
     """
+
     header: list[str]
     rows: list[list[str]]
     wheres: list[str]
@@ -174,7 +246,7 @@ def _decode(data: bytes, shown: str) -> str:
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:
-        return data.decode("latin-1")   # never fails; odd bytes become control characters
+        return data.decode("latin-1")  # never fails; odd bytes become control characters
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -189,27 +261,32 @@ def _sniff_delimiter(text: str) -> str:
     return ","
 
 
-def _find_header(records: list[tuple[int, list[str]]], shown: str, need: str
-                 ) -> int:
+def _find_header(records: list[tuple[int, list[str]]], shown: str, need: str) -> int:
     """Index of the header row: the first of the first ten non-blank rows naming ``need``.
 
     Exports sometimes start with a title line ("Staff list, exported 01/04/2019").
     """
     candidates = [i for i, (_, cells) in enumerate(records) if any(c.strip() for c in cells)]
     if not candidates:
-        raise ListError("is empty; expected a header row with an email column", where=shown,
-                        hint="The first row should name the columns: email, first_name, "
-                             "last_name, practice, role, qi_level.")
+        raise ListError(
+            "is empty; expected a header row with an email column",
+            where=shown,
+            hint="The first row should name the columns: email, first_name, "
+            "last_name, practice, role, qi_level.",
+        )
     for i in candidates[:10]:
         if any(HEADER_SYNONYMS.get(header_key(c)) == need for c in records[i][1]):
             return i
     found = [c.strip() for c in records[candidates[0]][1] if c.strip()]
-    raise ListError(f"has no {need} column; the columns found are: "
-                    f"{', '.join(repr(c) for c in found[:20]) or '(none)'}", where=shown,
-                    hint=f"Name the column '{need}' (or 'Email Address', 'E-mail').")
+    raise ListError(
+        f"has no {need} column; the columns found are: "
+        f"{', '.join(repr(c) for c in found[:20]) or '(none)'}",
+        where=shown,
+        hint=f"Name the column '{need}' (or 'Email Address', 'E-mail').",
+    )
 
 
-MAX_LIST_BYTES = 200_000_000    # 100,000 rows are about 10 MB
+MAX_LIST_BYTES = 200_000_000  # 100,000 rows are about 10 MB
 
 
 def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
@@ -218,26 +295,35 @@ def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError
-        if not stat.S_ISREG(info.st_mode):   # /dev/zero, a pipe: reading would never end
-            raise ListError("is not a file (a device or pipe)", where=shown,
-                            hint="Check the path under 'lists:' in the campaign file.")
+        if not stat.S_ISREG(info.st_mode):  # /dev/zero, a pipe: reading would never end
+            raise ListError(
+                "is not a file (a device or pipe)",
+                where=shown,
+                hint="Check the path under 'lists:' in the campaign file.",
+            )
         data = b""
         if info.st_size <= MAX_LIST_BYTES:
             with path.open("rb") as f:
-                data = f.read(MAX_LIST_BYTES + 1)    # bounded, in case it grows meanwhile
+                data = f.read(MAX_LIST_BYTES + 1)  # bounded, in case it grows meanwhile
     except FileNotFoundError:
-        raise ListError("no such file", where=shown,
-                        hint="Check the path under 'lists:' in the campaign file.") from None
+        raise ListError(
+            "no such file", where=shown, hint="Check the path under 'lists:' in the campaign file."
+        ) from None
     except IsADirectoryError:
         raise ListError("is a folder, not a list file", where=shown) from None
     if info.st_size > MAX_LIST_BYTES or len(data) > MAX_LIST_BYTES:
-        raise ListError(f"is over {MAX_LIST_BYTES // 1_000_000} MB, larger than any mailing "
-                        "list should be", where=shown,
-                        hint="Check the path under 'lists:' in the campaign file, or split the "
-                             "list into several files.")
+        raise ListError(
+            f"is over {MAX_LIST_BYTES // 1_000_000} MB, larger than any mailing list should be",
+            where=shown,
+            hint="Check the path under 'lists:' in the campaign file, or split the "
+            "list into several files.",
+        )
     if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise ListError("is an old Excel .xls workbook", where=shown,
-                        hint="Open it in Excel and save it as .xlsx or CSV (UTF-8).")
+        raise ListError(
+            "is an old Excel .xls workbook",
+            where=shown,
+            hint="Open it in Excel and save it as .xlsx or CSV (UTF-8).",
+        )
     if path.suffix.lower() in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
         return _read_xlsx(data, shown, need)
     return _read_csv(data, shown, need)
@@ -250,23 +336,26 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
     delimiter = _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[tuple[int, list[str]]] = []
-    spans: dict[int, int] = {}              # record index -> last line, for records over 2+ lines
+    spans: dict[int, int] = {}  # record index -> last line, for records over 2+ lines
     broken: list[Reject] = []
     last_line = 0
     append = records.append
     while True:
         try:
-            for cells in reader:            # each record: the line it started on, its cells
+            for cells in reader:  # each record: the line it started on, its cells
                 append((last_line + 1, cells))
                 if reader.line_num - last_line > 1:
                     spans[len(records) - 1] = reader.line_num
                 last_line = reader.line_num
             break
-        except csv.Error as exc:            # carry on with the next record
+        except csv.Error as exc:  # carry on with the next record
             start = last_line + 1
             last_line = reader.line_num
-            reason = ("has a value longer than 131,072 characters" if "field limit" in str(exc)
-                      else f"could not be read ({exc})")
+            reason = (
+                "has a value longer than 131,072 characters"
+                if "field limit" in str(exc)
+                else f"could not be read ({exc})"
+            )
             broken.append(Reject(f"{shown}:{start}", reason))
     h = _find_header(records, shown, need)
     header = records[h][1]
@@ -276,7 +365,7 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
             _refuse_unclosed_quote(records[i], end, delimiter, width, shown)
     broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h][0]]
     rows, wheres = [], []
-    for line, cells in records[h + 1:]:
+    for line, cells in records[h + 1 :]:
         rows.append(cells)
         wheres.append(f"{shown}:{line}")
     return Table(header, rows, wheres, broken)
@@ -285,8 +374,9 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def _refuse_unclosed_quote(record: tuple[int, list[str]], end: int, delimiter: str, width: int,
-                           shown: str) -> None:
+def _refuse_unclosed_quote(
+    record: tuple[int, list[str]], end: int, delimiter: str, width: int, shown: str
+) -> None:
     """Raise ListError if a value running over several lines swallowed whole rows.
 
     A stray opening quote makes csv.reader read every later line, up to the next quote or the
@@ -301,9 +391,11 @@ def _refuse_unclosed_quote(record: tuple[int, list[str]], end: int, delimiter: s
         if any(p.count(delimiter) >= max(width - 1, 1) and "@" in p for p in parts[1:]):
             raise ListError(
                 f'line {line}: an opening quote (") is never closed, so lines {start}-{end} '
-                "were read as one row; fix the quote", where=shown,
-                hint='Remove the stray quote, or put the whole value in quotes and write a '
-                     'quote inside it as two ("").')
+                "were read as one row; fix the quote",
+                where=shown,
+                hint="Remove the stray quote, or put the whole value in quotes and write a "
+                'quote inside it as two ("").',
+            )
         line += len(parts) - 1
 
 
@@ -320,22 +412,28 @@ def _read_xlsx(data: bytes, shown: str, need: str) -> Table:
         with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
             sheet = book.sheet_names[0]
             # na_filter=False: a cell saying "None" (a QI level) or "NA" (a surname) is text.
-            frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object,
-                                  na_filter=False)
+            frame = pd.read_excel(
+                book, sheet_name=sheet, header=None, dtype=object, na_filter=False
+            )
     except Exception as exc:  # noqa: BLE001 - a damaged workbook fails in many ways inside openpyxl
-        raise ListError(f"could not be opened as an Excel workbook ({type(exc).__name__}: "
-                        f"{str(exc)[:200]})", where=shown,
-                        hint="Open it in Excel and save it again as .xlsx or CSV (UTF-8).") from None
-    records = [(i + 1, [_cell_text(v) for v in row])
-               for i, row in enumerate(frame.itertuples(index=False, name=None))]
+        raise ListError(
+            f"could not be opened as an Excel workbook ({type(exc).__name__}: {str(exc)[:200]})",
+            where=shown,
+            hint="Open it in Excel and save it again as .xlsx or CSV (UTF-8).",
+        ) from None
+    records = [
+        (i + 1, [_cell_text(v) for v in row])
+        for i, row in enumerate(frame.itertuples(index=False, name=None))
+    ]
     h = _find_header(records, shown, need)
-    rows = [cells for _, cells in records[h + 1:]]
-    wheres = [f"{shown}:{sheet}!row {line}" for line, _ in records[h + 1:]]
+    rows = [cells for _, cells in records[h + 1 :]]
+    wheres = [f"{shown}:{sheet}!row {line}" for line, _ in records[h + 1 :]]
     return Table(records[h][1], rows, wheres, [])
 
 
 # ---------------------------------------------------------------------------------------
 # Checking rows
+
 
 def _columns(table: Table) -> dict[str, int]:
     """Our column name -> index in the file; the first of two synonyms wins."""
@@ -372,9 +470,12 @@ def normalise_email(value: str) -> tuple[str, str]:
     if value[:7].lower() == "mailto:":
         value = value[7:].strip()
     if value.endswith(">") and "<" in value:
-        value = value[value.rindex("<") + 1:-1].strip()
-    if (len(value) <= 254 and FAST_EMAIL.fullmatch(value)
-            and not value.lower().endswith(_SPECIAL_TLDS)):
+        value = value[value.rindex("<") + 1 : -1].strip()
+    if (
+        len(value) <= 254
+        and FAST_EMAIL.fullmatch(value)
+        and not value.lower().endswith(_SPECIAL_TLDS)
+    ):
         local, _, domain = value.rpartition("@")
         return f"{local}@{domain.lower()}", ""
     try:
@@ -397,9 +498,14 @@ def _clean_column(cells: list[str]) -> list[str]:
     (cells joined with NUL, so a space at a cell's edge shows next to one), and the column
     is then returned as it is; otherwise each cell is cleaned."""
     joined = "\0".join(cells)
-    if (joined.isascii() and not joined.startswith(" ") and not joined.endswith(" ")
-            and " \0" not in joined and "\0 " not in joined
-            and not any(s in joined for s in _SPACES)):
+    if (
+        joined.isascii()
+        and not joined.startswith(" ")
+        and not joined.endswith(" ")
+        and " \0" not in joined
+        and "\0 " not in joined
+        and not any(s in joined for s in _SPACES)
+    ):
         return cells
     return [_clean(v) for v in cells]
 
@@ -439,9 +545,12 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
     columns = _columns(table)
     if "qi_level" not in columns:
         found = [c.strip() for c in table.header if c.strip()]
-        raise ListError(f"has no QI level column; the columns found are: "
-                        f"{', '.join(repr(c) for c in found[:20])}", where=shown,
-                        hint="Add a 'qi_level' column with none, basics or project on each row.")
+        raise ListError(
+            f"has no QI level column; the columns found are: "
+            f"{', '.join(repr(c) for c in found[:20])}",
+            where=shown,
+            hint="Add a 'qi_level' column with none, basics or project on each row.",
+        )
     keep = [i for i, cells in enumerate(table.rows) if "".join(cells).strip()]
     rows = [table.rows[i] for i in keep]
     wheres = [table.wheres[i] for i in keep]
@@ -462,11 +571,13 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
         if "last_name" not in columns:
             values["last_name"] = [f[1] for f in full]
 
-    problems: defaultdict[int, list[str]] = defaultdict(list)     # row -> problems (few rows)
-    extra_values = ("has values to the right of the last named column"
-                    if path.suffix.lower() in (".xlsx", ".xlsm") else
-                    "has more values than the header has columns (a value containing the "
-                    "delimiter needs quotes)")
+    problems: defaultdict[int, list[str]] = defaultdict(list)  # row -> problems (few rows)
+    extra_values = (
+        "has values to the right of the last named column"
+        if path.suffix.lower() in (".xlsx", ".xlsm")
+        else "has more values than the header has columns (a value containing the "
+        "delimiter needs quotes)"
+    )
     # Spreadsheets pad the header with empty cells as wide as the widest row.
     width = max((i + 1 for i, c in enumerate(table.header) if c.strip()), default=0)
     for r, cells in enumerate(rows):
@@ -477,11 +588,11 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
     for c in COLUMNS:
         cap, col = MAX_FIELD[c], values[c]
         if max(map(len, col), default=0) <= cap and (c == "email" or _printable_ascii(col)):
-            continue                                # no cell of this column has a problem
+            continue  # no cell of this column has a problem
         for r, v in enumerate(col):
             if len(v) > cap:
                 problems[r].append(f"{c} is {len(v):,} characters long (at most {cap})")
-                col[r] = None                       # checked no further
+                col[r] = None  # checked no further
             elif c != "email" and not (v.isascii() and v.isprintable()) and _CONTROL_RE.search(v):
                 problems[r].append(f"{c} contains a control character")
     emails = values["email"]
@@ -491,7 +602,7 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
             if problem:
                 problems[r].append(problem)
     levels = values["qi_level"]
-    level_of: dict[str, str | None] = {}           # a list holds a handful of spellings
+    level_of: dict[str, str | None] = {}  # a list holds a handful of spellings
     for r, v in enumerate(levels):
         if v is None:
             continue
@@ -554,7 +665,7 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
     blocked = {s.strip().lower() for s in suppressed if s and s.strip()}
     if lists.suppressions:
         blocked |= read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
-    segment_of: dict[tuple[str, str], str | None] = {}     # (level, role) -> segment id
+    segment_of: dict[tuple[str, str], str | None] = {}  # (level, role) -> segment id
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})
     first_seen: dict[str, str] = {}
     for shown in lists.files:
@@ -563,8 +674,10 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
             raise ListError(
                 f"{len(rejects)} of {rows} rows were rejected ({len(rejects) / rows:.0%}), more "
                 f"than the {lists.max_reject_share:.0%} allowed (lists.max_reject_share); "
-                f"first: " + "; ".join(str(r) for r in rejects[:3]), where=shown,
-                hint="Fix the rows named above (or the column headers), then run check again.")
+                f"first: " + "; ".join(str(r) for r in rejects[:3]),
+                where=shown,
+                hint="Fix the rows named above (or the column headers), then run check again.",
+            )
         audience.rows_read += rows
         audience.rejects += rejects
         for r in recipients:
@@ -572,7 +685,8 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
             if key in first_seen:
                 audience.duplicates += 1
                 audience.duplicate_rows.append(
-                    Reject(r.source, f"same address as {first_seen[key]} (left out)"))
+                    Reject(r.source, f"same address as {first_seen[key]} (left out)")
+                )
                 continue
             first_seen[key] = r.source
             if key in blocked:
@@ -584,7 +698,9 @@ def load_audience(campaign, *, suppressed: Iterable[str] = ()) -> Audience:
                 segment_of[where] = seg.id if seg is not None else None
             segment = segment_of[where]
             if segment is None:
-                audience.rejects.append(Reject(r.source, f"no segment takes QI level {r.qi_level!r}"))
+                audience.rejects.append(
+                    Reject(r.source, f"no segment takes QI level {r.qi_level!r}")
+                )
                 continue
             audience.by_segment[segment].append(r)
     return audience

@@ -21,7 +21,7 @@ from .spec import QI_LEVEL_NAMES, Campaign, Course, Segment, level_rank
 @dataclass(frozen=True)
 class LockedCourse:
     course: Course
-    after: Course | None        # the course that leads to the required level, if any
+    after: Course | None  # the course that leads to the required level, if any
 
     @property
     def note(self) -> str:
@@ -67,8 +67,9 @@ def segment_menu(campaign: Campaign, segment: Segment) -> SegmentMenu:
             if not may_attend(level, c):
                 after = next((p for p in campaign.courses if p.leads_to == c.requires), None)
                 locked.append(LockedCourse(course=c, after=after))
-    return SegmentMenu(segment=segment, featured=tuple(featured), others=tuple(others),
-                       locked=tuple(locked))
+    return SegmentMenu(
+        segment=segment, featured=tuple(featured), others=tuple(others), locked=tuple(locked)
+    )
 
 
 def campaign_menus(campaign: Campaign) -> dict[str, SegmentMenu]:

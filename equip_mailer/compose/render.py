@@ -27,9 +27,9 @@ import logging
 import os
 import re
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import cssutils
@@ -40,9 +40,10 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
 
-from .audience import Recipient
 from equip_mailer.errors import RenderError
 from equip_mailer.send.links import LinkSpec, with_utm
+
+from .audience import Recipient
 from .menu import SegmentMenu, segment_menu
 from .spec import Campaign, Course, Segment, Session
 
@@ -51,7 +52,7 @@ from .spec import Campaign, Course, Segment, Session
 
 TOKEN_RE = re.compile(r"(-eqt?_[a-z0-9_]+-)")
 PLACEHOLDERS = ("first_name", "practice")
-SUBSTITUTIONS_LIMIT = 10_000          # bytes per SendGrid personalization
+SUBSTITUTIONS_LIMIT = 10_000  # bytes per SendGrid personalization
 TEXT_WIDTH = 76
 
 # Fallbacks so a blank cell in a list never produces "Dear ,".
@@ -73,18 +74,20 @@ def link_token_name(index: int) -> str:
 @dataclass(frozen=True)
 class RenderedSegment:
     """One segment's finished email, identical for every reader except at its tokens."""
+
     segment_id: str
-    subject: str          # segment override or campaign subject
+    subject: str  # segment override or campaign subject
     preheader: str
-    html: str             # full compiled + inlined HTML document containing per-recipient tokens
-    text: str             # plain-text part containing per-recipient tokens
-    links: tuple[LinkSpec, ...]   # every link that needs a per-recipient URL, in token order
+    html: str  # full compiled + inlined HTML document containing per-recipient tokens
+    text: str  # plain-text part containing per-recipient tokens
+    links: tuple[LinkSpec, ...]  # every link that needs a per-recipient URL, in token order
     # Both parts split at their tokens once, so personalising is a join, not a search.
     _parts: tuple = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_parts", (tuple(TOKEN_RE.split(self.html)),
-                                            tuple(TOKEN_RE.split(self.text))))
+        object.__setattr__(
+            self, "_parts", (tuple(TOKEN_RE.split(self.html)), tuple(TOKEN_RE.split(self.text)))
+        )
 
     @property
     def tokens(self) -> frozenset[str]:
@@ -93,8 +96,9 @@ class RenderedSegment:
         return frozenset(html_parts[1::2]) | frozenset(text_parts[1::2])
 
 
-def recipient_values(rendered: RenderedSegment, recipient: Recipient, link_urls: dict[str, str],
-                     unsubscribe_url: str) -> dict[str, str]:
+def recipient_values(
+    rendered: RenderedSegment, recipient: Recipient, link_urls: dict[str, str], unsubscribe_url: str
+) -> dict[str, str]:
     """Token -> value for one reader: the SendGrid ``substitutions`` dict, and what
     ``personalise`` uses for the outbox and previews.
 
@@ -106,9 +110,10 @@ def recipient_values(rendered: RenderedSegment, recipient: Recipient, link_urls:
         try:
             urls.append(link_urls[link.key])
         except KeyError:
-            raise RenderError(f"no URL for link {link.key!r} ({link.label}) in segment "
-                              f"{rendered.segment_id!r}",
-                              hint="Register every link of the rendered segment before sending.") from None
+            raise RenderError(
+                f"no URL for link {link.key!r} ({link.label}) in segment {rendered.segment_id!r}",
+                hint="Register every link of the rendered segment before sending.",
+            ) from None
     return values_builder(rendered)(recipient, urls, unsubscribe_url)
 
 
@@ -122,10 +127,12 @@ def _url_names(n_links: int) -> list[str]:
 @functools.lru_cache(maxsize=64)
 def _token_plan(n_links: int, shared: bool) -> tuple[tuple, tuple, tuple[str, str], int]:
     """Token names of a segment with ``n_links`` links, and the bytes its keys take."""
-    placeholders = tuple((name, html_token(name), text_token(name), BLANK_VALUES[name])
-                         for name in PLACEHOLDERS)
-    urls = tuple((html_token(name), None if shared else text_token(name))
-                 for name in _url_names(n_links))
+    placeholders = tuple(
+        (name, html_token(name), text_token(name), BLANK_VALUES[name]) for name in PLACEHOLDERS
+    )
+    urls = tuple(
+        (html_token(name), None if shared else text_token(name)) for name in _url_names(n_links)
+    )
     key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
     key_bytes += sum(len(h) + len(t or "") for h, t in urls)
     return placeholders, urls[:-1], urls[-1], key_bytes
@@ -140,8 +147,9 @@ def share_url_tokens(text: str, n_links: int) -> str:
     return text
 
 
-def values_builder(rendered: RenderedSegment, *, shared_urls: bool = False
-                   ) -> Callable[[Recipient, list[str], str], dict[str, str]]:
+def values_builder(
+    rendered: RenderedSegment, *, shared_urls: bool = False
+) -> Callable[[Recipient, list[str], str], dict[str, str]]:
     """``recipient_values`` for many readers of one segment, prepared once: called with the
     link URLs as a list in ``rendered.links`` order. Same dict, same size check; per reader
     only the values are escaped (when they contain a character that needs it) and measured.
@@ -149,8 +157,9 @@ def values_builder(rendered: RenderedSegment, *, shared_urls: bool = False
     With ``shared_urls`` the URLs get only their HTML tokens, unescaped: for content whose
     text part went through ``share_url_tokens`` and URLs that never need escaping (a URL
     that does is refused)."""
-    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links),
-                                                                           shared_urls)
+    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(
+        len(rendered.links), shared_urls
+    )
     n_links = len(link_tokens)
     escape = html_lib.escape
     needs = _NEEDS_ESCAPE
@@ -162,31 +171,38 @@ def values_builder(rendered: RenderedSegment, *, shared_urls: bool = False
             values[h] = escape(value, quote=True) if needs(value) else value
             values[t] = value
         if len(urls) != n_links:
-            raise RenderError(f"{len(urls)} link URLs for the {n_links} links of segment "
-                              f"{rendered.segment_id!r}",
-                              hint="Register every link of the rendered segment before sending.")
+            raise RenderError(
+                f"{len(urls)} link URLs for the {n_links} links of segment {rendered.segment_id!r}",
+                hint="Register every link of the rendered segment before sending.",
+            )
         if shared_urls:
             for (h, _), url in zip(link_tokens, urls):
                 values[h] = url
             values[h_unsub] = unsubscribe_url
             if needs("".join(urls) + unsubscribe_url):
-                raise RenderError(f"a link URL of segment {rendered.segment_id!r} needs HTML "
-                                  "escaping, so it cannot share one token (internal error)")
+                raise RenderError(
+                    f"a link URL of segment {rendered.segment_id!r} needs HTML "
+                    "escaping, so it cannot share one token (internal error)"
+                )
         else:
             for (h, t), url in zip(link_tokens, urls):
                 values[h] = escape(url, quote=True) if needs(url) else url
                 values[t] = url
-            values[h_unsub] = (escape(unsubscribe_url, quote=True) if needs(unsubscribe_url)
-                               else unsubscribe_url)
+            values[h_unsub] = (
+                escape(unsubscribe_url, quote=True) if needs(unsubscribe_url) else unsubscribe_url
+            )
             values[t_unsub] = unsubscribe_url
         joined = "".join(values.values())
         size = key_bytes + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
         if size > SUBSTITUTIONS_LIMIT:
-            raise RenderError(f"the personal values for {recipient.source} take {size:,} bytes; "
-                              f"SendGrid allows {SUBSTITUTIONS_LIMIT:,} per recipient",
-                              where=recipient.source,
-                              hint="Use fewer or shorter links, or shorten the names in the list.")
+            raise RenderError(
+                f"the personal values for {recipient.source} take {size:,} bytes; "
+                f"SendGrid allows {SUBSTITUTIONS_LIMIT:,} per recipient",
+                where=recipient.source,
+                hint="Use fewer or shorter links, or shorten the names in the list.",
+            )
         return values
+
     return build
 
 
@@ -202,36 +218,41 @@ def _fill(parts: tuple[str, ...], values: dict[str, str], rendered: RenderedSegm
         for i in range(1, len(out), 2):
             out[i] = values[out[i]]
     except KeyError as exc:
-        raise RenderError(f"no value for token {exc.args[0]} in segment {rendered.segment_id!r}",
-                          hint="Build the values with render.recipient_values.") from None
+        raise RenderError(
+            f"no value for token {exc.args[0]} in segment {rendered.segment_id!r}",
+            hint="Build the values with render.recipient_values.",
+        ) from None
     return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------
 # Colours: NHS identity colours, each text/background pair at least 4.5:1 (tested).
 
+
 @dataclass(frozen=True)
 class Palette:
-    text: str = "#212B32"          # NHS black
-    secondary: str = "#4C6272"     # NHS dark grey, for small print
-    blue: str = "#005EB8"          # NHS blue: header, headings, links
-    button: str = "#007F3B"        # NHS green: the sign-up buttons
+    text: str = "#212B32"  # NHS black
+    secondary: str = "#4C6272"  # NHS dark grey, for small print
+    blue: str = "#005EB8"  # NHS blue: header, headings, links
+    button: str = "#007F3B"  # NHS green: the sign-up buttons
     button_text: str = "#FFFFFF"
     white: str = "#FFFFFF"
-    page: str = "#F0F4F5"          # NHS pale grey around the email
-    featured: str = "#E8F1FA"      # pale blue behind the featured course
+    page: str = "#F0F4F5"  # NHS pale grey around the email
+    featured: str = "#E8F1FA"  # pale blue behind the featured course
     border: str = "#D8DDE0"
 
     def contrast_pairs(self) -> list[tuple[str, str, str]]:
         """(what, foreground, background) for every text colour the templates use."""
-        return [("body text", self.text, self.white),
-                ("body text on featured card", self.text, self.featured),
-                ("headings and links", self.blue, self.white),
-                ("links on featured card", self.blue, self.featured),
-                ("header text", self.white, self.blue),
-                ("button text", self.button_text, self.button),
-                ("footer text", self.secondary, self.page),
-                ("footer links", self.blue, self.page)]
+        return [
+            ("body text", self.text, self.white),
+            ("body text on featured card", self.text, self.featured),
+            ("headings and links", self.blue, self.white),
+            ("links on featured card", self.blue, self.featured),
+            ("header text", self.white, self.blue),
+            ("button text", self.button_text, self.button),
+            ("footer text", self.secondary, self.page),
+            ("footer links", self.blue, self.page),
+        ]
 
 
 PALETTE = Palette()
@@ -241,8 +262,20 @@ PALETTE = Palette()
 # Dates
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def long_date(day: dt.date) -> str:
@@ -261,6 +294,7 @@ def time_range(session: Session) -> str:
 # ---------------------------------------------------------------------------------------
 # Links
 
+
 class _LinkBook:
     """Numbers the links of one segment's email in the order the templates first use them,
     so ``-eq_link_0-`` is the first link a reader meets and ``RenderedSegment.links`` lines
@@ -274,7 +308,9 @@ class _LinkBook:
         index = self._index.get(spec.key)
         if index is not None and self.specs[index].url != spec.url:
             # Two Markdown links whose slugs collide (e.g. /a-b and /a_b): keep both apart.
-            spec = replace(spec, key=f"{spec.key}-{hashlib.sha1(spec.url.encode('utf-8')).hexdigest()[:7]}")
+            spec = replace(
+                spec, key=f"{spec.key}-{hashlib.sha1(spec.url.encode('utf-8')).hexdigest()[:7]}"
+            )
             index = self._index.get(spec.key)
         if index is None:
             index = self._index[spec.key] = len(self.specs)
@@ -288,6 +324,7 @@ class LinkRef:
 
     Tracked links give tokens (and are numbered on first use); untracked ones their URL.
     """
+
     spec: LinkSpec
     book: _LinkBook | None = field(default=None, compare=False, repr=False)
 
@@ -306,13 +343,17 @@ class LinkRef:
 
 def _target(campaign: Campaign, url: str, content: str) -> str:
     t = campaign.tracking
-    return with_utm(url, source=t.utm_source, campaign=campaign.id, content=content) if t.utm else url
+    return (
+        with_utm(url, source=t.utm_source, campaign=campaign.id, content=content) if t.utm else url
+    )
 
 
 def link_slug(url: str) -> str:
     """A stable, readable name for a link found in Markdown: host and path as a slug."""
     parts = urlsplit(url)
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{parts.netloc}{parts.path}?{parts.query}".lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{parts.netloc}{parts.path}?{parts.query}".lower()).strip(
+        "-"
+    )
     if len(slug) > 48:
         slug = slug[:40].rstrip("-") + "-" + hashlib.sha1(url.encode("utf-8")).hexdigest()[:7]
     return slug or hashlib.sha1(url.encode("utf-8")).hexdigest()[:7]
@@ -320,16 +361,22 @@ def link_slug(url: str) -> str:
 
 def _other_link(campaign: Campaign, book: _LinkBook, url: str, label: str) -> LinkRef:
     """A link that is not a sign-up: tracked as ``link:<name>`` when the spec says so."""
-    if not campaign.tracking.track_other_links or not url.lower().startswith(("http://", "https://")):
+    if not campaign.tracking.track_other_links or not url.lower().startswith(
+        ("http://", "https://")
+    ):
         return LinkRef(LinkSpec(key=url, url=url, label=label))
     name = next((n for n, u in campaign.links.items() if u == url), None) or link_slug(url)
-    return LinkRef(LinkSpec(key=f"link:{name}", url=_target(campaign, url, name), label=label), book)
+    return LinkRef(
+        LinkSpec(key=f"link:{name}", url=_target(campaign, url, name), label=label), book
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Markdown (intro, sign-off, course blurbs), rendered for both parts
 
-_md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(["replacements", "smartquotes"])
+_md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
+    ["replacements", "smartquotes"]
+)
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SENTINEL = {name: f"EQPH{name.replace('_', '').upper()}Z" for name in PLACEHOLDERS}
 _LINK_SENTINEL = "EQLNK{}Z"
@@ -339,9 +386,10 @@ _LINK_SENTINEL_RE = re.compile(r"EQLNK(\d+)Z")
 @dataclass(frozen=True)
 class _Block:
     """A paragraph of the text part: wrapped later, once link tokens are known."""
+
     text: str
-    first: str = ""          # prefix of the first line ("- ", "1. ", "> ")
-    rest: str = ""           # prefix of the following lines
+    first: str = ""  # prefix of the first line ("- ", "1. ", "> ")
+    rest: str = ""  # prefix of the following lines
     preformatted: bool = False
 
 
@@ -349,13 +397,16 @@ class _Block:
 class Rich:
     """Markdown rendered once for both parts; links become tokens when a template first uses
     them, so tokens are numbered in reading order."""
+
     html_source: str
     blocks: tuple[_Block, ...]
     links: tuple[LinkRef, ...]
 
     @property
     def html(self) -> Markup:
-        out = _LINK_SENTINEL_RE.sub(lambda m: html_lib.escape(self.links[int(m.group(1))].html), self.html_source)
+        out = _LINK_SENTINEL_RE.sub(
+            lambda m: html_lib.escape(self.links[int(m.group(1))].html), self.html_source
+        )
         for name, sentinel in _SENTINEL.items():
             out = out.replace(sentinel, html_token(name))
         return Markup(out)
@@ -379,11 +430,14 @@ class Rich:
 
 def markdown(campaign: Campaign, book: _LinkBook, source: str, field_name: str) -> Rich:
     """Render a Markdown field of the spec; ``{first_name}`` and ``{practice}`` become tokens."""
+
     def placeholder(m: re.Match) -> str:
         if m.group(1) not in _SENTINEL:
-            raise RenderError(f"{field_name}: {{{m.group(1)}}} is not a placeholder; use "
-                              + " or ".join(f"{{{p}}}" for p in PLACEHOLDERS),
-                              where=_spec_name(campaign))
+            raise RenderError(
+                f"{field_name}: {{{m.group(1)}}} is not a placeholder; use "
+                + " or ".join(f"{{{p}}}" for p in PLACEHOLDERS),
+                where=_spec_name(campaign),
+            )
         return _SENTINEL[m.group(1)]
 
     prepared = _PLACEHOLDER_RE.sub(placeholder, source)
@@ -404,7 +458,7 @@ def markdown(campaign: Campaign, book: _LinkBook, source: str, field_name: str) 
 def _link_label(children: list, opener) -> str:
     start = children.index(opener)
     label = []
-    for child in children[start + 1:]:
+    for child in children[start + 1 :]:
         if child.type == "link_close":
             break
         label.append(child.content)
@@ -441,7 +495,7 @@ def _inline_text(children) -> str:
 
 def _text_blocks(tokens) -> list[_Block]:
     blocks: list[_Block] = []
-    prefixes: list[list[str]] = []          # per open list: [marker kind, next number]
+    prefixes: list[list[str]] = []  # per open list: [marker kind, next number]
     quote = 0
     item_first: list[bool] = []
     for i, tok in enumerate(tokens):
@@ -520,35 +574,36 @@ def wrap(text: str, width: int = TEXT_WIDTH, first: str = "", rest: str | None =
 # ---------------------------------------------------------------------------------------
 # What the templates see
 
+
 @dataclass(frozen=True)
 class SessionView:
     session: Session
-    long_date: str                 # Thursday 27 June 2019
-    short_date: str                # Thursday 27 June
-    times: str                     # 13:00–17:00
+    long_date: str  # Thursday 27 June 2019
+    short_date: str  # Thursday 27 June
+    times: str  # 13:00–17:00
     venue: str | None
-    sign_up: LinkRef | None        # only when sessions have their own sign-up pages
-    button_text: str               # Sign up for EQUIP Basics on Thursday 27 June
+    sign_up: LinkRef | None  # only when sessions have their own sign-up pages
+    button_text: str  # Sign up for EQUIP Basics on Thursday 27 June
 
 
 @dataclass(frozen=True)
 class CourseView:
     course: Course
     name: str
-    format_line: str               # "Half-day training, delivered by our ELFT colleagues"
+    format_line: str  # "Half-day training, delivered by our ELFT colleagues"
     blurb: Rich
     who_can_register: str
     attendance: str | None
     sessions: tuple[SessionView, ...]
-    sign_up: LinkRef | None        # one sign-up for the whole course
+    sign_up: LinkRef | None  # one sign-up for the whole course
     button_text: str
 
 
 @dataclass(frozen=True)
 class LockedView:
     name: str
-    note: str                      # "Next step after EQUIP in Action"
-    line: str                      # "Data masterclass — Next step after EQUIP in Action"
+    note: str  # "Next step after EQUIP in Action"
+    line: str  # "Data masterclass — Next step after EQUIP in Action"
 
 
 @dataclass(frozen=True)
@@ -557,44 +612,74 @@ class FooterView:
     address: str | None
     why: str
     segment_name: str
-    links: tuple[LinkRef, ...]     # the campaign's other links (about, contact, ...)
+    links: tuple[LinkRef, ...]  # the campaign's other links (about, contact, ...)
 
 
 def _course_view(campaign: Campaign, book: _LinkBook, course: Course) -> CourseView:
     per_session = any(s.sign_up_url for s in course.sessions)
     course_ref = None
     if course.sign_up_url:
-        course_ref = LinkRef(LinkSpec(key=course.id, url=_target(campaign, course.sign_up_url, course.id),
-                                      label=f"Sign up for {course.name}", course_id=course.id), book)
+        course_ref = LinkRef(
+            LinkSpec(
+                key=course.id,
+                url=_target(campaign, course.sign_up_url, course.id),
+                label=f"Sign up for {course.name}",
+                course_id=course.id,
+            ),
+            book,
+        )
     sessions = []
     for s in course.sessions:
         ref = None
         if per_session:
             if s.sign_up_url:
                 key = f"{course.id}@{s.key}"
-                ref = LinkRef(LinkSpec(key=key, url=_target(campaign, s.sign_up_url, key),
-                                       label=f"Sign up for {course.name} on {short_date(s.date)}",
-                                       course_id=course.id, session=s.key), book)
+                ref = LinkRef(
+                    LinkSpec(
+                        key=key,
+                        url=_target(campaign, s.sign_up_url, key),
+                        label=f"Sign up for {course.name} on {short_date(s.date)}",
+                        course_id=course.id,
+                        session=s.key,
+                    ),
+                    book,
+                )
             else:
                 ref = course_ref
-        sessions.append(SessionView(session=s, long_date=long_date(s.date), short_date=short_date(s.date),
-                                    times=time_range(s), venue=s.venue, sign_up=ref,
-                                    button_text=f"Sign up for {course.name} on {short_date(s.date)}"))
+        sessions.append(
+            SessionView(
+                session=s,
+                long_date=long_date(s.date),
+                short_date=short_date(s.date),
+                times=time_range(s),
+                venue=s.venue,
+                sign_up=ref,
+                button_text=f"Sign up for {course.name} on {short_date(s.date)}",
+            )
+        )
     fmt = course.format + (f", delivered by {course.delivered_by}" if course.delivered_by else "")
     attendance = course.attendance
     if attendance is None and course.schedule == "attend_all" and len(course.sessions) > 1:
         attendance = f"You will need to attend all {len(course.sessions)} days."
-    return CourseView(course=course, name=course.name, format_line=fmt,
-                      blurb=markdown(campaign, book, course.blurb, f"courses.{course.id}.blurb"),
-                      who_can_register=course.who_can_register, attendance=attendance,
-                      sessions=tuple(sessions), sign_up=None if per_session else course_ref,
-                      button_text=f"Sign up for {course.name}")
+    return CourseView(
+        course=course,
+        name=course.name,
+        format_line=fmt,
+        blurb=markdown(campaign, book, course.blurb, f"courses.{course.id}.blurb"),
+        who_can_register=course.who_can_register,
+        attendance=attendance,
+        sessions=tuple(sessions),
+        sign_up=None if per_session else course_ref,
+        button_text=f"Sign up for {course.name}",
+    )
 
 
 def _context(campaign: Campaign, segment: Segment, book: _LinkBook) -> dict:
     menu: SegmentMenu = segment_menu(campaign, segment)
-    footer_links = tuple(_other_link(campaign, book, url, name.replace("-", " ").replace("_", " ").capitalize())
-                         for name, url in campaign.links.items())
+    footer_links = tuple(
+        _other_link(campaign, book, url, name.replace("-", " ").replace("_", " ").capitalize())
+        for name, url in campaign.links.items()
+    )
     return {
         "campaign": campaign,
         "segment": segment,
@@ -608,10 +693,17 @@ def _context(campaign: Campaign, segment: Segment, book: _LinkBook) -> dict:
         "signature": campaign.signature,
         "featured": [_course_view(campaign, book, c) for c in menu.featured],
         "others": [_course_view(campaign, book, c) for c in menu.others],
-        "locked": [LockedView(name=l.course.name, note=l.note, line=f"{l.course.name} \u2014 {l.note}")
-                   for l in menu.locked],
-        "footer": FooterView(organisation=campaign.footer.organisation, address=campaign.footer.address,
-                             why=campaign.footer.why, segment_name=segment.name, links=footer_links),
+        "locked": [
+            LockedView(name=l.course.name, note=l.note, line=f"{l.course.name} \u2014 {l.note}")
+            for l in menu.locked
+        ],
+        "footer": FooterView(
+            organisation=campaign.footer.organisation,
+            address=campaign.footer.address,
+            why=campaign.footer.why,
+            segment_name=segment.name,
+            links=footer_links,
+        ),
         "first_name": Markup(html_token("first_name")),
         "practice": Markup(html_token("practice")),
         "unsubscribe": Markup(html_token("unsubscribe")),
@@ -620,12 +712,17 @@ def _context(campaign: Campaign, segment: Segment, book: _LinkBook) -> dict:
 
 
 def _text_context(ctx: dict) -> dict:
-    return {**ctx, "first_name": text_token("first_name"), "practice": text_token("practice"),
-            "unsubscribe": text_token("unsubscribe")}
+    return {
+        **ctx,
+        "first_name": text_token("first_name"),
+        "practice": text_token("practice"),
+        "unsubscribe": text_token("unsubscribe"),
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Jinja
+
 
 def _autoescape(name: str | None) -> bool:
     return bool(name) and name.endswith((".mjml.j2", ".html.j2", ".mjml", ".html"))
@@ -655,14 +752,26 @@ def _folder_digest(folder: Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_environments(folder: str, _digest: str) -> tuple[jinja2.Environment, jinja2.Environment]:
+def _cached_environments(
+    folder: str, _digest: str
+) -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.FileSystemLoader(folder)
     # No trim_blocks for MJML: whitespace is insignificant there, and keeping every template
     # line intact lets an MJML error be traced back to its template line.
-    html_env = jinja2.Environment(loader=loader, autoescape=_autoescape, undefined=jinja2.StrictUndefined,
-                                  keep_trailing_newline=True)
-    text_env = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
-                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    html_env = jinja2.Environment(
+        loader=loader,
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    text_env = jinja2.Environment(
+        loader=loader,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     for env in (html_env, text_env):
         env.filters["wrap"] = wrap
     return html_env, text_env
@@ -692,21 +801,27 @@ def _jinja_error(campaign: Campaign, exc: Exception, name: str) -> RenderError:
             where = f"{_shown(campaign, filename)}:{tb.tb_lineno}"
         tb = tb.tb_next
     if isinstance(exc, jinja2.TemplateNotFound):
-        return RenderError(f"includes {exc.name!r}, which is not in the templates folder",
-                           where=where or _shown(campaign, campaign.path("templates") / name))
+        return RenderError(
+            f"includes {exc.name!r}, which is not in the templates folder",
+            where=where or _shown(campaign, campaign.path("templates") / name),
+        )
     if isinstance(exc, jinja2.UndefinedError):
         message = exc.message or "undefined value"
-        return RenderError(f"{message} (the template uses a name the renderer does not provide)",
-                           where=where or name)
+        return RenderError(
+            f"{message} (the template uses a name the renderer does not provide)",
+            where=where or name,
+        )
     return RenderError(f"{type(exc).__name__}: {exc}", where=where or name)
 
 
 def _template(campaign: Campaign, env: jinja2.Environment, name: str) -> jinja2.Template:
     folder = campaign.path("templates")
     if not (folder / name).is_file():
-        raise RenderError(f"no template {name!r} (the campaign's template is {campaign.template!r})",
-                          where=_shown(campaign, folder / name),
-                          hint="Set 'template:' in the campaign to a name in templates/, e.g. course-menu.")
+        raise RenderError(
+            f"no template {name!r} (the campaign's template is {campaign.template!r})",
+            where=_shown(campaign, folder / name),
+            hint="Set 'template:' in the campaign to a name in templates/, e.g. course-menu.",
+        )
     try:
         return env.get_template(name)
     except jinja2.TemplateError as exc:
@@ -718,18 +833,19 @@ def _render(campaign: Campaign, template: jinja2.Template, ctx: dict) -> str:
         return template.render(ctx)
     except RenderError:
         raise
-    except Exception as exc:           # noqa: BLE001 - any failure inside a template is the template's
+    except Exception as exc:  # noqa: BLE001 - any failure inside a template is the template's
         raise _jinja_error(campaign, exc, template.name) from None
 
 
 # ---------------------------------------------------------------------------------------
 # Tracing rendered MJML back to template lines
 
+
 @dataclass(frozen=True)
 class _Chunk:
-    start: int               # offset in the rendered text
-    filename: str            # template file that produced it
-    line: int                # template line where it starts
+    start: int  # offset in the rendered text
+    filename: str  # template file that produced it
+    line: int  # template line where it starts
 
 
 def _traced_render(template: jinja2.Template, ctx: dict) -> tuple[str, list[_Chunk]]:
@@ -756,7 +872,11 @@ def _traced_render(template: jinja2.Template, ctx: dict) -> tuple[str, list[_Chu
         gen = root
         while True:
             inner = gen.gi_frame.f_locals.get("gen") if gen.gi_frame else None
-            if isinstance(inner, types.GeneratorType) and inner is not gen and inner.gi_frame is not None:
+            if (
+                isinstance(inner, types.GeneratorType)
+                and inner is not gen
+                and inner.gi_frame is not None
+            ):
                 gen = inner
             else:
                 break
@@ -776,7 +896,7 @@ def _locate(campaign: Campaign, rendered: str, chunks: list[_Chunk], offset: int
         return f"rendered MJML:{rendered.count(chr(10), 0, offset) + 1}"
     i = max(bisect.bisect_right([c.start for c in chunks], offset) - 1, 0)
     chunk = chunks[i]
-    before = rendered[chunk.start:offset]
+    before = rendered[chunk.start : offset]
     line = chunk.line + before.count("\n")
     line_start = rendered.rfind("\n", 0, offset) + 1
     column = offset - line_start + 1
@@ -788,13 +908,16 @@ def _locate(campaign: Campaign, rendered: str, chunks: list[_Chunk], offset: int
     # early: confirm it against the source, taking the match nearest the estimate and
     # shortening the probe until it no longer reaches into interpolated values.
     line_end = rendered.find("\n", offset)
-    rest_of_line = rendered[offset:line_end if line_end >= 0 else len(rendered)]
+    rest_of_line = rendered[offset : line_end if line_end >= 0 else len(rendered)]
     for size in (40, 20, 10, 5):
         probe = rest_of_line[:size]
         if not probe.strip() or not source_lines:
             break
-        hits = [(abs(n - line), n, text.find(probe)) for n, text in enumerate(source_lines, 1)
-                if probe in text]
+        hits = [
+            (abs(n - line), n, text.find(probe))
+            for n, text in enumerate(source_lines, 1)
+            if probe in text
+        ]
         if hits:
             _, line, found = min(hits)
             column = found + 1
@@ -806,10 +929,31 @@ def _locate(campaign: Campaign, rendered: str, chunks: list[_Chunk], offset: int
 # MJML
 
 _POSITION_RE = re.compile(r"\s*at position (\d+):(\d+)")
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-         "source", "track", "wbr", "mj-all", "mj-class", "mj-breakpoint", "mj-font", "mj-include"}
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "param",
+    "source",
+    "track",
+    "wbr",
+    "mj-all",
+    "mj-class",
+    "mj-breakpoint",
+    "mj-font",
+    "mj-include",
+}
 _RAW_CONTENT = {"mj-style", "style", "script", "mj-title", "mj-preview"}
-_TAG_RE = re.compile(r"<(/?)([A-Za-z][\w:-]*)((?:\s+[^\s=/>]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)\s*(/?)>")
+_TAG_RE = re.compile(
+    r"<(/?)([A-Za-z][\w:-]*)((?:\s+[^\s=/>]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)\s*(/?)>"
+)
 _ANY_TAG_RE = re.compile(r"<(/?)([A-Za-z][\w:-]*)")
 _MJ_TAG_RE = re.compile(r"<(mj-[\w-]+)")
 
@@ -826,8 +970,9 @@ def _scan_mjml(source: str) -> tuple[int, str] | None:
         if lt < 0:
             break
         if end_of_root is not None and source[end_of_root:lt].strip():
-            return end_of_root + (len(source[end_of_root:lt]) - len(source[end_of_root:lt].lstrip())), \
-                "text after </mjml>"
+            return end_of_root + (
+                len(source[end_of_root:lt]) - len(source[end_of_root:lt].lstrip())
+            ), "text after </mjml>"
         if source.startswith("<!--", lt):
             close = source.find("-->", lt + 4)
             if close < 0:
@@ -842,7 +987,10 @@ def _scan_mjml(source: str) -> tuple[int, str] | None:
         if not m:
             named = _ANY_TAG_RE.match(source, lt)
             if named:
-                return lt, f"the <{named.group(1)}{named.group(2)}> tag is malformed (check its attributes and closing >)"
+                return (
+                    lt,
+                    f"the <{named.group(1)}{named.group(2)}> tag is malformed (check its attributes and closing >)",
+                )
             pos = lt + 1
             continue
         closing, name, _, self_closing = m.group(1), m.group(2).lower(), m.group(3), m.group(4)
@@ -885,6 +1033,7 @@ def compile_mjml(source: str, locate: Callable[[int], str] | None = None) -> str
 
     ``locate`` turns an offset in ``source`` into ``file:line:column``.
     """
+
     def rendered_position(offset: int) -> str:
         line_start = source.rfind("\n", 0, offset) + 1
         return f"MJML:{source.count(chr(10), 0, offset) + 1}:{offset - line_start + 1}"
@@ -907,25 +1056,34 @@ def compile_mjml(source: str, locate: Callable[[int], str] | None = None) -> str
                 offset -= 1
             tag = _ANY_TAG_RE.match(source, offset)
             what = f" <{tag.group(2)}>" if tag else ""
-            raise RenderError(f"MJML cannot compile this{what}: {problem}", where=locate(offset),
-                              hint="Check that the tag is allowed here (see mjml.io/documentation).") from None
+            raise RenderError(
+                f"MJML cannot compile this{what}: {problem}",
+                where=locate(offset),
+                hint="Check that the tag is allowed here (see mjml.io/documentation).",
+            ) from None
         found = _scan_mjml(source)
         if found:
             offset, explanation = found
-            raise RenderError(f"MJML cannot compile this: {explanation} ({problem})", where=locate(offset)) from None
+            raise RenderError(
+                f"MJML cannot compile this: {explanation} ({problem})", where=locate(offset)
+            ) from None
         raise RenderError(f"MJML cannot compile the template: {problem}", where=locate(0)) from None
     leftover = _MJ_TAG_RE.search(out)
     if leftover:
         tag = leftover.group(1)
         at = source.find(f"<{tag}")
-        raise RenderError(f"<{tag}> is not an MJML tag, or is not allowed where it is; MJML passed it "
-                          "through unconverted", where=locate(max(at, 0)),
-                          hint="Check the spelling against mjml.io/documentation.")
+        raise RenderError(
+            f"<{tag}> is not an MJML tag, or is not allowed where it is; MJML passed it "
+            "through unconverted",
+            where=locate(max(at, 0)),
+            hint="Check the spelling against mjml.io/documentation.",
+        )
     return out
 
 
 # ---------------------------------------------------------------------------------------
 # premailer
+
 
 def _refuse_fetch(url: str):
     """cssutils fetcher for @import: never go to the network while building an email."""
@@ -942,8 +1100,10 @@ class _OfflinePremailer(Premailer):
 
 _DOCTYPE_RE = re.compile(r"^\s*<!doctype\s+html\s*>", re.IGNORECASE)
 _STYLE_OPEN_RE = re.compile(r"<style\b([^>]*)>(.*?)</style>", re.IGNORECASE | re.DOTALL)
-_INLINE_STYLE_RE = re.compile(r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>",
-                              re.IGNORECASE | re.DOTALL)
+_INLINE_STYLE_RE = re.compile(
+    r"<mj-style\b[^>]*\binline\s*=\s*[\"']inline[\"'][^>]*>(.*?)</mj-style>",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _normalised(css: str) -> str:
@@ -972,12 +1132,12 @@ def inline_css(html: str, inline: list[str] | tuple[str, ...] = ()) -> str:
     prepared = _DOCTYPE_RE.sub("<!DOCTYPE html>", html, count=1)
     prepared = _STYLE_OPEN_RE.sub(mark, prepared)
     premailer = _OfflinePremailer(
-        allow_network=False,             # no <link rel=stylesheet> downloads
+        allow_network=False,  # no <link rel=stylesheet> downloads
         allow_loading_external_files=False,
-        keep_style_tags=False,           # the inlined block itself goes; the ignored ones stay
+        keep_style_tags=False,  # the inlined block itself goes; the ignored ones stay
         strip_important=False,
         remove_classes=False,
-        disable_validation=True,         # mso-* and -webkit-* properties are fine in email
+        disable_validation=True,  # mso-* and -webkit-* properties are fine in email
         disable_link_rewrites=True,
         cache_css_parsing=False,
         cssutils_logging_level=logging.CRITICAL,
@@ -997,11 +1157,14 @@ def inline_css(html: str, inline: list[str] | tuple[str, ...] = ()) -> str:
 # ---------------------------------------------------------------------------------------
 # The pipeline
 
+
 def render_mjml(campaign: Campaign, segment_id: str) -> str:
     """The Jinja step alone: the MJML source of one segment (for validators and debugging)."""
     html_env, _ = _environments(campaign.path("templates"))
     template = _template(campaign, html_env, f"{campaign.template}.mjml.j2")
-    return _render(campaign, template, _context(campaign, _segment(campaign, segment_id), _LinkBook()))
+    return _render(
+        campaign, template, _context(campaign, _segment(campaign, segment_id), _LinkBook())
+    )
 
 
 def _segment(campaign: Campaign, segment_id: str) -> Segment:
@@ -1009,16 +1172,23 @@ def _segment(campaign: Campaign, segment_id: str) -> Segment:
         return campaign.segment(segment_id)
     except KeyError:
         known = ", ".join(s.id for s in campaign.segments)
-        raise RenderError(f"there is no segment {segment_id!r}; the segments are {known}",
-                          where=_spec_name(campaign)) from None
+        raise RenderError(
+            f"there is no segment {segment_id!r}; the segments are {known}",
+            where=_spec_name(campaign),
+        ) from None
 
 
-def render_campaign(campaign: Campaign, segments: list[str] | None = None) -> dict[str, RenderedSegment]:
+def render_campaign(
+    campaign: Campaign, segments: list[str] | None = None
+) -> dict[str, RenderedSegment]:
     """Render each segment's email once (all segments, or the ones named)."""
     folder = campaign.path("templates")
     if not folder.is_dir():
-        raise RenderError("no templates folder", where=_shown(campaign, folder),
-                          hint="Run from the project folder, or keep templates/ next to campaigns/.")
+        raise RenderError(
+            "no templates folder",
+            where=_shown(campaign, folder),
+            hint="Run from the project folder, or keep templates/ next to campaigns/.",
+        )
     html_env, text_env = _environments(folder)
     html_template = _template(campaign, html_env, f"{campaign.template}.mjml.j2")
     text_template = _template(campaign, text_env, f"{campaign.template}.txt.j2")
@@ -1026,8 +1196,12 @@ def render_campaign(campaign: Campaign, segments: list[str] | None = None) -> di
     return {s.id: _render_segment(campaign, s, html_template, text_template) for s in wanted}
 
 
-def _render_segment(campaign: Campaign, segment: Segment, html_template: jinja2.Template,
-                    text_template: jinja2.Template) -> RenderedSegment:
+def _render_segment(
+    campaign: Campaign,
+    segment: Segment,
+    html_template: jinja2.Template,
+    text_template: jinja2.Template,
+) -> RenderedSegment:
     book = _LinkBook()
     ctx = _context(campaign, segment, book)
     source = _render(campaign, html_template, ctx)
@@ -1043,14 +1217,26 @@ def _render_segment(campaign: Campaign, segment: Segment, html_template: jinja2.
     html = inline_css(compiled, [m.group(1) for m in _INLINE_STYLE_RE.finditer(source)])
     text = _render(campaign, text_template, _text_context(ctx))
     text = _tidy_text(text)
-    rendered = RenderedSegment(segment_id=segment.id, subject=ctx["subject"], preheader=ctx["preheader"],
-                               html=html, text=text, links=tuple(book.specs))
-    known = {html_token(n) for n in (*PLACEHOLDERS, "unsubscribe")} | {text_token(n) for n in (*PLACEHOLDERS, "unsubscribe")}
-    known |= {f(link_token_name(i)) for i in range(len(book.specs)) for f in (html_token, text_token)}
+    rendered = RenderedSegment(
+        segment_id=segment.id,
+        subject=ctx["subject"],
+        preheader=ctx["preheader"],
+        html=html,
+        text=text,
+        links=tuple(book.specs),
+    )
+    known = {html_token(n) for n in (*PLACEHOLDERS, "unsubscribe")} | {
+        text_token(n) for n in (*PLACEHOLDERS, "unsubscribe")
+    }
+    known |= {
+        f(link_token_name(i)) for i in range(len(book.specs)) for f in (html_token, text_token)
+    }
     strays = sorted(rendered.tokens - known)
     if strays:
-        raise RenderError(f"the email contains token(s) the renderer did not make: {', '.join(strays)}",
-                          where=_shown(campaign, html_template.filename or html_template.name))
+        raise RenderError(
+            f"the email contains token(s) the renderer did not make: {', '.join(strays)}",
+            where=_shown(campaign, html_template.filename or html_template.name),
+        )
     return rendered
 
 

@@ -18,8 +18,16 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from equip_mailer.errors import SpecError
 
@@ -49,7 +57,8 @@ def _check_email(value: str) -> str:
 def _check_url(value: str) -> str:
     value = value.strip()
     if not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+", value) and not re.match(
-            r"^https?://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", value):
+        r"^https?://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", value
+    ):
         raise ValueError(f"{value!r} is not a web address (it must start with https://)")
     if re.search(r"\s", value):
         raise ValueError(f"{value!r} contains spaces; web addresses cannot")
@@ -121,7 +130,9 @@ class Session(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Session:
         if self.end <= self.start:
-            raise ValueError(f"ends at {self.end:%H:%M}, which is not after its start {self.start:%H:%M}")
+            raise ValueError(
+                f"ends at {self.end:%H:%M}, which is not after its start {self.start:%H:%M}"
+            )
         return self
 
     @property
@@ -132,15 +143,15 @@ class Session(Strict):
 class Course(Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     name: str
-    format: str                                   # "Half-day training", "3-day action learning set"
-    blurb: str                                    # short Markdown
+    format: str  # "Half-day training", "3-day action learning set"
+    blurb: str  # short Markdown
     who_can_register: str
-    requires: QILevel = "none"                    # lowest QI level that may attend
-    leads_to: QILevel | None = None               # level a reader has after completing it
-    attendance: str | None = None                 # "You will need to attend all 3 days."
+    requires: QILevel = "none"  # lowest QI level that may attend
+    leads_to: QILevel | None = None  # level a reader has after completing it
+    attendance: str | None = None  # "You will need to attend all 3 days."
     schedule: Literal["choose_one", "attend_all"] = "choose_one"
     delivered_by: str | None = None
-    sign_up_url: Url | None = None                # one link for the course, or one per session
+    sign_up_url: Url | None = None  # one link for the course, or one per session
     sessions: Annotated[list[Session], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -148,8 +159,10 @@ class Course(Strict):
         if self.sign_up_url is None:
             missing = [i for i, s in enumerate(self.sessions) if s.sign_up_url is None]
             if missing:
-                raise ValueError("needs a sign_up_url for the course, or one on every session "
-                                 f"(missing on sessions {', '.join(map(str, missing))})")
+                raise ValueError(
+                    "needs a sign_up_url for the course, or one on every session "
+                    f"(missing on sessions {', '.join(map(str, missing))})"
+                )
         keys = [s.key for s in self.sessions]
         if len(set(keys)) != len(keys):
             raise ValueError("has two sessions on the same date")
@@ -163,14 +176,16 @@ class Segment(Strict):
     # Only readers whose role is one of these (any case); leave out to take every role at
     # these levels. Lets citizens and service users get their own version of the email.
     roles: Annotated[list[str], Field(min_length=1)] | None = None
-    subject: str | None = None                    # overrides the campaign subject
+    subject: str | None = None  # overrides the campaign subject
     preheader: str | None = None
-    locked_courses: Literal["next_step", "hide"] | None = None   # default: the campaign's
+    locked_courses: Literal["next_step", "hide"] | None = None  # default: the campaign's
 
     def takes(self, level: str, role: str) -> bool:
         if level not in self.qi_levels:
             return False
-        return self.roles is None or role.strip().casefold() in {r.strip().casefold() for r in self.roles}
+        return self.roles is None or role.strip().casefold() in {
+            r.strip().casefold() for r in self.roles
+        }
 
 
 class Tracking(Strict):
@@ -178,27 +193,27 @@ class Tracking(Strict):
     clicks: Literal["equip", "sendgrid"] = "equip"
     utm: bool = True
     utm_source: str = "equip-newsletter"
-    track_other_links: bool = True                # links in intro/sign-off, not just sign-ups
-    opens: bool = False                           # SendGrid open pixel (unreliable; off by default)
+    track_other_links: bool = True  # links in intro/sign-off, not just sign-ups
+    opens: bool = False  # SendGrid open pixel (unreliable; off by default)
 
 
 class SendGridOptions(Strict):
     asm_group_id: int | None = None
     sandbox: bool = False
-    send_at: dt.datetime | None = None            # schedule (<= 72 h ahead), cancellable
+    send_at: dt.datetime | None = None  # schedule (<= 72 h ahead), cancellable
     categories: list[str] = []
 
 
 class Lists(Strict):
     files: Annotated[list[str], Field(min_length=1)]
     suppressions: str | None = "lists/suppressions.csv"
-    max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05   # stop if more rows are bad
+    max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05  # stop if more rows are bad
 
 
 class Footer(Strict):
     organisation: str
     address: str | None = None
-    why: str                                      # "You get this because ..."
+    why: str  # "You get this because ..."
 
 
 class Campaign(Strict):
@@ -210,10 +225,10 @@ class Campaign(Strict):
     reply_to: Address | None = None
     language: str = "en-GB"
     template: str = "course-menu"
-    intro: str                                    # Markdown; {first_name} and {practice} allowed
-    sign_off: str                                 # Markdown
-    signature: str                                # a role, not a person
-    links: dict[str, Url] = {}                    # other links: website, contact page, ...
+    intro: str  # Markdown; {first_name} and {practice} allowed
+    sign_off: str  # Markdown
+    signature: str  # a role, not a person
+    links: dict[str, Url] = {}  # other links: website, contact page, ...
     footer: Footer
     lists: Lists
     segments: Annotated[list[Segment], Field(min_length=1)]
@@ -273,37 +288,46 @@ class Campaign(Strict):
             seen: dict[str, int] = {}
             for i, item in enumerate(items):
                 if item.id in seen:
-                    problems.append(f"{what}[{i}].id: {item.id!r} is used twice "
-                                    f"(also {what}[{seen[item.id]}])")
+                    problems.append(
+                        f"{what}[{i}].id: {item.id!r} is used twice (also {what}[{seen[item.id]}])"
+                    )
                 seen.setdefault(item.id, i)
-        owner: dict[str, str] = {}                 # level -> its catch-all segment
+        owner: dict[str, str] = {}  # level -> its catch-all segment
         role_owner: dict[tuple[str, str], str] = {}  # (level, role) -> role segment
         for s in self.segments:
             for level in s.qi_levels:
                 if s.roles is None:
                     if level in owner and owner[level] != s.id:
-                        problems.append(f"segments: QI level {level!r} is in both {owner[level]!r} "
-                                        f"and {s.id!r}; each level has one segment for all roles "
-                                        "(give the other one 'roles:' to split by role)")
+                        problems.append(
+                            f"segments: QI level {level!r} is in both {owner[level]!r} "
+                            f"and {s.id!r}; each level has one segment for all roles "
+                            "(give the other one 'roles:' to split by role)"
+                        )
                     owner.setdefault(level, s.id)
                     continue
                 for role in s.roles:
                     key = (level, role.strip().casefold())
                     if key in role_owner and role_owner[key] != s.id:
-                        problems.append(f"segments: role {role!r} at QI level {level!r} is in both "
-                                        f"{role_owner[key]!r} and {s.id!r}")
+                        problems.append(
+                            f"segments: role {role!r} at QI level {level!r} is in both "
+                            f"{role_owner[key]!r} and {s.id!r}"
+                        )
                     role_owner.setdefault(key, s.id)
         for level in QI_LEVELS:
             if level not in owner:
-                problems.append(f"segments: no segment takes QI level {level!r} for every role; "
-                                "readers at that level would get nothing")
+                problems.append(
+                    f"segments: no segment takes QI level {level!r} for every role; "
+                    "readers at that level would get nothing"
+                )
         lowest_segment_level = max(min(level_rank(l) for l in s.qi_levels) for s in self.segments)
         for i, c in enumerate(self.courses):
             if level_rank(c.requires) > lowest_segment_level:
-                problems.append(f"courses[{i}]: no segment may attend {c.name!r} (it requires "
-                                f"{c.requires!r}, above every segment's level)")
+                problems.append(
+                    f"courses[{i}]: no segment may attend {c.name!r} (it requires "
+                    f"{c.requires!r}, above every segment's level)"
+                )
         if problems:
-            raise ValueError("\n".join(problems))   # one per line: messages may hold "; "
+            raise ValueError("\n".join(problems))  # one per line: messages may hold "; "
         return self
 
 
@@ -338,26 +362,33 @@ def _build(node: yaml.Node, path: tuple, loc: _Located, loader: yaml.SafeLoader)
         for key_node, value_node in node.value:
             key = _build(key_node, path + ("<key>",), loc, loader)
             if not isinstance(key, str | int | float | bool) or key is None:
-                loc.problems.append((key_node.start_mark.line + 1, f"{_dotted(path) or 'top level'}: "
-                                     "keys must be plain words"))
+                loc.problems.append(
+                    (
+                        key_node.start_mark.line + 1,
+                        f"{_dotted(path) or 'top level'}: keys must be plain words",
+                    )
+                )
                 continue
             key = str(key) if not isinstance(key, str) else key
             if key in out:
-                loc.problems.append((key_node.start_mark.line + 1,
-                                     f"{_dotted(path + (key,))}: appears twice"))
+                loc.problems.append(
+                    (key_node.start_mark.line + 1, f"{_dotted(path + (key,))}: appears twice")
+                )
                 continue
             out[key] = _build(value_node, path + (key,), loc, loader)
-            loc.lines[path + (key,)] = key_node.start_mark.line + 1   # the key, not its value's first line
+            loc.lines[path + (key,)] = (
+                key_node.start_mark.line + 1
+            )  # the key, not its value's first line
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(child, path + (i,), loc, loader) for i, child in enumerate(node.value)]
     # scalars
     if node.tag == "tag:yaml.org,2002:int" and ":" in node.value:
-        return node.value                        # 13:00 is a time, not base-60
+        return node.value  # 13:00 is a time, not base-60
     try:
         return loader.construct_object(node, deep=True)
     except (yaml.constructor.ConstructorError, ValueError, TypeError):
-        return node.value                        # e.g. 2019-06-31: let validation say why
+        return node.value  # e.g. 2019-06-31: let validation say why
 
 
 def _dotted(path: tuple) -> str:
@@ -380,7 +411,12 @@ def _line_for(loc_path: tuple, lines: dict[tuple, int]) -> int:
 def _friendly(err: dict) -> str:
     kind, value = err["type"], err.get("input")
     shown = value if isinstance(value, str) else repr(value)
-    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"):
+    if kind in (
+        "date_from_datetime_parsing",
+        "date_parsing",
+        "date_type",
+        "date_from_datetime_inexact",
+    ):
         return f"{shown} is not a date (use YYYY-MM-DD)"
     if kind in ("time_parsing", "time_type"):
         return f"{shown} is not a time (use HH:MM, e.g. 13:00)"
@@ -443,11 +479,12 @@ def project_root_for(spec_path: Path) -> Path:
     return spec_path.parent.parent if spec_path.parent.name == "campaigns" else spec_path.parent
 
 
-MAX_SPEC_CHARS = 1_000_000                  # the demo campaign is about 8,000
+MAX_SPEC_CHARS = 1_000_000  # the demo campaign is about 8,000
 
 
-def load_campaign(path: str | Path, *, allow_past: bool = False,
-                  today: dt.date | None = None) -> Campaign:
+def load_campaign(
+    path: str | Path, *, allow_past: bool = False, today: dt.date | None = None
+) -> Campaign:
     """Read and validate a campaign spec; raise SpecError listing every problem by line."""
     path = Path(path)
     shown = str(path)
@@ -455,9 +492,13 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError
-        if not stat.S_ISREG(mode):           # /dev/zero, a pipe: reading would never end
-            raise SpecError([f"{shown}: is not a file (a device or pipe); give the path of a "
-                             "campaign .yaml file"])
+        if not stat.S_ISREG(mode):  # /dev/zero, a pipe: reading would never end
+            raise SpecError(
+                [
+                    f"{shown}: is not a file (a device or pipe); give the path of a "
+                    "campaign .yaml file"
+                ]
+            )
         with path.open(encoding="utf-8-sig") as f:
             text = f.read(MAX_SPEC_CHARS + 1)
     except FileNotFoundError:
@@ -467,15 +508,21 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
     except IsADirectoryError:
         raise SpecError([f"{shown}: is a folder, not a campaign file"]) from None
     if len(text) > MAX_SPEC_CHARS:
-        raise SpecError([f"{shown}: is over {MAX_SPEC_CHARS:,} characters long; a campaign file "
-                         "is a few thousand (is this the right file?)"])
+        raise SpecError(
+            [
+                f"{shown}: is over {MAX_SPEC_CHARS:,} characters long; a campaign file "
+                "is a few thousand (is this the right file?)"
+            ]
+        )
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise SpecError([f"{shown}:{line}: not valid YAML ({exc.problem or exc.context})"]) from None
+        raise SpecError(
+            [f"{shown}:{line}: not valid YAML ({exc.problem or exc.context})"]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: not valid YAML ({exc})"]) from None
     except RecursionError:
@@ -488,10 +535,14 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
     try:
         data = _build(node, (), located, yaml.SafeLoader(""))
     except _TooManyValues as exc:
-        top = exc.args[0][:1]                    # the top-level key whose value blew up
+        top = exc.args[0][:1]  # the top-level key whose value blew up
         line = next((k.start_mark.line + 1 for k, _ in node.value if top and k.value == top[0]), 1)
-        raise SpecError([f"{shown}:{line}: the file expands to too many values (YAML aliases); "
-                         "write the values out"]) from None
+        raise SpecError(
+            [
+                f"{shown}:{line}: the file expands to too many values (YAML aliases); "
+                "write the values out"
+            ]
+        ) from None
     except RecursionError:
         raise SpecError([f"{shown}: nested too deeply to be a campaign file"]) from None
     problems = [f"{shown}:{line}: {msg}" for line, msg in located.problems]
@@ -507,7 +558,9 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
             if err["type"] == "extra_forbidden":
                 known = _known_fields(Campaign, loc[:-1])
                 close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-                msg = f"unknown key {str(loc[-1])!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                msg = f"unknown key {str(loc[-1])!r}" + (
+                    f" (did you mean {close[0]!r}?)" if close else ""
+                )
                 where = _dotted(loc[:-1])
             else:
                 msg = _friendly(err)
@@ -531,10 +584,14 @@ def load_campaign(path: str | Path, *, allow_past: bool = False,
             for si, s in enumerate(c.sessions):
                 if s.date < today:
                     line = _line_for(("courses", ci, "sessions", si, "date"), located.lines)
-                    past.append(f"{shown}:{line}: courses[{ci}].sessions[{si}].date: {s.date} is in "
-                                "the past")
+                    past.append(
+                        f"{shown}:{line}: courses[{ci}].sessions[{si}].date: {s.date} is in "
+                        "the past"
+                    )
         if past:
-            raise SpecError(past, hint="Use --allow-past to work with an old campaign, such as the demo.")
+            raise SpecError(
+                past, hint="Use --allow-past to work with an old campaign, such as the demo."
+            )
     return campaign
 
 
@@ -549,4 +606,5 @@ def _ordered(problems: list[str]) -> list[str]:
     def key(p: str) -> tuple:
         m = re.match(r"^.*?:(\d+):", p)
         return (int(m.group(1)) if m else 0, p)
+
     return sorted(dict.fromkeys(problems), key=key)

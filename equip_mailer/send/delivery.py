@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, Protocol
 from equip_mailer.config import mask_email
 from equip_mailer.errors import DeliveryError
 
-MAX_PER_REQUEST = 1000          # SendGrid: personalizations (and recipients) per request
+MAX_PER_REQUEST = 1000  # SendGrid: personalizations (and recipients) per request
 MAX_SUBSTITUTION_BYTES = 10_000  # SendGrid: per personalization
 MAX_SEND_AT_AHEAD = dt.timedelta(hours=72)
 LIST_UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
@@ -50,10 +50,12 @@ LIST_UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
 # ---------------------------------------------------------------------------------------
 # What a backend is given
 
+
 @dataclass(frozen=True)
 class Content:
     """One segment's rendered mail, shared by every recipient of a batch. The strings carry
     substitution tokens that each recipient's ``values`` fill in."""
+
     segment: str
     subject: str
     html: str
@@ -62,20 +64,21 @@ class Content:
 
 class Addressee(NamedTuple):
     """One recipient of a batch (a tuple: one is made per recipient per send)."""
-    ledger_id: int              # opaque recipient id: goes out in custom_args, never the address
+
+    ledger_id: int  # opaque recipient id: goes out in custom_args, never the address
     email: str
     name: str
-    values: dict[str, str]      # token -> value: SendGrid's ``substitutions``
-    unsubscribe_url: str        # for the List-Unsubscribe header
+    values: dict[str, str]  # token -> value: SendGrid's ``substitutions``
+    unsubscribe_url: str  # for the List-Unsubscribe header
 
 
 @dataclass(frozen=True)
 class Batch:
     campaign_id: str
-    send_id: str                # unique per request; joins webhook events back to the batch
+    send_id: str  # unique per request; joins webhook events back to the batch
     content: Content
     addressees: list[Addressee]
-    test: bool = False          # --test-to: outside the ledger, sent immediately
+    test: bool = False  # --test-to: outside the ledger, sent immediately
 
     def describe(self) -> str:
         return f"batch {self.send_id} (segment {self.content.segment}, {len(self.addressees)} recipients)"
@@ -84,6 +87,7 @@ class Batch:
 @dataclass(frozen=True)
 class CampaignMail:
     """Everything about the campaign's requests that does not change per batch."""
+
     campaign_id: str
     sender_email: str
     sender_name: str | None = None
@@ -91,21 +95,23 @@ class CampaignMail:
     reply_to_name: str | None = None
     categories: tuple[str, ...] = ()
     asm_group_id: int | None = None
-    click_tracking: bool = False    # SendGrid's click tracking (only when tracking.clicks == "sendgrid")
+    click_tracking: bool = (
+        False  # SendGrid's click tracking (only when tracking.clicks == "sendgrid")
+    )
     open_tracking: bool = False
     sandbox: bool = False
-    send_at: int | None = None      # unix time; the request then needs ``sg_batch_id``
+    send_at: int | None = None  # unix time; the request then needs ``sg_batch_id``
     sg_batch_id: str | None = None
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    state: str                      # "sent" | "failed" | "uncertain"
-    status: int | None = None       # last HTTP status, when there was one
-    message_id: str | None = None   # SendGrid's X-Message-Id
-    error: str | None = None        # one plain sentence, addresses masked
+    state: str  # "sent" | "failed" | "uncertain"
+    status: int | None = None  # last HTTP status, when there was one
+    message_id: str | None = None  # SendGrid's X-Message-Id
+    error: str | None = None  # one plain sentence, addresses masked
     attempts: int = 1
-    stop: bool = False              # end the run now (no point trying the next batch)
+    stop: bool = False  # end the run now (no point trying the next batch)
     hint: str | None = None
 
 
@@ -115,8 +121,9 @@ class Backend(Protocol):
     def send_batch(self, batch: Batch) -> BatchResult: ...
 
 
-def campaign_mail(campaign: Any, *, now: dt.datetime | None = None,
-                  sg_batch_id: str | None = None) -> CampaignMail:
+def campaign_mail(
+    campaign: Any, *, now: dt.datetime | None = None, sg_batch_id: str | None = None
+) -> CampaignMail:
     """The per-campaign request settings from a spec, with ``send_at`` checked: a schedule
     more than 72 hours ahead (SendGrid's limit) or in the past is an error, not a surprise."""
     sg = campaign.sendgrid
@@ -126,28 +133,38 @@ def campaign_mail(campaign: Any, *, now: dt.datetime | None = None,
         if when.tzinfo is None:
             # A manager in Tower Hamlets writing 09:00 means London time.
             from zoneinfo import ZoneInfo
+
             when = when.replace(tzinfo=ZoneInfo("Europe/London"))
         now = now or dt.datetime.now(dt.UTC)
         if when <= now:
-            raise DeliveryError(f"sendgrid.send_at {sg.send_at.isoformat()} is in the past",
-                                where=str(campaign.source or campaign.id),
-                                hint="Remove send_at to send now, or give a time in the next 72 hours.")
+            raise DeliveryError(
+                f"sendgrid.send_at {sg.send_at.isoformat()} is in the past",
+                where=str(campaign.source or campaign.id),
+                hint="Remove send_at to send now, or give a time in the next 72 hours.",
+            )
         if when - now > MAX_SEND_AT_AHEAD:
-            raise DeliveryError(f"sendgrid.send_at {sg.send_at.isoformat()} is more than 72 hours "
-                                "ahead; SendGrid cannot schedule that far",
-                                where=str(campaign.source or campaign.id),
-                                hint="Send it later, or choose a time within 72 hours.")
+            raise DeliveryError(
+                f"sendgrid.send_at {sg.send_at.isoformat()} is more than 72 hours "
+                "ahead; SendGrid cannot schedule that far",
+                where=str(campaign.source or campaign.id),
+                hint="Send it later, or choose a time within 72 hours.",
+            )
         send_at = int(when.timestamp())
     categories = tuple(dict.fromkeys([campaign.id, *sg.categories]))[:10]
     return CampaignMail(
         campaign_id=campaign.id,
-        sender_email=campaign.sender.email, sender_name=campaign.sender.name,
+        sender_email=campaign.sender.email,
+        sender_name=campaign.sender.name,
         reply_to_email=campaign.reply_to.email if campaign.reply_to else None,
         reply_to_name=campaign.reply_to.name if campaign.reply_to else None,
-        categories=categories, asm_group_id=sg.asm_group_id,
+        categories=categories,
+        asm_group_id=sg.asm_group_id,
         click_tracking=campaign.tracking.clicks == "sendgrid",
-        open_tracking=bool(campaign.tracking.opens), sandbox=bool(sg.sandbox),
-        send_at=send_at, sg_batch_id=sg_batch_id)
+        open_tracking=bool(campaign.tracking.opens),
+        sandbox=bool(sg.sandbox),
+        send_at=send_at,
+        sg_batch_id=sg_batch_id,
+    )
 
 
 _NAME_UNSAFE = re.compile(r'[,;"<>\r\n]+')
@@ -178,11 +195,13 @@ def check_addressee(batch: Batch, a: Addressee) -> None:
         raise DeliveryError(
             f"the personal values for recipient {a.ledger_id} ({mask_email(a.email)}) in segment "
             f"{batch.content.segment} take {size:,} bytes; SendGrid allows {MAX_SUBSTITUTION_BYTES:,}",
-            hint="Shorten that recipient's name or practice in the list, or the campaign's links.")
+            hint="Shorten that recipient's name or practice in the list, or the campaign's links.",
+        )
 
 
 # ---------------------------------------------------------------------------------------
 # SendGrid
+
 
 def build_request(mail: CampaignMail, batch: Batch) -> dict:
     """The Mail Send body for one batch, as plain dicts (the helper classes cost too much per
@@ -197,35 +216,45 @@ def build_request(mail: CampaignMail, batch: Batch) -> dict:
     seen: set[str] = set()
     for a in batch.addressees:
         key = a.email.lower()
-        if key in seen:   # the ledger is unique per address; this guards the invariant
+        if key in seen:  # the ledger is unique per address; this guards the invariant
             raise DeliveryError(f"{batch.describe()} lists recipient {a.ledger_id} twice")
         seen.add(key)
         to = {"email": a.email, "name": a.name} if a.name else {"email": a.email}
-        personalizations.append({
-            "to": [to],
-            "substitutions": a.values,
-            "custom_args": {**base_args, "recipient": str(a.ledger_id)},
-            "headers": {"List-Unsubscribe": f"<{a.unsubscribe_url}>"},
-        })
+        personalizations.append(
+            {
+                "to": [to],
+                "substitutions": a.values,
+                "custom_args": {**base_args, "recipient": str(a.ledger_id)},
+                "headers": {"List-Unsubscribe": f"<{a.unsubscribe_url}>"},
+            }
+        )
     body: dict = {
         "personalizations": personalizations,
-        "from": ({"email": mail.sender_email, "name": mail.sender_name} if mail.sender_name
-                 else {"email": mail.sender_email}),
+        "from": (
+            {"email": mail.sender_email, "name": mail.sender_name}
+            if mail.sender_name
+            else {"email": mail.sender_email}
+        ),
         "subject": ("[TEST] " + c.subject) if batch.test else c.subject,
-        "content": [{"type": "text/plain", "value": c.text},
-                    {"type": "text/html", "value": c.html}],
+        "content": [
+            {"type": "text/plain", "value": c.text},
+            {"type": "text/html", "value": c.html},
+        ],
         "categories": list(mail.categories),
         "headers": {"List-Unsubscribe-Post": LIST_UNSUBSCRIBE_POST},
         "tracking_settings": {
             "click_tracking": {"enable": mail.click_tracking, "enable_text": mail.click_tracking},
             "open_tracking": {"enable": mail.open_tracking},
-            "subscription_tracking": {"enable": False},   # our own /u/ link does this
+            "subscription_tracking": {"enable": False},  # our own /u/ link does this
         },
         "mail_settings": {"sandbox_mode": {"enable": mail.sandbox}},
     }
     if mail.reply_to_email:
-        body["reply_to"] = ({"email": mail.reply_to_email, "name": mail.reply_to_name}
-                            if mail.reply_to_name else {"email": mail.reply_to_email})
+        body["reply_to"] = (
+            {"email": mail.reply_to_email, "name": mail.reply_to_name}
+            if mail.reply_to_name
+            else {"email": mail.reply_to_email}
+        )
     if mail.asm_group_id is not None:
         body["asm"] = {"group_id": int(mail.asm_group_id)}
     if mail.send_at is not None and not batch.test:
@@ -240,10 +269,11 @@ def build_request(mail: CampaignMail, batch: Batch) -> dict:
 class RetryPolicy:
     """429 and 5xx are retried: exponential backoff with full jitter, but never sooner than
     SendGrid's Retry-After / X-RateLimit-Reset says."""
-    attempts: int = 6               # total tries per batch
-    base: float = 0.5               # seconds
+
+    attempts: int = 6  # total tries per batch
+    base: float = 0.5  # seconds
     cap: float = 30.0
-    max_wait: float = 120.0         # a single wait longer than this ends the batch as failed
+    max_wait: float = 120.0  # a single wait longer than this ends the batch as failed
 
     def delay(self, attempt: int, headers: Any) -> float:
         backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
@@ -260,6 +290,7 @@ def _told_wait(headers: Any) -> float | None:
             return max(0.0, float(retry_after))
         except ValueError:
             from email.utils import parsedate_to_datetime
+
             try:
                 return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
             except (TypeError, ValueError):
@@ -294,14 +325,23 @@ def sendgrid_errors(body: bytes | str | None) -> str:
 
 
 _REFUSALS = {
-    400: ("SendGrid refused {what}: {detail}", "Fix the campaign or list, then run the same "
-          "command again; recipients of this batch were not sent and will be retried."),
-    401: ("SendGrid rejected the API key while sending {what}: {detail}",
-          "Check SENDGRID_API_KEY (a Mail Send key), then run the same command again."),
-    403: ("SendGrid refused access while sending {what}: {detail}",
-          "The API key lacks the Mail Send permission, or the sender is not verified."),
-    413: ("SendGrid said {what} is too large: {detail}",
-          "Lower EQUIP_BATCH_SIZE or shorten the content, then run the same command again."),
+    400: (
+        "SendGrid refused {what}: {detail}",
+        "Fix the campaign or list, then run the same "
+        "command again; recipients of this batch were not sent and will be retried.",
+    ),
+    401: (
+        "SendGrid rejected the API key while sending {what}: {detail}",
+        "Check SENDGRID_API_KEY (a Mail Send key), then run the same command again.",
+    ),
+    403: (
+        "SendGrid refused access while sending {what}: {detail}",
+        "The API key lacks the Mail Send permission, or the sender is not verified.",
+    ),
+    413: (
+        "SendGrid said {what} is too large: {detail}",
+        "Lower EQUIP_BATCH_SIZE or shorten the content, then run the same command again.",
+    ),
 }
 
 
@@ -311,17 +351,28 @@ class SendGridBackend:
     The client sets no timeout of its own, so one is set explicitly: a stalled socket would
     otherwise hang the send for ever.
     """
+
     name = "sendgrid"
 
-    def __init__(self, api_key: str, mail: CampaignMail, *, host: str = "https://api.sendgrid.com",
-                 timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        api_key: str,
+        mail: CampaignMail,
+        *,
+        host: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import sendgrid
+
         # The HTTP client logs full payloads and the Authorization header at DEBUG level;
         # never let that reach a log, whatever the root logger is set to.
         logging.getLogger("python_http_client").setLevel(logging.WARNING)
         if not api_key:
-            raise DeliveryError("SENDGRID_API_KEY is not set", hint="Set it, or use --backend outbox.")
+            raise DeliveryError(
+                "SENDGRID_API_KEY is not set", hint="Set it, or use --backend outbox."
+            )
         self.mail = mail
         self.host = host.rstrip("/")
         self.timeout = float(timeout)
@@ -333,33 +384,46 @@ class SendGridBackend:
     # -- scheduling --------------------------------------------------------------------
     def create_batch_id(self) -> str:
         """POST /v3/mail/batch: the id under which a scheduled send can be cancelled."""
-        resp = self._call(lambda: self.sg.client.mail.batch.post(timeout=self.timeout),
-                          "creating a SendGrid batch id for the scheduled send")
+        resp = self._call(
+            lambda: self.sg.client.mail.batch.post(timeout=self.timeout),
+            "creating a SendGrid batch id for the scheduled send",
+        )
         try:
             return json.loads(resp.body)["batch_id"]
         except (ValueError, KeyError, TypeError):
-            raise DeliveryError("SendGrid answered the batch id request without a batch_id") from None
+            raise DeliveryError(
+                "SendGrid answered the batch id request without a batch_id"
+            ) from None
 
     def cancel_scheduled(self, sg_batch_id: str) -> None:
         """POST /v3/user/scheduled_sends {batch_id, status: cancel}."""
-        self._call(lambda: self.sg.client.user.scheduled_sends.post(
-            request_body={"batch_id": sg_batch_id, "status": "cancel"}, timeout=self.timeout),
-            "cancelling the scheduled send")
+        self._call(
+            lambda: self.sg.client.user.scheduled_sends.post(
+                request_body={"batch_id": sg_batch_id, "status": "cancel"}, timeout=self.timeout
+            ),
+            "cancelling the scheduled send",
+        )
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         from python_http_client.exceptions import HTTPError
+
         try:
             return fn()
         except HTTPError as exc:
-            raise DeliveryError(f"SendGrid answered HTTP {exc.status_code} while {what}: "
-                                f"{sendgrid_errors(exc.body)}", status=exc.status_code) from None
+            raise DeliveryError(
+                f"SendGrid answered HTTP {exc.status_code} while {what}: "
+                f"{sendgrid_errors(exc.body)}",
+                status=exc.status_code,
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(f"no answer from SendGrid at {self.host} while {what} "
-                                f"({_network_reason(exc)})") from None
+            raise DeliveryError(
+                f"no answer from SendGrid at {self.host} while {what} ({_network_reason(exc)})"
+            ) from None
 
     # -- sending -----------------------------------------------------------------------
     def send_batch(self, batch: Batch) -> BatchResult:
         from python_http_client.exceptions import HTTPError
+
         body = build_request(self.mail, batch)
         what = batch.describe()
         attempt = 0
@@ -376,31 +440,51 @@ class SendGridBackend:
                         self.sleep(wait)
                         continue
                     return BatchResult(
-                        "failed", status=status, attempts=attempt,
+                        "failed",
+                        status=status,
+                        attempts=attempt,
                         error=f"SendGrid answered HTTP {status} to {what} {attempt} times "
-                              f"(last: {detail or 'no detail'}); it was not accepted")
-                template, hint = _REFUSALS.get(status, ("SendGrid refused {what} with HTTP "
-                                                        f"{status}: " + "{detail}", None))
-                return BatchResult("failed", status=status, attempts=attempt, stop=True,
-                                   error=template.format(what=what, detail=detail or "no detail"),
-                                   hint=hint)
+                        f"(last: {detail or 'no detail'}); it was not accepted",
+                    )
+                template, hint = _REFUSALS.get(
+                    status, (f"SendGrid refused {{what}} with HTTP {status}: " + "{detail}", None)
+                )
+                return BatchResult(
+                    "failed",
+                    status=status,
+                    attempts=attempt,
+                    stop=True,
+                    error=template.format(what=what, detail=detail or "no detail"),
+                    hint=hint,
+                )
             except (OSError, http.client.HTTPException) as exc:
                 if _unreachable(exc):
                     return BatchResult(
-                        "failed", attempts=attempt, stop=True,
+                        "failed",
+                        attempts=attempt,
+                        stop=True,
                         error=f"cannot reach SendGrid at {self.host} ({_network_reason(exc)}); "
-                              f"{what} was not sent",
-                        hint="Check SENDGRID_API_HOST and the network, then run the same command again.")
+                        f"{what} was not sent",
+                        hint="Check SENDGRID_API_HOST and the network, then run the same command again.",
+                    )
                 return BatchResult(
-                    "uncertain", attempts=attempt,
+                    "uncertain",
+                    attempts=attempt,
                     error=f"no answer from SendGrid for {what} ({_network_reason(exc)}); "
-                          "it may or may not have been accepted")
+                    "it may or may not have been accepted",
+                )
             if resp.status_code == 202 or 200 <= resp.status_code < 300:
                 headers = resp.headers
                 mid = headers.get("X-Message-Id") if headers is not None else None
-                return BatchResult("sent", status=resp.status_code, message_id=mid, attempts=attempt)
-            return BatchResult("uncertain", status=resp.status_code, attempts=attempt,
-                               error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}")
+                return BatchResult(
+                    "sent", status=resp.status_code, message_id=mid, attempts=attempt
+                )
+            return BatchResult(
+                "uncertain",
+                status=resp.status_code,
+                attempts=attempt,
+                error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}",
+            )
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -425,6 +509,7 @@ def _network_reason(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------
 # Outbox
 
+
 def substitute(text: str, values: dict[str, str], pattern: re.Pattern | None = None) -> str:
     """Replace tokens exactly as SendGrid's substitutions would (longest token first)."""
     if not values:
@@ -444,6 +529,7 @@ class OutboxBackend:
     crash leaves no half file and a re-run (even of an uncertain batch) overwrites the same
     file instead of creating a second copy. Test sends go to ``test/<segment>.eml``.
     """
+
     name = "outbox"
 
     def __init__(self, directory: Path, mail: CampaignMail):
@@ -460,8 +546,11 @@ class OutboxBackend:
             self.folder.mkdir(parents=True, exist_ok=True)
             if batch.test:
                 (self.folder / "test").mkdir(exist_ok=True)
-            pattern = token_pattern(batch.addressees[0].values) if batch.addressees and \
-                batch.addressees[0].values else None
+            pattern = (
+                token_pattern(batch.addressees[0].values)
+                if batch.addressees and batch.addressees[0].values
+                else None
+            )
             for a in batch.addressees:
                 data = self.message(batch, a, pattern)
                 path = self.path_for(batch, a)
@@ -470,9 +559,12 @@ class OutboxBackend:
                     fh.write(data)
                 os.replace(tmp, path)
         except OSError as exc:
-            return BatchResult("failed", stop=True,
-                               error=f"cannot write to the outbox {self.folder} ({exc.strerror or exc})",
-                               hint="Check the folder exists and is writable (--outbox DIR).")
+            return BatchResult(
+                "failed",
+                stop=True,
+                error=f"cannot write to the outbox {self.folder} ({exc.strerror or exc})",
+                hint="Check the folder exists and is writable (--outbox DIR).",
+            )
         return BatchResult("sent", message_id=None)
 
     def message(self, batch: Batch, a: Addressee, pattern: re.Pattern | None = None) -> bytes:
@@ -487,10 +579,14 @@ class OutboxBackend:
         msg["From"] = Address(self.mail.sender_name or "", addr_spec=self.mail.sender_email)
         msg["To"] = Address(a.name or "", addr_spec=a.email)
         if self.mail.reply_to_email:
-            msg["Reply-To"] = Address(self.mail.reply_to_name or "", addr_spec=self.mail.reply_to_email)
+            msg["Reply-To"] = Address(
+                self.mail.reply_to_name or "", addr_spec=self.mail.reply_to_email
+            )
         msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-        msg["Message-ID"] = make_msgid(idstring=f"{batch.send_id}.{a.ledger_id}",
-                                       domain=self.mail.sender_email.rpartition("@")[2])
+        msg["Message-ID"] = make_msgid(
+            idstring=f"{batch.send_id}.{a.ledger_id}",
+            domain=self.mail.sender_email.rpartition("@")[2],
+        )
         msg["List-Unsubscribe"] = f"<{a.unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = LIST_UNSUBSCRIBE_POST
         msg["X-Equip-Campaign"] = self.mail.campaign_id
@@ -507,6 +603,7 @@ class OutboxBackend:
 @dataclass
 class MemoryBackend:
     """Keeps batches in a list: for library users' own tests (anymail's ``test`` backend)."""
+
     name: str = "memory"
     batches: list[Batch] = field(default_factory=list)
 

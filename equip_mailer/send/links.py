@@ -22,15 +22,16 @@ from sqlalchemy.engine import Connection
 
 from equip_mailer.store import links
 
-SIG_BYTES = 12          # 96 bits: forging one token takes ~2^95 tries
+SIG_BYTES = 12  # 96 bits: forging one token takes ~2^95 tries
 TEST_RECIPIENT = 0
 
 
 @dataclass(frozen=True)
 class LinkSpec:
     """A link the campaign's emails carry, before it has a row in the registry."""
-    key: str                    # stable within a campaign: "equip-basics@2019-06-27", "about"
-    url: str                    # target, UTM parameters already added
+
+    key: str  # stable within a campaign: "equip-basics@2019-06-27", "about"
+    url: str  # target, UTM parameters already added
     label: str
     course_id: str | None = None
     session: str | None = None  # session date (ISO) for per-session links
@@ -38,8 +39,8 @@ class LinkSpec:
 
 @dataclass(frozen=True)
 class Token:
-    kind: str                   # "c" click, "u" unsubscribe
-    link_id: int                # 0 for unsubscribe tokens
+    kind: str  # "c" click, "u" unsubscribe
+    link_id: int  # 0 for unsubscribe tokens
     ledger_id: int
 
 
@@ -100,7 +101,7 @@ def read_token(secret: bytes, kind: str, token: str) -> Token | None:
         raw = _unb64(token)
     except (ValueError, base64.binascii.Error):
         return None
-    if _b64(raw) != token:      # non-canonical spelling (spare low bits in the last character)
+    if _b64(raw) != token:  # non-canonical spelling (spare low bits in the last character)
         return None
     if len(raw) <= SIG_BYTES:
         return None
@@ -146,20 +147,41 @@ def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) ->
     A changed URL is updated in place, so a sign-up page fixed after mail went out is
     where earlier clicks now land too.
     """
-    existing = {r.key: r for r in conn.execute(
-        sa.select(links.c.id, links.c.key, links.c.url).where(links.c.campaign_id == campaign_id))}
+    existing = {
+        r.key: r
+        for r in conn.execute(
+            sa.select(links.c.id, links.c.key, links.c.url).where(
+                links.c.campaign_id == campaign_id
+            )
+        )
+    }
     ids: dict[str, int] = {}
     for spec in specs:
         row = existing.get(spec.key)
         if row is None:
-            result = conn.execute(links.insert().values(
-                campaign_id=campaign_id, key=spec.key, url=spec.url, course_id=spec.course_id,
-                session=spec.session, label=spec.label))
+            result = conn.execute(
+                links.insert().values(
+                    campaign_id=campaign_id,
+                    key=spec.key,
+                    url=spec.url,
+                    course_id=spec.course_id,
+                    session=spec.session,
+                    label=spec.label,
+                )
+            )
             ids[spec.key] = result.inserted_primary_key[0]
         else:
             if row.url != spec.url:
-                conn.execute(links.update().where(links.c.id == row.id).values(
-                    url=spec.url, label=spec.label, course_id=spec.course_id, session=spec.session))
+                conn.execute(
+                    links.update()
+                    .where(links.c.id == row.id)
+                    .values(
+                        url=spec.url,
+                        label=spec.label,
+                        course_id=spec.course_id,
+                        session=spec.session,
+                    )
+                )
             ids[spec.key] = row.id
     return ids
 
@@ -189,6 +211,7 @@ def click_url_maker(public_url: str, secret: bytes, link_ids: dict[str, int]):
 
     def urls(ledger_id: int) -> dict[str, str]:
         return dict(zip(keys, url_list(ledger_id)))
+
     return urls
 
 
@@ -215,6 +238,7 @@ def click_url_list_maker(public_url: str, secret: bytes, link_ids: list[int]):
             token = b2a(prefix + v + o.digest()[:SIG_BYTES], newline=False).translate(urlsafe)
             out.append(base + token.rstrip(b"=").decode("ascii"))
         return out
+
     return urls
 
 
@@ -230,6 +254,8 @@ def unsubscribe_url_maker(public_url: str, secret: bytes):
         i.update(v)
         o = outer.copy()
         o.update(i.digest())
-        return base + b2a(v + o.digest()[:SIG_BYTES], newline=False).translate(_URLSAFE) \
-            .rstrip(b"=").decode("ascii")
+        return base + b2a(v + o.digest()[:SIG_BYTES], newline=False).translate(_URLSAFE).rstrip(
+            b"="
+        ).decode("ascii")
+
     return url

@@ -71,9 +71,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import machines
-
-from . import webhook
 from equip_mailer.config import Settings, mask_email
 from equip_mailer.send.links import TEST_RECIPIENT, read_token
 from equip_mailer.store import (
@@ -89,18 +86,21 @@ from equip_mailer.store import (
     utcnow,
 )
 
+from . import machines, webhook
+
 log = logging.getLogger("equip_mailer.track")
 
-MAX_UNSUBSCRIBE_BODY = 16 * 1024   # a one-click body is 26 bytes
-DRAIN_LIMIT = 64 * 1024 * 1024     # read (and drop) at most this much of an oversize body
+MAX_UNSUBSCRIBE_BODY = 16 * 1024  # a one-click body is 26 bytes
+DRAIN_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of an oversize body
 
 
 @dataclass(frozen=True)
 class Service:
     """What the routes need, built once in ``create_app``."""
+
     engine: Engine
     link_key: bytes
-    public_key: object | None          # cryptography EC public key, or None: webhook refuses all
+    public_key: object | None  # cryptography EC public key, or None: webhook refuses all
     replay_window: float
     max_body: int
 
@@ -133,16 +133,24 @@ _PAGE = """<!doctype html>
 </html>
 """
 
-NOT_FOUND_BODY = ("<p>Sorry, this link is not valid. It may have been copied only in part, "
-                  "or changed on the way.</p>"
-                  "<p>Please try the link in the email again, or contact the EQUIP team and "
-                  "we will help you sign up.</p>")
+NOT_FOUND_BODY = (
+    "<p>Sorry, this link is not valid. It may have been copied only in part, "
+    "or changed on the way.</p>"
+    "<p>Please try the link in the email again, or contact the EQUIP team and "
+    "we will help you sign up.</p>"
+)
 
 
 def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                 "X-Content-Type-Options": "nosniff"})
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(title), body=body),
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def not_found() -> HTMLResponse:
@@ -150,6 +158,7 @@ def not_found() -> HTMLResponse:
 
 
 # --- clicks ----------------------------------------------------------------------------------
+
 
 def _safe_target(url: str | None) -> bool:
     """Defence in depth: the registry only ever holds http(s) URLs with a host."""
@@ -159,12 +168,22 @@ def _safe_target(url: str | None) -> bool:
 # The click's lookup, built once (building a statement costs more than running it): the link,
 # and the recipient's ledger row and batch, in one indexed query. No ledger row (a test
 # recipient, or a recipient id that does not exist) leaves the recipient's columns NULL.
-_LOOKUP = (sa.select(links.c.campaign_id, links.c.url, ledger.c.id.label("ledger_id"),
-                     ledger.c.campaign_id.label("ledger_campaign_id"), ledger.c.segment,
-                     batches.c.send_id)
-           .select_from(links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id"))
-                        .outerjoin(batches, ledger.c.batch_id == batches.c.id))
-           .where(links.c.id == sa.bindparam("link_id")))
+_LOOKUP = (
+    sa.select(
+        links.c.campaign_id,
+        links.c.url,
+        ledger.c.id.label("ledger_id"),
+        ledger.c.campaign_id.label("ledger_campaign_id"),
+        ledger.c.segment,
+        batches.c.send_id,
+    )
+    .select_from(
+        links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id")).outerjoin(
+            batches, ledger.c.batch_id == batches.c.id
+        )
+    )
+    .where(links.c.id == sa.bindparam("link_id"))
+)
 _CLICK = events.insert()
 
 
@@ -172,7 +191,7 @@ _CLICK = events.insert()
 class Link:
     campaign_id: str
     url: str
-    location: str            # the Location header: the URL as Starlette's RedirectResponse quotes it
+    location: str  # the Location header: the URL as Starlette's RedirectResponse quotes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +233,7 @@ class _TTLCache:
 class Lookups:
     """link id -> Link and ledger id -> Reader, cached briefly; on a miss, one query."""
 
-    LINK_TTL = 5.0           # seconds: how long a changed link URL may still send clicks to the old one
+    LINK_TTL = 5.0  # seconds: how long a changed link URL may still send clicks to the old one
     READER_TTL = 5.0
     LINKS = 4096
     READERS = 20_000
@@ -240,7 +259,7 @@ class Lookups:
 
     def store(self, row, link_id: int, ledger_id: int) -> tuple[Link | None, Reader | None]:
         if row is None or not _safe_target(row.url):
-            return None, None       # not cached: tokens are minted only for registered links
+            return None, None  # not cached: tokens are minted only for registered links
         now = time.monotonic()
         link = Link(row.campaign_id, row.url, quote(row.url, safe=":/%#?=@[]!$&'()*+,;"))
         self.links.put(link_id, link, now)
@@ -251,26 +270,50 @@ class Lookups:
         return link, reader
 
 
-def click_event(link_key: bytes, link_id: int, ledger_id: int, link: Link, reader: Reader, *,
-                method: str, user_agent: str | None, ip: str | None) -> dict:
+def click_event(
+    link_key: bytes,
+    link_id: int,
+    ledger_id: int,
+    link: Link,
+    reader: Reader,
+    *,
+    method: str,
+    user_agent: str | None,
+    ip: str | None,
+) -> dict:
     """The ``events`` row for one click, with the request's own machine signals (HEAD, user
     agent); the timing signals come from ``machines.reclassify`` after the insert."""
     now = utcnow()
     ua = (user_agent or "")[:1000] or None
     reason = machines.request_reason(method, ua)
     return dict(
-        dedupe_key=uuid.uuid4().hex, event="click", at=now, source="tracker",
-        campaign_id=link.campaign_id, ledger_id=ledger_id, send_id=reader.send_id,
-        segment=reader.segment, link_id=link_id, url=link.url, user_agent=ua,
-        ip_hash=webhook.ip_hash(link_key, ip), method=method[:10], machine=reason is not None,
-        machine_reason=reason, received_at=now)
+        dedupe_key=uuid.uuid4().hex,
+        event="click",
+        at=now,
+        source="tracker",
+        campaign_id=link.campaign_id,
+        ledger_id=ledger_id,
+        send_id=reader.send_id,
+        segment=reader.segment,
+        link_id=link_id,
+        url=link.url,
+        user_agent=ua,
+        ip_hash=webhook.ip_hash(link_key, ip),
+        method=method[:10],
+        machine=reason is not None,
+        machine_reason=reason,
+        received_at=now,
+    )
 
 
 def store_clicks(conn: Connection, rows: list[dict]) -> None:
     """Insert clicks (in arrival order) and run the machine pass for their recipients."""
     conn.execute(_CLICK, rows)
-    machines.reclassify(conn, {(r["campaign_id"], r["ledger_id"]) for r in rows},
-                        new_since=min(r["at"] for r in rows))
+    machines.reclassify(
+        conn,
+        {(r["campaign_id"], r["ledger_id"]) for r in rows},
+        new_since=min(r["at"] for r in rows),
+    )
 
 
 _STOP = object()
@@ -285,9 +328,9 @@ def flush_clicks(timeout: float = 10.0) -> bool:
 class ClickWriter:
     """One thread that writes queued clicks in batches; see the module docstring."""
 
-    BATCH = 1000             # clicks per transaction at most
-    GATHER = 0.020           # seconds the writer waits for more clicks after the first
-    MAX_PENDING = 100_000    # clicks waiting at most; beyond that they are dropped (logged)
+    BATCH = 1000  # clicks per transaction at most
+    GATHER = 0.020  # seconds the writer waits for more clicks after the first
+    MAX_PENDING = 100_000  # clicks waiting at most; beyond that they are dropped (logged)
     RETRY_AFTER = 0.5
     # Backpressure: past BACKLOG waiting clicks, a redirect waits (up to MAX_WAIT) for the
     # writer to catch up. Under a load the writer cannot follow, the event loop would
@@ -310,8 +353,11 @@ class ClickWriter:
             self.dropped += 1
             if not self._warned_full:
                 self._warned_full = True
-                log.error("click queue full (%d waiting): clicks are redirected but not recorded "
-                          "until the database catches up", self.MAX_PENDING)
+                log.error(
+                    "click queue full (%d waiting): clicks are redirected but not recorded "
+                    "until the database catches up",
+                    self.MAX_PENDING,
+                )
             return
         self._ensure_thread()
         self._queue.put(row)
@@ -344,14 +390,19 @@ class ClickWriter:
             self._queue.put(_STOP)
         thread.join(timeout)
         if thread.is_alive():
-            log.error("the click writer did not finish within %.0f s; %d clicks may be lost",
-                      timeout, self._queue.qsize())
+            log.error(
+                "the click writer did not finish within %.0f s; %d clicks may be lost",
+                timeout,
+                self._queue.qsize(),
+            )
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="click-writer", daemon=True)
+                    self._thread = threading.Thread(
+                        target=self._run, name="click-writer", daemon=True
+                    )
                     self._thread.start()
 
     def _run(self) -> None:
@@ -359,7 +410,7 @@ class ClickWriter:
         while True:
             batch = [get()]
             if isinstance(batch[0], dict):
-                time.sleep(self.GATHER)      # let a few more arrive: one transaction for them all
+                time.sleep(self.GATHER)  # let a few more arrive: one transaction for them all
             while len(batch) < self.BATCH:
                 try:
                     batch.append(get_nowait())
@@ -385,13 +436,17 @@ class ClickWriter:
             except Exception as exc:  # noqa: BLE001 - the writer must outlive any error
                 if attempt == 2:
                     self.dropped += len(rows)
-                    log.error("could not record %d clicks (%s); they were redirected but are lost",
-                              len(rows), _db_error(exc))
+                    log.error(
+                        "could not record %d clicks (%s); they were redirected but are lost",
+                        len(rows),
+                        _db_error(exc),
+                    )
                     return
                 time.sleep(self.RETRY_AFTER)
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Recipient:
@@ -408,31 +463,62 @@ def find_recipient(conn: Connection, link_key: bytes, token: str) -> Recipient |
         return None
     if tok.ledger_id == TEST_RECIPIENT:
         return Recipient(TEST_RECIPIENT, "", "", "", False)
-    row = conn.execute(sa.select(ledger.c.id, ledger.c.campaign_id, ledger.c.segment,
-                                 ledger.c.email, ledger.c.email_key)
-                       .where(ledger.c.id == tok.ledger_id)).first()
+    row = conn.execute(
+        sa.select(
+            ledger.c.id, ledger.c.campaign_id, ledger.c.segment, ledger.c.email, ledger.c.email_key
+        ).where(ledger.c.id == tok.ledger_id)
+    ).first()
     if row is None:
         return None
-    suppressed = conn.execute(sa.select(suppressions.c.email_key)
-                              .where(suppressions.c.email_key == row.email_key)).first() is not None
+    suppressed = (
+        conn.execute(
+            sa.select(suppressions.c.email_key).where(suppressions.c.email_key == row.email_key)
+        ).first()
+        is not None
+    )
     return Recipient(row.id, row.campaign_id, row.segment, row.email, suppressed)
 
 
-def unsubscribe(conn: Connection, link_key: bytes, who: Recipient, *, method: str,
-                user_agent: str | None, ip: str | None) -> bool:
+def unsubscribe(
+    conn: Connection,
+    link_key: bytes,
+    who: Recipient,
+    *,
+    method: str,
+    user_agent: str | None,
+    ip: str | None,
+) -> bool:
     """Suppress the address and record one ``unsubscribe`` event; True if newly suppressed.
 
     The event's dedupe key is fixed per recipient, so a second POST adds nothing.
     """
-    added = add_suppression(conn, who.email, "unsubscribe", source="link", campaign_id=who.campaign_id)
+    added = add_suppression(
+        conn, who.email, "unsubscribe", source="link", campaign_id=who.campaign_id
+    )
     now = utcnow()
-    insert_ignore(conn, events, [{
-        "dedupe_key": hashlib.sha256(f"unsubscribe|tracker|{who.ledger_id}".encode()).hexdigest(),
-        "event": "unsubscribe", "at": now, "source": "tracker", "campaign_id": who.campaign_id,
-        "ledger_id": who.ledger_id, "segment": who.segment, "method": method[:10],
-        "user_agent": (user_agent or "")[:1000] or None, "ip_hash": webhook.ip_hash(link_key, ip),
-        "machine": False, "received_at": now,
-    }], ["dedupe_key"])
+    insert_ignore(
+        conn,
+        events,
+        [
+            {
+                "dedupe_key": hashlib.sha256(
+                    f"unsubscribe|tracker|{who.ledger_id}".encode()
+                ).hexdigest(),
+                "event": "unsubscribe",
+                "at": now,
+                "source": "tracker",
+                "campaign_id": who.campaign_id,
+                "ledger_id": who.ledger_id,
+                "segment": who.segment,
+                "method": method[:10],
+                "user_agent": (user_agent or "")[:1000] or None,
+                "ip_hash": webhook.ip_hash(link_key, ip),
+                "machine": False,
+                "received_at": now,
+            }
+        ],
+        ["dedupe_key"],
+    )
     return added
 
 
@@ -480,27 +566,43 @@ def _client_ip(request: Request) -> str | None:
 
 # --- the app ---------------------------------------------------------------------------------
 
-def create_app(settings: Settings, engine: Engine | None = None, *,
-               replay_window: float = webhook.REPLAY_WINDOW, max_body: int = webhook.MAX_BODY) -> Starlette:
+
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    replay_window: float = webhook.REPLAY_WINDOW,
+    max_body: int = webhook.MAX_BODY,
+) -> Starlette:
     """The tracking service over ``engine`` (default: the store at ``settings.database_url``).
 
     A missing link secret or a malformed webhook key fails here, at start-up, as a
     ConfigError; a *missing* webhook key only makes the webhook refuse every post.
     """
     link_key = settings.require_link_secret()
-    public_key = (webhook.load_public_key(settings.sendgrid_webhook_public_key)
-                  if settings.sendgrid_webhook_public_key else None)
+    public_key = (
+        webhook.load_public_key(settings.sendgrid_webhook_public_key)
+        if settings.sendgrid_webhook_public_key
+        else None
+    )
     owns_engine = engine is None
     engine = engine if engine is not None else open_store(settings.database_url)
     # SQLite has one writer. Threads that meet inside it wait in its busy handler, which
     # sleeps in growing steps: with 4 concurrent clicks the p99 went from ~7 ms to 30-900 ms.
     # Queue this process's write transactions on a lock instead (PostgreSQL needs none).
     writing = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    svc = Service(engine=engine, link_key=link_key, public_key=public_key,
-                  replay_window=replay_window, max_body=max_body)
+    svc = Service(
+        engine=engine,
+        link_key=link_key,
+        public_key=public_key,
+        replay_window=replay_window,
+        max_body=max_body,
+    )
     if public_key is None:
-        log.warning("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: /webhooks/sendgrid will refuse every "
-                    "post (403). Set it to the verification key from SendGrid's Event Webhook settings.")
+        log.warning(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not set: /webhooks/sendgrid will refuse every "
+            "post (403). Set it to the verification key from SendGrid's Event Webhook settings."
+        )
 
     lookups = Lookups()
     clicks = ClickWriter(engine, writing)
@@ -521,12 +623,19 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                 # SQLite answers this indexed read (WAL: never blocked by a writer) in well
                 # under a millisecond, less than the hop to a worker thread would cost; a
                 # server database goes through the threadpool.
-                row = (lookup(tok.link_id, tok.ledger_id) if sqlite else
-                       await run_in_threadpool(lookup, tok.link_id, tok.ledger_id))
+                row = (
+                    lookup(tok.link_id, tok.ledger_id)
+                    if sqlite
+                    else await run_in_threadpool(lookup, tok.link_id, tok.ledger_id)
+                )
             except Exception as exc:  # noqa: BLE001
                 log.error("could not look a click's link up (%s)", _db_error(exc))
-                return page("Please try again", "<p>Something went wrong on our side. "
-                            "Please try the link again in a minute.</p>", 503)
+                return page(
+                    "Please try again",
+                    "<p>Something went wrong on our side. "
+                    "Please try the link again in a minute.</p>",
+                    503,
+                )
             link, reader = lookups.store(row, tok.link_id, tok.ledger_id)
         if link is None:
             return not_found()
@@ -534,10 +643,18 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
             if reader is None or reader.campaign_id != link.campaign_id:
                 return not_found()
             try:
-                clicks.submit(click_event(svc.link_key, tok.link_id, tok.ledger_id, link, reader,
-                                          method=request.method,
-                                          user_agent=request.headers.get("user-agent"),
-                                          ip=_client_ip(request)))
+                clicks.submit(
+                    click_event(
+                        svc.link_key,
+                        tok.link_id,
+                        tok.ledger_id,
+                        link,
+                        reader,
+                        method=request.method,
+                        user_agent=request.headers.get("user-agent"),
+                        ip=_client_ip(request),
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - whatever broke, the reader still gets their page
                 log.error("could not record a click (%s); redirecting without it", _db_error(exc))
             await clicks.keep_up()
@@ -549,33 +666,46 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         def work():
             with svc.engine.connect() as conn:
                 return find_recipient(conn, svc.link_key, token)
+
         try:
             who = await run_in_threadpool(work)
         except Exception as exc:  # noqa: BLE001
             log.error("could not show an unsubscribe page (%s)", _db_error(exc))
-            return page("Please try again", "<p>Something went wrong on our side. "
-                        "Please try the link again in a minute.</p>", 503)
+            return page(
+                "Please try again",
+                "<p>Something went wrong on our side. Please try the link again in a minute.</p>",
+                503,
+            )
         if who is None:
             return not_found()
         if who.ledger_id == TEST_RECIPIENT:
-            return page("Unsubscribe", "<p>This is a test or preview link: it does not belong to "
-                        "anyone, so there is nothing to unsubscribe.</p>")
+            return page(
+                "Unsubscribe",
+                "<p>This is a test or preview link: it does not belong to "
+                "anyone, so there is nothing to unsubscribe.</p>",
+            )
         if who.suppressed:
-            return page("You are unsubscribed",
-                        f"<p>{html.escape(mask_email(who.email))} is already off our mailing list. "
-                        "You will not get any more EQUIP course emails.</p>")
-        return page("Unsubscribe from EQUIP course emails",
-                    f"<p>Stop sending EQUIP course emails to {html.escape(mask_email(who.email))}?</p>"
-                    '<form method="post">'
-                    '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                    '<button type="submit">Unsubscribe</button>'
-                    "</form>"
-                    "<p>If you got here by mistake, just close this page: nothing has changed.</p>")
+            return page(
+                "You are unsubscribed",
+                f"<p>{html.escape(mask_email(who.email))} is already off our mailing list. "
+                "You will not get any more EQUIP course emails.</p>",
+            )
+        return page(
+            "Unsubscribe from EQUIP course emails",
+            f"<p>Stop sending EQUIP course emails to {html.escape(mask_email(who.email))}?</p>"
+            '<form method="post">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button>'
+            "</form>"
+            "<p>If you got here by mistake, just close this page: nothing has changed.</p>",
+        )
 
     async def unsubscribe_post(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            await read_body(request, MAX_UNSUBSCRIBE_BODY)   # "List-Unsubscribe=One-Click" or the form
+            await read_body(
+                request, MAX_UNSUBSCRIBE_BODY
+            )  # "List-Unsubscribe=One-Click" or the form
         except webhook.TooLarge:
             return page("Request too large", "<p>That request was too large.</p>", 413)
 
@@ -584,24 +714,38 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                 who = find_recipient(conn, svc.link_key, token)
                 if who is None or who.ledger_id == TEST_RECIPIENT:
                     return who, False
-                return who, unsubscribe(conn, svc.link_key, who, method="POST",
-                                        user_agent=request.headers.get("user-agent"),
-                                        ip=_client_ip(request))
+                return who, unsubscribe(
+                    conn,
+                    svc.link_key,
+                    who,
+                    method="POST",
+                    user_agent=request.headers.get("user-agent"),
+                    ip=_client_ip(request),
+                )
+
         try:
             who, added = await run_in_threadpool(work)
         except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
             log.error("could not record an unsubscribe (%s)", _db_error(exc))
-            return page("Please try again", "<p>Something went wrong on our side and you are "
-                        "<strong>not</strong> unsubscribed yet. Please try again in a minute.</p>", 500)
+            return page(
+                "Please try again",
+                "<p>Something went wrong on our side and you are "
+                "<strong>not</strong> unsubscribed yet. Please try again in a minute.</p>",
+                500,
+            )
         if who is None:
             return not_found()
         if who.ledger_id == TEST_RECIPIENT:
-            return page("Unsubscribe", "<p>This was a test or preview link: nothing has changed.</p>")
+            return page(
+                "Unsubscribe", "<p>This was a test or preview link: nothing has changed.</p>"
+            )
         if added:
             log.info("unsubscribed %s (campaign %s)", mask_email(who.email), who.campaign_id)
-        return page("You are unsubscribed",
-                    f"<p>{html.escape(mask_email(who.email))} will not get any more EQUIP course "
-                    "emails.</p><p>If this was a mistake, contact the EQUIP team.</p>")
+        return page(
+            "You are unsubscribed",
+            f"<p>{html.escape(mask_email(who.email))} will not get any more EQUIP course "
+            "emails.</p><p>If this was a mistake, contact the EQUIP team.</p>",
+        )
 
     async def sendgrid_webhook(request: Request) -> Response:
         if svc.public_key is None:
@@ -610,10 +754,13 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
             return JSONResponse({"error": "webhook verification key is not configured"}, 403)
         try:
             body = await read_body(request, svc.max_body)
-            webhook.verify_signature(svc.public_key, body,
-                                     request.headers.get(webhook.SIGNATURE_HEADER),
-                                     request.headers.get(webhook.TIMESTAMP_HEADER),
-                                     window=svc.replay_window)
+            webhook.verify_signature(
+                svc.public_key,
+                body,
+                request.headers.get(webhook.SIGNATURE_HEADER),
+                request.headers.get(webhook.TIMESTAMP_HEADER),
+                window=svc.replay_window,
+            )
             items = webhook.parse_events(body)
         except webhook.WebhookError as exc:
             # 4xx: SendGrid does not retry these, and a retry would fail the same way.
@@ -623,28 +770,45 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         def work():
             with writing, svc.engine.begin() as conn:
                 return webhook.store_events(conn, items, ip_key=svc.link_key)
+
         try:
             result = await run_in_threadpool(work)
         except Exception as exc:  # noqa: BLE001 - any storage failure must be a 500
             # 500: SendGrid retries later; the dedupe key makes the retry harmless.
-            log.error("could not store %d SendGrid events (%s); answered 500 so SendGrid retries",
-                      len(items), _db_error(exc))
+            log.error(
+                "could not store %d SendGrid events (%s); answered 500 so SendGrid retries",
+                len(items),
+                _db_error(exc),
+            )
             return JSONResponse({"error": "could not store the events; please retry"}, 500)
-        log.info("SendGrid webhook: %d events, %d stored, %d duplicates",
-                 result.received, result.stored, result.duplicates)
+        log.info(
+            "SendGrid webhook: %d events, %d stored, %d duplicates",
+            result.received,
+            result.stored,
+            result.duplicates,
+        )
         return JSONResponse(result.as_dict())
 
     async def healthz(request: Request) -> Response:
         def work():
             with svc.engine.connect() as conn:
-                return conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+                return conn.execute(
+                    sa.select(meta.c.value).where(meta.c.key == "schema_version")
+                ).scalar()
+
         try:
             version = await run_in_threadpool(work)
         except Exception as exc:  # noqa: BLE001
             log.error("health check: database error (%s)", _db_error(exc))
             return JSONResponse({"status": "error", "db": "error"}, 503)
-        return JSONResponse({"status": "ok", "db": "ok", "schema_version": int(version or 0),
-                             "webhook": "ready" if svc.public_key is not None else "no key"})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "db": "ok",
+                "schema_version": int(version or 0),
+                "webhook": "ready" if svc.public_key is not None else "no key",
+            }
+        )
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:
@@ -654,20 +818,23 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        await run_in_threadpool(clicks.close)    # every accepted click written before exit
+        await run_in_threadpool(clicks.close)  # every accepted click written before exit
         if owns_engine:
             engine.dispose()
 
-    app = Starlette(routes=[
-        Route("/c/{token}", click, methods=["GET", "HEAD"]),
-        Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
-        Route("/u/{token}", unsubscribe_post, methods=["POST"]),
-        Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
-    ], exception_handlers={HTTPException: http_error}, lifespan=lifespan)
-    app.router.redirect_slashes = False   # no redirects we did not decide on
+    app = Starlette(
+        routes=[
+            Route("/c/{token}", click, methods=["GET", "HEAD"]),
+            Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
+            Route("/u/{token}", unsubscribe_post, methods=["POST"]),
+            Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False  # no redirects we did not decide on
     app.state.service = svc
-    app.state.clicks = clicks      # app.state.clicks.flush(): wait until queued clicks are stored
+    app.state.clicks = clicks  # app.state.clicks.flush(): wait until queued clicks are stored
     app.state.lookups = lookups
     return app
-

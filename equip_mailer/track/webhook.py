@@ -32,28 +32,29 @@ import json
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import machines
 from equip_mailer.errors import ConfigError, EquipError
 from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
 
+from . import machines
+
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-REPLAY_WINDOW = 600          # seconds either side of our clock
-MAX_BODY = 5 * 1024 * 1024   # bytes; SendGrid batches are far smaller
+REPLAY_WINDOW = 600  # seconds either side of our clock
+MAX_BODY = 5 * 1024 * 1024  # bytes; SendGrid batches are far smaller
 
 # SendGrid event name -> our vocabulary (store.EVENT_TYPES); anything else is "unknown".
 EVENT_NAMES = {
     "processed": "processed",
     "delivered": "delivered",
     "deferred": "deferred",
-    "bounce": "bounce",            # type "bounce" and type "blocked" alike; the type goes to reason
-    "blocked": "bounce",           # older/alternative spelling of a blocked bounce
+    "bounce": "bounce",  # type "bounce" and type "blocked" alike; the type goes to reason
+    "blocked": "bounce",  # older/alternative spelling of a blocked bounce
     "dropped": "dropped",
     "spamreport": "spamreport",
     "unsubscribe": "unsubscribe",
@@ -75,32 +76,37 @@ SUPPRESS = {
 # Quota", "Invalid SMTPAPI header", ...) are about our account or request and would
 # otherwise suppress a whole send's worth of people.
 ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporting address")
-ADDRESS_DROP_EXACT = ("invalid",)     # "Invalid" alone is the address; "Invalid SMTPAPI header" is not
-MAX_LEDGER_ID = 2**31 - 1             # the column is a 32-bit integer on PostgreSQL
+ADDRESS_DROP_EXACT = ("invalid",)  # "Invalid" alone is the address; "Invalid SMTPAPI header" is not
+MAX_LEDGER_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 
 
 class WebhookError(EquipError):
     """A post we refuse; ``status`` is the HTTP answer the route gives."""
+
     status = 400
 
 
 class MalformedPayload(WebhookError, ValueError):
     """The body is not a JSON array of event objects: 400, SendGrid should not retry it."""
+
     status = 400
 
 
 class BadSignature(WebhookError, PermissionError):
     """Missing, malformed or wrong signature, or no key configured: 403, never stored."""
+
     status = 403
 
 
 class StaleTimestamp(BadSignature):
     """Signed, but outside the replay window: 403, so a captured post cannot be replayed."""
+
     status = 403
 
 
 class TooLarge(WebhookError, ValueError):
     """Body over the size limit: 413."""
+
     status = 413
 
 
@@ -111,24 +117,38 @@ def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
         if "-----BEGIN" in text:
             key = serialization.load_pem_public_key(text.encode("ascii"))
         else:
-            key = serialization.load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+            key = serialization.load_der_public_key(
+                base64.b64decode("".join(text.split()), validate=True)
+            )
     except (ValueError, binascii.Error, UnicodeEncodeError, TypeError):
-        raise ConfigError("SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key",
-                          hint="Copy the 'Verification Key' from SendGrid's Event Webhook "
-                               "settings (Mail Settings > Event Webhook > Signature verification).") from None
+        raise ConfigError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key",
+            hint="Copy the 'Verification Key' from SendGrid's Event Webhook "
+            "settings (Mail Settings > Event Webhook > Signature verification).",
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ConfigError("SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 key",
-                          hint="SendGrid's signed event webhook uses ECDSA P-256; copy its verification key.")
+        raise ConfigError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 key",
+            hint="SendGrid's signed event webhook uses ECDSA P-256; copy its verification key.",
+        )
     return key
 
 
-def verify_signature(key: ec.EllipticCurvePublicKey | None, body: bytes, signature: str | None,
-                     timestamp: str | None, *, now: float | None = None,
-                     window: float = REPLAY_WINDOW) -> None:
+def verify_signature(
+    key: ec.EllipticCurvePublicKey | None,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    *,
+    now: float | None = None,
+    window: float = REPLAY_WINDOW,
+) -> None:
     """Raise BadSignature / StaleTimestamp unless SendGrid signed ``timestamp + body`` recently."""
     if key is None:
-        raise BadSignature("no webhook verification key is configured",
-                           hint="Set SENDGRID_WEBHOOK_PUBLIC_KEY to SendGrid's verification key.")
+        raise BadSignature(
+            "no webhook verification key is configured",
+            hint="Set SENDGRID_WEBHOOK_PUBLIC_KEY to SendGrid's verification key.",
+        )
     if not signature or not timestamp:
         raise BadSignature(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
     timestamp = timestamp.strip()
@@ -141,8 +161,10 @@ def verify_signature(key: ec.EllipticCurvePublicKey | None, body: bytes, signatu
         raise BadSignature("the signature does not match the body") from None
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window:
-        raise StaleTimestamp(f"the signature timestamp is {int(now - int(timestamp))} s away "
-                             f"from now (allowed: {window:g} s)")
+        raise StaleTimestamp(
+            f"the signature timestamp is {int(now - int(timestamp))} s away "
+            f"from now (allowed: {window:g} s)"
+        )
 
 
 def parse_events(body: bytes) -> list[dict]:
@@ -182,7 +204,7 @@ def dedupe_key(event: dict) -> str:
         _text(event.get("recipient")),
         _text(event.get("email")).strip().lower(),
         name,
-        _text(event.get("type")) if name == "bounce" else "",   # blocked vs bounce
+        _text(event.get("type")) if name == "bounce" else "",  # blocked vs bounce
         _text(event.get("timestamp")),
         _text(event.get("url")),
     ]
@@ -212,7 +234,9 @@ def _ledger_id(value) -> int | None:
 
 def _reason(name: str, event: dict) -> str | None:
     if name == "bounce":
-        kind = _text(event.get("type")) or ("blocked" if _text(event.get("event")) == "blocked" else "bounce")
+        kind = _text(event.get("type")) or (
+            "blocked" if _text(event.get("event")) == "blocked" else "bounce"
+        )
         detail = " ".join(x for x in (_text(event.get("status")), _text(event.get("reason"))) if x)
         return f"{kind}: {detail}"[:2000] if detail else kind
     if name == "dropped":
@@ -220,7 +244,11 @@ def _reason(name: str, event: dict) -> str | None:
     if name == "deferred":
         return _text(event.get("response") or event.get("reason"))[:2000] or None
     if name in ("group_unsubscribe", "group_resubscribe"):
-        return f"asm_group_id={_text(event.get('asm_group_id'))}" if event.get("asm_group_id") else None
+        return (
+            f"asm_group_id={_text(event.get('asm_group_id'))}"
+            if event.get("asm_group_id")
+            else None
+        )
     return None
 
 
@@ -252,8 +280,9 @@ def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = N
         "sg_message_id": _text(event.get("sg_message_id"))[:200] or None,
         "sg_event_id": _text(event.get("sg_event_id"))[:200] or None,
         # the raw event minus the reader's IP: only its keyed hash is kept (ip_hash)
-        "raw": json.dumps({k: v for k, v in event.items() if k != "ip"}, sort_keys=True,
-                          ensure_ascii=False),
+        "raw": json.dumps(
+            {k: v for k, v in event.items() if k != "ip"}, sort_keys=True, ensure_ascii=False
+        ),
         "received_at": received_at,
     }
 
@@ -267,8 +296,10 @@ def suppression_reason(event: dict, name: str) -> str | None:
     NHS address for good.
     """
     reason = SUPPRESS.get(name)
-    if name == "bounce" and (_text(event.get("type")).lower() == "blocked"
-                             or _text(event.get("event")).lower() == "blocked"):
+    if name == "bounce" and (
+        _text(event.get("type")).lower() == "blocked"
+        or _text(event.get("event")).lower() == "blocked"
+    ):
         return None
     if name == "dropped":
         drop = _text(event.get("reason")).strip().lower()
@@ -283,14 +314,22 @@ def _link_sendgrid_clicks(conn: Connection, keys: list[str]) -> None:
     (An UPDATE after the insert, so the transaction still writes before it reads.)"""
     if not keys:
         return
-    match = (sa.select(links.c.id)
-             .where(links.c.campaign_id == events.c.campaign_id, links.c.url == events.c.url)
-             .limit(1).scalar_subquery())
+    match = (
+        sa.select(links.c.id)
+        .where(links.c.campaign_id == events.c.campaign_id, links.c.url == events.c.url)
+        .limit(1)
+        .scalar_subquery()
+    )
     for start in range(0, len(keys), 500):
-        conn.execute(events.update()
-                     .where(events.c.dedupe_key.in_(keys[start:start + 500]),
-                            events.c.link_id.is_(None), events.c.url.is_not(None))
-                     .values(link_id=match))
+        conn.execute(
+            events.update()
+            .where(
+                events.c.dedupe_key.in_(keys[start : start + 500]),
+                events.c.link_id.is_(None),
+                events.c.url.is_not(None),
+            )
+            .values(link_id=match)
+        )
 
 
 @dataclass(frozen=True)
@@ -298,16 +337,22 @@ class StoreResult:
     received: int
     stored: int
     duplicates: int
-    suppressed: int       # addresses newly suppressed
-    machine: int          # clicks newly flagged by the timing pass
+    suppressed: int  # addresses newly suppressed
+    machine: int  # clicks newly flagged by the timing pass
 
     def as_dict(self) -> dict:
-        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "suppressed": self.suppressed, "machine": self.machine}
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "suppressed": self.suppressed,
+            "machine": self.machine,
+        }
 
 
-def store_events(conn: Connection, items: list[dict], *, ip_key: bytes,
-                 received_at: dt.datetime | None = None) -> StoreResult:
+def store_events(
+    conn: Connection, items: list[dict], *, ip_key: bytes, received_at: dt.datetime | None = None
+) -> StoreResult:
     """Insert the batch once, however often it is posted; run inside one transaction.
 
     The insert comes first so that on SQLite the transaction takes the write lock before
@@ -325,10 +370,22 @@ def store_events(conn: Connection, items: list[dict], *, ip_key: bytes,
         reason = suppression_reason(event, row["event"])
         email = _text(event.get("email")).strip()
         if reason and "@" in email and len(email) <= 320:
-            suppressed += add_suppression(conn, email, reason, source=f"sendgrid:{_text(event.get('event'))}",
-                                          campaign_id=row["campaign_id"])
+            suppressed += add_suppression(
+                conn,
+                email,
+                reason,
+                source=f"sendgrid:{_text(event.get('event'))}",
+                campaign_id=row["campaign_id"],
+            )
     # a late delivered event can reveal that an earlier click was a gateway scan
-    clicked = {(r["campaign_id"], r["ledger_id"]) for r in rows if r["event"] in ("click", "delivered")}
+    clicked = {
+        (r["campaign_id"], r["ledger_id"]) for r in rows if r["event"] in ("click", "delivered")
+    }
     flagged = machines.reclassify(conn, clicked) if clicked else 0
-    return StoreResult(received=len(items), stored=stored, duplicates=len(items) - stored,
-                       suppressed=suppressed, machine=flagged)
+    return StoreResult(
+        received=len(items),
+        stored=stored,
+        duplicates=len(items) - stored,
+        suppressed=suppressed,
+        machine=flagged,
+    )

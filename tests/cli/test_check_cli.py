@@ -16,24 +16,39 @@ def run(*args: str, env: dict | None = None):
 
 
 def test_demo_check_shows_three_segments_totals_and_rejects(demo_path, tmp_path):
-    result = run("check", str(demo_path), "--allow-past",
-                 env={"EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'none-yet.db'}"})
+    result = run(
+        "check",
+        str(demo_path),
+        "--allow-past",
+        env={"EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'none-yet.db'}"},
+    )
     print(result.output)
     assert result.exit_code == 0, result.output
-    segments = dict(re.findall(r"│ (getting-started|ready-for-action|project-leads)\s+│.*?│.*?│\s+(\d+) │",
-                               result.output))
+    segments = dict(
+        re.findall(
+            r"│ (getting-started|ready-for-action|project-leads)\s+│.*?│.*?│\s+(\d+) │",
+            result.output,
+        )
+    )
     assert segments == {"getting-started": "186", "ready-for-action": "100", "project-leads": "48"}
     assert "Rows read 340 · rejected 2 · duplicates 1 · suppressed 3" in result.output
-    assert ('lists/practice-staff.csv:43: email "mohammed.uddin42@@nhs.example" is not a valid address'
-            in result.output.splitlines())
-    assert "lists/practice-staff.csv:119: qi_level is blank (use none, basics or project)" in result.output
+    assert (
+        'lists/practice-staff.csv:43: email "mohammed.uddin42@@nhs.example" is not a valid address'
+        in result.output.splitlines()
+    )
+    assert (
+        "lists/practice-staff.csv:119: qi_level is blank (use none, basics or project)"
+        in result.output
+    )
     assert not (tmp_path / "none-yet.db").exists(), "check must not create a database"
 
 
 def test_check_leaves_out_the_stores_suppressions(demo_path, sqlite_url):
     engine = open_store(sqlite_url)
     with engine.begin() as conn:
-        add_suppression(conn, "Lena.Hall-Jones31@NHS.example", "unsubscribed")   # lists/practice-staff.csv:32
+        add_suppression(
+            conn, "Lena.Hall-Jones31@NHS.example", "unsubscribed"
+        )  # lists/practice-staff.csv:32
     engine.dispose()
     result = run("check", str(demo_path), "--allow-past", env={"EQUIP_DATABASE_URL": sqlite_url})
     assert result.exit_code == 0, result.output
@@ -42,7 +57,9 @@ def test_check_leaves_out_the_stores_suppressions(demo_path, sqlite_url):
 
 def test_broken_spec_lists_every_problem_one_per_line_without_a_traceback(demo_path, tmp_path):
     text = demo_path.read_text(encoding="utf-8")
-    text = text.replace("date: 2019-06-27", "date: 2019-06-31").replace("preheader:", "preheadr:", 1)
+    text = text.replace("date: 2019-06-27", "date: 2019-06-31").replace(
+        "preheader:", "preheadr:", 1
+    )
     spec = tmp_path / "campaigns" / "broken.yaml"
     spec.parent.mkdir()
     spec.write_text(text, encoding="utf-8")
@@ -54,7 +71,10 @@ def test_broken_spec_lists_every_problem_one_per_line_without_a_traceback(demo_p
     problems = [line for line in result.output.splitlines() if line.startswith(str(spec))]
     assert len(problems) >= 3
     assert any(re.search(r":\d+: preheader: is required", p) for p in problems)
-    assert any(re.search(r":\d+: unknown key 'preheadr' \(did you mean 'preheader'\?\)", p) for p in problems)
+    assert any(
+        re.search(r":\d+: unknown key 'preheadr' \(did you mean 'preheader'\?\)", p)
+        for p in problems
+    )
     assert any("2019-06-31 is not a date" in p for p in problems)
     assert f"problems in {spec}" in result.output
 
@@ -64,12 +84,16 @@ def test_a_list_over_the_reject_threshold_fails_the_check(demo_path, tmp_path):
     lists = tmp_path / "lists"
     shutil.copytree(demo_path.parent.parent / "lists", lists)
     (lists / "citizens-and-service-users.csv").write_text(
-        "email,first_name,qi_level\nbad-address,Ann,none\nann@example.org,Ann,none\n", encoding="utf-8")
+        "email,first_name,qi_level\nbad-address,Ann,none\nann@example.org,Ann,none\n",
+        encoding="utf-8",
+    )
     result = run("check", str(tmp_path / "campaigns" / demo_path.name), "--allow-past")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert ("Error: lists/citizens-and-service-users.csv: 1 of 2 rows were rejected (50%), "
-            "more than the 5% allowed") in result.output
+    assert (
+        "Error: lists/citizens-and-service-users.csv: 1 of 2 rows were rejected (50%), "
+        "more than the 5% allowed"
+    ) in result.output
 
 
 def test_check_help_shows_an_example():

@@ -40,7 +40,8 @@ def test_an_unexpected_failure_is_one_sentence_with_the_details_in_a_file(monkey
 
     def broken(*_a, **_k):
         raise ZeroDivisionError("boom")
-    monkeypatch.setattr(cli, "load_settings", broken)       # stand-in for any bug deep inside
+
+    monkeypatch.setattr(cli, "load_settings", broken)  # stand-in for any bug deep inside
     result = CliRunner().invoke(main, ["status", str(demo_path)])
     assert result.exit_code == 1
     assert "Traceback" not in result.output

@@ -16,15 +16,18 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from support.browser import ink_stats, require_chromium, screenshot
 
 from equip_mailer.cli import main
-from support.browser import ink_stats, require_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "campaigns" / "2019-04-equip-training.yaml"
 SEGMENTS = ["getting-started", "ready-for-action", "project-leads"]
-FEATURED = {"getting-started": "EQUIP Basics", "ready-for-action": "EQUIP in Action",
-            "project-leads": "Data masterclass"}
+FEATURED = {
+    "getting-started": "EQUIP Basics",
+    "ready-for-action": "EQUIP in Action",
+    "project-leads": "Data masterclass",
+}
 
 
 def run(*args: str):
@@ -64,7 +67,9 @@ def test_preview_is_personalised_for_the_first_reader_on_the_lists(previews):
 
 
 def test_preview_of_one_segment(tmp_path):
-    result = run("preview", str(DEMO), "--allow-past", "--out", str(tmp_path), "--segment", "project-leads")
+    result = run(
+        "preview", str(DEMO), "--allow-past", "--out", str(tmp_path), "--segment", "project-leads"
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project-leads.html", "project-leads.txt"]
 
@@ -76,7 +81,9 @@ def test_an_empty_segment_is_shown_for_a_sample_reader(tmp_path):
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "staff.csv").write_text(
         "email,first_name,last_name,practice,role,qi_level\n"
-        "ann.example@example.org,Ann,Example,Example Surgery,Practice nurse,none\n", encoding="utf-8")
+        "ann.example@example.org,Ann,Example,Example Surgery,Practice nurse,none\n",
+        encoding="utf-8",
+    )
     spec_path = tmp_path / "campaigns" / "one-reader.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
@@ -85,16 +92,23 @@ def test_an_empty_segment_is_shown_for_a_sample_reader(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Dear Ann," in (tmp_path / "out" / "getting-started.html").read_text(encoding="utf-8")
     assert "Dear Sam," in (tmp_path / "out" / "project-leads.html").read_text(encoding="utf-8")
-    assert "no one on the lists in ready-for-action, project-leads; shown for a sample reader, " \
-           "Sam Example." in " ".join(result.output.split())
+    assert (
+        "no one on the lists in ready-for-action, project-leads; shown for a sample reader, "
+        "Sam Example." in " ".join(result.output.split())
+    )
 
 
 def test_an_unknown_segment_is_one_plain_sentence(tmp_path):
-    result = CliRunner().invoke(main, ["preview", str(DEMO), "--allow-past", "--out", str(tmp_path),
-                                       "--segment", "everyone"])
+    result = CliRunner().invoke(
+        main,
+        ["preview", str(DEMO), "--allow-past", "--out", str(tmp_path), "--segment", "everyone"],
+    )
     assert result.exit_code == 1
-    assert "Error: campaigns/2019-04-equip-training.yaml: there is no segment 'everyone'; the " \
-           "segments are getting-started, ready-for-action, project-leads" in " ".join(result.output.split())
+    assert (
+        "Error: campaigns/2019-04-equip-training.yaml: there is no segment 'everyone'; the "
+        "segments are getting-started, ready-for-action, project-leads"
+        in " ".join(result.output.split())
+    )
     assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
 
@@ -109,11 +123,15 @@ def test_preview_without_allow_past_says_how_to_carry_on(tmp_path):
 def test_preview_help_shows_an_example():
     result = run("preview", "--help")
     assert result.exit_code == 0
-    assert "Example:\n    equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past" in result.output
+    assert (
+        "Example:\n    equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past"
+        in result.output
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # In a browser
+
 
 @pytest.mark.parametrize("width", [375, 600])
 @pytest.mark.parametrize("segment", SEGMENTS)
@@ -121,8 +139,8 @@ def test_preview_looks_like_a_newsletter(previews, tmp_path, segment, width):
     png = screenshot(previews / f"{segment}.html", tmp_path / f"{segment}-{width}.png", width)
     stats = ink_stats(png)
     assert stats["width"] == width
-    assert stats["ink_share"] > 0.05, stats          # not a blank page
-    assert stats["colours"] > 20, stats              # text, blue header, green buttons, cards
+    assert stats["ink_share"] > 0.05, stats  # not a blank page
+    assert stats["colours"] > 20, stats  # text, blue header, green buttons, cards
 
 
 def dump_dom(page: Path, width: int) -> str:
@@ -130,10 +148,25 @@ def dump_dom(page: Path, width: int) -> str:
     chromium = require_chromium()
     with tempfile.TemporaryDirectory(prefix="equip-chromium-") as profile:
         proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars",
-             f"--user-data-dir={profile}", f"--window-size={width},1400", "--dump-dom", page.resolve().as_uri()],
-            capture_output=True, text=True, timeout=90)
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},1400",
+                "--dump-dom",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -158,11 +191,14 @@ def test_the_course_menu_fits_a_phone_screen(previews, tmp_path, segment):
     """
     email = (previews / f"{segment}.html").read_text(encoding="utf-8")
     page = tmp_path / "phone.html"
-    page.write_text(f'<!DOCTYPE html><html><body style="margin:0"><iframe id="email" '
-                    f'style="width:375px;height:1400px;border:0" srcdoc="{html_lib.escape(email)}">'
-                    f"</iframe><script>{PROBE}</script></body></html>", encoding="utf-8")
+    page.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe id="email" '
+        f'style="width:375px;height:1400px;border:0" srcdoc="{html_lib.escape(email)}">'
+        f"</iframe><script>{PROBE}</script></body></html>",
+        encoding="utf-8",
+    )
     dom = dump_dom(page, 600)
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert int(re.search(r'data-scroll-width="(\d+)"', body).group(1)) <= 375
-    assert int(re.search(r'data-button-width="(\d+)"', body).group(1)) >= 120   # easy to tap
+    assert int(re.search(r'data-button-width="(\d+)"', body).group(1)) >= 120  # easy to tap
     assert re.search(r'data-first-course="([^"]*)"', body).group(1) == FEATURED[segment]

@@ -46,7 +46,9 @@ def outbox_files(project: Path) -> list[Path]:
 def ledger_states(project: Path) -> dict[str, int]:
     engine = open_store(f"sqlite:///{project / 'equip.db'}")
     with engine.connect() as conn:
-        out = dict(conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)).all())
+        out = dict(
+            conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)).all()
+        )
     engine.dispose()
     return out
 
@@ -68,7 +70,9 @@ def test_outbox_send_writes_one_eml_per_recipient_then_reruns_send_nothing(proje
     for f in files:
         msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
-        assert re.fullmatch(r"<https://equip\.example\.org/u/[A-Za-z0-9_-]+>", msg["List-Unsubscribe"])
+        assert re.fullmatch(
+            r"<https://equip\.example\.org/u/[A-Za-z0-9_-]+>", msg["List-Unsubscribe"]
+        )
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         addresses.append(msg["To"].addresses[0].addr_spec.lower())
         assert "-eq_" not in msg.get_body(("html",)).get_content()
@@ -111,7 +115,7 @@ def test_dry_run_writes_nothing(project):
     assert "Dry run: nothing was sent" in result.output
     assert "personalizations" in result.output and "KiB JSON" in result.output
     example = result.output.split("Example personalization: ", 1)[1]
-    assert "@" in example and "nhs.example" not in example          # masked
+    assert "@" in example and "nhs.example" not in example  # masked
     assert outbox_files(project) == []
     assert ledger_states(project) == {}
 
@@ -121,7 +125,9 @@ def test_test_to_sends_one_copy_per_segment_outside_the_ledger(project):
     assert result.exit_code == 0, result.output
     assert "m***@e***.org" in result.output and "me@example.org" not in result.output
     tests = sorted((project / "outbox" / CID / "test").glob("*.eml"))
-    assert [t.stem for t in tests] == sorted(["getting-started", "ready-for-action", "project-leads"])
+    assert [t.stem for t in tests] == sorted(
+        ["getting-started", "ready-for-action", "project-leads"]
+    )
     msg = email.message_from_bytes(tests[0].read_bytes(), policy=email.policy.default)
     assert msg["Subject"].startswith("[TEST] ")
     assert msg["X-Equip-Recipient"] == "0"
@@ -138,8 +144,13 @@ def run_on_terminal(*args, answer: str) -> str:
     """Run the installed command with a pseudo-terminal as stdin, as a person would."""
     master, slave = os.openpty()
     cli = Path(sys.executable).with_name("equip-mailer")
-    proc = subprocess.Popen([str(cli), *map(str, args)], stdin=slave, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(cli), *map(str, args)],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     os.close(slave)
     os.write(master, answer.encode())
     try:
@@ -180,6 +191,7 @@ def test_help_shows_examples():
 
 # --- through SendGrid (the fake server, the real client) -------------------------------------
 
+
 @pytest.fixture
 def sendgrid(monkeypatch):
     url, server = start_server(KEY, keep_bodies=True)
@@ -201,7 +213,7 @@ def test_key_set_means_sendgrid_each_recipient_once(project, sendgrid):
     assert outbox_files(project) == []
     for body in sendgrid.bodies:
         segments = {p["custom_args"]["segment"] for p in body["personalizations"]}
-        assert len(segments) == 1                                        # one segment per request
+        assert len(segments) == 1  # one segment per request
         assert "@" not in str([p["custom_args"] for p in body["personalizations"]])
         assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
         assert body["categories"] == [CID, "equip-newsletter"]
@@ -229,15 +241,22 @@ def test_wrong_key_stops_with_sendgrids_message(project, sendgrid, monkeypatch):
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.wrong")
     result = run("send", spec(project), "--allow-past", "--yes")
     assert result.exit_code == 1
-    assert "rejected the API key" in result.output and "authorization grant is invalid" in result.output
+    assert (
+        "rejected the API key" in result.output
+        and "authorization grant is invalid" in result.output
+    )
     assert "Traceback" not in result.output and "SG.wrong" not in result.output
     assert set(ledger_states(project)) == {"failed", "pending"}
 
 
 def schedule(project: Path, when: dt.datetime) -> None:
     path = Path(spec(project))
-    text = re.sub(r"sendgrid:\n(  send_at: .*\n)?", f"sendgrid:\n  send_at: {when.isoformat()}\n",
-                  path.read_text(encoding="utf-8"), count=1)
+    text = re.sub(
+        r"sendgrid:\n(  send_at: .*\n)?",
+        f"sendgrid:\n  send_at: {when.isoformat()}\n",
+        path.read_text(encoding="utf-8"),
+        count=1,
+    )
     path.write_text(text, encoding="utf-8")
 
 
@@ -288,10 +307,12 @@ def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):
 def test_no_address_in_output_custom_args_urls_or_headers(project, sendgrid, monkeypatch):
     """Privacy: what leaves besides the To field carries ids, never an address."""
     monkeypatch.setenv("EQUIP_BATCH_SIZE", "100")
-    outputs = [run("send", spec(project), "--allow-past", "--dry-run").output,
-               run("send", spec(project), "--allow-past", "--yes").output,
-               run("status", spec(project)).output,
-               run("send", spec(project), "--allow-past", "--test-to", "me@example.org").output]
+    outputs = [
+        run("send", spec(project), "--allow-past", "--dry-run").output,
+        run("send", spec(project), "--allow-past", "--yes").output,
+        run("status", spec(project)).output,
+        run("send", spec(project), "--allow-past", "--test-to", "me@example.org").output,
+    ]
     addresses = set(sendgrid.emails())
     assert len(addresses) > 300
     text = "\n".join(outputs).lower()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from equip_mailer.errors import SpecError
 from equip_mailer.compose.spec import load_campaign
+from equip_mailer.errors import SpecError
 
 
 def edited(tmp_path: Path, demo_path: Path, *replacements: tuple[str, str]) -> Path:
@@ -36,10 +36,17 @@ def problems(path: Path, **options) -> list[str]:
 
 def test_the_demo_loads_with_allow_past(demo_path):
     campaign = load_campaign(demo_path, allow_past=True)
-    assert [s.id for s in campaign.segments] == ["getting-started", "ready-for-action", "project-leads"]
+    assert [s.id for s in campaign.segments] == [
+        "getting-started",
+        "ready-for-action",
+        "project-leads",
+    ]
     assert campaign.segment_for_level("basics").id == "ready-for-action"
     assert campaign.courses[1].sessions[0].start == dt.time(9, 0)
-    assert campaign.path("lists/suppressions.csv") == demo_path.parent.parent / "lists" / "suppressions.csv"
+    assert (
+        campaign.path("lists/suppressions.csv")
+        == demo_path.parent.parent / "lists" / "suppressions.csv"
+    )
 
 
 def test_past_sessions_need_allow_past_and_each_is_named(demo_path):
@@ -54,28 +61,36 @@ def test_past_sessions_need_allow_past_and_each_is_named(demo_path):
 def test_impossible_date(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("date: 2019-06-27", "date: 2019-06-31"))
     assert problems(path, allow_past=True) == [
-        "79: courses[0].sessions[0].date: 2019-06-31 is not a date (use YYYY-MM-DD)"]
+        "79: courses[0].sessions[0].date: 2019-06-31 is not a date (use YYYY-MM-DD)"
+    ]
 
 
 def test_unknown_key_suggests_the_nearest(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("  utm_source:", "  utm_sorce:"))
     assert problems(path, allow_past=True) == [
-        "125: tracking: unknown key 'utm_sorce' (did you mean 'utm_source'?)"]
+        "125: tracking: unknown key 'utm_sorce' (did you mean 'utm_source'?)"
+    ]
 
 
 def test_misspelt_required_key_is_both_missing_and_unknown(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("preheader:", "preheadr:"))
     assert problems(path, allow_past=True) == [
         "4: preheader: is required",
-        "7: unknown key 'preheadr' (did you mean 'preheader'?)"]
+        "7: unknown key 'preheadr' (did you mean 'preheader'?)",
+    ]
 
 
 def test_duplicate_ids(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ("- id: equip-in-action", "- id: equip-basics"),
-                  ("- id: ready-for-action", "- id: getting-started"))
+    path = edited(
+        tmp_path,
+        demo_path,
+        ("- id: equip-in-action", "- id: equip-basics"),
+        ("- id: ready-for-action", "- id: getting-started"),
+    )
     assert problems(path, allow_past=True) == [
         "52: segments[1].id: 'getting-started' is used twice (also segments[0])",
-        "82: courses[1].id: 'equip-basics' is used twice (also courses[0])"]
+        "82: courses[1].id: 'equip-basics' is used twice (also courses[0])",
+    ]
 
 
 def test_a_course_no_segment_may_attend(tmp_path, demo_path):
@@ -83,22 +98,30 @@ def test_a_course_no_segment_may_attend(tmp_path, demo_path):
     # need some QI knowledge would be offered to people who cannot take them.
     text = demo_path.read_text(encoding="utf-8")
     start, end = text.index("segments:\n"), text.index("courses:\n")
-    text = text[:start] + ("segments:\n  - id: everyone\n    name: Everyone\n"
-                           "    qi_levels: [none, basics, project]\n\n") + text[end:]
+    text = (
+        text[:start]
+        + (
+            "segments:\n  - id: everyone\n    name: Everyone\n"
+            "    qi_levels: [none, basics, project]\n\n"
+        )
+        + text[end:]
+    )
     path = tmp_path / "campaigns" / "one-segment.yaml"
     path.parent.mkdir()
     path.write_text(text, encoding="utf-8")
     found = problems(path, allow_past=True)
     assert [p.split(": ", 1)[1] for p in found] == [
         "courses[1]: no segment may attend 'EQUIP in Action' (it requires 'basics', above every segment's level)",
-        "courses[2]: no segment may attend 'Data masterclass' (it requires 'project', above every segment's level)"]
+        "courses[2]: no segment may attend 'Data masterclass' (it requires 'project', above every segment's level)",
+    ]
 
 
 def test_a_level_in_two_segments_is_one_problem_per_line(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("qi_levels: [basics]", "qi_levels: [basics, none]"))
     assert problems(path, allow_past=True) == [
         "47: segments: QI level 'none' is in both 'getting-started' and 'ready-for-action'; "
-        "each level has one segment for all roles (give the other one 'roles:' to split by role)"]
+        "each level has one segment for all roles (give the other one 'roles:' to split by role)"
+    ]
 
 
 CITIZENS_SEGMENT = """segments:
@@ -121,17 +144,23 @@ def test_a_segment_can_take_some_roles_before_the_levels_catch_all(tmp_path, dem
 
 def test_the_same_role_in_two_role_segments_is_a_problem(tmp_path, demo_path):
     twice = CITIZENS_SEGMENT + CITIZENS_SEGMENT.replace("segments:\n", "").replace(
-        "id: citizens", "id: citizens-again")
+        "id: citizens", "id: citizens-again"
+    )
     path = edited(tmp_path, demo_path, ("segments:\n", twice))
-    assert any("role 'Citizen' at QI level 'none' is in both 'citizens' and 'citizens-again'" in p
-               for p in problems(path, allow_past=True))
+    assert any(
+        "role 'Citizen' at QI level 'none' is in both 'citizens' and 'citizens-again'" in p
+        for p in problems(path, allow_past=True)
+    )
 
 
-@pytest.mark.parametrize("broken, line, reason", [
-    ("language: en-GB: fr", 10, "mapping values are not allowed here"),
-    ("\tlanguage: en-GB", 10, "found character '\\t' that cannot start any token"),
-    ("language: en-GB\n  stray: indent", 11, "mapping values are not allowed here"),
-])
+@pytest.mark.parametrize(
+    "broken, line, reason",
+    [
+        ("language: en-GB: fr", 10, "mapping values are not allowed here"),
+        ("\tlanguage: en-GB", 10, "found character '\\t' that cannot start any token"),
+        ("language: en-GB\n  stray: indent", 11, "mapping values are not allowed here"),
+    ],
+)
 def test_yaml_syntax_error_names_the_line(tmp_path, demo_path, broken, line, reason):
     path = edited(tmp_path, demo_path, ("language: en-GB", broken))
     assert problems(path, allow_past=True) == [f"{line}: not valid YAML ({reason})"]
@@ -144,51 +173,103 @@ def test_duplicate_yaml_key(tmp_path, demo_path):
 
 def test_unquoted_times_stay_times(tmp_path, demo_path):
     # YAML 1.1 reads 13:00 as the number 780 (base 60); people write it unquoted anyway.
-    path = edited(tmp_path, demo_path, ('start: "13:00", end: "17:00"', "start: 13:00, end: 17:00"),
-                  ('start: "9:00"', "start: 9:00"), ('start: "9:00"', "start: 9.30"))
+    path = edited(
+        tmp_path,
+        demo_path,
+        ('start: "13:00", end: "17:00"', "start: 13:00, end: 17:00"),
+        ('start: "9:00"', "start: 9:00"),
+        ('start: "9:00"', "start: 9.30"),
+    )
     campaign = load_campaign(path, allow_past=True)
     assert (campaign.courses[0].sessions[0].start, campaign.courses[0].sessions[0].end) == (
-        dt.time(13, 0), dt.time(17, 0))
+        dt.time(13, 0),
+        dt.time(17, 0),
+    )
     assert campaign.courses[1].sessions[0].start == dt.time(9, 0)
-    assert campaign.courses[1].sessions[1].start == dt.time(9, 30)   # YAML read 9.3
+    assert campaign.courses[1].sessions[1].start == dt.time(9, 30)  # YAML read 9.3
 
 
 def test_impossible_time(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ('end: "17:00"', 'end: "25:00"'))
     assert problems(path, allow_past=True) == [
-        "79: courses[0].sessions[0].end: 25:00 is not a time (use HH:MM, e.g. 13:00)"]
+        "79: courses[0].sessions[0].end: 25:00 is not a time (use HH:MM, e.g. 13:00)"
+    ]
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ("qi_levels: [none]", "qi_levels: none",
-     ["50: segments[0].qi_levels: none should be a list (one '- item' per line)"]),
-    ("sandbox: false", 'sandbox: "yes please"', ["131: sendgrid.sandbox: yes please should be true or false"]),
-    ("max_reject_share: 0.05", "max_reject_share: lots", ["43: lists.max_reject_share: lots should be a number"]),
-    ("  files:\n", "  files: lists/practice-staff.csv\n  old_files:\n",
-     ["39: lists.files: lists/practice-staff.csv should be a list (one '- item' per line)",
-      "40: lists: unknown key 'old_files' (did you mean 'files'?)"]),
-    ('title: "Our latest', "title: 2019\nold_title: \"Our latest",
-     ["5: title: 2019 should be text (put it in quotes)",
-      "6: unknown key 'old_title' (did you mean 'title'?)"]),
-    ("footer:\n", "footer: EQUIP\nold_footer:\n",
-     ["33: footer: EQUIP should be a set of 'key: value' lines",
-      "34: unknown key 'old_footer' (did you mean 'footer'?)"]),
-    ('start: "13:00"', "start: 9", ["79: courses[0].sessions[0].start: 9 is not a time (use HH:MM, e.g. 13:00)"]),
-    ('end: "17:00"', 'end: "17:00Z"',
-     ["79: courses[0].sessions[0].end: 17:00:00+00:00 has a time zone; give the local time alone (HH:MM)"]),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        (
+            "qi_levels: [none]",
+            "qi_levels: none",
+            ["50: segments[0].qi_levels: none should be a list (one '- item' per line)"],
+        ),
+        (
+            "sandbox: false",
+            'sandbox: "yes please"',
+            ["131: sendgrid.sandbox: yes please should be true or false"],
+        ),
+        (
+            "max_reject_share: 0.05",
+            "max_reject_share: lots",
+            ["43: lists.max_reject_share: lots should be a number"],
+        ),
+        (
+            "  files:\n",
+            "  files: lists/practice-staff.csv\n  old_files:\n",
+            [
+                "39: lists.files: lists/practice-staff.csv should be a list (one '- item' per line)",
+                "40: lists: unknown key 'old_files' (did you mean 'files'?)",
+            ],
+        ),
+        (
+            'title: "Our latest',
+            'title: 2019\nold_title: "Our latest',
+            [
+                "5: title: 2019 should be text (put it in quotes)",
+                "6: unknown key 'old_title' (did you mean 'title'?)",
+            ],
+        ),
+        (
+            "footer:\n",
+            "footer: EQUIP\nold_footer:\n",
+            [
+                "33: footer: EQUIP should be a set of 'key: value' lines",
+                "34: unknown key 'old_footer' (did you mean 'footer'?)",
+            ],
+        ),
+        (
+            'start: "13:00"',
+            "start: 9",
+            ["79: courses[0].sessions[0].start: 9 is not a time (use HH:MM, e.g. 13:00)"],
+        ),
+        (
+            'end: "17:00"',
+            'end: "17:00Z"',
+            [
+                "79: courses[0].sessions[0].end: 17:00:00+00:00 has a time zone; give the local time alone (HH:MM)"
+            ],
+        ),
+    ],
+)
 def test_type_confusions(tmp_path, demo_path, old, new, expected):
     path = edited(tmp_path, demo_path, (old, new))
     assert problems(path, allow_past=True) == expected
 
 
 def test_every_problem_is_reported_at_once(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ("date: 2019-06-27", "date: 2019-06-31"),
-                  ("sandbox: false", "sandbox: maybe"), ("qi_levels: [project]", "qi_levels: [expert]"))
+    path = edited(
+        tmp_path,
+        demo_path,
+        ("date: 2019-06-27", "date: 2019-06-31"),
+        ("sandbox: false", "sandbox: maybe"),
+        ("qi_levels: [project]", "qi_levels: [expert]"),
+    )
     assert problems(path, allow_past=True) == [
         "58: segments[2].qi_levels[0]: expert is not one of 'none', 'basics' or 'project'",
         "79: courses[0].sessions[0].date: 2019-06-31 is not a date (use YYYY-MM-DD)",
-        "131: sendgrid.sandbox: maybe should be true or false"]
+        "131: sendgrid.sandbox: maybe should be true or false",
+    ]
 
 
 def test_missing_and_non_utf8_files(tmp_path):
@@ -207,26 +288,33 @@ def test_a_yaml_alias_bomb_is_refused_at_the_key_that_expands(tmp_path):
         lines.append(f"{name}: {anchor}[" + ", ".join([f"*{prev}"] * 9) + "]")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert problems(path) == [
-        "6: the file expands to too many values (YAML aliases); write the values out"]
+        "6: the file expands to too many values (YAML aliases); write the values out"
+    ]
 
 
 def test_a_few_yaml_aliases_still_work(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ("categories: [equip-newsletter]", "categories: &cats [equip-newsletter]"),
-                  ("  sandbox: false", "  sandbox: false\nx_copy: *cats"))
+    path = edited(
+        tmp_path,
+        demo_path,
+        ("categories: [equip-newsletter]", "categories: &cats [equip-newsletter]"),
+        ("  sandbox: false", "  sandbox: false\nx_copy: *cats"),
+    )
     assert problems(path, allow_past=True) == ["132: unknown key 'x_copy'"]
 
 
 def test_a_device_pipe_or_huge_file_given_as_the_spec_is_refused_by_name(tmp_path):
     # Before: /dev/zero as the campaign file was read until memory ran out.
     assert problems(Path("/dev/zero")) == [
-        "is not a file (a device or pipe); give the path of a campaign .yaml file"]
+        "is not a file (a device or pipe); give the path of a campaign .yaml file"
+    ]
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
     assert problems(fifo)[0].startswith("is not a file")
     big = tmp_path / "big.yaml"
     big.write_text("notes: |\n" + "  many words\n" * 90_000, encoding="utf-8")
     assert problems(big) == [
-        "is over 1,000,000 characters long; a campaign file is a few thousand (is this the right file?)"]
+        "is over 1,000,000 characters long; a campaign file is a few thousand (is this the right file?)"
+    ]
 
 
 def test_absurdly_deep_nesting_is_a_plain_error(tmp_path):

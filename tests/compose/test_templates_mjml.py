@@ -23,10 +23,16 @@ DEMO = load_campaign(ROOT / "campaigns" / "2019-04-equip-training.yaml", allow_p
 
 def validate(path: Path) -> subprocess.CompletedProcess:
     if not MJML_CLI.exists() or not shutil.which("node"):
-        pytest.skip("the npm MJML validator is not installed (tests/setup-system.sh installs it "
-                    "into tests/js/node_modules)")
-    return subprocess.run([str(MJML_CLI), "--validate", str(path), "--config.validationLevel=strict"],
-                          capture_output=True, text=True, timeout=120)
+        pytest.skip(
+            "the npm MJML validator is not installed (tests/setup-system.sh installs it "
+            "into tests/js/node_modules)"
+        )
+    return subprocess.run(
+        [str(MJML_CLI), "--validate", str(path), "--config.validationLevel=strict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("segment_id", [s.id for s in DEMO.segments])
@@ -39,7 +45,9 @@ def test_each_segment_is_valid_mjml_at_strict_level(segment_id, tmp_path):
 
 def test_the_validator_does_reject_what_mjml_python_lets_through(tmp_path):
     """Guards the test above: strict validation fails on an attribute mjml-python ignores."""
-    source = render_mjml(DEMO, "project-leads").replace("<mj-button ", '<mj-button aria-label="x" ', 1)
+    source = render_mjml(DEMO, "project-leads").replace(
+        "<mj-button ", '<mj-button aria-label="x" ', 1
+    )
     path = tmp_path / "bad.mjml"
     path.write_text(source, encoding="utf-8")
     result = validate(path)

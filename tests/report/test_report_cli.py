@@ -14,12 +14,19 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from PIL import Image
+from support.browser import ink_stats, require_chromium, screenshot
+from support.report_fixture import (
+    CAMPAIGN,
+    RECIPIENTS,
+    at,
+    build_hand_computed_store,
+    create_campaign,
+    insert_events,
+    insert_links,
+    insert_recipients,
+)
 
 from equip_mailer.cli import main
-from support.browser import ink_stats, require_chromium, screenshot
-from support.report_fixture import (CAMPAIGN, RECIPIENTS, at, build_hand_computed_store,
-                                    create_campaign, insert_events, insert_links,
-                                    insert_recipients)
 
 EVIL = '=HYPERLINK("http://evil.example","x")'
 TABLES = ["funnel", "courses", "sessions", "practices", "roles", "days", "over_time", "machine"]
@@ -50,29 +57,47 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     assert (out / "report.html").is_file()
     assert sorted(p.stem for p in out.glob("*.csv")) == sorted(TABLES)
     funnel = read_csv(out / "funnel.csv")
-    assert funnel[0] == ["Segment", "Sent", "Delivered", "Bounced", "Unique human clickers",
-                         "Click-through rate (%)", "Machine clicks", "All clicks (raw)",
-                         "Opens (unreliable)"]
+    assert funnel[0] == [
+        "Segment",
+        "Sent",
+        "Delivered",
+        "Bounced",
+        "Unique human clickers",
+        "Click-through rate (%)",
+        "Machine clicks",
+        "All clicks (raw)",
+        "Opens (unreliable)",
+    ]
     assert funnel[1] == ["New to QI", "5", "4", "1", "2", "50.0", "2", "6", "1"]
     assert funnel[-1] == ["All segments", "11", "10", "1", "5", "50.0", "3", "12", "2"]
     assert read_csv(out / "over_time.csv")[1] == ["2019-04-22 10:00", "hour", "2", "3"]
     assert read_csv(out / "days.csv")[1] == ["2019-04-22", "2", "3", "3"]
 
     wb = load_workbook(out / "report.xlsx")
-    assert wb.sheetnames == ["Summary", "Funnel per segment", "Clicks per course",
-                             "Clicks per session", "Clicks per practice", "Clicks per role",
-                             "Clicks per day", "Clicks over time", "Machine and human clicks"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Funnel per segment",
+        "Clicks per course",
+        "Clicks per session",
+        "Clicks per practice",
+        "Clicks per role",
+        "Clicks per day",
+        "Clicks over time",
+        "Machine and human clicks",
+    ]
     ws = wb["Funnel per segment"]
     assert ws["A1"].value == "Segment" and ws["A1"].font.bold
     assert [c.value for c in ws[5]][:6] == ["All segments", 11, 10, 1, 5, 0.5]
     assert ws["F2"].number_format == "0.0%"
     assert ws.column_dimensions["E"].width >= len("Unique human clickers")
-    assert ws["A5"].font.bold                                        # the total row
+    assert ws["A5"].font.bold  # the total row
     assert wb["Clicks per day"]["A2"].number_format == "yyyy-mm-dd"
 
     # the terminal shows the headline and the funnel
-    assert ("Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9"
-            in " ".join(output.split()))
+    assert (
+        "Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9"
+        in " ".join(output.split())
+    )
     assert re.search(r"All segments\s+11\s+10\s+1\s+5\s+50\.0%\s+3\s*\n", output)
     assert f"Report: {out / 'report.html'}" in output
 
@@ -94,12 +119,13 @@ def test_html_screenshot_in_chromium_is_a_real_page_with_charts(made, tmp_path):
     png = screenshot(made[0] / "report.html", tmp_path / "report.png", 1000, 2400)
     stats = ink_stats(png)
     assert stats["width"] == 1000
-    assert stats["ink_share"] > 0.05, stats          # headings, cards, tables, bars
-    assert stats["colours"] > 50, stats              # not a flat page of text
+    assert stats["ink_share"] > 0.05, stats  # headings, cards, tables, bars
+    assert stats["colours"] > 50, stats  # not a flat page of text
     pixels = np.asarray(Image.open(png).convert("RGB").resize((250, 600)), dtype=int)
 
     def near(colour):
         return int((np.abs(pixels - np.array(colour)).sum(axis=2) < 30).sum())
+
     blue = near((0x00, 0x5E, 0xB8))
     grey = near((0xAE, 0xB7, 0xBD))
     assert blue > 200, "NHS-blue bars and headers should show"
@@ -110,13 +136,24 @@ def test_html_prints_to_a4_pdf(made, tmp_path):
     chromium = require_chromium()
     pdf = tmp_path / "report.pdf"
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        f"--user-data-dir={profile}", "--no-pdf-header-footer",
-                        f"--print-to-pdf={pdf}", (made[0] / "report.html").resolve().as_uri()],
-                       capture_output=True, timeout=90)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={pdf}",
+                (made[0] / "report.html").resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=90,
+        )
     data = pdf.read_bytes()
     boxes = set(re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data))
-    assert {(round(float(w)), round(float(h))) for w, h in boxes} == {(595, 842)}   # A4 in points
+    assert {(round(float(w)), round(float(h))) for w, h in boxes} == {(595, 842)}  # A4 in points
     pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     assert 2 <= pages <= 6
 
@@ -126,11 +163,18 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(sqlite_url, tmp_path):
     with engine.begin() as conn:
         create_campaign(conn, "2019-05-evil", "Evil")
         insert_links(conn, "2019-05-evil", id_offset=200)
-        insert_recipients(conn, [(1, "getting-started", EVIL, "@SUM(1+1)", "sent")],
-                          campaign_id="2019-05-evil", id_offset=200)
-        conn.execute(__import__("equip_mailer").store.ledger.update()
-                     .where(__import__("equip_mailer").store.ledger.c.id == 201)
-                     .values(first_name=EVIL))
+        insert_recipients(
+            conn,
+            [(1, "getting-started", EVIL, "@SUM(1+1)", "sent")],
+            campaign_id="2019-05-evil",
+            id_offset=200,
+        )
+        conn.execute(
+            __import__("equip_mailer")
+            .store.ledger.update()
+            .where(__import__("equip_mailer").store.ledger.c.id == 201)
+            .values(first_name=EVIL)
+        )
         insert_events(conn, [("click", at(5, 1, 9), 201, 201, None)], campaign_id="2019-05-evil")
     out = tmp_path / "evil"
     result = run("report", "2019-05-evil", "--out", str(out), db=sqlite_url)
@@ -141,7 +185,7 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(sqlite_url, tmp_path):
     ws = load_workbook(out / "report.xlsx")["Clicks per practice"]
     assert ws["A2"].value == "'" + EVIL and ws["A2"].data_type == "s"
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "=HYPERLINK(&#34;http://evil.example&#34;" in html      # shown as text, escaped
+    assert "=HYPERLINK(&#34;http://evil.example&#34;" in html  # shown as text, escaped
     assert 'href="http://evil' not in html
     assert "Person" not in html and "Person" not in (out / "practices.csv").read_text("utf-8-sig")
 
@@ -151,10 +195,14 @@ def test_bare_campaign_id_reports_from_the_store_alone(sqlite_url, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     result = run("report", CAMPAIGN, db=sqlite_url)
     assert result.exit_code == 0, result.output
-    out = tmp_path / "report" / CAMPAIGN                 # the default folder
+    out = tmp_path / "report" / CAMPAIGN  # the default folder
     funnel = read_csv(out / "funnel.csv")
-    assert [row[0] for row in funnel[1:]] == ["getting-started", "project-leads",
-                                              "ready-for-action", "All segments"]
+    assert [row[0] for row in funnel[1:]] == [
+        "getting-started",
+        "project-leads",
+        "ready-for-action",
+        "All segments",
+    ]
 
 
 def test_all_puts_machine_clicks_in_the_headline(sqlite_url, tmp_path):
@@ -171,7 +219,8 @@ def test_unknown_campaign_id_is_one_plain_sentence(sqlite_url, tmp_path):
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "Error: there is no campaign '2019-13-nope' in the database",
-        "Hint: Campaigns in the database: 2019-04-equip-training."]
+        "Hint: Campaigns in the database: 2019-04-equip-training.",
+    ]
     assert not (tmp_path / "x").exists()
 
 
@@ -179,11 +228,13 @@ def test_never_sent_campaign_gets_a_report_that_says_so(demo_path, sqlite_url, t
     out = tmp_path / "unsent"
     result = run("report", str(demo_path), "--out", str(out), db=sqlite_url)
     assert result.exit_code == 0, result.output
-    assert ("Campaign 2019-04-equip-training has not been sent yet, so there is nothing to "
-            "count; the report says so.") in " ".join(result.output.split())
+    assert (
+        "Campaign 2019-04-equip-training has not been sent yet, so there is nothing to "
+        "count; the report says so."
+    ) in " ".join(result.output.split())
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Not sent yet." in html and "Nothing to show yet: no clicks." in html
-    assert "<svg" not in html                        # no empty charts for an unsent campaign
+    assert "<svg" not in html  # no empty charts for an unsent campaign
     assert read_csv(out / "funnel.csv")[1] == ["New to QI", "0", "0", "0", "0", "", "0", "0"]
 
 
@@ -199,6 +250,7 @@ def test_missing_database_is_not_created_by_a_report(demo_path, tmp_path):
 
 def test_campaign_with_no_clicks_reads_well(demo_path, sqlite_url, tmp_path):
     from equip_mailer import store
+
     engine = store.open_store(sqlite_url)
     with engine.begin() as conn:
         create_campaign(conn)
@@ -209,8 +261,8 @@ def test_campaign_with_no_clicks_reads_well(demo_path, sqlite_url, tmp_path):
     assert result.exit_code == 0, result.output
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "No clicks yet" in html
-    assert "Nothing to show yet: no clicks." in html                 # the over-time table
-    assert "SendGrid reported no deliveries" in html                 # outbox send: no webhook
+    assert "Nothing to show yet: no clicks." in html  # the over-time table
+    assert "SendGrid reported no deliveries" in html  # outbox send: no webhook
 
 
 def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
@@ -218,25 +270,37 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     with engine.begin() as conn:
         create_campaign(conn, "2019-07-equip", "Summer menu")
         insert_links(conn, "2019-07-equip", id_offset=100)
-        insert_recipients(conn, [(1, "getting-started", "Practice A", "GP", "sent")],
-                          campaign_id="2019-07-equip", id_offset=100)
+        insert_recipients(
+            conn,
+            [(1, "getting-started", "Practice A", "GP", "sent")],
+            campaign_id="2019-07-equip",
+            id_offset=100,
+        )
         insert_events(conn, [("click", at(7, 1, 9), 101, 101, None)], campaign_id="2019-07-equip")
     out = tmp_path / "cmp"
-    result = run("report", "--compare", str(demo_path), "2019-07-equip", "--out", str(out),
-                 db=sqlite_url)
+    result = run(
+        "report", "--compare", str(demo_path), "2019-07-equip", "--out", str(out), db=sqlite_url
+    )
     assert result.exit_code == 0, result.output
     summary = read_csv(out / "compare-summary.csv")
     assert [row[0] for row in summary[1:]] == [CAMPAIGN, "2019-07-equip"]
-    assert summary[2][3:] == ["1", "1", "1", "100.0"]       # sent, delivered, clickers, rate
+    assert summary[2][3:] == ["1", "1", "1", "100.0"]  # sent, delivered, clickers, rate
     segments = read_csv(out / "compare-segments.csv")
-    assert segments[0][:4] == ["Segment", f"{CAMPAIGN} Delivered", f"{CAMPAIGN} Clickers",
-                               f"{CAMPAIGN} CTR (%)"]
+    assert segments[0][:4] == [
+        "Segment",
+        f"{CAMPAIGN} Delivered",
+        f"{CAMPAIGN} Clickers",
+        f"{CAMPAIGN} CTR (%)",
+    ]
     # segments match by id, so the spec-less second campaign lines up under the spec's names;
     # it had no delivered events, so delivered = sent = 1
     assert segments[1] == ["New to QI", "4", "2", "50.0", "1", "1", "100.0"]
     assert segments[-1] == ["Running a QI project", "3", "2", "66.7", "", "", ""]
     assert load_workbook(out / "report.xlsx").sheetnames == [
-        "Campaigns compared", "Segments compared", "Courses compared"]
+        "Campaigns compared",
+        "Segments compared",
+        "Courses compared",
+    ]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "EQUIP newsletters compared" in html and "<svg" in html
     assert "Campaigns compared" in result.output
@@ -256,8 +320,10 @@ def test_out_that_is_a_file_is_a_plain_error(sqlite_url, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
     result = run("report", CAMPAIGN, "--out", str(taken), db=sqlite_url)
-    assert result.exit_code == 2                     # click's usage error, before any work
-    assert f"Invalid value for '--out': Directory '{taken}' is a file." in " ".join(result.output.split())
+    assert result.exit_code == 2  # click's usage error, before any work
+    assert f"Invalid value for '--out': Directory '{taken}' is a file." in " ".join(
+        result.output.split()
+    )
 
 
 def test_compare_refuses_the_same_campaign_twice(sqlite_url):
@@ -276,15 +342,21 @@ def test_report_flags_a_scan_whose_delivered_event_arrived_after_it(sqlite_url, 
     """The click was stored as human (nothing said it came seconds after delivery); the
     delivered event came later. The report's own pass over the campaign catches it."""
     from equip_mailer import store
+
     engine = store.open_store(sqlite_url)
     with engine.begin() as conn:
         create_campaign(conn)
         insert_links(conn)
         insert_recipients(conn, RECIPIENTS[:1], sent_at=None)
-        insert_events(conn, [("click", at(4, 22, 10, 0, 33), 1, 1, None),
-                             ("delivered", at(4, 22, 10, 0, 30), 1, None, None)])
+        insert_events(
+            conn,
+            [
+                ("click", at(4, 22, 10, 0, 33), 1, 1, None),
+                ("delivered", at(4, 22, 10, 0, 30), 1, None, None),
+            ],
+        )
     engine.dispose()
     result = run("report", CAMPAIGN, "--out", str(tmp_path / "out"), db=sqlite_url)
     assert result.exit_code == 0, result.output
     funnel = read_csv(tmp_path / "out" / "funnel.csv")
-    assert funnel[-1][4:7] == ["0", "0.0", "1"]     # no human clicker, one machine click
+    assert funnel[-1][4:7] == ["0", "0.0", "1"]  # no human clicker, one machine click

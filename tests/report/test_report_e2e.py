@@ -16,27 +16,37 @@ import time
 import httpx
 import sqlalchemy as sa
 from click.testing import CliRunner
+from support.service import running_app
+from support.tracking_data import REPO, SendGridKey, body_of, load_signer
 
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.config import Settings
 from equip_mailer.track.service import create_app
-from support.service import running_app
-from support.tracking_data import REPO, SendGridKey, body_of, load_signer
 
 DEMO = REPO / "campaigns" / "2019-04-equip-training.yaml"
-SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.1 Safari/605.1.15")
+SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15"
+)
 SCANNER = "Mimecast URL Protect/1.0"
 
 
-def _sendgrid_event(name: str, ledger_id: int, send_id: str, segment: str, address: str,
-                    when: int) -> dict:
-    return {"email": address, "timestamp": when, "event": name,
-            "sg_event_id": f"ev-{name}-{ledger_id}", "sg_message_id": f"msg-{ledger_id}.filter",
-            "campaign_id": "2019-04-equip-training", "segment": segment,
-            "recipient": str(ledger_id), "send_id": send_id,
-            **({"reason": "550 5.1.1 unknown recipient", "type": "bounce"} if name == "bounce" else {})}
+def _sendgrid_event(
+    name: str, ledger_id: int, send_id: str, segment: str, address: str, when: int
+) -> dict:
+    return {
+        "email": address,
+        "timestamp": when,
+        "event": name,
+        "sg_event_id": f"ev-{name}-{ledger_id}",
+        "sg_message_id": f"msg-{ledger_id}.filter",
+        "campaign_id": "2019-04-equip-training",
+        "segment": segment,
+        "recipient": str(ledger_id),
+        "send_id": send_id,
+        **({"reason": "550 5.1.1 unknown recipient", "type": "bounce"} if name == "bounce" else {}),
+    }
 
 
 def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monkeypatch):
@@ -51,23 +61,47 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
     db_url = f"sqlite:///{tmp_path / 'equip.db'}"
     engine = store.open_store(db_url)
     secret = "e2e-report-secret-0123456789"
-    settings = Settings(database_url=db_url, link_secret=secret,
-                        sendgrid_webhook_public_key=key.public)
+    settings = Settings(
+        database_url=db_url, link_secret=secret, sendgrid_webhook_public_key=key.public
+    )
     with running_app(create_app(settings, engine)) as base:
-        env = {"EQUIP_DATABASE_URL": db_url, "EQUIP_LINK_SECRET": secret, "EQUIP_PUBLIC_URL": base,
-               "SENDGRID_API_KEY": ""}
-        result = CliRunner().invoke(main, ["send", str(spec), "--allow-past", "--backend", "outbox",
-                                           "--yes", "--outbox", str(tmp_path / "outbox")], env=env)
+        env = {
+            "EQUIP_DATABASE_URL": db_url,
+            "EQUIP_LINK_SECRET": secret,
+            "EQUIP_PUBLIC_URL": base,
+            "SENDGRID_API_KEY": "",
+        }
+        result = CliRunner().invoke(
+            main,
+            [
+                "send",
+                str(spec),
+                "--allow-past",
+                "--backend",
+                "outbox",
+                "--yes",
+                "--outbox",
+                str(tmp_path / "outbox"),
+            ],
+            env=env,
+        )
         assert result.exit_code == 0, result.output
         mails = {}
         for path in sorted((tmp_path / "outbox" / "2019-04-equip-training").glob("*.eml")):
             msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             mails[int(msg["X-Equip-Recipient"])] = msg
         with engine.connect() as conn:
-            ledger = {r.id: r for r in conn.execute(sa.select(
-                store.ledger.c.id, store.ledger.c.segment, store.ledger.c.email,
-                store.batches.c.send_id).join(store.batches,
-                                             store.batches.c.id == store.ledger.c.batch_id))}
+            ledger = {
+                r.id: r
+                for r in conn.execute(
+                    sa.select(
+                        store.ledger.c.id,
+                        store.ledger.c.segment,
+                        store.ledger.c.email,
+                        store.batches.c.send_id,
+                    ).join(store.batches, store.batches.c.id == store.ledger.c.batch_id)
+                )
+            }
         new_to_qi = sorted(i for i in mails if ledger[i].segment == "getting-started")
         a, b, c, d, e = new_to_qi[:5]
 
@@ -84,20 +118,29 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
         # SendGrid: delivered to a, c and d (half an hour ago), a bounce for e; b's
         # delivered event never came, but b's click below proves delivery.
         half_hour_ago = int(time.time()) - 1800
-        items = [_sendgrid_event("delivered", i, ledger[i].send_id, "getting-started",
-                                 ledger[i].email, half_hour_ago) for i in (a, c, d)]
-        items.append(_sendgrid_event("bounce", e, ledger[e].send_id, "getting-started",
-                                     ledger[e].email, half_hour_ago))
+        items = [
+            _sendgrid_event(
+                "delivered", i, ledger[i].send_id, "getting-started", ledger[i].email, half_hour_ago
+            )
+            for i in (a, c, d)
+        ]
+        items.append(
+            _sendgrid_event(
+                "bounce", e, ledger[e].send_id, "getting-started", ledger[e].email, half_hour_ago
+            )
+        )
         body = body_of(items)
         with httpx.Client(follow_redirects=False) as client:
-            answer = client.post(f"{base}/webhooks/sendgrid", content=body, headers=key.headers(body))
+            answer = client.post(
+                f"{base}/webhooks/sendgrid", content=body, headers=key.headers(body)
+            )
             assert answer.status_code == 200, answer.text
             # a clicks the first sign-up link twice (a repeat), then the second; a mail
             # scanner fetches b's first link
             first, second = links_in(a)[:2]
             for url in (first, first, second):
                 assert client.get(url, headers={"User-Agent": SAFARI}).status_code == 302
-                time.sleep(2.2)                   # slower than a scanner's burst
+                time.sleep(2.2)  # slower than a scanner's burst
             assert client.get(links_in(b)[0], headers={"User-Agent": SCANNER}).status_code == 302
 
     out = tmp_path / "report"
@@ -119,10 +162,15 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
     assert "25.0%" in html and "<svg" in html
 
     # By campaign id alone, the report borrows names from the spec the send recorded.
-    result = CliRunner().invoke(main, ["report", "2019-04-equip-training", "--out", str(tmp_path / "by-id")],
-                                env=env)
+    result = CliRunner().invoke(
+        main, ["report", "2019-04-equip-training", "--out", str(tmp_path / "by-id")], env=env
+    )
     assert result.exit_code == 0, result.output
     with (tmp_path / "by-id" / "funnel.csv").open(encoding="utf-8-sig", newline="") as fh:
         assert [row[0] for row in csv.reader(fh)][1:] == [
-            "New to QI", "Basic QI knowledge", "Running a QI project", "All segments"]
+            "New to QI",
+            "Basic QI knowledge",
+            "Running a QI project",
+            "All segments",
+        ]
     engine.dispose()

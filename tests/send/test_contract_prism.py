@@ -21,19 +21,28 @@ import sendgrid
 from click.testing import CliRunner
 from python_http_client.exceptions import HTTPError
 
-from equip_mailer.compose.audience import load_audience
 from equip_mailer.cli import main
-from equip_mailer.send.delivery import (Addressee, Batch, Content, SendGridBackend, build_request,
-                                   campaign_mail, display_name)
-from equip_mailer.send.links import click_url, unsubscribe_url
+from equip_mailer.compose.audience import load_audience
 from equip_mailer.compose.render import recipient_values, render_campaign
 from equip_mailer.compose.spec import load_campaign
+from equip_mailer.send.delivery import (
+    Addressee,
+    Batch,
+    Content,
+    SendGridBackend,
+    build_request,
+    campaign_mail,
+    display_name,
+)
+from equip_mailer.send.links import click_url, unsubscribe_url
 
 CONTRACT = os.environ.get("SENDGRID_CONTRACT_URL")
 pytestmark = pytest.mark.skipif(
-    not CONTRACT, reason="SENDGRID_CONTRACT_URL is not set: run under ../shared/sendgrid/with_prism.sh "
-                         "(make test does when ../shared exists) to check requests against "
-                         "SendGrid's Mail Send contract")
+    not CONTRACT,
+    reason="SENDGRID_CONTRACT_URL is not set: run under ../shared/sendgrid/with_prism.sh "
+    "(make test does when ../shared exists) to check requests against "
+    "SendGrid's Mail Send contract",
+)
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"contract-secret-0123456789"
 
@@ -46,7 +55,9 @@ def post(body: dict):
         return sg.client.mail.send.post(request_body=body)
     except HTTPError as exc:
         violations = (exc.headers or {}).get("sl-violations")
-        pytest.fail(f"contract refused the request: HTTP {exc.status_code}: {violations or exc.body}")
+        pytest.fail(
+            f"contract refused the request: HTTP {exc.status_code}: {violations or exc.body}"
+        )
 
 
 def bodies(demo_path, **mail_changes) -> list[dict]:
@@ -59,12 +70,19 @@ def bodies(demo_path, **mail_changes) -> list[dict]:
         addressees = []
         for i, r in enumerate(audience.by_segment[seg_id][:50], start=1):
             unsub = unsubscribe_url("https://equip.example.org", SECRET, i)
-            urls = {l.key: click_url("https://equip.example.org", SECRET, n + 1, i)
-                    for n, l in enumerate(rendered.links)}
-            addressees.append(Addressee(ledger_id=i, email=r.email,
-                                        name=display_name(r.first_name, r.last_name),
-                                        values=recipient_values(rendered, r, urls, unsub),
-                                        unsubscribe_url=unsub))
+            urls = {
+                l.key: click_url("https://equip.example.org", SECRET, n + 1, i)
+                for n, l in enumerate(rendered.links)
+            }
+            addressees.append(
+                Addressee(
+                    ledger_id=i,
+                    email=r.email,
+                    name=display_name(r.first_name, r.last_name),
+                    values=recipient_values(rendered, r, urls, unsub),
+                    unsubscribe_url=unsub,
+                )
+            )
         content = Content(seg_id, rendered.subject, rendered.html, rendered.text)
         out.append(build_request(mail, Batch(spec.id, f"contract-{seg_id}", content, addressees)))
     return out
@@ -76,12 +94,23 @@ def test_demo_requests_meet_the_contract(demo_path):
 
 
 def test_with_asm_sandbox_tracking_and_a_schedule(demo_path):
-    backend = SendGridBackend("SG.contract-test", campaign_mail(load_campaign(demo_path, allow_past=True)),
-                              host=CONTRACT, timeout=10)
-    batch_id = backend.create_batch_id()                   # POST /v3/mail/batch on the contract
+    backend = SendGridBackend(
+        "SG.contract-test",
+        campaign_mail(load_campaign(demo_path, allow_past=True)),
+        host=CONTRACT,
+        timeout=10,
+    )
+    batch_id = backend.create_batch_id()  # POST /v3/mail/batch on the contract
     when = int((dt.datetime.now(dt.UTC) + dt.timedelta(hours=24)).timestamp())
-    for body in bodies(demo_path, asm_group_id=12345, sandbox=True, click_tracking=True,
-                       open_tracking=True, send_at=when, sg_batch_id=batch_id):
+    for body in bodies(
+        demo_path,
+        asm_group_id=12345,
+        sandbox=True,
+        click_tracking=True,
+        open_tracking=True,
+        send_at=when,
+        sg_batch_id=batch_id,
+    ):
         assert body["asm"] == {"group_id": 12345} and body["batch_id"] == batch_id
         assert post(body).status_code == 202
 
@@ -101,13 +130,18 @@ def test_the_send_command_through_the_contract(tmp_path, monkeypatch):
     """The real command, every batch of the demo, against the contract."""
     for folder in ("campaigns", "lists", "templates"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
-    for var, value in {"EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'equip.db'}",
-                       "EQUIP_LINK_SECRET": SECRET.decode(), "SENDGRID_API_KEY": "SG.contract-test",
-                       "SENDGRID_API_HOST": CONTRACT, "EQUIP_BATCH_SIZE": "100"}.items():
+    for var, value in {
+        "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'equip.db'}",
+        "EQUIP_LINK_SECRET": SECRET.decode(),
+        "SENDGRID_API_KEY": "SG.contract-test",
+        "SENDGRID_API_HOST": CONTRACT,
+        "EQUIP_BATCH_SIZE": "100",
+    }.items():
         monkeypatch.setenv(var, value)
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "campaigns" / "2019-04-equip-training.yaml"
-    result = CliRunner().invoke(main, ["send", str(spec), "--allow-past", "--yes"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["send", str(spec), "--allow-past", "--yes"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "failed 0, uncertain 0" in result.output

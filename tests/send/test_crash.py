@@ -41,9 +41,14 @@ class Runner:
     """Talks to tests/support/fork_runner.py."""
 
     def __init__(self, cwd: Path):
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "support" / "fork_runner.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "support" / "fork_runner.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
     def _ask(self, msg: dict) -> dict:
         self.proc.stdin.write(json.dumps(msg) + "\n")
@@ -69,8 +74,13 @@ class Exec:
 
     def start(self, args: list[str], env: dict[str, str], log: Path) -> int:
         fh = log.open("a")
-        p = subprocess.Popen([str(Path(sys.executable).with_name("equip-mailer")), *args],
-                             cwd=self.cwd, env={**os.environ, **env}, stdout=fh, stderr=fh)
+        p = subprocess.Popen(
+            [str(Path(sys.executable).with_name("equip-mailer")), *args],
+            cwd=self.cwd,
+            env={**os.environ, **env},
+            stdout=fh,
+            stderr=fh,
+        )
         self.procs[p.pid] = (p, fh)
         return p.pid
 
@@ -92,8 +102,10 @@ def crash_project(tmp_path_factory):
 def ledger_rows(db: Path) -> dict[int, tuple[str, str]]:
     engine = open_store(f"sqlite:///{db}")
     with engine.connect() as conn:
-        rows = {r.id: (r.email_key, r.state) for r in conn.execute(
-            sa.select(ledger.c.id, ledger.c.email_key, ledger.c.state))}
+        rows = {
+            r.id: (r.email_key, r.state)
+            for r in conn.execute(sa.select(ledger.c.id, ledger.c.email_key, ledger.c.state))
+        }
     engine.dispose()
     return rows
 
@@ -104,9 +116,15 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
     url, server = start_server(KEY, delay=0.01)
     spec = str(crash_project / "campaigns" / f"{CID}.yaml")
     args = ["send", spec, "--allow-past", "--yes"]
-    base_env = {"SENDGRID_API_KEY": KEY, "SENDGRID_API_HOST": url, "EQUIP_SENDGRID_TIMEOUT": "10",
-                "EQUIP_LINK_SECRET": "crash-secret-0123456789abcdef", "EQUIP_BATCH_SIZE": "8",
-                "EQUIP_MAX_BAD_BATCHES": "1000", "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    base_env = {
+        "SENDGRID_API_KEY": KEY,
+        "SENDGRID_API_HOST": url,
+        "EQUIP_SENDGRID_TIMEOUT": "10",
+        "EQUIP_LINK_SECRET": "crash-secret-0123456789abcdef",
+        "EQUIP_BATCH_SIZE": "8",
+        "EQUIP_MAX_BAD_BATCHES": "1000",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+    }
     fork = Runner(crash_project)
     execs = Exec(crash_project)
     log = tmp_path / "sends.log"
@@ -116,7 +134,7 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
     try:
         while figures["kills"] < KILLS_WANTED:
             cycle += 1
-            runner = execs if cycle <= 2 else fork       # the real script, then fast forks
+            runner = execs if cycle <= 2 else fork  # the real script, then fast forks
             db = tmp_path / f"cycle{cycle}.db"
             env = {**base_env, "EQUIP_DATABASE_URL": f"sqlite:///{db}"}
             server.clear()
@@ -171,17 +189,20 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
             figures["duplicates"] += duplicates
             figures["lost"] += lost
             with open_store(f"sqlite:///{db}").connect() as conn:
-                figures["uncertain_batches"] += conn.execute(sa.text(
-                    "select count(*) from batches where state = 'uncertain'")).scalar()
+                figures["uncertain_batches"] += conn.execute(
+                    sa.text("select count(*) from batches where state = 'uncertain'")
+                ).scalar()
     finally:
         fork.close()
         server.stop()
     elapsed = time.monotonic() - started
-    print(f"\ncrash test (seed {seed}): {figures['cycles']} cycles, {figures['runs']} send runs, "
-          f"{figures['kills']} killed with SIGKILL ({figures['finished_before_kill']} finished "
-          f"before their kill), {figures['recipients']} recipient-rows checked; uncertain batches "
-          f"{figures['uncertain_batches']} ({figures['uncertain_recipients']} recipients, "
-          f"{figures['uncertain_delivered']} of them delivered before the kill); duplicates "
-          f"{figures['duplicates']}, lost {figures['lost']}; {elapsed:.1f} s")
+    print(
+        f"\ncrash test (seed {seed}): {figures['cycles']} cycles, {figures['runs']} send runs, "
+        f"{figures['kills']} killed with SIGKILL ({figures['finished_before_kill']} finished "
+        f"before their kill), {figures['recipients']} recipient-rows checked; uncertain batches "
+        f"{figures['uncertain_batches']} ({figures['uncertain_recipients']} recipients, "
+        f"{figures['uncertain_delivered']} of them delivered before the kill); duplicates "
+        f"{figures['duplicates']}, lost {figures['lost']}; {elapsed:.1f} s"
+    )
     assert figures["kills"] >= KILLS_WANTED
     assert figures["duplicates"] == 0 and figures["lost"] == 0

@@ -15,33 +15,62 @@ import socket
 import pytest
 from support.fake_sendgrid import Fault, start_server
 
-from equip_mailer.send.delivery import (Addressee, Batch, CampaignMail, Content, OutboxBackend,
-                                   RetryPolicy, SendGridBackend, build_request, campaign_mail,
-                                   mask_addresses, sendgrid_errors, substitute)
-from equip_mailer.errors import DeliveryError
 from equip_mailer.compose.spec import load_campaign
+from equip_mailer.errors import DeliveryError
+from equip_mailer.send.delivery import (
+    Addressee,
+    Batch,
+    CampaignMail,
+    Content,
+    OutboxBackend,
+    RetryPolicy,
+    SendGridBackend,
+    build_request,
+    campaign_mail,
+    mask_addresses,
+    sendgrid_errors,
+    substitute,
+)
 
 KEY = "SG.test-key"
-MAIL = CampaignMail(campaign_id="2019-04-equip-training", sender_email="equip@example.org",
-                    sender_name="EQUIP", reply_to_email="team@example.org",
-                    categories=("2019-04-equip-training", "equip-newsletter"), asm_group_id=42)
-CONTENT = Content(segment="getting-started", subject="Hello -eqt_first_name-",
-                  html="<p>Dear -eq_first_name-, <a href=\"-eq_link_0-\">sign up</a></p>",
-                  text="Dear -eqt_first_name-, sign up: -eqt_link_0-")
+MAIL = CampaignMail(
+    campaign_id="2019-04-equip-training",
+    sender_email="equip@example.org",
+    sender_name="EQUIP",
+    reply_to_email="team@example.org",
+    categories=("2019-04-equip-training", "equip-newsletter"),
+    asm_group_id=42,
+)
+CONTENT = Content(
+    segment="getting-started",
+    subject="Hello -eqt_first_name-",
+    html='<p>Dear -eq_first_name-, <a href="-eq_link_0-">sign up</a></p>',
+    text="Dear -eqt_first_name-, sign up: -eqt_link_0-",
+)
 
 
 def people(n: int, start: int = 1) -> list[Addressee]:
-    return [Addressee(ledger_id=i, email=f"person{i}@example.org", name=f"Person {i}",
-                      values={"-eq_first_name-": f"P&amp;{i}", "-eqt_first_name-": f"P&{i}",
-                              "-eq_link_0-": f"https://t.example/c/{i}",
-                              "-eqt_link_0-": f"https://t.example/c/{i}"},
-                      unsubscribe_url=f"https://t.example/u/{i}")
-            for i in range(start, start + n)]
+    return [
+        Addressee(
+            ledger_id=i,
+            email=f"person{i}@example.org",
+            name=f"Person {i}",
+            values={
+                "-eq_first_name-": f"P&amp;{i}",
+                "-eqt_first_name-": f"P&{i}",
+                "-eq_link_0-": f"https://t.example/c/{i}",
+                "-eqt_link_0-": f"https://t.example/c/{i}",
+            },
+            unsubscribe_url=f"https://t.example/u/{i}",
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def batch(n: int = 3, **kw) -> Batch:
-    return Batch(campaign_id=MAIL.campaign_id, send_id="s1", content=CONTENT,
-                 addressees=people(n), **kw)
+    return Batch(
+        campaign_id=MAIL.campaign_id, send_id="s1", content=CONTENT, addressees=people(n), **kw
+    )
 
 
 @pytest.fixture
@@ -51,15 +80,28 @@ def sg():
     server.stop()
 
 
-def backend(url: str, *, key: str = KEY, timeout: float = 5.0, mail: CampaignMail = MAIL,
-            sleeps: list | None = None, attempts: int = 4) -> SendGridBackend:
+def backend(
+    url: str,
+    *,
+    key: str = KEY,
+    timeout: float = 5.0,
+    mail: CampaignMail = MAIL,
+    sleeps: list | None = None,
+    attempts: int = 4,
+) -> SendGridBackend:
     waits = sleeps if sleeps is not None else []
-    return SendGridBackend(key, mail, host=url, timeout=timeout,
-                           retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
-                           sleep=waits.append)
+    return SendGridBackend(
+        key,
+        mail,
+        host=url,
+        timeout=timeout,
+        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
+        sleep=waits.append,
+    )
 
 
 # --- the request ---------------------------------------------------------------------
+
 
 def test_request_shares_content_and_keeps_addresses_out_of_custom_args():
     body = build_request(MAIL, batch(3))
@@ -67,8 +109,12 @@ def test_request_shares_content_and_keeps_addresses_out_of_custom_args():
     assert len(body["personalizations"]) == 3
     p = body["personalizations"][0]
     assert p["to"] == [{"email": "person1@example.org", "name": "Person 1"}]
-    assert p["custom_args"] == {"campaign_id": MAIL.campaign_id, "segment": "getting-started",
-                                "send_id": "s1", "recipient": "1"}
+    assert p["custom_args"] == {
+        "campaign_id": MAIL.campaign_id,
+        "segment": "getting-started",
+        "send_id": "s1",
+        "recipient": "1",
+    }
     assert all(isinstance(v, str) for v in p["custom_args"].values())
     assert "@" not in json.dumps([q["custom_args"] for q in body["personalizations"]])
     assert p["headers"] == {"List-Unsubscribe": "<https://t.example/u/1>"}
@@ -94,21 +140,32 @@ def test_campaign_mail_from_the_demo_spec_and_send_at_limits(demo_path):
     assert mail.categories == ("2019-04-equip-training", "equip-newsletter")
     assert mail.click_tracking is False and mail.send_at is None
     now = dt.datetime.now(dt.UTC)
-    soon = spec.model_copy(update={"sendgrid": spec.sendgrid.model_copy(
-        update={"send_at": now + dt.timedelta(hours=2)})})
+    soon = spec.model_copy(
+        update={
+            "sendgrid": spec.sendgrid.model_copy(update={"send_at": now + dt.timedelta(hours=2)})
+        }
+    )
     assert campaign_mail(soon).send_at == int((now + dt.timedelta(hours=2)).timestamp())
-    far = spec.model_copy(update={"sendgrid": spec.sendgrid.model_copy(
-        update={"send_at": now + dt.timedelta(hours=73)})})
+    far = spec.model_copy(
+        update={
+            "sendgrid": spec.sendgrid.model_copy(update={"send_at": now + dt.timedelta(hours=73)})
+        }
+    )
     with pytest.raises(DeliveryError, match="more than 72 hours ahead"):
         campaign_mail(far)
-    past = spec.model_copy(update={"sendgrid": spec.sendgrid.model_copy(
-        update={"send_at": now - dt.timedelta(minutes=1)})})
+    past = spec.model_copy(
+        update={
+            "sendgrid": spec.sendgrid.model_copy(update={"send_at": now - dt.timedelta(minutes=1)})
+        }
+    )
     with pytest.raises(DeliveryError, match="in the past"):
         campaign_mail(past)
 
 
 def test_errors_are_parsed_and_addresses_masked():
-    body = b'{"errors":[{"message":"bad address ann.smith@nhs.net","field":"personalizations.0.to"}]}'
+    body = (
+        b'{"errors":[{"message":"bad address ann.smith@nhs.net","field":"personalizations.0.to"}]}'
+    )
     text = sendgrid_errors(body)
     assert text == "bad address a***@n***.net (field personalizations.0.to)"
     assert mask_addresses("to bob@example.org now") == "to b***@e***.org now"
@@ -116,6 +173,7 @@ def test_errors_are_parsed_and_addresses_masked():
 
 
 # --- SendGrid answers ------------------------------------------------------------------
+
 
 def test_202_is_sent_with_the_message_id(sg):
     url, server = sg
@@ -131,7 +189,7 @@ def test_429_then_500_are_retried_honouring_retry_after(sg):
     waits: list[float] = []
     result = backend(url, sleeps=waits).send_batch(batch(2))
     assert result.state == "sent" and result.attempts == 4
-    assert waits[0] >= 0.3                      # Retry-After is a floor for the backoff
+    assert waits[0] >= 0.3  # Retry-After is a floor for the backoff
     assert len(waits) == 3
     assert server.emails() == {"person1@example.org": 1, "person2@example.org": 1}
 
@@ -153,17 +211,22 @@ def test_5xx_every_time_fails_without_stopping(sg):
     assert server.emails() == {}
 
 
-@pytest.mark.parametrize("kind, words", [("400", "SendGrid refused batch s1"),
-                                         ("401", "rejected the API key"),
-                                         ("403", "refused access"),
-                                         ("413", "too large")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("400", "SendGrid refused batch s1"),
+        ("401", "rejected the API key"),
+        ("403", "refused access"),
+        ("413", "too large"),
+    ],
+)
 def test_refusals_stop_with_the_batch_named(sg, kind, words):
     url, server = sg
     server.plan(Fault(kind))
     result = backend(url).send_batch(batch(2))
     assert result.state == "failed" and result.stop and result.status == int(kind)
     assert words in result.error and "getting-started" in result.error
-    assert server.requests == 1                 # no retry
+    assert server.requests == 1  # no retry
 
 
 def test_a_wrong_key_gets_sendgrids_own_message(sg):
@@ -174,10 +237,16 @@ def test_a_wrong_key_gets_sendgrids_own_message(sg):
 
 def test_invalid_payload_is_refused_by_the_server_with_its_reason(sg):
     url, server = sg
-    big = Addressee(ledger_id=9, email="big@example.org", name="", unsubscribe_url="u",
-                    values={"-eq_x-": "x" * 10_001})
-    result = backend(url).send_batch(Batch(campaign_id="c", send_id="s2", content=CONTENT,
-                                           addressees=[big]))
+    big = Addressee(
+        ledger_id=9,
+        email="big@example.org",
+        name="",
+        unsubscribe_url="u",
+        values={"-eq_x-": "x" * 10_001},
+    )
+    result = backend(url).send_batch(
+        Batch(campaign_id="c", send_id="s2", content=CONTENT, addressees=[big])
+    )
     assert result.state == "failed" and result.stop
     assert "10,000 bytes" in result.error
 
@@ -223,6 +292,7 @@ def test_scheduled_send_gets_a_batch_id_and_can_be_cancelled(sg):
 
 # --- outbox --------------------------------------------------------------------------------
 
+
 def test_outbox_writes_one_parseable_eml_per_recipient(tmp_path):
     out = OutboxBackend(tmp_path, MAIL)
     assert out.send_batch(batch(3)).state == "sent"
@@ -251,8 +321,10 @@ def test_outbox_rerun_overwrites_instead_of_adding_and_leaves_no_temp_files(tmp_
 def test_outbox_test_copy_has_test_subject(tmp_path):
     out = OutboxBackend(tmp_path, MAIL)
     out.send_batch(batch(1, test=True))
-    msg = email.message_from_bytes((tmp_path / MAIL.campaign_id / "test" / "getting-started.eml")
-                                   .read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes(
+        (tmp_path / MAIL.campaign_id / "test" / "getting-started.eml").read_bytes(),
+        policy=email.policy.default,
+    )
     assert msg["Subject"] == "[TEST] Hello P&1"
 
 
@@ -266,31 +338,42 @@ def test_outbox_unwritable_folder_stops_plainly(tmp_path):
 def test_substitute_matches_render_personalise(demo_path):
     from equip_mailer.compose.audience import Recipient
     from equip_mailer.compose.render import personalise, recipient_values, render_campaign
+
     spec = load_campaign(demo_path, allow_past=True)
     rendered = render_campaign(spec, segments=["ready-for-action"])["ready-for-action"]
     who = Recipient("a@example.org", "Ann <b>", "X", "Practice & Co", "GP", "basics", "t")
-    values = recipient_values(rendered, who, {l.key: f"https://x.example/{i}" for i, l in
-                                              enumerate(rendered.links)}, "https://x.example/u")
-    assert (substitute(rendered.html, values), substitute(rendered.text, values)) == \
-        personalise(rendered, values)
+    values = recipient_values(
+        rendered,
+        who,
+        {l.key: f"https://x.example/{i}" for i, l in enumerate(rendered.links)},
+        "https://x.example/u",
+    )
+    assert (substitute(rendered.html, values), substitute(rendered.text, values)) == personalise(
+        rendered, values
+    )
 
 
 def test_click_url_maker_gives_the_same_urls_as_click_url():
     from equip_mailer.send.links import click_url, click_url_maker, read_token
+
     secret = b"k" * 32
     ids = {"a": 1, "b": 130, "c": 99999}
-    assert click_url_maker("https://t.example", b"x" * 100, ids)(5)["c"] == \
-        click_url("https://t.example", b"x" * 100, 99999, 5)      # keys longer than a block
+    assert click_url_maker("https://t.example", b"x" * 100, ids)(5)["c"] == click_url(
+        "https://t.example", b"x" * 100, 99999, 5
+    )  # keys longer than a block
     make = click_url_maker("https://t.example/", secret, ids)
     for ledger_id in (0, 1, 127, 128, 10**6):
         urls = make(ledger_id)
-        assert urls == {k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()}
+        assert urls == {
+            k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()
+        }
         token = read_token(secret, "c", urls["b"].rsplit("/", 1)[1])
         assert (token.link_id, token.ledger_id) == (130, ledger_id)
 
 
 def test_unsubscribe_url_maker_gives_the_same_urls_as_unsubscribe_url():
     from equip_mailer.send.links import unsubscribe_url, unsubscribe_url_maker
+
     for secret in (b"k" * 32, b"long" * 40):
         make = unsubscribe_url_maker("https://t.example", secret)
         for ledger_id in (0, 1, 300, 10**7):

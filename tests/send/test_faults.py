@@ -29,8 +29,12 @@ KEY = "SG.fault-test-key"
 @pytest.fixture
 def env(demo_project, monkeypatch):
     url, server = start_server(KEY)
-    for var, value in {"SENDGRID_API_KEY": KEY, "SENDGRID_API_HOST": url,
-                       "EQUIP_SENDGRID_TIMEOUT": "0.5", "EQUIP_BATCH_SIZE": "25"}.items():
+    for var, value in {
+        "SENDGRID_API_KEY": KEY,
+        "SENDGRID_API_HOST": url,
+        "EQUIP_SENDGRID_TIMEOUT": "0.5",
+        "EQUIP_BATCH_SIZE": "25",
+    }.items():
         monkeypatch.setenv(var, value)
     yield demo_project, server
     server.stop()
@@ -38,14 +42,18 @@ def env(demo_project, monkeypatch):
 
 def send(project: Path, *extra: str):
     spec = project / "campaigns" / f"{CID}.yaml"
-    return CliRunner().invoke(main, ["send", str(spec), "--allow-past", "--yes", *extra],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["send", str(spec), "--allow-past", "--yes", *extra], catch_exceptions=False
+    )
 
 
 def ledger_view(project: Path) -> tuple[dict[str, str], Counter]:
     engine = open_store(f"sqlite:///{project / 'equip.db'}")
     with engine.connect() as conn:
-        rows = {r.email_key: r.state for r in conn.execute(sa.select(ledger.c.email_key, ledger.c.state))}
+        rows = {
+            r.email_key: r.state
+            for r in conn.execute(sa.select(ledger.c.email_key, ledger.c.state))
+        }
         b = Counter(s for (s,) in conn.execute(sa.select(batches.c.state)))
     engine.dispose()
     return rows, b
@@ -63,26 +71,33 @@ def check_exactly_once(project: Path, server, label: str) -> Counter:
     assert set(got) <= set(rows)
     uncertain = [k for k, s in rows.items() if s == "uncertain"]
     assert all(got[k] <= 1 for k in uncertain)
-    print(f"\n{label}: {len(rows)} recipients, {server.requests} requests "
-          f"({dict(server.statuses)}); sent {states['sent']}, uncertain {len(uncertain)} "
-          f"(delivered anyway {sum(got[k] for k in uncertain)}); batches {dict(batch_states)}; "
-          f"duplicates {duplicates}, lost {lost}")
+    print(
+        f"\n{label}: {len(rows)} recipients, {server.requests} requests "
+        f"({dict(server.statuses)}); sent {states['sent']}, uncertain {len(uncertain)} "
+        f"(delivered anyway {sum(got[k] for k in uncertain)}); batches {dict(batch_states)}; "
+        f"duplicates {duplicates}, lost {lost}"
+    )
     return states
 
 
 def test_429_burst_with_retry_after_then_500s_all_sent_once(env):
     project, server = env
-    server.plan(Fault("429", retry_after=0.4), Fault("429", retry_after=0.4),
-                Fault("429", rate_limit_reset=1), Fault("500"), Fault("503"))
+    server.plan(
+        Fault("429", retry_after=0.4),
+        Fault("429", retry_after=0.4),
+        Fault("429", rate_limit_reset=1),
+        Fault("500"),
+        Fault("503"),
+    )
     started = time.monotonic()
     result = send(project)
     took = time.monotonic() - started
     assert result.exit_code == 0, result.output
     states = check_exactly_once(project, server, "429 burst + 500s")
     assert set(states) == {"sent"}
-    assert took >= 0.8                                      # Retry-After was honoured
+    assert took >= 0.8  # Retry-After was honoured
     assert server.statuses[429] == 3 and server.statuses[500] == 1 and server.statuses[503] == 1
-    assert server.statuses[202] == server.requests - 5       # the 6th try of batch 1 went through
+    assert server.statuses[202] == server.requests - 5  # the 6th try of batch 1 went through
 
 
 def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
@@ -99,8 +114,11 @@ def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
     assert "Nothing to send" in again.output and server.requests == before
     status = CliRunner().invoke(main, ["status", str(project / "campaigns" / f"{CID}.yaml")])
     assert "still uncertain" in status.output and "timed out" in status.output
-    assert "connection reset" in status.output or "RemoteDisconnected" in status.output or \
-        "no answer" in status.output
+    assert (
+        "connection reset" in status.output
+        or "RemoteDisconnected" in status.output
+        or "no answer" in status.output
+    )
 
 
 def test_retry_uncertain_sends_them_when_asked(env):
@@ -124,14 +142,15 @@ def test_error_budget_pauses_with_how_to_resume(env):
     assert "Traceback" not in result.output
     rows, _ = ledger_view(project)
     assert Counter(rows.values()) == Counter({"uncertain": 75, "pending": len(rows) - 75})
-    result = send(project)                                  # carry on
+    result = send(project)  # carry on
     assert result.exit_code == 0, result.output
     check_exactly_once(project, server, "error budget, then resume")
 
 
-@pytest.mark.parametrize("kind, words", [("400", "SendGrid refused batch"),
-                                         ("401", "rejected the API key"),
-                                         ("413", "is too large")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [("400", "SendGrid refused batch"), ("401", "rejected the API key"), ("413", "is too large")],
+)
 def test_refusals_stop_the_run_clearly_and_lose_nothing(env, kind, words):
     project, server = env
     first = send(project, "--limit", "50")
@@ -141,10 +160,10 @@ def test_refusals_stop_the_run_clearly_and_lose_nothing(env, kind, words):
     assert result.exit_code == 1
     assert words in result.output and "segment" in result.output
     assert "Traceback" not in result.output and KEY not in result.output
-    assert server.requests == 3                             # 2 ok batches + 1 refused, no retry
+    assert server.requests == 3  # 2 ok batches + 1 refused, no retry
     rows, b = ledger_view(project)
     assert Counter(rows.values())["failed"] == 25 and b["failed"] == 1
-    result = send(project)                                  # the fix is made; run again
+    result = send(project)  # the fix is made; run again
     assert result.exit_code == 0, result.output
     states = check_exactly_once(project, server, f"HTTP {kind} stop, then resume")
     assert set(states) == {"sent"}
@@ -163,8 +182,14 @@ def test_random_fault_storm(env, monkeypatch):
         k = rng.choice(kinds)
         if k is None:
             continue
-        plan.append(Fault(k, retry_after=0.05 if k == "429" else None, seconds=0.8,
-                          accept=rng.random() < 0.5 if k in ("slow", "drop") else None))
+        plan.append(
+            Fault(
+                k,
+                retry_after=0.05 if k == "429" else None,
+                seconds=0.8,
+                accept=rng.random() < 0.5 if k in ("slow", "drop") else None,
+            )
+        )
     server.plan(*plan)
     runs = 0
     while True:
@@ -174,5 +199,7 @@ def test_random_fault_storm(env, monkeypatch):
         if "Nothing to send" in result.output:
             break
         assert runs < 10
-    states = check_exactly_once(project, server, f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs)")
+    states = check_exactly_once(
+        project, server, f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs)"
+    )
     assert states["sent"] > 0

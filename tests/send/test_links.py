@@ -13,8 +13,16 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from equip_mailer.send.links import (SIG_BYTES, TEST_RECIPIENT, Token, click_token, click_url, read_token,
-                                unsubscribe_token, unsubscribe_url)
+from equip_mailer.send.links import (
+    SIG_BYTES,
+    TEST_RECIPIENT,
+    Token,
+    click_token,
+    click_url,
+    read_token,
+    unsubscribe_token,
+    unsubscribe_url,
+)
 
 SECRET = b"test-link-secret-0123456789"
 ids = st.integers(min_value=0, max_value=2**40)
@@ -57,7 +65,7 @@ def test_truncations_and_extensions_never_verify(link_id, ledger_id, data):
     cut = data.draw(st.integers(0, len(token) - 1))
     TRIED["truncations"] += 1
     assert read_token(SECRET, "c", token[:cut]) is None
-    assert read_token(SECRET, "c", token[len(token) - cut:] if cut else "") is None
+    assert read_token(SECRET, "c", token[len(token) - cut :] if cut else "") is None
     extra = data.draw(st.text(ALPHABET, min_size=1, max_size=8))
     assert read_token(SECRET, "c", token + extra) is None
 
@@ -71,15 +79,19 @@ def test_any_character_change_never_verifies(link_id, ledger_id, data):
     pos = data.draw(st.integers(0, len(token) - 1))
     char = data.draw(st.sampled_from(ALPHABET).filter(lambda c: c != token[pos]))
     TRIED["edits"] += 1
-    assert read_token(SECRET, "c", token[:pos] + char + token[pos + 1:]) is None
+    assert read_token(SECRET, "c", token[:pos] + char + token[pos + 1 :]) is None
 
 
 def test_every_single_character_change_of_one_token_is_refused():
     token = click_token(SECRET, 7, 1234)
-    changed = [token[:i] + c + token[i + 1:] for i in range(len(token)) for c in ALPHABET if c != token[i]]
+    changed = [
+        token[:i] + c + token[i + 1 :] for i in range(len(token)) for c in ALPHABET if c != token[i]
+    ]
     assert all(read_token(SECRET, "c", t) is None for t in changed)
-    print(f"one token: {len(changed)} single-character changes, 0 verify; hypothesis tried "
-          f"{TRIED['flips']} bit-flip, {TRIED['truncations']} truncation, {TRIED['edits']} edit cases")
+    print(
+        f"one token: {len(changed)} single-character changes, 0 verify; hypothesis tried "
+        f"{TRIED['flips']} bit-flip, {TRIED['truncations']} truncation, {TRIED['edits']} edit cases"
+    )
 
 
 @given(link_id=ids, ledger_id=ids)

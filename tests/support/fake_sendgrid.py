@@ -47,22 +47,24 @@ class Fault:
     "slow" (sleep ``seconds`` before answering 202: longer than the client's timeout),
     or "drop" (close the connection without an answer).
     """
+
     kind: str
-    retry_after: float | None = None     # 429: Retry-After header (seconds)
+    retry_after: float | None = None  # 429: Retry-After header (seconds)
     rate_limit_reset: float | None = None  # 429: X-RateLimit-Reset, seconds from now
-    seconds: float = 2.0                 # slow: how long to stall
-    accept: bool | None = None           # slow/drop: record the mail before going quiet?
+    seconds: float = 2.0  # slow: how long to stall
+    accept: bool | None = None  # slow/drop: record the mail before going quiet?
 
     def accepts(self) -> bool:
         if self.accept is not None:
             return self.accept
-        return self.kind == "slow"       # a slow SendGrid most likely did accept the mail
+        return self.kind == "slow"  # a slow SendGrid most likely did accept the mail
 
 
 class Accepted(NamedTuple):
     """One accepted personalization, as the test needs it (no content)."""
+
     email: str
-    recipient: str          # custom_args.recipient (ledger id)
+    recipient: str  # custom_args.recipient (ledger id)
     send_id: str
     segment: str
     campaign_id: str
@@ -75,21 +77,26 @@ class FakeSendGrid(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, api_key: str = "SG.test-key", jsonl: Path | None = None,
-                 delay: float = 0.0, keep_bodies: bool = False):
+    def __init__(
+        self,
+        api_key: str = "SG.test-key",
+        jsonl: Path | None = None,
+        delay: float = 0.0,
+        keep_bodies: bool = False,
+    ):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.api_key = api_key
         self.jsonl = Path(jsonl) if jsonl else None
-        self.delay = delay                    # seconds added to every Mail Send request
-        self.keep_bodies = keep_bodies        # keep parsed request bodies (tests only: memory)
+        self.delay = delay  # seconds added to every Mail Send request
+        self.keep_bodies = keep_bodies  # keep parsed request bodies (tests only: memory)
         self.lock = threading.Lock()
         self.accepted: list[Accepted] = []
         self.bodies: list[dict] = []
         self.faults: collections.deque[Fault] = collections.deque()
-        self.requests = 0                     # Mail Send requests seen (any answer)
+        self.requests = 0  # Mail Send requests seen (any answer)
         self.statuses: collections.Counter = collections.Counter()
         self.batch_ids: set[str] = set()
-        self.scheduled: dict[str, str] = {}   # batch_id -> "cancel" / "pause"
+        self.scheduled: dict[str, str] = {}  # batch_id -> "cancel" / "pause"
         self.stopping = threading.Event()
 
     @property
@@ -126,11 +133,17 @@ class FakeSendGrid(ThreadingHTTPServer):
         for p in body["personalizations"]:
             ca = p.get("custom_args") or {}
             for to in p.get("to", []):
-                rows.append(Accepted(email=to["email"], recipient=str(ca.get("recipient", "")),
-                                     send_id=str(ca.get("send_id", "")),
-                                     segment=str(ca.get("segment", "")),
-                                     campaign_id=str(ca.get("campaign_id", "")),
-                                     subject=p.get("subject", subject), message_id=message_id))
+                rows.append(
+                    Accepted(
+                        email=to["email"],
+                        recipient=str(ca.get("recipient", "")),
+                        send_id=str(ca.get("send_id", "")),
+                        segment=str(ca.get("segment", "")),
+                        campaign_id=str(ca.get("campaign_id", "")),
+                        subject=p.get("subject", subject),
+                        message_id=message_id,
+                    )
+                )
         with self.lock:
             self.accepted.extend(rows)
             if self.keep_bodies:
@@ -172,26 +185,38 @@ def validate_mail(body: dict, batch_ids: set[str], now: float | None = None) -> 
         return _error("The from object must be provided for every email send.", "from")
     ps = body.get("personalizations")
     if not isinstance(ps, list) or not ps:
-        return _error("The personalizations field is required and must have at least one "
-                      "personalization.", "personalizations")
+        return _error(
+            "The personalizations field is required and must have at least one personalization.",
+            "personalizations",
+        )
     if len(ps) > MAX_PERSONALIZATIONS:
-        return _error("The personalizations field must have 1000 or fewer items.", "personalizations")
+        return _error(
+            "The personalizations field must have 1000 or fewer items.", "personalizations"
+        )
     content = body.get("content")
     if not isinstance(content, list) or not content:
-        return _error("Unless a valid template_id is provided, the content parameter is required.",
-                      "content")
+        return _error(
+            "Unless a valid template_id is provided, the content parameter is required.", "content"
+        )
     types = [c.get("type") for c in content]
-    if "text/plain" in types and "text/html" in types and types.index("text/plain") > types.index("text/html"):
-        return _error("If present, text/plain content must be first, followed by text/html.",
-                      "content")
+    if (
+        "text/plain" in types
+        and "text/html" in types
+        and types.index("text/plain") > types.index("text/html")
+    ):
+        return _error(
+            "If present, text/plain content must be first, followed by text/html.", "content"
+        )
     seen: set[str] = set()
     total = 0
     top_subject = body.get("subject")
     for i, p in enumerate(ps):
         tos = p.get("to")
         if not tos:
-            return _error("The to array is required for all personalization objects.",
-                          f"personalizations.{i}.to")
+            return _error(
+                "The to array is required for all personalization objects.",
+                f"personalizations.{i}.to",
+            )
         for kind in ("to", "cc", "bcc"):
             addrs = tos if kind == "to" else p.get(kind)
             if not addrs:
@@ -200,36 +225,52 @@ def validate_mail(body: dict, batch_ids: set[str], now: float | None = None) -> 
                 total += 1
                 email = str(addr.get("email", "")).lower()
                 if "@" not in email:
-                    return _error("Does not contain a valid address.", f"personalizations.{i}.{kind}")
+                    return _error(
+                        "Does not contain a valid address.", f"personalizations.{i}.{kind}"
+                    )
                 if email in seen:
-                    return _error("Each email address in the personalization block should be "
-                                  "unique between to, cc, and bcc.", f"personalizations.{i}.{kind}")
+                    return _error(
+                        "Each email address in the personalization block should be "
+                        "unique between to, cc, and bcc.",
+                        f"personalizations.{i}.{kind}",
+                    )
                 seen.add(email)
         if not top_subject and not p.get("subject"):
             return _error("The subject is required.", "subject")
         ca = p.get("custom_args")
         if ca:
             if not isinstance(ca, dict) or not _all_str(ca.values()):
-                return _error("Custom args values must be strings.", f"personalizations.{i}.custom_args")
+                return _error(
+                    "Custom args values must be strings.", f"personalizations.{i}.custom_args"
+                )
             if _sub_bytes(ca) > MAX_CUSTOM_ARGS_BYTES:
-                return _error("The custom_args may not exceed 10,000 bytes.",
-                              f"personalizations.{i}.custom_args")
+                return _error(
+                    "The custom_args may not exceed 10,000 bytes.",
+                    f"personalizations.{i}.custom_args",
+                )
         subs = p.get("substitutions")
         if subs:
             if not isinstance(subs, dict) or not _all_str(subs.values()):
-                return _error("Substitution values must be strings.",
-                              f"personalizations.{i}.substitutions")
+                return _error(
+                    "Substitution values must be strings.", f"personalizations.{i}.substitutions"
+                )
             if _sub_bytes(subs) > MAX_SUBSTITUTION_BYTES:
-                return _error("The total size of substitutions may not exceed 10,000 bytes per "
-                              "personalization object.", f"personalizations.{i}.substitutions")
+                return _error(
+                    "The total size of substitutions may not exceed 10,000 bytes per "
+                    "personalization object.",
+                    f"personalizations.{i}.substitutions",
+                )
         headers = p.get("headers")
         if headers and not _all_str(headers.values()):
             return _error("Header values must be strings.", f"personalizations.{i}.headers")
     if total > MAX_PERSONALIZATIONS:
-        return _error("The total number of recipients must be no more than 1000.", "personalizations")
+        return _error(
+            "The total number of recipients must be no more than 1000.", "personalizations"
+        )
     top_ca = body.get("custom_args")
-    if top_ca is not None and (not isinstance(top_ca, dict)
-                               or any(not isinstance(v, str) for v in top_ca.values())):
+    if top_ca is not None and (
+        not isinstance(top_ca, dict) or any(not isinstance(v, str) for v in top_ca.values())
+    ):
         return _error("Custom args values must be strings.", "custom_args")
     cats = body.get("categories") or []
     if len(cats) > 10 or any(not isinstance(c, str) or len(c) > 255 for c in cats):
@@ -264,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
-            pass                                   # the client gave up (timeout): fine
+            pass  # the client gave up (timeout): fine
         self.server.statuses[status] += 1
 
     def _body(self) -> bytes:
@@ -274,8 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         raw = self._body()
         if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
-            self._send_json(401, _error("The provided authorization grant is invalid, expired, "
-                                        "or revoked"))
+            self._send_json(
+                401, _error("The provided authorization grant is invalid, expired, or revoked")
+            )
             return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/v3/mail/send":
@@ -318,10 +360,15 @@ class _Handler(BaseHTTPRequestHandler):
                     headers["X-RateLimit-Reset"] = str(int(time.time() + fault.rate_limit_reset))
                 headers["X-RateLimit-Limit"] = "600"
                 headers["X-RateLimit-Remaining"] = "0"
-            messages = {400: "Bad Request", 401: "The provided authorization grant is invalid, "
-                        "expired, or revoked", 403: "access forbidden", 413: "Payload Too Large",
-                        429: "too many requests", 500: "Internal Server Error",
-                        503: "Service Unavailable"}
+            messages = {
+                400: "Bad Request",
+                401: "The provided authorization grant is invalid, expired, or revoked",
+                403: "access forbidden",
+                413: "Payload Too Large",
+                429: "too many requests",
+                500: "Internal Server Error",
+                503: "Service Unavailable",
+            }
             self._send_json(status, _error(messages.get(status, "error")), headers)
             return
         try:
@@ -351,19 +398,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(202, None, {"X-Message-Id": message_id})
 
 
-def start_server(api_key: str = "SG.test-key", *, jsonl: Path | None = None, delay: float = 0.0,
-                 keep_bodies: bool = False) -> tuple[str, FakeSendGrid]:
+def start_server(
+    api_key: str = "SG.test-key",
+    *,
+    jsonl: Path | None = None,
+    delay: float = 0.0,
+    keep_bodies: bool = False,
+) -> tuple[str, FakeSendGrid]:
     """Start the server on a free loopback port in a daemon thread; returns (url, server).
     Stop it with ``server.stop()``."""
     server = FakeSendGrid(api_key=api_key, jsonl=jsonl, delay=delay, keep_bodies=keep_bodies)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="fake-sendgrid", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="fake-sendgrid",
+        daemon=True,
+    )
     thread.start()
     return server.url, server
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python tests/support/fake_sendgrid.py
     import argparse
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--api-key", default="SG.test-key")
     ap.add_argument("--jsonl", type=Path)

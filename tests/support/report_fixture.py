@@ -85,58 +85,119 @@ def _events() -> list[tuple]:
         ("click", at(4, 30, 12, 0), 10, 4, None),
         ("click", at(5, 2, 16, 0), 11, 4, None),
         ("click", at(5, 2, 16, 5), 11, 3, None),
-        ("click", at(4, 22, 11, 0), 0, 1, None),          # test send: ledger id 0
+        ("click", at(4, 22, 11, 0), 0, 1, None),  # test send: ledger id 0
     ]
     return rows
 
 
 def create_campaign(conn, campaign_id: str = CAMPAIGN, subject: str = SUBJECT) -> None:
-    conn.execute(store.campaigns.insert().values(id=campaign_id, subject=subject,
-                                                 created_at=T0, updated_at=T0))
+    conn.execute(
+        store.campaigns.insert().values(
+            id=campaign_id, subject=subject, created_at=T0, updated_at=T0
+        )
+    )
 
 
 def insert_links(conn, campaign_id: str = CAMPAIGN, id_offset: int = 0) -> None:
-    conn.execute(store.links.insert(), [
-        {"id": lid + id_offset, "campaign_id": campaign_id, "key": key, "course_id": course,
-         "session": session, "label": key, "url": f"https://equip.example.org/{key}"}
-        for lid, key, course, session in LINKS])
+    conn.execute(
+        store.links.insert(),
+        [
+            {
+                "id": lid + id_offset,
+                "campaign_id": campaign_id,
+                "key": key,
+                "course_id": course,
+                "session": session,
+                "label": key,
+                "url": f"https://equip.example.org/{key}",
+            }
+            for lid, key, course, session in LINKS
+        ],
+    )
 
 
-def insert_recipients(conn, recipients=RECIPIENTS, campaign_id: str = CAMPAIGN,
-                      sent_at: dt.datetime | None = T0, id_offset: int = 0) -> None:
+def insert_recipients(
+    conn,
+    recipients=RECIPIENTS,
+    campaign_id: str = CAMPAIGN,
+    sent_at: dt.datetime | None = T0,
+    id_offset: int = 0,
+) -> None:
     """Ledger rows and one batch per segment, as a finished send leaves them."""
     segments = sorted({r[1] for r in recipients})
     batch_ids = {}
     for seg in segments:
         size = sum(1 for r in recipients if r[1] == seg)
-        result = conn.execute(store.batches.insert().values(
-            campaign_id=campaign_id, segment=seg, send_id=f"{campaign_id}-{seg}", backend="outbox",
-            state="sent" if sent_at else "in_flight", size=size, created_at=sent_at or T0,
-            finished_at=sent_at))
+        result = conn.execute(
+            store.batches.insert().values(
+                campaign_id=campaign_id,
+                segment=seg,
+                send_id=f"{campaign_id}-{seg}",
+                backend="outbox",
+                state="sent" if sent_at else "in_flight",
+                size=size,
+                created_at=sent_at or T0,
+                finished_at=sent_at,
+            )
+        )
         batch_ids[seg] = result.inserted_primary_key[0]
-    conn.execute(store.ledger.insert(), [
-        {"id": rid + id_offset, "campaign_id": campaign_id,
-         "email": f"person{rid + id_offset}@example.org",
-         "email_key": f"person{rid + id_offset}@example.org", "first_name": f"Person{rid}",
-         "last_name": "Example", "practice": practice, "role": role, "qi_level": "none",
-         "segment": seg, "state": state, "batch_id": batch_ids[seg], "attempts": 1,
-         "created_at": T0, "updated_at": T0, "sent_at": sent_at if state == "sent" else None}
-        for rid, seg, practice, role, state in recipients])
+    conn.execute(
+        store.ledger.insert(),
+        [
+            {
+                "id": rid + id_offset,
+                "campaign_id": campaign_id,
+                "email": f"person{rid + id_offset}@example.org",
+                "email_key": f"person{rid + id_offset}@example.org",
+                "first_name": f"Person{rid}",
+                "last_name": "Example",
+                "practice": practice,
+                "role": role,
+                "qi_level": "none",
+                "segment": seg,
+                "state": state,
+                "batch_id": batch_ids[seg],
+                "attempts": 1,
+                "created_at": T0,
+                "updated_at": T0,
+                "sent_at": sent_at if state == "sent" else None,
+            }
+            for rid, seg, practice, role, state in recipients
+        ],
+    )
 
 
 _counter = itertools.count(1)
 
 
-def insert_events(conn, rows, campaign_id: str = CAMPAIGN, source: str = "tracker",
-                  segments: dict[int, str] | None = None) -> None:
+def insert_events(
+    conn,
+    rows,
+    campaign_id: str = CAMPAIGN,
+    source: str = "tracker",
+    segments: dict[int, str] | None = None,
+) -> None:
     """Events as the tracker (clicks) and the SendGrid webhook (the rest) record them."""
     segments = segments or {r[0]: r[1] for r in RECIPIENTS}
-    conn.execute(store.events.insert(), [
-        {"dedupe_key": f"k{next(_counter)}", "event": event, "at": when,
-         "source": source if event == "click" else "webhook", "campaign_id": campaign_id,
-         "ledger_id": rid, "segment": segments.get(rid), "link_id": link,
-         "machine": reason is not None, "machine_reason": reason, "received_at": when}
-        for event, when, rid, link, reason in rows])
+    conn.execute(
+        store.events.insert(),
+        [
+            {
+                "dedupe_key": f"k{next(_counter)}",
+                "event": event,
+                "at": when,
+                "source": source if event == "click" else "webhook",
+                "campaign_id": campaign_id,
+                "ledger_id": rid,
+                "segment": segments.get(rid),
+                "link_id": link,
+                "machine": reason is not None,
+                "machine_reason": reason,
+                "received_at": when,
+            }
+            for event, when, rid, link, reason in rows
+        ],
+    )
 
 
 def build_hand_computed_store(url: str) -> sa.Engine:

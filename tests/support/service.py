@@ -19,18 +19,31 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 
-def start_app(app, host: str = "127.0.0.1", *, timeout: float = 10.0,
-              log_level: str = "warning", access_log: bool = False) -> tuple[str, Callable[[], None]]:
+def start_app(
+    app,
+    host: str = "127.0.0.1",
+    *,
+    timeout: float = 10.0,
+    log_level: str = "warning",
+    access_log: bool = False,
+) -> tuple[str, Callable[[], None]]:
     """Start ``app``; return its base URL and a function that stops it (waits for shutdown)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
-                            workers=1, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        workers=1,
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"uvicorn-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

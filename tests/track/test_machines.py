@@ -7,7 +7,13 @@ import datetime as dt
 import pytest
 
 from equip_mailer.track import machines
-from equip_mailer.track.machines import Click, burst_ids, delivery_reason, flag_clicks, request_reason
+from equip_mailer.track.machines import (
+    Click,
+    burst_ids,
+    delivery_reason,
+    flag_clicks,
+    request_reason,
+)
 
 T0 = dt.datetime(2019, 4, 15, 9, 0, 0)
 
@@ -29,8 +35,7 @@ MACHINES = {
     "Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0; +https://aka.ms/safelinks)": "ua:microsoft-safelinks",
     "Microsoft Office Existence Discovery": "ua:microsoft-office",
     "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)": "ua:microsoft-office",
-    "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com":
-        "ua:microsoft-preview",
+    "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com": "ua:microsoft-preview",
     "Mozilla/5.0 (compatible; Mimecast URL Protect)": "ua:mimecast",
     "Proofpoint URL Defense": "ua:proofpoint",
     "Barracuda Sentinel (EE)": "ua:barracuda",
@@ -40,8 +45,7 @@ MACHINES = {
     "Sophos Email URL Protection": "ua:sophos",
     "TrendMicro TMUFE": "ua:trend-micro",
     "Mozilla/5.0 (compatible; Google-Safety; +http://www.google.com/bot.html)": "ua:google-preview",
-    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)":
-        "ua:google-preview",
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)": "ua:google-preview",
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)": "ua:slack-preview",
     "facebookexternalhit/1.1": "ua:chat-preview",
     "curl/8.5.0": "ua:http-client",
@@ -50,8 +54,7 @@ MACHINES = {
     "Python-urllib/3.11": "ua:http-client",
     "Go-http-client/1.1": "ua:http-client",
     "Wget/1.21.4": "ua:http-client",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36":
-        "ua:http-client",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36": "ua:http-client",
     "SomeCompany LinkChecker/2.0": "ua:bot",
 }
 
@@ -76,12 +79,16 @@ def test_every_table_entry_has_a_pattern_that_compiles_and_a_reason_name():
     assert len(names) == len(set(names))
     covered = {r.removeprefix("ua:") for r in MACHINES.values()}
     assert covered - {"empty"} <= set(names)
-    print(f"user-agent table: {len(names)} groups; {len(MACHINES)} machine and {len(HUMANS)} human samples")
+    print(
+        f"user-agent table: {len(names)} groups; {len(MACHINES)} machine and {len(HUMANS)} human samples"
+    )
 
 
 def test_delivery_window():
     assert delivery_reason(T0 + dt.timedelta(seconds=3), T0) == "after-delivery"
-    assert delivery_reason(T0 - dt.timedelta(seconds=2), T0) == "after-delivery"   # scanned in transit
+    assert (
+        delivery_reason(T0 - dt.timedelta(seconds=2), T0) == "after-delivery"
+    )  # scanned in transit
     assert delivery_reason(T0 + dt.timedelta(seconds=10), T0) is None
     assert delivery_reason(T0 + dt.timedelta(minutes=30), T0) is None
     assert delivery_reason(T0, None) is None
@@ -114,30 +121,52 @@ def test_flag_clicks_combines_signals_and_keeps_earlier_reasons():
 
 def test_reclassify_campaign_against_the_store(db_url):
     """The pass reports can run before counting, on SQLite and PostgreSQL: it only adds flags."""
-    from equip_mailer import store
     from support.tracking_data import rows, seed_campaign
 
+    from equip_mailer import store
+
     engine = store.open_store(db_url)
-    campaign = seed_campaign(engine, b"secret", campaign_id="pass", sent_at=T0,
-                             emails=("a@example.org", "b@example.org"))
+    campaign = seed_campaign(
+        engine, b"secret", campaign_id="pass", sent_at=T0, emails=("a@example.org", "b@example.org")
+    )
     a, b = campaign.recipients["a@example.org"], campaign.recipients["b@example.org"]
     now = store.utcnow()
 
     def click(ledger_id, seconds, link, machine=False, reason=None):
-        return {"dedupe_key": f"{ledger_id}-{seconds}-{link}", "event": "click", "source": "tracker",
-                "at": T0 + dt.timedelta(seconds=seconds), "campaign_id": "pass", "ledger_id": ledger_id,
-                "link_id": campaign.link_ids[link], "machine": machine, "machine_reason": reason,
-                "received_at": now}
+        return {
+            "dedupe_key": f"{ledger_id}-{seconds}-{link}",
+            "event": "click",
+            "source": "tracker",
+            "at": T0 + dt.timedelta(seconds=seconds),
+            "campaign_id": "pass",
+            "ledger_id": ledger_id,
+            "link_id": campaign.link_ids[link],
+            "machine": machine,
+            "machine_reason": reason,
+            "received_at": now,
+        }
+
     with engine.begin() as conn:
-        conn.execute(store.events.insert(), [
-            click(a, 4, "about"),                                  # scanned on arrival
-            click(a, 3600, "about", True, "ua:mimecast"),          # keeps its first reason
-            click(b, 600, "about"), click(b, 600.5, "measurement"), click(b, 601, "basics@2019-06-27"),
-            click(b, 4000, "about"),                               # a person, later
-        ])
+        conn.execute(
+            store.events.insert(),
+            [
+                click(a, 4, "about"),  # scanned on arrival
+                click(a, 3600, "about", True, "ua:mimecast"),  # keeps its first reason
+                click(b, 600, "about"),
+                click(b, 600.5, "measurement"),
+                click(b, 601, "basics@2019-06-27"),
+                click(b, 4000, "about"),  # a person, later
+            ],
+        )
         assert machines.reclassify_campaign(conn, "pass") == 4
-        assert machines.reclassify_campaign(conn, "pass") == 0     # idempotent
+        assert machines.reclassify_campaign(conn, "pass") == 0  # idempotent
     flags = [(r.ledger_id, r.machine, r.machine_reason) for r in rows(engine)]
-    assert flags == [(a, True, "after-delivery"), (a, True, "ua:mimecast"), (b, True, "burst"),
-                     (b, True, "burst"), (b, True, "burst"), (b, False, None)]
+    assert flags == [
+        (a, True, "after-delivery"),
+        (a, True, "ua:mimecast"),
+        (b, True, "burst"),
+        (b, True, "burst"),
+        (b, True, "burst"),
+        (b, False, None),
+    ]
     engine.dispose()

@@ -17,15 +17,18 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
+from support.service import running_app
+from support.tracking_data import REPO, seed_campaign
+from support.tracking_data import rows as stored_rows
 
 from equip_mailer import store
 from equip_mailer.send.links import click_token, unsubscribe_token
 from equip_mailer.track.service import create_app, flush_clicks
-from support.service import running_app
-from support.tracking_data import REPO, rows as stored_rows, seed_campaign
 
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.0.0 Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 ANN = "ann.example@example.org"
 BOB = "bob.example@example.org"
 
@@ -53,8 +56,9 @@ def campaign(engine, settings):
 def service(settings, engine):
     """(base_url, client) of the real app; the client never follows redirects."""
     with running_app(create_app(settings, engine)) as base_url:
-        with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10,
-                          headers={"User-Agent": CHROME}) as client:
+        with httpx.Client(
+            base_url=base_url, follow_redirects=False, timeout=10, headers={"User-Agent": CHROME}
+        ) as client:
             yield base_url, client
 
 
@@ -73,9 +77,18 @@ def test_click_redirects_to_registered_url_with_utm_and_is_recorded_once(service
     assert len(recorded) == 1
     click = recorded[0]
     assert (click.link_id, click.ledger_id, click.segment, click.campaign_id) == (
-        campaign.link_ids["basics@2019-06-27"], campaign.recipients[ANN], "beginner", campaign.id)
+        campaign.link_ids["basics@2019-06-27"],
+        campaign.recipients[ANN],
+        "beginner",
+        campaign.id,
+    )
     assert click.send_id == campaign.send_id
-    assert (click.source, click.method, click.user_agent, click.url) == ("tracker", "GET", CHROME, target)
+    assert (click.source, click.method, click.user_agent, click.url) == (
+        "tracker",
+        "GET",
+        CHROME,
+        target,
+    )
     assert click.machine is False and click.machine_reason is None
     # The IP is stored only as a keyed, truncated hash.
     assert click.ip_hash and len(click.ip_hash) == 16 and "127.0.0.1" not in click.ip_hash
@@ -84,13 +97,13 @@ def test_click_redirects_to_registered_url_with_utm_and_is_recorded_once(service
 
 def test_every_click_is_its_own_event(service, campaign, engine):
     _, client = service
-    for _ in range(3):   # the same link again and again: a person, not a scanner's burst
+    for _ in range(3):  # the same link again and again: a person, not a scanner's burst
         assert client.get(campaign.click_path("about", BOB)).status_code == 302
     assert client.get(campaign.click_path("measurement", ANN)).status_code == 302
     recorded = clicks(engine)
     assert len(recorded) == 4
     assert len({r.dedupe_key for r in recorded}) == 4
-    assert len({r.ledger_id for r in recorded}) == 2      # reports count unique clickers
+    assert len({r.ledger_id for r in recorded}) == 2  # reports count unique clickers
     assert not any(r.machine for r in recorded)
 
 
@@ -103,14 +116,17 @@ def test_head_request_is_recorded_as_machine_click_and_redirected(service, campa
     assert (click.method, click.machine, click.machine_reason) == ("HEAD", True, "head")
 
 
-@pytest.mark.parametrize("user_agent,reason", [
-    ("", "ua:empty"),
-    ("Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0)", "ua:microsoft-safelinks"),
-    ("Mimecast URL Protect", "ua:mimecast"),
-    ("Mozilla/5.0 (X11; Linux x86_64) Barracuda Sentinel", "ua:barracuda"),
-    ("python-requests/2.31.0", "ua:http-client"),
-    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "ua:slack-preview"),
-])
+@pytest.mark.parametrize(
+    "user_agent,reason",
+    [
+        ("", "ua:empty"),
+        ("Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0)", "ua:microsoft-safelinks"),
+        ("Mimecast URL Protect", "ua:mimecast"),
+        ("Mozilla/5.0 (X11; Linux x86_64) Barracuda Sentinel", "ua:barracuda"),
+        ("python-requests/2.31.0", "ua:http-client"),
+        ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "ua:slack-preview"),
+    ],
+)
 def test_scanner_user_agents_are_flagged_not_dropped(service, campaign, engine, user_agent, reason):
     _, client = service
     response = client.get(campaign.click_path("about", ANN), headers={"User-Agent": user_agent})
@@ -120,10 +136,13 @@ def test_scanner_user_agents_are_flagged_not_dropped(service, campaign, engine, 
 
 
 def test_click_within_seconds_of_sending_is_machine(settings, engine):
-    campaign = seed_campaign(engine, settings.require_link_secret(), campaign_id="just-sent",
-                             sent_at=store.utcnow())
+    campaign = seed_campaign(
+        engine, settings.require_link_secret(), campaign_id="just-sent", sent_at=store.utcnow()
+    )
     with running_app(create_app(settings, engine)) as base:
-        response = httpx.get(base + campaign.click_path("about", ANN), headers={"User-Agent": CHROME})
+        response = httpx.get(
+            base + campaign.click_path("about", ANN), headers={"User-Agent": CHROME}
+        )
     assert response.status_code == 302
     (click,) = clicks(engine)
     assert (click.machine, click.machine_reason) == (True, "after-delivery")
@@ -133,7 +152,7 @@ def test_one_recipient_clicking_every_link_at_once_is_flagged(service, campaign,
     _, client = service
     for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
         assert client.get(campaign.click_path(key, ANN)).status_code == 302
-    assert client.get(campaign.click_path("about", BOB)).status_code == 302   # someone else
+    assert client.get(campaign.click_path("about", BOB)).status_code == 302  # someone else
     by_person = {}
     for r in clicks(engine):
         by_person.setdefault(r.ledger_id, []).append((r.machine, r.machine_reason))
@@ -165,8 +184,9 @@ def test_bad_tokens_are_a_plain_404_page(service, campaign, engine, settings):
         "truncated": good[:-3],
         "extended": good + "AA",
         "random": "q7Zr0xY2mN8vLk3PwS1tUe",
-        "other secret": click_token(b"someone-else's-secret", campaign.link_ids["about"],
-                                    campaign.recipients[ANN]),
+        "other secret": click_token(
+            b"someone-else's-secret", campaign.link_ids["about"], campaign.recipients[ANN]
+        ),
         "unsubscribe token": unsubscribe_token(secret, campaign.recipients[ANN]),
         "unknown link": click_token(secret, 999_999, campaign.recipients[ANN]),
         "unknown recipient": click_token(secret, campaign.link_ids["about"], 999_999),
@@ -186,12 +206,21 @@ def test_cross_campaign_token_is_404(service, settings, engine):
     _, client = service
     secret = settings.require_link_secret()
     first = seed_campaign(engine, secret, campaign_id="2019-04-equip", emails=(ANN,))
-    second = seed_campaign(engine, secret, campaign_id="2019-07-equip", emails=(BOB,),
-                           links={"other": "https://equip.example.org/other"})
+    second = seed_campaign(
+        engine,
+        secret,
+        campaign_id="2019-07-equip",
+        emails=(BOB,),
+        links={"other": "https://equip.example.org/other"},
+    )
     # A genuine signature, but Bob's ledger row belongs to another campaign than the link.
-    response = client.get(f"/c/{click_token(secret, first.link_ids['about'], second.recipients[BOB])}")
+    response = client.get(
+        f"/c/{click_token(secret, first.link_ids['about'], second.recipients[BOB])}"
+    )
     assert response.status_code == 404 and "location" not in response.headers
-    response = client.get(f"/c/{click_token(secret, second.link_ids['other'], first.recipients[ANN])}")
+    response = client.get(
+        f"/c/{click_token(secret, second.link_ids['other'], first.recipients[ANN])}"
+    )
     assert response.status_code == 404 and "location" not in response.headers
     assert rows(engine) == []
 
@@ -228,8 +257,10 @@ def test_open_redirect_tricks_never_leave_the_registry(service, campaign, engine
     # An absolute-form request target naming another host changes nothing either.
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(f"GET http://evil.example{good} HTTP/1.1\r\nHost: evil.example\r\n"
-                     f"Connection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET http://evil.example{good} HTTP/1.1\r\nHost: evil.example\r\n"
+            f"Connection: close\r\n\r\n".encode()
+        )
         raw = b""
         while chunk := sock.recv(65536):
             raw += chunk
@@ -238,9 +269,13 @@ def test_open_redirect_tricks_never_leave_the_registry(service, campaign, engine
         if line.startswith("location:"):
             assert line.split(":", 1)[1].strip() in {u.lower() for u in campaign.urls.values()}
     # The query-string click was real and recorded once per redirect; nothing else was.
-    assert len(clicks(engine)) == sum(1 for s in seen.values() if s == 302) + (1 if b" 302 " in raw[:20] else 0)
-    print(f"open-redirect tricks: {len(tricks) + 1} requests, redirects only to registered URLs "
-          f"({len(redirected)} + absolute-form)")
+    assert len(clicks(engine)) == sum(1 for s in seen.values() if s == 302) + (
+        1 if b" 302 " in raw[:20] else 0
+    )
+    print(
+        f"open-redirect tricks: {len(tricks) + 1} requests, redirects only to registered URLs "
+        f"({len(redirected)} + absolute-form)"
+    )
 
 
 def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign, engine):
@@ -250,7 +285,7 @@ def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign
     page = response.text
     assert page.count("<button") == 1 and '<form method="post">' in page
     assert 'lang="en"' in page and "<h1>" in page
-    assert ANN not in page and "a***@e***.org" in page          # masked, even to the reader
+    assert ANN not in page and "a***@e***.org" in page  # masked, even to the reader
     assert rows(engine, store.suppressions) == []
     assert rows(engine) == []
     assert client.head(campaign.unsubscribe_path(ANN)).status_code == 200
@@ -261,14 +296,18 @@ def test_one_click_unsubscribe_suppresses_once(service, campaign, engine, caplog
     caplog.set_level(logging.INFO, logger="equip_mailer")
     _, client = service
     path = campaign.unsubscribe_path(ANN)
-    for attempt in range(2):   # RFC 8058 one-click, then the same again
-        response = client.post(path, content=b"List-Unsubscribe=One-Click",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    for attempt in range(2):  # RFC 8058 one-click, then the same again
+        response = client.post(
+            path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200, attempt
         assert "You are unsubscribed" in response.text
     suppressed = rows(engine, store.suppressions)
     assert [(s.email_key, s.reason, s.campaign_id) for s in suppressed] == [
-        (ANN, "unsubscribe", campaign.id)]
+        (ANN, "unsubscribe", campaign.id)
+    ]
     unsubs = rows(engine, store.events, store.events.c.event == "unsubscribe")
     assert len(unsubs) == 1 and unsubs[0].ledger_id == campaign.recipients[ANN]
     # The page now says so, and the log never held the address.
@@ -283,11 +322,14 @@ def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, setting
     assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
     secret = settings.require_link_secret()
     good = unsubscribe_token(secret, campaign.recipients[ANN])
-    for token in (good[:-2], good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
-                  click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN])):
+    for token in (
+        good[:-2],
+        good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
+        click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN]),
+    ):
         assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
         assert client.get(f"/u/{token}").status_code == 404
-    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200   # preview link
+    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200  # preview link
     assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
 
 
@@ -319,15 +361,32 @@ def test_serve_command_runs_the_service(tmp_path, isolated_env):
     from click.testing import CliRunner
 
     from equip_mailer.cli import main
+
     help_text = CliRunner().invoke(main, ["serve", "--help"]).output
     assert "Example" in help_text and "--port" in help_text and "--host" in help_text
 
     port = _free_port()
-    env = {**os.environ, "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-           "EQUIP_LINK_SECRET": "serve-test-secret", "XDG_CONFIG_HOME": str(isolated_env / ".config")}
-    proc = subprocess.Popen([sys.executable, "-c", "from equip_mailer.cli import main; main()",
-                             "serve", "--port", str(port)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "EQUIP_LINK_SECRET": "serve-test-secret",
+        "XDG_CONFIG_HOME": str(isolated_env / ".config"),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from equip_mailer.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -340,7 +399,10 @@ def test_serve_command_runs_the_service(tmp_path, isolated_env):
                 time.sleep(0.1)
         assert response.status_code == 200 and response.json()["db"] == "ok"
         # Without a webhook key the webhook refuses, and says how to fix it.
-        assert httpx.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=b"[]").status_code == 403
+        assert (
+            httpx.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=b"[]").status_code
+            == 403
+        )
     finally:
         proc.terminate()
         output = proc.communicate(timeout=15)[0]
@@ -353,13 +415,16 @@ def test_concurrent_clicks_are_all_recorded(settings, engine):
     import concurrent.futures
 
     people = tuple(f"staff{i:03d}@example.org" for i in range(100))
-    campaign = seed_campaign(engine, settings.require_link_secret(), campaign_id="busy", emails=people)
+    campaign = seed_campaign(
+        engine, settings.require_link_secret(), campaign_id="busy", emails=people
+    )
     keys = list(campaign.link_ids)
     paths = [campaign.click_path(keys[i % len(keys)], people[i % len(people)]) for i in range(500)]
 
     def run(part: int) -> list[int]:
-        with httpx.Client(base_url=base, follow_redirects=False, timeout=60,
-                          headers={"User-Agent": CHROME}) as c:
+        with httpx.Client(
+            base_url=base, follow_redirects=False, timeout=60, headers={"User-Agent": CHROME}
+        ) as c:
             return [c.get(p).status_code for p in paths[part::20]]
 
     with running_app(create_app(settings, engine)) as base:
@@ -368,9 +433,11 @@ def test_concurrent_clicks_are_all_recorded(settings, engine):
             statuses = [s for part in pool.map(run, range(20)) for s in part]
         seconds = time.monotonic() - started
     recorded = clicks(engine)
-    print(f"concurrent clicks: {len(statuses)} clicks by 20 clients in {seconds:.1f} s "
-          f"({len(statuses) / seconds:.0f}/s); recorded {len(recorded)}, "
-          f"flagged machine {sum(r.machine for r in recorded)}")
+    print(
+        f"concurrent clicks: {len(statuses)} clicks by 20 clients in {seconds:.1f} s "
+        f"({len(statuses) / seconds:.0f}/s); recorded {len(recorded)}, "
+        f"flagged machine {sum(r.machine for r in recorded)}"
+    )
     assert statuses == [302] * 500
     assert len(recorded) == 500 and len({r.dedupe_key for r in recorded}) == 500
 
@@ -380,16 +447,22 @@ def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
         conn.execute(sa.text("DROP TABLE suppressions"))
     with running_app(create_app(settings, engine)) as base:
         page = httpx.get(base + campaign.unsubscribe_path(ANN))
-        done = httpx.post(base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click")
+        done = httpx.post(
+            base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click"
+        )
     assert page.status_code == 503 and "try the link again" in page.text
     assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
 
 
-def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(settings, engine, campaign):
+def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(
+    settings, engine, campaign
+):
     """Clicks are written just after their redirect, by one writer thread: readers see them
     within a bounded time without asking, and stopping the service writes what is queued."""
     with running_app(create_app(settings, engine)) as base:
-        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+        with httpx.Client(
+            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
+        ) as c:
             assert c.get(campaign.click_path("about", ANN)).status_code == 302
             deadline = time.monotonic() + 5
             while not stored_rows(engine, store.events) and time.monotonic() < deadline:
@@ -401,21 +474,34 @@ def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(sett
     assert len(stored_rows(engine, store.events, store.events.c.event == "click")) == 3
 
 
-def test_a_changed_link_url_is_followed_once_the_cache_entry_expires(settings, engine, campaign, monkeypatch):
+def test_a_changed_link_url_is_followed_once_the_cache_entry_expires(
+    settings, engine, campaign, monkeypatch
+):
     from equip_mailer.track.service import Lookups
+
     monkeypatch.setattr(Lookups, "LINK_TTL", 0.2)
     with running_app(create_app(settings, engine)) as base:
-        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+        with httpx.Client(
+            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
+        ) as c:
             path = campaign.click_path("about", ANN)
             assert c.get(path).headers["location"] == campaign.urls["about"]
             with engine.begin() as conn:
-                conn.execute(store.links.update().where(store.links.c.id == campaign.link_ids["about"])
-                             .values(url="https://equip.example.org/about-us?utm_medium=email"))
+                conn.execute(
+                    store.links.update()
+                    .where(store.links.c.id == campaign.link_ids["about"])
+                    .values(url="https://equip.example.org/about-us?utm_medium=email")
+                )
             time.sleep(0.3)
-            assert c.get(path).headers["location"] == "https://equip.example.org/about-us?utm_medium=email"
+            assert (
+                c.get(path).headers["location"]
+                == "https://equip.example.org/about-us?utm_medium=email"
+            )
     recorded = rows(engine, store.events, store.events.c.event == "click")
-    assert [r.url for r in recorded] == [campaign.urls["about"],
-                                         "https://equip.example.org/about-us?utm_medium=email"]
+    assert [r.url for r in recorded] == [
+        campaign.urls["about"],
+        "https://equip.example.org/about-us?utm_medium=email",
+    ]
 
 
 def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign):
@@ -423,31 +509,42 @@ def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign)
     batch is flagged like one spread over several."""
     app = create_app(settings, engine)
     with running_app(app) as base:
-        with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
-            app.state.clicks.GATHER = 0.5          # this writer: gather everything below into one batch
+        with httpx.Client(
+            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
+        ) as c:
+            app.state.clicks.GATHER = 0.5  # this writer: gather everything below into one batch
             for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
                 assert c.get(campaign.click_path(key, ANN)).status_code == 302
-    assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [(True, "burst")] * 3
+    assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [
+        (True, "burst")
+    ] * 3
 
 
 def test_click_path_on_both_backends(db_url, settings):
     """Lookup (inline on SQLite, threadpool on PostgreSQL), batched writer and machine pass."""
     from equip_mailer.config import Settings
-    cfg = Settings(database_url=db_url, link_secret=settings.link_secret, public_url=settings.public_url)
+
+    cfg = Settings(
+        database_url=db_url, link_secret=settings.link_secret, public_url=settings.public_url
+    )
     engine = store.open_store(db_url)
     try:
         campaign = seed_campaign(engine, cfg.require_link_secret())
         with running_app(create_app(cfg, engine)) as base:
-            with httpx.Client(base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}) as c:
+            with httpx.Client(
+                base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
+            ) as c:
                 for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
                     assert c.get(campaign.click_path(key, ANN)).status_code == 302
                 response = c.get(campaign.click_path("about", BOB))
                 assert response.headers["location"] == campaign.urls["about"]
                 token = click_token(cfg.require_link_secret(), campaign.link_ids["about"], 0)
-                assert c.get(f"/c/{token}").status_code == 302           # test recipient: not recorded
-        recorded = stored_rows(engine, store.events)                      # shutdown wrote them
+                assert c.get(f"/c/{token}").status_code == 302  # test recipient: not recorded
+        recorded = stored_rows(engine, store.events)  # shutdown wrote them
         flags = sorted((r.ledger_id, r.machine, r.machine_reason) for r in recorded)
-        assert flags == sorted([(campaign.recipients[ANN], True, "burst")] * 3
-                               + [(campaign.recipients[BOB], False, None)])
+        assert flags == sorted(
+            [(campaign.recipients[ANN], True, "burst")] * 3
+            + [(campaign.recipients[BOB], False, None)]
+        )
     finally:
         engine.dispose()

@@ -14,17 +14,20 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
+from support.service import running_app
+from support.tracking_data import REPO
+from support.tracking_data import rows as stored_rows
 
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.config import Settings
 from equip_mailer.track.service import create_app, flush_clicks
-from support.service import running_app
-from support.tracking_data import REPO, rows as stored_rows
 
 DEMO = REPO / "campaigns" / "2019-04-equip-training.yaml"
-CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.1 Safari/605.1.15")
+CHROME = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15"
+)
 
 
 def rows(engine, *args, **kw):
@@ -35,8 +38,20 @@ def rows(engine, *args, **kw):
 
 
 def _send(spec: Path, outbox: Path, env: dict) -> str:
-    result = CliRunner().invoke(main, ["send", str(spec), "--allow-past", "--backend", "outbox",
-                                       "--yes", "--outbox", str(outbox)], env=env)
+    result = CliRunner().invoke(
+        main,
+        [
+            "send",
+            str(spec),
+            "--allow-past",
+            "--backend",
+            "outbox",
+            "--yes",
+            "--outbox",
+            str(outbox),
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -46,8 +61,12 @@ def test_outbox_link_click_and_one_click_unsubscribe_honoured_by_next_send(tmp_p
         (tmp_path / folder).symlink_to(REPO / folder)
     (tmp_path / "campaigns").mkdir()
     next_spec = tmp_path / "campaigns" / "next.yaml"
-    next_spec.write_text(DEMO.read_text(encoding="utf-8").replace(
-        "id: 2019-04-equip-training", "id: 2019-07-next-wave", 1), encoding="utf-8")
+    next_spec.write_text(
+        DEMO.read_text(encoding="utf-8").replace(
+            "id: 2019-04-equip-training", "id: 2019-07-next-wave", 1
+        ),
+        encoding="utf-8",
+    )
     shutil.copy(DEMO, tmp_path / "campaigns" / DEMO.name)
     monkeypatch.chdir(tmp_path)
 
@@ -55,8 +74,12 @@ def test_outbox_link_click_and_one_click_unsubscribe_honoured_by_next_send(tmp_p
     engine = store.open_store(db_url)
     secret = "e2e-link-secret-0123456789"
     with running_app(create_app(Settings(database_url=db_url, link_secret=secret), engine)) as base:
-        env = {"EQUIP_DATABASE_URL": db_url, "EQUIP_LINK_SECRET": secret, "EQUIP_PUBLIC_URL": base,
-               "SENDGRID_API_KEY": ""}
+        env = {
+            "EQUIP_DATABASE_URL": db_url,
+            "EQUIP_LINK_SECRET": secret,
+            "EQUIP_PUBLIC_URL": base,
+            "SENDGRID_API_KEY": "",
+        }
         _send(tmp_path / "campaigns" / DEMO.name, tmp_path / "outbox", env)
         emls = sorted((tmp_path / "outbox" / "2019-04-equip-training").glob("*.eml"))
         assert emls
@@ -79,22 +102,35 @@ def test_outbox_link_click_and_one_click_unsubscribe_honoured_by_next_send(tmp_p
             target = response.headers["location"]
             assert target.startswith("https://equip.example.org/") and "utm_medium=email" in target
             (click,) = rows(engine, store.events, store.events.c.event == "click")
-            assert (click.ledger_id, click.campaign_id, click.machine) == (ledger_id, "2019-04-equip-training", False)
+            assert (click.ledger_id, click.campaign_id, click.machine) == (
+                ledger_id,
+                "2019-04-equip-training",
+                False,
+            )
 
             # The email's own one-click header, used the way a mail client does (RFC 8058).
             unsubscribe = msg["List-Unsubscribe"].strip("<>")
             assert unsubscribe.startswith(base + "/u/")
             assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            response = client.post(unsubscribe, content=msg["List-Unsubscribe-Post"].encode(),
-                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = client.post(
+                unsubscribe,
+                content=msg["List-Unsubscribe-Post"].encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert response.status_code == 200
 
         output = _send(next_spec, tmp_path / "outbox", env)
     sent_next = list((tmp_path / "outbox" / "2019-07-next-wave").glob("*.eml"))
-    recipients_next = {email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"]
-                       .addresses[0].addr_spec.lower() for p in sent_next}
+    recipients_next = {
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"]
+        .addresses[0]
+        .addr_spec.lower()
+        for p in sent_next
+    }
     assert address.lower() not in recipients_next
     assert len(sent_next) == len(emls) - 1
-    print(f"e2e: sent {len(emls)}, clicked 1 link -> {target.split('?')[0]}, unsubscribed 1, "
-          f"next send {len(sent_next)} ({output.strip().splitlines()[-1]})")
+    print(
+        f"e2e: sent {len(emls)}, clicked 1 link -> {target.split('?')[0]}, unsubscribed 1, "
+        f"next send {len(sent_next)} ({output.strip().splitlines()[-1]})"
+    )
     engine.dispose()

@@ -15,15 +15,23 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
+from support.service import running_app
+from support.tracking_data import (
+    SendGridKey,
+    body_of,
+    load_signer,
+    message_id,
+    seed_campaign,
+    sendgrid_events,
+)
+from support.tracking_data import (
+    rows as stored_rows,
+)
 
 from equip_mailer import store
-
-from equip_mailer.track import webhook
 from equip_mailer.config import Settings
+from equip_mailer.track import webhook
 from equip_mailer.track.service import create_app, flush_clicks
-from support.service import running_app
-from support.tracking_data import (SendGridKey, body_of, load_signer, message_id, rows as stored_rows,
-                                   seed_campaign, sendgrid_events)
 
 ANN = "ann.example@example.org"
 BOB = "bob.example@example.org"
@@ -44,8 +52,12 @@ def sg_key():
 
 @pytest.fixture
 def wh_settings(settings, sg_key) -> Settings:
-    return Settings(database_url=settings.database_url, link_secret=settings.link_secret,
-                    public_url=settings.public_url, sendgrid_webhook_public_key=sg_key.public)
+    return Settings(
+        database_url=settings.database_url,
+        link_secret=settings.link_secret,
+        public_url=settings.public_url,
+        sendgrid_webhook_public_key=sg_key.public,
+    )
 
 
 @pytest.fixture
@@ -72,27 +84,55 @@ def post(client, sg_key, items_or_body, timestamp=None, **kw):
     return client.post(URL, content=body, headers=sg_key.headers(body, timestamp), **kw)
 
 
-def test_signed_batch_of_every_event_type_is_stored_and_normalised(client, sg_key, campaign, engine):
+def test_signed_batch_of_every_event_type_is_stored_and_normalised(
+    client, sg_key, campaign, engine
+):
     items = sendgrid_events(campaign, ANN)
     response = post(client, sg_key, items)
     assert response.status_code == 200, response.text
-    assert response.json() == {"received": 13, "stored": 13, "duplicates": 0, "suppressed": 1,
-                               "machine": 0}
+    assert response.json() == {
+        "received": 13,
+        "stored": 13,
+        "duplicates": 0,
+        "suppressed": 1,
+        "machine": 0,
+    }
     stored = rows(engine)
     assert [r.event for r in stored] == [
-        "processed", "deferred", "delivered", "open", "click", "bounce", "bounce", "dropped",
-        "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe", "unknown"]
+        "processed",
+        "deferred",
+        "delivered",
+        "open",
+        "click",
+        "bounce",
+        "bounce",
+        "dropped",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+        "unknown",
+    ]
     ledger_id = campaign.recipients[ANN]
-    for r in stored:   # joined to our send through custom_args, never SendGrid's ids
+    for r in stored:  # joined to our send through custom_args, never SendGrid's ids
         assert (r.source, r.campaign_id, r.ledger_id, r.send_id, r.segment) == (
-            "webhook", campaign.id, ledger_id, campaign.send_id, "beginner")
-        assert json.loads(r.raw)["sg_event_id"] == r.sg_event_id      # the raw JSON is kept
-        assert r.at == dt.datetime.fromtimestamp(json.loads(r.raw)["timestamp"], dt.UTC).replace(tzinfo=None)
+            "webhook",
+            campaign.id,
+            ledger_id,
+            campaign.send_id,
+            "beginner",
+        )
+        assert json.loads(r.raw)["sg_event_id"] == r.sg_event_id  # the raw JSON is kept
+        assert r.at == dt.datetime.fromtimestamp(json.loads(r.raw)["timestamp"], dt.UTC).replace(
+            tzinfo=None
+        )
     by_event = {}
     for r in stored:
         by_event.setdefault(r.event, []).append(r)
-    assert [b.reason for b in by_event["bounce"]] == ["bounce: 5.1.1 550 5.1.1 unknown recipient",
-                                                      "blocked: 5.7.1 550 blocked by policy"]
+    assert [b.reason for b in by_event["bounce"]] == [
+        "bounce: 5.1.1 550 5.1.1 unknown recipient",
+        "blocked: 5.7.1 550 blocked by policy",
+    ]
     assert by_event["dropped"][0].reason == "Bounced Address"
     assert by_event["deferred"][0].reason == "400 try again later"
     click = by_event["click"][0]
@@ -116,9 +156,14 @@ def test_redelivered_events_with_new_sg_event_ids_still_dedupe(client, sg_key, c
     assert post(client, sg_key, items).json()["stored"] == 13
     # SendGrid's retry: same events, fresh sg_event_id (sendgrid-nodejs#1435), new signature
     # time, another order, and the message id with another .filter suffix.
-    again = [{**e, "sg_event_id": f"retry-{i}",
-              "sg_message_id": e["sg_message_id"].replace("filter0001", "filter0777")}
-             for i, e in enumerate(reversed(items))]
+    again = [
+        {
+            **e,
+            "sg_event_id": f"retry-{i}",
+            "sg_message_id": e["sg_message_id"].replace("filter0001", "filter0777"),
+        }
+        for i, e in enumerate(reversed(items))
+    ]
     response = post(client, sg_key, again, timestamp=int(time.time()) + 5)
     assert response.json()["stored"] == 0 and response.json()["duplicates"] == 13
     # ...while genuinely new events of the same message are kept (a second open, later).
@@ -129,7 +174,7 @@ def test_redelivered_events_with_new_sg_event_ids_still_dedupe(client, sg_key, c
 
 def _chunks(body: bytes, size: int = 65536):
     for i in range(0, len(body), size):
-        yield body[i:i + size]
+        yield body[i : i + size]
 
 
 def test_refused_posts_store_nothing(client, sg_key, campaign, engine):
@@ -182,7 +227,10 @@ def test_a_lying_content_length_is_still_capped(wh_settings, sg_key, engine, cam
     body = body_of(items)
     assert len(body) > 4096
     with running_app(app) as base, httpx.Client(base_url=base) as c:
-        assert c.post(URL, content=_chunks(body, 1000), headers=sg_key.headers(body)).status_code == 413
+        assert (
+            c.post(URL, content=_chunks(body, 1000), headers=sg_key.headers(body)).status_code
+            == 413
+        )
         small = body_of(items[:2])
         assert c.post(URL, content=small, headers=sg_key.headers(small)).status_code == 200
     assert len(rows(engine)) == 2
@@ -198,31 +246,45 @@ def test_without_a_public_key_the_webhook_refuses_everything(settings, sg_key, c
         unsigned = httpx.post(base + URL, content=body)
     assert (signed.status_code, unsigned.status_code) == (403, 403)
     assert rows(engine) == []
-    assert "set SENDGRID_WEBHOOK_PUBLIC_KEY" in caplog.text or "SENDGRID_WEBHOOK_PUBLIC_KEY is not set" in caplog.text
+    assert (
+        "set SENDGRID_WEBHOOK_PUBLIC_KEY" in caplog.text
+        or "SENDGRID_WEBHOOK_PUBLIC_KEY is not set" in caplog.text
+    )
     engine.dispose()
 
 
 def test_public_key_in_pem_and_bad_keys(sg_key):
     import base64
     import textwrap
-    pem = ("-----BEGIN PUBLIC KEY-----\n" + "\n".join(textwrap.wrap(sg_key.public, 64))
-           + "\n-----END PUBLIC KEY-----\n")
+
+    pem = (
+        "-----BEGIN PUBLIC KEY-----\n"
+        + "\n".join(textwrap.wrap(sg_key.public, 64))
+        + "\n-----END PUBLIC KEY-----\n"
+    )
     key = webhook.load_public_key(pem)
     body = b'[{"event":"delivered"}]'
     h = sg_key.headers(body)
     webhook.verify_signature(key, body, h[webhook.SIGNATURE_HEADER], h[webhook.TIMESTAMP_HEADER])
     from equip_mailer.errors import ConfigError
+
     with pytest.raises(ConfigError, match="not a public key"):
         webhook.load_public_key("not a key")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    p384 = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    p384 = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(ConfigError, match="P-256"):
         webhook.load_public_key(base64.b64encode(p384).decode())
 
 
-def test_storage_failure_answers_500_and_the_retry_is_stored(client, sg_key, campaign, engine, caplog):
+def test_storage_failure_answers_500_and_the_retry_is_stored(
+    client, sg_key, campaign, engine, caplog
+):
     caplog.set_level(logging.ERROR, logger="equip_mailer")
     items = sendgrid_events(campaign, ANN)
     with engine.begin() as conn:
@@ -230,10 +292,12 @@ def test_storage_failure_answers_500_and_the_retry_is_stored(client, sg_key, cam
     response = post(client, sg_key, items)
     assert response.status_code == 500
     assert "no such table" in caplog.text and ANN not in caplog.text
-    with engine.begin() as conn:       # nothing half-done: the suppressions rolled back too
-        assert conn.execute(sa.select(sa.func.count()).select_from(store.suppressions)).scalar() == 0
+    with engine.begin() as conn:  # nothing half-done: the suppressions rolled back too
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.suppressions)).scalar() == 0
+        )
         store.events.create(conn)
-    retry = post(client, sg_key, items)     # SendGrid retries the same batch later
+    retry = post(client, sg_key, items)  # SendGrid retries the same batch later
     assert retry.status_code == 200 and retry.json()["stored"] == 13
     assert len(rows(engine)) == 13
 
@@ -248,7 +312,10 @@ def test_read_only_database_answers_500(tmp_path, wh_settings, sg_key):
     try:
         with running_app(create_app(wh_settings, ro)) as base:
             body = body_of(sendgrid_events(campaign, ANN))
-            assert httpx.post(base + URL, content=body, headers=sg_key.headers(body)).status_code == 500
+            assert (
+                httpx.post(base + URL, content=body, headers=sg_key.headers(body)).status_code
+                == 500
+            )
     finally:
         ro.dispose()
 
@@ -257,18 +324,30 @@ def test_bounces_drops_and_spam_reports_become_suppressions(client, sg_key, engi
     secret = b"test-link-secret-0123456789"
     people = tuple(f"person{i}@example.org" for i in range(8))
     campaign = seed_campaign(engine, secret, emails=people)
-    kinds = ["bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe",
-             "blocked", "delivered", "dropped"]
+    kinds = [
+        "bounce",
+        "dropped",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "blocked",
+        "delivered",
+        "dropped",
+    ]
     items = []
     for person, kind in zip(people, kinds):
-        base = {e["event"] if e["event"] != "bounce" else e["type"]: e
-                for e in sendgrid_events(campaign, person)}
+        base = {
+            e["event"] if e["event"] != "bounce" else e["type"]: e
+            for e in sendgrid_events(campaign, person)
+        }
         items.append(base[kind])
     # A drop that is about our account, not the address, suppresses no one.
     items[7] = {**items[7], "reason": "Recipient List over Package Quota"}
     response = post(client, sg_key, items)
     assert response.json()["stored"] == 8 and response.json()["suppressed"] == 5
-    suppressed = {s.email_key: (s.reason, s.source, s.campaign_id) for s in rows(engine, store.suppressions)}
+    suppressed = {
+        s.email_key: (s.reason, s.source, s.campaign_id) for s in rows(engine, store.suppressions)
+    }
     assert suppressed == {
         "person0@example.org": ("bounce", "sendgrid:bounce", campaign.id),
         "person1@example.org": ("dropped", "sendgrid:dropped", campaign.id),
@@ -280,27 +359,43 @@ def test_bounces_drops_and_spam_reports_become_suppressions(client, sg_key, engi
     # a block is about our IP or content, and SendGrid does not suppress it either.
     blocked = rows(engine, store.events, store.events.c.ledger_id == campaign.recipients[people[5]])
     assert [(b.event, b.reason.split(":")[0]) for b in blocked] == [("bounce", "blocked")]
-    assert post(client, sg_key, items).json()["suppressed"] == 0     # idempotent
+    assert post(client, sg_key, items).json()["suppressed"] == 0  # idempotent
 
 
 def test_webhook_clicks_are_classified_like_ours(client, sg_key, campaign, engine):
     items = sendgrid_events(campaign, ANN)
     delivered, click = items[2], items[4]
-    scan = {**click, "timestamp": delivered["timestamp"] + 3, "url": campaign.urls["about"],
-            "sg_event_id": "scan"}
-    bot = {**click, "useragent": "Mozilla/5.0 (compatible; proofpoint)", "url": campaign.urls["basics@2019-06-27"],
-           "sg_event_id": "bot"}
+    scan = {
+        **click,
+        "timestamp": delivered["timestamp"] + 3,
+        "url": campaign.urls["about"],
+        "sg_event_id": "scan",
+    }
+    bot = {
+        **click,
+        "useragent": "Mozilla/5.0 (compatible; proofpoint)",
+        "url": campaign.urls["basics@2019-06-27"],
+        "sg_event_id": "bot",
+    }
     assert post(client, sg_key, [delivered, click, scan, bot]).status_code == 200
-    flags = {r.sg_event_id: (r.machine, r.machine_reason) for r in rows(engine, store.events,
-                                                                       store.events.c.event == "click")}
-    assert flags == {click["sg_event_id"]: (False, None), "scan": (True, "after-delivery"),
-                     "bot": (True, "ua:proofpoint")}
+    flags = {
+        r.sg_event_id: (r.machine, r.machine_reason)
+        for r in rows(engine, store.events, store.events.c.event == "click")
+    }
+    assert flags == {
+        click["sg_event_id"]: (False, None),
+        "scan": (True, "after-delivery"),
+        "bot": (True, "ua:proofpoint"),
+    }
 
 
 def test_webhook_store_path_on_both_backends(db_url, sg_key, settings):
     """The same HTTP path against SQLite and PostgreSQL."""
-    cfg = Settings(database_url=db_url, link_secret=settings.link_secret,
-                   sendgrid_webhook_public_key=sg_key.public)
+    cfg = Settings(
+        database_url=db_url,
+        link_secret=settings.link_secret,
+        sendgrid_webhook_public_key=sg_key.public,
+    )
     engine = store.open_store(db_url)
     campaign = seed_campaign(engine, cfg.require_link_secret())
     items = sendgrid_events(campaign, ANN) + sendgrid_events(campaign, BOB)
@@ -353,9 +448,11 @@ def test_concurrent_posters_store_every_event_exactly_once(client, sg_key, engin
     duplicates = sum(a["duplicates"] for a in answers)
     in_table = len(rows(engine))
     keys = {r.dedupe_key for r in rows(engine)}
-    print(f"concurrency: {posters} posters x {per_poster} batches = {len(answers)} posts; events "
-          f"posted {posted}, stored {stored}, duplicates {duplicates}, in table {in_table}, "
-          f"unique {unique_events}; {seconds:.1f} s ({len(answers) / seconds:.0f} posts/s)")
+    print(
+        f"concurrency: {posters} posters x {per_poster} batches = {len(answers)} posts; events "
+        f"posted {posted}, stored {stored}, duplicates {duplicates}, in table {in_table}, "
+        f"unique {unique_events}; {seconds:.1f} s ({len(answers) / seconds:.0f} posts/s)"
+    )
     assert len(answers) == posters * per_poster
     assert posted == 2 * unique_events
     assert stored == in_table == len(keys) == unique_events
@@ -363,35 +460,63 @@ def test_concurrent_posters_store_every_event_exactly_once(client, sg_key, engin
 
 
 def test_dedupe_key_ignores_sg_event_id_and_the_filter_suffix():
-    base = {"email": "Ann@Example.org", "timestamp": 1555318800, "event": "click",
-            "sg_event_id": "one", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
-            "url": "https://equip.example.org/a", "recipient": "7"}
+    base = {
+        "email": "Ann@Example.org",
+        "timestamp": 1555318800,
+        "event": "click",
+        "sg_event_id": "one",
+        "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+        "url": "https://equip.example.org/a",
+        "recipient": "7",
+    }
     assert webhook.message_stem(base["sg_message_id"]) == "14c5d75ce93.dfd.64b469"
-    same = {**base, "sg_event_id": "two", "email": "ann@example.org",
-            "sg_message_id": "14c5d75ce93.dfd.64b469.filter0099.1.2.0"}
+    same = {
+        **base,
+        "sg_event_id": "two",
+        "email": "ann@example.org",
+        "sg_message_id": "14c5d75ce93.dfd.64b469.filter0099.1.2.0",
+    }
     assert webhook.dedupe_key(base) == webhook.dedupe_key(same)
-    for change in ({"timestamp": 1555318801}, {"url": "https://equip.example.org/b"},
-                   {"event": "open"}, {"email": "bob@example.org"}, {"recipient": "8"},
-                   {"sg_message_id": "ffffffffff.dfd.64b469.filter0001"}):
+    for change in (
+        {"timestamp": 1555318801},
+        {"url": "https://equip.example.org/b"},
+        {"event": "open"},
+        {"email": "bob@example.org"},
+        {"recipient": "8"},
+        {"sg_message_id": "ffffffffff.dfd.64b469.filter0001"},
+    ):
         assert webhook.dedupe_key({**base, **change}) != webhook.dedupe_key(base), change
     assert len(webhook.dedupe_key(base)) == 64 and "ann" not in webhook.dedupe_key(base)
 
 
 def test_normalise_keeps_unknown_events_and_survives_odd_fields():
-    row = webhook.normalise({"event": "machine_opened", "email": "x@example.org", "timestamp": "bad",
-                             "recipient": "not-a-number", "campaign_id": 5, "ip": "10.0.0.1"},
-                            ip_key=b"k")
+    row = webhook.normalise(
+        {
+            "event": "machine_opened",
+            "email": "x@example.org",
+            "timestamp": "bad",
+            "recipient": "not-a-number",
+            "campaign_id": 5,
+            "ip": "10.0.0.1",
+        },
+        ip_key=b"k",
+    )
     assert row["event"] == "unknown" and row["ledger_id"] is None and row["campaign_id"] == "5"
-    assert row["at"] == row["received_at"]                     # no usable timestamp
+    assert row["at"] == row["received_at"]  # no usable timestamp
     assert json.loads(row["raw"])["event"] == "machine_opened"
     assert row["ip_hash"] and "10.0.0.1" not in row["ip_hash"]
 
 
-def test_a_late_delivered_event_flags_the_scan_that_came_before_it(client, sg_key, campaign, engine):
+def test_a_late_delivered_event_flags_the_scan_that_came_before_it(
+    client, sg_key, campaign, engine
+):
     """Our tracker records a click; SendGrid's delivered event (stamped 3 s earlier) only
     arrives afterwards: the webhook's pass flags the click then."""
-    response = client.get(campaign.click_path("about", ANN), follow_redirects=False,
-                          headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36"})
+    response = client.get(
+        campaign.click_path("about", ANN),
+        follow_redirects=False,
+        headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36"},
+    )
     assert response.status_code == 302
     (click,) = rows(engine, store.events, store.events.c.event == "click")
     assert click.machine is False
