@@ -39,6 +39,7 @@ def insert_ignore(
     if name != "postgresql":  # pragma: no cover - only the two supported backends
         raise StoreError(f"unsupported database backend {name}")
     from sqlalchemy.dialects.postgresql import insert
+
     # One multi-VALUES statement per chunk, counting RETURNING rows: rowcount is -1 on psycopg.
     chunk = max(1, 30000 // max(1, len(rows[0])))
     inserted = 0
