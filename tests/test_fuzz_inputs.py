@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from equip_mailer.cli import main
-from equip_mailer.compose.audience import FAST_EMAIL, load_audience, normalise_email, read_list
-from equip_mailer.compose.spec import Lists, load_campaign
+from equip_mailer.compose.audience import load_audience, read_list
+from equip_mailer.compose.campaign import Lists
+from equip_mailer.compose.cell_values import FAST_EMAIL, normalise_email
+from equip_mailer.compose.spec import load_campaign
 from equip_mailer.errors import EquipError, ListError, SpecError
 
 LONG = os.environ.get("EQUIP_LONG_TESTS") == "1"

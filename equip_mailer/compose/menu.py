@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import QI_LEVEL_NAMES, Campaign, Course, Segment, level_rank
+from .campaign import QI_LEVEL_NAMES, Campaign, Course, Segment, level_rank
 
 
 @dataclass(frozen=True)

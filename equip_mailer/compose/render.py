@@ -44,8 +44,8 @@ from equip_mailer.errors import RenderError
 from equip_mailer.send.links import LinkSpec, with_utm
 
 from .audience import Recipient
+from .campaign import Campaign, Course, Segment, Session
 from .menu import SegmentMenu, segment_menu
-from .spec import Campaign, Course, Segment, Session
 
 # ---------------------------------------------------------------------------------------
 # Tokens

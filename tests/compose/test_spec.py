@@ -1,7 +1,8 @@
-"""Campaign spec errors, as the commissioning manager meets them: file:line: field: sentence.
+"""Reading a campaign spec, as the commissioning manager meets its errors: file:line: field:
+sentence.
 
 Each test edits the demo campaign the way a person might, in a real file, and checks the
-exact lines reported.
+exact lines reported. What a valid campaign is, field by field, is in test_campaign.py.
 """
 
 from __future__ import annotations
@@ -11,27 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
+from support.spec_files import edited, problems
 
 from equip_mailer.compose.spec import load_campaign
 from equip_mailer.errors import SpecError
-
-
-def edited(tmp_path: Path, demo_path: Path, *replacements: tuple[str, str]) -> Path:
-    """The demo spec with each (old, new) replaced once, saved under tmp_path/campaigns."""
-    text = demo_path.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "campaigns" / "edited.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path, **options) -> list[str]:
-    with pytest.raises(SpecError) as exc:
-        load_campaign(path, **options)
-    return [p.removeprefix(f"{path}:").lstrip() for p in exc.value.problems]
 
 
 def test_the_demo_loads_with_allow_past(demo_path):
@@ -80,79 +64,6 @@ def test_misspelt_required_key_is_both_missing_and_unknown(tmp_path, demo_path):
     ]
 
 
-def test_duplicate_ids(tmp_path, demo_path):
-    path = edited(
-        tmp_path,
-        demo_path,
-        ("- id: equip-in-action", "- id: equip-basics"),
-        ("- id: ready-for-action", "- id: getting-started"),
-    )
-    assert problems(path, allow_past=True) == [
-        "52: segments[1].id: 'getting-started' is used twice (also segments[0])",
-        "82: courses[1].id: 'equip-basics' is used twice (also courses[0])",
-    ]
-
-
-def test_a_course_no_segment_may_attend(tmp_path, demo_path):
-    # One segment for everybody: its lowest reader is new to QI, so the two courses that
-    # need some QI knowledge would be offered to people who cannot take them.
-    text = demo_path.read_text(encoding="utf-8")
-    start, end = text.index("segments:\n"), text.index("courses:\n")
-    text = (
-        text[:start]
-        + (
-            "segments:\n  - id: everyone\n    name: Everyone\n"
-            "    qi_levels: [none, basics, project]\n\n"
-        )
-        + text[end:]
-    )
-    path = tmp_path / "campaigns" / "one-segment.yaml"
-    path.parent.mkdir()
-    path.write_text(text, encoding="utf-8")
-    found = problems(path, allow_past=True)
-    assert [p.split(": ", 1)[1] for p in found] == [
-        "courses[1]: no segment may attend 'EQUIP in Action' (it requires 'basics', above every segment's level)",
-        "courses[2]: no segment may attend 'Data masterclass' (it requires 'project', above every segment's level)",
-    ]
-
-
-def test_a_level_in_two_segments_is_one_problem_per_line(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ("qi_levels: [basics]", "qi_levels: [basics, none]"))
-    assert problems(path, allow_past=True) == [
-        "47: segments: QI level 'none' is in both 'getting-started' and 'ready-for-action'; "
-        "each level has one segment for all roles (give the other one 'roles:' to split by role)"
-    ]
-
-
-CITIZENS_SEGMENT = """segments:
-  - id: citizens
-    name: Citizens and service users
-    qi_levels: [none]
-    roles: [Citizen, service user]
-    subject: "EQUIP Basics is open to you too"
-"""
-
-
-def test_a_segment_can_take_some_roles_before_the_levels_catch_all(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ("segments:\n", CITIZENS_SEGMENT))
-    campaign = load_campaign(path, allow_past=True)
-    assert campaign.segment_for("none", "Service User").id == "citizens"
-    assert campaign.segment_for("none", "Practice nurse").id == "getting-started"
-    # a citizen who has done EQUIP Basics is judged by level: no role segment at 'basics'
-    assert campaign.segment_for("basics", "Citizen").id == "ready-for-action"
-
-
-def test_the_same_role_in_two_role_segments_is_a_problem(tmp_path, demo_path):
-    twice = CITIZENS_SEGMENT + CITIZENS_SEGMENT.replace("segments:\n", "").replace(
-        "id: citizens", "id: citizens-again"
-    )
-    path = edited(tmp_path, demo_path, ("segments:\n", twice))
-    assert any(
-        "role 'Citizen' at QI level 'none' is in both 'citizens' and 'citizens-again'" in p
-        for p in problems(path, allow_past=True)
-    )
-
-
 @pytest.mark.parametrize(
     "broken, line, reason",
     [
@@ -189,13 +100,6 @@ def test_unquoted_times_stay_times(tmp_path, demo_path):
     assert campaign.courses[1].sessions[1].start == dt.time(9, 30)  # YAML read 9.3
 
 
-def test_impossible_time(tmp_path, demo_path):
-    path = edited(tmp_path, demo_path, ('end: "17:00"', 'end: "25:00"'))
-    assert problems(path, allow_past=True) == [
-        "79: courses[0].sessions[0].end: 25:00 is not a time (use HH:MM, e.g. 13:00)"
-    ]
-
-
 @pytest.mark.parametrize(
     "old, new, expected",
     [
@@ -218,7 +122,8 @@ def test_impossible_time(tmp_path, demo_path):
             "  files:\n",
             "  files: lists/practice-staff.csv\n  old_files:\n",
             [
-                "39: lists.files: lists/practice-staff.csv should be a list (one '- item' per line)",
+                "39: lists.files: lists/practice-staff.csv should be a list "
+                "(one '- item' per line)",
                 "40: lists: unknown key 'old_files' (did you mean 'files'?)",
             ],
         ),
@@ -247,7 +152,8 @@ def test_impossible_time(tmp_path, demo_path):
             'end: "17:00"',
             'end: "17:00Z"',
             [
-                "79: courses[0].sessions[0].end: 17:00:00+00:00 has a time zone; give the local time alone (HH:MM)"
+                "79: courses[0].sessions[0].end: 17:00:00+00:00 has a time zone; "
+                "give the local time alone (HH:MM)"
             ],
         ),
     ],
@@ -283,7 +189,7 @@ def test_a_yaml_alias_bomb_is_refused_at_the_key_that_expands(tmp_path):
     # Nine lines standing for 9**9 values; before, loading ran for minutes.
     path = tmp_path / "bomb.yaml"
     lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
-    for prev, name in zip("abcdefg", "bcdefgh"):
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
         anchor = f"&{name} " if name != "h" else ""
         lines.append(f"{name}: {anchor}[" + ", ".join([f"*{prev}"] * 9) + "]")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -313,7 +219,8 @@ def test_a_device_pipe_or_huge_file_given_as_the_spec_is_refused_by_name(tmp_pat
     big = tmp_path / "big.yaml"
     big.write_text("notes: |\n" + "  many words\n" * 90_000, encoding="utf-8")
     assert problems(big) == [
-        "is over 1,000,000 characters long; a campaign file is a few thousand (is this the right file?)"
+        "is over 1,000,000 characters long; a campaign file is a few thousand "
+        "(is this the right file?)"
     ]
 
 

@@ -1,0 +1,327 @@
+"""The campaign a spec describes: courses, sessions, segments and options as pydantic models.
+
+These models are the contract between the YAML a commissioning manager writes and every later
+step. Each check that one field or one object can make lives here, next to the field, and
+says in plain words what is wrong; turning those messages into ``file:line`` is the job of
+``spec``, which reads the YAML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+QILevel = Literal["none", "basics", "project"]
+QI_LEVELS: tuple[str, ...] = ("none", "basics", "project")
+QI_LEVEL_NAMES = {
+    "none": "new to QI",
+    "basics": "basic QI knowledge",
+    "project": "basic QI knowledge and a QI project",
+}
+
+
+def level_rank(level: str) -> int:
+    return QI_LEVELS.index(level)
+
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,79}$"
+
+
+def _check_email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid address ({exc})") from None
+
+
+def _check_url(value: str) -> str:
+    value = value.strip()
+    if not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+", value) and not re.match(
+        r"^https?://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", value
+    ):
+        raise ValueError(f"{value!r} is not a web address (it must start with https://)")
+    if re.search(r"\s", value):
+        raise ValueError(f"{value!r} contains spaces; web addresses cannot")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Address(Strict):
+    email: Email
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        # Accept "EQUIP <equip@example.org>" or a bare address as well as a mapping.
+        if isinstance(value, str):
+            m = re.match(r"^\s*(.*?)\s*<([^>]+)>\s*$", value)
+            return {"name": m.group(1) or None, "email": m.group(2)} if m else {"email": value}
+        return value
+
+    def formatted(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class Session(Strict):
+    date: dt.date
+    start: dt.time
+    end: dt.time
+    venue: str | None = None
+    sign_up_url: Url | None = None
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_only(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            raise ValueError(f"{value} is a date and time; give the date alone (YYYY-MM-DD)")
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        # People write 9:00 and 9.00; pydantic only takes 09:00. Unquoted, YAML reads 9.30
+        # as the number 9.3, and pydantic would read a number as seconds past midnight (UTC).
+        if isinstance(value, float):
+            value = f"{value:.2f}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"{value} is not a time (use HH:MM, e.g. 13:00)")
+        if isinstance(value, str):
+            m = re.fullmatch(r"\s*(\d{1,2})[:.](\d{2})\s*", value)
+            if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
+                return dt.time(int(m.group(1)), int(m.group(2)))
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: dt.time) -> dt.time:
+        # A zone on one time only would make start and end incomparable (a TypeError).
+        if value.tzinfo is not None:
+            raise ValueError(f"{value} has a time zone; give the local time alone (HH:MM)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Session:
+        if self.end <= self.start:
+            raise ValueError(
+                f"ends at {self.end:%H:%M}, which is not after its start {self.start:%H:%M}"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.date.isoformat()
+
+
+class Course(Strict):
+    id: Annotated[str, Field(pattern=SLUG)]
+    name: str
+    format: str  # "Half-day training", "3-day action learning set"
+    blurb: str  # short Markdown
+    who_can_register: str
+    requires: QILevel = "none"  # lowest QI level that may attend
+    leads_to: QILevel | None = None  # level a reader has after completing it
+    attendance: str | None = None  # "You will need to attend all 3 days."
+    schedule: Literal["choose_one", "attend_all"] = "choose_one"
+    delivered_by: str | None = None
+    sign_up_url: Url | None = None  # one link for the course, or one per session
+    sessions: Annotated[list[Session], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _sign_up_somewhere(self) -> Course:
+        if self.sign_up_url is None:
+            missing = [i for i, s in enumerate(self.sessions) if s.sign_up_url is None]
+            if missing:
+                raise ValueError(
+                    "needs a sign_up_url for the course, or one on every session "
+                    f"(missing on sessions {', '.join(map(str, missing))})"
+                )
+        keys = [s.key for s in self.sessions]
+        if len(set(keys)) != len(keys):
+            raise ValueError("has two sessions on the same date")
+        return self
+
+
+class Segment(Strict):
+    id: Annotated[str, Field(pattern=SLUG)]
+    name: str
+    qi_levels: Annotated[list[QILevel], Field(min_length=1)]
+    # Only readers whose role is one of these (any case); leave out to take every role at
+    # these levels. Lets citizens and service users get their own version of the email.
+    roles: Annotated[list[str], Field(min_length=1)] | None = None
+    subject: str | None = None  # overrides the campaign subject
+    preheader: str | None = None
+    locked_courses: Literal["next_step", "hide"] | None = None  # default: the campaign's
+
+    def takes(self, level: str, role: str) -> bool:
+        if level not in self.qi_levels:
+            return False
+        return self.roles is None or role.strip().casefold() in {
+            r.strip().casefold() for r in self.roles
+        }
+
+
+class Tracking(Strict):
+    # "equip": our own signed /c/ links and redirect; "sendgrid": SendGrid's click tracking.
+    clicks: Literal["equip", "sendgrid"] = "equip"
+    utm: bool = True
+    utm_source: str = "equip-newsletter"
+    track_other_links: bool = True  # links in intro/sign-off, not just sign-ups
+    opens: bool = False  # SendGrid open pixel (unreliable; off by default)
+
+
+class SendGridOptions(Strict):
+    asm_group_id: int | None = None
+    sandbox: bool = False
+    send_at: dt.datetime | None = None  # schedule (<= 72 h ahead), cancellable
+    categories: list[str] = []
+
+
+class Lists(Strict):
+    files: Annotated[list[str], Field(min_length=1)]
+    suppressions: str | None = "lists/suppressions.csv"
+    max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05  # stop if more rows are bad
+
+
+class Footer(Strict):
+    organisation: str
+    address: str | None = None
+    why: str  # "You get this because ..."
+
+
+class Campaign(Strict):
+    id: Annotated[str, Field(pattern=SLUG)]
+    title: str
+    subject: str
+    preheader: str
+    sender: Address = Field(alias="from")
+    reply_to: Address | None = None
+    language: str = "en-GB"
+    template: str = "course-menu"
+    intro: str  # Markdown; {first_name} and {practice} allowed
+    sign_off: str  # Markdown
+    signature: str  # a role, not a person
+    links: dict[str, Url] = {}  # other links: website, contact page, ...
+    footer: Footer
+    lists: Lists
+    segments: Annotated[list[Segment], Field(min_length=1)]
+    courses: Annotated[list[Course], Field(min_length=1)]
+    locked_courses: Literal["next_step", "hide"] = "next_step"
+    tracking: Tracking = Tracking()
+    sendgrid: SendGridOptions = SendGridOptions()
+
+    _source: Path | None = PrivateAttr(default=None)
+    _root: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this was read from."""
+        return self._source
+
+    @property
+    def root(self) -> Path:
+        """Folder that relative paths (lists, templates) are resolved from: the project root,
+        i.e. the parent of ``campaigns/`` when the spec sits there, else the spec's folder."""
+        return self._root or Path.cwd()
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    def segment(self, segment_id: str) -> Segment:
+        for s in self.segments:
+            if s.id == segment_id:
+                return s
+        raise KeyError(segment_id)
+
+    def course(self, course_id: str) -> Course:
+        for c in self.courses:
+            if c.id == course_id:
+                return c
+        raise KeyError(course_id)
+
+    def segment_for_level(self, level: str) -> Segment | None:
+        """The segment that takes every role at ``level`` (its catch-all)."""
+        for s in self.segments:
+            if level in s.qi_levels and s.roles is None:
+                return s
+        return None
+
+    def segment_for(self, level: str, role: str) -> Segment | None:
+        """A segment that names the reader's role wins over the level's catch-all."""
+        for s in self.segments:
+            if s.roles is not None and s.takes(level, role):
+                return s
+        return self.segment_for_level(level)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Campaign:
+        problems = []
+        ids = {"courses": [c.id for c in self.courses], "segments": [s.id for s in self.segments]}
+        for what, item_ids in ids.items():
+            seen: dict[str, int] = {}
+            for i, item_id in enumerate(item_ids):
+                if item_id in seen:
+                    problems.append(
+                        f"{what}[{i}].id: {item_id!r} is used twice (also {what}[{seen[item_id]}])"
+                    )
+                seen.setdefault(item_id, i)
+        owner: dict[str, str] = {}  # level -> its catch-all segment
+        role_owner: dict[tuple[str, str], str] = {}  # (level, role) -> role segment
+        for s in self.segments:
+            for level in s.qi_levels:
+                if s.roles is None:
+                    if level in owner and owner[level] != s.id:
+                        problems.append(
+                            f"segments: QI level {level!r} is in both {owner[level]!r} "
+                            f"and {s.id!r}; each level has one segment for all roles "
+                            "(give the other one 'roles:' to split by role)"
+                        )
+                    owner.setdefault(level, s.id)
+                    continue
+                for role in s.roles:
+                    key = (level, role.strip().casefold())
+                    if key in role_owner and role_owner[key] != s.id:
+                        problems.append(
+                            f"segments: role {role!r} at QI level {level!r} is in both "
+                            f"{role_owner[key]!r} and {s.id!r}"
+                        )
+                    role_owner.setdefault(key, s.id)
+        for name in QI_LEVELS:
+            if name not in owner:
+                problems.append(
+                    f"segments: no segment takes QI level {name!r} for every role; "
+                    "readers at that level would get nothing"
+                )
+        lowest_segment_level = max(
+            min(level_rank(level) for level in s.qi_levels) for s in self.segments
+        )
+        for i, c in enumerate(self.courses):
+            if level_rank(c.requires) > lowest_segment_level:
+                problems.append(
+                    f"courses[{i}]: no segment may attend {c.name!r} (it requires "
+                    f"{c.requires!r}, above every segment's level)"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))  # one per line: messages may hold "; "
+        return self

@@ -1,0 +1,204 @@
+"""Reading list files as they really arrive (encodings, delimiters, headers, XLSX, stray
+quotes, devices): each test writes a real file in tmp_path and reads it as a list."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import openpyxl
+import pytest
+from support.lists import HEADER, write
+
+from equip_mailer.compose.audience import read_list
+from equip_mailer.errors import ListError
+
+
+def test_spreadsheet_export_with_bom_crlf_and_header_variants(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        "\ufeffEmail Address,First name,Surname,Practice name,Job title,QI level\r\n"
+        "ann.smith@nhs.example,Ann,Smith,Example Street Surgery,GP,None\r\n"
+        "bilal.khan@nhs.example,Bilal,Khan,Sample Road Medical Centre,Practice nurse,Basics\r\n",
+    )
+    recipients, rejects, rows = read_list(path, "lists/staff.csv")
+    assert rejects == []
+    assert rows == 2
+    ann, bilal = recipients
+    assert (ann.email, ann.first_name, ann.last_name, ann.practice, ann.role, ann.qi_level) == (
+        "ann.smith@nhs.example",
+        "Ann",
+        "Smith",
+        "Example Street Surgery",
+        "GP",
+        "none",
+    )
+    assert bilal.qi_level == "basics"
+    assert bilal.source == "lists/staff.csv:3"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "E-mail,Forename,Family name,Surgery,Role,QI",
+        "EMAIL ADDRESS , FIRST NAME , LAST NAME , PRACTICE , JOB TITLE , QI LEVEL",
+        "e_mail,given_name,surname,organisation,position,qi-experience",
+    ],
+)
+def test_header_spellings_map_to_the_same_columns(tmp_path, header):
+    path = write(
+        tmp_path / "staff.csv", f"{header}\nann@nhs.example,Ann,Smith,Example Surgery,GP,project\n"
+    )
+    [ann], rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert (ann.first_name, ann.last_name, ann.practice, ann.role, ann.qi_level) == (
+        "Ann",
+        "Smith",
+        "Example Surgery",
+        "GP",
+        "project",
+    )
+
+
+def test_windows_1252_export_keeps_accented_names(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        f"{HEADER}\r\nzoe@nhs.example,Zoë,Brown,X,GP,none\r\nsian@nhs.example,Siân,Evans,X,GP,none\r\n",
+        encoding="cp1252",
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [r.first_name for r in recipients] == ["Zoë", "Siân"]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_delimiter_is_sniffed(tmp_path, delimiter):
+    text = (HEADER + "\n" + 'ann@nhs.example,Ann,Smith,"Surgery, Bow",GP,basics\n').replace(
+        ",", delimiter
+    )
+    text = text.replace(f"Surgery{delimiter} Bow", "Surgery, Bow")
+    path = write(tmp_path / "staff.csv", text)
+    [ann], rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert ann.practice == "Surgery, Bow"
+
+
+def test_blank_rows_are_skipped_but_line_numbers_stay_as_in_the_file(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        f"{HEADER}\n\nann@nhs.example,Ann,Smith,X,GP,none\n,,,,,\n\nbob@@nhs.example,Bob,Jones,X,GP,none\n",
+    )
+    recipients, rejects, rows = read_list(path, "lists/staff.csv")
+    assert [r.source for r in recipients] == ["lists/staff.csv:3"]
+    assert [str(r) for r in rejects] == [
+        'lists/staff.csv:6: email "bob@@nhs.example" is not a valid address'
+    ]
+    assert rows == 2
+
+
+def test_a_quoted_line_break_moves_later_lines_down_as_in_an_editor(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        f'{HEADER}\r\nann@nhs.example,Ann,Smith,"Example Surgery\r\nUnit 2",GP,none\r\n'
+        "bad,B,J,X,GP,none\r\n",
+    )
+    [ann], [reject], _ = read_list(path, "staff.csv")
+    assert ann.practice == "Example Surgery Unit 2"
+    assert reject.where == "staff.csv:4"
+
+
+def test_xlsx_rows_are_named_by_sheet_and_row(tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Staff"
+    sheet.append(["Email", "First name", "Surname", "Practice", "Role", "QI level"])
+    sheet.append(["ann@nhs.example", "Ann", "Smith", "Example Surgery", "GP", "basics"])
+    sheet.append([])
+    sheet.append(["not-an-address", "Bob", "Jones", "Example Surgery", "GP", 2])
+    sheet.append(["cat@nhs.example", "Cat", "Lee", "Example Surgery", "GP", 2])
+    book.save(tmp_path / "staff.xlsx")
+    recipients, rejects, rows = read_list(tmp_path / "staff.xlsx", "lists/staff.xlsx")
+    assert [(r.email, r.qi_level, r.source) for r in recipients] == [
+        ("ann@nhs.example", "basics", "lists/staff.xlsx:Staff!row 2"),
+        ("cat@nhs.example", "project", "lists/staff.xlsx:Staff!row 5"),
+    ]
+    assert [str(r) for r in rejects] == [
+        'lists/staff.xlsx:Staff!row 4: email "not-an-address" is not a valid address'
+    ]
+    assert rows == 3
+
+
+def test_xlsx_cells_reading_none_or_na_are_text(tmp_path):
+    book = openpyxl.Workbook()
+    book.active.append(["email", "first_name", "last_name", "qi_level", None, None])
+    book.active.append(["ann@nhs.example", "Ann", "NA", "None"])
+    book.active.append(["bob@nhs.example", "Bob", "Null", "basics", "", "stray"])
+    book.save(tmp_path / "staff.xlsx")
+    [ann], [bob], _ = read_list(tmp_path / "staff.xlsx", "staff.xlsx")
+    assert (ann.last_name, ann.qi_level) == ("NA", "none")
+    assert str(bob) == "staff.xlsx:Sheet!row 3: has values to the right of the last named column"
+
+
+def test_missing_file_and_missing_email_column_name_the_file(tmp_path):
+    with pytest.raises(ListError) as missing:
+        read_list(tmp_path / "nope.csv", "lists/nope.csv")
+    assert str(missing.value) == "lists/nope.csv: no such file"
+    path = write(tmp_path / "staff.csv", "Name,Phone,QI level\nAnn Smith,020 7946 0000,none\n")
+    with pytest.raises(ListError) as no_email:
+        read_list(path, "lists/staff.csv")
+    assert str(no_email.value) == (
+        "lists/staff.csv: has no email column; the columns found are: 'Name', 'Phone', 'QI level'"
+    )
+
+
+def test_a_stray_opening_quote_stops_the_file_naming_the_line_and_the_rows_it_swallowed(tmp_path):
+    # Before: the quote on line 4 made csv read lines 4-23 as one row; one reject (a
+    # 1,000-character first name) out of 3 rows, under the threshold, and 19 people gone.
+    rows = [f"p{n}@nhs.example,P{n},Smith,X,GP,none" for n in range(22)]
+    rows[2] = 'p2@nhs.example,"P2,Smith,X,GP,none'
+    path = write(tmp_path / "staff.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ListError) as caught:
+        read_list(path, "lists/staff.csv")
+    assert str(caught.value) == (
+        'lists/staff.csv: line 4: an opening quote (") is never closed, '
+        "so lines 4-23 were read as one row; fix the quote"
+    )
+
+
+def test_a_stray_quote_closed_by_a_later_quoted_value_still_names_the_swallowed_lines(tmp_path):
+    rows = [f"p{n}@nhs.example,P{n},Smith,X,GP,none" for n in range(10)]
+    rows[1] = 'p1@nhs.example,"P1,Smith,X,GP,none'
+    rows[6] = 'p6@nhs.example,P6,Smith,"Surgery, Bow",GP,none'
+    path = write(tmp_path / "staff.csv", HEADER + "\r\n" + "\r\n".join(rows) + "\r\n")
+    with pytest.raises(ListError, match=r"line 3: .* so lines 3-8 were read as one row"):
+        read_list(path, "lists/staff.csv")
+
+
+def test_a_quoted_address_over_several_lines_with_commas_is_still_one_value(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        f'{HEADER},address\nann@nhs.example,Ann,Smith,X,GP,none,"Unit 2, Example Street,\n'
+        'Bow, London,\nE3 1AA, UK"\nbob@nhs.example,Bob,Jones,X,GP,basics,\n',
+    )
+    recipients, rejects, rows = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [r.source for r in recipients] == ["staff.csv:2", "staff.csv:5"]
+
+
+def test_a_device_or_pipe_given_as_a_list_is_refused_by_name(tmp_path):
+    # Before: /dev/zero was read until the process was killed, and a pipe waited forever.
+    with pytest.raises(ListError, match=r"^lists/zero\.csv: is not a file \(a device or pipe\)$"):
+        read_list(Path("/dev/zero"), "lists/zero.csv")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ListError, match=r"^lists/pipe\.csv: is not a file"):
+        read_list(fifo, "lists/pipe.csv")
+
+
+def test_a_list_over_200_mb_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:  # sparse: takes no disk space
+        f.write(f"{HEADER}\n".encode())
+        f.truncate(200_000_001)
+    with pytest.raises(ListError, match=r"^lists/huge\.csv: is over 200 MB"):
+        read_list(path, "lists/huge.csv")
