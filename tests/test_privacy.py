@@ -23,7 +23,7 @@ from support.tracking_data import SendGridKey, body_of, load_signer
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.config import load_settings
-from equip_mailer.track.service import create_app
+from equip_mailer.track.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CID = "2019-04-equip-training"

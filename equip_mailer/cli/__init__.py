@@ -267,7 +267,7 @@ def serve(host: str, port: int) -> None:
 
     import uvicorn
 
-    from equip_mailer.track.service import create_app
+    from equip_mailer.track.app import create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

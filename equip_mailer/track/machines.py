@@ -131,7 +131,7 @@ def delivery_reason(
 def burst_ids(
     clicks: Sequence[Click], links: int = BURST_LINKS, seconds: float = BURST_SECONDS
 ) -> set[int]:
-    """Ids of clicks inside any window of ``seconds`` that covers ``links`` or more distinct links."""
+    """Ids of clicks in any window of ``seconds`` that covers ``links`` or more distinct links."""
     ordered = sorted(clicks, key=lambda c: (c.at, c.id))
     flagged: set[int] = set()
     start = 0
@@ -266,50 +266,57 @@ def reclassify(
     for campaign_id in sorted(by_campaign):
         ids = sorted(by_campaign[campaign_id])
         for start in range(0, len(ids), _CHUNK):
-            clicks_of: dict[int, list] = {}
-            params = {"campaign_id": campaign_id, "ledger_ids": ids[start : start + _CHUNK]}
-            if new_since is not None:
-                params["since"] = new_since - dt.timedelta(seconds=seconds)
-            for r in conn.execute(_CLICKS_OF if new_since is None else _CLICKS_SINCE, params):
-                clicks_of.setdefault(r.ledger_id, []).append(r)
-            if not clicks_of:
-                continue
-            delivered_at = _delivered_times(conn, campaign_id, sorted(clicks_of))
-            found: dict[int, str] = {}
-            for ledger_id, rows in sorted(clicks_of.items()):
-                delivered = delivered_at.get(ledger_id)
-                # One source at a time: our click and SendGrid's record of the same click name
-                # the link differently (id vs URL) and must not add up to a "burst".
-                for source in sorted({r.source for r in rows}):
-                    clicks = [
-                        Click(
-                            r.id,
-                            r.at,
-                            r.link_id if r.link_id is not None else r.url,
-                            bool(r.machine),
-                        )
-                        for r in rows
-                        if r.source == source
-                    ]
-                    found.update(flag_clicks(clicks, delivered, window, links, seconds))
-            if (
-                len(found) > 1 and conn.dialect.name == "sqlite"
-            ):  # sqlite3 sums executemany's rowcount
-                flagged += (
-                    conn.execute(
-                        _FLAG,
-                        [
-                            {"b_click_id": click_id, "b_reason": reason}
-                            for click_id, reason in found.items()
-                        ],
-                    ).rowcount
-                    or 0
-                )
-                continue
-            for click_id, reason in found.items():
-                flagged += (
-                    conn.execute(_FLAG, {"b_click_id": click_id, "b_reason": reason}).rowcount or 0
-                )
+            found = _timing_flags(
+                conn, campaign_id, ids[start : start + _CHUNK], window, links, seconds, new_since
+            )
+            flagged += _store_flags(conn, found)
+    return flagged
+
+
+def _timing_flags(
+    conn: Connection,
+    campaign_id: str,
+    ledger_ids: list[int],
+    window: float,
+    links: int,
+    seconds: float,
+    new_since: dt.datetime | None,
+) -> dict[int, str]:
+    """Click id -> reason for the timing-caught clicks of some recipients of one campaign."""
+    clicks_of: dict[int, list] = {}
+    params: dict[str, object] = {"campaign_id": campaign_id, "ledger_ids": ledger_ids}
+    if new_since is not None:
+        params["since"] = new_since - dt.timedelta(seconds=seconds)
+    for r in conn.execute(_CLICKS_OF if new_since is None else _CLICKS_SINCE, params):
+        clicks_of.setdefault(r.ledger_id, []).append(r)
+    if not clicks_of:
+        return {}
+    delivered_at = _delivered_times(conn, campaign_id, sorted(clicks_of))
+    found: dict[int, str] = {}
+    for ledger_id, rows in sorted(clicks_of.items()):
+        delivered = delivered_at.get(ledger_id)
+        # One source at a time: our click and SendGrid's record of the same click name
+        # the link differently (id vs URL) and must not add up to a "burst".
+        for source in sorted({r.source for r in rows}):
+            clicks = [
+                Click(r.id, r.at, r.link_id if r.link_id is not None else r.url, bool(r.machine))
+                for r in rows
+                if r.source == source
+            ]
+            found.update(flag_clicks(clicks, delivered, window, links, seconds))
+    return found
+
+
+def _store_flags(conn: Connection, found: dict[int, str]) -> int:
+    """Flag those clicks (never unflag one); returns how many were not flagged before."""
+    if len(found) > 1 and conn.dialect.name == "sqlite":  # sqlite3 sums executemany's rowcount
+        params = [
+            {"b_click_id": click_id, "b_reason": reason} for click_id, reason in found.items()
+        ]
+        return conn.execute(_FLAG, params).rowcount or 0
+    flagged = 0
+    for click_id, reason in found.items():
+        flagged += conn.execute(_FLAG, {"b_click_id": click_id, "b_reason": reason}).rowcount or 0
     return flagged
 
 

@@ -1,13 +1,9 @@
-"""SendGrid's Event Webhook: verify, normalise, deduplicate, store. No web framework here.
+"""SendGrid's events, once a post is verified: normalise, deduplicate, store.
 
-The HTTP route in ``tracking.py`` only reads the body and maps the exceptions below onto
-status codes; everything a test or a replay tool needs is a plain function:
+``webhook_verify`` decides whether a post is SendGrid's; ``webhook_route`` is the HTTP
+route. Everything here is a plain function over a connection, so a test or a replay tool
+can store events without a server:
 
-* :func:`load_public_key` / :func:`verify_signature` - SendGrid signs ``timestamp + raw body``
-  with ECDSA P-256/SHA-256 and sends the base64 DER signature in
-  ``X-Twilio-Email-Event-Webhook-Signature``; a post outside the replay window is refused,
-  so a captured post cannot be replayed later.
-* :func:`parse_events` - the body must be a JSON array of objects.
 * :func:`normalise` - one SendGrid event -> one row of the ``events`` table, in the shared
   vocabulary (unknown event names become ``unknown``; the raw JSON is always kept). Our
   custom_args (``campaign_id``, ``segment``, ``recipient`` = ledger id, ``send_id``) arrive
@@ -23,30 +19,20 @@ status codes; everything a test or a replay tool needs is a plain function:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
-import hmac
 import json
-import time
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Connection
 
-from equip_mailer.errors import ConfigError, EquipError
 from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
 
 from . import machines
-
-SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
-TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-REPLAY_WINDOW = 600  # seconds either side of our clock
-MAX_BODY = 5 * 1024 * 1024  # bytes; SendGrid batches are far smaller
+from .privacy import ip_hash
+from .webhook_verify import SendGridEvent
 
 # SendGrid event name -> our vocabulary (store.EVENT_TYPES); anything else is "unknown".
 EVENT_NAMES = {
@@ -79,106 +65,7 @@ ADDRESS_DROP_REASONS = ("bounced address", "unsubscribed address", "spam reporti
 ADDRESS_DROP_EXACT = ("invalid",)  # "Invalid" alone is the address; "Invalid SMTPAPI header" is not
 MAX_LEDGER_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 
-
-class WebhookError(EquipError):
-    """A post we refuse; ``status`` is the HTTP answer the route gives."""
-
-    status = 400
-
-
-class MalformedPayload(WebhookError, ValueError):
-    """The body is not a JSON array of event objects: 400, SendGrid should not retry it."""
-
-    status = 400
-
-
-class BadSignature(WebhookError, PermissionError):
-    """Missing, malformed or wrong signature, or no key configured: 403, never stored."""
-
-    status = 403
-
-
-class StaleTimestamp(BadSignature):
-    """Signed, but outside the replay window: 403, so a captured post cannot be replayed."""
-
-    status = 403
-
-
-class TooLarge(WebhookError, ValueError):
-    """Body over the size limit: 413."""
-
-    status = 413
-
-
-def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
-    """SendGrid's verification key, as its dashboard shows it (base64 DER) or as PEM."""
-    text = (text or "").strip()
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_public_key(text.encode("ascii"))
-        else:
-            key = serialization.load_der_public_key(
-                base64.b64decode("".join(text.split()), validate=True)
-            )
-    except (ValueError, binascii.Error, UnicodeEncodeError, TypeError):
-        raise ConfigError(
-            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key",
-            hint="Copy the 'Verification Key' from SendGrid's Event Webhook "
-            "settings (Mail Settings > Event Webhook > Signature verification).",
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ConfigError(
-            "SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 key",
-            hint="SendGrid's signed event webhook uses ECDSA P-256; copy its verification key.",
-        )
-    return key
-
-
-def verify_signature(
-    key: ec.EllipticCurvePublicKey | None,
-    body: bytes,
-    signature: str | None,
-    timestamp: str | None,
-    *,
-    now: float | None = None,
-    window: float = REPLAY_WINDOW,
-) -> None:
-    """Raise BadSignature / StaleTimestamp unless SendGrid signed ``timestamp + body`` recently."""
-    if key is None:
-        raise BadSignature(
-            "no webhook verification key is configured",
-            hint="Set SENDGRID_WEBHOOK_PUBLIC_KEY to SendGrid's verification key.",
-        )
-    if not signature or not timestamp:
-        raise BadSignature(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
-    timestamp = timestamp.strip()
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise BadSignature("the signature timestamp is not unix seconds")
-    try:
-        der = base64.b64decode(signature.strip(), validate=True)
-        key.verify(der, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
-    except (binascii.Error, ValueError, InvalidSignature):
-        raise BadSignature("the signature does not match the body") from None
-    now = time.time() if now is None else now
-    if abs(now - int(timestamp)) > window:
-        raise StaleTimestamp(
-            f"the signature timestamp is {int(now - int(timestamp))} s away "
-            f"from now (allowed: {window:g} s)"
-        )
-
-
-def parse_events(body: bytes) -> list[dict]:
-    """The posted events, or MalformedPayload."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedPayload(f"the body is not JSON ({exc.__class__.__name__})") from None
-    if not isinstance(data, list):
-        raise MalformedPayload("the body is not a JSON array of events")
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"event {i} is not a JSON object")
-    return data
+EventRow = dict[str, Any]  # one row of store.events, every column present
 
 
 def message_stem(sg_message_id: str | None) -> str:
@@ -191,12 +78,12 @@ def message_stem(sg_message_id: str | None) -> str:
     return stem.split(".recvd-", 1)[0]
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     # NUL is refused by PostgreSQL text columns: one odd event must not fail its whole batch
     return "" if value is None else str(value).replace("\x00", "")
 
 
-def dedupe_key(event: dict) -> str:
+def dedupe_key(event: SendGridEvent) -> str:
     """sha256 over message, recipient, event type, timestamp and URL (never sg_event_id)."""
     name = _text(event.get("event")).lower()
     parts = [
@@ -211,28 +98,20 @@ def dedupe_key(event: dict) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
-def ip_hash(key: bytes, ip: str | None) -> str | None:
-    """A keyed, truncated hash of an IP address: lets a report tell two clickers apart,
-    but the address itself is never stored and can't be recovered by hashing all 2^32."""
-    if not ip:
-        return None
-    return hmac.new(key + b"|ip", ip.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-
-
-def _event_time(value, fallback: dt.datetime) -> dt.datetime:
+def _event_time(value: Any, fallback: dt.datetime) -> dt.datetime:
     try:
         return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError, OSError):
         return fallback
 
 
-def _ledger_id(value) -> int | None:
+def _ledger_id(value: object) -> int | None:
     text = _text(value).strip()
     # another app's custom_args may carry any number: only our ledger's range joins
     return int(text) if text.isdigit() and len(text) < 18 and int(text) <= MAX_LEDGER_ID else None
 
 
-def _reason(name: str, event: dict) -> str | None:
+def _reason(name: str, event: SendGridEvent) -> str | None:
     if name == "bounce":
         kind = _text(event.get("type")) or (
             "blocked" if _text(event.get("event")) == "blocked" else "bounce"
@@ -252,7 +131,9 @@ def _reason(name: str, event: dict) -> str | None:
     return None
 
 
-def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = None) -> dict:
+def normalise(
+    event: SendGridEvent, *, ip_key: bytes, received_at: dt.datetime | None = None
+) -> EventRow:
     """One SendGrid event -> one ``events`` row (all columns present, so rows insert together)."""
     received_at = received_at or utcnow()
     raw_name = _text(event.get("event")).lower()
@@ -287,7 +168,7 @@ def normalise(event: dict, *, ip_key: bytes, received_at: dt.datetime | None = N
     }
 
 
-def suppression_reason(event: dict, name: str) -> str | None:
+def suppression_reason(event: SendGridEvent, name: str) -> str | None:
     """The suppression an event causes, or None.
 
     A *blocked* bounce is stored as a bounce but suppresses no one: it means the receiving
@@ -340,7 +221,7 @@ class StoreResult:
     suppressed: int  # addresses newly suppressed
     machine: int  # clicks newly flagged by the timing pass
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {
             "received": self.received,
             "stored": self.stored,
@@ -351,7 +232,11 @@ class StoreResult:
 
 
 def store_events(
-    conn: Connection, items: list[dict], *, ip_key: bytes, received_at: dt.datetime | None = None
+    conn: Connection,
+    items: list[SendGridEvent],
+    *,
+    ip_key: bytes,
+    received_at: dt.datetime | None = None,
 ) -> StoreResult:
     """Insert the batch once, however often it is posted; run inside one transaction.
 
@@ -366,7 +251,7 @@ def store_events(
     if stored:
         _link_sendgrid_clicks(conn, [r["dedupe_key"] for r in unique if r["event"] == "click"])
     suppressed = 0
-    for event, row in zip(items, rows):
+    for event, row in zip(items, rows, strict=True):
         reason = suppression_reason(event, row["event"])
         email = _text(event.get("email")).strip()
         if reason and "@" in email and len(email) <= 320:

@@ -22,7 +22,7 @@ from support.tracking_data import REPO, SendGridKey, body_of, load_signer
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.config import Settings
-from equip_mailer.track.service import create_app
+from equip_mailer.track.app import create_app
 
 DEMO = REPO / "campaigns" / "2019-04-equip-training.yaml"
 SAFARI = (

@@ -2,7 +2,7 @@
 
 Property tests with hypothesis: every bit flip, truncation, extension or character change
 of a valid token fails to verify; so does a token read as the other kind or with another
-secret. Together with the registry lookup (tests/track/test_tracking.py), an altered link can
+secret. Together with the registry lookup (tests/track/test_clicks.py), an altered link can
 only ever lead to the 404 page.
 """
 

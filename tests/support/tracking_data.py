@@ -20,9 +20,16 @@ import sqlalchemy as sa
 
 from equip_mailer import store
 from equip_mailer.send.links import LinkSpec, click_token, register_links, unsubscribe_token
+from equip_mailer.track.click_writer import flush_clicks
 
 REPO = Path(__file__).resolve().parents[2]
 SIGNER_PATH = REPO.parent / "shared" / "sendgrid" / "sign_events.py"
+ANN = "ann.example@example.org"
+BOB = "bob.example@example.org"
+CHROME = (  # a person's browser: nothing in it looks like a scanner
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 
 
 def load_signer():
@@ -154,6 +161,13 @@ def rows(engine, table=store.events, *where) -> list:
         return conn.execute(
             sa.select(table).where(*where).order_by(table.c[list(table.c.keys())[0]])
         ).all()
+
+
+def written_rows(engine, table=store.events, *where) -> list:
+    """Stored rows, once every click redirected so far is written (the service writes
+    clicks just after their redirect; see track.click_writer)."""
+    assert flush_clicks()
+    return rows(engine, table, *where)
 
 
 def message_id() -> str:

@@ -20,8 +20,8 @@ T0 = dt.datetime(2019, 4, 15, 9, 0, 0)
 HUMANS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.2 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
     "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.6099.144 Mobile Safari/537.36",
@@ -32,10 +32,17 @@ HUMANS = [
 MACHINES = {
     "": "ua:empty",
     "   ": "ua:empty",
-    "Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0; +https://aka.ms/safelinks)": "ua:microsoft-safelinks",
+    (
+        "Mozilla/5.0 (compatible; Microsoft-URLAnalyzer/1.0; +https://aka.ms/safelinks)"
+    ): "ua:microsoft-safelinks",
     "Microsoft Office Existence Discovery": "ua:microsoft-office",
-    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)": "ua:microsoft-office",
-    "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com": "ua:microsoft-preview",
+    (
+        "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
+    ): "ua:microsoft-office",
+    (
+        "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 "
+        "skype-url-preview@microsoft.com"
+    ): "ua:microsoft-preview",
     "Mozilla/5.0 (compatible; Mimecast URL Protect)": "ua:mimecast",
     "Proofpoint URL Defense": "ua:proofpoint",
     "Barracuda Sentinel (EE)": "ua:barracuda",
@@ -45,7 +52,9 @@ MACHINES = {
     "Sophos Email URL Protection": "ua:sophos",
     "TrendMicro TMUFE": "ua:trend-micro",
     "Mozilla/5.0 (compatible; Google-Safety; +http://www.google.com/bot.html)": "ua:google-preview",
-    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)": "ua:google-preview",
+    (
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    ): "ua:google-preview",
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)": "ua:slack-preview",
     "facebookexternalhit/1.1": "ua:chat-preview",
     "curl/8.5.0": "ua:http-client",
@@ -54,7 +63,10 @@ MACHINES = {
     "Python-urllib/3.11": "ua:http-client",
     "Go-http-client/1.1": "ua:http-client",
     "Wget/1.21.4": "ua:http-client",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36": "ua:http-client",
+    (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/120.0 Safari/537.36"
+    ): "ua:http-client",
     "SomeCompany LinkChecker/2.0": "ua:bot",
 }
 
@@ -80,7 +92,8 @@ def test_every_table_entry_has_a_pattern_that_compiles_and_a_reason_name():
     covered = {r.removeprefix("ua:") for r in MACHINES.values()}
     assert covered - {"empty"} <= set(names)
     print(
-        f"user-agent table: {len(names)} groups; {len(MACHINES)} machine and {len(HUMANS)} human samples"
+        f"user-agent table: {len(names)} groups; {len(MACHINES)} machine and "
+        f"{len(HUMANS)} human samples"
     )
 
 

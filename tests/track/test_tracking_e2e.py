@@ -16,25 +16,18 @@ import httpx
 from click.testing import CliRunner
 from support.service import running_app
 from support.tracking_data import REPO
-from support.tracking_data import rows as stored_rows
+from support.tracking_data import written_rows as rows
 
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.config import Settings
-from equip_mailer.track.service import create_app, flush_clicks
+from equip_mailer.track.app import create_app
 
 DEMO = REPO / "campaigns" / "2019-04-equip-training.yaml"
 CHROME = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.1 Safari/605.1.15"
 )
-
-
-def rows(engine, *args, **kw):
-    """Stored rows, once every click redirected so far is written (the service writes
-    clicks just after their redirect; see tracking.ClickWriter)."""
-    assert flush_clicks()
-    return stored_rows(engine, *args, **kw)
 
 
 def _send(spec: Path, outbox: Path, env: dict) -> str:

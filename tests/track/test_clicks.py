@@ -1,65 +1,27 @@
-"""The tracking service over real HTTP: uvicorn on a free loopback port, driven with httpx.
+"""/c/ over real HTTP: uvicorn on a free loopback port, driven with httpx.
 
 Clicks redirect only to URLs in the campaign's registry and are recorded once; machine
 clicks are flagged; bad, forged and cross-campaign tokens get a 404 page and no Location;
-unsubscribe needs a POST and is idempotent.
+a click whose store cannot record it is still redirected.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import concurrent.futures
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from support.service import running_app
-from support.tracking_data import REPO, seed_campaign
+from support.tracking_data import ANN, BOB, CHROME, seed_campaign
 from support.tracking_data import rows as stored_rows
+from support.tracking_data import written_rows as rows
 
 from equip_mailer import store
 from equip_mailer.send.links import click_token, unsubscribe_token
-from equip_mailer.track.service import create_app, flush_clicks
-
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36"
-)
-ANN = "ann.example@example.org"
-BOB = "bob.example@example.org"
-
-
-def rows(engine, *args, **kw):
-    """Stored rows, once every click redirected so far is written (the service writes
-    clicks just after their redirect; see tracking.ClickWriter)."""
-    assert flush_clicks()
-    return stored_rows(engine, *args, **kw)
-
-
-@pytest.fixture
-def engine(settings):
-    engine = store.open_store(settings.database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def campaign(engine, settings):
-    return seed_campaign(engine, settings.require_link_secret())
-
-
-@pytest.fixture
-def service(settings, engine):
-    """(base_url, client) of the real app; the client never follows redirects."""
-    with running_app(create_app(settings, engine)) as base_url:
-        with httpx.Client(
-            base_url=base_url, follow_redirects=False, timeout=10, headers={"User-Agent": CHROME}
-        ) as client:
-            yield base_url, client
+from equip_mailer.track.app import create_app
 
 
 def clicks(engine):
@@ -278,71 +240,6 @@ def test_open_redirect_tricks_never_leave_the_registry(service, campaign, engine
     )
 
 
-def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign, engine):
-    _, client = service
-    response = client.get(campaign.unsubscribe_path(ANN))
-    assert response.status_code == 200
-    page = response.text
-    assert page.count("<button") == 1 and '<form method="post">' in page
-    assert 'lang="en"' in page and "<h1>" in page
-    assert ANN not in page and "a***@e***.org" in page  # masked, even to the reader
-    assert rows(engine, store.suppressions) == []
-    assert rows(engine) == []
-    assert client.head(campaign.unsubscribe_path(ANN)).status_code == 200
-    assert rows(engine, store.suppressions) == []
-
-
-def test_one_click_unsubscribe_suppresses_once(service, campaign, engine, caplog):
-    caplog.set_level(logging.INFO, logger="equip_mailer")
-    _, client = service
-    path = campaign.unsubscribe_path(ANN)
-    for attempt in range(2):  # RFC 8058 one-click, then the same again
-        response = client.post(
-            path,
-            content=b"List-Unsubscribe=One-Click",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        assert response.status_code == 200, attempt
-        assert "You are unsubscribed" in response.text
-    suppressed = rows(engine, store.suppressions)
-    assert [(s.email_key, s.reason, s.campaign_id) for s in suppressed] == [
-        (ANN, "unsubscribe", campaign.id)
-    ]
-    unsubs = rows(engine, store.events, store.events.c.event == "unsubscribe")
-    assert len(unsubs) == 1 and unsubs[0].ledger_id == campaign.recipients[ANN]
-    # The page now says so, and the log never held the address.
-    assert "already off our mailing list" in client.get(path).text
-    assert ANN not in caplog.text and "a***@e***.org" in caplog.text
-
-
-def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, settings):
-    _, client = service
-    response = client.post(campaign.unsubscribe_path(BOB), data={"List-Unsubscribe": "One-Click"})
-    assert response.status_code == 200
-    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
-    secret = settings.require_link_secret()
-    good = unsubscribe_token(secret, campaign.recipients[ANN])
-    for token in (
-        good[:-2],
-        good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
-        click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN]),
-    ):
-        assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
-        assert client.get(f"/u/{token}").status_code == 404
-    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200  # preview link
-    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
-
-
-def test_healthz_and_unknown_paths(service):
-    _, client = service
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json()["db"] == "ok"
-    assert response.json()["schema_version"] == store.SCHEMA_VERSION
-    missing = client.get("/nothing-here")
-    assert missing.status_code == 404 and "this link is not valid" in missing.text
-
-
 def test_click_is_still_redirected_when_the_store_cannot_record(settings, engine, campaign):
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE events"))
@@ -351,68 +248,8 @@ def test_click_is_still_redirected_when_the_store_cannot_record(settings, engine
     assert response.status_code == 302 and response.headers["location"] == campaign.urls["about"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_command_runs_the_service(tmp_path, isolated_env):
-    from click.testing import CliRunner
-
-    from equip_mailer.cli import main
-
-    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
-    assert "Example" in help_text and "--port" in help_text and "--host" in help_text
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "EQUIP_LINK_SECRET": "serve-test-secret",
-        "XDG_CONFIG_HOME": str(isolated_env / ".config"),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from equip_mailer.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start: {proc.stdout.read()}")
-                time.sleep(0.1)
-        assert response.status_code == 200 and response.json()["db"] == "ok"
-        # Without a webhook key the webhook refuses, and says how to fix it.
-        assert (
-            httpx.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=b"[]").status_code
-            == 403
-        )
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=15)[0]
-    assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in output
-    assert (tmp_path / "serve.db").exists()
-
-
 def test_concurrent_clicks_are_all_recorded(settings, engine):
     """20 readers clicking at once against SQLite: every click redirects and is stored once."""
-    import concurrent.futures
 
     people = tuple(f"staff{i:03d}@example.org" for i in range(100))
     campaign = seed_campaign(
@@ -440,84 +277,6 @@ def test_concurrent_clicks_are_all_recorded(settings, engine):
     )
     assert statuses == [302] * 500
     assert len(recorded) == 500 and len({r.dedupe_key for r in recorded}) == 500
-
-
-def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE suppressions"))
-    with running_app(create_app(settings, engine)) as base:
-        page = httpx.get(base + campaign.unsubscribe_path(ANN))
-        done = httpx.post(
-            base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click"
-        )
-    assert page.status_code == 503 and "try the link again" in page.text
-    assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
-
-
-def test_clicks_become_visible_without_a_flush_and_shutdown_writes_the_rest(
-    settings, engine, campaign
-):
-    """Clicks are written just after their redirect, by one writer thread: readers see them
-    within a bounded time without asking, and stopping the service writes what is queued."""
-    with running_app(create_app(settings, engine)) as base:
-        with httpx.Client(
-            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
-        ) as c:
-            assert c.get(campaign.click_path("about", ANN)).status_code == 302
-            deadline = time.monotonic() + 5
-            while not stored_rows(engine, store.events) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(stored_rows(engine, store.events)) == 1
-            for key in ("basics@2019-06-27", "measurement"):
-                assert c.get(campaign.click_path(key, BOB)).status_code == 302
-    # no flush: the lifespan shutdown wrote them
-    assert len(stored_rows(engine, store.events, store.events.c.event == "click")) == 3
-
-
-def test_a_changed_link_url_is_followed_once_the_cache_entry_expires(
-    settings, engine, campaign, monkeypatch
-):
-    from equip_mailer.track.service import Lookups
-
-    monkeypatch.setattr(Lookups, "LINK_TTL", 0.2)
-    with running_app(create_app(settings, engine)) as base:
-        with httpx.Client(
-            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
-        ) as c:
-            path = campaign.click_path("about", ANN)
-            assert c.get(path).headers["location"] == campaign.urls["about"]
-            with engine.begin() as conn:
-                conn.execute(
-                    store.links.update()
-                    .where(store.links.c.id == campaign.link_ids["about"])
-                    .values(url="https://equip.example.org/about-us?utm_medium=email")
-                )
-            time.sleep(0.3)
-            assert (
-                c.get(path).headers["location"]
-                == "https://equip.example.org/about-us?utm_medium=email"
-            )
-    recorded = rows(engine, store.events, store.events.c.event == "click")
-    assert [r.url for r in recorded] == [
-        campaign.urls["about"],
-        "https://equip.example.org/about-us?utm_medium=email",
-    ]
-
-
-def test_a_burst_inside_one_written_batch_is_flagged(settings, engine, campaign):
-    """The writer stores several clicks per transaction; a scanner's burst that lands in one
-    batch is flagged like one spread over several."""
-    app = create_app(settings, engine)
-    with running_app(app) as base:
-        with httpx.Client(
-            base_url=base, follow_redirects=False, headers={"User-Agent": CHROME}
-        ) as c:
-            app.state.clicks.GATHER = 0.5  # this writer: gather everything below into one batch
-            for key in ("basics@2019-06-27", "coaching@2019-07-11", "measurement"):
-                assert c.get(campaign.click_path(key, ANN)).status_code == 302
-    assert [(r.machine, r.machine_reason) for r in rows(engine, store.events)] == [
-        (True, "burst")
-    ] * 3
 
 
 def test_click_path_on_both_backends(db_url, settings):

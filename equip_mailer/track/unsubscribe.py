@@ -1,0 +1,200 @@
+"""``/u/<token>``: unsubscribe, as a page with one button (GET) and as RFC 8058 one-click (POST).
+
+GET shows a plain page with one confirm button and changes nothing: mail scanners fetch
+every link, and must not unsubscribe anyone. POST - ``List-Unsubscribe=One-Click`` from the
+mail client, or the page's form - suppresses the address and records one ``unsubscribe``
+event, idempotently. Unlike a click, the POST is answered only once it is stored: its page
+says "you are unsubscribed", so that must already be true.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from equip_mailer.config import mask_email
+from equip_mailer.send.links import TEST_RECIPIENT, read_token
+from equip_mailer.store import add_suppression, events, insert_ignore, ledger, suppressions, utcnow
+
+from .body import read_body
+from .pages import not_found, page, try_again_later
+from .privacy import client_ip, db_error, ip_hash
+from .state import Service
+from .webhook_verify import TooLarge
+
+log = logging.getLogger("equip_mailer.track")
+
+MAX_UNSUBSCRIBE_BODY = 16 * 1024  # a one-click body is 26 bytes
+
+
+@dataclass(frozen=True)
+class Recipient:
+    ledger_id: int
+    campaign_id: str
+    segment: str
+    email: str
+    suppressed: bool
+
+
+def find_recipient(conn: Connection, link_key: bytes, token: str) -> Recipient | None:
+    """Whose unsubscribe token this is; None if it is not one of ours (or names no one)."""
+    tok = read_token(link_key, "u", token)
+    if tok is None:
+        return None
+    if tok.ledger_id == TEST_RECIPIENT:
+        return Recipient(TEST_RECIPIENT, "", "", "", False)
+    row = conn.execute(
+        sa.select(
+            ledger.c.id, ledger.c.campaign_id, ledger.c.segment, ledger.c.email, ledger.c.email_key
+        ).where(ledger.c.id == tok.ledger_id)
+    ).first()
+    if row is None:
+        return None
+    suppressed = (
+        conn.execute(
+            sa.select(suppressions.c.email_key).where(suppressions.c.email_key == row.email_key)
+        ).first()
+        is not None
+    )
+    return Recipient(row.id, row.campaign_id, row.segment, row.email, suppressed)
+
+
+def unsubscribe(
+    conn: Connection,
+    link_key: bytes,
+    who: Recipient,
+    *,
+    method: str,
+    user_agent: str | None,
+    ip: str | None,
+) -> bool:
+    """Suppress the address and record one ``unsubscribe`` event; True if newly suppressed.
+
+    The event's dedupe key is fixed per recipient, so a second POST adds nothing.
+    """
+    added = add_suppression(
+        conn, who.email, "unsubscribe", source="link", campaign_id=who.campaign_id
+    )
+    now = utcnow()
+    insert_ignore(
+        conn,
+        events,
+        [
+            {
+                "dedupe_key": hashlib.sha256(
+                    f"unsubscribe|tracker|{who.ledger_id}".encode()
+                ).hexdigest(),
+                "event": "unsubscribe",
+                "at": now,
+                "source": "tracker",
+                "campaign_id": who.campaign_id,
+                "ledger_id": who.ledger_id,
+                "segment": who.segment,
+                "method": method[:10],
+                "user_agent": (user_agent or "")[:1000] or None,
+                "ip_hash": ip_hash(link_key, ip),
+                "machine": False,
+                "received_at": now,
+            }
+        ],
+        ["dedupe_key"],
+    )
+    return added
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    svc = Service.of(request)
+    token = request.path_params["token"]
+
+    def work() -> Recipient | None:
+        with svc.engine.connect() as conn:
+            return find_recipient(conn, svc.link_key, token)
+
+    try:
+        who = await run_in_threadpool(work)
+    except Exception as exc:  # noqa: BLE001
+        log.error("could not show an unsubscribe page (%s)", db_error(exc))
+        return try_again_later()
+    if who is None:
+        return not_found()
+    if who.ledger_id == TEST_RECIPIENT:
+        return page(
+            "Unsubscribe",
+            "<p>This is a test or preview link: it does not belong to "
+            "anyone, so there is nothing to unsubscribe.</p>",
+        )
+    if who.suppressed:
+        return page(
+            "You are unsubscribed",
+            f"<p>{html.escape(mask_email(who.email))} is already off our mailing list. "
+            "You will not get any more EQUIP course emails.</p>",
+        )
+    return page(
+        "Unsubscribe from EQUIP course emails",
+        f"<p>Stop sending EQUIP course emails to {html.escape(mask_email(who.email))}?</p>"
+        '<form method="post">'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button>'
+        "</form>"
+        "<p>If you got here by mistake, just close this page: nothing has changed.</p>",
+    )
+
+
+async def unsubscribe_post(request: Request) -> Response:
+    svc = Service.of(request)
+    token = request.path_params["token"]
+    try:
+        await read_body(request, MAX_UNSUBSCRIBE_BODY)  # "List-Unsubscribe=One-Click" or the form
+    except TooLarge:
+        return page("Request too large", "<p>That request was too large.</p>", 413)
+
+    def work() -> tuple[Recipient | None, bool]:
+        with svc.writing, svc.engine.begin() as conn:
+            who = find_recipient(conn, svc.link_key, token)
+            if who is None or who.ledger_id == TEST_RECIPIENT:
+                return who, False
+            return who, unsubscribe(
+                conn,
+                svc.link_key,
+                who,
+                method="POST",
+                user_agent=request.headers.get("user-agent"),
+                ip=client_ip(request),
+            )
+
+    try:
+        who, added = await run_in_threadpool(work)
+    except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
+        log.error("could not record an unsubscribe (%s)", db_error(exc))
+        return page(
+            "Please try again",
+            "<p>Something went wrong on our side and you are "
+            "<strong>not</strong> unsubscribed yet. Please try again in a minute.</p>",
+            500,
+        )
+    if who is None:
+        return not_found()
+    if who.ledger_id == TEST_RECIPIENT:
+        return page("Unsubscribe", "<p>This was a test or preview link: nothing has changed.</p>")
+    if added:
+        log.info("unsubscribed %s (campaign %s)", mask_email(who.email), who.campaign_id)
+    return page(
+        "You are unsubscribed",
+        f"<p>{html.escape(mask_email(who.email))} will not get any more EQUIP course "
+        "emails.</p><p>If this was a mistake, contact the EQUIP team.</p>",
+    )
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
+    Route("/u/{token}", unsubscribe_post, methods=["POST"]),
+]

@@ -1,0 +1,85 @@
+"""/u/ over real HTTP: the page shows one button and changes nothing; a POST (RFC 8058
+one-click or the page's form) suppresses the address once; bad tokens get the 404 page; a
+failure says plainly that nothing happened.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import sqlalchemy as sa
+from support.service import running_app
+from support.tracking_data import ANN, BOB
+from support.tracking_data import written_rows as rows
+
+from equip_mailer import store
+from equip_mailer.send.links import click_token, unsubscribe_token
+from equip_mailer.track.app import create_app
+
+
+def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign, engine):
+    _, client = service
+    response = client.get(campaign.unsubscribe_path(ANN))
+    assert response.status_code == 200
+    page = response.text
+    assert page.count("<button") == 1 and '<form method="post">' in page
+    assert 'lang="en"' in page and "<h1>" in page
+    assert ANN not in page and "a***@e***.org" in page  # masked, even to the reader
+    assert rows(engine, store.suppressions) == []
+    assert rows(engine) == []
+    assert client.head(campaign.unsubscribe_path(ANN)).status_code == 200
+    assert rows(engine, store.suppressions) == []
+
+
+def test_one_click_unsubscribe_suppresses_once(service, campaign, engine, caplog):
+    caplog.set_level(logging.INFO, logger="equip_mailer")
+    _, client = service
+    path = campaign.unsubscribe_path(ANN)
+    for attempt in range(2):  # RFC 8058 one-click, then the same again
+        response = client.post(
+            path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 200, attempt
+        assert "You are unsubscribed" in response.text
+    suppressed = rows(engine, store.suppressions)
+    assert [(s.email_key, s.reason, s.campaign_id) for s in suppressed] == [
+        (ANN, "unsubscribe", campaign.id)
+    ]
+    unsubs = rows(engine, store.events, store.events.c.event == "unsubscribe")
+    assert len(unsubs) == 1 and unsubs[0].ledger_id == campaign.recipients[ANN]
+    # The page now says so, and the log never held the address.
+    assert "already off our mailing list" in client.get(path).text
+    assert ANN not in caplog.text and "a***@e***.org" in caplog.text
+
+
+def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, settings):
+    _, client = service
+    response = client.post(campaign.unsubscribe_path(BOB), data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
+    secret = settings.require_link_secret()
+    good = unsubscribe_token(secret, campaign.recipients[ANN])
+    for token in (
+        good[:-2],
+        good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
+        click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN]),
+    ):
+        assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
+        assert client.get(f"/u/{token}").status_code == 404
+    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200  # preview link
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
+
+
+def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE suppressions"))
+    with running_app(create_app(settings, engine)) as base:
+        page = httpx.get(base + campaign.unsubscribe_path(ANN))
+        done = httpx.post(
+            base + campaign.unsubscribe_path(ANN), content=b"List-Unsubscribe=One-Click"
+        )
+    assert page.status_code == 503 and "try the link again" in page.text
+    assert done.status_code == 500 and "not</strong> unsubscribed" in done.text
