@@ -353,9 +353,12 @@ def child_render(work: Path, sizes: dict, params: dict) -> dict:
 def child_send(work: Path, sizes: dict, params: dict) -> dict:
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.send.delivery import SendGridBackend, campaign_mail
-    from equip_mailer.send.dispatch import SendOptions, ensure_schedule, register_campaign, run_send
+    from equip_mailer.send.backends.sendgrid import SendGridBackend
+    from equip_mailer.send.campaign_mail import campaign_mail
+    from equip_mailer.send.dispatch import SendOptions, run_send
     from equip_mailer.send.ledger import Ledger
+    from equip_mailer.send.prepare import register_campaign
+    from equip_mailer.send.schedule import ensure_schedule
     from equip_mailer.store import open_store, suppressed_keys
 
     rss_imports = current_rss_mb()

@@ -308,7 +308,8 @@ def _send_setup(campaign_path: Path, allow_past: bool):
 
 
 def _make_backend(name: str, spec, cfg, outbox: Path, mail):
-    from equip_mailer.send.delivery import OutboxBackend, SendGridBackend
+    from equip_mailer.send.backends.outbox import OutboxBackend
+    from equip_mailer.send.backends.sendgrid import SendGridBackend
 
     if name == "sendgrid":
         if not cfg.sendgrid_api_key:
@@ -431,18 +432,13 @@ def send(
 
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.config import mask_email
-    from equip_mailer.send.delivery import campaign_mail
-    from equip_mailer.send.dispatch import (
-        SendOptions,
-        ensure_schedule,
-        register_campaign,
-        run_send,
-        send_test,
-    )
-    from equip_mailer.send.dispatch import (
-        dry_run as do_dry_run,
-    )
+    from equip_mailer.send.campaign_mail import campaign_mail
+    from equip_mailer.send.dispatch import SendOptions, run_send
     from equip_mailer.send.ledger import Ledger
+    from equip_mailer.send.prepare import register_campaign
+    from equip_mailer.send.schedule import ensure_schedule
+    from equip_mailer.send.trial_runs import dry_run as do_dry_run
+    from equip_mailer.send.trial_runs import send_test
     from equip_mailer.store import suppressed_keys
 
     spec, cfg, engine = _send_setup(campaign, allow_past)
@@ -525,7 +521,7 @@ def send(
                 soft_wrap=True,
             )
         synced = ledger.sync(audience.by_segment, keys)
-        from equip_mailer.send.ledger import SENDABLE
+        from equip_mailer.send.ledger_rows import SENDABLE
 
         states = SENDABLE + (("uncertain",) if retry_uncertain else ())
         counts = ledger.sendable(states)
@@ -670,7 +666,7 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
     Example:
       equip-mailer cancel campaigns/2019-04-equip-training.yaml
     """
-    from equip_mailer.send.delivery import SendGridBackend
+    from equip_mailer.send.backends.sendgrid import SendGridBackend
     from equip_mailer.send.ledger import Ledger
 
     spec, cfg, engine = _send_setup(campaign, True)
@@ -731,7 +727,7 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
 
 def _unscheduled_mail(spec):
     """Request settings without the send_at check (cancel runs when send_at may be near)."""
-    from equip_mailer.send.delivery import CampaignMail
+    from equip_mailer.send.campaign_mail import CampaignMail
 
     return CampaignMail(campaign_id=spec.id, sender_email=spec.sender.email)
 

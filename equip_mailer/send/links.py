@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -99,7 +100,7 @@ def read_token(secret: bytes, kind: str, token: str) -> Token | None:
     """The ids in a token, or None if it is malformed or its signature does not match."""
     try:
         raw = _unb64(token)
-    except (ValueError, base64.binascii.Error):
+    except (ValueError, binascii.Error):
         return None
     if _b64(raw) != token:  # non-canonical spelling (spare low bits in the last character)
         return None
@@ -159,7 +160,7 @@ def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) ->
     for spec in specs:
         row = existing.get(spec.key)
         if row is None:
-            result = conn.execute(
+            pk = conn.execute(
                 links.insert().values(
                     campaign_id=campaign_id,
                     key=spec.key,
@@ -168,8 +169,9 @@ def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) ->
                     session=spec.session,
                     label=spec.label,
                 )
-            )
-            ids[spec.key] = result.inserted_primary_key[0]
+            ).inserted_primary_key
+            assert pk is not None  # a one-row INSERT always has its key
+            ids[spec.key] = pk[0]
         else:
             if row.url != spec.url:
                 conn.execute(
@@ -200,7 +202,9 @@ def _keyed_sha256(secret: bytes, prefix: bytes):
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
-def click_url_maker(public_url: str, secret: bytes, link_ids: dict[str, int]):
+def click_url_maker(
+    public_url: str, secret: bytes, link_ids: dict[str, int]
+) -> Callable[[int], dict[str, str]]:
     """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``, for the send loop.
 
     A send signs every link for every reader (5 links x 100,000 readers), so each link's
@@ -210,12 +214,14 @@ def click_url_maker(public_url: str, secret: bytes, link_ids: dict[str, int]):
     url_list = click_url_list_maker(public_url, secret, [link_ids[k] for k in keys])
 
     def urls(ledger_id: int) -> dict[str, str]:
-        return dict(zip(keys, url_list(ledger_id)))
+        return dict(zip(keys, url_list(ledger_id), strict=False))
 
     return urls
 
 
-def click_url_list_maker(public_url: str, secret: bytes, link_ids: list[int]):
+def click_url_list_maker(
+    public_url: str, secret: bytes, link_ids: list[int]
+) -> Callable[[int], list[str]]:
     """``ledger_id -> [click URL per link id, in order]``: ``click_url_maker`` without the
     dict, for callers that keep the links in a fixed order."""
     base = f"{public_url.rstrip('/')}/c/"
@@ -242,7 +248,7 @@ def click_url_list_maker(public_url: str, secret: bytes, link_ids: list[int]):
     return urls
 
 
-def unsubscribe_url_maker(public_url: str, secret: bytes):
+def unsubscribe_url_maker(public_url: str, secret: bytes) -> Callable[[int], str]:
     """``ledger_id -> unsubscribe URL``, the same as ``unsubscribe_url``, prepared once."""
     base = f"{public_url.rstrip('/')}/u/"
     inner, outer = _keyed_sha256(secret, b"u")

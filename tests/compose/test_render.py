@@ -637,7 +637,7 @@ def test_the_size_limit_counts_utf8_bytes(rendered):
 def test_shared_url_tokens_give_the_same_mail(rendered):
     # The send loop gives each of our URLs one token in both parts when no URL needs escaping.
     from equip_mailer.compose.render import share_url_tokens, values_builder
-    from equip_mailer.send.delivery import substitute
+    from equip_mailer.send.backends.outbox import substitute
 
     mail = rendered["project-leads"]
     urls = [f"https://e.example/c/Tok{i}-_" for i in range(len(mail.links))]

@@ -5,7 +5,8 @@ SENDGRID_CONTRACT_URL (``make test`` does this when ../shared exists). Without i
 is skipped. The contract types message-level custom_args as a string, which is why ours
 live on the personalizations. What the contract does not check (<= 1000 recipients, each
 address once, custom_args values as strings, text/plain first) is covered by
-test_delivery.py against tests/support/fake_sendgrid.py.
+test_sendgrid_request.py and backends/test_sendgrid.py (against
+tests/support/fake_sendgrid.py).
 """
 
 from __future__ import annotations
@@ -25,16 +26,11 @@ from equip_mailer.cli import main
 from equip_mailer.compose.audience import load_audience
 from equip_mailer.compose.render import recipient_values, render_campaign
 from equip_mailer.compose.spec import load_campaign
-from equip_mailer.send.delivery import (
-    Addressee,
-    Batch,
-    Content,
-    SendGridBackend,
-    build_request,
-    campaign_mail,
-    display_name,
-)
+from equip_mailer.send.backends.sendgrid import SendGridBackend
+from equip_mailer.send.batch import Addressee, Batch, Content, display_name
+from equip_mailer.send.campaign_mail import campaign_mail
 from equip_mailer.send.links import click_url, unsubscribe_url
+from equip_mailer.send.sendgrid_request import build_request
 
 CONTRACT = os.environ.get("SENDGRID_CONTRACT_URL")
 pytestmark = pytest.mark.skipif(
@@ -71,8 +67,8 @@ def bodies(demo_path, **mail_changes) -> list[dict]:
         for i, r in enumerate(audience.by_segment[seg_id][:50], start=1):
             unsub = unsubscribe_url("https://equip.example.org", SECRET, i)
             urls = {
-                l.key: click_url("https://equip.example.org", SECRET, n + 1, i)
-                for n, l in enumerate(rendered.links)
+                link.key: click_url("https://equip.example.org", SECRET, n + 1, i)
+                for n, link in enumerate(rendered.links)
             }
             addressees.append(
                 Addressee(

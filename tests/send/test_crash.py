@@ -177,7 +177,7 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
             sent_keys = {k for k, s in rows.values() if s == "sent"}
             duplicates = sum(1 for k, n in got.items() if n > 1)
             lost = sum(1 for k in sent_keys if got[k] != 1)
-            strangers = set(got) - set(k for k, _ in rows.values())
+            strangers = set(got) - {k for k, _ in rows.values()}
             assert duplicates == 0, f"seed {seed}: {duplicates} recipients got two copies"
             assert lost == 0, f"seed {seed}: {lost} recipients marked sent have no copy"
             assert not strangers

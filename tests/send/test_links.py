@@ -19,9 +19,11 @@ from equip_mailer.send.links import (
     Token,
     click_token,
     click_url,
+    click_url_maker,
     read_token,
     unsubscribe_token,
     unsubscribe_url,
+    unsubscribe_url_maker,
 )
 
 SECRET = b"test-link-secret-0123456789"
@@ -115,3 +117,26 @@ def test_urls_carry_no_address_and_test_recipient_is_zero():
     assert "@" not in unsubscribe_url("https://equip.example.org", SECRET, 41)
     assert read_token(SECRET, "c", url.rsplit("/", 1)[1]).ledger_id == 41
     assert TEST_RECIPIENT == 0 and SIG_BYTES >= 12
+
+
+def test_click_url_maker_gives_the_same_urls_as_click_url():
+    secret = b"k" * 32
+    ids = {"a": 1, "b": 130, "c": 99999}
+    assert click_url_maker("https://t.example", b"x" * 100, ids)(5)["c"] == click_url(
+        "https://t.example", b"x" * 100, 99999, 5
+    )  # keys longer than a block
+    make = click_url_maker("https://t.example/", secret, ids)
+    for ledger_id in (0, 1, 127, 128, 10**6):
+        urls = make(ledger_id)
+        assert urls == {
+            k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()
+        }
+        token = read_token(secret, "c", urls["b"].rsplit("/", 1)[1])
+        assert (token.link_id, token.ledger_id) == (130, ledger_id)
+
+
+def test_unsubscribe_url_maker_gives_the_same_urls_as_unsubscribe_url():
+    for secret in (b"k" * 32, b"long" * 40):
+        make = unsubscribe_url_maker("https://t.example", secret)
+        for ledger_id in (0, 1, 300, 10**7):
+            assert make(ledger_id) == unsubscribe_url("https://t.example", secret, ledger_id)

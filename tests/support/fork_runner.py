@@ -21,9 +21,12 @@ import sendgrid  # noqa: F401
 
 import equip_mailer.compose.audience  # noqa: F401  (imported once, before any fork)
 import equip_mailer.compose.render  # noqa: F401
-import equip_mailer.send.delivery  # noqa: F401
+import equip_mailer.send.backends.outbox  # noqa: F401
+import equip_mailer.send.backends.sendgrid  # noqa: F401
 import equip_mailer.send.dispatch  # noqa: F401
 import equip_mailer.send.ledger  # noqa: F401
+import equip_mailer.send.schedule  # noqa: F401
+import equip_mailer.send.trial_runs  # noqa: F401
 from equip_mailer.cli import main
 
 

@@ -1,0 +1,286 @@
+"""The SendGrid backend: each batch posted to Mail Send, the answer classified in one place.
+
+Which answers are retried (429 and 5xx, with backoff that honours Retry-After), which stop
+the run (a refused key or payload: the next batch would fail the same way), and which are
+*uncertain* (no answer after the request left: SendGrid may have accepted it, so it is never
+re-sent blindly) is decided here and nowhere else. Scheduled sends (a SendGrid batch id,
+cancelling) go through the same client and the same error wording.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import socket
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+from equip_mailer.errors import DeliveryError
+from equip_mailer.send.batch import Batch, BatchResult, mask_addresses
+from equip_mailer.send.campaign_mail import CampaignMail
+from equip_mailer.send.sendgrid_request import build_request
+
+
+class Headers(Protocol):
+    """An answer's headers as the client gives them (an ``http.client.HTTPMessage``)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """429 and 5xx are retried: exponential backoff with full jitter, but never sooner than
+    SendGrid's Retry-After / X-RateLimit-Reset says."""
+
+    attempts: int = 6  # total tries per batch
+    base: float = 0.5  # seconds
+    cap: float = 30.0
+    max_wait: float = 120.0  # a single wait longer than this ends the batch as failed
+
+    def delay(self, attempt: int, headers: Headers | None) -> float:
+        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        told = _told_wait(headers)
+        return max(backoff, told) if told is not None else backoff
+
+
+def _told_wait(headers: Headers | None) -> float | None:
+    if headers is None:
+        return None
+    retry_after = headers.get("Retry-After")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            pass
+    return None
+
+
+def sendgrid_errors(body: bytes | str | None) -> str:
+    """SendGrid's ``errors[].message`` (with the field), joined; the raw text otherwise."""
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        data = json.loads(text)
+        parts = []
+        for e in data.get("errors", []):
+            msg = str(e.get("message") or "").strip()
+            if e.get("field"):
+                msg += f" (field {e['field']})"
+            parts.append(msg)
+        if parts:
+            return mask_addresses("; ".join(parts))
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return mask_addresses(text.strip()[:300])
+
+
+_REFUSALS = {
+    400: (
+        "SendGrid refused {what}: {detail}",
+        "Fix the campaign or list, then run the same "
+        "command again; recipients of this batch were not sent and will be retried.",
+    ),
+    401: (
+        "SendGrid rejected the API key while sending {what}: {detail}",
+        "Check SENDGRID_API_KEY (a Mail Send key), then run the same command again.",
+    ),
+    403: (
+        "SendGrid refused access while sending {what}: {detail}",
+        "The API key lacks the Mail Send permission, or the sender is not verified.",
+    ),
+    413: (
+        "SendGrid said {what} is too large: {detail}",
+        "Lower EQUIP_BATCH_SIZE or shorten the content, then run the same command again.",
+    ),
+}
+
+
+class SendGridBackend:
+    """Posts each batch with the official client and classifies the answer.
+
+    The client sets no timeout of its own, so one is set explicitly: a stalled socket would
+    otherwise hang the send for ever.
+    """
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: str,
+        mail: CampaignMail,
+        *,
+        host: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        import sendgrid
+
+        # The HTTP client logs full payloads and the Authorization header at DEBUG level;
+        # never let that reach a log, whatever the root logger is set to.
+        logging.getLogger("python_http_client").setLevel(logging.WARNING)
+        if not api_key:
+            raise DeliveryError(
+                "SENDGRID_API_KEY is not set", hint="Set it, or use --backend outbox."
+            )
+        self.mail = mail
+        self.host = host.rstrip("/")
+        self.timeout = float(timeout)
+        self.retry = retry
+        self.sleep = sleep
+        self.sg = sendgrid.SendGridAPIClient(api_key, host=self.host)
+        self.sg.client.timeout = self.timeout
+
+    # -- scheduling --------------------------------------------------------------------
+    def create_batch_id(self) -> str:
+        """POST /v3/mail/batch: the id under which a scheduled send can be cancelled."""
+        resp = self._call(
+            lambda: self.sg.client.mail.batch.post(timeout=self.timeout),
+            "creating a SendGrid batch id for the scheduled send",
+        )
+        try:
+            return json.loads(resp.body)["batch_id"]
+        except (ValueError, KeyError, TypeError):
+            raise DeliveryError(
+                "SendGrid answered the batch id request without a batch_id"
+            ) from None
+
+    def cancel_scheduled(self, sg_batch_id: str) -> None:
+        """POST /v3/user/scheduled_sends {batch_id, status: cancel}."""
+        self._call(
+            lambda: self.sg.client.user.scheduled_sends.post(
+                request_body={"batch_id": sg_batch_id, "status": "cancel"}, timeout=self.timeout
+            ),
+            "cancelling the scheduled send",
+        )
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        from python_http_client.exceptions import HTTPError
+
+        try:
+            return fn()
+        except HTTPError as exc:
+            raise DeliveryError(
+                f"SendGrid answered HTTP {exc.status_code} while {what}: "
+                f"{sendgrid_errors(exc.body)}",
+                status=exc.status_code,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise DeliveryError(
+                f"no answer from SendGrid at {self.host} while {what} ({_network_reason(exc)})"
+            ) from None
+
+    # -- sending -----------------------------------------------------------------------
+    def send_batch(self, batch: Batch) -> BatchResult:
+        from python_http_client.exceptions import HTTPError
+
+        body = build_request(self.mail, batch)
+        what = batch.describe()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self.sg.client.mail.send.post(request_body=body, timeout=self.timeout)
+            except HTTPError as exc:
+                status = int(exc.status_code)
+                if _retryable(status):
+                    wait = self.retry.delay(attempt, exc.headers)
+                    if attempt < self.retry.attempts and wait <= self.retry.max_wait:
+                        self.sleep(wait)
+                        continue
+                return _refused(status, sendgrid_errors(exc.body), what, attempt)
+            except (OSError, http.client.HTTPException) as exc:
+                return self._no_answer(exc, what, attempt)
+            if resp.status_code == 202 or 200 <= resp.status_code < 300:
+                headers = resp.headers
+                mid = headers.get("X-Message-Id") if headers is not None else None
+                return BatchResult(
+                    "sent", status=resp.status_code, message_id=mid, attempts=attempt
+                )
+            return BatchResult(
+                "uncertain",
+                status=resp.status_code,
+                attempts=attempt,
+                error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}",
+            )
+
+    def _no_answer(self, exc: BaseException, what: str, attempt: int) -> BatchResult:
+        """Refused or unknown host: never sent. Anything else: it may have been accepted."""
+        if _unreachable(exc):
+            return BatchResult(
+                "failed",
+                attempts=attempt,
+                stop=True,
+                error=f"cannot reach SendGrid at {self.host} ({_network_reason(exc)}); "
+                f"{what} was not sent",
+                hint="Check SENDGRID_API_HOST and the network, then run the same command again.",
+            )
+        return BatchResult(
+            "uncertain",
+            attempts=attempt,
+            error=f"no answer from SendGrid for {what} ({_network_reason(exc)}); "
+            "it may or may not have been accepted",
+        )
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or 500 <= status < 600
+
+
+def _refused(status: int, detail: str, what: str, attempt: int) -> BatchResult:
+    """An HTTP error that is final: 429/5xx after every retry (failed, the run goes on) or
+    a refusal (failed, and the run stops: the next batch would be refused too)."""
+    if _retryable(status):
+        return BatchResult(
+            "failed",
+            status=status,
+            attempts=attempt,
+            error=f"SendGrid answered HTTP {status} to {what} {attempt} times "
+            f"(last: {detail or 'no detail'}); it was not accepted",
+        )
+    template, hint = _REFUSALS.get(
+        status, (f"SendGrid refused {{what}} with HTTP {status}: " + "{detail}", None)
+    )
+    return BatchResult(
+        "failed",
+        status=status,
+        attempts=attempt,
+        stop=True,
+        error=template.format(what=what, detail=detail or "no detail"),
+        hint=hint,
+    )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Connection refused or an unknown host: the request never left, so it was not sent."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
+def _network_reason(exc: BaseException) -> str:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "unknown host"
+    if isinstance(reason, ConnectionResetError | http.client.RemoteDisconnected):
+        return "connection reset"
+    return type(reason).__name__ if not str(reason) else str(reason)

@@ -1,0 +1,222 @@
+"""The ledger's per-batch row operations, as plain SQL functions on a Connection.
+
+Reading the next rows to send, claiming them (pending -> in_flight under a new ``batches``
+row), recording a batch's answer, counting. They take a Connection rather than an engine so
+that the ``Ledger`` (ledger.py) can run each in its own committed transaction while a dry
+run does the same work inside a transaction it then rolls back.
+
+They are plain SQL strings run on the driver: building and compiling SQLAlchemy statements,
+binding 1,000 ids through its expanding IN and making its Row objects cost more than
+SQLite's own work. Every one is a handful of statements per batch (no per-recipient round
+trips) and runs on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from equip_mailer.compose.audience import Recipient
+from equip_mailer.errors import DeliveryError
+from equip_mailer.store import batches, ledger, utcnow
+
+SENDABLE = ("pending", "failed")
+CHUNK = 900  # ids per IN (...) list: well under every driver's limit
+
+
+class Row(NamedTuple):
+    """A recipient to send, as the ledger holds them. It has the attributes of an
+    ``audience.Recipient`` that rendering reads, so it is passed as one (a tuple is far
+    cheaper to make than a frozen dataclass, 100,000 times per send)."""
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    practice: str
+    role: str
+    qi_level: str
+    segment: str
+
+    @property
+    def source(self) -> str:
+        return f"ledger row {self.id}"  # for messages: never the address
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
+    def recipient(self) -> Recipient:
+        return Recipient(
+            email=self.email,
+            first_name=self.first_name or "",
+            last_name=self.last_name or "",
+            practice=self.practice or "",
+            role=self.role or "",
+            qi_level=self.qi_level or "",
+            source=self.source,
+        )
+
+
+def chunks(ids: list[int], n: int = CHUNK) -> Iterator[list[int]]:
+    for i in range(0, len(ids), n):
+        yield ids[i : i + n]
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's placeholder: sqlite3 takes ``?``, psycopg ``%s``."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def driver_time(conn: Connection, when: dt.datetime) -> str | dt.datetime:
+    """A naive UTC time as the driver should get it: SQLite keeps SQLAlchemy's text format."""
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else when
+
+
+def _marks(mark: str, n: int) -> str:
+    return ", ".join([mark] * n)
+
+
+_ROW_COLUMNS = "id, email, first_name, last_name, practice, role, qi_level, segment"
+
+
+def next_rows(
+    conn: Connection,
+    campaign_id: str,
+    segment: str,
+    limit: int,
+    states: tuple[str, ...] = SENDABLE,
+    before: dt.datetime | None = None,
+    after_id: int = 0,
+) -> list[Row]:
+    """The next recipients to send in a segment, oldest first (read only).
+
+    ``after_id`` (the last id this run claimed in the segment) starts the scan there, so
+    each batch reads ~one batch of rows instead of everything already sent.
+
+    With ``before`` (the run's start), rows that failed or became uncertain *during* this
+    run are not picked again by it: a server that keeps failing ends the run (error budget)
+    instead of looping; the next run retries them.
+    """
+    m = placeholder(conn)
+    # One query per state, each an ordered range of ix_ledger_segment_state (campaign,
+    # segment, state, id), merged here: an OR or IN over states makes SQLite read and sort
+    # every sendable row of the segment for each batch (quadratic over a 100,000 send).
+    found: list[tuple[Any, ...]] = []
+    for state in dict.fromkeys(states):
+        sql = (
+            f"SELECT {_ROW_COLUMNS} FROM {ledger.name} "
+            f"WHERE campaign_id = {m} AND segment = {m} AND state = {m} AND id > {m}"
+        )
+        params: tuple[Any, ...] = (campaign_id, segment, state, after_id)
+        if before is not None and state != "pending":
+            sql += f" AND updated_at < {m}"
+            params += (driver_time(conn, before),)
+        found += _fetch(conn, f"{sql} ORDER BY id LIMIT {int(limit)}", params)
+    if len(found) > limit or len(states) > 1:
+        found.sort(key=lambda r: r[0])
+    return list(map(Row._make, found[:limit]))
+
+
+def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Plain tuples from the driver's own cursor, inside the connection's transaction."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only after the connection was invalidated
+        raise DeliveryError("the database connection was lost while reading the ledger")
+    cur = driver.cursor()
+    try:
+        cur.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def claim(
+    conn: Connection,
+    campaign_id: str,
+    segment: str,
+    ids: list[int],
+    send_id: str,
+    backend: str,
+    states: tuple[str, ...] = SENDABLE,
+) -> int:
+    """Move these rows to in_flight under a new batch row; returns the batch's id."""
+    now = utcnow()
+    pk = conn.execute(
+        batches.insert().values(
+            campaign_id=campaign_id,
+            segment=segment,
+            send_id=send_id,
+            backend=backend,
+            state="in_flight",
+            size=len(ids),
+            attempts=0,
+            created_at=now,
+        )
+    ).inserted_primary_key
+    assert pk is not None  # a one-row INSERT always has its key
+    batch_id: int = pk[0]
+    m, stamp = placeholder(conn), driver_time(conn, now)
+    wanted = tuple(dict.fromkeys(states))
+    moved = 0
+    for chunk in chunks(ids):
+        moved += conn.exec_driver_sql(
+            f"UPDATE {ledger.name} SET state = 'in_flight', batch_id = {m}, "
+            f"attempts = attempts + 1, error = NULL, updated_at = {m} "
+            f"WHERE id IN ({_marks(m, len(chunk))}) AND campaign_id = {m} "
+            f"AND state IN ({_marks(m, len(wanted))})",
+            (batch_id, stamp, *chunk, campaign_id, *wanted),
+        ).rowcount
+    if moved != len(ids):
+        # Only possible if another process touched the rows despite the lock: never send.
+        raise DeliveryError(
+            f"the ledger changed under this run while claiming batch {send_id}; nothing was sent",
+            hint="Make sure only one send runs at a time.",
+        )
+    return batch_id
+
+
+class Answer(NamedTuple):
+    """What came back for a batch, as the batches row keeps it."""
+
+    status: int | None  # last HTTP status
+    message_id: str | None
+    error: str | None
+    attempts: int
+
+
+def finish(conn: Connection, batch_id: int, state: str, answer: Answer) -> None:
+    """Record the answer for a batch: the batch row, and its rows leave in_flight together."""
+    status, message_id, error, attempts = answer
+    m, stamp = placeholder(conn), driver_time(conn, utcnow())
+    conn.exec_driver_sql(
+        f"UPDATE {batches.name} SET state = {m}, http_status = {m}, message_id = {m}, "
+        f"error = {m}, attempts = {m}, finished_at = {m} WHERE id = {m}",
+        (state, status, message_id, error, attempts, stamp, batch_id),
+    )
+    conn.exec_driver_sql(
+        f"UPDATE {ledger.name} SET state = {m}, error = {m}, updated_at = {m}, "
+        f"sent_at = {m} WHERE batch_id = {m} AND state = 'in_flight'",
+        (state, error, stamp, stamp if state == "sent" else None, batch_id),
+    )
+
+
+def count_states(conn: Connection, campaign_id: str) -> dict[str, int]:
+    c = ledger.c
+    query = sa.select(c.state, sa.func.count()).where(c.campaign_id == campaign_id)
+    return dict(conn.execute(query.group_by(c.state)).all())
+
+
+def count_sendable(
+    conn: Connection, campaign_id: str, states: tuple[str, ...] = SENDABLE
+) -> dict[str, int]:
+    """Recipients a run would send, per segment."""
+    c = ledger.c
+    query = sa.select(c.segment, sa.func.count()).where(
+        c.campaign_id == campaign_id, c.state.in_(states)
+    )
+    return dict(conn.execute(query.group_by(c.segment)).all())

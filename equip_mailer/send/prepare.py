@@ -1,0 +1,193 @@
+"""From a rendered segment and ledger rows to the ``Batch`` a backend is given.
+
+Per segment the content is rendered ONCE and its links registered and keyed once
+(``prepare_segment``); each reader then only gets a dict of substitution values (their name,
+practice, signed link URLs, unsubscribe URL) and a display name (``build_batch``). The send
+loop, the dry run and the test send all build batches this way, so what a dry run measures
+is what a send posts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy.engine import Connection, Engine
+
+from equip_mailer.compose.audience import Recipient
+from equip_mailer.config import Settings
+from equip_mailer.store import ensure_campaign
+
+from .batch import Addressee, Batch, Content, display_name
+from .ledger_rows import Row
+from .links import click_url_list_maker, click_url_maker, register_links, unsubscribe_url_maker
+
+if TYPE_CHECKING:
+    from equip_mailer.compose.render import RenderedSegment
+    from equip_mailer.compose.spec import Campaign
+
+# Rendering reads a reader's name, practice, role, level and source. The send loop passes
+# ledger Rows, which carry exactly those attributes (see ledger_rows.Row), where compose's
+# functions are declared to take a Recipient: a tuple is far cheaper than a Recipient per
+# reader. The casts below, at the boundary with compose, say so once.
+Reader = Recipient | Row
+ReaderValues = Callable[[Reader, list[str], str], dict[str, str]]  # per segment, prepared
+RecipientValues = Callable[["RenderedSegment", Reader, dict[str, str], str], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """What sending needs from compose: each segment rendered once, and a reader's values.
+    A parameter of the send functions, so content rendered another way can be sent too."""
+
+    render_campaign: Callable[..., dict[str, RenderedSegment]]
+    recipient_values: RecipientValues
+
+
+def default_renderer() -> Renderer:
+    """compose's renderer (imported late: it loads MJML and CSS inlining, which reading the
+    ledger for ``status`` or ``cancel`` does not need)."""
+    from equip_mailer.compose import render
+
+    return Renderer(
+        render_campaign=render.render_campaign,
+        recipient_values=cast(RecipientValues, render.recipient_values),
+    )
+
+
+def spec_hash(campaign: Campaign) -> str | None:
+    src = campaign.source
+    try:
+        return hashlib.sha256(src.read_bytes()).hexdigest() if src else None
+    except OSError:
+        return None
+
+
+def register_campaign(engine: Engine, campaign: Campaign) -> None:
+    """The campaign's row in the store, which the ledger, its lock and links hang from."""
+    with engine.begin() as conn:
+        ensure_campaign(
+            conn,
+            campaign.id,
+            campaign.subject,
+            str(campaign.source) if campaign.source else None,
+            spec_hash(campaign),
+        )
+
+
+@dataclass
+class PreparedSegment:
+    """A segment ready to send: rendered once, links registered and keyed once."""
+
+    content: Content
+    rendered: RenderedSegment
+    link_urls: Callable[[int], dict[str, str]]  # ledger id -> {link key: URL}
+    unsubscribe: Callable[[int], str]  # ledger id -> our /u/ URL (always ours)
+    url_list: Callable[[int], list[str]]  # ledger id -> URLs in link order
+    values: ReaderValues | None = None  # render.values_builder(rendered)
+
+
+def prepare_segment(
+    conn: Connection,
+    campaign: Campaign,
+    rendered: RenderedSegment,
+    settings: Settings,
+    secret: bytes,
+    values_fn: RecipientValues | None = None,
+) -> PreparedSegment:
+    """Register the segment's links and key its URL makers. With compose's own
+    ``recipient_values`` as ``values_fn``, also prepare its per-segment values builder."""
+    specs = list(rendered.links)
+    link_ids = register_links(conn, campaign.id, specs)
+    urls: Callable[[int], dict[str, str]]
+    url_list: Callable[[int], list[str]]
+    if campaign.tracking.clicks == "equip":
+        urls = click_url_maker(settings.public_url, secret, link_ids)
+        url_list = click_url_list_maker(
+            settings.public_url, secret, [link_ids[s.key] for s in specs]
+        )
+    else:
+        plain = {s.key: s.url for s in specs}  # SendGrid rewrites them for its own tracking
+        plain_list = [s.url for s in specs]
+        urls = lambda _ledger_id: plain  # noqa: E731
+        url_list = lambda _ledger_id: plain_list  # noqa: E731
+    values = None
+    subject, text = rendered.subject, rendered.text
+    if values_fn is not None:
+        from equip_mailer.compose import render as render_module
+
+        if values_fn is render_module.recipient_values:
+            # The same dict, prepared once. Our own click and unsubscribe URLs are the public
+            # URL plus base64url characters: when the public URL needs no HTML escaping,
+            # neither does any of them, so both parts share one token per URL (a third
+            # smaller request, the same mail).
+            shared = (
+                campaign.tracking.clicks == "equip"
+                and html_lib.escape(settings.public_url, quote=True) == settings.public_url
+            )
+            values = cast(ReaderValues, render_module.values_builder(rendered, shared_urls=shared))
+            if shared:
+                subject = render_module.share_url_tokens(subject, len(specs))
+                text = render_module.share_url_tokens(text, len(specs))
+    return PreparedSegment(
+        content=Content(
+            segment=rendered.segment_id, subject=subject, html=rendered.html, text=text
+        ),
+        rendered=rendered,
+        link_urls=urls,
+        unsubscribe=unsubscribe_url_maker(settings.public_url, secret),
+        url_list=url_list,
+        values=values,
+    )
+
+
+def addressee(
+    seg: PreparedSegment, recipient: Reader, ledger_id: int, values_fn: RecipientValues
+) -> Addressee:
+    """One reader of a batch, through ``values_fn`` (the unprepared way: test sends)."""
+    unsub = seg.unsubscribe(ledger_id)
+    # recipient_values refuses substitutions over SendGrid's 10,000 bytes itself
+    values = values_fn(seg.rendered, recipient, seg.link_urls(ledger_id), unsub)
+    return Addressee(
+        ledger_id=ledger_id,
+        email=recipient.email,
+        name=display_name(recipient.first_name, recipient.last_name),
+        values=values,
+        unsubscribe_url=unsub,
+    )
+
+
+def build_batch(
+    seg: PreparedSegment,
+    rows: list[Row],
+    campaign: Campaign,
+    values_fn: RecipientValues,
+    send_id: str = "",
+) -> Batch:
+    """The batch for these rows (its send id comes with the claim, just before sending)."""
+    if seg.values is None:
+        addressees = [addressee(seg, r, r.id, values_fn) for r in rows]
+    else:
+        # The same Addressees through the per-segment builders (no per-reader dict of link
+        # keys, token names made once); recipient_values' checks still run for each reader.
+        values, url_list, unsubscribe = seg.values, seg.url_list, seg.unsubscribe
+        addressees = []
+        append = addressees.append
+        for r in rows:
+            ledger_id = r.id
+            unsub = unsubscribe(ledger_id)
+            append(
+                Addressee(
+                    ledger_id,
+                    r.email,
+                    display_name(r.first_name, r.last_name),
+                    values(r, url_list(ledger_id), unsub),
+                    unsub,
+                )
+            )
+    return Batch(
+        campaign_id=campaign.id, send_id=send_id, content=seg.content, addressees=addressees
+    )

@@ -1,0 +1,72 @@
+"""The outbox backend: one parseable .eml per reader, written so a re-run never adds a copy,
+with tokens substituted exactly as SendGrid would."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+from support.mail_batches import MAIL, batch
+
+from equip_mailer.compose.spec import load_campaign
+from equip_mailer.send.backends.outbox import OutboxBackend, substitute
+
+
+def test_outbox_writes_one_parseable_eml_per_recipient(tmp_path):
+    out = OutboxBackend(tmp_path, MAIL)
+    assert out.send_batch(batch(3)).state == "sent"
+    files = sorted((tmp_path / MAIL.campaign_id).iterdir())
+    assert [f.name for f in files] == ["000001.eml", "000002.eml", "000003.eml"]
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == "Hello P&1"
+    assert msg["To"].addresses[0].addr_spec == "person1@example.org"
+    assert msg["List-Unsubscribe"] == "<https://t.example/u/1>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert "Dear P&1, sign up: https://t.example/c/1" in msg.get_body(("plain",)).get_content()
+    assert 'Dear P&amp;1, <a href="https://t.example/c/1">' in msg.get_body(("html",)).get_content()
+
+
+def test_outbox_rerun_overwrites_instead_of_adding_and_leaves_no_temp_files(tmp_path):
+    out = OutboxBackend(tmp_path, MAIL)
+    out.send_batch(batch(3))
+    out.send_batch(batch(3))
+    names = sorted(p.name for p in (tmp_path / MAIL.campaign_id).iterdir())
+    assert names == ["000001.eml", "000002.eml", "000003.eml"]
+
+
+def test_outbox_test_copy_has_test_subject(tmp_path):
+    out = OutboxBackend(tmp_path, MAIL)
+    out.send_batch(batch(1, test=True))
+    msg = email.message_from_bytes(
+        (tmp_path / MAIL.campaign_id / "test" / "getting-started.eml").read_bytes(),
+        policy=email.policy.default,
+    )
+    assert msg["Subject"] == "[TEST] Hello P&1"
+
+
+def test_outbox_unwritable_folder_stops_plainly(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = OutboxBackend(blocker, MAIL).send_batch(batch(1))
+    assert result.state == "failed" and result.stop and "cannot write to the outbox" in result.error
+
+
+def test_substitute_matches_render_personalise(demo_path):
+    from equip_mailer.compose.audience import Recipient
+    from equip_mailer.compose.render import personalise, recipient_values, render_campaign
+
+    spec = load_campaign(demo_path, allow_past=True)
+    rendered = render_campaign(spec, segments=["ready-for-action"])["ready-for-action"]
+    who = Recipient("a@example.org", "Ann <b>", "X", "Practice & Co", "GP", "basics", "t")
+    values = recipient_values(
+        rendered,
+        who,
+        {link.key: f"https://x.example/{i}" for i, link in enumerate(rendered.links)},
+        "https://x.example/u",
+    )
+    assert (substitute(rendered.html, values), substitute(rendered.text, values)) == personalise(
+        rendered, values
+    )

@@ -1,0 +1,49 @@
+"""The ledger's row operations: which rows a run picks, in which states, and in which order;
+as plain functions on one Connection they also run inside a transaction that is rolled back
+(what the dry run does)."""
+
+from __future__ import annotations
+
+from support.ledger_audience import CID, audience
+
+from equip_mailer.send.ledger import Ledger
+from equip_mailer.send.ledger_rows import Answer, claim, count_sendable, finish, next_rows
+from equip_mailer.send.ledger_sync import sync_audience
+from equip_mailer.store import utcnow
+
+
+def test_failed_rows_are_sent_again_uncertain_only_on_request(engine):
+    led = Ledger(engine, CID)
+    led.sync(audience(4))
+    rows = led.next_rows("getting-started", 2)
+    b1, _ = led.claim("getting-started", [r.id for r in rows], "memory")
+    led.finish(b1, "failed", status=400, error="refused")
+    rows = led.next_rows("getting-started", 2)
+    assert [r.id for r in rows] == [1, 2]  # failed: definitely not accepted
+    b2, _ = led.claim("getting-started", [1, 2], "memory")
+    led.finish(b2, "uncertain", error="timed out")
+    assert led.sendable() == {"getting-started": 2}
+    assert led.sendable(("pending", "failed", "uncertain")) == {"getting-started": 4}
+    assert [(p.state, p.still) for p in led.problem_batches()] == [("failed", 0), ("uncertain", 2)]
+
+
+def test_a_run_does_not_pick_again_what_failed_during_it_and_a_rollback_undoes_everything(
+    engine,
+):
+    seg = "getting-started"
+    with engine.connect() as conn:
+        tx = conn.begin()
+        sync_audience(conn, CID, audience(5))
+        run_start = utcnow()
+        first = next_rows(conn, CID, seg, 2)
+        assert [r.id for r in first] == [1, 2]
+        batch_id = claim(conn, CID, seg, [1, 2], "send-1", "memory")
+        finish(conn, batch_id, "failed", Answer(500, None, "HTTP 500 every time", 6))
+        # this run goes on with the others; the next run (no ``before``) retries 1 and 2
+        assert [r.id for r in next_rows(conn, CID, seg, 10, before=run_start)] == [3, 4, 5]
+        assert [r.id for r in next_rows(conn, CID, seg, 10)] == [1, 2, 3, 4, 5]
+        assert [r.id for r in next_rows(conn, CID, seg, 10, after_id=3)] == [4, 5]
+        assert next_rows(conn, CID, seg, 1)[0].source == "ledger row 1"  # never the address
+        assert count_sendable(conn, CID) == {seg: 5}
+        tx.rollback()
+    assert Ledger(engine, CID).counts() == {}

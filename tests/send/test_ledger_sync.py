@@ -1,0 +1,67 @@
+"""Bringing the ledger in line with today's lists, on SQLite and PostgreSQL: people added
+later get pending rows, suppressed and removed addresses are never sent (not even with
+--retry-uncertain), and a reader whose QI level changed follows to the new segment."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from support.ledger_audience import CID, audience, person, states
+
+from equip_mailer.send.ledger import Ledger
+from equip_mailer.store import ledger
+
+
+def test_sync_adds_new_recipients_once_and_suppresses(engine):
+    led = Ledger(engine, CID)
+    assert led.sync(audience(5)).added == 5
+    assert led.sync(audience(7)).added == 2  # added to the list later
+    assert states(engine) == {"pending": 7}
+    r = led.sync(audience(7), suppressed={"person3@example.org"})
+    assert r.suppressed == 1
+    assert states(engine) == {"pending": 6, "suppressed": 1}
+    # suppressed stays suppressed even if the address is still on a list
+    led.sync(audience(7))
+    assert states(engine)["suppressed"] == 1
+
+
+def test_sync_parks_removed_rows_and_restores_them(engine):
+    led = Ledger(engine, CID)
+    led.sync(audience(4))
+    assert led.sync(audience(3)).removed == 1
+    assert states(engine) == {"pending": 3, "cancelled": 1}
+    assert led.sync(audience(4)).restored == 1
+    assert states(engine) == {"pending": 4}
+
+
+def test_sync_moves_pending_rows_to_a_new_segment(engine):
+    led = Ledger(engine, CID)
+    led.sync(audience(2))
+    assert (
+        led.sync(
+            {"getting-started": [person(1)], "ready-for-action": [person(2, "ready-for-action")]}
+        ).moved
+        == 1
+    )
+    assert led.sendable() == {"getting-started": 1, "ready-for-action": 1}
+
+
+def test_uncertain_rows_are_suppressed_or_parked_so_retry_uncertain_skips_them(engine):
+    led = Ledger(engine, CID)
+    led.sync(audience(4))
+    b, _ = led.claim("getting-started", [1, 2, 3, 4], "sendgrid")
+    led.finish(b, "uncertain", error="timed out")
+    # person1 unsubscribes, person2 leaves every list; 3 and 4 stay
+    r = led.sync({"getting-started": [person(3), person(4)]}, suppressed={"person1@example.org"})
+    assert (r.suppressed, r.removed) == (1, 1)
+    assert led.states_by_id() == {1: "suppressed", 2: "cancelled", 3: "uncertain", 4: "uncertain"}
+    retry = ("pending", "failed", "uncertain")
+    assert [x.email for x in led.next_rows("getting-started", 10, retry)] == [
+        "Person3@Example.org",
+        "Person4@Example.org",
+    ]
+    # person2 comes back: uncertain again (never plain pending: it may have been delivered)
+    assert led.sync(audience(4), suppressed={"person1@example.org"}).restored == 1
+    assert led.states_by_id() == {1: "suppressed", 2: "uncertain", 3: "uncertain", 4: "uncertain"}
+    assert led.sendable() == {}
+    with engine.connect() as conn:  # the batch history is kept
+        assert {bid for (bid,) in conn.execute(sa.select(ledger.c.batch_id))} == {b}
