@@ -18,6 +18,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    ValidationInfo,
     Field,
     PrivateAttr,
     field_validator,
@@ -89,6 +90,8 @@ class Session(Strict):
     end: dt.time
     venue: str | None = None
     sign_up_url: Url | None = None
+    # Capacity for a course signed up for here (``sign_up: equip``); absent = unlimited.
+    places: Annotated[int, Field(ge=1, le=100_000)] | None = None
 
     @field_validator("date", mode="before")
     @classmethod
@@ -145,11 +148,83 @@ class Course(Strict):
     schedule: Literal["choose_one", "attend_all"] = "choose_one"
     delivered_by: str | None = None
     sign_up_url: Url | None = None  # one link for the course, or one per session
+    # "equip": readers sign up on our own pages (places, waiting list, confirmations);
+    # otherwise sign_up_url names an external booking page.
+    sign_up: Literal["equip"] | None = None
+    waiting_list: bool = True  # when every place is taken, take names in order (hosted only)
     sessions: Annotated[list[Session], Field(min_length=1)]
+    # Sign-up deadline (hosted only) as a London wall-clock time; a bare date in the spec
+    # means the end of that day. Absent: the first session's start (see ``closes_local``).
+    closes: dt.datetime | None = None
+
+    @field_validator("sign_up", mode="before")
+    @classmethod
+    def _equip_or_nothing(cls, value: Any) -> Any:
+        if value is not None and value != "equip":
+            shown = (
+                {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
+            )
+            raise ValueError(
+                f"{shown!r} is not 'equip': write sign_up: equip to take sign-ups on our own "
+                "pages, or leave it out and give a sign_up_url"
+            )
+        return value
+
+    @field_validator("waiting_list", "closes", mode="before")
+    @classmethod
+    def _hosted_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("sign_up") != "equip":
+            raise ValueError(
+                "only applies to a course signed up for here (sign_up: equip); "
+                "this one uses sign_up_url"
+            )
+        return value
+
+    @field_validator("closes", mode="before")
+    @classmethod
+    def _deadline(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                raise ValueError(f"{value} has a time zone; give the London time alone")
+            return value
+        if isinstance(value, dt.date):  # the whole of that day
+            return dt.datetime.combine(value + dt.timedelta(days=1), dt.time())
+        m = re.fullmatch(r"\s*(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2})[:.](\d{2}))?\s*", str(value))
+        try:
+            if m is None:
+                raise ValueError
+            day = dt.date(int(m[1]), int(m[2]), int(m[3]))
+            if m[4] is None:
+                return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+            return dt.datetime.combine(day, dt.time(int(m[4]), int(m[5])))
+        except ValueError:
+            raise ValueError(
+                f"{value} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DD HH:MM)"
+            ) from None
+
+    @field_validator("closes")
+    @classmethod
+    def _before_the_end(cls, value: dt.datetime | None, info: ValidationInfo) -> Any:
+        sessions = info.data.get("sessions") or []
+        if value is not None and sessions:
+            last = max(dt.datetime.combine(s.date, s.start) for s in sessions)
+            if value > last:
+                raise ValueError(
+                    f"sign-ups would close at {value:%Y-%m-%d %H:%M}, after the last session "
+                    f"starts ({last:%Y-%m-%d %H:%M}); close them before the course is over"
+                )
+        return value
+
+    @property
+    def hosted(self) -> bool:
+        """Signed up for on our own pages (places, waiting list, confirmation mail)."""
+        return self.sign_up == "equip"
 
     @model_validator(mode="after")
     def _sign_up_somewhere(self) -> Course:
-        if self.sign_up_url is None:
+        if self.hosted:
+            self._check_hosted()
+        elif self.sign_up_url is None:
             missing = [i for i, s in enumerate(self.sessions) if s.sign_up_url is None]
             if missing:
                 raise ValueError(
@@ -160,6 +235,24 @@ class Course(Strict):
         if len(set(keys)) != len(keys):
             raise ValueError("has two sessions on the same date")
         return self
+
+    def _check_hosted(self) -> None:
+        external = ["the course"] if self.sign_up_url else []
+        external += [f"sessions[{i}]" for i, s in enumerate(self.sessions) if s.sign_up_url]
+        if external:
+            raise ValueError(
+                "is signed up for here (sign_up: equip), so it cannot also have a "
+                f"sign_up_url (found on {', '.join(external)}); keep one of the two"
+            )
+
+    @property
+    def closes_local(self) -> dt.datetime:
+        """When sign-ups close, as a London wall-clock time: ``closes`` (a bare date means the
+        end of that day), else the first session's start."""
+        if self.closes is not None:
+            return self.closes
+        first = min(self.sessions, key=lambda s: (s.date, s.start))
+        return dt.datetime.combine(first.date, first.start)
 
 
 class Segment(Strict):

@@ -137,6 +137,9 @@ def _friendly(err: ErrorDetails) -> str:
         return f"{shown} should be true or false"
     if kind in ("int_parsing", "int_type", "float_parsing", "float_type"):
         return f"{shown} should be a number"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = err.get("ctx", {}).get("ge" if kind == "greater_than_equal" else "le")
+        return f"{shown} should be at {'least' if kind == 'greater_than_equal' else 'most'} {bound}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"{shown} should be a set of 'key: value' lines"
     msg = err["msg"]

@@ -122,6 +122,35 @@ def read_token(secret: bytes, kind: str, token: str) -> Token | None:
     return Token(kind=kind, link_id=link_id, ledger_id=ledger_id)
 
 
+def ids_token(secret: bytes, kind: str, *ids: int) -> str:
+    """A signed token carrying ``ids`` for another kind of link (sign-up pages, invites,
+    registrations: ``signup.tokens``). ``kind`` separates the uses: a token of one kind
+    never reads as another."""
+    payload = b"".join(_varint(i) for i in ids)
+    return _b64(payload + _sign(secret, kind, payload))
+
+
+def read_ids_token(secret: bytes, kind: str, token: str, count: int) -> tuple[int, ...] | None:
+    """The ``count`` ids in a token of ``kind``, or None if it is malformed or forged."""
+    try:
+        raw = _unb64(token)
+    except (ValueError, binascii.Error):
+        return None
+    if _b64(raw) != token or len(raw) <= SIG_BYTES:
+        return None
+    payload, sig = raw[:-SIG_BYTES], raw[-SIG_BYTES:]
+    if not hmac.compare_digest(sig, _sign(secret, kind, payload)):
+        return None
+    ids, pos = [], 0
+    try:
+        for _ in range(count):
+            value, pos = _read_varint(payload, pos)
+            ids.append(value)
+    except ValueError:
+        return None
+    return tuple(ids) if pos == len(payload) else None
+
+
 def click_url(public_url: str, secret: bytes, link_id: int, ledger_id: int) -> str:
     return f"{public_url.rstrip('/')}/c/{click_token(secret, link_id, ledger_id)}"
 

@@ -1,9 +1,10 @@
-"""The one database every stage shares: ledger, links, events, suppressions (and, as the
-pipeline grows, sign-ups, people and the team's sessions).
+"""The one database every stage shares: ledger, links, events, suppressions, sign-ups (and,
+as the pipeline grows, people and the team's sessions).
 
 ``open_store(url)`` gives an engine with the schema up to date; the tables are SQLAlchemy Core
 ``Table`` objects in ``schema``; ``migrations`` holds the ordered schema steps; ``rows`` the
-small shared writes. Everything is re-exported here so callers write ``store.ledger``,
+small shared writes; ``signups`` the sign-up tables; ``transactions`` the write transactions
+that assign places. Everything is re-exported here so callers write ``store.ledger``,
 ``store.open_store(url)``.
 """
 
@@ -23,9 +24,28 @@ from .schema import (
     metadata,
     suppressions,
 )
+from .signups import (
+    REGISTRATION_SOURCES,
+    REGISTRATION_STATES,
+    SIGNUP_TABLES,
+    registrations,
+    signup_courses,
+    signup_invites,
+    signup_sessions,
+)
+from .transactions import immediate, lock_row
 
 __all__ = [
     "BATCH_STATES",
+    "REGISTRATION_SOURCES",
+    "REGISTRATION_STATES",
+    "SIGNUP_TABLES",
+    "immediate",
+    "lock_row",
+    "registrations",
+    "signup_courses",
+    "signup_invites",
+    "signup_sessions",
     "EVENT_TYPES",
     "LEDGER_STATES",
     "MIGRATIONS",

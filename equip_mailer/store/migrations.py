@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from equip_mailer.errors import StoreError
 
 from .schema import batches, campaigns, events, ledger, links, meta, metadata, suppressions
+from .signups import SIGNUP_TABLES
 
 
 def _v1(conn: Connection) -> None:
@@ -54,10 +55,16 @@ def _v3(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_recipient"))  # a prefix of the new one
 
 
+def _v4(conn: Connection) -> None:
+    # Hosted sign-ups: courses and sessions as the service sees them, registrations, invites.
+    metadata.create_all(conn, tables=list(SIGNUP_TABLES))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
     (3, "index: events by recipient, type and time", _v3),
+    (4, "sign-ups: courses, sessions, registrations, open sign-up invites", _v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

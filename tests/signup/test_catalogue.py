@@ -1,0 +1,55 @@
+"""The courses as the service sees them: copied from the spec into the store, London times
+kept right across the clock change, and a changed spec updating rows in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from support.signup_data import hosted_campaign
+
+from equip_mailer import store
+from equip_mailer.signup.catalogue import find_course, register_courses
+
+
+@pytest.fixture
+def engine(sqlite_url):
+    engine = store.open_store(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+def test_courses_and_sessions_are_stored_with_utc_times(engine, tmp_path, demo_path):
+    campaign = hosted_campaign(tmp_path, demo_path, basics_places=(20, None))
+    with engine.begin() as conn:
+        ids = register_courses(conn, campaign)
+        basics = find_course(conn, campaign.id, "equip-basics")
+        masterclass = find_course(conn, campaign.id, "data-masterclass")
+    assert set(ids) == {"equip-basics", "equip-in-action", "data-masterclass"}
+    assert basics.hosted and basics.waiting_list and basics.schedule == "choose_one"
+    assert basics.sender_email == "equip@example.org"
+    june, september = basics.sessions
+    assert (june.places, september.places) == (20, None)
+    assert june.starts_at == dt.datetime(2019, 6, 27, 12, 0)  # 13:00 BST
+    assert june.starts_local.strftime("%H:%M %Z") == "13:00 BST"
+    assert basics.closes_at == june.starts_at  # default: the first session's start
+    assert masterclass.sessions[0].starts_at == dt.datetime(2019, 10, 15, 8, 0)  # 09:00 BST
+    assert not masterclass.hosted and masterclass.sign_up_url.startswith("https://")
+
+
+def test_a_changed_spec_updates_in_place(engine, tmp_path, demo_path):
+    campaign = hosted_campaign(tmp_path, demo_path)
+    moved = hosted_campaign(
+        tmp_path,
+        demo_path,
+        basics_places=(25, 20),
+        extra=(('{date: 2019-09-10, start: "13:00"', '{date: 2019-11-05, start: "13:00"'),),
+    )
+    with engine.begin() as conn:
+        first = register_courses(conn, campaign)
+        again = register_courses(conn, moved)
+        basics = find_course(conn, campaign.id, "equip-basics")
+    assert first == again
+    assert [(s.key, s.places) for s in basics.sessions] == [("2019-06-27", 25), ("2019-11-05", 20)]
+    assert basics.sessions[1].starts_at == dt.datetime(2019, 11, 5, 13, 0)  # 13:00 GMT
+    assert basics.sessions[0].revision == 0  # same time and place: calendars stay as they are
