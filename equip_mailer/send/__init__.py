@@ -8,4 +8,8 @@ A backend is given a ``batch.Batch`` and answers a ``batch.BatchResult``; the ba
 themselves (outbox ``.eml`` files, SendGrid, in memory) are in ``backends/``, the SendGrid
 request body in ``sendgrid_request``, per-campaign request settings in ``campaign_mail``.
 ``trial_runs`` holds --dry-run and --test-to, ``schedule`` the scheduled sends.
+
+Single transactional messages (confirmations, sign-in links) have their own exactly-once
+ledger: ``notices`` (enqueue with the change they announce, then claim, send, record),
+``notice_transports`` (outbox or SendGrid) and ``notice_worker`` (the service's sender).
 """

@@ -10,6 +10,7 @@ that assign places. Everything is re-exported here so callers write ``store.ledg
 
 from .engine import make_engine, open_store
 from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from .notices import NOTICE_STATES, notices
 from .rows import add_suppression, ensure_campaign, insert_ignore, suppressed_keys, utcnow
 from .schema import (
     BATCH_STATES,
@@ -49,6 +50,7 @@ __all__ = [
     "EVENT_TYPES",
     "LEDGER_STATES",
     "MIGRATIONS",
+    "NOTICE_STATES",
     "SCHEMA_VERSION",
     "add_suppression",
     "batches",
@@ -62,6 +64,7 @@ __all__ = [
     "meta",
     "metadata",
     "migrate",
+    "notices",
     "open_store",
     "suppressed_keys",
     "suppressions",

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.errors import StoreError
 
+from .notices import notices
 from .schema import batches, campaigns, events, ledger, links, meta, metadata, suppressions
 from .signups import SIGNUP_TABLES
 
@@ -60,11 +61,17 @@ def _v4(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(SIGNUP_TABLES))
 
 
+def _v5(conn: Connection) -> None:
+    # Single transactional messages (confirmations, sign-in links) with their own ledger.
+    metadata.create_all(conn, tables=[notices])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
     (3, "index: events by recipient, type and time", _v3),
     (4, "sign-ups: courses, sessions, registrations, open sign-up invites", _v4),
+    (5, "notices: transactional messages sent exactly once", _v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

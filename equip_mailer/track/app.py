@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -28,6 +29,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from equip_mailer.config import Settings
+from equip_mailer.send.notice_transports import notice_transport
+from equip_mailer.send.notice_worker import NoticeWorker
+from equip_mailer.send.notices import NoticeSender
 from equip_mailer.store import open_store
 
 from . import clicks, health, unsubscribe, webhook_route, webhook_verify
@@ -56,10 +60,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """On shutdown (SIGTERM/SIGINT to uvicorn), write every accepted click before exit."""
-    yield
+    """On start, send notices left pending; on shutdown (SIGTERM/SIGINT to uvicorn), write
+    every accepted click and finish the notice in hand before exit."""
     svc: Service = app.state.service
+    svc.notices.start()
+    yield
     await run_in_threadpool(svc.clicks.close)
+    await run_in_threadpool(svc.notices.close)
     if app.state.owns_engine:
         svc.engine.dispose()
 
@@ -71,12 +78,14 @@ def create_app(
     replay_window: float = webhook_verify.REPLAY_WINDOW,
     max_body: int = webhook_verify.MAX_BODY,
     extra_routes: Sequence[BaseRoute] = (),
+    notices_outbox: Path = Path("outbox"),
 ) -> Starlette:
     """The tracking service over ``engine`` (default: the store at ``settings.database_url``).
 
     A missing link secret or a malformed webhook key fails here, at start-up, as a
     ConfigError; a *missing* webhook key only makes the webhook refuse every post.
-    ``extra_routes`` are served after the service's own.
+    ``extra_routes`` are served after the service's own. Notices (confirmations, sign-in
+    links) go through SendGrid when configured, else to ``notices_outbox``/notices/.
     """
     link_key = settings.require_link_secret()
     public_key = (
@@ -101,6 +110,7 @@ def create_app(
         writing=writing,
         lookups=Lookups(),
         clicks=ClickWriter(engine, writing),
+        notices=NoticeWorker(NoticeSender(engine, notice_transport(settings, notices_outbox))),
     )
     if public_key is None:
         log.warning(

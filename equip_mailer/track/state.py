@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from sqlalchemy.engine import Engine
 from starlette.requests import HTTPConnection
 
+from equip_mailer.send.notice_worker import NoticeWorker
+
 from .click_writer import ClickWriter
 from .lookups import Lookups
 
@@ -31,6 +33,8 @@ class Service:
     writing: AbstractContextManager[Any]
     lookups: Lookups
     clicks: ClickWriter
+    # Sends confirmations and sign-in links enqueued by pages: ``wake()`` after a commit.
+    notices: NoticeWorker
 
     @property
     def sqlite(self) -> bool:

@@ -141,3 +141,25 @@ def test_the_send_command_through_the_contract(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "failed 0, uncertain 0" in result.output
+
+
+def test_a_notice_with_a_calendar_attachment_meets_the_contract():
+    from equip_mailer.send.notice_transports import request_body
+    from equip_mailer.send.notices import Attachment, Notice, Outgoing
+
+    ics = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n"
+    notice = Notice(
+        key="signup-confirm:1",
+        kind="signup-confirmation",
+        to_email="reader@nhs.example",
+        to_name="Zoë O'Brien",
+        from_email="equip@equip.example.org",
+        from_name="EQUIP",
+        reply_to="EQUIP team <team@equip.example.org>",
+        subject="Your place on EQUIP Basics",
+        text="Your place is confirmed.\n",
+        html="<p>Your place is confirmed.</p>",
+        attachments=(Attachment("equip-basics.ics", "text/calendar; method=PUBLISH", ics),),
+        campaign_id="2019-04-equip-training",
+    )
+    assert post(request_body(Outgoing(id=7, notice=notice))).status_code == 202

@@ -130,22 +130,12 @@ class SendGridBackend:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
     ):
-        import sendgrid
-
-        # The HTTP client logs full payloads and the Authorization header at DEBUG level;
-        # never let that reach a log, whatever the root logger is set to.
-        logging.getLogger("python_http_client").setLevel(logging.WARNING)
-        if not api_key:
-            raise DeliveryError(
-                "SENDGRID_API_KEY is not set", hint="Set it, or use --backend outbox."
-            )
         self.mail = mail
         self.host = host.rstrip("/")
         self.timeout = float(timeout)
         self.retry = retry
         self.sleep = sleep
-        self.sg = sendgrid.SendGridAPIClient(api_key, host=self.host)
-        self.sg.client.timeout = self.timeout
+        self.sg = client(api_key, self.host, self.timeout)
 
     # -- scheduling --------------------------------------------------------------------
     def create_batch_id(self) -> str:
@@ -188,55 +178,87 @@ class SendGridBackend:
 
     # -- sending -----------------------------------------------------------------------
     def send_batch(self, batch: Batch) -> BatchResult:
-        from python_http_client.exceptions import HTTPError
+        return post_mail(
+            self.sg,
+            build_request(self.mail, batch),
+            batch.describe(),
+            host=self.host,
+            timeout=self.timeout,
+            retry=self.retry,
+            sleep=self.sleep,
+        )
 
-        body = build_request(self.mail, batch)
-        what = batch.describe()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                resp = self.sg.client.mail.send.post(request_body=body, timeout=self.timeout)
-            except HTTPError as exc:
-                status = int(exc.status_code)
-                if _retryable(status):
-                    wait = self.retry.delay(attempt, exc.headers)
-                    if attempt < self.retry.attempts and wait <= self.retry.max_wait:
-                        self.sleep(wait)
-                        continue
-                return _refused(status, sendgrid_errors(exc.body), what, attempt)
-            except (OSError, http.client.HTTPException) as exc:
-                return self._no_answer(exc, what, attempt)
-            if resp.status_code == 202 or 200 <= resp.status_code < 300:
-                headers = resp.headers
-                mid = headers.get("X-Message-Id") if headers is not None else None
-                return BatchResult(
-                    "sent", status=resp.status_code, message_id=mid, attempts=attempt
-                )
-            return BatchResult(
-                "uncertain",
-                status=resp.status_code,
-                attempts=attempt,
-                error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}",
-            )
 
-    def _no_answer(self, exc: BaseException, what: str, attempt: int) -> BatchResult:
-        """Refused or unknown host: never sent. Anything else: it may have been accepted."""
-        if _unreachable(exc):
-            return BatchResult(
-                "failed",
-                attempts=attempt,
-                stop=True,
-                error=f"cannot reach SendGrid at {self.host} ({_network_reason(exc)}); "
-                f"{what} was not sent",
-                hint="Check SENDGRID_API_HOST and the network, then run the same command again.",
-            )
+def client(api_key: str, host: str, timeout: float) -> Any:
+    """The official client with a timeout set (it has none of its own) and its DEBUG logging
+    (full payloads, the Authorization header) kept out of every log."""
+    import sendgrid
+
+    logging.getLogger("python_http_client").setLevel(logging.WARNING)
+    if not api_key:
+        raise DeliveryError("SENDGRID_API_KEY is not set", hint="Set it, or use --backend outbox.")
+    sg = sendgrid.SendGridAPIClient(api_key, host=host.rstrip("/"))
+    sg.client.timeout = float(timeout)
+    return sg
+
+
+def post_mail(
+    sg: Any,
+    body: dict[str, Any],
+    what: str,
+    *,
+    host: str,
+    timeout: float,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    """POST /v3/mail/send once, retrying 429/5xx, and classify the answer (sent, failed,
+    uncertain) in the one place both campaign batches and single notices share."""
+    from python_http_client.exceptions import HTTPError
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            resp = sg.client.mail.send.post(request_body=body, timeout=timeout)
+        except HTTPError as exc:
+            status = int(exc.status_code)
+            if _retryable(status):
+                wait = retry.delay(attempt, exc.headers)
+                if attempt < retry.attempts and wait <= retry.max_wait:
+                    sleep(wait)
+                    continue
+            return _refused(status, sendgrid_errors(exc.body), what, attempt)
+        except (OSError, http.client.HTTPException) as exc:
+            return _no_answer(exc, what, attempt, host)
+        if 200 <= resp.status_code < 300:
+            headers = resp.headers
+            mid = headers.get("X-Message-Id") if headers is not None else None
+            return BatchResult("sent", status=resp.status_code, message_id=mid, attempts=attempt)
         return BatchResult(
             "uncertain",
+            status=resp.status_code,
             attempts=attempt,
-            error=f"no answer from SendGrid for {what} ({_network_reason(exc)}); "
-            "it may or may not have been accepted",
+            error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}",
         )
+
+
+def _no_answer(exc: BaseException, what: str, attempt: int, host: str) -> BatchResult:
+    """Refused or unknown host: never sent. Anything else: it may have been accepted."""
+    if _unreachable(exc):
+        return BatchResult(
+            "failed",
+            attempts=attempt,
+            stop=True,
+            error=f"cannot reach SendGrid at {host} ({_network_reason(exc)}); {what} was not sent",
+            hint="Check SENDGRID_API_HOST and the network, then run the same command again.",
+        )
+    return BatchResult(
+        "uncertain",
+        attempts=attempt,
+        error=f"no answer from SendGrid for {what} ({_network_reason(exc)}); "
+        "it may or may not have been accepted",
+    )
 
 
 def _retryable(status: int) -> bool:
