@@ -179,7 +179,7 @@ addEventListener("load", () => {
   document.body.dataset.buttonWidth = button ? Math.round(button.getBoundingClientRect().width) : 0;
   document.body.dataset.firstCourse = doc.querySelector("h3.course-name").textContent;
 });
-"""
+"""  # noqa: E501 - JavaScript for the page
 
 
 @pytest.mark.parametrize("segment", SEGMENTS)

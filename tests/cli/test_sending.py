@@ -1,5 +1,5 @@
-"""`equip-mailer send / status / cancel` end to end: a copy of the demo project in tmp_path,
-a real SQLite file, the outbox on disk, and the fake SendGrid server with the real client."""
+"""`equip-mailer send` end to end: a copy of the demo project in tmp_path, a real SQLite
+file, the outbox on disk, and the fake SendGrid server with the real client."""
 
 from __future__ import annotations
 
@@ -12,45 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import sqlalchemy as sa
-from click.testing import CliRunner
-from support.fake_sendgrid import start_server
+from support.send_project import (
+    CID,
+    KEY,
+    ledger_states,
+    outbox_files,
+    run,
+    schedule,
+    spec,
+)
 
-from equip_mailer.cli import main
-from equip_mailer.store import add_suppression, ledger, open_store
-
-ROOT = Path(__file__).resolve().parents[2]
-CID = "2019-04-equip-training"
-KEY = "SG.cli-test-key"
-
-
-@pytest.fixture
-def project(demo_project):
-    return demo_project
-
-
-def spec(project: Path) -> str:
-    return str(project / "campaigns" / f"{CID}.yaml")
-
-
-def run(*args, input: str | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-
-
-def outbox_files(project: Path) -> list[Path]:
-    folder = project / "outbox" / CID
-    return sorted(folder.glob("*.eml")) if folder.exists() else []
-
-
-def ledger_states(project: Path) -> dict[str, int]:
-    engine = open_store(f"sqlite:///{project / 'equip.db'}")
-    with engine.connect() as conn:
-        out = dict(
-            conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)).all()
-        )
-    engine.dispose()
-    return out
+from equip_mailer.store import add_suppression, open_store
 
 
 def add_row(project: Path, line: str) -> None:
@@ -176,30 +148,12 @@ def test_without_yes_and_no_terminal_it_refuses(project):
     assert outbox_files(project) == []
 
 
-def test_status_before_any_send_and_cancel_with_the_outbox(project):
-    assert "has not been sent yet" in run("status", spec(project)).output
-    run("send", spec(project), "--allow-past", "--yes", "--limit", "3")
-    out = run("cancel", spec(project), "--yes")
-    assert out.exit_code == 0 and "Nothing to cancel" in out.output
-
-
 def test_help_shows_examples():
-    for command in ("send", "status", "cancel"):
-        text = run(command, "--help").output
-        assert "Example:" in text and f"equip-mailer {command} campaigns/" in text
+    text = run("send", "--help").output
+    assert "Example:" in text and "equip-mailer send campaigns/" in text
 
 
 # --- through SendGrid (the fake server, the real client) -------------------------------------
-
-
-@pytest.fixture
-def sendgrid(monkeypatch):
-    url, server = start_server(KEY, keep_bodies=True)
-    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
-    monkeypatch.setenv("SENDGRID_API_HOST", url)
-    monkeypatch.setenv("EQUIP_SENDGRID_TIMEOUT", "5")
-    yield server
-    server.stop()
 
 
 def test_key_set_means_sendgrid_each_recipient_once(project, sendgrid):
@@ -249,35 +203,6 @@ def test_wrong_key_stops_with_sendgrids_message(project, sendgrid, monkeypatch):
     assert set(ledger_states(project)) == {"failed", "pending"}
 
 
-def schedule(project: Path, when: dt.datetime) -> None:
-    path = Path(spec(project))
-    text = re.sub(
-        r"sendgrid:\n(  send_at: .*\n)?",
-        f"sendgrid:\n  send_at: {when.isoformat()}\n",
-        path.read_text(encoding="utf-8"),
-        count=1,
-    )
-    path.write_text(text, encoding="utf-8")
-
-
-def test_scheduled_send_then_cancel(project, sendgrid):
-    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)).replace(microsecond=0)
-    schedule(project, when)
-    dry = run("send", spec(project), "--allow-past", "--dry-run")
-    assert dry.exit_code == 0 and "nothing was sent" in dry.output and sendgrid.requests == 0
-    result = run("send", spec(project), "--allow-past", "--yes", "--limit", "10")
-    assert result.exit_code == 0, result.output
-    body = sendgrid.bodies[-1]
-    assert body["send_at"] == int(when.timestamp()) and body["batch_id"] in sendgrid.batch_ids
-    assert "Scheduled with SendGrid" in run("status", spec(project)).output
-    out = run("cancel", spec(project), "--yes")
-    assert out.exit_code == 0, out.output
-    assert sendgrid.scheduled == {body["batch_id"]: "cancel"}
-    assert ledger_states(project)["cancelled"] > 0
-    again = run("send", spec(project), "--allow-past", "--yes")
-    assert again.exit_code == 1 and "was cancelled" in again.output
-
-
 def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     schedule(project, now + dt.timedelta(hours=5))
@@ -286,14 +211,6 @@ def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
     moved = run("send", spec(project), "--allow-past", "--yes")
     assert moved.exit_code == 1 and "is already scheduled for" in moved.output
     assert sendgrid.requests == 1 and ledger_states(project)["sent"] == 10
-
-
-def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgrid):
-    schedule(project, dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=8))
-    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "10").exit_code == 0
-    late = run("cancel", spec(project), "--yes")
-    assert late.exit_code == 1 and "only until 10 minutes before" in late.output
-    assert sendgrid.scheduled == {}
 
 
 def test_send_at_too_far_ahead_is_a_clear_error(project, sendgrid):

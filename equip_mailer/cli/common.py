@@ -1,0 +1,181 @@
+"""What every command shares: the ``main`` click group they register on, the consoles they
+print to, the wrapper that turns failures into one plain sentence, common arguments and
+options, settings, confirmation, the progress bar and read-only store checks.
+
+Kept light on imports so that ``equip-mailer --help`` stays fast: heavier modules are
+imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from equip_mailer.config import load_settings
+from equip_mailer.errors import EquipError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from sqlalchemy.engine import Engine
+
+    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.config import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# emoji=False: "lists/x.csv:100:" must not print as an emoji
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="equip-mailer")
+def main() -> None:
+    """EQUIP course-menu newsletters: check, preview, send, track and report.
+
+    \b
+    Example:
+      equip-mailer check campaigns/2019-04-equip-training.yaml --allow-past
+    """
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def open_campaign(campaign_path: Path, allow_past: bool) -> tuple[Campaign, Settings, Engine]:
+    """Spec, settings and store (created or migrated): what commands about one campaign's
+    sending start from."""
+    from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.store import open_store
+
+    spec = load_campaign(campaign_path, allow_past=allow_past)
+    cfg = settings()
+    return spec, cfg, open_store(cfg.database_url)
+
+
+def _save_traceback() -> Path | None:
+    """Keep the details of an unexpected failure in a file for whoever fixes it; the person
+    running the command gets one sentence (details may name addresses: not for the screen)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, name = tempfile.mkstemp(prefix="equip-mailer-error-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        return Path(name)
+    except OSError:
+        return None
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn every failure into a plain message and exit status 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except EquipError as exc:
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True
+            )
+            if exc.hint:
+                err_console.print(f"Hint: {exc.hint}", markup=False, soft_wrap=True)
+            sys.exit(1)
+        except PermissionError as exc:
+            err_console.print(f"Error: permission denied: {exc.filename}", markup=False)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err_console.print("Stopped. Run the same command again to carry on.")
+            sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"Error: {exc.strerror or exc}{where}.", markup=False, soft_wrap=True)
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for a non-programmer
+            saved = _save_traceback()
+            err_console.print(
+                f"Error: something unexpected went wrong ({type(exc).__name__}). "
+                "Nothing was lost: run the same command again to carry on."
+                + (f" Details for the developers are in {saved}." if saved else ""),
+                markup=False,
+                soft_wrap=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
+campaign_arg = click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
+allow_past_opt = click.option(
+    "--allow-past",
+    is_flag=True,
+    help="Accept sessions dated before today (needed for the 2019 demo).",
+)
+
+
+def confirmed(question: str, *, refusal: str, hint: str) -> bool:
+    """Ask on the terminal before doing something that cannot be undone; with no terminal to
+    ask on (a pipe, cron), refuse with ``refusal`` and a hint naming the --yes flag."""
+    if not sys.stdin.isatty():
+        raise EquipError(refusal, hint=hint)
+    return click.confirm(question, default=False)
+
+
+def not_a_folder(path: Path) -> EquipError:
+    """The error for an --out that names a file."""
+    return EquipError(f"{path} is a file, not a folder", hint="Choose another --out.")
+
+
+def sqlite_file_missing(database_url: str) -> bool:
+    """True when the URL names a SQLite file that does not exist yet: commands that only
+    read the store must then not open it, or they would leave an empty database behind."""
+    import sqlalchemy as sa
+
+    try:
+        url = sa.engine.make_url(database_url)
+    except sa.exc.ArgumentError:
+        return False
+    database = url.database
+    return (
+        url.get_backend_name() == "sqlite"
+        and bool(database)
+        and database != ":memory:"
+        and not Path(str(database)).exists()
+    )
+
+
+def progress_bar(label: str) -> Progress | None:
+    """A rich progress bar (done, rate, ETA) on a terminal; nothing when output is piped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if not console.is_terminal:
+        return None
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]:>8} /s"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )

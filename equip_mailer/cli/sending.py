@@ -1,0 +1,372 @@
+"""``equip-mailer send``: a campaign sent from the manager's side, after showing who gets it
+and asking, with a progress bar. The exactly-once bookkeeping lives in equip_mailer.send
+(dispatch, ledger and their helpers), so this command only chooses, asks and prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from equip_mailer.cli.common import (
+    allow_past_opt,
+    campaign_arg,
+    confirmed,
+    console,
+    friendly_errors,
+    main,
+    open_campaign,
+    progress_bar,
+)
+from equip_mailer.cli.status import print_status
+from equip_mailer.errors import EquipError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlalchemy.engine import Engine
+
+    from equip_mailer.compose.audience import Audience
+    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.config import Settings
+    from equip_mailer.send.batch import Backend
+    from equip_mailer.send.campaign_mail import CampaignMail
+    from equip_mailer.send.dispatch import SendOptions, SendReport
+    from equip_mailer.send.ledger import Ledger
+    from equip_mailer.send.ledger_sync import SyncResult
+
+
+@main.command()
+@campaign_arg
+@allow_past_opt
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build everything and print what would go; send nothing, record nothing.",
+)
+@click.option(
+    "--test-to",
+    "test_to",
+    metavar="ADDRESS",
+    help="Send one copy of each segment's email to ADDRESS, subject starting [TEST]; "
+    "not recorded in the ledger or the reports.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["outbox", "sendgrid"]),
+    help="Where mail goes. Default: sendgrid when SENDGRID_API_KEY is set, else outbox.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Send to at most N recipients in this run (the rest stay pending).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
+@click.option(
+    "--retry-uncertain",
+    is_flag=True,
+    help="Also send to recipients of batches that got no answer (they may get two copies).",
+)
+@click.option(
+    "--outbox",
+    "outbox_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outbox"),
+    show_default=True,
+    help="Folder for the outbox backend.",
+)
+@friendly_errors
+def send(
+    campaign: Path,
+    allow_past: bool,
+    dry_run: bool,
+    test_to: str | None,
+    backend: str | None,
+    limit: int | None,
+    yes: bool,
+    retry_uncertain: bool,
+    outbox_dir: Path,
+) -> None:
+    """Send a campaign: each recipient gets exactly one copy, however often this is run.
+
+    Shows the recipients per segment and asks before sending (unless --yes). A re-run sends
+    only to those not yet sent: people added to a list since, or a run that stopped half way.
+    Suppressed addresses are never sent. Without SENDGRID_API_KEY mail goes to the outbox
+    folder as one .eml file per recipient. A batch that gets no answer is marked uncertain
+    and not sent again unless --retry-uncertain; after 3 such (or failed) batches the run
+    pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at most 1000) sets recipients per request.
+
+    \b
+    Example:
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past --test-to me@example.org
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past --dry-run
+      equip-mailer send campaigns/2019-04-equip-training.yaml --allow-past
+    """
+    from equip_mailer.send.campaign_mail import campaign_mail
+    from equip_mailer.send.dispatch import SendOptions
+    from equip_mailer.send.prepare import register_campaign
+
+    spec, cfg, engine = open_campaign(campaign, allow_past)
+    run = _Run(
+        spec,
+        cfg,
+        engine,
+        backend_name=backend or ("sendgrid" if cfg.sendgrid_api_key else "outbox"),
+        options=SendOptions.from_env(limit=limit, retry_uncertain=retry_uncertain),
+        mail=campaign_mail(spec),
+        outbox_dir=outbox_dir,
+    )
+    transport = None if dry_run else _make_backend(run)
+    register_campaign(engine, spec)
+
+    if test_to:
+        address = _valid_address(test_to)
+        if transport is None:
+            raise EquipError(
+                "--test-to and --dry-run do not go together", hint="Use one or the other."
+            )
+        _send_test_copies(run, transport, address)
+        return
+
+    keys, audience = _audience(spec, engine)
+    if transport is None:
+        _print_dry_run(run, audience, keys)
+        return
+    report = _send_to_lists(run, transport, audience, keys, yes)
+    if report is not None:
+        _print_sent(run, report, campaign)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one ``send`` works from, settled once before anything is read or sent."""
+
+    spec: Campaign
+    cfg: Settings
+    engine: Engine
+    backend_name: str  # "outbox" or "sendgrid"
+    options: SendOptions
+    mail: CampaignMail
+    outbox_dir: Path
+
+
+def _make_backend(run: _Run) -> Backend:
+    from equip_mailer.send.backends.outbox import OutboxBackend
+    from equip_mailer.send.backends.sendgrid import SendGridBackend
+
+    cfg = run.cfg
+    if run.backend_name == "sendgrid":
+        if not cfg.sendgrid_api_key:
+            raise EquipError(
+                "--backend sendgrid needs SENDGRID_API_KEY",
+                hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.",
+            )
+        return SendGridBackend(
+            cfg.sendgrid_api_key,
+            run.mail,
+            host=cfg.sendgrid_api_host,
+            timeout=cfg.sendgrid_timeout,
+        )
+    return OutboxBackend(run.outbox_dir, run.mail)
+
+
+def _valid_address(test_to: str) -> str:
+    """The --test-to address, normalised; a plain error when it is not an address."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(test_to, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise EquipError(f"--test-to {test_to!r} is not a valid address ({exc})") from None
+
+
+def _send_test_copies(run: _Run, transport: Backend, address: str) -> None:
+    """One [TEST] copy of each segment's email to one address, outside the ledger."""
+    from equip_mailer.config import mask_email
+    from equip_mailer.send.trial_runs import send_test
+
+    results = send_test(run.spec, run.engine, transport, run.cfg, address)
+    for segment_id, result in results:
+        if result.state != "sent":
+            raise EquipError(f"test copy of segment {segment_id}: {result.error}", hint=result.hint)
+    where = (
+        f" (files under {run.outbox_dir / run.spec.id / 'test'})"
+        if run.backend_name == "outbox"
+        else ""
+    )
+    console.print(
+        f"Sent {len(results)} test cop{'y' if len(results) == 1 else 'ies'} "
+        f"({', '.join(s for s, _ in results)}) to {mask_email(address)} through "
+        f"{run.backend_name}{where}; not recorded in the ledger.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _audience(spec: Campaign, engine: Engine) -> tuple[set[str], Audience]:
+    """The store's suppressed addresses, and the lists read without them."""
+    from equip_mailer.compose.audience import load_audience
+    from equip_mailer.store import suppressed_keys
+
+    with engine.connect() as conn:
+        keys = suppressed_keys(conn)
+    return keys, load_audience(spec, suppressed=keys)
+
+
+def _print_dry_run(run: _Run, audience: Audience, keys: set[str]) -> None:
+    """What a run would send, per segment, and the size of its first request."""
+    import json
+
+    from equip_mailer.send.trial_runs import dry_run
+
+    spec, options = run.spec, run.options
+    summary = dry_run(spec, run.engine, audience.by_segment, keys, run.cfg, run.mail, options)
+    console.print(_segment_table(spec, summary.counts, f"{spec.id}: would send (dry run)"))
+    if not summary.counts:
+        console.print(
+            "Nothing to send: everyone on the lists already has this campaign.", markup=False
+        )
+        return
+    console.print(
+        f"Backend {run.backend_name}; {summary.requests} request(s) of at most "
+        f"{options.batch_size} recipients. First request: segment "
+        f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
+        f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
+        f"{summary.content_bytes / 1024:,.1f} KiB).",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        "Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print("Dry run: nothing was sent and the ledger is unchanged.", markup=False)
+
+
+def _send_to_lists(
+    run: _Run, transport: Backend, audience: Audience, keys: set[str], yes: bool
+) -> SendReport | None:
+    """Under the ledger's lock: bring the ledger up to date with the lists, show what will
+    go, ask, then send with a progress bar. None when nothing was sent."""
+    from equip_mailer.send.ledger import Ledger
+    from equip_mailer.send.ledger_rows import SENDABLE
+    from equip_mailer.send.schedule import ensure_schedule
+
+    spec, options = run.spec, run.options
+    ledger = Ledger(run.engine, spec.id)
+    with ledger.lock():
+        ensure_schedule(ledger, transport, run.mail)  # a scheduled send gets its batch id
+        synced = _recover_and_sync(ledger, audience, keys, options.retry_uncertain)
+        states = SENDABLE + (("uncertain",) if options.retry_uncertain else ())
+        counts = ledger.sendable(states)
+        total = sum(counts.values())
+        if options.limit is not None:
+            total = min(total, options.limit)
+        if total == 0:
+            done = ledger.counts().get("sent", 0)
+            console.print(
+                f"Nothing to send: {done:,} recipient(s) already have campaign {spec.id}.",
+                markup=False,
+            )
+            print_status(spec, ledger)
+            return None
+        title = f"{spec.id}: to send through {run.backend_name}"
+        console.print(_segment_table(spec, counts, title))
+        if synced.added or synced.suppressed:
+            console.print(
+                f"New on the lists since the last run: {synced.added:,}; newly "
+                f"suppressed: {synced.suppressed:,}.",
+                markup=False,
+            )
+        if not yes:
+            if not confirmed(
+                f"Send to {total:,} recipient(s) now?",
+                refusal="not sending without confirmation: there is no terminal to ask on",
+                hint="Add --yes to send without asking.",
+            ):
+                console.print("Nothing sent.", markup=False)
+                return None
+            ledger.refresh()  # the prompt may have waited long: still ours? (heartbeat)
+        return _run_with_progress(run, ledger, transport, total)
+
+
+def _recover_and_sync(
+    ledger: Ledger, audience: Audience, keys: set[str], retry_uncertain: bool
+) -> SyncResult:
+    """Batches a stopped run left in flight become uncertain (said on screen); then the
+    ledger takes in who is on the lists now."""
+    recovered = ledger.recover()
+    if recovered:
+        console.print(
+            f"{recovered} batch(es) were in flight when an earlier run stopped; "
+            "they are marked uncertain and not re-sent"
+            + (" (--retry-uncertain: sending them again)." if retry_uncertain else "."),
+            markup=False,
+            soft_wrap=True,
+        )
+    return ledger.sync(audience.by_segment, keys)
+
+
+def _run_with_progress(run: _Run, ledger: Ledger, transport: Backend, total: int) -> SendReport:
+    """Send, with a progress bar (sent, rate, ETA) when there is a terminal to show it."""
+    import time
+
+    from equip_mailer.send.dispatch import run_send
+
+    bar = progress_bar("Sending")
+    task = bar.add_task("send", total=total, rate="") if bar else None
+    started = time.monotonic()
+    done_n = [0]
+
+    def progress(_segment: str, n: int) -> None:
+        done_n[0] += n
+        if bar is not None and task is not None:
+            elapsed = max(1e-6, time.monotonic() - started)
+            bar.update(task, advance=n, rate=f"{done_n[0] / elapsed:,.0f}")
+
+    def go() -> SendReport:
+        return run_send(
+            run.spec, run.engine, ledger, transport, run.cfg, run.options, progress=progress
+        )
+
+    if bar is None:
+        return go()
+    with bar:
+        return go()
+
+
+def _print_sent(run: _Run, report: SendReport, campaign: Path) -> None:
+    """What this run sent; a run that stopped early is an error saying how to carry on."""
+    where = (
+        f" to {run.outbox_dir / run.spec.id}"
+        if run.backend_name == "outbox"
+        else " through SendGrid"
+    )
+    console.print(
+        f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
+        f"{report.seconds:.1f} s; failed {report.failed:,}, uncertain {report.uncertain:,}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    if report.stopped:
+        raise EquipError(
+            f"sending stopped: {report.stopped}",
+            hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.",
+        )
+
+
+def _segment_table(spec: Campaign, counts: dict[str, int], title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("Segment", no_wrap=True)
+    table.add_column("Name")
+    table.add_column("Recipients", justify="right")
+    for s in spec.segments:
+        table.add_row(s.id, s.name, f"{counts.get(s.id, 0):,}")
+    table.add_row("", "Total", f"{sum(counts.values()):,}", end_section=True)
+    return table
