@@ -99,7 +99,8 @@ def _store_suppressions(database_url: str) -> tuple[set[str], str | None]:
     """
     import sqlalchemy as sa
 
-    from equip_mailer.store import make_engine, suppressed_keys
+    from equip_mailer.store.engine import make_engine
+    from equip_mailer.store.rows import suppressed_keys
 
     try:
         url = sa.engine.make_url(database_url)

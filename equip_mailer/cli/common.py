@@ -55,7 +55,7 @@ def open_campaign(campaign_path: Path, allow_past: bool) -> tuple[Campaign, Sett
     """Spec, settings and store (created or migrated): what commands about one campaign's
     sending start from."""
     from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.store import open_store
+    from equip_mailer.store.engine import open_store
 
     spec = load_campaign(campaign_path, allow_past=allow_past)
     cfg = settings()

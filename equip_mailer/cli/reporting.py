@@ -134,7 +134,7 @@ def _write_comparison(built: list[Report], target: Path) -> list[Path]:
 def _report_engine(url: str) -> Engine | None:
     """The store, or None when its SQLite file does not exist: a report only reads, so it
     must not leave an empty database behind."""
-    from equip_mailer.store import open_store
+    from equip_mailer.store.engine import open_store
 
     if sqlite_file_missing(url):
         return None
@@ -186,7 +186,7 @@ def _names_from_recorded_spec(engine: Engine, campaign_id: str) -> Names | None:
     from equip_mailer.compose.spec import load_campaign
     from equip_mailer.errors import SpecError
     from equip_mailer.report.compute import names_from_spec
-    from equip_mailer.store import campaigns
+    from equip_mailer.store.schema import campaigns
 
     with engine.connect() as conn:
         spec_path = conn.execute(
@@ -206,7 +206,7 @@ def _refresh_machine_flags(engine: Engine, campaign_id: str) -> None:
     before counting makes the human/machine split as good as the store allows."""
     import sqlalchemy as sa
 
-    from equip_mailer.store import campaigns
+    from equip_mailer.store.schema import campaigns
     from equip_mailer.track.machines import reclassify_campaign
 
     with engine.begin() as conn:

@@ -209,7 +209,7 @@ def _send_test_copies(run: _Run, transport: Backend, address: str) -> None:
 def _audience(spec: Campaign, engine: Engine) -> tuple[set[str], Audience]:
     """The store's suppressed addresses, and the lists read without them."""
     from equip_mailer.compose.audience import load_audience
-    from equip_mailer.store import suppressed_keys
+    from equip_mailer.store.rows import suppressed_keys
 
     with engine.connect() as conn:
         keys = suppressed_keys(conn)

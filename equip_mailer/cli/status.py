@@ -51,7 +51,7 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
     """Recipients per ledger state, the schedule, problem batches and what to run next."""
     from rich.table import Table
 
-    from equip_mailer.store import LEDGER_STATES
+    from equip_mailer.store.schema import LEDGER_STATES
 
     counts = ledger.counts()
     console.print(f"Ledger of campaign {spec.id}:", markup=False)
@@ -144,7 +144,7 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
 def _scheduled_batch(spec: Campaign, ledger: Ledger) -> str | None:
     """The SendGrid batch id of the scheduled send to cancel, or None (said on screen) when
     there is none left; refused plainly once SendGrid no longer takes cancellations."""
-    from equip_mailer.store import utcnow
+    from equip_mailer.store.rows import utcnow
 
     row = ledger.campaign_row()
     if row is None or not row.sg_batch_id:
