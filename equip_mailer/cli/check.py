@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from equip_mailer.compose.audience import Audience
+    from equip_mailer.compose.campaign import Campaign
     from equip_mailer.compose.render import RenderedSegment
-    from equip_mailer.compose.spec import Campaign
 
 
 @main.command()

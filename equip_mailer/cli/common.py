@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from sqlalchemy.engine import Engine
 
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
     from equip_mailer.config import Settings
 
 P = ParamSpec("P")

@@ -20,8 +20,8 @@ from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
     from equip_mailer.compose.audience import Recipient
+    from equip_mailer.compose.campaign import Campaign, Segment
     from equip_mailer.compose.render import RenderedSegment
-    from equip_mailer.compose.spec import Campaign, Segment
 
 
 @main.command()

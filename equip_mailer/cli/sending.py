@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from equip_mailer.compose.audience import Audience
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
     from equip_mailer.config import Settings
     from equip_mailer.send.batch import Backend
     from equip_mailer.send.campaign_mail import CampaignMail

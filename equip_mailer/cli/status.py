@@ -21,7 +21,7 @@ from equip_mailer.cli.common import (
 from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
     from equip_mailer.send.ledger import Ledger
 
 
