@@ -2,8 +2,9 @@
 
 ``create_app`` builds the shared state (``state.Service``: engine, keys, click cache and
 writer), then serves the routes each concern module lists in its ``ROUTES``: ``clicks``
-(/c/), ``unsubscribe`` (/u/), ``webhook_route`` (/webhooks/sendgrid) and ``health``
-(/healthz). Another package's pages join by adding their ``ROUTES`` to ``ROUTES`` below (or
+(/c/), ``unsubscribe`` (/u/), ``webhook_route`` (/webhooks/sendgrid), ``health``
+(/healthz) and the sign-up pages (``equip_mailer.signup.routes``: /s/, /i/, /join/, /r/).
+Another package's pages join by adding their ``ROUTES`` to ``ROUTES`` below (or
 ``extra_routes`` for one app); their handlers reach the store through ``Service.of(request)``.
 
 Clicks are answered first and written just after (``click_writer``); unsubscribes and
@@ -32,6 +33,7 @@ from equip_mailer.config import Settings
 from equip_mailer.send.notice_transports import notice_transport
 from equip_mailer.send.notice_worker import NoticeWorker
 from equip_mailer.send.notices import NoticeSender
+from equip_mailer.signup import routes as signup_routes
 from equip_mailer.store import open_store
 
 from . import clicks, health, unsubscribe, webhook_route, webhook_verify
@@ -44,6 +46,7 @@ log = logging.getLogger("equip_mailer.track")
 
 ROUTES: tuple[BaseRoute, ...] = (
     *clicks.ROUTES,
+    *signup_routes.ROUTES,
     *unsubscribe.ROUTES,
     *webhook_route.ROUTES,
     *health.ROUTES,
@@ -127,4 +130,5 @@ def create_app(
     app.state.owns_engine = owns_engine
     app.state.clicks = svc.clicks  # app.state.clicks.flush(): wait until queued clicks are stored
     app.state.lookups = svc.lookups
+    app.state.signup = signup_routes.SignupSettings(public_url=settings.public_url)
     return app

@@ -3,7 +3,10 @@
 Verify the signed token, look the link up in the campaign's registry (``lookups``), queue
 one click event (``click_writer``), redirect (302) to the registered URL (UTM already
 applied). The target never comes from the request, so a forged, altered or cross-campaign
-token, or a ``?url=`` added to a good one, leads only to a plain 404 page. HEAD is recorded
+token, or a ``?url=`` added to a good one, leads only to a plain 404 page. The sign-up link
+of a course taken here (``sign_up: equip``) leads instead to that reader's own sign-up
+page (``/s/<token>``, signed for this course and reader); for a test send, to the course's
+open sign-up page, which is the link's registered URL. HEAD is recorded
 as a machine click and redirected. Ledger id 0 (test sends and previews) redirects without
 recording anything. Like listmonk, a click is one insert and a redirect; every click is its
 own event, and reports count unique clickers.
@@ -25,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from equip_mailer.send.links import TEST_RECIPIENT, Token, read_token
+from equip_mailer.signup.tokens import signup_token
 from equip_mailer.store import utcnow
 
 from . import machines
@@ -121,12 +125,15 @@ async def click(request: Request) -> Response:
         link, reader = svc.lookups.store(row, tok.link_id, tok.ledger_id)
     if link is None:
         return not_found()
+    location = link.location
     if tok.ledger_id != TEST_RECIPIENT:
         if reader is None or reader.campaign_id != link.campaign_id:
             return not_found()
         _record(svc, request, tok, link, reader)
         await svc.clicks.keep_up()
-    return Response(status_code=302, headers={"location": link.location, **REDIRECT_HEADERS})
+        if link.signup_course is not None:  # a course taken here: this reader's own page
+            location = "/s/" + signup_token(svc.link_key, link.signup_course, tok.ledger_id)
+    return Response(status_code=302, headers={"location": location, **REDIRECT_HEADERS})
 
 
 ROUTES: list[BaseRoute] = [Route("/c/{token}", click, methods=["GET", "HEAD"])]

@@ -21,23 +21,34 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from equip_mailer.send.links import TEST_RECIPIENT
-from equip_mailer.store import batches, ledger, links
+from equip_mailer.store import batches, ledger, links, signup_courses
 
 # The click's lookup, built once (building a statement costs more than running it): the link,
 # and the recipient's ledger row and batch, in one indexed query. No ledger row (a test
 # recipient, or a recipient id that does not exist) leaves the recipient's columns NULL.
+# A sign-up link of a course taken here (sign_up: equip) also names its sign-up course row,
+# so the click can lead to that reader's own sign-up page.
 _LOOKUP = (
     sa.select(
         links.c.campaign_id,
         links.c.url,
+        signup_courses.c.id.label("signup_course"),
         ledger.c.id.label("ledger_id"),
         ledger.c.campaign_id.label("ledger_campaign_id"),
         ledger.c.segment,
         batches.c.send_id,
     )
     .select_from(
-        links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id")).outerjoin(
-            batches, ledger.c.batch_id == batches.c.id
+        links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id"))
+        .outerjoin(batches, ledger.c.batch_id == batches.c.id)
+        .outerjoin(
+            signup_courses,
+            sa.and_(
+                signup_courses.c.campaign_id == links.c.campaign_id,
+                signup_courses.c.course_id == links.c.course_id,
+                signup_courses.c.hosted.is_(True),
+                links.c.session.is_(None),
+            ),
         )
     )
     .where(links.c.id == sa.bindparam("link_id"))
@@ -49,6 +60,7 @@ class Link:
     campaign_id: str
     url: str
     location: str  # the Location header: the URL as Starlette's RedirectResponse quotes it
+    signup_course: int | None = None  # a hosted course's sign-up link: its signup_courses row
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +141,12 @@ class Lookups:
         if row is None or not _safe_target(row.url):
             return None, None  # not cached: tokens are minted only for registered links
         now = time.monotonic()
-        link = Link(row.campaign_id, row.url, quote(row.url, safe=":/%#?=@[]!$&'()*+,;"))
+        link = Link(
+            row.campaign_id,
+            row.url,
+            quote(row.url, safe=":/%#?=@[]!$&'()*+,;"),
+            row.signup_course,
+        )
         self.links.put(link_id, link, now)
         reader = None
         if row.ledger_id is not None:

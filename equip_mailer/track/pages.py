@@ -9,6 +9,17 @@ import html
 
 from starlette.responses import HTMLResponse
 
+# The look every page of the service shares (sign-up pages add their form styles to it).
+STYLE = """
+ body { font-family: Arial, Helvetica, sans-serif; font-size: 1.125rem; line-height: 1.5;
+        color: #1d1d1b; background: #fff; margin: 0; }
+ main { max-width: 36rem; margin: 3rem auto; padding: 0 1.25rem; }
+ h1 { font-size: 1.6rem; color: #005eb8; }
+ button { font: inherit; font-weight: bold; color: #fff; background: #005eb8; border: 0;
+          border-radius: 4px; padding: .75rem 1.5rem; cursor: pointer; }
+ button:focus { outline: 3px solid #ffb81c; outline-offset: 2px; }
+"""
+
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -16,15 +27,7 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>{title} - EQUIP</title>
-<style>
- body {{ font-family: Arial, Helvetica, sans-serif; font-size: 1.125rem; line-height: 1.5;
-        color: #1d1d1b; background: #fff; margin: 0; }}
- main {{ max-width: 36rem; margin: 3rem auto; padding: 0 1.25rem; }}
- h1 {{ font-size: 1.6rem; color: #005eb8; }}
- button {{ font: inherit; font-weight: bold; color: #fff; background: #005eb8; border: 0;
-          border-radius: 4px; padding: .75rem 1.5rem; cursor: pointer; }}
- button:focus {{ outline: 3px solid #ffb81c; outline-offset: 2px; }}
-</style>
+<style>{style}</style>
 </head>
 <body>
 <main>
@@ -46,7 +49,7 @@ NOT_FOUND_BODY = (
 def page(title: str, body: str, status: int = 200) -> HTMLResponse:
     """A page with ``title`` (escaped here) and ``body`` (HTML: the caller escapes its parts)."""
     return HTMLResponse(
-        _PAGE.format(title=html.escape(title), body=body),
+        _PAGE.format(title=html.escape(title), body=body, style=STYLE),
         status_code=status,
         headers={
             "Cache-Control": "no-store",

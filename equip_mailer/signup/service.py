@@ -1,0 +1,112 @@
+"""The sign-up service's transactions, one per thing a person does: sign up, cancel, ask for
+an open sign-up link; and the sync that runs when a campaign is sent or checked.
+
+Each is ONE ``store.immediate`` transaction holding the course's lock: the change and the
+mail it causes commit together, so a place given always has its confirmation queued and a
+rolled-back one never does. ``writing`` is the process's own queue for SQLite writes (the
+tracking service's ``Service.writing``; a no-op elsewhere). The pages (``routes``) call
+these from the threadpool and then wake the notice worker; ``send``/``check`` call ``sync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from equip_mailer.compose.campaign import Campaign
+from equip_mailer.send.notices import enqueue
+from equip_mailer.store import immediate, signup_invites
+
+from . import limits, mails, notify
+from .catalogue import CourseInfo, register_courses
+from .registration import (
+    Applicant,
+    Change,
+    Outcome,
+    Registration,
+    cancel,
+    fill_free_places,
+    register,
+)
+from .tokens import invite_token
+
+INVITE_DAYS = 7  # an open sign-up link works this long
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What a transaction needs: the engine, the process's write queue, the mail links."""
+
+    engine: Engine
+    links: notify.MailLinks
+    writing: AbstractContextManager[Any] = contextlib.nullcontext()
+
+
+def sign_up(
+    w: Writer,
+    course_row: int,
+    applicant: Applicant,
+    session_id: int | None,
+    now: dt.datetime,
+    invite_id: int | None = None,
+) -> Outcome:
+    """Register (or find the registration) and queue its mail; raises ``Refused``. An open
+    sign-up's invite is marked used by the registration it led to."""
+    with w.writing, immediate(w.engine) as conn:
+        outcome = register(conn, course_row, applicant, session_id, now)
+        notify.registered(conn, outcome, w.links, now)
+        if invite_id is not None:
+            conn.execute(
+                signup_invites.update()
+                .where(signup_invites.c.id == invite_id, signup_invites.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+    return outcome
+
+
+def withdraw(w: Writer, registration_id: int, now: dt.datetime, by: str = "self") -> Change:
+    """Cancel and promote, queuing the cancellation's mail and each promotion's."""
+    with w.writing, immediate(w.engine) as conn:
+        change = cancel(conn, registration_id, now, by)
+        notify.changed(conn, change, w.links, now)
+    return change
+
+
+def invite(
+    w: Writer, course: CourseInfo, email: str, ip_hash: str | None, now: dt.datetime
+) -> int | None:
+    """Store an open sign-up invite and queue its mail; None when over the rate limit."""
+    with w.writing, immediate(w.engine) as conn:
+        if not limits.allowed(conn, email, ip_hash, now):
+            return None
+        pk = conn.execute(
+            signup_invites.insert().values(
+                signup_course_id=course.id,
+                email=email,
+                email_key=email.strip().lower(),
+                ip_hash=ip_hash,
+                created_at=now,
+            )
+        ).inserted_primary_key
+        assert pk is not None
+        url = f"{w.links.public_url.rstrip('/')}/i/{invite_token(w.links.secret, pk[0])}"
+        enqueue(conn, mails.invite(course, pk[0], email, url))
+    return pk[0]
+
+
+def sync(w: Writer, campaign: Campaign, now: dt.datetime) -> tuple[Registration, ...]:
+    """Copy the campaign's courses into the store and give places that became free (the
+    spec's ``places`` grew) to the people waiting, with their mails. Returns them."""
+    with w.writing, immediate(w.engine) as conn:
+        ids = register_courses(conn, campaign)
+        promoted: tuple[Registration, ...] = ()
+        for course in campaign.courses:
+            if course.hosted:
+                promoted += fill_free_places(conn, ids[course.id], now)
+        notify.promoted(conn, promoted, w.links, now)
+    return promoted
