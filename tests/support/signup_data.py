@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from support.spec_files import edited
-
+from equip_mailer import store
 from equip_mailer.compose.campaign import Campaign
 from equip_mailer.compose.spec import load_campaign
+from support.spec_files import edited
 
 NOW = dt.datetime(2019, 5, 1, 9, 0)  # naive UTC, like the store
 
@@ -46,15 +46,64 @@ def hosted_spec(
         )
         replacements.append((_ACTION_URL, "    sign_up: equip\n"))
         action = f", places: {action_places}}}" if action_places else "}"
+        venue = 'venue: "Example Training Rooms, London E1"'
         for day in ("2019-06-13", "2019-07-09", "2019-09-17"):
-            replacements.append(
-                (
-                    f'{{date: {day}, start: "9:00", end: "17:00", venue: "Example Training Rooms, London E1"}}',
-                    f'{{date: {day}, start: "9:00", end: "17:00", venue: "Example Training Rooms, London E1"{action}',
-                )
-            )
+            session = f'{{date: {day}, start: "9:00", end: "17:00", {venue}'
+            replacements.append((session + "}", session + action))
     return edited(tmp_path, demo_path, *replacements, *extra)
 
 
 def hosted_campaign(tmp_path: Path, demo_path: Path, **options) -> Campaign:
     return load_campaign(hosted_spec(tmp_path, demo_path, **options), allow_past=True)
+
+
+def seed_readers(engine, campaign: Campaign, n: int, segment: str = "getting-started") -> list[int]:
+    """``n`` readers of the campaign in its ledger (as a send leaves them); their ledger ids."""
+    now = store.utcnow()
+    ids = []
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, campaign.id, campaign.subject)
+        for i in range(n):
+            ids.append(
+                conn.execute(
+                    store.ledger.insert().values(
+                        campaign_id=campaign.id,
+                        email=f"reader{i}@nhs.example",
+                        email_key=f"reader{i}@nhs.example",
+                        first_name="Reader",
+                        last_name=f"Number{i}",
+                        practice="Example Health Centre",
+                        role="Practice nurse",
+                        qi_level="none",
+                        segment=segment,
+                        state="sent",
+                        attempts=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                ).inserted_primary_key[0]
+            )
+    return ids
+
+
+def signup_app(settings, engine, outbox: Path, now: dt.datetime = NOW):
+    """The tracking service with its sign-up pages, judging deadlines at ``now``."""
+    from equip_mailer.signup.routes import SignupSettings
+    from equip_mailer.track.app import create_app
+
+    app = create_app(settings, engine, notices_outbox=outbox)
+    app.state.signup = SignupSettings(public_url=settings.public_url, now=lambda: now)
+    return app
+
+
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden and prefilled fields of a page's form, as a browser would send them."""
+    import re
+
+    fields = {}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name and 'type="radio"' not in tag:
+            fields[name.group(1)] = value.group(1) if value else ""
+    return fields

@@ -1,0 +1,240 @@
+"""The sign-up pages over HTTP, as a reader's browser uses them: the email's link, the form,
+the registration page, cancelling; forged links, CSRF and the open sign-up's double opt-in."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+import re
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from support.service import running_app
+from support.signup_data import form_fields, hosted_campaign, seed_readers, signup_app
+
+from equip_mailer import store
+from equip_mailer.send.links import LinkSpec, click_token, register_links
+from equip_mailer.signup import tokens
+from equip_mailer.signup.catalogue import find_course, register_courses
+
+SECRET = b"test-link-secret-0123456789"
+
+
+@pytest.fixture
+def site(settings, tmp_path, demo_path):
+    """A running service over a campaign with Basics (2 afternoons, 2 places each) and In
+    Action (3 days, 1 place) taken here, and 5 readers in its ledger."""
+    engine = store.open_store(settings.database_url)
+    campaign = hosted_campaign(tmp_path, demo_path, basics_places=(2, 2), action_places=1)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        courses = {
+            c: find_course(conn, campaign.id, c) for c in ("equip-basics", "equip-in-action")
+        }
+        link_ids = register_links(
+            conn,
+            campaign.id,
+            [
+                LinkSpec(
+                    key="equip-basics",
+                    url="https://equip.example.org/join/x/y",
+                    label="Sign up",
+                    course_id="equip-basics",
+                )
+            ],
+        )
+    readers = seed_readers(engine, campaign, 5)
+    outbox = tmp_path / "outbox"
+    app = signup_app(settings, engine, outbox)
+    with running_app(app) as base, httpx.Client(base_url=base) as client:
+        yield Site(client, app, engine, campaign, courses, readers, link_ids, outbox)
+    engine.dispose()
+
+
+class Site:
+    def __init__(self, client, app, engine, campaign, courses, readers, link_ids, outbox):
+        self.client, self.app, self.engine = client, app, engine
+        self.campaign, self.courses, self.readers = campaign, courses, readers
+        self.link_ids, self.outbox = link_ids, outbox
+
+    def page(self, course: str, reader: int) -> str:
+        return f"/s/{tokens.signup_token(SECRET, self.courses[course].id, self.readers[reader])}"
+
+    def sign_up(self, course: str, reader: int, **fields) -> httpx.Response:
+        """Open the reader's page and press the button (choosing the first date)."""
+        path = self.page(course, reader)
+        shown = self.client.get(path)
+        assert shown.status_code == 200, shown.text
+        data = form_fields(shown.text)
+        if not self.courses[course].attend_all:
+            data["session"] = str(self.courses[course].sessions[0].id)
+        data.update(fields)
+        return self.client.post(path, data=data)
+
+    def mails(self) -> list[email.message.EmailMessage]:
+        self.app.state.service.notices.drain()
+        files = sorted((self.outbox / "notices").glob("*.eml"))
+        return [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files
+        ]
+
+
+def test_the_emails_link_leads_to_a_prefilled_page_and_one_press_confirms(site):
+    click = site.client.get(
+        f"/c/{click_token(SECRET, site.link_ids['equip-basics'], site.readers[0])}"
+    )
+    assert click.status_code == 302 and click.headers["location"].startswith("/s/")
+    page = site.client.get(click.headers["location"])
+    assert page.status_code == 200
+    assert 'value="Reader Number0"' in page.text and 'value="Example Health Centre"' in page.text
+    assert "r***@n***.example" in page.text and "reader0@nhs.example" not in page.text
+    assert "2 places left" in page.text
+    done = site.sign_up("equip-basics", 0, access_needs="Step-free access, please")
+    assert done.status_code == 303 and done.headers["location"].startswith("/r/")
+    shown = site.client.get(done.headers["location"])
+    assert "Your place is confirmed" in shown.text and "Step-free" not in shown.text
+    [mail] = site.mails()
+    assert mail["To"].addresses[0].addr_spec == "reader0@nhs.example"
+    assert "confirmed" in mail["Subject"] and "Step-free" not in mail.as_string()
+    calendar = next(p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar")
+    assert "BEGIN:VEVENT" in calendar.get_content()
+
+
+def test_a_second_submit_shows_the_existing_registration(site):
+    path = site.page("equip-basics", 1)
+    data = form_fields(site.client.get(path).text)
+    data["session"] = str(site.courses["equip-basics"].sessions[0].id)
+    first = site.client.post(path, data=data)
+    double = site.client.post(path, data=data)  # a double click, or the back button and again
+    assert first.status_code == double.status_code == 303
+    assert double.headers["location"] == first.headers["location"].removesuffix("?new=1")
+    assert site.client.get(path).headers["location"] == double.headers["location"]
+    with site.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 1
+        )
+    assert len(site.mails()) == 1
+
+
+def _csrf_for(site, path):
+    from equip_mailer.signup.forms import CSRF_COOKIE, csrf_field
+
+    return csrf_field(SECRET, site.client.cookies[CSRF_COOKIE], path)
+
+
+def test_full_sessions_offer_the_waiting_list_and_a_cancellation_promotes(site):
+    site.sign_up("equip-in-action", 0)  # the one place
+    page = site.client.get(site.page("equip-in-action", 1))
+    assert "Full \u2014 join the waiting list" in page.text and "Join the waiting list" in page.text
+    waiting = site.client.get(site.sign_up("equip-in-action", 1).headers["location"])
+    assert "number 1" in waiting.text
+    first = site.client.get(site.page("equip-in-action", 0), follow_redirects=True)
+    cancel = site.client.post(str(first.url.path), data=form_fields(first.text))
+    assert cancel.status_code == 303
+    assert "Your place is cancelled" in site.client.get(cancel.headers["location"]).text
+    subjects = [m["Subject"] for m in site.mails()]
+    assert subjects == [
+        "Your place on EQUIP in Action is confirmed",
+        "You are on the waiting list for EQUIP in Action",
+        "Cancelled: your place on EQUIP in Action",
+        "A place has come up for you on EQUIP in Action",
+    ]
+
+
+def test_forged_and_cross_campaign_links_are_not_found(site):
+    basics = site.courses["equip-basics"]
+    forged = site.page("equip-basics", 0)[:-2] + "AA"
+    assert site.client.get(forged).status_code == 404
+    other = seed_other_campaign_reader(site)
+    cross = f"/s/{tokens.signup_token(SECRET, basics.id, other)}"  # signed, but not this campaign's
+    assert site.client.get(cross).status_code == 404
+    assert site.client.get(f"/r/{tokens.registration_token(SECRET, 999)}").status_code == 404
+    assert site.client.get("/join/2019-04-equip-training/data-masterclass").status_code == 404
+
+
+def seed_other_campaign_reader(site) -> int:
+    now = store.utcnow()
+    with site.engine.begin() as conn:
+        store.ensure_campaign(conn, "2019-07-other", "Another campaign")
+        return conn.execute(
+            store.ledger.insert().values(
+                campaign_id="2019-07-other",
+                email="x@nhs.example",
+                email_key="x@nhs.example",
+                segment="s",
+                state="sent",
+                attempts=1,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+
+
+def test_posts_without_our_csrf_token_change_nothing(site):
+    path = site.page("equip-basics", 0)
+    site.client.get(path)
+    data = {"name": "Mallory", "session": str(site.courses["equip-basics"].sessions[0].id)}
+    assert site.client.post(path, data={**data, "csrf": "0" * 32}).status_code == 403
+    cross = site.client.post(
+        path,
+        data={**data, "csrf": _csrf_for(site, path)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
+    with site.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 0
+        )
+
+
+def test_errors_are_tied_to_their_fields(site):
+    path = site.page("equip-basics", 0)
+    data = form_fields(site.client.get(path).text)
+    bad = site.client.post(path, data={**data, "name": "", "role": "r" * 300})
+    assert bad.status_code == 400
+    assert 'href="#name"' in bad.text and 'aria-describedby="name-error"' in bad.text
+    assert "Choose the date you would like to come" in bad.text
+    assert 'id="role-error"' in bad.text and 'aria-invalid="true"' in bad.text
+
+
+def test_open_sign_up_mails_a_link_first_and_is_rate_limited(site):
+    join = "/join/2019-04-equip-training/equip-basics"
+    page = site.client.get(join)
+    assert page.status_code == 200 and 'autocomplete="email"' in page.text
+    sent = site.client.post(join, data={**form_fields(page.text), "email": "Citizen@Example.org"})
+    assert "Check your email" in sent.text
+    with site.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 0
+        )
+    [mail] = site.mails()
+    link = re.search(r"(/i/[A-Za-z0-9_-]+)", mail.get_body(("plain",)).get_content()).group(1)
+    form = site.client.get(link)
+    assert "C***@e***.org" in form.text
+    data = {
+        **form_fields(form.text),
+        "name": "Cy Citizen",
+        "session": str(site.courses["equip-basics"].sessions[1].id),
+    }
+    done = site.client.post(link, data=data)
+    assert done.status_code == 303
+    with site.engine.connect() as conn:
+        row = conn.execute(sa.select(store.registrations)).one()
+    assert (row.email, row.source, row.status) == ("Citizen@example.org", "open", "confirmed")
+    for _ in range(2):
+        site.client.post(join, data={**form_fields(page.text), "email": "citizen@example.org"})
+    limited = site.client.post(
+        join, data={**form_fields(page.text), "email": "citizen@example.org"}
+    )
+    assert limited.status_code == 429
+
+
+def test_the_calendar_is_offered_on_the_registration_page(site):
+    done = site.sign_up("equip-basics", 3)
+    page = site.client.get(done.headers["location"])
+    ics = re.search(r'href="(/r/[^"]+/calendar\.ics)"', page.text).group(1)
+    got = site.client.get(html.unescape(ics))
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/calendar")
+    assert b"METHOD:PUBLISH" in got.content and b"TZID=Europe/London:20190627T130000" in got.content
