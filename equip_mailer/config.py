@@ -33,6 +33,8 @@ ENV_NAMES = {
     "link_secret": "EQUIP_LINK_SECRET",
     "public_url": "EQUIP_PUBLIC_URL",
     "sendgrid_timeout": "EQUIP_SENDGRID_TIMEOUT",
+    "team": "EQUIP_TEAM",
+    "mail_from": "EQUIP_MAIL_FROM",
 }
 SECRET_FIELDS = {"sendgrid_api_key", "link_secret"}
 
@@ -50,8 +52,13 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     link_secret: str | None = None
     public_url: str = DEFAULT_PUBLIC_URL
-    # seconds; the sendgrid library sets no timeout of its own, so a stalled socket would hang a send
+    # seconds; the sendgrid library sets no timeout of its own, so a stalled socket would
+    # hang a send
     sendgrid_timeout: float = 30.0
+    # who may sign in to the team pages (/team/): lower-cased addresses
+    team: tuple[str, ...] = ()
+    # sender of the service's own mail (team sign-in links): "Name <address>" or an address
+    mail_from: str | None = None
     source: dict = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
@@ -62,6 +69,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "***"
+            elif f.name == "team":
+                value = tuple(mask_email(address) for address in value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -118,12 +127,36 @@ def load_settings(
                 f"EQUIP_SENDGRID_TIMEOUT must be a number of seconds, "
                 f"not {values['sendgrid_timeout']!r}"
             ) from None
+    if "team" in values:
+        values["team"] = parse_team(values["team"], source["team"])
     if "public_url" in values:
         values["public_url"] = str(values["public_url"]).rstrip("/")
     if "link_secret" not in values and create_link_secret:
         values["link_secret"] = _stored_link_secret(path.parent)
         source["link_secret"] = str(path.parent / "link-secret")
     return Settings(**values, source=source)
+
+
+def parse_team(value: object, where: str) -> tuple[str, ...]:
+    """The team's addresses from ``EQUIP_TEAM`` ("a@x.org, b@y.org") or a TOML list,
+    lower-cased and de-duplicated; anything that is not an address is a ConfigError."""
+    items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
+    team: list[str] = []
+    for item in items:
+        address = str(item).strip().lower()
+        if not address:
+            continue
+        local, _, domain = address.partition("@")
+        if not local or "." not in domain or any(c.isspace() for c in address):
+            raise ConfigError(
+                f"team: {str(item).strip()!r} is not an email address",
+                where=where,
+                hint="List the team's addresses separated by commas, "
+                "e.g. EQUIP_TEAM=ann@nhs.example,bob@nhs.example",
+            )
+        if address not in team:
+            team.append(address)
+    return tuple(team)
 
 
 def _stored_link_secret(directory: Path) -> str:

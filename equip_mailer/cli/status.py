@@ -51,6 +51,7 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
     """Recipients per ledger state, the schedule, problem batches and what to run next."""
     from rich.table import Table
 
+    from equip_mailer.send.ledger_advice import next_steps
     from equip_mailer.store.schema import LEDGER_STATES
 
     counts = ledger.counts()
@@ -79,21 +80,10 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
             markup=False,
             soft_wrap=True,
         )
-    source = spec.source or spec.id
-    if counts.get("pending") or counts.get("failed"):
-        console.print(
-            f"To send the pending and failed ones: equip-mailer send {source}",
-            markup=False,
-            soft_wrap=True,
-        )
-    if counts.get("uncertain"):
-        console.print(
-            "Uncertain recipients got no answer from SendGrid and may already have the "
-            "email; check SendGrid's activity feed, then add --retry-uncertain to send "
-            "them again if you accept that some may get two copies.",
-            markup=False,
-            soft_wrap=True,
-        )
+    for step in next_steps(str(spec.source or spec.id), counts):  # the team pages say the same
+        console.print(step.text, markup=False, soft_wrap=True)
+        if step.command:
+            console.print(f"  {step.command}", markup=False, soft_wrap=True)
 
 
 @main.command()

@@ -1,11 +1,11 @@
-"""The one database every stage shares: ledger, links, events, suppressions, sign-ups (and,
-as the pipeline grows, people and the team's sessions).
+"""The one database every stage shares: ledger, links, events, suppressions, sign-ups, the
+team pages' sessions and audit log (and, as the pipeline grows, people).
 
 ``open_store(url)`` gives an engine with the schema up to date; the tables are SQLAlchemy Core
 ``Table`` objects in ``schema``; ``migrations`` holds the ordered schema steps; ``rows`` the
-small shared writes; ``signups`` the sign-up tables; ``transactions`` the write transactions
-that assign places. Everything is re-exported here so callers write ``store.ledger``,
-``store.open_store(url)``.
+small shared writes; ``signups`` the sign-up tables; ``team`` the team pages';
+``transactions`` the write transactions that assign places. Everything is re-exported here
+so callers write ``store.ledger``, ``store.open_store(url)``.
 """
 
 from .engine import make_engine, open_store
@@ -34,6 +34,7 @@ from .signups import (
     signup_invites,
     signup_sessions,
 )
+from .team import team_audit, team_rate_limits, team_sessions, team_signin_links
 from .transactions import immediate, lock_row
 
 __all__ = [
@@ -68,5 +69,9 @@ __all__ = [
     "open_store",
     "suppressed_keys",
     "suppressions",
+    "team_audit",
+    "team_rate_limits",
+    "team_sessions",
+    "team_signin_links",
     "utcnow",
 ]

@@ -17,6 +17,7 @@ from equip_mailer.errors import StoreError
 from .notices import notices
 from .schema import batches, campaigns, events, ledger, links, meta, metadata, suppressions
 from .signups import SIGNUP_TABLES
+from .team import TEAM_TABLES
 
 
 def _v1(conn: Connection) -> None:
@@ -66,12 +67,18 @@ def _v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=[notices])
 
 
+def _v6(conn: Connection) -> None:
+    # The team pages: sign-in links, sessions, rate-limit counters, the audit log.
+    metadata.create_all(conn, tables=list(TEAM_TABLES))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
     (3, "index: events by recipient, type and time", _v3),
     (4, "sign-ups: courses, sessions, registrations, open sign-up invites", _v4),
     (5, "notices: transactional messages sent exactly once", _v5),
+    (6, "team pages: sign-in links, sessions, rate limits, audit log", _v6),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -3,9 +3,10 @@
 ``create_app`` builds the shared state (``state.Service``: engine, keys, click cache and
 writer), then serves the routes each concern module lists in its ``ROUTES``: ``clicks``
 (/c/), ``unsubscribe`` (/u/), ``webhook_route`` (/webhooks/sendgrid), ``health``
-(/healthz) and the sign-up pages (``equip_mailer.signup.routes``: /s/, /i/, /join/, /r/).
-Another package's pages join by adding their ``ROUTES`` to ``ROUTES`` below (or
-``extra_routes`` for one app); their handlers reach the store through ``Service.of(request)``.
+(/healthz), the sign-up pages (``equip_mailer.signup.routes``: /s/, /i/, /join/, /r/) and the
+team's pages (``equip_mailer.team.routes``: /team/). Another package's pages join by adding
+their ``ROUTES`` to ``ROUTES`` below (or ``extra_routes`` for one app); their handlers reach
+the store through ``Service.of(request)`` and the settings through ``app.state.settings``.
 
 Clicks are answered first and written just after (``click_writer``); unsubscribes and
 SendGrid webhook posts are synchronous, their answer means "stored". Other database work
@@ -35,6 +36,7 @@ from equip_mailer.send.notice_worker import NoticeWorker
 from equip_mailer.send.notices import NoticeSender
 from equip_mailer.signup import routes as signup_routes
 from equip_mailer.store import open_store
+from equip_mailer.team import routes as team
 
 from . import clicks, health, unsubscribe, webhook_route, webhook_verify
 from .click_writer import ClickWriter
@@ -50,6 +52,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     *unsubscribe.ROUTES,
     *webhook_route.ROUTES,
     *health.ROUTES,
+    *team.ROUTES,
 )
 
 
@@ -127,6 +130,7 @@ def create_app(
     )
     app.router.redirect_slashes = False  # no redirects we did not decide on
     app.state.service = svc
+    app.state.settings = settings  # pages that need more than Service (team pages)
     app.state.owns_engine = owns_engine
     app.state.clicks = svc.clicks  # app.state.clicks.flush(): wait until queued clicks are stored
     app.state.lookups = svc.lookups

@@ -19,19 +19,27 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A listening-ready socket on a free port: pass it to ``start_app(sock=...)`` when the
+    app must know its own URL before it starts (links it mails must point at it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
 def start_app(
     app,
     host: str = "127.0.0.1",
     *,
+    sock: socket.socket | None = None,
     timeout: float = 10.0,
     log_level: str = "warning",
     access_log: bool = False,
 ) -> tuple[str, Callable[[], None]]:
     """Start ``app``; return its base URL and a function that stops it (waits for shutdown)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
+    sock = sock or bound_socket(host)
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
         log_level=log_level,

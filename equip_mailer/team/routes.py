@@ -1,0 +1,13 @@
+"""Every team page's route, for the tracking app to mount (``track.app.ROUTES``)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from .views import activity, campaigns, signin
+
+ROUTES: tuple[BaseRoute, ...] = (
+    *signin.ROUTES,
+    *campaigns.ROUTES,
+    *activity.ROUTES,
+)

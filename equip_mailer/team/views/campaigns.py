@@ -1,0 +1,78 @@
+"""The campaigns page: every campaign in the store with its ledger (how many sent, failed,
+uncertain, and which batches need attention) and what to do about it, as the exact command
+``equip-mailer status`` would suggest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from equip_mailer.send.ledger import Ledger, ProblemBatch
+from equip_mailer.send.ledger_advice import Advice, next_steps
+from equip_mailer.store import LEDGER_STATES, campaigns
+from equip_mailer.track.state import Service
+
+from ..guard import Member, members_only
+from ..render import page
+
+
+@dataclass(frozen=True)
+class CampaignState:
+    id: str
+    subject: str
+    created_at: dt.datetime
+    send_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+    counts: dict[str, int]  # ledger state -> recipients, in LEDGER_STATES order
+    problems: list[ProblemBatch]  # failed/uncertain batches with recipients still in them
+    advice: list[Advice]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def campaign_state(engine: Engine, row: sa.Row) -> CampaignState:
+    ledger = Ledger(engine, row.id)
+    found = ledger.counts()
+    counts = {state: found[state] for state in LEDGER_STATES if found.get(state)}
+    return CampaignState(
+        id=row.id,
+        subject=row.subject,
+        created_at=row.created_at,
+        send_at=row.send_at,
+        cancelled_at=row.cancelled_at,
+        counts=counts,
+        problems=[b for b in ledger.problem_batches() if b.still],
+        advice=next_steps(row.spec_path or f"campaigns/{row.id}.yaml", counts),
+    )
+
+
+def all_campaigns(engine: Engine) -> list[CampaignState]:
+    """Newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(campaigns).order_by(campaigns.c.created_at.desc(), campaigns.c.id)
+        ).all()
+    return [campaign_state(engine, row) for row in rows]
+
+
+@members_only
+async def campaigns_page(request: Request, member: Member) -> Response:
+    found = await run_in_threadpool(all_campaigns, Service.of(request).engine)
+    return page(
+        request,
+        "campaigns.html.j2",
+        {"title": "Campaigns", "member": member, "campaigns": found, "states": LEDGER_STATES},
+    )
+
+
+ROUTES: list[BaseRoute] = [Route("/team/", campaigns_page, methods=["GET"])]

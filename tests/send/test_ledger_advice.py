@@ -1,0 +1,23 @@
+"""What to do about a ledger: the same steps and commands for `status` and the team pages."""
+
+from equip_mailer.send.ledger_advice import next_steps
+
+SPEC = "campaigns/2019-04-equip-training.yaml"
+
+
+def test_pending_and_failed_recipients_are_sent_by_running_send_again():
+    [step] = next_steps(SPEC, {"sent": 10, "failed": 2})
+    assert step.command == f"equip-mailer send {SPEC}"
+
+
+def test_uncertain_recipients_need_a_decision_and_the_retry_flag():
+    steps = next_steps(SPEC, {"pending": 1, "uncertain": 3})
+    assert [s.command for s in steps] == [
+        f"equip-mailer send {SPEC}",
+        f"equip-mailer send {SPEC} --retry-uncertain",
+    ]
+    assert "may already have the email" in steps[1].text
+
+
+def test_nothing_to_do_when_all_are_sent_or_suppressed():
+    assert next_steps(SPEC, {"sent": 10, "suppressed": 2}) == []

@@ -1,0 +1,22 @@
+"""Fixtures for the team pages: a real store and the real service under uvicorn, whose
+team is ann@ and bob@nhs.example and whose notices go to an outbox in tmp_path."""
+
+from __future__ import annotations
+
+import pytest
+from support.team_pages import team_service
+
+from equip_mailer import store
+
+
+@pytest.fixture
+def engine(settings):
+    engine = store.open_store(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def team(settings, engine, tmp_path):
+    with team_service(settings, engine, tmp_path / "outbox") as svc:
+        yield svc

@@ -1,0 +1,41 @@
+"""The campaigns page: each campaign's ledger and what to do about it, in the words and
+commands ``equip-mailer status`` uses."""
+
+from __future__ import annotations
+
+from support.team_pages import add_uncertain_batch
+from support.tracking_data import ANN, BOB, seed_campaign
+
+from equip_mailer import store
+
+
+def test_the_campaigns_page_shows_each_ledger_and_the_exact_command(team, engine, settings):
+    secret = settings.require_link_secret()
+    seed_campaign(engine, secret, campaign_id="2019-01-equip")
+    seed_campaign(engine, secret, campaign_id="2019-04-equip")
+    with engine.begin() as conn:
+        conn.execute(
+            store.campaigns.update()
+            .where(store.campaigns.c.id == "2019-04-equip")
+            .values(spec_path="campaigns/2019-04-equip.yaml")
+        )
+    add_uncertain_batch(engine, "2019-04-equip", ["carol@example.org", "dan@example.org"])
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+    page = client.get("/team/").text
+    assert page.count('<a href="/team/campaigns/2019-04-equip">') == 2
+    assert '<a href="/team/campaigns/2019-01-equip">' in page
+    april = page[page.index("/team/campaigns/2019-04-equip") :]
+    assert ">uncertain</th>" in april and ">2</td>" in april
+    assert "2 of 2 recipients still uncertain" in april and "timed out after 30 s" in april
+    assert "equip-mailer send campaigns/2019-04-equip.yaml --retry-uncertain" in april
+    january = page[page.index("/team/campaigns/2019-01-equip") :]
+    assert "Nothing to do: every recipient is sent or suppressed." in january
+    for reader in (ANN, BOB, "carol@example.org"):
+        assert reader not in page
+
+
+def test_with_no_campaign_yet_the_page_says_how_one_appears(team):
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+    assert "No campaign has been sent yet" in client.get("/team/").text

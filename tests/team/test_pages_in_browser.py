@@ -1,0 +1,104 @@
+"""The team pages in headless Chromium, as a person uses them: sign in with the link from
+the outbox, look at every page at phone (375 px) and desktop (1280 px) width, sign out.
+
+Every page must pass axe-core's WCAG 2.x A and AA rules and fit a phone's width (wide
+tables scroll inside their own region). Screenshots land in the test's folder, and in
+``$EQUIP_SCREENSHOTS`` when set, to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from support.axe import axe_violations, describe
+from support.browser import (
+    click_and_wait,
+    full_page_screenshot,
+    ink_stats,
+    open_browser,
+    require_webdriver,
+    set_width,
+)
+from support.team_pages import add_uncertain_batch, link_in, sign_in_mails
+from support.tracking_data import seed_campaign
+
+WIDTHS = (375, 1280)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    require_webdriver()
+    driver = open_browser(1280, 900, downloads=tmp_path / "downloads")
+    yield driver
+    driver.quit()
+
+
+def check_page(driver, name: str, folder: Path) -> None:
+    """axe-core and the phone-width check at both widths, and a screenshot of each."""
+    for width in WIDTHS:
+        set_width(driver, width)
+        violations = axe_violations(driver)
+        assert violations == [], f"{name} at {width} px:\n{describe(violations)}"
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth;"
+        )
+        assert overflow <= 1, f"{name} at {width} px is {overflow} px wider than the screen"
+        png = full_page_screenshot(driver, folder / f"{name}-{width}.png")
+        stats = ink_stats(png)
+        assert stats["width"] == width and stats["ink_share"] > 0.01, (name, width, stats)
+    keep = os.environ.get("EQUIP_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for width in WIDTHS:
+            shutil.copy(folder / f"{name}-{width}.png", keep)
+
+
+def submit(driver) -> None:
+    click_and_wait(driver, driver.find_element("css selector", "main form button[type=submit]"))
+
+
+def test_every_team_page_is_accessible_and_fits_a_phone(team, engine, settings, browser, tmp_path):
+    secret = settings.require_link_secret()
+    seed_campaign(engine, secret, campaign_id="2019-01-equip")
+    seed_campaign(engine, secret, campaign_id="2019-04-equip-training-with-a-long-id")
+    add_uncertain_batch(engine, "2019-04-equip-training-with-a-long-id", ["carol@example.org"])
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    b = team.base_url
+
+    browser.get(f"{b}/team/")  # no session: the sign-in page
+    assert browser.current_url == f"{b}/team/sign-in?next=/team/"
+    check_page(browser, "sign-in", shots)
+    browser.find_element("id", "email").send_keys("not an address")
+    submit(browser)
+    assert "Enter your email address" in browser.page_source
+    check_page(browser, "sign-in-error", shots)
+    email = browser.find_element("id", "email")
+    email.clear()
+    email.send_keys("ann@nhs.example")
+    submit(browser)
+    assert browser.find_element("tag name", "h1").text == "Check your email"
+    check_page(browser, "check-mail", shots)
+
+    team.delivered()
+    link = link_in(sign_in_mails(team.outbox)[-1])
+    browser.get(link)
+    check_page(browser, "link", shots)
+    submit(browser)
+    assert browser.current_url == f"{b}/team/"
+    assert "Signed in as ann@nhs.example" in browser.page_source
+    check_page(browser, "campaigns", shots)
+    browser.get(link)  # used: it says so
+    check_page(browser, "link-used", shots)
+    browser.get(f"{b}/team/activity")
+    assert "signed in" in browser.page_source
+    check_page(browser, "activity", shots)
+
+    click_and_wait(browser, browser.find_element("css selector", "header form button"))
+    assert browser.current_url == f"{b}/team/sign-in?signed_out=1"
+    assert "You have signed out" in browser.page_source
+    browser.get(f"{b}/team/activity")
+    assert browser.current_url.startswith(f"{b}/team/sign-in")
