@@ -98,6 +98,9 @@ def send(
     folder as one .eml file per recipient. A batch that gets no answer is marked uncertain
     and not sent again unless --retry-uncertain; after 3 such (or failed) batches the run
     pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at most 1000) sets recipients per request.
+    Courses taken here (sign_up: equip) are copied to the store for the sign-up pages on
+    every run but a dry run, so a changed date or number of places reaches them; places that
+    grew go to the people waiting, who are emailed.
 
     \b
     Example:
@@ -121,6 +124,8 @@ def send(
     )
     transport = None if dry_run else _make_backend(run)
     register_campaign(engine, spec)
+    if transport is not None:
+        _sync_signups(run)
 
     if test_to:
         address = _valid_address(test_to)
@@ -138,6 +143,26 @@ def send(
     report = _send_to_lists(run, transport, audience, keys, yes)
     if report is not None:
         _print_sent(run, report, campaign)
+
+
+def _sync_signups(run: _Run) -> None:
+    """The sign-up pages work from the store: copy the courses there (places, dates, the
+    deadline), give places that became free to the people waiting, and mail them."""
+    from equip_mailer.send.notice_transports import notice_transport
+    from equip_mailer.send.notices import NoticeSender
+    from equip_mailer.signup import service
+    from equip_mailer.signup.notify import MailLinks
+    from equip_mailer.store import utcnow
+
+    links = MailLinks(run.cfg.public_url, run.cfg.require_link_secret())
+    promoted = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
+    if promoted:
+        NoticeSender(run.engine, notice_transport(run.cfg, run.outbox_dir)).deliver_pending()
+        console.print(
+            f"Sign-ups: {len(promoted)} people on waiting lists got a place that became free "
+            "(places grew), and were emailed.",
+            markup=False,
+        )
 
 
 @dataclass(frozen=True)

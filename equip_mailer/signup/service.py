@@ -5,7 +5,8 @@ Each is ONE ``store.immediate`` transaction holding the course's lock: the chang
 mail it causes commit together, so a place given always has its confirmation queued and a
 rolled-back one never does. ``writing`` is the process's own queue for SQLite writes (the
 tracking service's ``Service.writing``; a no-op elsewhere). The pages (``routes``) call
-these from the threadpool and then wake the notice worker; ``send``/``check`` call ``sync``.
+the ``*_in`` forms through the group-committing ``writer`` and then wake the notice
+worker; commands and tests call the plain forms; ``send`` calls ``sync``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.compose.campaign import Campaign
 from equip_mailer.send.notices import enqueue
@@ -47,6 +48,64 @@ class Writer:
     writing: AbstractContextManager[Any] = contextlib.nullcontext()
 
 
+def sign_up_in(
+    conn: Connection,
+    links: notify.MailLinks,
+    course_row: int,
+    applicant: Applicant,
+    session_id: int | None,
+    now: dt.datetime,
+    invite_id: int | None = None,
+) -> Outcome:
+    """Register (or find the registration) and queue its mail, in the caller's transaction;
+    raises ``Refused``. An open sign-up's invite is marked used by the registration."""
+    outcome = register(conn, course_row, applicant, session_id, now)
+    notify.registered(conn, outcome, links, now)
+    if invite_id is not None:
+        conn.execute(
+            signup_invites.update()
+            .where(signup_invites.c.id == invite_id, signup_invites.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+    return outcome
+
+
+def withdraw_in(
+    conn: Connection, links: notify.MailLinks, registration_id: int, now: dt.datetime, by: str
+) -> Change:
+    """Cancel and promote, queuing the cancellation's mail and each promotion's."""
+    change = cancel(conn, registration_id, now, by)
+    notify.changed(conn, change, links, now)
+    return change
+
+
+def invite_in(
+    conn: Connection,
+    links: notify.MailLinks,
+    course: CourseInfo,
+    email: str,
+    ip_hash: str | None,
+    now: dt.datetime,
+) -> int | None:
+    """Store an open sign-up invite and queue its mail; None when over the rate limit."""
+    if not limits.allowed(conn, email, ip_hash, now):
+        return None
+    pk = conn.execute(
+        signup_invites.insert().values(
+            signup_course_id=course.id,
+            email=email,
+            email_key=email.strip().lower(),
+            ip_hash=ip_hash,
+            created_at=now,
+        )
+    ).inserted_primary_key
+    assert pk is not None
+    url = f"{links.public_url.rstrip('/')}/i/{invite_token(links.secret, pk[0])}"
+    enqueue(conn, mails.invite(course, pk[0], email, url))
+    invite_id: int = pk[0]
+    return invite_id
+
+
 def sign_up(
     w: Writer,
     course_row: int,
@@ -55,48 +114,15 @@ def sign_up(
     now: dt.datetime,
     invite_id: int | None = None,
 ) -> Outcome:
-    """Register (or find the registration) and queue its mail; raises ``Refused``. An open
-    sign-up's invite is marked used by the registration it led to."""
+    """``sign_up_in`` in a transaction of its own."""
     with w.writing, immediate(w.engine) as conn:
-        outcome = register(conn, course_row, applicant, session_id, now)
-        notify.registered(conn, outcome, w.links, now)
-        if invite_id is not None:
-            conn.execute(
-                signup_invites.update()
-                .where(signup_invites.c.id == invite_id, signup_invites.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-    return outcome
+        return sign_up_in(conn, w.links, course_row, applicant, session_id, now, invite_id)
 
 
 def withdraw(w: Writer, registration_id: int, now: dt.datetime, by: str = "self") -> Change:
-    """Cancel and promote, queuing the cancellation's mail and each promotion's."""
+    """``withdraw_in`` in a transaction of its own."""
     with w.writing, immediate(w.engine) as conn:
-        change = cancel(conn, registration_id, now, by)
-        notify.changed(conn, change, w.links, now)
-    return change
-
-
-def invite(
-    w: Writer, course: CourseInfo, email: str, ip_hash: str | None, now: dt.datetime
-) -> int | None:
-    """Store an open sign-up invite and queue its mail; None when over the rate limit."""
-    with w.writing, immediate(w.engine) as conn:
-        if not limits.allowed(conn, email, ip_hash, now):
-            return None
-        pk = conn.execute(
-            signup_invites.insert().values(
-                signup_course_id=course.id,
-                email=email,
-                email_key=email.strip().lower(),
-                ip_hash=ip_hash,
-                created_at=now,
-            )
-        ).inserted_primary_key
-        assert pk is not None
-        url = f"{w.links.public_url.rstrip('/')}/i/{invite_token(w.links.secret, pk[0])}"
-        enqueue(conn, mails.invite(course, pk[0], email, url))
-    return pk[0]
+        return withdraw_in(conn, w.links, registration_id, now, by)
 
 
 def sync(w: Writer, campaign: Campaign, now: dt.datetime) -> tuple[Registration, ...]:

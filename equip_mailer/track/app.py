@@ -72,6 +72,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     svc.notices.start()
     yield
     await run_in_threadpool(svc.clicks.close)
+    await run_in_threadpool(app.state.signup.writer.close)
     await run_in_threadpool(svc.notices.close)
     if app.state.owns_engine:
         svc.engine.dispose()
@@ -134,5 +135,5 @@ def create_app(
     app.state.owns_engine = owns_engine
     app.state.clicks = svc.clicks  # app.state.clicks.flush(): wait until queued clicks are stored
     app.state.lookups = svc.lookups
-    app.state.signup = signup_routes.SignupSettings(public_url=settings.public_url)
+    signup_routes.install(app, settings.public_url, engine, writing)
     return app

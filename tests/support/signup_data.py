@@ -88,11 +88,12 @@ def seed_readers(engine, campaign: Campaign, n: int, segment: str = "getting-sta
 
 def signup_app(settings, engine, outbox: Path, now: dt.datetime = NOW):
     """The tracking service with its sign-up pages, judging deadlines at ``now``."""
-    from equip_mailer.signup.routes import SignupSettings
+    from dataclasses import replace
+
     from equip_mailer.track.app import create_app
 
     app = create_app(settings, engine, notices_outbox=outbox)
-    app.state.signup = SignupSettings(public_url=settings.public_url, now=lambda: now)
+    app.state.signup = replace(app.state.signup, now=lambda: now)
     return app
 
 

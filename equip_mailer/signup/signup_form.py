@@ -1,0 +1,243 @@
+"""``/s/<token>`` and ``/i/<token>``: the sign-up form, for a list reader (the email's tracked
+link redirects here, prefilled from their list row) or for an address that followed the
+link mailed by the open sign-up page. One press confirms; the answer is a redirect to the
+registration (post/redirect/get), so a reload or the back button never signs up twice, and a
+second submit finds the existing registration anyway. Tokens we did not sign, or that name
+a reader of another campaign, get the one "link not found" page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from equip_mailer.store import ledger, signup_invites
+from equip_mailer.track.pages import not_found, try_again_later
+from equip_mailer.track.privacy import db_error
+from equip_mailer.track.state import Service
+
+from . import forms, pages, registration, service, tokens, web
+from .catalogue import CourseInfo, load_course
+from .web import SignupState
+
+log = logging.getLogger("equip_mailer.signup")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who a sign-up page is for: a list reader (ledger row) or an invited address."""
+
+    email: str
+    name: str
+    practice: str
+    role: str
+    ledger_id: int | None
+    source: str
+    invite_id: int | None = None  # the open sign-up invite that led here
+
+
+def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | None:
+    ids = tokens.read_signup_token(Service.of(request).link_key, token)
+    if ids is None:
+        return None
+    with Service.of(request).engine.connect() as conn:
+        course = load_course(conn, ids[0])
+        row = conn.execute(sa.select(ledger).where(ledger.c.id == ids[1])).first()
+    if course is None or row is None or not course.hosted or row.campaign_id != course.campaign_id:
+        return None
+    name = " ".join(part for part in (row.first_name, row.last_name) if part)
+    return course, Reader(row.email, name, row.practice or "", row.role or "", row.id, "list")
+
+
+def _invite_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | str | None:
+    """The invite's course and address; "expired" for an old link; None if not ours."""
+    invite_id = tokens.read_invite_token(Service.of(request).link_key, token)
+    if invite_id is None:
+        return None
+    with Service.of(request).engine.connect() as conn:
+        invite = conn.execute(
+            sa.select(signup_invites).where(signup_invites.c.id == invite_id)
+        ).first()
+        if invite is None:
+            return None
+        course = load_course(conn, invite.signup_course_id)
+        if course is None or not course.hosted:
+            return None
+        if invite.created_at < SignupState.of(request).now() - dt.timedelta(
+            days=service.INVITE_DAYS
+        ):
+            return "expired"
+        listed = conn.execute(  # someone on the campaign's list who came by the open page
+            sa.select(ledger).where(
+                ledger.c.campaign_id == course.campaign_id, ledger.c.email_key == invite.email_key
+            )
+        ).first()
+    if listed is not None:
+        name = " ".join(p for p in (listed.first_name, listed.last_name) if p)
+        return course, Reader(
+            invite.email,
+            name,
+            listed.practice or "",
+            listed.role or "",
+            listed.id,
+            "open",
+            invite.id,
+        )
+    return course, Reader(invite.email, "", "", "", None, "open", invite.id)
+
+
+def _form_page(
+    request: Request,
+    course: CourseInfo,
+    reader: Reader,
+    free: dict,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    now = SignupState.of(request).now()
+    sessions = [s for s in course.sessions if s.starts_at > now]
+    all_full = all(f.full for f in free.values())
+    first = f"session-{sessions[0].id}" if sessions else "session"
+    return web.with_csrf(
+        request,
+        lambda csrf: pages.render(
+            "signup.html.j2",
+            status,
+            title=f"Sign up for {course.name}",
+            course=course,
+            sessions=sessions,
+            free=free,
+            values=values,
+            errors=errors,
+            anchors={"session": first},
+            csrf=csrf,
+            email=reader.email,
+            other_address_url=tokens.open_signup_path(course.campaign_id, course.course_id)
+            if reader.source == "list"
+            else None,
+            button="Join the waiting list"
+            if all_full and course.waiting_list
+            else "Confirm my place",
+        ),
+    )
+
+
+def _registration_redirect(request: Request, registration_id: int, fresh: bool) -> Response:
+    token = tokens.registration_token(Service.of(request).link_key, registration_id)
+    return RedirectResponse(f"/r/{token}" + ("?new=1" if fresh else ""), status_code=303)
+
+
+async def _show_form(request: Request, target: tuple[CourseInfo, Reader]) -> Response:
+    course, reader = target
+    now = SignupState.of(request).now()
+
+    def work():
+        with Service.of(request).engine.connect() as conn:
+            existing = registration.find_registration(conn, course.id, reader.email)
+            return existing, registration.availability(conn, course)
+
+    existing, free = await web.db(work)
+    if existing is not None and existing.status != "cancelled":
+        return _registration_redirect(request, existing.id, fresh=False)
+    if not course.is_open(now):
+        return web.closed(course)
+    values = {"name": reader.name, "practice": reader.practice, "role": reader.role}
+    return _form_page(request, course, reader, free, values, {})
+
+
+async def _submit(request: Request, target: tuple[CourseInfo, Reader]) -> Response:
+    course, reader = target
+    form = await web.read_form(request)
+    if form is None:
+        return web.too_large()
+    if not forms.csrf_ok(Service.of(request).link_key, request, form):
+        return web.expired_form()
+    now = SignupState.of(request).now()
+    open_ids = {s.id for s in course.sessions if s.starts_at > now}
+    checked = forms.check_details(form, choose_session=not course.attend_all, session_ids=open_ids)
+    errors = dict(checked.errors)
+    if checked.ok:
+        values = checked.values
+        applicant = registration.Applicant(
+            email=reader.email,
+            name=values["name"],
+            practice=values["practice"],
+            role=values["role"],
+            access_needs=values["access_needs"],
+            ledger_id=reader.ledger_id,
+            source=reader.source,
+        )
+        session_id = int(values["session"]) if "session" in values else None
+        try:
+            state = SignupState.of(request)
+            links = state.links(request)
+            outcome = await state.writer.run(
+                lambda conn: service.sign_up_in(
+                    conn, links, course.id, applicant, session_id, now, reader.invite_id
+                )
+            )
+        except registration.Refused as refused:
+            if refused.reason == "closed":
+                return web.closed(course)
+            errors["session" if not course.attend_all else "name"] = str(refused)
+        else:
+            if outcome.created:
+                web.wake(request)
+                log.info(
+                    "sign-up: registration %d %s (course %d)",
+                    outcome.registration.id,
+                    outcome.registration.status,
+                    course.id,
+                )
+            return _registration_redirect(request, outcome.registration.id, outcome.created)
+
+    def availability():
+        with Service.of(request).engine.connect() as conn:
+            return registration.availability(conn, course)
+
+    free = await web.db(availability)
+    return _form_page(request, course, reader, free, checked.values, errors, 400)
+
+
+async def _guarded(request: Request, find, handle) -> Response:
+    token = request.path_params["token"]
+    try:
+        target = await web.db(lambda: find(request, token))
+    except Exception as exc:  # noqa: BLE001 - the database did not answer
+        log.error("could not look a sign-up link up (%s)", db_error(exc))
+        return try_again_later()
+    if target is None:
+        return not_found()
+    if target == "expired":
+        return pages.message(
+            "This link has expired",
+            ["Sign-up links work for 7 days. Please ask for a new one on the course's page."],
+            410,
+        )
+    try:
+        return await handle(request, target)
+    except Exception as exc:  # noqa: BLE001
+        log.error("sign-up page failed (%s)", db_error(exc))
+        return try_again_later()
+
+
+async def signup_page(request: Request) -> Response:
+    return await _guarded(request, _signup_target, _show_form)
+
+
+async def signup_post(request: Request) -> Response:
+    return await _guarded(request, _signup_target, _submit)
+
+
+async def invite_page(request: Request) -> Response:
+    return await _guarded(request, _invite_target, _show_form)
+
+
+async def invite_post(request: Request) -> Response:
+    return await _guarded(request, _invite_target, _submit)
