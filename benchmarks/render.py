@@ -34,13 +34,13 @@ INLINE_STYLE = re.compile(
 def child_render(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Figures:
     """In a fresh process: the first call, then the medians, then the inliners, then naive."""
     from benchmarks.send import naive_pipeline_seconds
-    from equip_mailer.compose import render as R
+    from equip_mailer.compose.render.pipeline import render_campaign
     from equip_mailer.compose.spec import load_campaign
 
     campaign = load_campaign(DEMO_SPEC, allow_past=True)
     segments = [s.id for s in campaign.segments]
     t = time.perf_counter()
-    R.render_campaign(campaign)  # first call: templates compiled
+    render_campaign(campaign)  # first call: templates compiled
     first_call_ms = (time.perf_counter() - t) * 1000
 
     runs = sizes["render_runs"]
@@ -60,7 +60,7 @@ def child_render(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> F
 
 def _segment_timings(campaign: Campaign, segments: list[str], runs: int) -> Figures:
     """Each segment alone (wall and CPU), and all in one call, ``runs`` times over."""
-    from equip_mailer.compose import render as R
+    from equip_mailer.compose.render.pipeline import render_campaign
 
     per_segment: list[float] = []
     per_segment_cpu: list[float] = []
@@ -68,11 +68,11 @@ def _segment_timings(campaign: Campaign, segments: list[str], runs: int) -> Figu
     for _ in range(runs):
         for seg in segments:
             t, c = time.perf_counter(), time.process_time()
-            R.render_campaign(campaign, segments=[seg])
+            render_campaign(campaign, segments=[seg])
             per_segment.append(time.perf_counter() - t)
             per_segment_cpu.append(time.process_time() - c)
         t = time.perf_counter()
-        R.render_campaign(campaign)
+        render_campaign(campaign)
         all_segments.append(time.perf_counter() - t)
     return {
         "segment_ms": median_ms(per_segment),
@@ -86,17 +86,19 @@ def _inliners(campaign: Campaign, segment: str, runs: int) -> Figures:
     """premailer (what render uses) against css-inline, on the same compiled HTML."""
     import css_inline
 
-    from equip_mailer.compose import render as R
+    from equip_mailer.compose.render.css_inlining import inline_css
+    from equip_mailer.compose.render.mjml_compile import compile_mjml
+    from equip_mailer.compose.render.pipeline import render_mjml
 
-    source = R.render_mjml(campaign, segment)
-    compiled = R.compile_mjml(source)
+    source = render_mjml(campaign, segment)
+    compiled = compile_mjml(source)
     blocks = [m.group(1) for m in INLINE_STYLE.finditer(source)]
-    R.inline_css(compiled, blocks)
+    inline_css(compiled, blocks)
     css_inline.inline(compiled)
     pm, ci = [], []
     for _ in range(max(runs, 5)):
         t = time.perf_counter()
-        R.inline_css(compiled, blocks)
+        inline_css(compiled, blocks)
         pm.append(time.perf_counter() - t)
         t = time.perf_counter()
         css_inline.inline(compiled)

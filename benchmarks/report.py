@@ -40,7 +40,7 @@ ROLES = ["GP", "Practice nurse", "Receptionist", "Practice manager", "Pharmacist
 def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Path, Path]:
     """A finished campaign with ``n_events`` events: (database, spec)."""
     from equip_mailer import store
-    from equip_mailer.compose import render
+    from equip_mailer.compose.render.pipeline import render_campaign
     from equip_mailer.compose.spec import load_campaign
     from equip_mailer.send.links import register_links
 
@@ -49,7 +49,7 @@ def seed_report_store(work: Path, n_events: int, n_recipients: int) -> tuple[Pat
     campaign = load_campaign(spec_path, allow_past=True)
     db = work / "report.db"
     engine = store.open_store(f"sqlite:///{db}")
-    rendered = render.render_campaign(campaign)
+    rendered = render_campaign(campaign)
     specs = {link.key: link for r in rendered.values() for link in r.links}
     with engine.begin() as conn:
         store.ensure_campaign(conn, campaign.id, campaign.subject, str(spec_path))

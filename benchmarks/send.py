@@ -30,8 +30,9 @@ def naive_pipeline_seconds(campaign: Campaign, n: int) -> float:
     text), then fill in their values. Templates stay compiled between recipients (the same
     render_campaign call the real send makes once per segment)."""
     from equip_mailer import synthetic
-    from equip_mailer.compose import render as R
     from equip_mailer.compose.audience import Recipient
+    from equip_mailer.compose.render.personalisation import personalise, recipient_values
+    from equip_mailer.compose.render.pipeline import render_campaign
     from equip_mailer.send.links import click_url_maker, unsubscribe_url
 
     people = synthetic.people(n, kind="staff", seed=11)
@@ -50,16 +51,14 @@ def naive_pipeline_seconds(campaign: Campaign, n: int) -> float:
         segment = campaign.segment_for_level(p["qi_level"])
         assert segment is not None, p["qi_level"]  # the demo has a segment for every level
         seg = segment.id
-        rendered = R.render_campaign(campaign, segments=[seg])[seg]
+        rendered = render_campaign(campaign, segments=[seg])[seg]
         urls = click_url_maker(
             PUBLIC_URL,
             secret,
             {link.key: k for k, link in enumerate(rendered.links, 1)},
         )(i)
-        values = R.recipient_values(
-            rendered, recipient, urls, unsubscribe_url(PUBLIC_URL, secret, i)
-        )
-        R.personalise(rendered, values)
+        values = recipient_values(rendered, recipient, urls, unsubscribe_url(PUBLIC_URL, secret, i))
+        personalise(rendered, values)
     return time.perf_counter() - t0
 
 

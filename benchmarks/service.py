@@ -109,7 +109,8 @@ def seed_tracking_store(db: Path, n_recipients: int) -> Seeded:
     import sqlalchemy as sa
 
     from equip_mailer import store
-    from equip_mailer.send.links import LinkSpec, register_links
+    from equip_mailer.compose.render.mail_links import LinkSpec
+    from equip_mailer.send.links import register_links
 
     engine = store.open_store(f"sqlite:///{db}")
     specs = [

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from equip_mailer.compose.audience import Audience
     from equip_mailer.compose.campaign import Campaign
-    from equip_mailer.compose.render import RenderedSegment
+    from equip_mailer.compose.render.personalisation import RenderedSegment
 
 
 @main.command()
@@ -125,7 +125,7 @@ def _store_suppressions(database_url: str) -> tuple[set[str], str | None]:
 def _check_templates(spec: Campaign) -> tuple[dict[str, RenderedSegment], str | None]:
     """Render every segment once: ({segment id: rendered}, note when the renderer is missing)."""
     try:
-        from equip_mailer.compose.render import render_campaign
+        from equip_mailer.compose.render.pipeline import render_campaign
     except ImportError:
         return {}, "templates not checked: the renderer (equip_mailer.render) is not available"
     return render_campaign(spec), None  # RenderError names the template line

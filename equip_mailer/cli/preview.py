@@ -21,7 +21,7 @@ from equip_mailer.errors import EquipError
 if TYPE_CHECKING:
     from equip_mailer.compose.audience import Recipient
     from equip_mailer.compose.campaign import Campaign, Segment
-    from equip_mailer.compose.render import RenderedSegment
+    from equip_mailer.compose.render.personalisation import RenderedSegment
 
 
 @main.command()
@@ -55,7 +55,7 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
       equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past
       equip-mailer preview campaigns/2019-04-equip-training.yaml --allow-past --segment project-leads
     """  # noqa: E501 - an example command line, kept whole for copying
-    from equip_mailer.compose.render import render_campaign
+    from equip_mailer.compose.render.pipeline import render_campaign
     from equip_mailer.compose.spec import load_campaign
 
     spec = load_campaign(campaign, allow_past=allow_past)
@@ -94,7 +94,7 @@ def _write_preview(
     out_dir: Path, segment_id: str, segment_mail: RenderedSegment, reader: Recipient
 ) -> list[Path]:
     """OUT/<segment>.html and OUT/<segment>.txt for one reader, links untracked."""
-    from equip_mailer.compose.render import personalise, recipient_values
+    from equip_mailer.compose.render.personalisation import personalise, recipient_values
 
     values = recipient_values(
         segment_mail,

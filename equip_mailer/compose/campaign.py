@@ -9,6 +9,7 @@ says in plain words what is wrong; turning those messages into ``file:line`` is 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -340,6 +341,18 @@ class Campaign(Strict):
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.root / p
+
+    def shown(self, path: str | Path) -> str:
+        """``path`` as messages name it: relative to the project root, with forward slashes."""
+        try:
+            return os.path.relpath(path, self.root).replace(os.sep, "/")
+        except ValueError:
+            return str(path)
+
+    @property
+    def shown_source(self) -> str:
+        """The spec file as messages name it ("campaign" when it was not read from a file)."""
+        return self.shown(self.source) if self.source else "campaign"
 
     def segment(self, segment_id: str) -> Segment:
         for s in self.segments:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from equip_mailer.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
 
 MAX_SEND_AT_AHEAD = dt.timedelta(hours=72)
 LOCAL_TIME = "Europe/London"  # a manager in Tower Hamlets writing 09:00 means this

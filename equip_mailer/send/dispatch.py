@@ -33,8 +33,8 @@ from .ledger_rows import SENDABLE, Row
 from .prepare import Renderer, build_batch, default_renderer, prepare_segment
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.render import RenderedSegment
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
+    from equip_mailer.compose.render.personalisation import RenderedSegment
 
 DEFAULT_MAX_BAD_BATCHES = 3
 FINISH_TRIES = 4  # recording an answer: tries, with a short backoff between

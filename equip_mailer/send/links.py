@@ -16,26 +16,15 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from equip_mailer.compose.render.mail_links import LinkSpec
 from equip_mailer.store import links
 
 SIG_BYTES = 12  # 96 bits: forging one token takes ~2^95 tries
 TEST_RECIPIENT = 0
-
-
-@dataclass(frozen=True)
-class LinkSpec:
-    """A link the campaign's emails carry, before it has a row in the registry."""
-
-    key: str  # stable within a campaign: "equip-basics@2019-06-27", "about"
-    url: str  # target, UTM parameters already added
-    label: str
-    course_id: str | None = None
-    session: str | None = None  # session date (ISO) for per-session links
 
 
 @dataclass(frozen=True)
@@ -157,18 +146,6 @@ def click_url(public_url: str, secret: bytes, link_id: int, ledger_id: int) -> s
 
 def unsubscribe_url(public_url: str, secret: bytes, ledger_id: int) -> str:
     return f"{public_url.rstrip('/')}/u/{unsubscribe_token(secret, ledger_id)}"
-
-
-def with_utm(url: str, *, source: str, campaign: str, content: str | None) -> str:
-    """Add UTM parameters, keeping any the author already set."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {k for k, _ in query}
-    extra = [("utm_source", source), ("utm_medium", "email"), ("utm_campaign", campaign)]
-    if content:
-        extra.append(("utm_content", content))
-    query += [(k, v) for k, v in extra if k not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) -> dict[str, int]:

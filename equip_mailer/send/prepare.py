@@ -26,8 +26,8 @@ from .ledger_rows import Row
 from .links import click_url_list_maker, click_url_maker, register_links, unsubscribe_url_maker
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.render import RenderedSegment
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
+    from equip_mailer.compose.render.personalisation import RenderedSegment
 
 # Rendering reads a reader's name, practice, role, level and source. The send loop passes
 # ledger Rows, which carry exactly those attributes (see ledger_rows.Row), where compose's
@@ -50,11 +50,12 @@ class Renderer:
 def default_renderer() -> Renderer:
     """compose's renderer (imported late: it loads MJML and CSS inlining, which reading the
     ledger for ``status`` or ``cancel`` does not need)."""
-    from equip_mailer.compose import render
+    from equip_mailer.compose.render.personalisation import recipient_values
+    from equip_mailer.compose.render.pipeline import render_campaign
 
     return Renderer(
-        render_campaign=render.render_campaign,
-        recipient_values=cast(RecipientValues, render.recipient_values),
+        render_campaign=render_campaign,
+        recipient_values=cast(RecipientValues, recipient_values),
     )
 
 
@@ -87,7 +88,7 @@ class PreparedSegment:
     link_urls: Callable[[int], dict[str, str]]  # ledger id -> {link key: URL}
     unsubscribe: Callable[[int], str]  # ledger id -> our /u/ URL (always ours)
     url_list: Callable[[int], list[str]]  # ledger id -> URLs in link order
-    values: ReaderValues | None = None  # render.values_builder(rendered)
+    values: ReaderValues | None = None  # personalisation.values_builder(rendered)
 
 
 def prepare_segment(
@@ -117,9 +118,9 @@ def prepare_segment(
     values = None
     subject, text = rendered.subject, rendered.text
     if values_fn is not None:
-        from equip_mailer.compose import render as render_module
+        from equip_mailer.compose.render import personalisation
 
-        if values_fn is render_module.recipient_values:
+        if values_fn is personalisation.recipient_values:
             # The same dict, prepared once. Our own click and unsubscribe URLs are the public
             # URL plus base64url characters: when the public URL needs no HTML escaping,
             # neither does any of them, so both parts share one token per URL (a third
@@ -128,10 +129,12 @@ def prepare_segment(
                 campaign.tracking.clicks == "equip"
                 and html_lib.escape(settings.public_url, quote=True) == settings.public_url
             )
-            values = cast(ReaderValues, render_module.values_builder(rendered, shared_urls=shared))
+            values = cast(
+                ReaderValues, personalisation.values_builder(rendered, shared_urls=shared)
+            )
             if shared:
-                subject = render_module.share_url_tokens(subject, len(specs))
-                text = render_module.share_url_tokens(text, len(specs))
+                subject = personalisation.share_url_tokens(subject, len(specs))
+                text = personalisation.share_url_tokens(text, len(specs))
     return PreparedSegment(
         content=Content(
             segment=rendered.segment_id, subject=subject, html=rendered.html, text=text

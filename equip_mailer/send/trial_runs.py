@@ -30,7 +30,7 @@ from .prepare import Renderer, addressee, build_batch, default_renderer, prepare
 from .sendgrid_request import build_request
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
 
 
 @dataclass(frozen=True)

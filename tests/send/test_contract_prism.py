@@ -24,7 +24,8 @@ from python_http_client.exceptions import HTTPError
 
 from equip_mailer.cli import main
 from equip_mailer.compose.audience import load_audience
-from equip_mailer.compose.render import recipient_values, render_campaign
+from equip_mailer.compose.render.personalisation import recipient_values
+from equip_mailer.compose.render.pipeline import render_campaign
 from equip_mailer.compose.spec import load_campaign
 from equip_mailer.send.backends.sendgrid import SendGridBackend
 from equip_mailer.send.batch import Addressee, Batch, Content, display_name

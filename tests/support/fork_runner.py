@@ -20,7 +20,8 @@ import sys
 import sendgrid  # noqa: F401
 
 import equip_mailer.compose.audience  # noqa: F401  (imported once, before any fork)
-import equip_mailer.compose.render  # noqa: F401
+import equip_mailer.compose.render.personalisation  # noqa: F401
+import equip_mailer.compose.render.pipeline  # noqa: F401
 import equip_mailer.send.backends.outbox  # noqa: F401
 import equip_mailer.send.backends.sendgrid  # noqa: F401
 import equip_mailer.send.dispatch  # noqa: F401

@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from equip_mailer import store
-from equip_mailer.send.links import LinkSpec, click_token, register_links, unsubscribe_token
+from equip_mailer.compose.render.mail_links import LinkSpec
+from equip_mailer.send.links import click_token, register_links, unsubscribe_token
 from equip_mailer.track.click_writer import flush_clicks
 
 REPO = Path(__file__).resolve().parents[2]

@@ -56,7 +56,8 @@ def test_outbox_unwritable_folder_stops_plainly(tmp_path):
 
 def test_substitute_matches_render_personalise(demo_path):
     from equip_mailer.compose.audience import Recipient
-    from equip_mailer.compose.render import personalise, recipient_values, render_campaign
+    from equip_mailer.compose.render.personalisation import personalise, recipient_values
+    from equip_mailer.compose.render.pipeline import render_campaign
 
     spec = load_campaign(demo_path, allow_past=True)
     rendered = render_campaign(spec, segments=["ready-for-action"])["ready-for-action"]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from equip_mailer.compose.render import render_mjml
+from equip_mailer.compose.render.pipeline import render_mjml
 from equip_mailer.compose.spec import load_campaign
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MJML_CLI = ROOT / "tests" / "js" / "node_modules" / ".bin" / "mjml"
 DEMO = load_campaign(ROOT / "campaigns" / "2019-04-equip-training.yaml", allow_past=True)
 

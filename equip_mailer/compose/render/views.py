@@ -1,0 +1,260 @@
+"""The view models the templates read: each course, session, locked course and the footer,
+already worded (dates spelled out, button labels, "You will need to attend all 3 days.").
+
+Templates stay free of logic and of the spec's structure: what a segment's email shows is
+decided by ``menu``, how each item is phrased is decided here, and the templates only lay it
+out. The NHS palette lives here too, so every colour pair the templates use can be checked
+for contrast in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TypedDict
+
+from markupsafe import Markup
+
+from ..campaign import Campaign, Course, Segment, Session
+from ..menu import SegmentMenu, segment_menu
+from .mail_links import LinkBook, LinkRef, LinkSpec, other_link, target_url
+from .markdown import Rich, markdown
+from .tokens import html_token, text_token
+
+# ---------------------------------------------------------------------------------------
+# Colours: NHS identity colours, each text/background pair at least 4.5:1 (tested).
+
+
+@dataclass(frozen=True)
+class Palette:
+    text: str = "#212B32"  # NHS black
+    secondary: str = "#4C6272"  # NHS dark grey, for small print
+    blue: str = "#005EB8"  # NHS blue: header, headings, links
+    button: str = "#007F3B"  # NHS green: the sign-up buttons
+    button_text: str = "#FFFFFF"
+    white: str = "#FFFFFF"
+    page: str = "#F0F4F5"  # NHS pale grey around the email
+    featured: str = "#E8F1FA"  # pale blue behind the featured course
+    border: str = "#D8DDE0"
+
+    def contrast_pairs(self) -> list[tuple[str, str, str]]:
+        """(what, foreground, background) for every text colour the templates use."""
+        return [
+            ("body text", self.text, self.white),
+            ("body text on featured card", self.text, self.featured),
+            ("headings and links", self.blue, self.white),
+            ("links on featured card", self.blue, self.featured),
+            ("header text", self.white, self.blue),
+            ("button text", self.button_text, self.button),
+            ("footer text", self.secondary, self.page),
+            ("footer links", self.blue, self.page),
+        ]
+
+
+PALETTE = Palette()
+
+
+# ---------------------------------------------------------------------------------------
+# Dates
+
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def long_date(day: dt.date) -> str:
+    """'Thursday 27 June 2019', spelled out whatever the machine's locale."""
+    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def short_date(day: dt.date) -> str:
+    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
+
+
+def time_range(session: Session) -> str:
+    return f"{session.start:%H:%M}\u2013{session.end:%H:%M}"
+
+
+# ---------------------------------------------------------------------------------------
+# What the templates see
+
+
+@dataclass(frozen=True)
+class SessionView:
+    session: Session
+    long_date: str  # Thursday 27 June 2019
+    short_date: str  # Thursday 27 June
+    times: str  # 13:00–17:00
+    venue: str | None
+    sign_up: LinkRef | None  # only when sessions have their own sign-up pages
+    button_text: str  # Sign up for EQUIP Basics on Thursday 27 June
+
+
+@dataclass(frozen=True)
+class CourseView:
+    course: Course
+    name: str
+    format_line: str  # "Half-day training, delivered by our ELFT colleagues"
+    blurb: Rich
+    who_can_register: str
+    attendance: str | None
+    sessions: tuple[SessionView, ...]
+    sign_up: LinkRef | None  # one sign-up for the whole course
+    button_text: str
+
+
+@dataclass(frozen=True)
+class LockedView:
+    name: str
+    note: str  # "Next step after EQUIP in Action"
+    line: str  # "Data masterclass — Next step after EQUIP in Action"
+
+
+@dataclass(frozen=True)
+class FooterView:
+    organisation: str
+    address: str | None
+    why: str
+    segment_name: str
+    links: tuple[LinkRef, ...]  # the campaign's other links (about, contact, ...)
+
+
+def _course_view(campaign: Campaign, book: LinkBook, course: Course) -> CourseView:
+    per_session = any(s.sign_up_url for s in course.sessions)
+    course_ref = None
+    if course.sign_up_url:
+        course_ref = LinkRef(
+            LinkSpec(
+                key=course.id,
+                url=target_url(campaign, course.sign_up_url, course.id),
+                label=f"Sign up for {course.name}",
+                course_id=course.id,
+            ),
+            book,
+        )
+    sessions = []
+    for s in course.sessions:
+        ref = None
+        if per_session:
+            if s.sign_up_url:
+                key = f"{course.id}@{s.key}"
+                ref = LinkRef(
+                    LinkSpec(
+                        key=key,
+                        url=target_url(campaign, s.sign_up_url, key),
+                        label=f"Sign up for {course.name} on {short_date(s.date)}",
+                        course_id=course.id,
+                        session=s.key,
+                    ),
+                    book,
+                )
+            else:
+                ref = course_ref
+        sessions.append(
+            SessionView(
+                session=s,
+                long_date=long_date(s.date),
+                short_date=short_date(s.date),
+                times=time_range(s),
+                venue=s.venue,
+                sign_up=ref,
+                button_text=f"Sign up for {course.name} on {short_date(s.date)}",
+            )
+        )
+    fmt = course.format + (f", delivered by {course.delivered_by}" if course.delivered_by else "")
+    attendance = course.attendance
+    if attendance is None and course.schedule == "attend_all" and len(course.sessions) > 1:
+        attendance = f"You will need to attend all {len(course.sessions)} days."
+    return CourseView(
+        course=course,
+        name=course.name,
+        format_line=fmt,
+        blurb=markdown(campaign, book, course.blurb, f"courses.{course.id}.blurb"),
+        who_can_register=course.who_can_register,
+        attendance=attendance,
+        sessions=tuple(sessions),
+        sign_up=None if per_session else course_ref,
+        button_text=f"Sign up for {course.name}",
+    )
+
+
+class TemplateContext(TypedDict):
+    """Every name the course-menu templates may use (StrictUndefined: no other name exists)."""
+
+    campaign: Campaign
+    segment: Segment
+    menu: SegmentMenu
+    lang: str
+    title: str
+    subject: str
+    preheader: str
+    intro: Rich
+    sign_off: Rich
+    signature: str
+    featured: list[CourseView]
+    others: list[CourseView]
+    locked: list[LockedView]
+    footer: FooterView
+    first_name: str  # a token: Markup in the HTML part, plain in the text part
+    practice: str
+    unsubscribe: str
+    palette: Palette
+
+
+def template_context(campaign: Campaign, segment: Segment, book: LinkBook) -> TemplateContext:
+    """What the HTML template of ``segment`` reads; links are numbered in ``book`` as used."""
+    menu: SegmentMenu = segment_menu(campaign, segment)
+    footer_links = tuple(
+        other_link(campaign, book, url, name.replace("-", " ").replace("_", " ").capitalize())
+        for name, url in campaign.links.items()
+    )
+    return {
+        "campaign": campaign,
+        "segment": segment,
+        "menu": menu,
+        "lang": campaign.language,
+        "title": campaign.title,
+        "subject": segment.subject or campaign.subject,
+        "preheader": segment.preheader or campaign.preheader,
+        "intro": markdown(campaign, book, campaign.intro, "intro"),
+        "sign_off": markdown(campaign, book, campaign.sign_off, "sign_off"),
+        "signature": campaign.signature,
+        "featured": [_course_view(campaign, book, c) for c in menu.featured],
+        "others": [_course_view(campaign, book, c) for c in menu.others],
+        "locked": [
+            LockedView(name=lc.course.name, note=lc.note, line=f"{lc.course.name} \u2014 {lc.note}")
+            for lc in menu.locked
+        ],
+        "footer": FooterView(
+            organisation=campaign.footer.organisation,
+            address=campaign.footer.address,
+            why=campaign.footer.why,
+            segment_name=segment.name,
+            links=footer_links,
+        ),
+        "first_name": Markup(html_token("first_name")),
+        "practice": Markup(html_token("practice")),
+        "unsubscribe": Markup(html_token("unsubscribe")),
+        "palette": PALETTE,
+    }
+
+
+def text_context(ctx: TemplateContext) -> TemplateContext:
+    """The same context for the text template: the reader's tokens as text-part tokens."""
+    text = ctx.copy()
+    text["first_name"] = text_token("first_name")
+    text["practice"] = text_token("practice")
+    text["unsubscribe"] = text_token("unsubscribe")
+    return text
