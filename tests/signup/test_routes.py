@@ -15,7 +15,8 @@ from support.service import running_app
 from support.signup_data import form_fields, hosted_campaign, seed_readers, signup_app
 
 from equip_mailer import store
-from equip_mailer.send.links import LinkSpec, click_token, register_links
+from equip_mailer.compose.render.mail_links import LinkSpec
+from equip_mailer.send.links import click_token, register_links
 from equip_mailer.signup import tokens
 from equip_mailer.signup.catalogue import find_course, register_courses
 
