@@ -1,42 +1,150 @@
-"""Settings, built once from the environment (and an optional config file outside the repo).
+"""Settings: one table of every known setting, read from the environment, the project's
+``equip-mailer.toml`` and the user's config file, in that order of precedence.
 
-Secrets never live in the repository and never reach a log: ``Settings.__repr__`` masks them.
-Precedence: environment variable, then the config file, then the embedded default.
+The table is the ``Settings`` dataclass itself: each field says its environment variable,
+its kind (how a value is read and checked), whether it is a secret, and its default. A new
+setting is one more field; the files, the environment, the error messages and the README
+check (tests/test_config.py) all follow from it. Secrets (the SendGrid key, the link secret)
+come from the environment or the user's config file, never the project file, which may be
+shared or committed; ``Settings.__repr__`` masks them.
 
-The config file is TOML at ``$EQUIP_CONFIG`` or ``~/.config/equip-mailer/config.toml``::
-
-    sendgrid_api_key = "SG.xxx"
-    link_secret = "long random string"
+    # equip-mailer.toml, at the project root (the folder holding campaigns/)
     public_url = "https://equip.example.org"
+    database_url = "sqlite:///equip-mailer.db"     # relative paths: from the project root
+    sender_domain = "equip.example.org"
+
+    # ~/.config/equip-mailer/config.toml (or $EQUIP_CONFIG): the user's, may hold secrets
+    sendgrid_api_key = "SG.xxx"
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from . import link_secret, settings_values
 from .errors import ConfigError
+from .project import PROJECT_FILE, Project
 
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8025"
 DEFAULT_DATABASE_URL = "sqlite:///equip-mailer.db"
 
-# setting name -> environment variable
-ENV_NAMES = {
-    "sendgrid_api_key": "SENDGRID_API_KEY",
-    "sendgrid_api_host": "SENDGRID_API_HOST",
-    "sendgrid_webhook_public_key": "SENDGRID_WEBHOOK_PUBLIC_KEY",
-    "database_url": "EQUIP_DATABASE_URL",
-    "link_secret": "EQUIP_LINK_SECRET",
-    "public_url": "EQUIP_PUBLIC_URL",
-    "sendgrid_timeout": "EQUIP_SENDGRID_TIMEOUT",
-    "team": "EQUIP_TEAM",
-    "mail_from": "EQUIP_MAIL_FROM",
-}
-SECRET_FIELDS = {"sendgrid_api_key", "link_secret"}
+
+@dataclass(frozen=True)
+class Key:
+    """How one setting is read: its variable, kind (see settings_values.KINDS), secrecy."""
+
+    env: str
+    kind: str
+    secret: bool
+    doc: str
+
+
+def _setting(default: Any, env: str, doc: str, kind: str = "str", secret: bool = False) -> Any:
+    return field(default=default, metadata={"key": Key(env, kind, secret, doc)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    sendgrid_api_key: str | None = _setting(
+        None, "SENDGRID_API_KEY", "SendGrid API key; when set, `send` uses SendGrid", secret=True
+    )
+    sendgrid_api_host: str = _setting(
+        DEFAULT_SENDGRID_HOST,
+        "SENDGRID_API_HOST",
+        "SendGrid base URL (the EU host, or a local stand-in for tests and rehearsals)",
+        kind="url",
+    )
+    sendgrid_webhook_public_key: str | None = _setting(
+        None,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        "the Event Webhook verification key, as SendGrid's dashboard shows it",
+    )
+    database_url: str = _setting(
+        DEFAULT_DATABASE_URL,
+        "EQUIP_DATABASE_URL",
+        "the store: `sqlite:///file.db` (relative to the project root) or `postgresql://host/db`",
+        kind="database",
+    )
+    link_secret: str | None = _setting(
+        None,
+        "EQUIP_LINK_SECRET",
+        "signs link and unsubscribe tokens; at least 32 bytes of entropy; keep it stable",
+        secret=True,
+    )
+    public_url: str = _setting(
+        DEFAULT_PUBLIC_URL,
+        "EQUIP_PUBLIC_URL",
+        "where `serve` is reachable from readers' mail (https, public, for a real send)",
+        kind="url",
+    )
+    sender_domain: str | None = _setting(
+        None,
+        "EQUIP_SENDER_DOMAIN",
+        "the domain authenticated in SendGrid that From addresses belong to",
+        kind="domain",
+    )
+    outbox: Path = _setting(
+        Path("outbox"), "EQUIP_OUTBOX", "folder of the outbox backend (.eml files)", kind="path"
+    )
+    # seconds; the sendgrid library sets no timeout of its own, so a stalled socket would hang
+    sendgrid_timeout: float = _setting(
+        30.0,
+        "EQUIP_SENDGRID_TIMEOUT",
+        "seconds per SendGrid request (the library sets none)",
+        kind="seconds",
+    )
+    team: tuple[str, ...] = _setting(
+        (),
+        "EQUIP_TEAM",
+        "addresses that may sign in to the team pages (/team/), lower-cased",
+        kind="emails",
+    )
+    mail_from: str | None = _setting(
+        None,
+        "EQUIP_MAIL_FROM",
+        'sender of the service\'s own mail (team sign-in links): "Name <address>" or an address',
+    )
+    project: Project | None = field(default=None, compare=False)
+    source: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        shown = []
+        for name, key in KEYS.items():
+            value = getattr(self, name)
+            if key.secret and value:
+                value = "***"
+            elif key.kind == "emails":
+                value = tuple(mask_email(address) for address in value)
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    def where(self, name: str) -> str:
+        """Where a setting's value came from: its variable, a file and line, or the default."""
+        if name in self.source:
+            return self.source[name]
+        return "the default" if getattr(self, name) == _DEFAULTS[name] else "the settings given"
+
+    def require_link_secret(self) -> bytes:
+        if not self.link_secret:
+            raise ConfigError(
+                "EQUIP_LINK_SECRET is not set",
+                hint=f"Set EQUIP_LINK_SECRET to a long random string: {link_secret.MAKE_ONE}",
+            )
+        link_secret.check_strength(self.link_secret, self.where("link_secret"))
+        return self.link_secret.encode("utf-8")
+
+
+KEYS: dict[str, Key] = {f.name: f.metadata["key"] for f in fields(Settings) if f.metadata}
+ENV_NAMES = {name: key.env for name, key in KEYS.items()}  # setting name -> variable
+SECRET_FIELDS = {name for name, key in KEYS.items() if key.secret}
+_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.metadata}
 
 
 def config_dir() -> Path:
@@ -44,131 +152,89 @@ def config_dir() -> Path:
     return Path(base) / "equip-mailer"
 
 
-@dataclass(frozen=True)
-class Settings:
-    sendgrid_api_key: str | None = None
-    sendgrid_api_host: str = DEFAULT_SENDGRID_HOST
-    sendgrid_webhook_public_key: str | None = None
-    database_url: str = DEFAULT_DATABASE_URL
-    link_secret: str | None = None
-    public_url: str = DEFAULT_PUBLIC_URL
-    # seconds; the sendgrid library sets no timeout of its own, so a stalled socket would
-    # hang a send
-    sendgrid_timeout: float = 30.0
-    # who may sign in to the team pages (/team/): lower-cased addresses
-    team: tuple[str, ...] = ()
-    # sender of the service's own mail (team sign-in links): "Name <address>" or an address
-    mail_from: str | None = None
-    source: dict = field(default_factory=dict, compare=False)
-
-    def __repr__(self) -> str:
-        shown = []
-        for f in fields(self):
-            if f.name == "source":
-                continue
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value:
-                value = "***"
-            elif f.name == "team":
-                value = tuple(mask_email(address) for address in value)
-            shown.append(f"{f.name}={value!r}")
-        return f"Settings({', '.join(shown)})"
-
-    __str__ = __repr__
-
-    def require_link_secret(self) -> bytes:
-        if not self.link_secret:
-            raise ConfigError(
-                "EQUIP_LINK_SECRET is not set",
-                hint="Set EQUIP_LINK_SECRET to a long random string.",
-            )
-        return self.link_secret.encode("utf-8")
-
-
 def load_settings(
     env: dict[str, str] | None = None,
     config_file: Path | None = None,
     create_link_secret: bool = True,
+    *,
+    project: Project | None = None,
 ) -> Settings:
-    """Read settings; with no link secret anywhere, make one and keep it in the config dir.
-
-    The generated secret lets the demo run with no set-up, and stays stable across runs so
-    links in mail already sent keep working.
-    """
+    """Read settings for ``project``: environment, then its equip-mailer.toml, then the user's
+    config file, then the default. With no link secret anywhere, make one and keep it in the
+    config folder (stable across runs, so links in mail already sent keep working)."""
     env = dict(os.environ if env is None else env)
-    path = config_file or Path(env.get("EQUIP_CONFIG") or config_dir() / "config.toml")
-    file_values: dict = {}
-    if path.exists():
-        try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file is not valid TOML ({exc})", where=str(path)) from None
-        unknown = set(file_values) - set(ENV_NAMES)
-        if unknown:
-            raise ConfigError(
-                f"unknown setting(s) {', '.join(sorted(unknown))}; known: "
-                f"{', '.join(sorted(ENV_NAMES))}",
-                where=str(path),
-            )
-    values: dict = {}
-    source: dict = {}
-    for name, var in ENV_NAMES.items():
-        if env.get(var, "").strip():
-            values[name] = env[var].strip()
-            source[name] = f"${var}"
-        elif name in file_values:
-            values[name] = file_values[name]
-            source[name] = str(path)
-    if "sendgrid_timeout" in values:
-        try:
-            values["sendgrid_timeout"] = float(values["sendgrid_timeout"])
-        except ValueError:
-            raise ConfigError(
-                f"EQUIP_SENDGRID_TIMEOUT must be a number of seconds, "
-                f"not {values['sendgrid_timeout']!r}"
-            ) from None
-    if "team" in values:
-        values["team"] = parse_team(values["team"], source["team"])
-    if "public_url" in values:
-        values["public_url"] = str(values["public_url"]).rstrip("/")
+    user_file = config_file or Path(env.get("EQUIP_CONFIG") or config_dir() / "config.toml")
+    layers = [_env_layer(env)]
+    if project is not None and project.file is not None:
+        layers.append(_file_layer(project.file, project=True))
+    layers.append(_file_layer(user_file, project=False))
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name, key in KEYS.items():
+        for layer in layers:
+            if name in layer:
+                raw, where = layer[name]
+                label = where if where == key.env else f"{where}: {name}"
+                values[name] = settings_values.read(key.kind, raw, label, project)
+                source[name] = where
+                break
+    for name in ("database_url", "outbox"):  # their defaults are places in the project too
+        if name not in values:
+            default = _DEFAULTS[name]
+            values[name] = settings_values.read(KEYS[name].kind, default, name, project)
     if "link_secret" not in values and create_link_secret:
-        values["link_secret"] = _stored_link_secret(path.parent)
-        source["link_secret"] = str(path.parent / "link-secret")
-    return Settings(**values, source=source)
+        values["link_secret"], secret_file = link_secret.stored_secret(user_file.parent)
+        source["link_secret"] = str(secret_file)
+    return Settings(**values, project=project, source=source)
 
 
-def parse_team(value: object, where: str) -> tuple[str, ...]:
-    """The team's addresses from ``EQUIP_TEAM`` ("a@x.org, b@y.org") or a TOML list,
-    lower-cased and de-duplicated; anything that is not an address is a ConfigError."""
-    items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
-    team: list[str] = []
-    for item in items:
-        address = str(item).strip().lower()
-        if not address:
-            continue
-        local, _, domain = address.partition("@")
-        if not local or "." not in domain or any(c.isspace() for c in address):
+Layer = dict[str, tuple[Any, str]]  # setting name -> (raw value, where it came from)
+
+
+def _env_layer(env: dict[str, str]) -> Layer:
+    return {
+        name: (env[key.env].strip(), key.env)
+        for name, key in KEYS.items()
+        if env.get(key.env, "").strip()
+    }
+
+
+def _file_layer(path: Path, *, project: bool) -> Layer:
+    """A TOML file's settings, each with its file:line; unknown keys (and, in the project
+    file, secrets) are errors at their line."""
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML ({exc})", where=str(path)) from None
+    layer: Layer = {}
+    for name, value in data.items():
+        where = f"{path}:{settings_values.line_of(text, name)}"
+        key = KEYS.get(name)
+        if key is None:
             raise ConfigError(
-                f"team: {str(item).strip()!r} is not an email address",
+                f"unknown setting {name!r}{settings_values.did_you_mean(name, KEYS)}",
                 where=where,
-                hint="List the team's addresses separated by commas, "
-                "e.g. EQUIP_TEAM=ann@nhs.example,bob@nhs.example",
+                hint=f"Known settings: {', '.join(KEYS)}.",
             )
-        if address not in team:
-            team.append(address)
-    return tuple(team)
-
-
-def _stored_link_secret(directory: Path) -> str:
-    secret_file = directory / "link-secret"
-    if secret_file.exists():
-        return secret_file.read_text(encoding="utf-8").strip()
-    directory.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(secret + "\n")
-    return secret
+        if key.secret and project:
+            raise ConfigError(
+                f"{name} is a secret and must not be in {PROJECT_FILE}, which may be shared "
+                f"or committed; set {key.env} in the environment, or put it in the user's "
+                f"config file ({config_dir() / 'config.toml'})",
+                where=where,
+            )
+        secret = settings_values.secret_part(key.kind, value) if project else None
+        if secret:
+            raise ConfigError(
+                f"{name} holds {secret}, and {PROJECT_FILE} may be shared or committed; "
+                f"set {key.env} in the environment instead (or use ~/.pgpass)",
+                where=where,
+            )
+        layer[name] = (value, where)
+    return layer
 
 
 def mask_email(address: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support.link_secrets import LINK_SECRET
 
 from equip_mailer.config import Settings
 
@@ -79,7 +80,7 @@ def db_url(request, tmp_path):
 def settings(sqlite_url) -> Settings:
     return Settings(
         database_url=sqlite_url,
-        link_secret="test-link-secret-0123456789",
+        link_secret=LINK_SECRET,
         public_url="http://127.0.0.1:8025",
     )
 
@@ -98,7 +99,7 @@ def demo_project(tmp_path, monkeypatch) -> Path:
     for folder in ("campaigns", "lists", "templates"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     monkeypatch.setenv("EQUIP_DATABASE_URL", f"sqlite:///{tmp_path / 'equip.db'}")
-    monkeypatch.setenv("EQUIP_LINK_SECRET", "demo-project-secret-0123456789abcdef")
+    monkeypatch.setenv("EQUIP_LINK_SECRET", LINK_SECRET)
     monkeypatch.setenv("EQUIP_PUBLIC_URL", "https://equip.example.org")
     monkeypatch.chdir(tmp_path)
     return tmp_path

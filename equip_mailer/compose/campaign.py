@@ -336,8 +336,8 @@ class Campaign(Strict):
 
     @property
     def root(self) -> Path:
-        """Folder that relative paths (lists, templates) are resolved from: the project root,
-        i.e. the parent of ``campaigns/`` when the spec sits there, else the spec's folder."""
+        """Folder that relative paths (lists, templates) are resolved from: the project root
+        (``equip_mailer.project``: the folder holding ``campaigns/``), found from the spec."""
         return self._root or Path.cwd()
 
     def path(self, relative: str) -> Path:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from equip_mailer.errors import SpecError
+from equip_mailer.project import project_for_spec
 
 from .campaign import Campaign
 
@@ -176,8 +177,9 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
 
 
 def project_root_for(spec_path: Path) -> Path:
-    spec_path = spec_path.resolve()
-    return spec_path.parent.parent if spec_path.parent.name == "campaigns" else spec_path.parent
+    """The project root: the nearest folder at or above the spec's holding campaigns/ or
+    equip-mailer.toml (see ``equip_mailer.project``), else the spec's own folder."""
+    return project_for_spec(spec_path).root
 
 
 MAX_SPEC_CHARS = 1_000_000  # the demo campaign is about 8,000

@@ -4,10 +4,12 @@ team pages' sessions and audit log (and, as the pipeline grows, people).
 ``open_store(url)`` gives an engine with the schema up to date; the tables are SQLAlchemy Core
 ``Table`` objects in ``schema``; ``migrations`` holds the ordered schema steps; ``rows`` the
 small shared writes; ``signups`` the sign-up tables; ``team`` the team pages';
-``transactions`` the write transactions that assign places. Everything is re-exported here
-so callers write ``store.ledger``, ``store.open_store(url)``.
+``transactions`` the write transactions that assign places; ``identity`` the link secret's
+fingerprint and a campaign's links digest. Everything is re-exported here so callers write
+``store.ledger``, ``store.open_store(url)``, ``store.identity.check(...)``.
 """
 
+from . import identity
 from .engine import make_engine, open_store
 from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from .notices import NOTICE_STATES, notices
@@ -58,6 +60,7 @@ __all__ = [
     "campaigns",
     "ensure_campaign",
     "events",
+    "identity",
     "insert_ignore",
     "ledger",
     "links",

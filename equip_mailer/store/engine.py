@@ -25,13 +25,15 @@ def make_engine(url: str) -> Engine:
     except sa.exc.ArgumentError:
         raise StoreError(
             f"EQUIP_DATABASE_URL is not a database URL: {url!r}",
-            hint="Use e.g. sqlite:///equip-mailer.db or postgresql+psycopg://host/db",
+            hint="Use e.g. sqlite:///equip-mailer.db or postgresql://host/db",
         ) from None
-    if sa_url.drivername == "postgresql":
+    if sa_url.drivername in ("postgres", "postgresql"):
         sa_url = sa_url.set(drivername="postgresql+psycopg")
     if sa_url.get_backend_name() == "sqlite":
-        if sa_url.database and sa_url.database != ":memory:":
-            Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(sa_url.database or ".").parent
+        if sa_url.database and sa_url.database != ":memory:" and not folder.is_dir():
+            # Never made silently: a mistyped folder would be a new, empty store.
+            raise StoreError(f"the folder {folder} for the SQLite database does not exist")
         engine = sa.create_engine(sa_url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")

@@ -35,7 +35,7 @@ from equip_mailer.send.notice_transports import notice_transport
 from equip_mailer.send.notice_worker import NoticeWorker
 from equip_mailer.send.notices import NoticeSender
 from equip_mailer.signup import routes as signup_routes
-from equip_mailer.store import open_store
+from equip_mailer.store import identity, open_store
 from equip_mailer.team import routes as team
 
 from . import clicks, health, unsubscribe, webhook_route, webhook_verify
@@ -89,10 +89,11 @@ def create_app(
 ) -> Starlette:
     """The tracking service over ``engine`` (default: the store at ``settings.database_url``).
 
-    A missing link secret or a malformed webhook key fails here, at start-up, as a
-    ConfigError; a *missing* webhook key only makes the webhook refuse every post.
-    ``extra_routes`` are served after the service's own. Notices (confirmations, sign-in
-    links) go through SendGrid when configured, else to ``notices_outbox``/notices/.
+    A missing or weak link secret, one other than the store's mail was signed with, or a
+    malformed webhook key fails here, at start-up, as a ConfigError; a *missing* webhook
+    key only makes the webhook refuse every post. ``extra_routes`` are served after the
+    service's own. Notices (confirmations, sign-in links) go through SendGrid when
+    configured, else to ``notices_outbox``/notices/.
     """
     link_key = settings.require_link_secret()
     public_key = (
@@ -102,6 +103,13 @@ def create_app(
     )
     owns_engine = engine is None
     engine = engine if engine is not None else open_store(settings.database_url)
+    try:
+        with engine.connect() as conn:  # another secret than the store's mail: links all 404
+            identity.check(conn, link_key, settings.where("link_secret"))
+    except Exception:
+        if owns_engine:
+            engine.dispose()
+        raise
     # SQLite has one writer. Threads that meet inside it wait in its busy handler, which
     # sleeps in growing steps: with 4 concurrent clicks the p99 went from ~7 ms to 30-900 ms.
     # Queue this process's write transactions on a lock instead (PostgreSQL needs none).

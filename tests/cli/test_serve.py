@@ -11,6 +11,7 @@ import time
 
 import httpx
 from click.testing import CliRunner
+from support.link_secrets import LINK_SECRET
 from support.tracking_data import REPO
 
 from equip_mailer.cli import main
@@ -30,7 +31,7 @@ def test_serve_command_runs_the_service(tmp_path, isolated_env):
     env = {
         **os.environ,
         "EQUIP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "EQUIP_LINK_SECRET": "serve-test-secret",
+        "EQUIP_LINK_SECRET": LINK_SECRET,
         "XDG_CONFIG_HOME": str(isolated_env / ".config"),
     }
     proc = subprocess.Popen(

@@ -16,6 +16,7 @@ import time
 import httpx
 import sqlalchemy as sa
 from click.testing import CliRunner
+from support.link_secrets import LINK_SECRET
 from support.service import running_app
 from support.tracking_data import REPO, SendGridKey, body_of, load_signer
 
@@ -60,7 +61,7 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     db_url = f"sqlite:///{tmp_path / 'equip.db'}"
     engine = store.open_store(db_url)
-    secret = "e2e-report-secret-0123456789"
+    secret = LINK_SECRET
     settings = Settings(
         database_url=db_url, link_secret=secret, sendgrid_webhook_public_key=key.public
     )

@@ -21,6 +21,7 @@ import pytest
 import sendgrid
 from click.testing import CliRunner
 from python_http_client.exceptions import HTTPError
+from support.link_secrets import LINK_SECRET
 
 from equip_mailer.cli import main
 from equip_mailer.compose.audience import load_audience
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.skipif(
     "SendGrid's Mail Send contract",
 )
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = b"contract-secret-0123456789"
+SECRET = LINK_SECRET.encode()
 
 
 def post(body: dict):

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from support.fake_sendgrid import start_server
+from support.link_secrets import LINK_SECRET
 
 from equip_mailer.store import ledger, open_store
 
@@ -120,7 +121,7 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
         "SENDGRID_API_KEY": KEY,
         "SENDGRID_API_HOST": url,
         "EQUIP_SENDGRID_TIMEOUT": "10",
-        "EQUIP_LINK_SECRET": "crash-secret-0123456789abcdef",
+        "EQUIP_LINK_SECRET": LINK_SECRET,
         "EQUIP_BATCH_SIZE": "8",
         "EQUIP_MAX_BAD_BATCHES": "1000",
         "XDG_CONFIG_HOME": str(tmp_path / "cfg"),

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from equip_mailer.compose.audience import Recipient
 from equip_mailer.config import Settings
 from equip_mailer.send.ledger import Ledger
+from support.link_secrets import LINK_SECRET
 
 CID = "2019-04-equip-training"
 LEVEL = {"getting-started": "none", "ready-for-action": "basics", "project-leads": "project"}
@@ -32,7 +33,7 @@ def audience(
 
 
 def store_settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, link_secret="s" * 32, public_url="https://t.example")
+    return Settings(database_url=db_url, link_secret=LINK_SECRET, public_url="https://t.example")
 
 
 def states(engine: Engine) -> dict[str, int]:

@@ -26,6 +26,6 @@ def test_the_team_from_the_config_file_and_a_bad_entry(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('team = ["ann@nhs.example"]\n')
     assert load_settings({}, config, create_link_secret=False).team == ("ann@nhs.example",)
-    with pytest.raises(ConfigError, match=r"\$EQUIP_TEAM: team: 'ann at nhs' is not an email"):
+    with pytest.raises(ConfigError, match=r"^EQUIP_TEAM: 'ann at nhs' is not an email address"):
         load_settings({"EQUIP_TEAM": "ann at nhs"}, config, create_link_secret=False)
     assert not Team.of(())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
+from support.link_secrets import LINK_SECRET
 from support.service import running_app
 from support.tracking_data import REPO
 from support.tracking_data import written_rows as rows
@@ -65,7 +66,7 @@ def test_outbox_link_click_and_one_click_unsubscribe_honoured_by_next_send(tmp_p
 
     db_url = f"sqlite:///{tmp_path / 'equip.db'}"
     engine = store.open_store(db_url)
-    secret = "e2e-link-secret-0123456789"
+    secret = LINK_SECRET
     with running_app(create_app(Settings(database_url=db_url, link_secret=secret), engine)) as base:
         env = {
             "EQUIP_DATABASE_URL": db_url,

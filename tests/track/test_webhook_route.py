@@ -273,8 +273,8 @@ def test_read_only_database_answers_500(tmp_path, wh_settings, sg_key):
         ro.dispose()
 
 
-def test_bounces_drops_and_spam_reports_become_suppressions(client, sg_key, engine):
-    secret = b"test-link-secret-0123456789"
+def test_bounces_drops_and_spam_reports_become_suppressions(client, sg_key, engine, settings):
+    secret = settings.require_link_secret()
     people = tuple(f"person{i}@example.org" for i in range(8))
     campaign = seed_campaign(engine, secret, emails=people)
     kinds = [
@@ -366,10 +366,10 @@ def test_webhook_store_path_on_both_backends(db_url, sg_key, settings):
         engine.dispose()
 
 
-def test_concurrent_posters_store_every_event_exactly_once(client, sg_key, engine):
+def test_concurrent_posters_store_every_event_exactly_once(client, sg_key, engine, settings):
     """20 posters x 50 signed batches against SQLite; every batch is posted twice, by two
     posters racing each other."""
-    secret = b"test-link-secret-0123456789"
+    secret = settings.require_link_secret()
     people = tuple(f"staff{i:03d}@example.org" for i in range(100))
     campaign = seed_campaign(engine, secret, emails=people)
     posters, per_poster = 20, 50

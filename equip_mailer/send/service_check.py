@@ -1,0 +1,97 @@
+"""Before a real send: is the service at ``EQUIP_PUBLIC_URL`` the one that can answer this
+mail's links?
+
+It asks ``/healthz`` a fresh challenge and compares the proofs with its own (see
+``track/health.py``): the same link secret (else every token is a 404), this campaign's
+links in the store it reads (else every link is a 404), and, when the campaign relies on
+SendGrid's events, a webhook key. Neither the secret nor anything about the campaign
+crosses the wire. ``check --online`` runs it too.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+
+from equip_mailer.errors import EquipError
+from equip_mailer.link_secret import healthz_proofs
+
+TIMEOUT = 10.0
+
+
+class ServiceCheckError(EquipError):
+    """The live service cannot answer this campaign's links (or cannot be asked)."""
+
+
+def _hint(public_url: str) -> str:
+    return (
+        f"Start `equip-mailer serve` behind {public_url} with the same EQUIP_LINK_SECRET and "
+        "EQUIP_DATABASE_URL as this send, then try again (README: 'Before a real send'). "
+        "--no-service-check skips this check."
+    )
+
+
+def _ask(url: str, nonce: str, campaign_id: str, timeout: float) -> dict:
+    where = f"{url}/healthz"
+    try:
+        response = httpx.get(
+            where,
+            params={"challenge": nonce, "campaign": campaign_id},
+            timeout=timeout,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ServiceCheckError(
+            f"cannot reach the tracking service at {where} ({reason}), so no link in this "
+            "mail could be followed",
+            hint=_hint(url),
+        ) from None
+    try:
+        body = response.json() if response.status_code == 200 else {}
+    except ValueError:
+        body = {}
+    proof = body.get("proof") if isinstance(body, dict) else None
+    if not isinstance(proof, dict):
+        raise ServiceCheckError(
+            f"{where} answered HTTP {response.status_code} without the link check's proof: "
+            "it is not an equip-mailer service of this version",
+            hint=_hint(url),
+        )
+    return proof
+
+
+def confirm_service(
+    public_url: str,
+    secret: bytes,
+    campaign_id: str,
+    links_digest: str,
+    *,
+    needs_webhook: bool = False,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Raise ServiceCheckError unless the service at ``public_url`` holds ``secret``, knows
+    the links whose digest is ``links_digest``, and (when asked) can verify webhook posts."""
+    nonce = secrets.token_urlsafe(24)
+    got = _ask(public_url, nonce, campaign_id, timeout)
+    mine = healthz_proofs(secret, nonce, campaign_id, links_digest, True)
+    if got.get("secret") != mine["secret"]:
+        raise ServiceCheckError(
+            f"the tracking service at {public_url} uses a different link secret, so every "
+            "link in this mail would answer 404",
+            hint="Give the service this machine's secret (README: 'Moving the link secret'), "
+            "or send from the machine that holds the service's.",
+        )
+    if got.get("links") != mine["links"]:
+        raise ServiceCheckError(
+            f"the tracking service at {public_url} does not know campaign {campaign_id}'s "
+            "links (it reads another store), so every link in this mail would answer 404",
+            hint="Point the service's EQUIP_DATABASE_URL at the store this send uses.",
+        )
+    if needs_webhook and got.get("webhook") != mine["webhook"]:
+        raise ServiceCheckError(
+            f"the tracking service at {public_url} has no SENDGRID_WEBHOOK_PUBLIC_KEY, and this "
+            "campaign relies on SendGrid's events",
+            hint="Set it where the service runs to the key from SendGrid's Event Webhook page.",
+        )
