@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from support.link_secrets import LINK_SECRET
 from support.service import running_app
 
 from equip_mailer import store
@@ -26,7 +27,7 @@ def notice(n: int) -> Notice:
 
 
 def test_the_service_sends_enqueued_notices_and_recovers_half_sent_ones(sqlite_url, tmp_path):
-    settings = Settings(database_url=sqlite_url, link_secret="x" * 43)
+    settings = Settings(database_url=sqlite_url, link_secret=LINK_SECRET)
     engine = store.open_store(sqlite_url)
     with engine.begin() as conn:
         enqueue(conn, notice(1))
