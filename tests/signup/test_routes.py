@@ -11,6 +11,7 @@ import re
 import httpx
 import pytest
 import sqlalchemy as sa
+from support.link_secrets import LINK_SECRET
 from support.service import running_app
 from support.signup_data import form_fields, hosted_campaign, seed_readers, signup_app
 
@@ -20,7 +21,7 @@ from equip_mailer.send.links import click_token, register_links
 from equip_mailer.signup import tokens
 from equip_mailer.signup.catalogue import find_course, register_courses
 
-SECRET = b"test-link-secret-0123456789"
+SECRET = LINK_SECRET.encode()
 
 
 @pytest.fixture
