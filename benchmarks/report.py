@@ -163,21 +163,23 @@ def _event_rows(
 def child_report(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Figures:
     """In a fresh process: load + aggregate (the target), then the output files."""
     from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.report import compute as reporting
-    from equip_mailer.report import output as report_output
+    from equip_mailer.report.assemble import build_report
+    from equip_mailer.report.files import write_report
+    from equip_mailer.report.load import load_frames
+    from equip_mailer.report.model import names_from_spec
     from equip_mailer.store import open_store
 
     rss_imports = current_rss_mb()
     engine = open_store(f"sqlite:///{params['db']}")
-    names = reporting.names_from_spec(load_campaign(params["spec"], allow_past=True))
+    names = names_from_spec(load_campaign(params["spec"], allow_past=True))
     t0 = time.perf_counter()
-    frames = reporting.load_frames(engine, CAMPAIGN_ID)
+    frames = load_frames(engine, CAMPAIGN_ID)
     t1 = time.perf_counter()
-    rep = reporting.build_report(frames, names)
+    rep = build_report(frames, names)
     t2 = time.perf_counter()
     cpu = cpu_seconds()
     rss_aggregate = peak_rss_mb()
-    paths = report_output.write_report(rep, work / "report-out")
+    paths = write_report(rep, work / "report-out")
     t3 = time.perf_counter()
     return {
         "events": int(params["events"]),

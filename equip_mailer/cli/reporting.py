@@ -25,7 +25,7 @@ from equip_mailer.errors import EquipError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from equip_mailer.report.compute import Frames, Names, Report
+    from equip_mailer.report.model import Frames, Names, Report
 
 
 @main.command()
@@ -64,7 +64,7 @@ def report(
       equip-mailer report 2019-04-equip-training --all --out board-paper/
       equip-mailer report --compare 2019-01-equip-training 2019-04-equip-training
     """
-    from equip_mailer.report.compute import build_report
+    from equip_mailer.report.assemble import build_report
 
     _check_campaign_args(campaigns, compare)
     engine = _report_engine(settings().database_url)
@@ -99,7 +99,8 @@ def _check_campaign_args(campaigns: tuple[str, ...], compare: bool) -> None:
 
 def _write_one(rep: Report, target: Path) -> list[Path]:
     """One campaign's files, and its summary (or a 'not sent yet') on screen."""
-    from equip_mailer.report.output import print_summary, write_report
+    from equip_mailer.report.files import write_report
+    from equip_mailer.report.terminal import print_summary
 
     try:
         paths = write_report(rep, target)
@@ -119,8 +120,9 @@ def _write_one(rep: Report, target: Path) -> list[Path]:
 
 def _write_comparison(built: list[Report], target: Path) -> list[Path]:
     """The side-by-side files, and the comparison in long form on screen."""
-    from equip_mailer.report.compute import compare
-    from equip_mailer.report.output import print_comparison, write_comparison
+    from equip_mailer.report.assemble import compare
+    from equip_mailer.report.files import write_comparison
+    from equip_mailer.report.terminal import print_comparison
 
     tables = compare(built)
     try:
@@ -149,12 +151,8 @@ def _report_input(arg: str, engine: Engine | None) -> tuple[Frames, Names | None
     send recorded when that file is still there.
     """
     from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.report.compute import (
-        ReportError,
-        empty_frames,
-        load_frames,
-        names_from_spec,
-    )
+    from equip_mailer.report.load import ReportError, empty_frames, load_frames
+    from equip_mailer.report.model import names_from_spec
 
     path = Path(arg)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
@@ -185,7 +183,7 @@ def _names_from_recorded_spec(engine: Engine, campaign_id: str) -> Names | None:
 
     from equip_mailer.compose.spec import load_campaign
     from equip_mailer.errors import SpecError
-    from equip_mailer.report.compute import names_from_spec
+    from equip_mailer.report.model import names_from_spec
     from equip_mailer.store.schema import campaigns
 
     with engine.connect() as conn:

@@ -2,7 +2,8 @@
 
 Sending and tracking are built elsewhere at the same time, so the report tests do not run
 them: they insert the rows those parts would leave behind. The campaign id is the demo
-spec's, so the spec can supply names.
+spec's, so the spec can supply names. ``expect`` compares a report table with rows counted
+by hand from the state below.
 
 The state (times UTC, first send 2019-04-22 10:00):
 
@@ -25,12 +26,17 @@ Plus one click with ledger id 0 (a test send), which no figure may count.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import itertools
+from pathlib import Path
 
+import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from equip_mailer import store
+from equip_mailer.report.model import Table
 
 CAMPAIGN = "2019-04-equip-training"
 SUBJECT = "EQUIP QI training: three ways to start or grow your QI journey"
@@ -209,3 +215,45 @@ def build_hand_computed_store(url: str) -> sa.Engine:
         insert_recipients(conn)
         insert_events(conn, _events())
     return engine
+
+
+def report_store_without_clicks(url, recipients=RECIPIENTS, delivered=True):
+    """The campaign sent to ``recipients`` (delivered events for each, unless told not),
+    and nobody has clicked yet."""
+    engine = store.open_store(url)
+    with engine.begin() as conn:
+        create_campaign(conn)
+        insert_links(conn)
+        insert_recipients(conn, recipients)
+        if delivered:
+            insert_events(
+                conn,
+                [
+                    ("delivered", T0 + dt.timedelta(minutes=1), r[0], None, None)
+                    for r in recipients
+                    if r[4] == "sent"
+                ],
+            )
+    return engine
+
+
+def expect(table: Table, rows: list[list]) -> None:
+    """The table's rows equal ``rows`` (rates compared to 1e-9, NaN equal to NaN)."""
+    got = table.frame.astype("object").where(table.frame.notna(), None).values.tolist()
+    assert len(got) == len(rows), f"{table.key}: {got}"
+    for got_row, want_row in zip(got, rows, strict=True):
+        assert len(got_row) == len(want_row), f"{table.key}: {got_row}"
+        for value, want in zip(got_row, want_row, strict=True):
+            if isinstance(want, float) and np.isnan(want):
+                assert value is None or np.isnan(value), f"{table.key}: {got_row}"
+            elif isinstance(want, float):
+                assert value == pytest.approx(want, abs=1e-9), f"{table.key}: {got_row}"
+            else:
+                assert value == want, f"{table.key}: {got_row}"
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    """A report CSV's rows as Excel would read them; it must start with a byte-order mark."""
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf"), "CSV needs a BOM for Excel"
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))

@@ -1,0 +1,272 @@
+"""One campaign's whole report (every table, the headline figures and the notes), and
+several campaigns set side by side.
+
+The only place that decides which tables a report has and what its notes say, so the
+files, the terminal and the team's pages cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .breakdowns import by_group, courses, funnel, machine_vs_human, sessions
+from .counting import Prepared, prepare, rate_or_nan
+from .model import Figure, Frames, Names, Report, Table, day_label
+from .over_time import clicks_over_time, clicks_per_day, first_send
+
+
+def build_report(frames: Frames, names: Names | None = None, human_only: bool = True) -> Report:
+    """Every table of one campaign's report, plus headline figures and notes."""
+    names = names or Names()
+    prep = prepare(frames, human_only)
+    sent_people = prep.people[prep.people["sent"]]
+    delivered_n = int(sent_people["delivered"].sum())
+    start = first_send(frames)
+    funnel_table, by_segment = funnel(prep, names, human_only)
+    course_table, by_course = courses(prep, frames, names, delivered_n, human_only)
+    series = clicks_over_time(prep, start)
+    tables = {
+        t.key: t
+        for t in [
+            funnel_table,
+            course_table,
+            sessions(prep, frames, names, human_only),
+            by_group(prep, "practice", "Clicks per practice", "practices", human_only),
+            by_group(prep, "role", "Clicks per role", "roles", human_only),
+            clicks_per_day(prep, human_only),
+            _over_time_table(series),
+            machine_vs_human(prep),
+        ]
+    }
+    is_sent = len(sent_people) > 0
+    last_event = frames.events["at"].max() if len(frames.events) else None
+    return Report(
+        campaign_id=frames.campaign_id,
+        subject=names.subject or frames.subject,
+        title=names.title,
+        human_only=human_only,
+        sent=is_sent,
+        first_send=start.to_pydatetime() if start is not None else None,
+        last_event=last_event.to_pydatetime()
+        if last_event is not None and not pd.isna(last_event)
+        else None,
+        headline=_headline(prep, start, human_only),
+        tables=tables,
+        notes=_notes(prep, is_sent, human_only),
+        series=series,
+        by_segment=by_segment,
+        by_course=by_course,
+    )
+
+
+def _over_time_table(series: pd.DataFrame) -> Table:
+    """The periods of ``clicks_over_time`` that had a click: the full series (quiet hours
+    included) is for the chart, not for reading."""
+    busy = series[(series["Human clicks"] > 0) | (series["Machine clicks"] > 0)].reset_index(
+        drop=True
+    )
+    return Table(
+        "over_time",
+        "Clicks over time",
+        busy,
+        {
+            "Period start": "datetime",
+            "Period": "text",
+            "Human clicks": "int",
+            "Machine clicks": "int",
+        },
+        "Hourly for the first 7 days after the send date, then daily (UTC). "
+        "Periods with no clicks are left out of this table.",
+    )
+
+
+def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> list[Figure]:
+    """The five cards at the top: sent, delivered, unique clickers, rate and clicks."""
+    people = prep.people
+    sent_people = people[people["sent"]]
+    sent_n = int(len(sent_people))
+    delivered_n = int(sent_people["delivered"].sum())
+    clickers_n = int((sent_people["clicked"]).sum())
+    all_clicks = int(people["all_clicks"].sum())
+    machine_n = int(people["machine_clicks"].sum())
+    human_n = int(people["human_clicks"].sum())
+    rate = rate_or_nan(clickers_n, delivered_n)
+    return [
+        Figure("Sent", f"{sent_n:,}", day_label(start) if start is not None else "not sent yet"),
+        Figure(
+            "Delivered",
+            f"{delivered_n:,}",
+            "= sent less bounces (no delivery data)"
+            if prep.delivered_fallback and sent_n > 0
+            else f"{int(sent_people['bounced'].sum()):,} bounced",
+        ),
+        Figure(
+            "Unique clickers", f"{clickers_n:,}", "human only" if human_only else "incl. machine"
+        ),
+        Figure(
+            "Click-through rate",
+            "–" if np.isnan(rate) else f"{float(rate):.1%}",
+            "unique clickers / delivered",
+        ),
+        Figure(
+            "Clicks",
+            f"{human_n if human_only else all_clicks:,}",
+            f"{machine_n:,} machine clicks " + ("left out" if human_only else "included"),
+        ),
+    ]
+
+
+def _notes(prep: Prepared, is_sent: bool, human_only: bool) -> list[str]:
+    """What a reader must know to read the figures right, in the order it matters."""
+    notes = []
+    if not is_sent:
+        notes.append(
+            "This campaign has not been sent yet, so there is nothing to count. "
+            "The tables fill in once the newsletter goes out."
+        )
+    elif not len(prep.clicks):
+        notes.append("No clicks yet. Most clicks arrive in the first two days after a send.")
+    if prep.delivered_fallback and is_sent:
+        notes.append(
+            "SendGrid reported no deliveries for this campaign (sent through the "
+            "outbox, or the event webhook was not set up), so 'delivered' is the "
+            "number sent less any bounces."
+        )
+    notes.append(
+        "Headline figures count human clicks only; machine clicks (mail scanners) "
+        "are shown beside them."
+        if human_only
+        else "Headline figures include machine clicks (--all); human-only figures are the default."
+    )
+    if prep.opens_tracked:
+        notes.append(
+            "Opens are unreliable: some mail apps open every message automatically "
+            "and others block the tracking image. Use clicks to judge interest."
+        )
+    if prep.dropped_webhook_clicks:
+        notes.append(
+            f"{prep.dropped_webhook_clicks} SendGrid click events were left out: our "
+            "own tracked links counted the same clicks."
+        )
+    if prep.unmatched_events:
+        notes.append(
+            f"{prep.unmatched_events} event{'s' if prep.unmatched_events != 1 else ''} "
+            "did not match a recipient of this campaign (test sends, previews) and "
+            f"{'are' if prep.unmatched_events != 1 else 'is'} left out."
+        )
+    return notes
+
+
+# ---------------------------------------------------------------------------------------
+# Several quarters side by side
+
+# (table key, Report attribute, title, first column, ((metric, label, format), ...))
+_MATCHED = (
+    (
+        "segments",
+        "by_segment",
+        "Segments compared",
+        "Segment",
+        (
+            ("delivered", "Delivered", "int"),
+            ("clickers", "Clickers", "int"),
+            ("rate", "CTR", "pct"),
+        ),
+    ),
+    (
+        "courses",
+        "by_course",
+        "Courses compared",
+        "Course",
+        (("clickers", "Clickers", "int"), ("clicks", "Clicks", "int"), ("rate", "CTR", "pct")),
+    ),
+)
+
+
+def compare(reports: list[Report]) -> dict[str, Table]:
+    """Summary, segments and courses of several campaigns side by side, in the order given.
+
+    Segments and courses are matched by id across campaigns (EQUIP Basics is
+    ``equip-basics`` every quarter); a dash means the campaign did not have it.
+    """
+    tables = {"summary": _summary_table(reports)}
+    for key, attr, title, first, metrics in _MATCHED:
+        tables[key] = _matched_table(reports, key, attr, title, first, metrics)
+    return tables
+
+
+def _summary_table(reports: list[Report]) -> Table:
+    ids = [r.campaign_id for r in reports]
+    summary = pd.DataFrame(
+        {
+            "Campaign": ids,
+            "Subject": [r.subject or "" for r in reports],
+            "Dates": [r.date_range for r in reports],
+            "Sent": [_figure_int(r, "Sent") for r in reports],
+            "Delivered": [_figure_int(r, "Delivered") for r in reports],
+            "Unique clickers": [_figure_int(r, "Unique clickers") for r in reports],
+        }
+    )
+    summary["Click-through rate"] = rate_or_nan(summary["Unique clickers"], summary["Delivered"])
+    return Table(
+        "summary",
+        "Campaigns compared",
+        summary,
+        {
+            "Campaign": "text",
+            "Subject": "text",
+            "Dates": "text",
+            "Sent": "int",
+            "Delivered": "int",
+            "Unique clickers": "int",
+            "Click-through rate": "pct",
+        },
+    )
+
+
+def _matched_table(
+    reports: list[Report],
+    key: str,
+    attr: str,
+    title: str,
+    first: str,
+    metrics: tuple[tuple[str, str, str], ...],
+) -> Table:
+    """Segments (or courses) of every campaign matched by id, a column per campaign and
+    metric ("<campaign id> <label>"), in the order they first appear."""
+    order: list[str] = []
+    names: dict[str, str] = {}
+    for r in reports:
+        frame = getattr(r, attr)
+        for ident, name in zip(frame.index, frame["name"], strict=True):
+            if ident not in names:
+                order.append(ident)
+            if names.get(ident, ident) == ident:  # a spec's name beats a bare id
+                names[ident] = name
+    table = pd.DataFrame({first: [names[i] for i in order]})
+    formats = {first: "text"}
+    for r in reports:
+        frame = getattr(r, attr).reindex(order)
+        for metric, label, fmt in metrics:
+            column = f"{r.campaign_id} {label}"
+            if metric == "rate":
+                table[column] = rate_or_nan(frame["clickers"], frame["delivered"])
+            else:
+                table[column] = frame[metric].astype("Int64").array
+            formats[column] = fmt
+    return Table(
+        key,
+        title,
+        table,
+        formats,
+        "A dash means the campaign did not have this segment or course, "
+        "or had nothing to divide by. Rates use human clicks unless --all.",
+    )
+
+
+def _figure_int(report: Report, label: str) -> int:
+    for f in report.headline:
+        if f.label == label:
+            return int(f.value.replace(",", ""))
+    raise KeyError(label)

@@ -1,0 +1,50 @@
+"""A report's folder: the files ``equip-mailer report`` leaves for the team, and their names.
+
+report.html, report.xlsx (a Summary sheet, then a sheet per table) and a CSV per table;
+a comparison writes the same kinds of file, its CSVs named ``compare-<table>.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .model import Report, Table
+from .page import render_compare_html, render_html
+from .spreadsheets import write_csv, write_xlsx
+
+
+def write_report(report: Report, out_dir: Path) -> list[Path]:
+    """report.html, report.xlsx and one CSV per table in ``out_dir``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    html = out_dir / "report.html"
+    html.write_text(render_html(report), encoding="utf-8")
+    written.append(html)
+    tables = list(report.tables.values())
+    summary = [
+        ("Campaign", report.campaign_id),
+        ("Subject", report.subject or ""),
+        ("Dates", report.date_range),
+    ]
+    summary += [
+        (f.label, f"{f.value} ({f.detail})" if f.detail else f.value) for f in report.headline
+    ]
+    summary += [("Note", n) for n in report.notes]
+    written.append(write_xlsx(tables, out_dir / "report.xlsx", summary=summary))
+    for table in tables:
+        written.append(write_csv(table, out_dir / f"{table.key}.csv"))
+    return written
+
+
+def write_comparison(
+    reports: Sequence[Report], tables: dict[str, Table], out_dir: Path
+) -> list[Path]:
+    """The comparison's report.html, report.xlsx and compare-<table>.csv in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = out_dir / "report.html"
+    html.write_text(render_compare_html(reports, tables), encoding="utf-8")
+    written = [html, write_xlsx(list(tables.values()), out_dir / "report.xlsx")]
+    for table in tables.values():
+        written.append(write_csv(table, out_dir / f"compare-{table.key}.csv"))
+    return written

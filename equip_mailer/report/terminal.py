@@ -1,0 +1,115 @@
+"""The summary printed for the person who ran ``equip-mailer report``: headline figures,
+the funnel and the courses, sized for an 80-column terminal (the files hold the rest).
+
+rich is imported inside the functions so importing the report package stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .formatting import rows_for_display, show
+from .model import Report, Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+# Short headers so the summary fits an 80-column terminal; the files keep the long names.
+SHORT = {
+    "Unique human clickers": "Clickers",
+    "Unique clickers (incl. machine)": "Clickers*",
+    "Click-through rate": "CTR",
+    "Machine clicks": "Machine",
+    "All clicks (raw)": "Raw",
+    "Total clicks": "Clicks",
+    "Opens (unreliable)": "Opens?",
+    "Share of clicks": "Share",
+}
+
+
+def terminal_table(table: Table, *, max_rows: int = 20, drop: Sequence[str] = ()) -> RichTable:
+    """A rich Table of ``table`` (first ``max_rows`` rows), numbers right-aligned."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    rt = RichTable(
+        title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
+    )
+    keep = [i for i, col in enumerate(table.frame.columns) if col not in drop]
+    for i in keep:
+        col = table.frame.columns[i]
+        numeric = table.formats.get(col) in ("int", "pct")
+        rt.add_column(
+            SHORT.get(col, col),
+            justify="right" if numeric else "left",
+            no_wrap=numeric,
+            overflow="fold",
+        )
+    rows = rows_for_display(table)
+    for i, row in enumerate(rows[:max_rows]):
+        last = table.total and i == len(rows) - 1
+        rt.add_row(
+            *[row[j][0] for j in keep],
+            style="bold" if last else None,
+            end_section=(table.total and i == len(rows) - 2),
+        )
+    if len(rows) > max_rows:
+        rt.caption = f"{len(rows) - max_rows} more rows in the files"
+    return rt
+
+
+def print_summary(report: Report, console: Console) -> None:
+    """Headline figures, the funnel and the courses, for the person who ran the command."""
+    console.print(f"[bold]{escape_rich(report.subject or report.campaign_id)}[/]")
+    console.print(
+        f"{report.campaign_id}, {escape_rich(report.date_range)}, "
+        f"{'human clicks only' if report.human_only else 'all clicks (--all)'}"
+    )
+    console.print(" · ".join(f"{f.label} [bold]{f.value}[/]" for f in report.headline))
+    console.print(
+        terminal_table(report.tables["funnel"], drop=("Opens (unreliable)", "All clicks (raw)"))
+    )
+    console.print(terminal_table(report.tables["courses"]))
+    if not report.human_only:
+        console.print("Clickers* include machine clicks.")
+    for note in report.notes:
+        console.print(f"Note: {escape_rich(note)}", soft_wrap=True)
+
+
+def print_comparison(reports: Sequence[Report], tables: dict[str, Table], console: Console) -> None:
+    """The comparison in long form (one line per segment and campaign), which fits a
+    terminal however many campaigns there are; the files have the side-by-side layout."""
+    from rich import box
+    from rich.table import Table as RichTable
+
+    console.print(terminal_table(tables["summary"], drop=("Subject",)))
+    ids = [r.campaign_id for r in reports]
+    for key, first, metrics in (
+        ("segments", "Segment", ("Delivered", "Clickers", "CTR")),
+        ("courses", "Course", ("Clickers", "Clicks", "CTR")),
+    ):
+        table = tables[key]
+        rt = RichTable(
+            title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
+        )
+        rt.add_column(first)
+        rt.add_column("Campaign", no_wrap=True)
+        for m in metrics:
+            rt.add_column(m, justify="right", no_wrap=True)
+        for i, name in enumerate(table.frame[first]):
+            for j, cid in enumerate(ids):
+                cells = [
+                    show(table.frame[f"{cid} {m}"].iloc[i], table.formats[f"{cid} {m}"])
+                    for m in metrics
+                ]
+                rt.add_row(str(name) if j == 0 else "", cid, *cells, end_section=j == len(ids) - 1)
+        console.print(rt)
+
+
+def escape_rich(text: str) -> str:
+    """Text shown as-is: a subject with [brackets] is not rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)

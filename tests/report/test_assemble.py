@@ -1,0 +1,118 @@
+"""Whole reports: a campaign with no clicks, one never sent, and quarters compared side by
+side. The store states are built in tests/support/report_fixture.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from support.report_fixture import (
+    CAMPAIGN,
+    at,
+    build_hand_computed_store,
+    create_campaign,
+    expect,
+    insert_events,
+    insert_links,
+    insert_recipients,
+    report_store_without_clicks,
+)
+
+from equip_mailer.report.assemble import build_report, compare
+from equip_mailer.report.breakdowns import OTHER_LINKS
+from equip_mailer.report.load import empty_frames, load_frames
+
+
+def test_campaign_with_no_clicks_yet_reads_as_zeros(sqlite_url, names):
+    engine = report_store_without_clicks(sqlite_url)
+    r = build_report(load_frames(engine, CAMPAIGN), names)
+    expect(
+        r.tables["funnel"],
+        [
+            ["New to QI", 5, 5, 0, 0, 0.0, 0, 0],
+            ["Basic QI knowledge", 3, 3, 0, 0, 0.0, 0, 0],
+            ["Running a QI project", 3, 3, 0, 0, 0.0, 0, 0],
+            ["All segments", 11, 11, 0, 0, 0.0, 0, 0],
+        ],
+    )
+    assert "Opens (unreliable)" not in r.tables["funnel"].frame.columns  # none tracked
+    assert r.tables["over_time"].frame.empty
+    assert len(r.series) == 1 and r.series["Human clicks"].sum() == 0
+    assert any(n.startswith("No clicks yet") for n in r.notes)
+    assert r.headline[3].value == "0.0%"
+
+
+def test_campaign_never_sent_still_gives_a_report(names):
+    r = build_report(empty_frames(CAMPAIGN, "Subject"), names)
+    assert r.sent is False and r.date_range == "not sent yet"
+    expect(
+        r.tables["funnel"],
+        [
+            ["New to QI", 0, 0, 0, 0, np.nan, 0, 0],
+            ["Basic QI knowledge", 0, 0, 0, 0, np.nan, 0, 0],
+            ["Running a QI project", 0, 0, 0, 0, np.nan, 0, 0],
+            ["All segments", 0, 0, 0, 0, np.nan, 0, 0],
+        ],
+    )
+    # sessions come from the spec: Basics has a link per date, the others one course link
+    assert r.tables["sessions"].frame["Session"].tolist() == [
+        "Thu 27 Jun 2019",
+        "Tue 10 Sep 2019",
+        "All sessions (one link)",
+        "All sessions (one link)",
+    ]
+    assert r.tables["sessions"].frame["Total clicks"].sum() == 0
+    assert r.headline[3].value == "–"
+    assert any("not been sent yet" in n for n in r.notes)
+
+
+def test_compare_sets_quarters_side_by_side(sqlite_url, names):
+    engine = build_hand_computed_store(sqlite_url)
+    with engine.begin() as conn:
+        # a second quarter: recipients 101-103 in two segments, one human click on Basics
+        create_campaign(conn, "2019-07-equip", "Summer menu")
+        insert_links(conn, "2019-07-equip", id_offset=100)
+        insert_recipients(
+            conn,
+            [
+                (1, "getting-started", "Practice A", "GP", "sent"),
+                (2, "getting-started", "Practice B", "Nurse", "sent"),
+                (3, "ready-for-action", "Practice C", "GP", "sent"),
+            ],
+            campaign_id="2019-07-equip",
+            id_offset=100,
+        )
+        insert_events(conn, [("click", at(7, 1, 9), 101, 101, None)], campaign_id="2019-07-equip")
+    first = build_report(load_frames(engine, CAMPAIGN), names)
+    second = build_report(load_frames(engine, "2019-07-equip"), names)
+    tables = compare([first, second])
+    # second quarter: no delivered events -> delivered = sent (2 and 1), 1 clicker of 3
+    expect(
+        tables["summary"],
+        [
+            [CAMPAIGN, first.subject, "22 Apr 2019 to 2 May 2019", 11, 10, 5, 0.5],
+            ["2019-07-equip", names.subject, "22 Apr 2019 to 1 Jul 2019", 3, 3, 1, 1 / 3],
+        ],
+    )
+    expect(
+        tables["segments"],
+        [
+            ["New to QI", 4, 2, 0.5, 2, 1, 0.5],
+            ["Basic QI knowledge", 3, 1, 1 / 3, 1, 0, 0.0],
+            ["Running a QI project", 3, 2, 2 / 3, 0, 0, np.nan],
+        ],
+    )
+    # courses: rate = clickers / the campaign's delivered (10, then 3)
+    expect(
+        tables["courses"],
+        [
+            ["EQUIP Basics", 2, 3, 0.2, 1, 1, 1 / 3],
+            ["EQUIP in Action", 2, 3, 0.2, 0, 0, 0.0],
+            ["Data masterclass", 2, 2, 0.2, 0, 0, 0.0],
+            [OTHER_LINKS, 1, 1, 0.1, None, None, np.nan],
+        ],
+    )
+    assert list(tables["segments"].frame.columns)[1:4] == [
+        f"{CAMPAIGN} Delivered",
+        f"{CAMPAIGN} Clickers",
+        f"{CAMPAIGN} CTR",
+    ]

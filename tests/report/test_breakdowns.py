@@ -1,0 +1,168 @@
+"""Figures per segment (the funnel), course, session, practice and role, and machine
+clicks beside human ones, against a store state small enough to count by hand.
+
+The state is described row by row in tests/support/report_fixture.py; every expected number
+below is worked out from that table in the comment beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from support.report_fixture import (
+    CAMPAIGN,
+    RECIPIENTS,
+    expect,
+    report_store_without_clicks,
+)
+
+from equip_mailer.report.assemble import build_report
+from equip_mailer.report.breakdowns import OTHER_LINKS
+from equip_mailer.report.load import load_frames
+
+
+def test_funnel_per_segment_human_only(frames, names):
+    r = build_report(frames, names)
+    # sent: getting-started 1-5 = 5; ready-for-action 6-8 (9 failed) = 3; project-leads 10-12 = 3
+    # delivered: getting-started loses 5 (bounce) = 4; others 3 and 3
+    # human clickers: GS {1, 2} (3 clicked only as a machine); RFA {6} (7 machine only); PL {10, 11}
+    # rate: 2/4, 1/3, 2/3; total 5/10
+    # machine clicks: GS 2 (recipients 2 and 3), RFA 1 (7), PL 0
+    # raw clicks: GS 1x3 + 2x2 + 3x1 = 6; RFA 6x2 + 7x1 = 3; PL 10x1 + 11x2 = 3; the
+    #   ledger-id-0 test click counts nowhere
+    # opens: 1 (GS) and 6 (RFA)
+    expect(
+        r.tables["funnel"],
+        [
+            ["New to QI", 5, 4, 1, 2, 2 / 4, 2, 6, 1],
+            ["Basic QI knowledge", 3, 3, 0, 1, 1 / 3, 1, 3, 1],
+            ["Running a QI project", 3, 3, 0, 2, 2 / 3, 0, 3, 0],
+            ["All segments", 11, 10, 1, 5, 5 / 10, 3, 12, 2],
+        ],
+    )
+    assert list(r.tables["funnel"].frame.columns)[4:6] == [
+        "Unique human clickers",
+        "Click-through rate",
+    ]
+    assert [(f.label, f.value) for f in r.headline] == [
+        ("Sent", "11"),
+        ("Delivered", "10"),
+        ("Unique clickers", "5"),
+        ("Click-through rate", "50.0%"),
+        ("Clicks", "9"),
+    ]  # 12 raw - 3 machine = 9 human
+    assert any("1 event did not match" in n for n in r.notes)
+    assert any("Opens are unreliable" in n for n in r.notes)
+
+
+def test_all_clicks_counts_machines_in_the_headline(frames, names):
+    r = build_report(frames, names, human_only=False)
+    # clickers now include machine-only recipients 3 (GS) and 7 (RFA): 3/4, 2/3, 2/3; 7/10
+    expect(
+        r.tables["funnel"],
+        [
+            ["New to QI", 5, 4, 1, 3, 3 / 4, 2, 6, 1],
+            ["Basic QI knowledge", 3, 3, 0, 2, 2 / 3, 1, 3, 1],
+            ["Running a QI project", 3, 3, 0, 2, 2 / 3, 0, 3, 0],
+            ["All segments", 11, 10, 1, 7, 7 / 10, 3, 12, 2],
+        ],
+    )
+    assert "Unique clickers (incl. machine)" in r.tables["funnel"].frame.columns
+    assert r.headline[4].value == "12"
+
+
+def test_clicks_per_course_and_session(frames, names):
+    r = build_report(frames, names)
+    # Basics (links 1, 2): human 1x2 on link 1, 2x1 on link 2 -> 2 people, 3 clicks;
+    #   machine 2, 3 on link 1
+    # In Action (link 3): 6x2, 11x1 -> 2 people, 3 clicks; machine 7
+    # Masterclass (link 4): 10, 11 -> 2 people, 2 clicks
+    # about (link 5, no course): 1 -> 1 person, 1 click
+    # rate = unique clickers / 10 delivered
+    expect(
+        r.tables["courses"],
+        [
+            ["EQUIP Basics", 2, 3, 0.2, 2],
+            ["EQUIP in Action", 2, 3, 0.2, 1],
+            ["Data masterclass", 2, 2, 0.2, 0],
+            [OTHER_LINKS, 1, 1, 0.1, 0],
+        ],
+    )
+    expect(
+        r.tables["sessions"],
+        [
+            ["EQUIP Basics", "Thu 27 Jun 2019", 1, 2, 2],
+            ["EQUIP Basics", "Tue 10 Sep 2019", 1, 1, 0],
+            ["EQUIP in Action", "All sessions (one link)", 2, 3, 1],
+            ["Data masterclass", "All sessions (one link)", 2, 2, 0],
+        ],
+    )
+
+
+def test_clicks_per_practice_and_role_keep_recipient_counts_beside(frames, names):
+    r = build_report(frames, names)
+    # Practice A: 1, 2, 6, 10 all sent and delivered, all clicked as humans; clicks 3+1+2+1 = 7;
+    #   machine: recipient 2's scanner click = 1
+    # Practice B: 3, 4, 7, 11 sent and delivered; only 11 clicked (2 clicks); machine: 3 and 7
+    # Practice C: 5 (bounced), 8, 12 sent (9 failed); delivered 8 and 12; no clicks
+    expect(
+        r.tables["practices"],
+        [
+            ["Practice A", 4, 4, 4, 7, 1.0, 1],
+            ["Practice B", 4, 4, 1, 2, 0.25, 2],
+            ["Practice C", 3, 2, 0, 0, 0.0, 0],
+        ],
+    )
+    # GP: 1, 4, 6, 11 sent (9 failed); clickers 1, 6, 11 with 3+2+2 clicks
+    # Practice manager: 5 (bounced) and 10: 1 delivered, 1 clicker -> 100 %
+    # Nurse: 2, 7, 12; clicker 2 (1 click); machine clicks by 2 and 7
+    # Pharmacist 8 and Receptionist 3 (one machine click): no human clicks
+    expect(
+        r.tables["roles"],
+        [
+            ["GP", 4, 4, 3, 7, 0.75, 0],
+            ["Practice manager", 2, 1, 1, 1, 1.0, 0],
+            ["Nurse", 3, 3, 1, 1, 1 / 3, 2],
+            ["Pharmacist", 1, 1, 0, 0, 0.0, 0],
+            ["Receptionist", 1, 1, 0, 0, 0.0, 1],
+        ],
+    )
+
+
+def test_report_works_from_the_store_alone_with_ids_for_names(frames):
+    r = build_report(frames)  # no spec: ids instead of names, sorted
+    assert list(r.tables["funnel"].frame["Segment"]) == [
+        "getting-started",
+        "project-leads",
+        "ready-for-action",
+        "All segments",
+    ]
+    assert r.subject == "EQUIP QI training: three ways to start or grow your QI journey"
+    assert list(r.tables["courses"].frame["Course"]) == [
+        "data-masterclass",
+        "equip-basics",
+        "equip-in-action",
+        OTHER_LINKS,
+    ]
+
+
+def test_segment_with_no_recipients_is_listed_with_a_dash_for_its_rate(sqlite_url, names):
+    no_leads = [r for r in RECIPIENTS if r[1] != "project-leads"]
+    engine = report_store_without_clicks(sqlite_url, no_leads)
+    r = build_report(load_frames(engine, CAMPAIGN), names)
+    row = r.tables["funnel"].frame.iloc[2].tolist()
+    assert row[:5] == ["Running a QI project", 0, 0, 0, 0]
+    assert np.isnan(row[5])
+
+
+def test_machine_and_human_clicks_side_by_side(frames, names):
+    r = build_report(frames, names)
+    # 9 human clicks by 5 people; after-delivery: 2 and 3; ua:mimecast: 7 (most clicks first)
+    expect(
+        r.tables["machine"],
+        [
+            ["Human", 9, 9 / 12, 5],
+            ["Machine: clicked within seconds of delivery", 2, 2 / 12, 2],
+            ["Machine: mimecast", 1, 1 / 12, 1],
+            ["All clicks", 12, 1.0, 7],
+        ],
+    )

@@ -1,0 +1,83 @@
+"""The report's HTML page, rendered from the hand-computed store and checked the way people
+open it: self-contained, in Chromium (a screenshot with the charts' colours) and printed to
+an A4 PDF. ``render_html`` returns the page as a string; writing it is the caller's choice.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from support.browser import ink_stats, require_chromium, screenshot
+
+from equip_mailer.report.assemble import build_report
+from equip_mailer.report.page import render_html
+
+
+@pytest.fixture
+def page(frames, names, tmp_path) -> Path:
+    """The hand-computed campaign's report page, named by the demo spec, saved as a file."""
+    path = tmp_path / "report.html"
+    path.write_text(render_html(build_report(frames, names)), encoding="utf-8")
+    return path
+
+
+def test_html_is_self_contained_and_prints_on_a4(page):
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert not re.search(r"@import|url\(", html)
+    assert "@page { size: A4; margin: 15mm; }" in html
+    # segments, courses, hours of the first week, days after it, practices
+    assert html.count("<svg") == 5
+    assert "Our latest newsletter (22/04/2019): QI training, wave 3" in html
+    assert "22 Apr 2019 to 2 May 2019" in html
+    assert "Opens are unreliable" in html
+
+
+def test_html_screenshot_in_chromium_is_a_real_page_with_charts(page, tmp_path):
+    png = screenshot(page, tmp_path / "report.png", 1000, 2400)
+    stats = ink_stats(png)
+    assert stats["width"] == 1000
+    assert stats["ink_share"] > 0.05, stats  # headings, cards, tables, bars
+    assert stats["colours"] > 50, stats  # not a flat page of text
+    pixels = np.asarray(Image.open(png).convert("RGB").resize((250, 600)), dtype=int)
+
+    def near(colour):
+        return int((np.abs(pixels - np.array(colour)).sum(axis=2) < 30).sum())
+
+    blue = near((0x00, 0x5E, 0xB8))
+    grey = near((0xAE, 0xB7, 0xBD))
+    assert blue > 200, "NHS-blue bars and headers should show"
+    assert grey > 5, "grey machine-click bars should show"
+
+
+def test_html_prints_to_a4_pdf(page, tmp_path):
+    chromium = require_chromium()
+    pdf = tmp_path / "report.pdf"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={pdf}",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=90,
+        )
+    data = pdf.read_bytes()
+    boxes = set(re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data))
+    assert {(round(float(w)), round(float(h))) for w, h in boxes} == {(595, 842)}  # A4 in points
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert 2 <= pages <= 6

@@ -1,0 +1,67 @@
+"""Spreadsheet files keep text as text: a practice or role that starts like a formula
+(``=HYPERLINK(...)``, ``@SUM(...)``) reaches Excel as a string, never as a live formula.
+"""
+
+from __future__ import annotations
+
+from openpyxl import load_workbook
+from support.report_fixture import (
+    at,
+    build_hand_computed_store,
+    create_campaign,
+    insert_events,
+    insert_links,
+    insert_recipients,
+    read_csv,
+)
+
+from equip_mailer.report.assemble import build_report
+from equip_mailer.report.files import write_report
+from equip_mailer.report.load import load_frames
+from equip_mailer.report.spreadsheets import defuse
+
+EVIL = '=HYPERLINK("http://evil.example","x")'
+
+
+def test_defuse_marks_text_that_starts_like_a_formula():
+    assert defuse(EVIL) == "'" + EVIL
+    assert [defuse(t) for t in ("+44 20", "-x", "@SUM(1)", "\tx")] == [
+        "'+44 20",
+        "'-x",
+        "'@SUM(1)",
+        "'\tx",
+    ]
+    assert defuse("Practice A") == "Practice A"
+    assert defuse(-3) == -3  # numbers are numbers, whatever their sign
+
+
+def test_formula_injection_is_neutralised_in_csv_and_xlsx(sqlite_url, tmp_path):
+    engine = build_hand_computed_store(sqlite_url)
+    with engine.begin() as conn:
+        create_campaign(conn, "2019-05-evil", "Evil")
+        insert_links(conn, "2019-05-evil", id_offset=200)
+        insert_recipients(
+            conn,
+            [(1, "getting-started", EVIL, "@SUM(1+1)", "sent")],
+            campaign_id="2019-05-evil",
+            id_offset=200,
+        )
+        conn.execute(
+            __import__("equip_mailer")
+            .store.ledger.update()
+            .where(__import__("equip_mailer").store.ledger.c.id == 201)
+            .values(first_name=EVIL)
+        )
+        insert_events(conn, [("click", at(5, 1, 9), 201, 201, None)], campaign_id="2019-05-evil")
+    out = tmp_path / "evil"
+    written = write_report(build_report(load_frames(engine, "2019-05-evil")), out)
+    assert {"report.html", "report.xlsx", "practices.csv", "roles.csv"} <= {p.name for p in written}
+    practices = read_csv(out / "practices.csv")
+    assert practices[1][0] == "'" + EVIL
+    assert read_csv(out / "roles.csv")[1][0] == "'@SUM(1+1)"
+    ws = load_workbook(out / "report.xlsx")["Clicks per practice"]
+    assert ws["A2"].value == "'" + EVIL and ws["A2"].data_type == "s"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "=HYPERLINK(&#34;http://evil.example&#34;" in html  # shown as text, escaped
+    assert 'href="http://evil' not in html
+    assert "Person" not in html and "Person" not in (out / "practices.csv").read_text("utf-8-sig")
