@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from equip_mailer.compose.spec import Campaign
+    from equip_mailer.compose.campaign import Campaign
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Names:
 
 
 def names_from_spec(campaign: Campaign) -> Names:
-    """Names from a loaded ``spec.Campaign``; reports stay readable without one."""
+    """Names from a loaded ``Campaign``; reports stay readable without one."""
     return Names(
         title=campaign.title,
         subject=campaign.subject,
