@@ -128,7 +128,8 @@ def _check_templates(spec: Campaign) -> tuple[dict[str, RenderedSegment], str | 
         from equip_mailer.compose.render.pipeline import render_campaign
     except ImportError:
         return {}, "templates not checked: the renderer (equip_mailer.render) is not available"
-    return render_campaign(spec), None  # RenderError names the template line
+    # RenderError names the template line
+    return render_campaign(spec, pages_url=settings().public_url), None
 
 
 def _segments_table(

@@ -15,6 +15,7 @@ from equip_mailer.cli.common import (
     friendly_errors,
     main,
     not_a_folder,
+    settings,
 )
 from equip_mailer.errors import EquipError
 
@@ -59,7 +60,8 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
     from equip_mailer.compose.spec import load_campaign
 
     spec = load_campaign(campaign, allow_past=allow_past)
-    rendered = render_campaign(spec, list(segment_ids) or None)
+    pages_url = settings().public_url
+    rendered = render_campaign(spec, list(segment_ids) or None, pages_url=pages_url)
     readers, note = _sample_recipients(spec)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

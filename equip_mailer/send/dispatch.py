@@ -121,7 +121,9 @@ def run_send(
     segments = [s.id for s in campaign.segments if todo.get(s.id)]
     if not segments:
         return run.report
-    rendered = run.render.render_campaign(campaign, segments=segments)
+    rendered = run.render.render_campaign(
+        campaign, segments=segments, pages_url=settings.public_url
+    )
     run.send(run.drafts(segments, rendered), backend)
     run.report.seconds = time.monotonic() - started
     return run.report

@@ -74,7 +74,9 @@ def dry_run(
             if not ordered:
                 return DryRun(counts={})
             first = next(iter(ordered))
-            rendered = render.render_campaign(campaign, segments=[first])[first]
+            rendered = render.render_campaign(
+                campaign, segments=[first], pages_url=settings.public_url
+            )[first]
             seg = prepare_segment(
                 conn, campaign, rendered, settings, secret, render.recipient_values
             )
@@ -145,7 +147,7 @@ def send_test(
     the ledger: ledger id 0 in every token, so its links redirect but record nothing."""
     render = render or default_renderer()
     secret = settings.require_link_secret()
-    rendered = render.render_campaign(campaign)
+    rendered = render.render_campaign(campaign, pages_url=settings.public_url)
     results: list[tuple[str, BatchResult]] = []
     for s in campaign.segments:
         if s.id not in rendered:

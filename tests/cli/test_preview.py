@@ -54,8 +54,12 @@ def test_preview_writes_html_and_text_for_every_segment(tmp_path):
         text = (out / f"{segment}.txt").read_text(encoding="utf-8")
         assert not re.search(r"-eqt?_\w+-", html + text), "a token was left unfilled"
         assert FEATURED[segment] in html and FEATURED[segment].upper() in text
-        # Links go straight to their pages (with UTM), the unsubscribe link is a placeholder.
-        assert "https://equip.example.org/courses/" in html and "/c/" not in html
+        # Links go straight to their pages (an external page with UTM, or our open sign-up
+        # page for a course taken here); the unsubscribe link is a placeholder.
+        assert (
+            "/join/2019-04-equip-training/" in html or "https://equip.example.org/courses/" in html
+        )
+        assert "/c/" not in html
         assert 'href="#unsubscribe-preview"' in html
 
 

@@ -18,7 +18,7 @@ def test_duplicate_ids(tmp_path, demo_path):
     )
     assert problems(path, allow_past=True) == [
         "52: segments[1].id: 'getting-started' is used twice (also segments[0])",
-        "82: courses[1].id: 'equip-basics' is used twice (also courses[0])",
+        "83: courses[1].id: 'equip-basics' is used twice (also courses[0])",
     ]
 
 

@@ -52,7 +52,7 @@ def test_impossible_date(tmp_path, demo_path):
 def test_unknown_key_suggests_the_nearest(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("  utm_source:", "  utm_sorce:"))
     assert problems(path, allow_past=True) == [
-        "125: tracking: unknown key 'utm_sorce' (did you mean 'utm_source'?)"
+        "126: tracking: unknown key 'utm_sorce' (did you mean 'utm_source'?)"
     ]
 
 
@@ -111,7 +111,7 @@ def test_unquoted_times_stay_times(tmp_path, demo_path):
         (
             "sandbox: false",
             'sandbox: "yes please"',
-            ["131: sendgrid.sandbox: yes please should be true or false"],
+            ["132: sendgrid.sandbox: yes please should be true or false"],
         ),
         (
             "max_reject_share: 0.05",
@@ -174,7 +174,7 @@ def test_every_problem_is_reported_at_once(tmp_path, demo_path):
     assert problems(path, allow_past=True) == [
         "58: segments[2].qi_levels[0]: expert is not one of 'none', 'basics' or 'project'",
         "79: courses[0].sessions[0].date: 2019-06-31 is not a date (use YYYY-MM-DD)",
-        "131: sendgrid.sandbox: maybe should be true or false",
+        "132: sendgrid.sandbox: maybe should be true or false",
     ]
 
 
@@ -205,7 +205,7 @@ def test_a_few_yaml_aliases_still_work(tmp_path, demo_path):
         ("categories: [equip-newsletter]", "categories: &cats [equip-newsletter]"),
         ("  sandbox: false", "  sandbox: false\nx_copy: *cats"),
     )
-    assert problems(path, allow_past=True) == ["132: unknown key 'x_copy'"]
+    assert problems(path, allow_past=True) == ["133: unknown key 'x_copy'"]
 
 
 def test_a_device_pipe_or_huge_file_given_as_the_spec_is_refused_by_name(tmp_path):

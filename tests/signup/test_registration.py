@@ -106,10 +106,7 @@ def test_no_waiting_list_means_full(engine, tmp_path, demo_path):
         demo_path,
         action_places=1,
         extra=(
-            (
-                "    sign_up: equip\n    sessions:",
-                "    sign_up: equip\n    waiting_list: false\n    sessions:",
-            ),
+            ("    schedule: attend_all\n", "    schedule: attend_all\n    waiting_list: false\n"),
         ),
     )
     with engine.begin() as conn:

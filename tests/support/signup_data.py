@@ -17,11 +17,11 @@ from support.spec_files import edited
 
 NOW = dt.datetime(2019, 5, 1, 9, 0)  # naive UTC, like the store
 
-_BASICS_URLS = (
-    ', sign_up_url: "https://equip.example.org/courses/basics?date=2019-06-27"}',
-    ', sign_up_url: "https://equip.example.org/courses/basics?date=2019-09-10"}',
+_BASICS = (
+    '{date: 2019-06-27, start: "13:00", end: "17:00", venue: "Example Community Centre, London E1"',
+    '{date: 2019-09-10, start: "13:00", end: "17:00", venue: "Example Community Centre, London E1"',
 )
-_ACTION_URL = "    sign_up_url: https://equip.example.org/courses/equip-in-action\n"
+_ACTION_VENUE = 'venue: "Example Training Rooms, London E1"'
 
 
 def hosted_spec(
@@ -32,24 +32,16 @@ def hosted_spec(
     action_places: int | None = 12,
     extra: tuple[tuple[str, str], ...] = (),
 ) -> Path:
-    """The demo with Basics and In Action hosted (``sign_up: equip``) and these places."""
-    text = demo_path.read_text(encoding="utf-8")
+    """The demo (EQUIP Basics and EQUIP in Action taken here) with these places."""
     replacements: list[tuple[str, str]] = []
-    if _ACTION_URL in text:  # the demo before it signed up here itself
-        for url, places in zip(_BASICS_URLS, basics_places, strict=True):
-            replacements.append((url, f", places: {places}}}" if places else "}"))
+    for session, places in zip(_BASICS, basics_places, strict=True):
         replacements.append(
-            (
-                "    schedule: choose_one\n    attendance:",
-                "    schedule: choose_one\n    sign_up: equip\n    attendance:",
-            )
+            (f"{session}, places: 30}}", session + (f", places: {places}}}" if places else "}"))
         )
-        replacements.append((_ACTION_URL, "    sign_up: equip\n"))
-        action = f", places: {action_places}}}" if action_places else "}"
-        venue = 'venue: "Example Training Rooms, London E1"'
-        for day in ("2019-06-13", "2019-07-09", "2019-09-17"):
-            session = f'{{date: {day}, start: "9:00", end: "17:00", {venue}'
-            replacements.append((session + "}", session + action))
+    action = f", places: {action_places}}}" if action_places else "}"
+    for day in ("2019-06-13", "2019-07-09", "2019-09-17"):
+        session = f'{{date: {day}, start: "9:00", end: "17:00", {_ACTION_VENUE}'
+        replacements.append((session + ", places: 16}", session + action))
     return edited(tmp_path, demo_path, *replacements, *extra)
 
 

@@ -23,16 +23,15 @@ from .mjml_compile import compile_mjml
 from .personalisation import RenderedSegment
 from .templates import environments, load_template, locate, render_template, traced_render
 from .tokens import PLACEHOLDERS, html_token, link_token_name, text_token
-from .views import template_context, text_context
+from .views import PAGES_URL, template_context, text_context
 
 
-def render_mjml(campaign: Campaign, segment_id: str) -> str:
+def render_mjml(campaign: Campaign, segment_id: str, *, pages_url: str = PAGES_URL) -> str:
     """The Jinja step alone: the MJML source of one segment (for validators and debugging)."""
     html_env, _ = environments(campaign.path("templates"))
     template = load_template(campaign, html_env, f"{campaign.template}.mjml.j2")
-    return render_template(
-        campaign, template, template_context(campaign, _segment(campaign, segment_id), LinkBook())
-    )
+    ctx = template_context(campaign, _segment(campaign, segment_id), LinkBook(), pages_url)
+    return render_template(campaign, template, ctx)
 
 
 def _segment(campaign: Campaign, segment_id: str) -> Segment:
@@ -47,9 +46,10 @@ def _segment(campaign: Campaign, segment_id: str) -> Segment:
 
 
 def render_campaign(
-    campaign: Campaign, segments: list[str] | None = None
+    campaign: Campaign, segments: list[str] | None = None, *, pages_url: str = PAGES_URL
 ) -> dict[str, RenderedSegment]:
-    """Render each segment's email once (all segments, or the ones named)."""
+    """Render each segment's email once (all segments, or the ones named). ``pages_url`` is
+    where the tracking service's sign-up pages are (``EQUIP_PUBLIC_URL``)."""
     folder = campaign.path("templates")
     if not folder.is_dir():
         raise RenderError(
@@ -61,7 +61,10 @@ def render_campaign(
     html_template = load_template(campaign, html_env, f"{campaign.template}.mjml.j2")
     text_template = load_template(campaign, text_env, f"{campaign.template}.txt.j2")
     wanted = [_segment(campaign, s) for s in segments] if segments else list(campaign.segments)
-    return {s.id: _render_segment(campaign, s, html_template, text_template) for s in wanted}
+    return {
+        s.id: _render_segment(campaign, s, html_template, text_template, pages_url)
+        for s in wanted
+    }
 
 
 def _render_segment(
@@ -69,16 +72,17 @@ def _render_segment(
     segment: Segment,
     html_template: jinja2.Template,
     text_template: jinja2.Template,
+    pages_url: str,
 ) -> RenderedSegment:
     book = LinkBook()
-    ctx = template_context(campaign, segment, book)
+    ctx = template_context(campaign, segment, book, pages_url)
     source = render_template(campaign, html_template, ctx)
     template_file = campaign.shown(html_template.filename or html_template.name or "")
 
     def template_position(offset: int) -> str:
         # Only on failure: render again, noting which template line wrote what.
         traced, chunks = traced_render(
-            html_template, template_context(campaign, segment, LinkBook())
+            html_template, template_context(campaign, segment, LinkBook(), pages_url)
         )
         if traced != source:
             return template_file

@@ -15,11 +15,15 @@ from typing import TypedDict
 
 from markupsafe import Markup
 
+from equip_mailer.config import DEFAULT_PUBLIC_URL
+
 from ..campaign import Campaign, Course, Segment, Session
 from ..menu import SegmentMenu, segment_menu
 from .mail_links import LinkBook, LinkRef, LinkSpec, other_link, target_url
 from .markdown import Rich, markdown
 from .tokens import html_token, text_token
+
+PAGES_URL = DEFAULT_PUBLIC_URL  # where the sign-up pages are, unless the caller says
 
 # ---------------------------------------------------------------------------------------
 # Colours: NHS identity colours, each text/background pair at least 4.5:1 (tested).
@@ -113,6 +117,8 @@ class CourseView:
     sessions: tuple[SessionView, ...]
     sign_up: LinkRef | None  # one sign-up for the whole course
     button_text: str
+    # A course taken here (sign_up: equip): its open sign-up page, to pass on to others.
+    share_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,14 +137,26 @@ class FooterView:
     links: tuple[LinkRef, ...]  # the campaign's other links (about, contact, ...)
 
 
-def _course_view(campaign: Campaign, book: LinkBook, course: Course) -> CourseView:
+def open_signup_url(pages_url: str, campaign: Campaign, course: Course) -> str:
+    """A hosted course's open sign-up page on the tracking service (``signup.open_signup``):
+    where its tracked link leads a test send, and what "share this course" shows."""
+    return f"{pages_url.rstrip('/')}/join/{campaign.id}/{course.id}"
+
+
+def _course_view(
+    campaign: Campaign, book: LinkBook, course: Course, pages_url: str
+) -> CourseView:
     per_session = any(s.sign_up_url for s in course.sessions)
     course_ref = None
-    if course.sign_up_url:
+    share_url = open_signup_url(pages_url, campaign, course) if course.hosted else None
+    # A hosted course's link is tracked like any other; the service sends each reader's
+    # click on to their own sign-up page (track.clicks), so its URL is the open page.
+    course_url = share_url or course.sign_up_url
+    if course_url:
         course_ref = LinkRef(
             LinkSpec(
                 key=course.id,
-                url=target_url(campaign, course.sign_up_url, course.id),
+                url=course_url if course.hosted else target_url(campaign, course_url, course.id),
                 label=f"Sign up for {course.name}",
                 course_id=course.id,
             ),
@@ -187,6 +205,7 @@ def _course_view(campaign: Campaign, book: LinkBook, course: Course) -> CourseVi
         sessions=tuple(sessions),
         sign_up=None if per_session else course_ref,
         button_text=f"Sign up for {course.name}",
+        share_url=share_url,
     )
 
 
@@ -213,8 +232,11 @@ class TemplateContext(TypedDict):
     palette: Palette
 
 
-def template_context(campaign: Campaign, segment: Segment, book: LinkBook) -> TemplateContext:
-    """What the HTML template of ``segment`` reads; links are numbered in ``book`` as used."""
+def template_context(
+    campaign: Campaign, segment: Segment, book: LinkBook, pages_url: str = PAGES_URL
+) -> TemplateContext:
+    """What the HTML template of ``segment`` reads; links are numbered in ``book`` as used.
+    ``pages_url`` is where the sign-up pages are (the service's ``EQUIP_PUBLIC_URL``)."""
     menu: SegmentMenu = segment_menu(campaign, segment)
     footer_links = tuple(
         other_link(campaign, book, url, name.replace("-", " ").replace("_", " ").capitalize())
@@ -231,8 +253,8 @@ def template_context(campaign: Campaign, segment: Segment, book: LinkBook) -> Te
         "intro": markdown(campaign, book, campaign.intro, "intro"),
         "sign_off": markdown(campaign, book, campaign.sign_off, "sign_off"),
         "signature": campaign.signature,
-        "featured": [_course_view(campaign, book, c) for c in menu.featured],
-        "others": [_course_view(campaign, book, c) for c in menu.others],
+        "featured": [_course_view(campaign, book, c, pages_url) for c in menu.featured],
+        "others": [_course_view(campaign, book, c, pages_url) for c in menu.others],
         "locked": [
             LockedView(name=lc.course.name, note=lc.note, line=f"{lc.course.name} \u2014 {lc.note}")
             for lc in menu.locked

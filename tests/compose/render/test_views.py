@@ -65,8 +65,18 @@ def test_locked_courses_can_be_hidden(tmp_path):
     assert "DATA MASTERCLASS" not in mail.text and "Data masterclass" not in mail.text
 
 
-def test_sessions_with_their_own_sign_up_page_get_their_own_button(demo, rendered):
-    mail = rendered["getting-started"]
+def per_session_pages(spec):
+    """EQUIP Basics as it was before it signed up here: a booking page per afternoon."""
+    basics = spec["courses"][0]
+    del basics["sign_up"]
+    for s in basics["sessions"]:
+        del s["places"]
+        s["sign_up_url"] = f"https://equip.example.org/courses/basics?date={s['date']}"
+
+
+def test_sessions_with_their_own_sign_up_page_get_their_own_button(tmp_path):
+    campaign = load_campaign(make_project(tmp_path, per_session_pages), allow_past=True)
+    mail = render_campaign(campaign, ["getting-started"])["getting-started"]
     assert [link.key for link in mail.links] == [
         "equip-basics@2019-06-27",
         "equip-basics@2019-09-10",
@@ -97,3 +107,15 @@ def test_colours_meet_wcag_aa_contrast():
     for what, fg, bg in PALETTE.contrast_pairs():
         a, b = sorted((luminance(fg), luminance(bg)), reverse=True)
         assert (a + 0.05) / (b + 0.05) >= 4.5, what
+
+
+def test_a_course_taken_here_links_to_its_pages_and_can_be_shared(demo):
+    pages = "https://signup.example.org"
+    mail = render_campaign(demo, ["getting-started"], pages_url=pages)["getting-started"]
+    open_page = f"{pages}/join/2019-04-equip-training/equip-basics"
+    basics = next(link for link in mail.links if link.key == "equip-basics")
+    assert (basics.url, basics.course_id, basics.session) == (open_page, "equip-basics", None)
+    assert f"Share this course: {open_page}" in mail.text
+    assert f'href="{open_page}"' in mail.html  # shared as it is, not as a tracked link
+    masterclass = render_campaign(demo, ["project-leads"], pages_url=pages)["project-leads"]
+    assert "/join/2019-04-equip-training/data-masterclass" not in masterclass.text
