@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import os
 import re
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_from_the_email_to_a_place_a_waiting_list_and_a_promotion(
     monkeypatch.setenv("EQUIP_PUBLIC_URL", public_url)
     settings = Settings(
         database_url=f"sqlite:///{demo_project / 'equip.db'}",
-        link_secret="demo-project-secret-0123456789abcdef",
+        link_secret=os.environ["EQUIP_LINK_SECRET"],  # demo_project's, as the CLI reads it
         public_url=public_url,
     )
     engine = store.open_store(settings.database_url)

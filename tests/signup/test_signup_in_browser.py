@@ -20,6 +20,7 @@ from support.browser import (
     require_webdriver,
     set_width,
 )
+from support.link_secrets import LINK_SECRET
 from support.service import running_app
 from support.signup_data import hosted_campaign, seed_readers, signup_app
 
@@ -27,7 +28,7 @@ from equip_mailer import store
 from equip_mailer.signup import tokens
 from equip_mailer.signup.catalogue import find_course, register_courses
 
-SECRET = b"test-link-secret-0123456789"
+SECRET = LINK_SECRET.encode()
 WIDTHS = (375, 1024)
 
 
