@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from equip_mailer.compose.audience import Audience
     from equip_mailer.compose.campaign import Campaign
     from equip_mailer.compose.render.personalisation import RenderedSegment
+    from equip_mailer.config import Settings
+    from equip_mailer.people.records import PeopleRecords
 
 
 @main.command()
@@ -50,8 +52,8 @@ def check(campaign: Path, allow_past: bool) -> None:
     except SpecError as exc:
         _exit_with_problems(campaign, exc)
 
-    keys, store_note = _store_suppressions(settings().database_url)
-    audience = load_audience(spec, suppressed=keys)
+    keys, people, store_note = _store_records(settings())
+    audience = load_audience(spec, suppressed=keys, people=people)
     rendered, template_note = _check_templates(spec)
 
     console.print(_segments_table(spec, audience, rendered))
@@ -68,6 +70,7 @@ def check(campaign: Path, allow_past: bool) -> None:
             console.print(f"Note: {note}", markup=False, soft_wrap=True)
     if template_note is None:
         console.print("Templates: every segment renders.", markup=False)
+    _print_moves(audience)
     _print_dropped_rows(audience)
     if total == 0:
         raise EquipError(
@@ -91,33 +94,38 @@ def _exit_with_problems(campaign: Path, exc: SpecError) -> NoReturn:
     sys.exit(1)
 
 
-def _store_suppressions(database_url: str) -> tuple[set[str], str | None]:
-    """The store's suppressed addresses, read without creating or migrating anything.
+def _store_records(cfg: Settings) -> tuple[set[str], PeopleRecords | None, str | None]:
+    """The store's suppressed addresses and what it knows of people (recorded QI levels,
+    erased addresses), read without creating or migrating anything.
 
-    Returns (keys, note): a check must not leave a database file behind, so a SQLite file
-    that does not exist yet simply means "no suppressions recorded".
+    Returns (keys, people, note): a check must not leave a database file behind, so a SQLite
+    file that does not exist yet simply means "nothing recorded".
     """
     import sqlalchemy as sa
 
+    from equip_mailer.people import records
     from equip_mailer.store.engine import make_engine
     from equip_mailer.store.rows import suppressed_keys
+
+    database_url = cfg.database_url
+    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
 
     try:
         url = sa.engine.make_url(database_url)
     except sa.exc.ArgumentError:
-        return set(), "EQUIP_DATABASE_URL is not a database URL; store suppressions not read"
+        return set(), None, "EQUIP_DATABASE_URL is not a database URL; store suppressions not read"
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:" or not Path(url.database).exists():
-            return set(), None
+            return set(), None, None
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table("suppressions"):
-                return set(), None
-            return suppressed_keys(conn), None
+                return set(), None, None
+            return suppressed_keys(conn), records.load(conn, secret), None
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        return set(), f"could not read suppressions from the database ({reason})"
+        return set(), None, f"could not read suppressions from the database ({reason})"
     finally:
         engine.dispose()
 
@@ -156,6 +164,17 @@ def _segments_table(
         )
     table.add_row("", "Total", "", f"{len(audience.recipients):,}", "", end_section=True)
     return table
+
+
+def _print_moves(audience: Audience) -> None:
+    """Who the training moved above their list's QI level, and why, one line per reason."""
+    from equip_mailer.people.levels import describe_moves
+
+    lines = describe_moves(audience.raised)
+    if lines:
+        console.print("QI levels recorded here, higher than the lists say:", markup=False)
+        for line in lines:
+            console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
 def _print_dropped_rows(audience: Audience) -> None:

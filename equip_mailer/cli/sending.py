@@ -136,7 +136,7 @@ def send(
         _send_test_copies(run, transport, address)
         return
 
-    keys, audience = _audience(spec, engine)
+    keys, audience = _audience(spec, engine, cfg)
     if transport is None:
         _print_dry_run(run, audience, keys)
         return
@@ -231,14 +231,18 @@ def _send_test_copies(run: _Run, transport: Backend, address: str) -> None:
     )
 
 
-def _audience(spec: Campaign, engine: Engine) -> tuple[set[str], Audience]:
-    """The store's suppressed addresses, and the lists read without them."""
+def _audience(spec: Campaign, engine: Engine, cfg: Settings) -> tuple[set[str], Audience]:
+    """The store's suppressed addresses, and the lists read without them (and without erased
+    people), each person at the higher of their list's and their recorded QI level."""
     from equip_mailer.compose.audience import load_audience
+    from equip_mailer.people import records
     from equip_mailer.store.rows import suppressed_keys
 
+    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
     with engine.connect() as conn:
         keys = suppressed_keys(conn)
-    return keys, load_audience(spec, suppressed=keys)
+        people = records.load(conn, secret)
+    return keys, load_audience(spec, suppressed=keys, people=people)
 
 
 def _print_dry_run(run: _Run, audience: Audience, keys: set[str]) -> None:

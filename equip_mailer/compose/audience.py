@@ -15,6 +15,9 @@ Decisions worth knowing:
   the later ones are listed as duplicates, not as rejects.
 * Suppressed addresses (``lists/suppressions.csv`` plus the store's suppressions, which the
   caller passes in) are always left out, whatever the lists say.
+* With ``people`` (``people.records``), a person's QI level is the higher of the list's and
+  the one their training earned, and an address erased by ``forget`` is left out like a
+  suppressed one.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import gc
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
 from equip_mailer.errors import ListError
 
-from .campaign import QI_LEVELS, Campaign
+from .campaign import QI_LEVELS, Campaign, level_rank
 from .cell_values import (
     CONTROL_RE,
     LEVEL_SYNONYMS,
@@ -60,6 +64,14 @@ class Recipient:
         return self.email.lower()
 
 
+class KnownPeople(Protocol):
+    """What the store knows of people (``people.records.PeopleRecords``)."""
+
+    def level(self, key: str) -> Any | None: ...  # a record with ``.level``, or None
+
+    def erased(self, key: str) -> bool: ...
+
+
 @dataclass
 class Audience:
     by_segment: dict[str, list[Recipient]]
@@ -69,6 +81,8 @@ class Audience:
     rows_read: int = 0
     # one note per dropped duplicate row, naming the row that was kept (for `check`)
     duplicate_rows: list[Reject] = field(default_factory=list)
+    # (address key, the record that raised them above their list's level), for `check`
+    raised: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[Recipient]:
@@ -243,7 +257,9 @@ def read_suppressions(path: Path, shown: str) -> set[str]:
     return keys
 
 
-def load_audience(campaign: Campaign, *, suppressed: Iterable[str] = ()) -> Audience:
+def load_audience(
+    campaign: Campaign, *, suppressed: Iterable[str] = (), people: KnownPeople | None = None
+) -> Audience:
     """Read every list of a campaign into segments, leaving out suppressed and repeated addresses.
 
     ``suppressed`` is the store's suppression list (callers pass ``store.suppressed_keys``);
@@ -279,9 +295,13 @@ def load_audience(campaign: Campaign, *, suppressed: Iterable[str] = ()) -> Audi
                 )
                 continue
             first_seen[key] = r.source
-            if key in blocked:
+            if key in blocked or (people is not None and people.erased(key)):
                 audience.suppressed += 1
                 continue
+            if people is not None and (known := people.level(key)) is not None:
+                if level_rank(known.level) > level_rank(r.qi_level):
+                    r = replace(r, qi_level=known.level)
+                    audience.raised.append((key, known))
             where = (r.qi_level, r.role)
             if where not in segment_of:
                 seg = campaign.segment_for(r.qi_level, r.role)

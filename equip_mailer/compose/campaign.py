@@ -303,6 +303,9 @@ class Footer(Strict):
     organisation: str
     address: str | None = None
     why: str  # "You get this because ..."
+    # The privacy notice (what is held, why, how long): linked from every mail and sign-up
+    # page; a real send refuses to go without it (send.preflight).
+    privacy_url: Url | None = None
 
 
 class Campaign(Strict):

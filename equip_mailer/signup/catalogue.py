@@ -71,6 +71,8 @@ class CourseInfo:
     schedule: str  # choose_one | attend_all
     attendance: str | None
     who_can_register: str | None
+    leads_to: str | None  # the QI level completing it gives (people.levels)
+    privacy_url: str | None  # the campaign's privacy notice, linked from the pages' footer
     hosted: bool
     sign_up_url: str | None  # the external booking page, when not hosted
     waiting_list: bool
@@ -118,6 +120,8 @@ def _course_values(campaign: Campaign, course: Course) -> dict:
         "attendance": attendance_text(course),
         "who_can_register": course.who_can_register,
         "requires": course.requires,
+        "leads_to": course.leads_to,
+        "privacy_url": campaign.footer.privacy_url,
         "hosted": course.hosted,
         "sign_up_url": course.sign_up_url,
         "waiting_list": course.waiting_list,
@@ -277,6 +281,8 @@ def load_course(
         schedule=row.schedule,
         attendance=row.attendance,
         who_can_register=row.who_can_register,
+        leads_to=row.leads_to,
+        privacy_url=row.privacy_url,
         hosted=row.hosted,
         sign_up_url=row.sign_up_url,
         waiting_list=row.waiting_list,

@@ -1,10 +1,11 @@
 """The one database every stage shares: ledger, links, events, suppressions, sign-ups, the
-team pages' sessions and audit log (and, as the pipeline grows, people).
+team pages' sessions and audit log, people's attendance and QI levels.
 
 ``open_store(url)`` gives an engine with the schema up to date; the tables are SQLAlchemy Core
 ``Table`` objects in ``schema``; ``migrations`` holds the ordered schema steps; ``rows`` the
 small shared writes; ``signups`` the sign-up tables; ``team`` the team pages';
-``transactions`` the write transactions that assign places; ``identity`` the link secret's
+``transactions`` the write transactions that assign places; ``people`` attendance and QI
+level history; ``identity`` the link secret's
 fingerprint and a campaign's links digest. Everything is re-exported here so callers write
 ``store.ledger``, ``store.open_store(url)``, ``store.identity.check(...)``.
 """
@@ -13,6 +14,7 @@ from . import identity
 from .engine import make_engine, open_store
 from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from .notices import NOTICE_STATES, notices
+from .people import LEVEL_SOURCES, PEOPLE_TABLES, attendance, attendance_log, person_levels
 from .rows import add_suppression, ensure_campaign, insert_ignore, suppressed_keys, utcnow
 from .schema import (
     BATCH_STATES,
@@ -40,6 +42,11 @@ from .team import team_audit, team_rate_limits, team_sessions, team_signin_links
 from .transactions import immediate, lock_row
 
 __all__ = [
+    "LEVEL_SOURCES",
+    "PEOPLE_TABLES",
+    "attendance",
+    "attendance_log",
+    "person_levels",
     "BATCH_STATES",
     "REGISTRATION_SOURCES",
     "REGISTRATION_STATES",

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from equip_mailer.errors import StoreError
 
 from .notices import notices
+from .people import PEOPLE_TABLES
 from .schema import batches, campaigns, events, ledger, links, meta, metadata, suppressions
-from .signups import SIGNUP_TABLES
+from .signups import SIGNUP_TABLES, signup_courses
 from .team import TEAM_TABLES
 
 
@@ -72,6 +73,18 @@ def _v6(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(TEAM_TABLES))
 
 
+def _v7(conn: Connection) -> None:
+    # People: attendance, its corrections, QI level history; and on each course the level
+    # completing it gives and the privacy notice its pages link to. A store created at v4 or
+    # later by this code already has the two columns (create_all reads the table as it is now).
+    have = {c["name"] for c in sa.inspect(conn).get_columns("signup_courses")}
+    for column in ("leads_to", "privacy_url"):
+        if column not in have:
+            kind = signup_courses.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE signup_courses ADD COLUMN {column} {kind}"))
+    metadata.create_all(conn, tables=list(PEOPLE_TABLES))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
@@ -79,6 +92,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "sign-ups: courses, sessions, registrations, open sign-up invites", _v4),
     (5, "notices: transactional messages sent exactly once", _v5),
     (6, "team pages: sign-in links, sessions, rate limits, audit log", _v6),
+    (7, "people: attendance, QI level history; courses' leads_to and privacy notice", _v7),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -43,6 +43,8 @@ signup_courses = sa.Table(
     sa.Column("attendance", sa.Text),  # what attendance means, in the spec's words
     sa.Column("who_can_register", sa.Text),
     sa.Column("requires", sa.String(20)),  # lowest QI level
+    sa.Column("leads_to", sa.String(20)),  # the level completing it gives (migration 7)
+    sa.Column("privacy_url", sa.Text),  # the campaign's privacy notice (migration 7)
     sa.Column("hosted", sa.Boolean, nullable=False),  # sign_up: equip
     sa.Column("sign_up_url", sa.Text),  # the external booking page, when not hosted
     sa.Column("waiting_list", sa.Boolean, nullable=False),
