@@ -12,7 +12,15 @@ to tests/cli/test_docs.py, which checks both.
 """
 
 # The command modules, imported for their @main.command() registrations.
-from equip_mailer.cli import check, preview, reporting, sending, serve, status  # noqa: F401
+from equip_mailer.cli import (  # noqa: F401
+    check,
+    preview,
+    reporting,
+    rosters,
+    sending,
+    serve,
+    status,
+)
 from equip_mailer.cli.common import main
 
 __all__ = ["main"]

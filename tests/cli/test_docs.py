@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from equip_mailer.cli import main
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-COMMANDS = ("check", "preview", "send", "status", "cancel", "serve", "report")
+COMMANDS = ("check", "preview", "send", "status", "cancel", "serve", "report", "roster")
 
 
 def test_the_cli_offers_exactly_the_documented_commands():
