@@ -14,6 +14,7 @@ to tests/cli/test_docs.py, which checks both.
 # The command modules, imported for their @main.command() registrations.
 from equip_mailer.cli import (  # noqa: F401
     check,
+    people,
     preview,
     reporting,
     rosters,

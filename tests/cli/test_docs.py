@@ -8,7 +8,18 @@ from click.testing import CliRunner
 from equip_mailer.cli import main
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-COMMANDS = ("check", "preview", "send", "status", "cancel", "serve", "report", "roster")
+COMMANDS = (
+    "check",
+    "preview",
+    "send",
+    "status",
+    "cancel",
+    "serve",
+    "report",
+    "roster",
+    "attendance",
+    "people",
+)
 
 
 def test_the_cli_offers_exactly_the_documented_commands():

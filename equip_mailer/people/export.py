@@ -1,0 +1,86 @@
+"""``people export``: the campaign's lists written back as one list with current QI levels,
+for teams that keep the spreadsheet as the master.
+
+The file is in the shipped list format (the columns ``lists/README.md`` describes), so it
+can replace the lists it came from; one more column, ``qi_level_why``, says where a level
+higher than the list's came from ("after EQUIP Basics, 2019-06-27"). Rows that the lists
+reject stay out (``check`` names them), repeated addresses appear once, and erased people
+never come back through an export: that is what would put them on next quarter's list.
+Text that a spreadsheet would run as a formula is defused, as in the reports.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from equip_mailer.compose.audience import Recipient, read_list
+from equip_mailer.compose.campaign import Campaign, level_rank
+from equip_mailer.compose.list_files import COLUMNS
+from equip_mailer.report.spreadsheets import defuse
+
+from . import records
+
+HEADER = (*COLUMNS, "qi_level_why")
+
+
+@dataclass(frozen=True)
+class Exported:
+    rows: int
+    raised: int  # people written at a higher level than their list gives
+    erased: int  # people on the lists left out because they were erased
+
+
+def _rows(campaign: Campaign, people: records.PeopleRecords) -> tuple[list[list[str]], int, int]:
+    seen: set[str] = set()
+    rows: list[list[str]] = []
+    raised = erased = 0
+    for shown in campaign.lists.files:
+        recipients, _rejects, _count = read_list(campaign.path(shown), shown)
+        for r in recipients:
+            if r.key in seen:
+                continue
+            seen.add(r.key)
+            if people.erased(r.key):
+                erased += 1
+                continue
+            rows.append(_row(r, people))
+            raised += rows[-1][-1] != "list"
+    return rows, raised, erased
+
+
+def _row(r: Recipient, people: records.PeopleRecords) -> list[str]:
+    level, why = r.qi_level, "list"
+    known = people.level(r.key)
+    if known is not None and level_rank(known.level) > level_rank(r.qi_level):
+        level, why = known.level, known.why
+    return [r.email, r.first_name, r.last_name, r.practice, r.role, level, why]
+
+
+def export_people(campaign: Campaign, engine: Engine, secret: bytes | None, out: Path) -> Exported:
+    """Write ``out`` (.csv, UTF-8 with BOM for Excel; or .xlsx) and say what it holds."""
+    with engine.connect() as conn:
+        people = records.load(conn, secret)
+    rows, raised, erased = _rows(campaign, people)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        sheet = wb.active
+        sheet.title = "People"
+        sheet.append(list(HEADER))
+        for row in rows:
+            sheet.append([defuse(v) for v in row])
+            for cell in sheet[sheet.max_row]:
+                cell.data_type = "s"  # never a formula
+        wb.save(out)
+    else:
+        with out.open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\r\n")
+            writer.writerow(HEADER)
+            writer.writerows([defuse(v) for v in row] for row in rows)
+    return Exported(rows=len(rows), raised=raised, erased=erased)

@@ -1,0 +1,52 @@
+"""`equip-mailer people export` and `people level`: the lists written back with current QI
+levels, readable as a list again, without the people who were erased."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from click.testing import CliRunner
+from support.link_secrets import LINK_SECRET
+from support.sign_in_sheets import SPEC
+
+from equip_mailer import store
+from equip_mailer.cli import main
+from equip_mailer.compose.audience import read_list
+from equip_mailer.people import records
+
+FARAH = "farah.williams1001@example.org"
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_export_writes_current_levels_in_the_list_format(demo_project):
+    raised = run(
+        "people", "level", "Vik.Fernandez1@nhs.example", "project", "--reason", "leads a QI project"
+    )
+    assert raised.exit_code == 0, raised.output
+    assert "V***@n***.example is now at project." in raised.output
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.begin() as conn:
+        store.add_suppression(conn, records.erased_key(LINK_SECRET.encode(), FARAH), "erased")
+    engine.dispose()
+
+    for name in ("people.csv", "people.xlsx"):
+        result = run("people", "export", SPEC, "--out", name)
+        assert result.exit_code == 0, result.output
+        assert "Wrote 336 people to" in result.output
+        assert "1 at a higher QI level than their list says, 1 erased left out." in result.output
+        people, rejects, rows = read_list(demo_project / name, name)
+        assert (rejects, rows) == ([], 336)
+        by_key = {p.key: p for p in people}
+        assert FARAH not in by_key
+        assert by_key["vik.fernandez1@nhs.example"].qi_level == "project"
+        assert by_key["oliver.miah2@nhs.example"].qi_level == "basics"  # as the list says
+
+    text = (demo_project / "people.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0] == "email,first_name,last_name,practice,role,qi_level,qi_level_why"
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert f"Vik,Fernández,Tower View Surgery,Practice nurse,project,set by hand on {today}" in text
+    again = run("people", "export", SPEC, "--out", "people.csv")
+    assert again.exit_code == 1 and "people.csv exists already" in again.output

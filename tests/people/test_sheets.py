@@ -1,0 +1,127 @@
+"""`equip-mailer attendance`: a completed sign-in sheet in, attendance and QI levels out;
+every bad row named and nothing half-imported."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from support.sign_in_sheets import SPEC, write_roster
+
+from equip_mailer import store
+from equip_mailer.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def counts(url):
+    engine = store.open_store(url)
+    with engine.connect() as conn:
+        found = {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+            for t in (store.attendance, store.attendance_log, store.person_levels)
+        }
+    engine.dispose()
+    return found
+
+
+def test_a_roster_sheet_records_attendance_and_moves_people(signed_up, tmp_path):
+    basics, people = signed_up["basics"], signed_up["people"]
+    sheet = write_roster(
+        tmp_path / "basics-06-27.xlsx", basics, basics.sessions[0], people, ["✓", "absent", ""]
+    )
+
+    first = run("attendance", SPEC, str(sheet))
+    again = run("attendance", SPEC, str(sheet))
+
+    assert first.exit_code == 0, first.output
+    assert "Recorded 2 new mark(s), 0 correction(s); 0 row(s) were recorded already" in first.output
+    assert "1 row(s) left blank (not marked)" in first.output
+    assert "1 person completed EQUIP Basics." in first.output
+    assert "1 person now at basics after EQUIP Basics, 2019-06-27." in first.output
+    assert again.exit_code == 0, again.output
+    assert "Recorded 0 new mark(s), 0 correction(s); 2 row(s) were recorded already" in again.output
+    assert counts(signed_up["engine_url"]) == {
+        "attendance": 2,
+        "attendance_log": 2,
+        "person_levels": 1,
+    }
+    check = run("check", SPEC, "--allow-past")
+    assert "1 person now at basics after EQUIP Basics, 2019-06-27" in check.output
+
+
+def test_a_corrected_sheet_is_a_correction(signed_up, tmp_path):
+    basics, people = signed_up["basics"], signed_up["people"]
+    june = basics.sessions[0]
+    run(
+        "attendance", SPEC, str(write_roster(tmp_path / "a.csv", basics, june, people, ["yes"] * 3))
+    )
+
+    fixed = run(
+        "attendance",
+        SPEC,
+        str(write_roster(tmp_path / "b.csv", basics, june, people, ["yes", "no", "yes"])),
+    )
+
+    assert fixed.exit_code == 0, fixed.output
+    assert "Recorded 0 new mark(s), 1 correction(s); 2 row(s) were recorded already" in fixed.output
+    assert "corrected: EQUIP Basics 2019-06-27: absent (was attended)" in fixed.output
+    assert "1 level raise(s) taken back after a correction." in fixed.output
+
+
+def test_a_plain_list_of_addresses_per_session(signed_up, tmp_path):
+    sheet = tmp_path / "came.csv"
+    sheet.write_text(
+        "email,session\n"
+        "VIK.FERNANDEZ1@nhs.example,27/06/2019\n"
+        "walk.in@example.org,2019-06-27\n"
+        "bob@nhs.example,2019-06-13\n"
+        "bob@nhs.example,2019-07-09\n"
+        "bob@nhs.example,2019-09-17\n",
+        encoding="utf-8",
+    )
+    result = run("attendance", SPEC, str(sheet))
+    assert result.exit_code == 0, result.output
+    assert "Recorded 5 new mark(s)" in result.output
+    print(result.output)
+    assert (
+        f"4 row(s) for people with no place on the course (recorded as walk-ins): {sheet}:3, "
+        f"{sheet}:4, {sheet}:5, {sheet}:6" in result.output
+    )
+    assert "1 person completed EQUIP in Action." in result.output
+    assert "1 person now at project after EQUIP in Action, 2019-09-17." in result.output
+    assert "2 people now at basics after EQUIP Basics, 2019-06-27." in result.output
+
+
+def test_bad_rows_are_all_named_and_nothing_is_recorded(signed_up, tmp_path):
+    basics, people = signed_up["basics"], signed_up["people"]
+    sheet = write_roster(
+        tmp_path / "bad.csv", basics, basics.sessions[0], people, ["yes", "maybe", "yes"]
+    )
+    text = sheet.read_text(encoding="utf-8-sig").splitlines()
+    text[3] = text[3].replace(f",{people[2][0].id},", ",99999,")
+    text.append("EQUIP Basics,2019-06-28,,Ann,ann@nhs.example,,,,,,,,yes")
+    sheet.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+    result = run("attendance", SPEC, str(sheet))
+
+    assert result.exit_code == 1
+    assert "3 rows cannot be recorded, so nothing was imported:" in result.output
+    assert f'{sheet}:3: Attended "maybe" is not yes or no' in result.output
+    assert (
+        f"{sheet}:4: Registration 99999 is not a sign-up of 2019-04-equip-training" in result.output
+    )
+    assert (
+        f"{sheet}:5: no course of 2019-04-equip-training has a session on 2019-06-28"
+        in result.output
+    )
+    assert counts(signed_up["engine_url"])["attendance"] == 0
+
+
+def test_a_sheet_without_a_session_column_is_refused(signed_up, tmp_path):
+    sheet = tmp_path / "names.csv"
+    sheet.write_text("email\nann@nhs.example\n", encoding="utf-8")
+    result = run("attendance", SPEC, str(sheet))
+    assert result.exit_code == 1
+    assert "has no Session column" in result.output
