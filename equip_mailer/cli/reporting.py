@@ -153,6 +153,7 @@ def _report_input(arg: str, engine: Engine | None) -> tuple[Frames, Names | None
     from equip_mailer.compose.spec import load_campaign
     from equip_mailer.report.load import ReportError, empty_frames, load_frames
     from equip_mailer.report.model import names_from_spec
+    from equip_mailer.report.stored import names_from_recorded_spec, refresh_machine_flags
 
     path = Path(arg)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
@@ -161,7 +162,7 @@ def _report_input(arg: str, engine: Engine | None) -> tuple[Frames, Names | None
         try:
             if engine is None:
                 raise ReportError("no database yet")
-            _refresh_machine_flags(engine, spec.id)
+            refresh_machine_flags(engine, spec.id)
             return load_frames(engine, spec.id), names
         except ReportError:
             return empty_frames(spec.id, spec.subject), names
@@ -172,44 +173,8 @@ def _report_input(arg: str, engine: Engine | None) -> tuple[Frames, Names | None
             "Give the campaign spec (campaigns/....yaml) for a "
             "'not sent yet' report.",
         )
-    _refresh_machine_flags(engine, arg)
-    return load_frames(engine, arg), _names_from_recorded_spec(engine, arg)
-
-
-def _names_from_recorded_spec(engine: Engine, campaign_id: str) -> Names | None:
-    """Display names from the spec file the send recorded, when it is still there and still
-    describes this campaign; ids will do otherwise (names are a nicety)."""
-    import sqlalchemy as sa
-
-    from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.errors import SpecError
-    from equip_mailer.report.model import names_from_spec
-    from equip_mailer.store.schema import campaigns
-
-    with engine.connect() as conn:
-        spec_path = conn.execute(
-            sa.select(campaigns.c.spec_path).where(campaigns.c.id == campaign_id)
-        ).scalar()
-    if not spec_path or not Path(spec_path).is_file():
-        return None
-    try:
-        spec = load_campaign(spec_path, allow_past=True)
-    except SpecError:
-        return None
-    return names_from_spec(spec) if spec.id == campaign_id else None
-
-
-def _refresh_machine_flags(engine: Engine, campaign_id: str) -> None:
-    """A delivered event can arrive after the scanner click it explains; one full pass
-    before counting makes the human/machine split as good as the store allows."""
-    import sqlalchemy as sa
-
-    from equip_mailer.store.schema import campaigns
-    from equip_mailer.track.machines import reclassify_campaign
-
-    with engine.begin() as conn:
-        if conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
-            reclassify_campaign(conn, campaign_id)
+    refresh_machine_flags(engine, arg)
+    return load_frames(engine, arg), names_from_recorded_spec(engine, arg)
 
 
 def _files_written(paths: list[Path]) -> None:

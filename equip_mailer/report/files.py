@@ -22,6 +22,15 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
     html.write_text(render_html(report), encoding="utf-8")
     written.append(html)
     tables = list(report.tables.values())
+    written.append(write_xlsx(tables, out_dir / "report.xlsx", summary=summary_rows(report)))
+    for table in tables:
+        written.append(write_csv(table, out_dir / f"{table.key}.csv"))
+    return written
+
+
+def summary_rows(report: Report) -> list[tuple[str, str]]:
+    """The workbook's Summary sheet: campaign, subject, dates, headline figures, notes (the
+    team pages' download writes the same sheet)."""
     summary = [
         ("Campaign", report.campaign_id),
         ("Subject", report.subject or ""),
@@ -31,10 +40,7 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
         (f.label, f"{f.value} ({f.detail})" if f.detail else f.value) for f in report.headline
     ]
     summary += [("Note", n) for n in report.notes]
-    written.append(write_xlsx(tables, out_dir / "report.xlsx", summary=summary))
-    for table in tables:
-        written.append(write_csv(table, out_dir / f"{table.key}.csv"))
-    return written
+    return summary
 
 
 def write_comparison(

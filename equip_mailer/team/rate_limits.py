@@ -44,11 +44,10 @@ def allow(conn: Connection, limit: Limit, who: str, now: dt.datetime) -> bool:
     expires = dt.datetime.fromtimestamp((window + 1) * seconds, dt.UTC).replace(tzinfo=None)
     conn.execute(team_rate_limits.delete().where(team_rate_limits.c.expires_at < now))
     values = {"bucket": bucket, "count": 1, "expires_at": expires}
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(team_rate_limits).values(values)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(team_rate_limits).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["bucket"], set_={"count": team_rate_limits.c.count + 1}

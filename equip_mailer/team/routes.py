@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from .views import activity, campaigns, signin
+from .views import activity, campaigns, reports, signin
 
 ROUTES: tuple[BaseRoute, ...] = (
     *signin.ROUTES,
     *campaigns.ROUTES,
+    *reports.ROUTES,
     *activity.ROUTES,
 )

@@ -91,6 +91,9 @@ def test_every_team_page_is_accessible_and_fits_a_phone(team, engine, settings, 
     assert browser.current_url == f"{b}/team/"
     assert "Signed in as ann@nhs.example" in browser.page_source
     check_page(browser, "campaigns", shots)
+    browser.get(f"{b}/team/campaigns/2019-01-equip")
+    assert "Click-through rate" in browser.page_source
+    check_page(browser, "report", shots)
     browser.get(link)  # used: it says so
     check_page(browser, "link-used", shots)
     browser.get(f"{b}/team/activity")

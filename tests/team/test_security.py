@@ -11,7 +11,13 @@ from equip_mailer import store
 from equip_mailer.signup.tokens import registration_token, signup_token
 from equip_mailer.team import audit
 
-PAGES = ["/team/", "/team/activity"]
+PAGES = [
+    "/team/",
+    "/team/activity",
+    "/team/campaigns/2019-04-equip",
+    "/team/campaigns/2019-04-equip/report.xlsx",
+    "/team/campaigns/2019-04-equip/csv/funnel.csv",
+]
 
 
 def test_every_page_without_a_session_redirects_to_sign_in(team):

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +22,7 @@ from equip_mailer.track.state import Service
 
 from ..guard import Member, members_only
 from ..render import page
+from ..report_cache import cache_of
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def campaign_state(engine: Engine, row: sa.Row) -> CampaignState:
     )
 
 
+def campaign_row(conn: Connection, campaign_id: str) -> sa.Row | None:
+    return conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).first()
+
+
 def all_campaigns(engine: Engine) -> list[CampaignState]:
     """Newest first."""
     with engine.connect() as conn:
@@ -68,6 +73,9 @@ def all_campaigns(engine: Engine) -> list[CampaignState]:
 @members_only
 async def campaigns_page(request: Request, member: Member) -> Response:
     found = await run_in_threadpool(all_campaigns, Service.of(request).engine)
+    cache = cache_of(request.app.state)
+    for c in found[:3]:  # the reports one is likely to open next start counting now
+        await run_in_threadpool(cache.prefetch, c.id)
     return page(
         request,
         "campaigns.html.j2",

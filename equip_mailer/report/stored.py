@@ -1,0 +1,73 @@
+"""One stored campaign's report, the way ``equip-mailer report CAMPAIGN_ID`` makes it: the
+machine flags refreshed, the frames read, the names borrowed from the spec the send recorded.
+
+The command and the team's pages both call ``stored_report``, so a figure on the page is
+the figure in report.html by construction, not by a second implementation kept in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .assemble import build_report
+from .load import load_frames
+from .model import Names, Report, names_from_spec
+
+
+def stored_report(
+    engine: Engine,
+    campaign_id: str,
+    human_only: bool = True,
+    writing: AbstractContextManager[Any] | None = None,
+) -> Report:
+    """The report of a campaign in the store (ReportError if it has no row). ``writing`` is
+    the service's write queue, held only while the machine flags are refreshed (the one
+    write), never while the report is counted."""
+    with writing if writing is not None else contextlib.nullcontext():
+        refresh_machine_flags(engine, campaign_id)
+    frames = load_frames(engine, campaign_id)
+    return build_report(frames, names_from_recorded_spec(engine, campaign_id), human_only)
+
+
+def recorded_spec_path(engine: Engine, campaign_id: str) -> str | None:
+    """The spec file the campaign's send recorded (relative to where it ran), if any."""
+    from equip_mailer.store.schema import campaigns
+
+    with engine.connect() as conn:
+        path: str | None = conn.execute(
+            sa.select(campaigns.c.spec_path).where(campaigns.c.id == campaign_id)
+        ).scalar()
+    return path
+
+
+def names_from_recorded_spec(engine: Engine, campaign_id: str) -> Names | None:
+    """Display names from the spec file the send recorded, when it is still there and still
+    describes this campaign; ids will do otherwise (names are a nicety)."""
+    from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.errors import SpecError
+
+    spec_path = recorded_spec_path(engine, campaign_id)
+    if not spec_path or not Path(spec_path).is_file():
+        return None
+    try:
+        spec = load_campaign(spec_path, allow_past=True)
+    except SpecError:
+        return None
+    return names_from_spec(spec) if spec.id == campaign_id else None
+
+
+def refresh_machine_flags(engine: Engine, campaign_id: str) -> None:
+    """A delivered event can arrive after the scanner click it explains; one full pass
+    before counting makes the human/machine split as good as the store allows."""
+    from equip_mailer.store.schema import campaigns
+    from equip_mailer.track.machines import reclassify_campaign
+
+    with engine.begin() as conn:
+        if conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
+            reclassify_campaign(conn, campaign_id)
