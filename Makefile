@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-smoke clean
+.PHONY: demo test lint install bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,15 @@ demo: $(STAMP)
 PRISM := $(wildcard ../shared/sendgrid/with_prism.sh)
 test: $(STAMP)
 	bash tests/setup-system.sh
+	$(MAKE) --no-print-directory lint
 	$(if $(PRISM),bash $(PRISM)) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The habits CI keeps: ruff's lint rules and formatting, and mypy over the package
+# (settings in pyproject.toml). `make test` runs this first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -205,15 +205,15 @@ def people(
     ascii_last = {name: _ascii(name) for name in LAST_NAMES}
     return [
         {
-            "email": f"{ascii_first[f]}.{ascii_last[l]}{start + i}@{d}",
+            "email": f"{ascii_first[f]}.{ascii_last[last]}{start + i}@{d}",
             "first_name": f,
-            "last_name": l,
+            "last_name": last,
             "practice": p,
             "role": r,
             "qi_level": q,
         }
-        for i, (f, l, p, r, q, d) in enumerate(
-            zip(firsts, lasts, practices, roles, levels, domains)
+        for i, (f, last, p, r, q, d) in enumerate(
+            zip(firsts, lasts, practices, roles, levels, domains, strict=True)
         )
     ]
 

@@ -58,7 +58,7 @@ def ink_stats(png: Path) -> dict:
         small.get_flattened_data() if hasattr(small, "get_flattened_data") else small.getdata()
     )
     background = max(set(pixels), key=pixels.count)
-    ink = sum(1 for p in pixels if sum(abs(a - b) for a, b in zip(p, background)) > 60)
+    ink = sum(1 for p in pixels if sum(abs(a - b) for a, b in zip(p, background, strict=True)) > 60)
     return {
         "width": img.width,
         "height": img.height,

@@ -62,8 +62,7 @@ def render_campaign(
     text_template = load_template(campaign, text_env, f"{campaign.template}.txt.j2")
     wanted = [_segment(campaign, s) for s in segments] if segments else list(campaign.segments)
     return {
-        s.id: _render_segment(campaign, s, html_template, text_template, pages_url)
-        for s in wanted
+        s.id: _render_segment(campaign, s, html_template, text_template, pages_url) for s in wanted
     }
 
 

@@ -143,9 +143,7 @@ def open_signup_url(pages_url: str, campaign: Campaign, course: Course) -> str:
     return f"{pages_url.rstrip('/')}/join/{campaign.id}/{course.id}"
 
 
-def _course_view(
-    campaign: Campaign, book: LinkBook, course: Course, pages_url: str
-) -> CourseView:
+def _course_view(campaign: Campaign, book: LinkBook, course: Course, pages_url: str) -> CourseView:
     per_session = any(s.sign_up_url for s in course.sessions)
     course_ref = None
     share_url = open_signup_url(pages_url, campaign, course) if course.hosted else None
