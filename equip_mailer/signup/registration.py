@@ -26,6 +26,9 @@ Registrations are keyed by (course, lower-cased address): a second submit, a dou
 back-button resubmit or the same person arriving through the open sign-up page all find the
 existing row. A cancelled registration is reused if the person signs up again (joining the
 end of the queue).
+
+The module stays whole past 400 lines on purpose: every rule about who holds a place lives
+here, under the one lock, so a reader can check "never oversold" in one file.
 """
 
 from __future__ import annotations
