@@ -317,6 +317,9 @@ class Campaign(Strict):
     reply_to: Address | None = None
     language: str = "en-GB"
     template: str = "course-menu"
+    # The newsletter's List-Id label (RFC 2919), kept from one campaign to the next: with the
+    # sender's domain it names the list ("newsletter.example.org") for filters and providers.
+    list_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")] = "newsletter"
     intro: str  # Markdown; {first_name} and {practice} allowed
     sign_off: str  # Markdown
     signature: str  # a role, not a person

@@ -30,7 +30,10 @@ def build_request(mail: CampaignMail, batch: Batch) -> dict[str, Any]:
             {"type": "text/html", "value": c.html},
         ],
         "categories": list(mail.categories),
-        "headers": {"List-Unsubscribe-Post": LIST_UNSUBSCRIBE_POST},
+        "headers": {
+            "List-Unsubscribe-Post": LIST_UNSUBSCRIBE_POST,
+            **mail.list_headers(c.segment),
+        },
         "tracking_settings": {
             "click_tracking": {"enable": mail.click_tracking, "enable_text": mail.click_tracking},
             "open_tracking": {"enable": mail.open_tracking},

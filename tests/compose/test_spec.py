@@ -230,3 +230,10 @@ def test_absurdly_deep_nesting_is_a_plain_error(tmp_path):
     with pytest.raises(SpecError) as err:
         load_campaign(path)
     assert "nested too deeply" in str(err.value)
+
+
+def test_a_list_id_must_be_a_plain_label(tmp_path, demo_path):
+    path = edited(tmp_path, demo_path, ("language: en-GB", "language: en-GB\nlist_id: EQUIP news"))
+    assert problems(path, allow_past=True) == [
+        "11: list_id: EQUIP news should be lower-case letters, digits and dashes"
+    ]

@@ -7,6 +7,7 @@ does not check (<= 1000 recipients, each address once, custom_args as id strings
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from support.mail_batches import CONTENT, MAIL, batch, people
@@ -57,3 +58,13 @@ def test_a_scheduled_request_carries_its_batch_id_but_a_test_copy_goes_now():
     unbatched = MAIL.__class__(**{**MAIL.__dict__, "send_at": when})
     with pytest.raises(DeliveryError, match="needs a SendGrid batch id"):
         build_request(unbatched, batch(1))
+
+
+def test_list_headers_go_with_the_batch_of_their_segment():
+    mail = replace(MAIL, list_label="newsletter")
+    body = build_request(mail, batch(2))
+    assert body["headers"] == {
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": '"EQUIP" <newsletter.example.org>',
+        "Feedback-ID": "2019-04-equip-training:getting-started:newsletter:example.org",
+    }

@@ -98,6 +98,8 @@ class OutboxBackend:
         )
         msg["List-Unsubscribe"] = f"<{a.unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = LIST_UNSUBSCRIBE_POST
+        for name, value in self.mail.list_headers(c.segment).items():
+            msg[name] = value
         msg["X-Equip-Campaign"] = self.mail.campaign_id
         msg["X-Equip-Segment"] = c.segment
         msg["X-Equip-Recipient"] = str(a.ledger_id)

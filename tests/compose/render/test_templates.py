@@ -55,8 +55,8 @@ def test_an_mjml_error_with_a_position_names_the_template_line(tmp_path):
         lines["at"] = edit_template(
             folder,
             "course-menu.mjml.j2",
-            "    <mj-preview>",
-            "    <mj-text>in the head</mj-text>\n    <mj-preview>",
+            "    <mj-attributes>",
+            "    <mj-text>in the head</mj-text>\n    <mj-attributes>",
         )
 
     campaign = load_campaign(make_project(tmp_path, templates=misplaced), allow_past=True)

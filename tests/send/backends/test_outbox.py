@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 
 from support.mail_batches import MAIL, batch
 
@@ -71,3 +72,12 @@ def test_substitute_matches_render_personalise(demo_path):
     assert (substitute(rendered.html, values), substitute(rendered.text, values)) == personalise(
         rendered, values
     )
+
+
+def test_outbox_mail_carries_the_list_headers(tmp_path):
+    out = OutboxBackend(tmp_path, replace(MAIL, list_label="newsletter"))
+    assert out.send_batch(batch(1)).state == "sent"
+    data = (tmp_path / MAIL.campaign_id / "000001.eml").read_bytes()
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["List-Id"] == '"EQUIP" <newsletter.example.org>'
+    assert msg["Feedback-ID"] == "2019-04-equip-training:getting-started:newsletter:example.org"
