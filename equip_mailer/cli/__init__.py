@@ -20,6 +20,7 @@ from equip_mailer.cli import (  # noqa: F401
     rosters,
     sending,
     serve,
+    signups,
     status,
 )
 from equip_mailer.cli.common import main

@@ -63,7 +63,7 @@ def roster(campaign: str, session: str | None, out_dir: Path | None) -> None:
     from equip_mailer.signup.roster import UnknownSession, campaign_rosters, write_roster
 
     campaign_id = campaign_id_of(campaign)
-    engine = _store_with(campaign_id)
+    engine = store_with_campaign(campaign_id)
     with engine.connect() as conn:
         try:
             rosters = campaign_rosters(conn, campaign_id, session)
@@ -115,7 +115,7 @@ def print_rosters(campaign_id: str, rosters: list[SessionRoster]) -> None:
             r.course.name,
             r.session.key + (f" ({r.day})" if r.day else ""),
             r.starts[-5:],
-            r.filled + ("" if r.course.hosted else " (booked elsewhere)"),
+            r.filled,
             str(r.free.waiting),
             str(needs),
         )
@@ -132,7 +132,7 @@ def campaign_id_of(arg: str) -> str:
     return arg
 
 
-def _store_with(campaign_id: str) -> Engine:
+def store_with_campaign(campaign_id: str) -> Engine:
     """The store, which must exist and know the campaign (reading never creates one)."""
     import sqlalchemy as sa
 
@@ -143,7 +143,7 @@ def _store_with(campaign_id: str) -> Engine:
     if sqlite_file_missing(url):
         raise EquipError(
             f"campaign {campaign_id} has not been sent yet (there is no database)",
-            hint="Rosters list sign-ups, which start once the campaign is sent.",
+            hint="Sign-ups start once the campaign is sent.",
         )
     engine = open_store(url)
     with engine.connect() as conn:
@@ -154,7 +154,7 @@ def _store_with(campaign_id: str) -> Engine:
             hint=(
                 "Campaigns in the database: " + ", ".join(known) + "."
                 if known
-                else "Nothing has been sent yet; rosters start once a campaign is sent."
+                else "Nothing has been sent yet; sign-ups start once a campaign is sent."
             ),
         )
     return engine

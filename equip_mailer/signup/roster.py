@@ -96,7 +96,9 @@ class SessionRoster:
 
     @property
     def filled(self) -> str:
-        """``12 of 20`` (or ``12, no limit``)."""
+        """``12 of 20`` (or ``12, no limit``; ``12 booked elsewhere``)."""
+        if not self.course.hosted:
+            return f"{self.free.confirmed} booked elsewhere"
         if self.free.places is None:
             return f"{self.free.confirmed}, no limit"
         return f"{self.free.confirmed} of {self.free.places}"

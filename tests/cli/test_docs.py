@@ -17,6 +17,7 @@ COMMANDS = (
     "serve",
     "report",
     "roster",
+    "signups",
     "attendance",
     "people",
 )

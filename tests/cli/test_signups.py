@@ -1,0 +1,169 @@
+"""`equip-mailer signups import`, driven end to end over the two shipped example exports
+(lists/imports/): the demo campaign is sent to the outbox, ELFT's Eventbrite attendees and
+Forms responses for the Data masterclass are imported, listed and counted once, and the
+roster shows them."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from support.booking_exports import Booking, forms_xlsx
+
+from equip_mailer.cli import main
+
+SPEC = "campaigns/2019-04-equip-training.yaml"
+EVENTBRITE = "lists/imports/eventbrite-data-masterclass.csv"
+FORMS = "lists/imports/forms-data-masterclass.xlsx"
+
+
+def run(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, " ".join(result.output.split())  # unwrapped
+
+
+@pytest.fixture(scope="module")
+def sent_store(tmp_path_factory):
+    """The demo project sent once to the outbox: a store copied by each test."""
+    import os
+    from pathlib import Path
+
+    from support.link_secrets import LINK_SECRET
+
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path_factory.mktemp("sent")
+    for part in ("campaigns", "lists", "templates"):
+        shutil.copytree(root / part, folder / part)
+    old = os.getcwd()
+    env = {
+        "EQUIP_DATABASE_URL": f"sqlite:///{folder / 'equip.db'}",
+        "EQUIP_LINK_SECRET": LINK_SECRET,
+        "EQUIP_PUBLIC_URL": "https://equip.example.org",
+    }
+    os.chdir(folder)
+    try:
+        result = CliRunner().invoke(
+            main, ["send", SPEC, "--allow-past", "--yes", "--backend", "outbox"], env=env
+        )
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def project(demo_project, sent_store):
+    for part in sent_store.glob("equip.db*"):  # with its WAL
+        shutil.copy(part, demo_project / part.name)
+    return demo_project
+
+
+def test_both_shipped_exports_import_once_and_reach_the_roster(project):
+    code, out = run("signups", "import", SPEC, EVENTBRITE, "--dry-run")
+    assert code == 0, out
+    assert out.startswith(
+        "Would import eventbrite-data-masterclass.csv (Eventbrite attendee export) for Data "
+        "masterclass: 8 new sign-ups, 0 already registered."
+    )
+    assert out.endswith("Dry run: nothing was saved.")
+
+    code, out = run("signups", "import", SPEC, EVENTBRITE)
+    assert code == 0, out
+    assert "8 new sign-ups, 0 already registered." in out
+    assert (
+        "Not on the campaign's lists, imported all the same (2): "
+        f"{EVENTBRITE}:9: Priya Example <p***@e***.example> "
+        f"{EVENTBRITE}:10: Tom Sample <t***@e***.net>" in out
+    )
+    assert (
+        "Cancelled or refunded in the booking tool, not imported (1): "
+        f"{EVENTBRITE}:6: Imran Taylor <i***@n***.example>" in out
+    )
+    assert (
+        f"imported once (1): {EVENTBRITE}:11: Ines Smith <I***@n***.example>, as {EVENTBRITE}:8"
+        in out
+    )
+    assert "@nhs.example" not in out  # addresses are masked on screen
+
+    code, out = run("signups", "import", "2019-04-equip-training", FORMS)
+    assert code == 0, out
+    assert "(Microsoft Forms responses) for Data masterclass: 4 new sign-ups, 1 already" in out
+    assert f"{FORMS}:Form1!row 5: Sam Begum <s***@n***.example> (confirmed, from an import)" in out
+
+    code, out = run("signups", "import", SPEC, EVENTBRITE)
+    assert code == 0 and "0 new sign-ups, 8 already registered." in out
+
+    code, out = run("roster", SPEC, "--session", "2019-10-15", "--out", "r")
+    assert code == 0, out
+    assert "12 booked" in out  # elsewhere (the table wraps it)
+    with open(project / "r" / "data-masterclass_2019-10-15.csv", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and {r["Status"] for r in rows} == {"confirmed"}
+    levels = {r["Name"]: r["QI level"] for r in rows}
+    assert levels["Una Taylor"] == "project" and levels["Tom Sample"] == ""
+    assert {r["Name"]: r["Access needs"] for r in rows if r["Access needs"]} == {
+        "Imran Thomas": "Step-free access, please",
+        "Hamza Ahmed": "I use a wheelchair",
+    }
+
+
+def test_a_bad_row_stops_the_import_before_anything_is_saved(project):
+    forms_xlsx(
+        project / "bad.xlsx",
+        [
+            Booking("Good", "Row", "good@nhs.example", date="27/06/2019"),
+            Booking("Bad", "Row", "bad@@nhs.example", date="27/06/2019"),
+        ],
+    )
+    code, out = run("signups", "import", SPEC, "bad.xlsx", "--course", "EQUIP Basics")
+    assert code == 1
+    assert out == (
+        "Error: bad.xlsx: 1 row cannot be imported, so nothing was: "
+        'bad.xlsx:Form1!row 3: email "bad@@nhs.example" is not a valid address '
+        "Hint: Fix those rows in the file (or delete them), then run the same command again."
+    )
+    code, out = run("roster", SPEC, "--session", "equip-basics@2019-06-27", "--out", "r")
+    assert code == 0 and "0 of 30" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["nowhere.csv"],
+            "Error: nowhere.csv: no such file Hint: Give the attendee export you downloaded",
+        ),
+        (
+            [FORMS, "--course", "yoga"],
+            "Error: campaign 2019-04-equip-training has no course 'yoga' Hint: Its courses: "
+            "equip-basics (EQUIP Basics), equip-in-action (EQUIP in Action), data-masterclass "
+            "(Data masterclass).",
+        ),
+    ],
+)
+def test_plain_errors(project, args, message):
+    code, out = run("signups", "import", SPEC, *args)
+    assert code == 1 and out.startswith(message), out
+
+
+def test_a_file_that_names_no_course_asks_for_one_when_it_could_be_several(project):
+
+    from equip_mailer import store
+
+    engine = store.open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.begin() as conn:  # EQUIP Basics booked elsewhere too: two candidates
+        conn.execute(
+            store.signup_courses.update()
+            .where(store.signup_courses.c.course_id == "equip-basics")
+            .values(hosted=False)
+        )
+    engine.dispose()
+    code, out = run("signups", "import", SPEC, FORMS)
+    assert code == 1
+    assert out.startswith(
+        "Error: the file does not say which course its people booked Hint: Name it with --course"
+    ), out
+    code, out = run("signups", "import", SPEC, EVENTBRITE)  # its Event Name says which
+    assert code == 0 and "for Data masterclass: 8 new sign-ups" in out, out
