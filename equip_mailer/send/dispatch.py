@@ -12,6 +12,7 @@ burning through the list (listmonk's lesson); the message says how to carry on.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from equip_mailer.store import utcnow
 
 from .batch import MAX_PER_REQUEST, Backend, Batch, BatchResult, BatchState
 from .ledger import Ledger
-from .ledger_rows import SENDABLE, Row
+from .ledger_rows import SENDABLE, Row, SettledMeanwhile
 from .prepare import Renderer, build_batch, default_renderer, prepare_segment
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ FINISH_TRIES = 4  # recording an answer: tries, with a short backoff between
 @dataclass(frozen=True)
 class SendOptions:
     limit: int | None = None  # at most this many recipients in this run
-    retry_uncertain: bool = False  # also send rows a dead run left uncertain
+    retry_uncertain: bool = False  # also send rows a dead run left uncertain...
+    uncertain_before: dt.datetime | None = None  # ...of batches that left before this time
     batch_size: int = MAX_PER_REQUEST
     max_bad_batches: int = DEFAULT_MAX_BAD_BATCHES  # error budget per run
 
@@ -117,7 +119,7 @@ def run_send(
     """
     run = _Run(campaign, engine, ledger, settings, options, render or default_renderer(), progress)
     started = time.monotonic()
-    todo = ledger.sendable(options.states)
+    todo = ledger.sendable(options.states, options.uncertain_before)
     segments = [s.id for s in campaign.segments if todo.get(s.id)]
     if not segments:
         return run.report
@@ -175,7 +177,12 @@ class _Run:
             while left is None or left > 0:
                 n = size if left is None else min(size, left)
                 rows = self.ledger.next_rows(
-                    seg_id, n, states, before=self.started_at, after_id=last_id
+                    seg_id,
+                    n,
+                    states,
+                    before=self.started_at,
+                    after_id=last_id,
+                    uncertain_before=self.options.uncertain_before,
                 )
                 if not rows:
                     break
@@ -192,23 +199,18 @@ class _Run:
         # Batches are acyclic: the collector would only re-scan them (and the audience) again.
         with gc_paused():
             try:
-                for seg_id, rows, draft in drafts:
+                for seg_id, _rows, draft in drafts:
                     if flight is not None:
                         result = flight.future.result()  # raises here keep the flight for except
                         done, flight = flight, None
                         if not self.settle(done, result):
                             break
-                    batch_db_id, send_id = self.ledger.claim(
-                        seg_id, [r.id for r in rows], backend.name, self.options.states
-                    )
-                    batch = Batch(
-                        campaign_id=draft.campaign_id,
-                        send_id=send_id,
-                        content=draft.content,
-                        addressees=draft.addressees,
-                    )
+                    claimed = self.claim(seg_id, draft, backend.name)
+                    if claimed is None:
+                        continue
+                    batch_db_id, batch = claimed
                     future = pool.submit(backend.send_batch, batch)
-                    flight = _Flight(future, batch_db_id, seg_id, len(rows))
+                    flight = _Flight(future, batch_db_id, seg_id, len(batch.addressees))
                 if flight is not None:
                     result = flight.future.result()
                     done, flight = flight, None
@@ -219,6 +221,28 @@ class _Run:
                 raise
             finally:
                 pool.shutdown(wait=False)
+
+    def claim(self, seg_id: str, draft: Batch, backend: str) -> tuple[int, Batch] | None:
+        """Claim the draft's rows and give it its send id. Rows that evidence settled since
+        they were read (a webhook event for an uncertain recipient) leave the batch; None
+        when none is left."""
+        addressees = draft.addressees
+        while addressees:
+            try:
+                batch_db_id, send_id = self.ledger.claim(
+                    seg_id, [a.ledger_id for a in addressees], backend, self.options.states
+                )
+            except SettledMeanwhile as exc:
+                addressees = [a for a in addressees if a.ledger_id not in exc.ids]
+                continue
+            batch = Batch(
+                campaign_id=draft.campaign_id,
+                send_id=send_id,
+                content=draft.content,
+                addressees=addressees,
+            )
+            return batch_db_id, batch
+        return None
 
     def settle(self, flight: _Flight, result: BatchResult) -> bool:
         """Record a batch's answer; False when the run must stop."""

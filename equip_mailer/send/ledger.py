@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ from equip_mailer.compose.audience import Recipient, gc_paused
 from equip_mailer.errors import DeliveryError
 from equip_mailer.store import batches, campaigns, ledger, utcnow
 
-from . import ledger_rows
+from . import ledger_evidence, ledger_rows
 from .batch import BatchState
+from .ledger_evidence import BatchEvidence, Proof
 from .ledger_rows import SENDABLE, Row, count_sendable, count_states, driver_time, placeholder
 from .ledger_sync import SyncResult, sync_audience
 from .lock_owner import lock_owner_id, owner_alive
@@ -137,7 +139,10 @@ class Ledger:
     # -- recovery and sync -------------------------------------------------------------
     def recover(self) -> int:
         """Batches left in flight by a dead run become uncertain (rows too); returns how many
-        batches. Call with the lock held: then nothing else can be in flight."""
+        batches. Call with the lock held: then nothing else can be in flight.
+
+        Then every open row is settled from the events already stored: those that arrived
+        while the batch was in flight, and any that came for older uncertain batches."""
         now = utcnow()
         with self.engine.begin() as conn:
             n: int = conn.execute(
@@ -155,7 +160,54 @@ class Ledger:
                 .where(ledger.c.campaign_id == self.campaign_id, ledger.c.state == "in_flight")
                 .values(state="uncertain", updated_at=now, error="in flight when a send stopped")
             )
+            ledger_evidence.settle_campaign(conn, self.campaign_id)
         return n
+
+    def settle(self, proofs: Iterable[Proof] = ()) -> Counter[str]:
+        """Settle open rows from stored events and from ``proofs`` (the Email Activity API's
+        answers); returns rows settled per evidence source."""
+        with self.engine.begin() as conn:
+            settled = ledger_evidence.settle_campaign(conn, self.campaign_id)
+            settled.update(ledger_evidence.apply(conn, proofs))
+        return settled
+
+    def settled_by_evidence(self) -> int:
+        """Recipients of batches that got no answer, since proved accepted (sent or dropped)."""
+        c = ledger.c
+        with self.engine.connect() as conn:
+            n: int = conn.execute(
+                sa.select(sa.func.count()).where(
+                    c.campaign_id == self.campaign_id, c.evidence.is_not(None)
+                )
+            ).scalar_one()
+        return n
+
+    def uncertain_batches(self) -> list[BatchEvidence]:
+        """Uncertain batches with how many recipients each kind of evidence settled."""
+        with self.engine.connect() as conn:
+            return ledger_evidence.uncertain_batches(conn, self.campaign_id)
+
+    def batch_rows(self, batch_id: int, states: tuple[str, ...] = ("uncertain",)) -> list[Row]:
+        """The rows of a batch still in these states (for asking the backend about them)."""
+        c = ledger.c
+        with self.engine.connect() as conn:
+            return [
+                Row._make(r)
+                for r in conn.execute(
+                    sa.select(
+                        c.id,
+                        c.email,
+                        c.first_name,
+                        c.last_name,
+                        c.practice,
+                        c.role,
+                        c.qi_level,
+                        c.segment,
+                    )
+                    .where(c.batch_id == batch_id, c.state.in_(states))
+                    .order_by(c.id)
+                )
+            ]
 
     def sync(
         self, by_segment: dict[str, list[Recipient]], suppressed: Iterable[str] = ()
@@ -171,16 +223,19 @@ class Ledger:
         states: tuple[str, ...] = SENDABLE,
         before: dt.datetime | None = None,
         after_id: int = 0,
+        uncertain_before: dt.datetime | None = None,
     ) -> list[Row]:
         with self.engine.connect() as conn:
             return ledger_rows.next_rows(
-                conn, self.campaign_id, segment, limit, states, before, after_id
+                conn, self.campaign_id, segment, limit, states, before, after_id, uncertain_before
             )
 
     def claim(
         self, segment: str, ids: list[int], backend: str, states: tuple[str, ...] = SENDABLE
     ) -> tuple[int, str]:
-        """pending -> in_flight, committed before the request; returns (batch id, send id)."""
+        """pending -> in_flight, committed before the request; returns (batch id, send id).
+        Raises ``ledger_rows.SettledMeanwhile`` (nothing claimed) when evidence settled some
+        of the rows since they were read."""
         send_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
             batch_id = ledger_rows.claim(
@@ -200,21 +255,27 @@ class Ledger:
         error: str | None = None,
         attempts: int = 1,
     ) -> None:
-        """Record the answer for a batch (committed): its rows leave in_flight together."""
+        """Record the answer for a batch (committed): its rows leave in_flight together. A
+        batch that is not sent is settled at once from any events that came while it was in
+        flight (SendGrid may have accepted what timed out here)."""
         if state not in ("sent", "failed", "uncertain"):
             raise ValueError(state)
         with self.engine.begin() as conn:
             answer = ledger_rows.Answer(status, message_id, error, attempts)
             ledger_rows.finish(conn, batch_id, state, answer)
+            if state != "sent":
+                ledger_evidence.settle_campaign(conn, self.campaign_id, [batch_id])
 
     # -- reading -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return count_states(conn, self.campaign_id)
 
-    def sendable(self, states: tuple[str, ...] = SENDABLE) -> dict[str, int]:
+    def sendable(
+        self, states: tuple[str, ...] = SENDABLE, uncertain_before: dt.datetime | None = None
+    ) -> dict[str, int]:
         with self.engine.connect() as conn:
-            return count_sendable(conn, self.campaign_id, states)
+            return count_sendable(conn, self.campaign_id, states, uncertain_before)
 
     def problem_batches(self) -> list[ProblemBatch]:
         """Uncertain and failed batches, with how many of their recipients are still in that

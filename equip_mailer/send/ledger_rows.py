@@ -92,6 +92,7 @@ def next_rows(
     states: tuple[str, ...] = SENDABLE,
     before: dt.datetime | None = None,
     after_id: int = 0,
+    uncertain_before: dt.datetime | None = None,
 ) -> list[Row]:
     """The next recipients to send in a segment, oldest first (read only).
 
@@ -101,6 +102,10 @@ def next_rows(
     With ``before`` (the run's start), rows that failed or became uncertain *during* this
     run are not picked again by it: a server that keeps failing ends the run (error budget)
     instead of looping; the next run retries them.
+
+    With ``uncertain_before``, uncertain rows are picked only from batches that left before
+    then: SendGrid's events for a younger batch may still be on their way (the settling
+    period, see ``--retry-uncertain``).
     """
     m = placeholder(conn)
     # One query per state, each an ordered range of ix_ledger_segment_state (campaign,
@@ -116,10 +121,18 @@ def next_rows(
         if before is not None and state != "pending":
             sql += f" AND updated_at < {m}"
             params += (driver_time(conn, before),)
+        if uncertain_before is not None and state == "uncertain":
+            sql += f" AND batch_id IN ({_ripe_batches(m)})"
+            params += (campaign_id, driver_time(conn, uncertain_before))
         found += _fetch(conn, f"{sql} ORDER BY id LIMIT {int(limit)}", params)
     if len(found) > limit or len(states) > 1:
         found.sort(key=lambda r: r[0])
     return list(map(Row._make, found[:limit]))
+
+
+def _ripe_batches(m: str) -> str:
+    """Batches of a campaign that left before a time (the settling period is over)."""
+    return f"SELECT id FROM {batches.name} WHERE campaign_id = {m} AND created_at < {m}"
 
 
 def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -172,12 +185,44 @@ def claim(
             (batch_id, stamp, *chunk, campaign_id, *wanted),
         ).rowcount
     if moved != len(ids):
+        settled = _settled_meanwhile(conn, ids, batch_id)
+        if settled:  # the caller drops them from the batch and claims again
+            raise SettledMeanwhile(settled)
         # Only possible if another process touched the rows despite the lock: never send.
         raise DeliveryError(
             f"the ledger changed under this run while claiming batch {send_id}; nothing was sent",
             hint="Make sure only one send runs at a time.",
         )
     return batch_id
+
+
+class SettledMeanwhile(Exception):
+    """Some rows being claimed were settled by evidence (a webhook event arrived) after they
+    were read: they are sent already. Raised inside the claim's transaction, so nothing of
+    the claim stays; the caller claims again without them."""
+
+    def __init__(self, ids: set[int]):
+        self.ids = ids
+        super().__init__(f"{len(ids)} recipients were settled by evidence while being claimed")
+
+
+def _settled_meanwhile(conn: Connection, ids: list[int], batch_id: int) -> set[int]:
+    """The ids a claim missed because evidence settled them; empty if any other id was
+    missed for another reason (then the ledger changed under the run: refuse)."""
+    m = placeholder(conn)
+    missed: dict[int, tuple[str, str | None]] = {}
+    for chunk in chunks(ids):
+        for row_id, state, evidence in _fetch(
+            conn,
+            f"SELECT id, state, evidence FROM {ledger.name} WHERE id IN "
+            f"({_marks(m, len(chunk))}) AND (batch_id IS NULL OR batch_id <> {m} "
+            "OR state <> 'in_flight')",
+            (*chunk, batch_id),
+        ):
+            missed[row_id] = (state, evidence)
+    if missed and all(s in ("sent", "dropped") and ev for s, ev in missed.values()):
+        return set(missed)
+    return set()
 
 
 class Answer(NamedTuple):
@@ -212,11 +257,21 @@ def count_states(conn: Connection, campaign_id: str) -> dict[str, int]:
 
 
 def count_sendable(
-    conn: Connection, campaign_id: str, states: tuple[str, ...] = SENDABLE
+    conn: Connection,
+    campaign_id: str,
+    states: tuple[str, ...] = SENDABLE,
+    uncertain_before: dt.datetime | None = None,
 ) -> dict[str, int]:
-    """Recipients a run would send, per segment."""
+    """Recipients a run would send, per segment (``uncertain_before``: see next_rows)."""
     c = ledger.c
-    query = sa.select(c.segment, sa.func.count()).where(
-        c.campaign_id == campaign_id, c.state.in_(states)
-    )
+    wanted: sa.ColumnElement[bool] = c.state.in_(states)
+    if uncertain_before is not None and "uncertain" in states:
+        ripe = sa.select(batches.c.id).where(
+            batches.c.campaign_id == campaign_id, batches.c.created_at < uncertain_before
+        )
+        wanted = sa.or_(
+            c.state.in_([s for s in states if s != "uncertain"]),
+            sa.and_(c.state == "uncertain", c.batch_id.in_(ripe)),
+        )
+    query = sa.select(c.segment, sa.func.count()).where(c.campaign_id == campaign_id, wanted)
     return dict(conn.execute(query.group_by(c.segment)).all())

@@ -85,6 +85,20 @@ def _v7(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(PEOPLE_TABLES))
 
 
+def _v8(conn: Connection) -> None:
+    # Evidence that settled an uncertain recipient (send/ledger_evidence.py). A v1 database
+    # created by this version already has the columns (create_all uses today's schema).
+    have = {col["name"] for col in sa.inspect(conn).get_columns("ledger")}
+    if "evidence" not in have:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN evidence VARCHAR(60)"))
+    if "evidence_at" not in have:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN evidence_at TIMESTAMP"))
+    # Events of one batch: the Email Activity check and the batch's evidence counts.
+    conn.execute(
+        sa.text("CREATE INDEX IF NOT EXISTS ix_events_send ON events (send_id, ledger_id)")
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
@@ -93,6 +107,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "notices: transactional messages sent exactly once", _v5),
     (6, "team pages: sign-in links, sessions, rate limits, audit log", _v6),
     (7, "people: attendance, QI level history; courses' leads_to and privacy notice", _v7),
+    (8, "ledger: evidence that settled an uncertain recipient; events by send id", _v8),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

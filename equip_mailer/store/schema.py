@@ -50,7 +50,17 @@ links = sa.Table(
 
 # The ledger: one row per (campaign, recipient). Its id is the opaque recipient id used in
 # custom_args and tokens, so no address ever leaves in a URL or a provider's metadata.
-LEDGER_STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "suppressed", "cancelled")
+# "dropped": SendGrid accepted the request but its event says it will not deliver to this one
+LEDGER_STATES = (
+    "pending",
+    "in_flight",
+    "sent",
+    "failed",
+    "uncertain",
+    "dropped",
+    "suppressed",
+    "cancelled",
+)
 ledger = sa.Table(
     "ledger",
     metadata,
@@ -71,6 +81,9 @@ ledger = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("sent_at", sa.DateTime),
+    # what settled an uncertain row (send/ledger_evidence.py), e.g. "webhook:delivered"
+    sa.Column("evidence", sa.String(60)),
+    sa.Column("evidence_at", sa.DateTime),
     sa.UniqueConstraint("campaign_id", "email_key", name="uq_ledger_campaign_email"),
     sa.Index("ix_ledger_campaign_state", "campaign_id", "state"),
     sa.Index("ix_ledger_batch", "batch_id"),
@@ -138,7 +151,8 @@ events = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Index("ix_events_campaign_event", "campaign_id", "event"),
     sa.Index("ix_events_ledger", "ledger_id"),
-    # ix_events_recipient_at (campaign_id, ledger_id, event, at) comes from migration 3.
+    # ix_events_recipient_at (campaign_id, ledger_id, event, at) comes from migration 3,
+    # ix_events_send (send_id, ledger_id) from migration 8.
 )
 
 # Addresses that no send may ever reach again.

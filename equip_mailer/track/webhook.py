@@ -14,7 +14,8 @@ can store events without a server:
   from what the event *is*: message, recipient, event type, timestamp and URL.
 * :func:`store_events` - one transaction: insert-or-ignore on that key, then suppressions
   for bounces, drops, spam reports and unsubscribes (:func:`suppression_reason` says which
-  exactly), then the machine-click pass.
+  exactly), then the machine-click pass, then uncertain recipients the events name are
+  settled (send/ledger_evidence.py: an event proves SendGrid accepted them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from equip_mailer.send.ledger_evidence import settle_recipients
 from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
 
 from . import machines
@@ -220,6 +222,7 @@ class StoreResult:
     duplicates: int
     suppressed: int  # addresses newly suppressed
     machine: int  # clicks newly flagged by the timing pass
+    settled: int = 0  # uncertain recipients these events proved accepted
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -228,6 +231,7 @@ class StoreResult:
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
             "machine": self.machine,
+            "settled": self.settled,
         }
 
 
@@ -267,10 +271,13 @@ def store_events(
         (r["campaign_id"], r["ledger_id"]) for r in rows if r["event"] in ("click", "delivered")
     }
     flagged = machines.reclassify(conn, clicked) if clicked else 0
+    named = [r["ledger_id"] for r in rows if r["send_id"] and r["ledger_id"] is not None]
+    settled = settle_recipients(conn, named) if stored and named else {}
     return StoreResult(
         received=len(items),
         stored=stored,
         duplicates=len(items) - stored,
         suppressed=suppressed,
         machine=flagged,
+        settled=sum(settled.values()),
     )

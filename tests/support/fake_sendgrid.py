@@ -11,6 +11,11 @@ substitutions at most 10,000 bytes per personalization. Refusals use SendGrid's 
 Every accepted personalization is recorded (thread-safe list) and, when ``jsonl`` is given,
 appended to a JSON-lines file, so a test can count what a killed process really sent.
 
+``GET /v3/messages`` answers like the Email Activity API from what was accepted (filtered by
+our ``send_id`` custom arg); ``activity`` set to "403" or "404" answers like an account
+without the add-on. With ``on_accept`` set, every accepted personalization is handed to it
+(the crash test turns them into signed webhook events for the real service).
+
 A fault plan scripts the next requests: 429 with Retry-After, 500, 413, 401, 400, a
 response slower than the client's timeout, or a dropped connection. For the slow and
 dropped cases ``accept`` says whether the server recorded the mail before going quiet:
@@ -24,14 +29,17 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -98,6 +106,9 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.batch_ids: set[str] = set()
         self.scheduled: dict[str, str] = {}  # batch_id -> "cancel" / "pause"
         self.stopping = threading.Event()
+        self.activity = "200"  # GET /v3/messages: "200", or "403"/"404" (no add-on)
+        self.activity_requests = 0
+        self.on_accept: Callable[[list[Accepted]], None] | None = None
 
     @property
     def url(self) -> str:
@@ -152,6 +163,26 @@ class FakeSendGrid(ThreadingHTTPServer):
                 with self.jsonl.open("a", encoding="utf-8") as fh:
                     fh.write("".join(json.dumps(r._asdict()) + "\n" for r in rows))
                     fh.flush()
+        if self.on_accept is not None:
+            self.on_accept(rows)
+
+    def activity_messages(self, send_id: str, limit: int) -> list[dict]:
+        """The Email Activity API's abbreviated messages for one send id."""
+        with self.lock:
+            found = [a for a in self.accepted if a.send_id == send_id][:limit]
+        return [
+            {
+                "from_email": "equip@example.org",
+                "msg_id": f"{a.message_id}.filter0001.{a.recipient}",
+                "subject": a.subject,
+                "to_email": a.email,
+                "status": "delivered",
+                "opens_count": 0,
+                "clicks_count": 0,
+                "last_event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            for a in found
+        ]
 
     def stop(self) -> None:
         self.stopping.set()
@@ -311,6 +342,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            self._send_json(
+                401, _error("The provided authorization grant is invalid, expired, or revoked")
+            )
+            return
+        url = urlsplit(self.path)
+        if url.path.rstrip("/") != "/v3/messages":
+            self._send_json(404, _error(f"no route {url.path}"))
+            return
+        self.server.activity_requests += 1
+        if self.server.activity in ("403", "404"):
+            self._send_json(int(self.server.activity), _error("access forbidden"))
+            return
+        params = parse_qs(url.query)
+        query = (params.get("query") or [""])[0]
+        m = re.fullmatch(r"unique_args\['send_id'\]=\"([^\"]*)\"", query)
+        if m is None:
+            self._send_json(400, _error(f"invalid syntax: {query!r}"))
+            return
+        limit = int(float((params.get("limit") or ["10"])[0]))
+        self._send_json(200, {"messages": self.server.activity_messages(m.group(1), limit)})
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         raw = self._body()

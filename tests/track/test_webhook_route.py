@@ -78,6 +78,7 @@ def test_signed_batch_of_every_event_type_is_stored_and_normalised(
         "duplicates": 0,
         "suppressed": 1,
         "machine": 0,
+        "settled": 0,
     }
     stored = rows(engine)
     assert [r.event for r in stored] == [
