@@ -109,6 +109,12 @@ class Settings:
         "EQUIP_MAIL_FROM",
         'sender of the service\'s own mail (team sign-in links): "Name <address>" or an address',
     )
+    retention_days: int = _setting(
+        400,
+        "EQUIP_RETENTION_DAYS",
+        "days after which raw webhook payloads, user agents and IP hashes are purged",
+        kind="int",
+    )
     project: Project | None = field(default=None, compare=False)
     source: dict[str, str] = field(default_factory=dict, compare=False)
 

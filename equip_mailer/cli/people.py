@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,10 @@ from equip_mailer.cli.common import (
     settings,
 )
 from equip_mailer.errors import EquipError
+
+if TYPE_CHECKING:
+    from equip_mailer.config import Settings
+    from equip_mailer.project import Project
 
 
 def _who() -> str:
@@ -134,3 +139,224 @@ def level(email: str, level: str, reason: str) -> None:
         change = set_level(conn, address, level, reason, _who(), utcnow())
     was = f" (was {change.previous_level})" if change.previous_level else ""
     console.print(f"{mask_email(address)} is now at {level}{was}.", markup=False)
+
+
+def _address(email: str) -> str:
+    from equip_mailer.compose.cell_values import normalise_email
+
+    address, problem = normalise_email(email.strip())
+    if problem:
+        raise EquipError(f"{email!r}: {problem}")
+    return address
+
+
+def _project_folders(cfg: Settings) -> tuple[Project | None, list[Path]]:
+    """The project (for its lists) and the folders whose files may name a person."""
+    from equip_mailer.project import find_project
+
+    project = cfg.project or find_project()
+    root = project.root if project is not None else Path.cwd()
+    return project, [root / "report", root / "rosters", root / "preview"]
+
+
+@main.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Write everything as JSON (for a SAR).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --json: the file to write (default: print it).",
+)
+@friendly_errors
+def person(email: str, as_json: bool, out: Path | None) -> None:
+    """Show everything held about one address: the lists naming it, campaigns sent, what
+    happened to them (deliveries, clicks), course places, attendance, QI level history,
+    suppression and team access. --json writes it all for a subject access request.
+
+    \b
+    Example:
+      equip-mailer person ann@nhs.example
+      equip-mailer person ann@nhs.example --json --out sar-ann.json
+    """
+    import json
+
+    from equip_mailer.people.person import gather
+    from equip_mailer.store import open_store, utcnow
+
+    address = _address(email)
+    cfg = settings()
+    project, _folders = _project_folders(cfg)
+    engine = open_store(cfg.database_url)
+    with engine.connect() as conn:
+        found = gather(conn, address, project)
+    if as_json:
+        text = json.dumps(found.as_json(utcnow()), indent=2, ensure_ascii=False, default=str)
+        if out is None:
+            click.echo(text)
+        else:
+            out.write_text(text + "\n", encoding="utf-8")
+            console.print(f"Wrote {out}.", markup=False)
+        return
+    _print_person(found)
+
+
+def _print_person(found) -> None:
+    from equip_mailer.people.person import SECTION_PURPOSES
+
+    if not found.found:
+        console.print(f"Nothing is held about {found.email}.", markup=False)
+    elif not found.in_store:
+        console.print(
+            f"The store holds nothing about {found.email}; the mailing lists still name it "
+            "(delete those rows there):",
+            markup=False,
+        )
+    else:
+        console.print(f"What is held about {found.email}:", markup=False)
+    for section in found.SECTIONS:
+        rows = getattr(found, section)
+        if not rows:
+            continue
+        console.print(
+            f"\n{section.capitalize()} ({len(rows)}): {SECTION_PURPOSES[section]}", markup=False
+        )
+        for row in rows[:200]:
+            shown = ", ".join(
+                f"{k}: {v}"
+                for k, v in row.items()
+                if v not in (None, "", []) and k not in ("raw", "text", "history")
+            )
+            console.print(f"  {shown}", markup=False, soft_wrap=True)
+        if len(rows) > 200:
+            console.print(f"  … and {len(rows) - 200} more (--json has them all)", markup=False)
+    for note in found.notes:
+        console.print(f"Note: {note}", markup=False, soft_wrap=True)
+
+
+@main.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask (for scripts): erase at once.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The outbox folder to clear (default: the outbox setting).",
+)
+@friendly_errors
+def forget(email: str, yes: bool, outbox: Path | None) -> None:
+    """Erase one person everywhere (a right-to-erasure request), after showing what will go.
+
+    Their places on courses still to come are cancelled (the next person waiting gets the
+    place); registrations, attendance and the campaign ledger keep only anonymous rows, so
+    past reports count the same; level history, invites, single emails and team access are
+    deleted; outbox, report, roster and preview files naming them are deleted. The address
+    is kept only as a keyed hash, as a suppression, so an old list never mails it again.
+
+    \b
+    Example:
+      equip-mailer forget ann@nhs.example
+    """
+    from equip_mailer.cli.common import confirmed
+    from equip_mailer.config import mask_email
+    from equip_mailer.people.forget import forget as erase
+    from equip_mailer.people.person import gather
+    from equip_mailer.signup.notify import MailLinks
+    from equip_mailer.store import open_store, utcnow
+
+    address = _address(email)
+    cfg = settings()
+    secret = cfg.require_link_secret()
+    project, folders = _project_folders(cfg)
+    engine = open_store(cfg.database_url)
+    with engine.connect() as conn:
+        found = gather(conn, address, project)
+    held = {s: len(getattr(found, s)) for s in found.SECTIONS if s != "lists" and getattr(found, s)}
+    masked = mask_email(address)
+    console.print(
+        f"Held about {masked}: "
+        + (", ".join(f"{n} {s}" for s, n in held.items()) or "nothing in the store")
+        + ".",
+        markup=False,
+        soft_wrap=True,
+    )
+    if not yes and not confirmed(
+        f"Erase {masked} everywhere? This cannot be undone.",
+        refusal="forget needs confirmation and there is no terminal to ask on",
+        hint="Add --yes to erase without asking.",
+    ):
+        console.print("Nothing was erased.", markup=False)
+        return
+    links = MailLinks(cfg.public_url, secret)
+    done = erase(
+        engine,
+        address,
+        secret,
+        outbox=outbox or cfg.outbox,
+        folders=folders,
+        links=links,
+        now=utcnow(),
+    )
+    _deliver_promotions(cfg, engine, outbox or cfg.outbox, done.promoted)
+    console.print(f"Erased {masked}:", markup=False)
+    for what, n in done.counts.items():
+        console.print(f"  {n:,} {what}", markup=False)
+    for name in done.cancelled:
+        console.print(f"  place on {name} cancelled", markup=False)
+    if done.promoted:
+        console.print(
+            f"  {done.promoted} person(s) on the waiting list got the place and were emailed",
+            markup=False,
+        )
+    for path in done.files:
+        console.print(f"  deleted {path}", markup=False, soft_wrap=True)
+    if any(p.suffix.lower() != ".eml" for p in done.files):
+        console.print(
+            "Make deleted reports or rosters again with `equip-mailer report` / `roster`: "
+            "the new ones count the person without naming them.",
+            markup=False,
+            soft_wrap=True,
+        )
+    for row in found.lists:
+        console.print(
+            f"Still in the mailing list {row['where']}: delete that row there (until then "
+            "the keyed hash stops any mail to it).",
+            markup=False,
+            soft_wrap=True,
+        )
+    for note in done.notes:
+        console.print(f"Note: {note}", markup=False, soft_wrap=True)
+
+
+def _deliver_promotions(cfg, engine, outbox: Path, promoted: int) -> None:
+    """Mail the people who got a place the erased person gave up (as send does)."""
+    if not promoted:
+        return
+    from equip_mailer.send.notice_transports import notice_transport
+    from equip_mailer.send.notices import NoticeSender
+
+    NoticeSender(engine, notice_transport(cfg, outbox)).deliver_pending()
+
+
+@main.command()
+@friendly_errors
+def purge() -> None:
+    """Remove what is past the retention limit (EQUIP_RETENTION_DAYS, default 400 days):
+    raw webhook payloads, user agents and IP hashes of email events, open sign-up invites,
+    and the text of single emails sent. Counts stay. `serve` runs this daily by itself.
+
+    \b
+    Example:
+      equip-mailer purge
+    """
+    from equip_mailer.people.retention import purge as run_purge
+    from equip_mailer.store import open_store
+
+    cfg = settings()
+    done = run_purge(open_store(cfg.database_url), cfg.retention_days)
+    console.print(
+        f"Purged what is older than {done.cutoff:%Y-%m-%d} ({cfg.retention_days} days): "
+        f"{done.events:,} email events lost their raw payload, user agent and IP hash; "
+        f"{done.invites:,} open sign-up invites and {done.notices:,} sent emails' texts "
+        "were removed.",
+        markup=False,
+        soft_wrap=True,
+    )

@@ -27,7 +27,8 @@ def serve(host: str, port: int) -> None:
     """Run the tracking service: click redirects, unsubscribe, SendGrid's event webhook.
 
     Serves /c/<token> (tracked links), /u/<token> (unsubscribe), /webhooks/sendgrid and
-    /healthz from EQUIP_DATABASE_URL, creating or migrating the store first. Set
+    /healthz from EQUIP_DATABASE_URL, creating or migrating the store first; purges what
+    is past EQUIP_RETENTION_DAYS at start and then daily (see `equip-mailer purge`). Set
     EQUIP_LINK_SECRET (the key the links were signed with) and SENDGRID_WEBHOOK_PUBLIC_KEY
     (without it the webhook refuses every post).
 
@@ -39,6 +40,7 @@ def serve(host: str, port: int) -> None:
 
     import uvicorn
 
+    from equip_mailer.people.retention import DailyPurge
     from equip_mailer.track.app import create_app
 
     logging.basicConfig(
@@ -51,10 +53,23 @@ def serve(host: str, port: int) -> None:
         f"{_masked_db_url(cfg.database_url)}); Ctrl+C stops it.",
         markup=False,
     )
+    # Retention (people.retention): purge once at start, then daily, in the service's queue.
+    service = app.state.service
+    purger = DailyPurge(service.engine, cfg.retention_days, writing=service.writing)
+    purger.start()
     # One worker: the app object is built here, and SQLite wants a single writer process.
-    uvicorn.run(
-        app, host=host, port=port, workers=1, log_level="info", access_log=False, proxy_headers=True
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            workers=1,
+            log_level="info",
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        purger.stop()
 
 
 def _masked_db_url(url: str) -> str:

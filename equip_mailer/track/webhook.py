@@ -70,6 +70,9 @@ MAX_LEDGER_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 EventRow = dict[str, Any]  # one row of store.events, every column present
 
 
+RAW_DROPPED = ("ip", "email")  # never stored in events.raw
+
+
 def message_stem(sg_message_id: str | None) -> str:
     """``14c5d75ce93.dfd.64b469.filter0001.16648...`` -> ``14c5d75ce93.dfd.64b469``.
 
@@ -162,9 +165,12 @@ def normalise(
         "reason": _reason(name, event),
         "sg_message_id": _text(event.get("sg_message_id"))[:200] or None,
         "sg_event_id": _text(event.get("sg_event_id"))[:200] or None,
-        # the raw event minus the reader's IP: only its keyed hash is kept (ip_hash)
+        # the raw event minus the reader's IP (only its keyed hash is kept, ip_hash) and
+        # address (the ledger row has it; erasure and retention then have one place to look)
         "raw": json.dumps(
-            {k: v for k, v in event.items() if k != "ip"}, sort_keys=True, ensure_ascii=False
+            {k: v for k, v in event.items() if k not in RAW_DROPPED},
+            sort_keys=True,
+            ensure_ascii=False,
         ),
         "received_at": received_at,
     }

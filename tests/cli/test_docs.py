@@ -20,6 +20,9 @@ COMMANDS = (
     "signups",
     "attendance",
     "people",
+    "person",
+    "forget",
+    "purge",
 )
 
 

@@ -1,0 +1,128 @@
+"""Retention: after ``retention_days`` (default 400, a year and a quarter: long enough to
+compare one quarter's campaign with the same quarter next year) the details kept only to
+settle questions about a send go, and the counts stay.
+
+``purge`` removes, from rows older than the limit: the raw webhook payload, the user agent
+and the IP hash of events (the event itself stays: it is what the report counts); open
+sign-up invites (an address and an IP hash kept for the double opt-in and its rate limit);
+and the text of single emails already sent (the row stays, emptied, so its idempotency key
+still stops a second copy). ``purge`` runs it on demand and ``serve`` runs it once a day.
+Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from equip_mailer.errors import ConfigError
+from equip_mailer.store import events, notices, signup_invites, utcnow
+
+log = logging.getLogger(__name__)
+DAY = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class Purged:
+    cutoff: dt.datetime
+    events: int  # events whose payload, user agent or IP hash were removed
+    invites: int
+    notices: int
+
+    @property
+    def total(self) -> int:
+        return self.events + self.invites + self.notices
+
+
+def cutoff_for(days: int, now: dt.datetime) -> dt.datetime:
+    if days < 1:
+        raise ConfigError(
+            f"EQUIP_RETENTION_DAYS is {days}; it must be at least 1 day",
+            hint="Leave it unset for the default, 400 days.",
+        )
+    return now - dt.timedelta(days=days)
+
+
+def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
+    """Remove what is past the retention limit; one transaction."""
+    cutoff = cutoff_for(days, now or utcnow())
+    with engine.begin() as conn:
+        n_events = conn.execute(
+            events.update()
+            .where(
+                events.c.at < cutoff,
+                sa.or_(
+                    events.c.raw.is_not(None),
+                    events.c.user_agent.is_not(None),
+                    events.c.ip_hash.is_not(None),
+                ),
+            )
+            .values(raw=None, user_agent=None, ip_hash=None)
+        ).rowcount
+        n_invites = conn.execute(
+            signup_invites.delete().where(signup_invites.c.created_at < cutoff)
+        ).rowcount
+        n_notices = conn.execute(
+            notices.update()
+            .where(
+                notices.c.state == "sent",
+                notices.c.created_at < cutoff,
+                notices.c.email != "",
+            )
+            .values(email="", email_key="", name=None, text="", html=None, attachments=None)
+        ).rowcount
+    return Purged(cutoff=cutoff, events=n_events, invites=n_invites, notices=n_notices)
+
+
+class DailyPurge:
+    """Runs ``purge`` now and then every day in a background thread (``serve``); a failure
+    is logged and tried again the next day, never stopping the service."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        days: int,
+        *,
+        writing: AbstractContextManager[Any] | None = None,
+        interval: float = DAY,
+    ):
+        cutoff_for(days, utcnow())  # a bad setting stops serve at start, not at night
+        self.engine, self.days, self.interval = engine, days, interval
+        # the service's SQLite write queue, so the purge waits its turn like a click
+        self.writing = writing if writing is not None else contextlib.nullcontext()
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="equip-purge", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.writing:
+                    done = purge(self.engine, self.days)
+                self.runs += 1
+                if done.total:
+                    log.info(
+                        "retention: purged %d events, %d invites, %d notices older than %s",
+                        done.events,
+                        done.invites,
+                        done.notices,
+                        done.cutoff.date(),
+                    )
+            except Exception:  # noqa: BLE001 - tried again tomorrow; the service carries on
+                log.exception("retention purge failed; trying again in a day")
+            self._stop.wait(self.interval)

@@ -1,0 +1,222 @@
+"""`equip-mailer person` and `forget`: everything held about one address shown, then erased
+with no trace left in the database file, the outbox or the report folder, while past
+reports count the same and the address stays suppressed."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from support.link_secrets import LINK_SECRET
+from support.sign_in_sheets import SPEC, write_roster
+from support.signup_data import NOW
+
+from equip_mailer import store
+from equip_mailer.cli import main
+from equip_mailer.people import forget as erasure
+from equip_mailer.people.records import erased_key
+from equip_mailer.signup import notify
+from equip_mailer.signup import registration as reg
+from equip_mailer.signup.catalogue import find_course
+from equip_mailer.track.webhook import store_events
+
+VIK = "vik.fernandez1@nhs.example"  # on lists/practice-staff.csv, segment getting-started
+CID = "2019-04-equip-training"
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def traces(root, needle: str) -> list[str]:
+    """Every file under ``root`` whose bytes (or a workbook's XML) name ``needle``."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and erasure._mentions(path, needle.lower().encode()):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def report_tables(project) -> dict[str, str]:
+    """The report's CSV tables (the figures; the page and workbook are made from them)."""
+    return {
+        p.name: p.read_text(encoding="utf-8-sig")
+        for p in sorted((project / "report" / CID).glob("*.csv"))
+    }
+
+
+def _vik_everywhere(project):
+    """Vik: sent the demo, delivered, clicked, bounced once, signed up, attended, suppressed."""
+    sent = run("send", SPEC, "--allow-past", "--backend", "outbox", "--yes")
+    assert sent.exit_code == 0, sent.output
+    engine = store.open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(store.ledger).where(store.ledger.c.email_key == VIK)).one()
+        send_id = conn.execute(
+            sa.select(store.batches.c.send_id).where(store.batches.c.id == row.batch_id)
+        ).scalar()
+        base = {"recipient": str(row.id), "campaign_id": CID, "send_id": send_id, "email": VIK}
+        store_events(
+            conn,
+            [
+                {**base, "event": "delivered", "timestamp": 1556000000, "sg_event_id": "e1"},
+                {
+                    **base,
+                    "event": "click",
+                    "timestamp": 1556000600,
+                    "sg_event_id": "e2",
+                    "url": "https://equip.example.org/about",
+                    "useragent": "Mozilla/5.0 (Windows NT 10.0)",
+                    "ip": "192.0.2.7",
+                },
+                {
+                    **base,
+                    "event": "bounce",
+                    "timestamp": 1556000900,
+                    "sg_event_id": "e3",
+                    "type": "blocked",
+                    "reason": f"550 5.7.1 <{VIK}>: message refused",
+                },
+            ],
+            ip_key=b"k" * 32,
+        )
+        store.add_suppression(conn, VIK, "unsubscribe", source="test")
+        basics = find_course(conn, CID, "equip-basics")
+    with store.immediate(engine) as conn:
+        applicant = reg.Applicant(
+            email="Vik.Fernandez1@nhs.example",
+            name="Vik Fernández",
+            practice="Tower View Surgery",
+            access_needs="step-free access",
+            ledger_id=row.id,
+        )
+        outcome = reg.register(conn, basics.id, applicant, basics.sessions[0].id, NOW)
+        notify.registered(
+            conn, outcome, notify.MailLinks("https://equip.example.org", LINK_SECRET.encode()), NOW
+        )
+    engine.dispose()
+    sheet = write_roster(
+        project / "vik.csv", basics, basics.sessions[0], [(outcome.registration,)], ["yes"]
+    )
+    assert run("attendance", SPEC, str(sheet)).exit_code == 0
+    sheet.unlink()
+    return basics
+
+
+def test_person_shows_everything_then_forget_leaves_no_trace(demo_project):
+    _vik_everywhere(demo_project)
+    # the service's notice worker would send the confirmation; deliver it as send does
+    from equip_mailer.config import load_settings
+    from equip_mailer.send.notice_transports import notice_transport
+    from equip_mailer.send.notices import NoticeSender
+
+    cfg = load_settings()
+    engine = store.open_store(cfg.database_url)
+    NoticeSender(engine, notice_transport(cfg, cfg.outbox)).deliver_pending()
+    engine.dispose()
+    assert run("roster", SPEC).exit_code == 0
+    assert run("report", SPEC).exit_code == 0
+    report_before = report_tables(demo_project)
+    assert len(report_before) > 3
+    assert traces(demo_project / "outbox", VIK) and traces(demo_project / "rosters", VIK)
+
+    shown = run("person", VIK.upper(), "--json", "--out", "sar.json")
+    assert shown.exit_code == 0, shown.output
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    assert [r["where"] for r in sar["lists"]] == ["lists/practice-staff.csv:2"]
+    assert [(c["campaign_id"], c["segment"]) for c in sar["campaigns"]] == [
+        (CID, "getting-started")
+    ]
+    assert {e["event"] for e in sar["events"]} >= {"delivered", "click", "bounce"}
+    assert sar["registrations"][0]["access_needs"] == "step-free access"
+    assert sar["attendance"][0]["attended"] is True
+    assert sar["levels"][0]["reason"] == "completed EQUIP Basics, 2019-06-27"
+    assert sar["suppression"][0]["reason"] == "unsubscribe"
+    assert len(sar["notices"]) == 1 and sar["notices"][0]["state"] == "sent"
+    text = run("person", VIK)
+    assert "Registrations (1): places on courses signed up for" in text.output
+    (demo_project / "sar.json").unlink()  # the requester's copy, not the tool's
+
+    refused = run("forget", VIK)  # no terminal to ask on: refuses, erases nothing
+    assert refused.exit_code == 1 and "--yes" in refused.output
+    erased = run("forget", VIK, "--yes")
+
+    assert erased.exit_code == 0, erased.output
+    assert "1 campaign ledger rows (address replaced by a keyed hash)" in erased.output
+    assert "1 registrations (kept as anonymous counts)" in erased.output
+    assert "Still in the mailing list lists/practice-staff.csv:2" in erased.output
+    assert "Note:" not in erased.output
+    for name in ("equip.db", "equip.db-wal", "equip.db-shm"):
+        path = demo_project / name
+        if path.exists():
+            data = path.read_bytes().lower()
+            assert VIK.encode() not in data, name
+            assert b"vik fern\xc3\xa1ndez" not in data, name  # the name they signed up with
+            assert b"step-free" not in data, name
+    for folder in ("outbox", "report", "rosters", "preview"):
+        if (demo_project / folder).exists():
+            assert traces(demo_project / folder, VIK) == [], folder
+
+    # past reports count the same; the person is never mailed again from the old list
+    assert run("report", SPEC).exit_code == 0
+    assert report_tables(demo_project) == report_before
+    assert traces(demo_project / "report", VIK) == []
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.connect() as conn:
+        assert erased_key(LINK_SECRET.encode(), VIK) in store.suppressed_keys(conn)
+        assert erasure.leftovers(conn, VIK) == []
+    engine.dispose()
+    check = run("check", SPEC, "--allow-past")
+    assert "suppressed 4 (" in check.output  # the demo's 3 and the erased address
+    again = run("person", VIK)
+    assert "The store holds nothing about vik.fernandez1@nhs.example" in again.output
+    assert "lists/practice-staff.csv:2" in again.output  # the manager's list still has the row
+
+
+def test_a_place_still_to_come_is_given_to_the_next_person_waiting(demo_project):
+    from support.signup_data import hosted_campaign
+
+    from equip_mailer.signup.catalogue import register_courses
+
+    spec = hosted_campaign(demo_project, demo_project / SPEC, basics_places=(1, 1))
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.begin() as conn:
+        register_courses(conn, spec)
+        basics = find_course(conn, spec.id, "equip-basics")
+    june = basics.sessions[0].id
+    outcomes = []
+    for email in ("ann@nhs.example", "bob@nhs.example"):
+        with store.immediate(engine) as conn:
+            outcomes.append(
+                reg.register(conn, basics.id, reg.Applicant(email=email, name="A B"), june, NOW)
+            )
+    assert [o.registration.status for o in outcomes] == ["confirmed", "waiting"]
+    links = notify.MailLinks("https://equip.example.org", LINK_SECRET.encode())
+
+    done = erasure.forget(
+        engine,
+        "ann@nhs.example",
+        LINK_SECRET.encode(),
+        outbox=demo_project / "outbox",
+        links=links,
+        now=NOW,
+    )
+
+    assert done.cancelled == ["EQUIP Basics"] and done.promoted == 1
+    with engine.connect() as conn:
+        bob = reg.get_registration(conn, outcomes[1].registration.id)
+        kinds = conn.execute(sa.select(store.notices.c.kind, store.notices.c.email_key)).all()
+    assert bob.status == "confirmed"
+    assert [tuple(k) for k in kinds] == [(kinds[0][0], "bob@nhs.example")]
+    engine.dispose()
+
+
+def test_forget_of_someone_unknown_changes_nothing_twice(sqlite_url, tmp_path):
+    engine = store.open_store(sqlite_url)
+    secret = LINK_SECRET.encode()
+    first = erasure.forget(engine, "nobody@example.org", secret, outbox=tmp_path, now=NOW)
+    second = erasure.forget(engine, "nobody@example.org", secret, outbox=tmp_path, now=NOW)
+    assert first.counts == {} and second.counts == {} and first.files == []
+    with engine.connect() as conn:
+        assert store.suppressed_keys(conn) == {erased_key(secret, "nobody@example.org")}

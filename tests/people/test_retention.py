@@ -1,0 +1,107 @@
+"""Retention: past the limit, raw webhook payloads, user agents, IP hashes, open sign-up
+invites and sent emails' texts go; the counts stay; the raw payload never held the address."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from equip_mailer import store
+from equip_mailer.cli import main
+from equip_mailer.errors import ConfigError
+from equip_mailer.people.retention import DailyPurge, purge
+from equip_mailer.track.webhook import store_events
+
+NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)  # DailyPurge runs now
+
+
+def _event(n: int, when: dt.datetime) -> dict:
+    return {
+        "event": "click",
+        "email": f"reader{n}@nhs.example",
+        "timestamp": int(when.replace(tzinfo=dt.UTC).timestamp()),
+        "sg_event_id": f"ev{n}",
+        "url": "https://equip.example.org/about",
+        "useragent": "Mozilla/5.0",
+        "ip": "192.0.2.1",
+        "recipient": str(n),
+        "campaign_id": "c",
+    }
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = store.open_store(db_url)
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, "c", "Subject")
+        store_events(
+            conn,
+            [_event(1, NOW - dt.timedelta(days=401)), _event(2, NOW - dt.timedelta(days=10))],
+            ip_key=b"k" * 32,
+        )
+    yield engine
+    engine.dispose()
+
+
+def test_the_raw_payload_never_holds_the_address(engine):
+    with engine.connect() as conn:
+        raws = [json.loads(r) for r in conn.execute(sa.select(store.events.c.raw)).scalars()]
+    assert len(raws) == 2
+    assert all("email" not in raw and "ip" not in raw and raw["event"] == "click" for raw in raws)
+
+
+def test_purge_clears_old_details_and_keeps_the_counts(engine):
+    first = purge(engine, 400, NOW)
+    again = purge(engine, 400, NOW)
+
+    assert (first.events, again.events) == (1, 0)
+    assert first.cutoff == NOW - dt.timedelta(days=400)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                store.events.c.sg_event_id,
+                store.events.c.raw,
+                store.events.c.user_agent,
+                store.events.c.ip_hash,
+                store.events.c.event,
+            ).order_by(store.events.c.id)
+        ).all()
+    old, recent = rows
+    assert (old.raw, old.user_agent, old.ip_hash, old.event) == (None, None, None, "click")
+    assert recent.raw and recent.user_agent and recent.ip_hash
+
+
+def test_a_retention_of_zero_days_is_refused(engine):
+    with pytest.raises(ConfigError, match="at least 1 day"):
+        purge(engine, 0, NOW)
+
+
+def test_serve_purges_at_start_and_then_daily(engine):
+    purger = DailyPurge(engine, 400, interval=0.2)
+    purger.start()
+    deadline = time.monotonic() + 10
+    while purger.runs < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    purger.stop()
+    assert purger.runs >= 2
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(store.events)
+                .where(store.events.c.raw.is_(None))
+            ).scalar()
+            == 1
+        )
+
+
+def test_purge_command_names_the_limit(demo_project, monkeypatch):
+    monkeypatch.setenv("EQUIP_RETENTION_DAYS", "30")
+    result = CliRunner().invoke(main, ["purge"])
+    assert result.exit_code == 0, result.output
+    assert "(30 days): 0 email events lost their raw payload" in result.output
