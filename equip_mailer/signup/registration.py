@@ -14,6 +14,8 @@ API for other stages (rosters, imports, reports, ``forget``):
 - ``register(conn, course_row, applicant, session_id, now) -> Outcome``: a place, a place on
   the waiting list, or the person's existing registration (``created`` False);
 - ``cancel(conn, registration_id, now, by) -> Change``: frees the place, promotes;
+- ``give_place(conn, registration_id, now)``: the team moves one person from the waiting
+  list into a place, out of turn (the session may go over its places: the team decides);
 - ``record_external(conn, course_row, applicant, session_id, now) -> Outcome``: a place
   given by an external booking tool (``signups import``): confirmed, no deadline or
   capacity check (the other tool decided), once per course;
@@ -434,6 +436,26 @@ def cancel(conn: Connection, registration_id: int, now: dt.datetime, by: str = "
     cancelled = get_registration(conn, current.id)
     promoted = _fill(conn, course, now) if current.status == "confirmed" else ()
     return Change(cancelled=cancelled, promoted=promoted)
+
+
+def give_place(conn: Connection, registration_id: int, now: dt.datetime) -> Registration | None:
+    """Move one waiting person into a place, whatever their position and even when the
+    session is full (the team's decision, made on the team pages). Takes the course's lock;
+    None when they were not waiting (given a place already, or cancelled meanwhile)."""
+    found = get_registration(conn, registration_id)
+    if found is None:
+        raise Refused("closed", "There is no such registration.")
+    _locked_course(conn, found.signup_course_id)
+    current = get_registration(conn, registration_id)  # as it is now we hold the lock
+    assert current is not None
+    if current.status != "waiting":
+        return None
+    conn.execute(
+        registrations.update()
+        .where(registrations.c.id == current.id)
+        .values(status="confirmed", confirmed_at=now, updated_at=now, revision=current.revision + 1)
+    )
+    return get_registration(conn, current.id)
 
 
 def session_of(course: CourseInfo, registration: Registration) -> tuple[SessionInfo, ...]:

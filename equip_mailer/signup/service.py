@@ -32,6 +32,7 @@ from .registration import (
     Registration,
     cancel,
     fill_free_places,
+    give_place,
     register,
 )
 from .tokens import invite_token
@@ -77,6 +78,17 @@ def withdraw_in(
     change = cancel(conn, registration_id, now, by)
     notify.changed(conn, change, links, now)
     return change
+
+
+def give_place_in(
+    conn: Connection, links: notify.MailLinks, registration_id: int, now: dt.datetime
+) -> Registration | None:
+    """The team moves a waiting person into a place; they get the "a place has come up"
+    mail with its calendar, as when the list moves by itself. None if they were not waiting."""
+    given = give_place(conn, registration_id, now)
+    if given is not None:
+        notify.promoted(conn, (given,), links, now)
+    return given
 
 
 def invite_in(

@@ -48,8 +48,16 @@ def record(
     )
 
 
-def recent(conn: Connection, campaign_id: str | None = None, limit: int = 50) -> list[Entry]:
-    """The newest entries first; only one campaign's when ``campaign_id`` is given."""
+def recent(
+    conn: Connection,
+    campaign_id: str | None = None,
+    limit: int = 50,
+    *,
+    targets: tuple[str, list[str]] | None = None,
+) -> list[Entry]:
+    """The newest entries first; only one campaign's when ``campaign_id`` is given, only
+    those about some records when ``targets`` is (kind, ids), e.g. a session's
+    registrations."""
     query = sa.select(
         team_audit.c.at,
         team_audit.c.actor,
@@ -59,5 +67,8 @@ def recent(conn: Connection, campaign_id: str | None = None, limit: int = 50) ->
     )
     if campaign_id is not None:
         query = query.where(team_audit.c.campaign_id == campaign_id)
+    if targets is not None:
+        kind, ids = targets
+        query = query.where(team_audit.c.target_kind == kind, team_audit.c.target_id.in_(ids))
     rows = conn.execute(query.order_by(team_audit.c.at.desc(), team_audit.c.id.desc()).limit(limit))
     return [Entry(r.at, r.actor, r.action, r.campaign_id, r.summary) for r in rows]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from .views import activity, campaigns, reports, signin
+from .views import activity, campaigns, reports, rosters, signin
 
 ROUTES: tuple[BaseRoute, ...] = (
     *signin.ROUTES,
     *campaigns.ROUTES,
     *reports.ROUTES,
+    *rosters.ROUTES,
     *activity.ROUTES,
 )

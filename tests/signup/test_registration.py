@@ -78,6 +78,26 @@ def test_cancelling_promotes_the_first_person_waiting(engine, courses):
         assert reg.cancel(conn, made[3].id, NOW).promoted == ()  # a waiting person frees nothing
 
 
+def test_the_team_gives_a_place_out_of_turn_even_when_full(engine, courses):
+    basics = courses["equip-basics"]
+    june = basics.sessions[0]
+    outcomes = [sign_up(engine, basics, i, june.id) for i in range(5)]
+    second_waiting = outcomes[4].registration
+    with store.immediate(engine) as conn:
+        given = reg.give_place(conn, second_waiting.id, NOW)
+    assert given is not None and given.status == "confirmed"
+    assert given.revision == second_waiting.revision + 1  # its mail gets a key of its own
+    with engine.connect() as conn:
+        left = reg.availability(conn, basics)[june.id]
+        assert reg.waiting_position(conn, outcomes[3].registration) == 1
+    assert (left.confirmed, left.places, left.waiting) == (4, 3, 1)
+    with store.immediate(engine) as conn:  # not waiting any more: nothing to give
+        assert reg.give_place(conn, second_waiting.id, NOW) is None
+        assert reg.give_place(conn, outcomes[0].registration.id, NOW) is None
+        with pytest.raises(reg.Refused):
+            reg.give_place(conn, 999_999, NOW)
+
+
 def test_signing_up_again_after_cancelling_joins_the_end_of_the_queue(engine, courses):
     action = courses["equip-in-action"]
     first = sign_up(engine, action, 1).registration

@@ -22,10 +22,40 @@ from support.browser import (
     require_webdriver,
     set_width,
 )
+from support.signup_data import NOW, hosted_campaign, seed_readers
 from support.team_pages import add_uncertain_batch, link_in, sign_in_mails
 from support.tracking_data import seed_campaign
 
+from equip_mailer import store
+from equip_mailer.signup import registration as reg
+from equip_mailer.signup.catalogue import find_course, register_courses
+
 WIDTHS = (375, 1280)
+
+
+def signups_with_a_waiting_list(engine, tmp_path, demo_path):
+    """EQUIP Basics' first afternoon (2 places) with two people in it and one waiting."""
+    campaign = hosted_campaign(tmp_path, demo_path, basics_places=(2, 2), action_places=1)
+    seed_readers(engine, campaign, 3)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        course = find_course(conn, campaign.id, "equip-basics")
+    for i in range(3):
+        with store.immediate(engine) as conn:
+            reg.register(
+                conn,
+                course.id,
+                reg.Applicant(
+                    email=f"reader{i}@nhs.example",
+                    name=f"Reader Number{i}",
+                    practice="Example Health Centre",
+                    role="Practice nurse",
+                    access_needs="Needs step-free access and a hearing loop" if i == 1 else None,
+                ),
+                course.sessions[0].id,
+                NOW,
+            )
+    return campaign, course
 
 
 @pytest.fixture
@@ -60,8 +90,11 @@ def submit(driver) -> None:
     click_and_wait(driver, driver.find_element("css selector", "main form button[type=submit]"))
 
 
-def test_every_team_page_is_accessible_and_fits_a_phone(team, engine, settings, browser, tmp_path):
+def test_every_team_page_is_accessible_and_fits_a_phone(
+    team, engine, settings, browser, tmp_path, demo_path
+):
     secret = settings.require_link_secret()
+    campaign, course = signups_with_a_waiting_list(engine, tmp_path, demo_path)
     seed_campaign(engine, secret, campaign_id="2019-01-equip")
     seed_campaign(engine, secret, campaign_id="2019-04-equip-training-with-a-long-id")
     add_uncertain_batch(engine, "2019-04-equip-training-with-a-long-id", ["carol@example.org"])
@@ -94,6 +127,17 @@ def test_every_team_page_is_accessible_and_fits_a_phone(team, engine, settings, 
     browser.get(f"{b}/team/campaigns/2019-01-equip")
     assert "Click-through rate" in browser.page_source
     check_page(browser, "report", shots)
+    browser.get(f"{b}/team/campaigns/{campaign.id}/signups")
+    check_page(browser, "signups", shots)
+    first = course.sessions[0]
+    browser.get(f"{b}/team/campaigns/{campaign.id}/sessions/{first.id}")
+    assert "Waiting list (1)" in browser.page_source
+    check_page(browser, "roster", shots)
+    click_and_wait(browser, browser.find_element("css selector", 'a[href$="/give-place"]'))
+    check_page(browser, "give-place", shots)
+    submit(browser)
+    assert "Done: Gave Reader Number2 (registration" in browser.page_source
+    check_page(browser, "roster-changed", shots)
     browser.get(link)  # used: it says so
     check_page(browser, "link-used", shots)
     browser.get(f"{b}/team/activity")
