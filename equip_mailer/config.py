@@ -98,6 +98,13 @@ class Settings:
         "seconds per SendGrid request (the library sets none)",
         kind="seconds",
     )
+    uncertain_settle_minutes: int = _setting(
+        15,
+        "EQUIP_UNCERTAIN_SETTLE_MINUTES",
+        "minutes a batch with no answer waits for SendGrid's events before --retry-uncertain "
+        "re-sends its unproven recipients",
+        kind="int",
+    )
     team: tuple[str, ...] = _setting(
         (),
         "EQUIP_TEAM",

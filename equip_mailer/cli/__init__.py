@@ -22,6 +22,7 @@ from equip_mailer.cli import (  # noqa: F401
     serve,
     signups,
     status,
+    suppressions,
 )
 from equip_mailer.cli.common import main
 

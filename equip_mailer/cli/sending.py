@@ -5,7 +5,8 @@ and asking, with a progress bar. The exactly-once bookkeeping lives in equip_mai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from equip_mailer.cli.common import (
     open_campaign,
     progress_bar,
 )
-from equip_mailer.cli.status import print_status
+from equip_mailer.cli.status import ask_about_uncertain, print_totals
 from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
@@ -68,7 +69,17 @@ if TYPE_CHECKING:
 @click.option(
     "--retry-uncertain",
     is_flag=True,
-    help="Also send to recipients of batches that got no answer (they may get two copies).",
+    help="Also send to recipients of batches that got no answer and for whom SendGrid has "
+    "given no evidence since (its events, its Email Activity API); those few may get a "
+    "second copy. Only batches older than the settling period "
+    "(EQUIP_UNCERTAIN_SETTLE_MINUTES, default 15).",
+)
+@click.option(
+    "--now",
+    "now",
+    is_flag=True,
+    help="With --retry-uncertain: do not wait for the settling period (more of them may get "
+    "a second copy, since SendGrid's events for young batches may still be on the way).",
 )
 @click.option(
     "--outbox",
@@ -88,6 +99,7 @@ def send(
     limit: int | None,
     yes: bool,
     retry_uncertain: bool,
+    now: bool,
     outbox_dir: Path,
 ) -> None:
     """Send a campaign: each recipient gets exactly one copy, however often this is run.
@@ -98,6 +110,12 @@ def send(
     folder as one .eml file per recipient. A batch that gets no answer is marked uncertain
     and not sent again unless --retry-uncertain; after 3 such (or failed) batches the run
     pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at most 1000) sets recipients per request.
+    SendGrid's webhook events settle uncertain recipients as they arrive (they were accepted);
+    --retry-uncertain also asks SendGrid's Email Activity API, then re-sends only the rest.
+
+    Every run ends with the campaign's totals. Exit status: 0 when nobody is left uncertain,
+    3 when the run finished but recipients are still uncertain (the next command is shown),
+    1 on an error or a run that stopped early.
     Courses taken here (sign_up: equip) are copied to the store for the sign-up pages on
     every run but a dry run, so a changed date or number of places reaches them; places that
     grew go to the people waiting, who are emailed.
@@ -112,6 +130,8 @@ def send(
     from equip_mailer.send.dispatch import SendOptions
     from equip_mailer.send.prepare import register_campaign
 
+    if now and not retry_uncertain:
+        raise EquipError("--now goes with --retry-uncertain", hint="Add --retry-uncertain.")
     spec, cfg, engine = open_campaign(campaign, allow_past)
     run = _Run(
         spec,
@@ -121,6 +141,7 @@ def send(
         options=SendOptions.from_env(limit=limit, retry_uncertain=retry_uncertain),
         mail=campaign_mail(spec),
         outbox_dir=outbox_dir,
+        now=now,
     )
     transport = None if dry_run else _make_backend(run)
     register_campaign(engine, spec)
@@ -136,6 +157,8 @@ def send(
         _send_test_copies(run, transport, address)
         return
 
+    if transport is not None and run.backend_name == "sendgrid":
+        _sync_suppressions(run)
     keys, audience = _audience(spec, engine, cfg)
     if transport is None:
         _print_dry_run(run, audience, keys)
@@ -143,6 +166,8 @@ def send(
     report = _send_to_lists(run, transport, audience, keys, yes)
     if report is not None:
         _print_sent(run, report, campaign)
+    if report is None or not report.stopped:
+        _exit_for_uncertain(run)
 
 
 def _sync_signups(run: _Run) -> None:
@@ -165,6 +190,32 @@ def _sync_signups(run: _Run) -> None:
         )
 
 
+def _sync_suppressions(run: _Run) -> None:
+    """Before a real send, SendGrid's suppression lists since the last sync: whoever bounced
+    or unsubscribed while the webhook was down is left out too. Unreadable lists are one
+    note: the store's suppressions (kept by the webhook) still apply."""
+    from equip_mailer.errors import DeliveryError
+    from equip_mailer.track.suppression_sync import SendGridSuppressions, sync_suppressions
+
+    cfg = run.cfg
+    assert cfg.sendgrid_api_key  # the sendgrid backend was made with it
+    source = SendGridSuppressions(
+        cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+    )
+    try:
+        report = sync_suppressions(run.engine, source)
+    except DeliveryError as exc:
+        console.print(
+            f"Note: {exc.message}; going on with the suppressions already in the store "
+            "(`equip-mailer suppressions sync` tries again).",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if report.newly_suppressed:
+        console.print(report.summary(), markup=False, soft_wrap=True)
+
+
 @dataclass(frozen=True)
 class _Run:
     """What one ``send`` works from, settled once before anything is read or sent."""
@@ -176,6 +227,10 @@ class _Run:
     options: SendOptions
     mail: CampaignMail
     outbox_dir: Path
+    now: bool = False  # --retry-uncertain without the settling period
+
+
+EXIT_UNCERTAIN = 3  # the run finished, but some recipients are still uncertain
 
 
 def _make_backend(run: _Run) -> Backend:
@@ -282,26 +337,23 @@ def _send_to_lists(
     """Under the ledger's lock: bring the ledger up to date with the lists, show what will
     go, ask, then send with a progress bar. None when nothing was sent."""
     from equip_mailer.send.ledger import Ledger
-    from equip_mailer.send.ledger_rows import SENDABLE
     from equip_mailer.send.schedule import ensure_schedule
 
-    spec, options = run.spec, run.options
+    spec = run.spec
     ledger = Ledger(run.engine, spec.id)
     with ledger.lock():
         ensure_schedule(ledger, transport, run.mail)  # a scheduled send gets its batch id
-        synced = _recover_and_sync(ledger, audience, keys, options.retry_uncertain)
-        states = SENDABLE + (("uncertain",) if options.retry_uncertain else ())
-        counts = ledger.sendable(states)
+        synced = _recover_and_sync(ledger, audience, keys, run.options.retry_uncertain)
+        if run.options.retry_uncertain:
+            run = replace(run, options=_settle_before_retry(run, ledger))
+        options = run.options
+        counts = ledger.sendable(options.states, options.uncertain_before)
         total = sum(counts.values())
         if options.limit is not None:
             total = min(total, options.limit)
         if total == 0:
-            done = ledger.counts().get("sent", 0)
-            console.print(
-                f"Nothing to send: {done:,} recipient(s) already have campaign {spec.id}.",
-                markup=False,
-            )
-            print_status(spec, ledger)
+            console.print(f"Nothing to send in this run for campaign {spec.id}.", markup=False)
+            print_totals(spec, ledger)
             return None
         title = f"{spec.id}: to send through {run.backend_name}"
         console.print(_segment_table(spec, counts, title))
@@ -326,18 +378,98 @@ def _send_to_lists(
 def _recover_and_sync(
     ledger: Ledger, audience: Audience, keys: set[str], retry_uncertain: bool
 ) -> SyncResult:
-    """Batches a stopped run left in flight become uncertain (said on screen); then the
-    ledger takes in who is on the lists now."""
-    recovered = ledger.recover()
-    if recovered:
+    """Batches a stopped run left in flight become uncertain, and are settled at once from
+    the events already here (said on screen, in people); then the ledger takes in who is on
+    the lists now."""
+    known = {b.id for b in ledger.uncertain_batches()}
+    if ledger.recover():
+        new = [b for b in ledger.uncertain_batches() if b.id not in known]
+        people = sum(b.size for b in new)
+        proved = sum(b.size - b.still for b in new)
+        still = sum(b.still for b in new)
+        if not still:
+            fate = f"all {proved:,} are proved accepted by SendGrid's events already."
+        else:
+            fate = (
+                f"{proved:,} are proved accepted by SendGrid's events already; "
+                f"{_people(still)} uncertain (SendGrid may or may not have their email), "
+                + (
+                    "considered for re-sending below (--retry-uncertain)."
+                    if retry_uncertain
+                    else "not re-sent by this run."
+                )
+            )
         console.print(
-            f"{recovered} batch(es) were in flight when an earlier run stopped; "
-            "they are marked uncertain and not re-sent"
-            + (" (--retry-uncertain: sending them again)." if retry_uncertain else "."),
+            f"{_people(people)} in {len(new)} batch(es) were in flight when an earlier run "
+            f"stopped: {fate}",
             markup=False,
             soft_wrap=True,
         )
     return ledger.sync(audience.by_segment, keys)
+
+
+def _people(n: int) -> str:
+    return f"{n:,} recipient" + ("" if n == 1 else "s")
+
+
+def _settle_before_retry(run: _Run, ledger: Ledger) -> SendOptions:
+    """--retry-uncertain: gather the evidence, say what it settled and what will be re-sent
+    (and that those few may get a second copy), and hold back batches younger than the
+    settling period unless --now. Returns the run's options with that cutoff."""
+    import datetime as dt
+
+    from equip_mailer.store import utcnow
+
+    ask_about_uncertain(run.spec, run.cfg, run.outbox_dir, ledger)
+    found = ledger.uncertain_batches()
+    by_events = sum(b.by_events for b in found)
+    by_asking = sum(b.by_asking for b in found)
+    minutes = run.cfg.uncertain_settle_minutes
+    cutoff = utcnow() - dt.timedelta(minutes=max(0, minutes))
+    young = [b for b in found if b.still and b.created_at >= cutoff]
+    ripe_people = sum(b.still for b in found if b.still and b.created_at < cutoff)
+    young_people = sum(b.still for b in young)
+    everyone = by_events + by_asking + ripe_people + young_people
+    console.print(
+        f"Recipients of batches that got no answer: {_people(everyone)} in {len(found)} "
+        f"batch(es). Settled by SendGrid's events: {by_events:,}; by asking "
+        f"(Email Activity API / outbox files): {by_asking:,}; still without evidence: "
+        f"{ripe_people + young_people:,}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    if run.now:
+        resend = ripe_people + young_people
+        why = (
+            f" including {young_people:,} in batches younger than the settling period "
+            f"({minutes} min), whose events may still be on the way"
+            if young_people
+            else ""
+        )
+        console.print(
+            f"--now: re-sending {_people(resend)} without evidence{why}; if SendGrid did "
+            "accept them, they get a second copy.",
+            markup=False,
+            soft_wrap=True,
+        )
+        return replace(run.options, uncertain_before=None)
+    if ripe_people:
+        console.print(
+            f"Re-sending {_people(ripe_people)} without evidence (batches older than {minutes} "
+            "min); if SendGrid did accept them without saying so, they get a second copy.",
+            markup=False,
+            soft_wrap=True,
+        )
+    if young_people:
+        ready = max(b.created_at for b in young) + dt.timedelta(minutes=minutes)
+        console.print(
+            f"Waiting: {_people(young_people)} in {len(young)} batch(es) younger than the "
+            f"settling period ({minutes} min): SendGrid's events for them may still come. "
+            f"Run the same command after {ready:%H:%M} UTC, or add --now to re-send them now.",
+            markup=False,
+            soft_wrap=True,
+        )
+    return replace(run.options, uncertain_before=cutoff)
 
 
 def _run_with_progress(run: _Run, ledger: Ledger, transport: Backend, total: int) -> SendReport:
@@ -369,7 +501,8 @@ def _run_with_progress(run: _Run, ledger: Ledger, transport: Backend, total: int
 
 
 def _print_sent(run: _Run, report: SendReport, campaign: Path) -> None:
-    """What this run sent; a run that stopped early is an error saying how to carry on."""
+    """What this run did, then the whole campaign's totals; a run that stopped early is an
+    error saying how to carry on."""
     where = (
         f" to {run.outbox_dir / run.spec.id}"
         if run.backend_name == "outbox"
@@ -377,15 +510,27 @@ def _print_sent(run: _Run, report: SendReport, campaign: Path) -> None:
     )
     console.print(
         f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
-        f"{report.seconds:.1f} s; failed {report.failed:,}, uncertain {report.uncertain:,}.",
+        f"{report.seconds:.1f} s (this run; failed {report.failed:,}, no answer for "
+        f"{report.uncertain:,}).",
         markup=False,
         soft_wrap=True,
     )
+    from equip_mailer.send.ledger import Ledger
+
+    print_totals(run.spec, Ledger(run.engine, run.spec.id))
     if report.stopped:
         raise EquipError(
             f"sending stopped: {report.stopped}",
             hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.",
         )
+
+
+def _exit_for_uncertain(run: _Run) -> None:
+    """A scheduled job must notice recipients left uncertain: exit 3, not 0."""
+    from equip_mailer.send.ledger import Ledger
+
+    if Ledger(run.engine, run.spec.id).counts().get("uncertain"):
+        sys.exit(EXIT_UNCERTAIN)
 
 
 def _segment_table(spec: Campaign, counts: dict[str, int], title: str) -> Table:

@@ -22,36 +22,73 @@ from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
+    from equip_mailer.config import Settings
     from equip_mailer.send.ledger import Ledger
 
 
 @main.command()
 @campaign_arg
 @allow_past_opt
+@click.option(
+    "--check-sendgrid",
+    is_flag=True,
+    help="First ask SendGrid's Email Activity API (a paid add-on; the outbox's files for an "
+    "outbox send) which uncertain recipients it accepted, and settle those.",
+)
+@click.option(
+    "--outbox",
+    "outbox_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outbox"),
+    show_default=True,
+    help="Folder of the outbox backend (for --check-sendgrid of an outbox send).",
+)
 @friendly_errors
-def status(campaign: Path, allow_past: bool) -> None:
-    """Show how many recipients are in each ledger state, and any batches that failed or got
-    no answer (with SendGrid's error).
+def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: Path) -> None:
+    """Show how many recipients are in each ledger state, any batches that failed or got no
+    answer (with SendGrid's error and, for each batch with no answer, how many recipients
+    SendGrid's evidence has settled since), and what to run next.
 
     \b
     Example:
       equip-mailer status campaigns/2019-04-equip-training.yaml
+      equip-mailer status campaigns/2019-04-equip-training.yaml --check-sendgrid
     """
     from equip_mailer.send.ledger import Ledger
 
-    spec, _cfg, engine = open_campaign(campaign, True)  # reading the ledger: dates don't matter
+    spec, cfg, engine = open_campaign(campaign, True)  # reading the ledger: dates don't matter
     ledger = Ledger(engine, spec.id)
     if ledger.campaign_row() is None:
         console.print(f"Campaign {spec.id} has not been sent yet (no ledger rows).", markup=False)
         return
+    ledger.settle()  # events that came while nobody was looking (clicks, a late webhook)
+    if check_sendgrid:
+        ask_about_uncertain(spec, cfg, outbox_dir, ledger)
     print_status(spec, ledger)
+
+
+def ask_about_uncertain(spec: Campaign, cfg: Settings, outbox_dir: Path, ledger: Ledger) -> None:
+    """Ask SendGrid's Email Activity API (or the outbox's files) about the uncertain batches
+    and settle what it proves; a missing add-on is one line, never a failure."""
+    from equip_mailer.send.activity import activity_sources, check_uncertain
+
+    if not any(b.still for b in ledger.uncertain_batches()):
+        return
+    check = check_uncertain(ledger, activity_sources(cfg, outbox_dir / spec.id))
+    for note in check.notes:
+        console.print(f"Note: {note}.", markup=False, soft_wrap=True)
+    if check.asked:
+        n = sum(check.settled.values())
+        console.print(
+            f"Asked about {check.asked} uncertain batch(es): {n:,} recipient(s) proved accepted.",
+            markup=False,
+        )
 
 
 def print_status(spec: Campaign, ledger: Ledger) -> None:
     """Recipients per ledger state, the schedule, problem batches and what to run next."""
     from rich.table import Table
 
-    from equip_mailer.send.ledger_advice import next_steps
     from equip_mailer.store.schema import LEDGER_STATES
 
     counts = ledger.counts()
@@ -71,15 +108,56 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
             + (f"; cancelled {row.cancelled_at:%Y-%m-%d %H:%M} UTC" if row.cancelled_at else ""),
             markup=False,
         )
+    evidence = {b.id: b for b in ledger.uncertain_batches()}
     for b in ledger.problem_batches():
-        if not b.still:
+        proved = evidence.get(b.id)
+        if not b.still and not (proved and proved.size > proved.still):
             continue
+        settled = (
+            f"; settled since by SendGrid's events {proved.by_events:,}, by asking "
+            f"{proved.by_asking:,}"
+            + (f" ({proved.dropped:,} dropped by SendGrid)" if proved.dropped else "")
+            if proved
+            else ""
+        )
         console.print(
-            f"Batch {b.send_id} ({b.segment}, {b.still:,} of {b.size:,} recipients "
-            f"still {b.state}, {b.created_at:%Y-%m-%d %H:%M} UTC): {b.error or 'no detail'}",
+            f"Batch {b.send_id} ({b.segment}, {b.created_at:%Y-%m-%d %H:%M} UTC, "
+            f"{b.size:,} recipients): {b.error or 'no detail'}{settled}; "
+            f"still {b.state}: {b.still:,}.",
             markup=False,
             soft_wrap=True,
         )
+    print_totals(spec, ledger, counts)
+
+
+def print_totals(spec: Campaign, ledger: Ledger, counts: dict[str, int] | None = None) -> None:
+    """The whole campaign in people (not this run's, not batches), and what to run next:
+    ``send`` ends with this, so it never says "uncertain 0" while anyone is uncertain."""
+    from equip_mailer.send.ledger_advice import next_steps
+
+    counts = ledger.counts() if counts is None else counts
+    total = sum(counts.values())
+    uncertain = counts.get("uncertain", 0)
+    batches = sum(1 for b in ledger.uncertain_batches() if b.still)
+    proved = ledger.settled_by_evidence()
+    parts = [
+        f"sent {counts.get('sent', 0):,} of {total:,} recipients"
+        + (
+            f" ({proved:,} of them proved by SendGrid's evidence after no answer)" if proved else ""
+        ),
+        f"uncertain {uncertain:,}" + (f" in {batches} batch(es)" if uncertain else ""),
+        f"failed {counts.get('failed', 0):,}",
+    ]
+    for state, label in (
+        ("pending", "pending"),
+        ("in_flight", "in flight"),
+        ("dropped", "dropped by SendGrid"),
+        ("suppressed", "suppressed"),
+        ("cancelled", "cancelled or off the lists"),
+    ):
+        if counts.get(state):
+            parts.append(f"{label} {counts[state]:,}")
+    console.print(f"Campaign {spec.id}: " + "; ".join(parts) + ".", markup=False, soft_wrap=True)
     for step in next_steps(str(spec.source or spec.id), counts):  # the team pages say the same
         console.print(step.text, markup=False, soft_wrap=True)
         if step.command:

@@ -22,11 +22,19 @@ def next_steps(spec_source: str, counts: Mapping[str, int]) -> list[Advice]:
             Advice("To send the pending and failed ones:", f"equip-mailer send {spec_source}")
         )
     if counts.get("uncertain"):
+        n = counts["uncertain"]
         steps.append(
             Advice(
-                "Uncertain recipients got no answer from SendGrid and may already have the "
-                "email; check SendGrid's activity feed, then add --retry-uncertain to send "
-                "them again if you accept that some may get two copies.",
+                f"{n:,} recipient(s) are uncertain: their batch got no answer, so SendGrid may "
+                "or may not have accepted them, and it has given no evidence for them yet "
+                "(its webhook events settle them as they arrive). To ask SendGrid now:",
+                f"equip-mailer status {spec_source} --check-sendgrid",
+            )
+        )
+        steps.append(
+            Advice(
+                "To re-send only those still without evidence, once their batch is past the "
+                "settling period (those few may get a second copy):",
                 f"equip-mailer send {spec_source} --retry-uncertain",
             )
         )

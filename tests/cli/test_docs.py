@@ -23,6 +23,7 @@ COMMANDS = (
     "person",
     "forget",
     "purge",
+    "suppressions",
 )
 
 

@@ -142,7 +142,8 @@ def test_the_send_command_through_the_contract(tmp_path, monkeypatch):
         main, ["send", str(spec), "--allow-past", "--yes"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert "failed 0, uncertain 0" in result.output
+    assert "failed 0, no answer for 0" in result.output
+    assert "uncertain 0;" in result.output
 
 
 def test_a_notice_with_a_calendar_attachment_meets_the_contract():

@@ -104,14 +104,19 @@ def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
     project, server = env
     server.plan(Fault("slow", seconds=1.5, accept=True), Fault("drop", accept=False))
     result = send(project)
-    assert result.exit_code == 0, result.output
-    assert "uncertain 50" in result.output
+    assert result.exit_code == 3, result.output  # finished, but people are uncertain
+    assert "no answer for 50" in result.output
+    assert "uncertain 50 in 2 batch(es)" in result.output
+    assert f"equip-mailer send {project / 'campaigns' / CID}.yaml --retry-uncertain" in (
+        result.output.replace("\n", "")
+    )
     states = check_exactly_once(project, server, "slow + dropped")
     assert states["uncertain"] == 50
     # a re-run leaves them alone
     before = server.requests
     again = send(project)
     assert "Nothing to send" in again.output and server.requests == before
+    assert again.exit_code == 3 and "uncertain 50" in again.output
     status = CliRunner().invoke(main, ["status", str(project / "campaigns" / f"{CID}.yaml")])
     assert "still uncertain" in status.output and "timed out" in status.output
     assert (
@@ -121,15 +126,54 @@ def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
     )
 
 
-def test_retry_uncertain_sends_them_when_asked(env):
+def test_retry_uncertain_waits_for_the_settling_period_then_sends_the_unproven(env):
     project, server = env
     server.plan(Fault("drop", accept=False))
-    assert send(project).exit_code == 0
-    assert ledger_view(project)[0] and Counter(ledger_view(project)[0].values())["uncertain"] == 25
+    assert send(project).exit_code == 3
+    assert Counter(ledger_view(project)[0].values())["uncertain"] == 25
+    before = server.requests
+    early = send(project, "--retry-uncertain")
+    assert early.exit_code == 3, early.output
+    out = " ".join(early.output.split())
+    assert "still without evidence: 25" in out
+    assert "Waiting: 25 recipients in 1 batch(es) younger than the settling period (15 min)" in out
+    assert "add --now" in out and server.requests == before  # nothing re-sent yet
+    result = send(project, "--retry-uncertain", "--now")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "--now: re-sending 25 recipients without evidence including 25 in batches younger" in out
+    assert "they get a second copy" in out
+    states = check_exactly_once(project, server, "drop, then --retry-uncertain --now")
+    assert set(states) == {"sent"}
+
+
+def test_retry_uncertain_asks_sendgrid_and_resends_nobody_it_accepted(env, monkeypatch):
+    project, server = env
+    monkeypatch.setenv("EQUIP_UNCERTAIN_SETTLE_MINUTES", "0")
+    server.plan(Fault("slow", seconds=1.5, accept=True), Fault("drop", accept=False))
+    assert send(project).exit_code == 3
     result = send(project, "--retry-uncertain")
     assert result.exit_code == 0, result.output
-    states = check_exactly_once(project, server, "drop, then --retry-uncertain")
-    assert set(states) == {"sent"}
+    out = " ".join(result.output.split())
+    assert "Asked about 2 uncertain batch(es): 25 recipient(s) proved accepted." in out
+    assert "by asking (Email Activity API / outbox files): 25; still without evidence: 25" in out
+    assert "Re-sending 25 recipients without evidence (batches older than 0 min)" in out
+    states = check_exactly_once(project, server, "slow + drop, then --retry-uncertain")
+    assert set(states) == {"sent"} and server.emails().most_common(1)[0][1] == 1
+
+
+def test_without_the_activity_add_on_the_retry_says_so_in_one_line(env, monkeypatch):
+    project, server = env
+    monkeypatch.setenv("EQUIP_UNCERTAIN_SETTLE_MINUTES", "0")
+    server.activity = "403"
+    server.plan(Fault("drop", accept=False))
+    assert send(project).exit_code == 3
+    result = send(project, "--retry-uncertain")
+    assert result.exit_code == 0, result.output
+    [note] = [line for line in result.output.splitlines() if line.startswith("Note:")]
+    assert "Email Activity API is not available to this account or key (HTTP 403" in note
+    assert "Error" not in result.output
+    assert set(check_exactly_once(project, server, "403 from the activity API")) == {"sent"}
 
 
 def test_error_budget_pauses_with_how_to_resume(env):
@@ -142,8 +186,8 @@ def test_error_budget_pauses_with_how_to_resume(env):
     assert "Traceback" not in result.output
     rows, _ = ledger_view(project)
     assert Counter(rows.values()) == Counter({"uncertain": 75, "pending": len(rows) - 75})
-    result = send(project)  # carry on
-    assert result.exit_code == 0, result.output
+    result = send(project)  # carry on: the uncertain 75 stay, so the exit status says so
+    assert result.exit_code == 3, result.output
     check_exactly_once(project, server, "error budget, then resume")
 
 
@@ -195,11 +239,59 @@ def test_random_fault_storm(env, monkeypatch):
     while True:
         runs += 1
         result = send(project)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code in (0, 3), result.output  # 3: some are left uncertain
         if "Nothing to send" in result.output:
             break
         assert runs < 10
+    uncertain = ledger_view(project)[0].values()
+    assert (result.exit_code == 3) == ("uncertain" in uncertain)
     states = check_exactly_once(
         project, server, f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs)"
     )
     assert states["sent"] > 0
+
+
+def test_status_shows_the_evidence_per_batch_and_can_ask_sendgrid(env):
+    project, server = env
+    server.plan(Fault("slow", seconds=1.5, accept=True), Fault("drop", accept=False))
+    assert send(project).exit_code == 3
+    spec = str(project / "campaigns" / f"{CID}.yaml")
+    status = CliRunner().invoke(main, ["status", spec, "--check-sendgrid"])
+    assert status.exit_code == 0, status.output
+    out = " ".join(status.output.split())
+    assert "Asked about 2 uncertain batch(es): 25 recipient(s) proved accepted." in out
+    assert "settled since by SendGrid's events 0, by asking 25; still uncertain: 0." in out
+    assert "settled since by SendGrid's events 0, by asking 0; still uncertain: 25." in out
+    assert "sent" in out and "(25 of them proved by SendGrid's evidence after no answer)" in out
+    assert "uncertain 25 in 1 batch(es)" in out
+    assert f"equip-mailer status {spec} --check-sendgrid" in status.output.replace("\n", "")
+
+
+def test_a_send_first_pulls_sendgrids_suppressions_so_a_bounce_missed_by_the_webhook_counts(
+    env,
+):
+    project, server = env
+    first = next(
+        line.split(",")[0]
+        for line in (project / "lists" / "practice-staff.csv")
+        .read_text(encoding="utf-8-sig")
+        .splitlines()[1:]
+        if "@" in line
+    )
+    server.suppression_lists = {"bounces": [{"email": first.upper(), "created": 1}]}
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    assert "1 address(es) newly suppressed" in " ".join(result.output.split())
+    assert first.lower() not in server.emails()
+    rows, _ = ledger_view(project)
+    assert first.lower() not in rows or rows[first.lower()] == "suppressed"
+
+
+def test_without_access_to_the_suppression_lists_a_send_notes_it_and_goes_on(env):
+    project, server = env
+    server.suppression_access = "403"
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    [note] = [line for line in result.output.splitlines() if line.startswith("Note:")]
+    assert "HTTP 403 when asked for its bounces" in note
+    assert set(check_exactly_once(project, server, "no access to suppressions")) == {"sent"}

@@ -10,13 +10,15 @@ def test_pending_and_failed_recipients_are_sent_by_running_send_again():
     assert step.command == f"equip-mailer send {SPEC}"
 
 
-def test_uncertain_recipients_need_a_decision_and_the_retry_flag():
+def test_uncertain_recipients_are_counted_in_people_with_the_check_and_the_retry():
     steps = next_steps(SPEC, {"pending": 1, "uncertain": 3})
     assert [s.command for s in steps] == [
         f"equip-mailer send {SPEC}",
+        f"equip-mailer status {SPEC} --check-sendgrid",
         f"equip-mailer send {SPEC} --retry-uncertain",
     ]
-    assert "may already have the email" in steps[1].text
+    assert steps[1].text.startswith("3 recipient(s) are uncertain")
+    assert "second copy" in steps[2].text
 
 
 def test_nothing_to_do_when_all_are_sent_or_suppressed():

@@ -108,6 +108,9 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.activity = "200"  # GET /v3/messages: "200", or "403"/"404" (no add-on)
         self.activity_requests = 0
+        # GET /v3/suppression/<list>: {list: [{"email", "created", ...}]}; "403": no access
+        self.suppression_lists: dict[str, list[dict]] = {}
+        self.suppression_access = "200"
         self.on_accept: Callable[[list[Accepted]], None] | None = None
 
     @property
@@ -350,6 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         url = urlsplit(self.path)
+        if url.path.startswith("/v3/suppression/"):
+            self._suppression_list(url.path.rstrip("/").rsplit("/", 1)[1], parse_qs(url.query))
+            return
         if url.path.rstrip("/") != "/v3/messages":
             self._send_json(404, _error(f"no route {url.path}"))
             return
@@ -365,6 +371,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
         limit = int(float((params.get("limit") or ["10"])[0]))
         self._send_json(200, {"messages": self.server.activity_messages(m.group(1), limit)})
+
+    def _suppression_list(self, kind: str, params: dict[str, list[str]]) -> None:
+        """One page of a suppression list: entries created at or after start_time."""
+        if kind not in ("bounces", "blocks", "invalid_emails", "spam_reports", "unsubscribes"):
+            self._send_json(404, _error(f"no route /v3/suppression/{kind}"))
+            return
+        if self.server.suppression_access != "200":
+            self._send_json(int(self.server.suppression_access), _error("access forbidden"))
+            return
+        since = int((params.get("start_time") or ["0"])[0])
+        limit = int((params.get("limit") or ["500"])[0])
+        offset = int((params.get("offset") or ["0"])[0])
+        with self.server.lock:
+            found = [
+                e for e in self.server.suppression_lists.get(kind, []) if e["created"] >= since
+            ]
+        data = json.dumps(found[offset : offset + limit]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         raw = self._body()
