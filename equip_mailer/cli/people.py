@@ -21,6 +21,8 @@ from equip_mailer.cli.common import (
 from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from equip_mailer.config import Settings
     from equip_mailer.project import Project
 
@@ -297,6 +299,7 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
     )
     _deliver_promotions(cfg, engine, outbox or cfg.outbox, done.promoted)
     console.print(f"Erased {masked}:", markup=False)
+    _erase_at_sendgrid(cfg, engine, address)
     for what, n in done.counts.items():
         console.print(f"  {n:,} {what}", markup=False)
     for name in done.cancelled:
@@ -359,4 +362,26 @@ def purge() -> None:
         "were removed.",
         markup=False,
         soft_wrap=True,
+    )
+
+
+def _erase_at_sendgrid(cfg: Settings, engine: Engine, address: str) -> None:
+    """SendGrid's own copy goes too: its recipient erasure job, filed and logged by its id
+    (track/provider_erasure.py). A refusal is a note saying how to do it by hand."""
+    from equip_mailer.errors import DeliveryError
+    from equip_mailer.track.provider_erasure import SendGridErasure, file_erasure
+
+    if not cfg.sendgrid_api_key:
+        return
+    erasure = SendGridErasure(
+        cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+    )
+    try:
+        with engine.begin() as conn:
+            job_id = file_erasure(conn, erasure, address)
+    except DeliveryError as exc:
+        console.print(f"Note: {exc.message}. {exc.hint or ''}", markup=False, soft_wrap=True)
+        return
+    console.print(
+        f"  SendGrid erasure job {job_id} filed (its id is in the audit log)", markup=False
     )

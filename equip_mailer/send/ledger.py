@@ -172,12 +172,14 @@ class Ledger:
         return settled
 
     def settled_by_evidence(self) -> int:
-        """Recipients of batches that got no answer, since proved accepted (sent or dropped)."""
+        """Sent recipients whose batch got no answer: settled by evidence since."""
         c = ledger.c
         with self.engine.connect() as conn:
             n: int = conn.execute(
                 sa.select(sa.func.count()).where(
-                    c.campaign_id == self.campaign_id, c.evidence.is_not(None)
+                    c.campaign_id == self.campaign_id,
+                    c.state == "sent",
+                    c.evidence.is_not(None),
                 )
             ).scalar_one()
         return n

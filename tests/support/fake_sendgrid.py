@@ -11,6 +11,8 @@ substitutions at most 10,000 bytes per personalization. Refusals use SendGrid's 
 Every accepted personalization is recorded (thread-safe list) and, when ``jsonl`` is given,
 appended to a JSON-lines file, so a test can count what a killed process really sent.
 
+``POST /v3/recipients/erasejob`` records the addresses and answers a job id;
+``GET /v3/suppression/<list>`` pages through ``suppression_lists``;
 ``GET /v3/messages`` answers like the Email Activity API from what was accepted (filtered by
 our ``send_id`` custom arg); ``activity`` set to "403" or "404" answers like an account
 without the add-on. With ``on_accept`` set, every accepted personalization is handed to it
@@ -111,6 +113,7 @@ class FakeSendGrid(ThreadingHTTPServer):
         # GET /v3/suppression/<list>: {list: [{"email", "created", ...}]}; "403": no access
         self.suppression_lists: dict[str, list[dict]] = {}
         self.suppression_access = "200"
+        self.erasures: list[list[str]] = []  # POST /v3/recipients/erasejob: addresses asked
         self.on_accept: Callable[[list[Accepted]], None] | None = None
 
     @property
@@ -409,6 +412,15 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.batch_ids.add(batch_id)
             self._send_json(201, {"batch_id": batch_id})
+        elif path == "/v3/recipients/erasejob":
+            try:
+                addresses = json.loads(raw)["email_addresses"]
+            except (ValueError, KeyError, TypeError):
+                self._send_json(400, _error("email_addresses is required", "email_addresses"))
+                return
+            with self.server.lock:
+                self.server.erasures.append(list(addresses))
+            self._send_json(202, {"job_id": f"job-{len(self.server.erasures)}"})
         elif path == "/v3/user/scheduled_sends":
             try:
                 body = json.loads(raw)
