@@ -39,7 +39,7 @@ for _p in (str(REPO), str(REPO / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from benchmarks import redirect, render, report, send, signup, webhook  # noqa: E402
+from benchmarks import outbox, redirect, render, report, send, signup, webhook  # noqa: E402
 from benchmarks.harness import Benchmark, Context, child_main  # noqa: E402
 from benchmarks.table import check_targets, machine_info, print_table, write_json  # noqa: E402
 
@@ -47,6 +47,7 @@ from benchmarks.table import check_targets, machine_info, print_table, write_jso
 SUITE: tuple[Benchmark, ...] = (
     render.BENCHMARK,
     send.BENCHMARK,
+    outbox.BENCHMARK,
     webhook.BENCHMARK,
     redirect.BENCHMARK,
     signup.BENCHMARK,
@@ -90,6 +91,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
         "--out", type=Path, help="JSON file to write (default benchmarks/results/latest.json)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SIZE=N",
+        help="override one size, e.g. --set send_recipients=10000 (see the JSON's sizes)",
+    )
     # A measurement in a fresh process (harness.run_child): module:function and its inputs.
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -112,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or RESULTS / ("latest.json" if size == "full" else "latest-smoke.json")
     work = Path(tempfile.mkdtemp(prefix="equip-bench-"))
     started = time.perf_counter()
+    sizes = sizes_for(size)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in sizes or not value.strip().isdigit():
+            ap.error(f"--set {item}: expected one of {', '.join(sorted(sizes))} = a whole number")
+        sizes[key] = int(value)
     results: dict[str, Any] = {
         "size": size,
-        "sizes": sizes_for(size),
+        "sizes": sizes,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine_info(),
         "notes": [],

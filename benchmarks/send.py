@@ -63,10 +63,13 @@ def naive_pipeline_seconds(campaign: Campaign, n: int) -> float:
 
 
 def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Figures:
-    """In a fresh process: one send as the CLI runs it, timed from loading the spec."""
+    """In a fresh process: one send as the CLI runs it, timed from loading the spec.
+
+    ``params["backend"]`` is "sendgrid" (to ``params["sendgrid_url"]``) or "outbox" (into
+    ``params["outbox"]``; ``params["builder"]`` "fast" or "email" picks how its files are
+    built, the email package being the path the fast one replaced)."""
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.compose.spec import load_campaign
-    from equip_mailer.send.backends.sendgrid import SendGridBackend
     from equip_mailer.send.campaign_mail import campaign_mail
     from equip_mailer.send.dispatch import SendOptions, run_send
     from equip_mailer.send.ledger import Ledger
@@ -74,20 +77,19 @@ def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Fig
     from equip_mailer.send.schedule import ensure_schedule
     from equip_mailer.store import open_store, suppressed_keys
 
+    kind = params.get("backend", "sendgrid")
     rss_imports = current_rss_mb()
     cpu_at_start = cpu_seconds()  # imports are not the send's
     started = time.perf_counter()
     spec = load_campaign(params["spec"], allow_past=True)
     cfg = bench_settings(
         sendgrid_api_key=API_KEY,
-        sendgrid_api_host=params["sendgrid_url"],
+        sendgrid_api_host=params.get("sendgrid_url"),
         database_url=f"sqlite:///{params['db']}",
     )
     engine = open_store(cfg.database_url)
     mail = campaign_mail(spec)
-    backend = SendGridBackend(
-        API_KEY, mail, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
-    )
+    backend = _backend(kind, params, mail, cfg)
     register_campaign(engine, spec)
     with engine.connect() as conn:
         keys = suppressed_keys(conn)
@@ -107,6 +109,7 @@ def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Fig
     wall_s = time.perf_counter() - started
     cpu_s = cpu_seconds() - cpu_at_start
     return {
+        "backend": kind,
         "recipients": sum(len(v) for v in audience.by_segment.values()),
         "segments": {k: len(v) for k, v in audience.by_segment.items()},
         "sent": report.sent,
@@ -124,6 +127,21 @@ def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Fig
         "peak_rss_after_sync_mb": rss_sync,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def _backend(kind: str, params: dict[str, Any], mail: Any, cfg: Any) -> Any:
+    if kind == "sendgrid":
+        from equip_mailer.send.backends.sendgrid import SendGridBackend
+
+        return SendGridBackend(
+            API_KEY, mail, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+        )
+    from equip_mailer.send.backends.outbox import OutboxBackend
+
+    builder = params.get("builder", "fast")
+    if builder == "fast":
+        return OutboxBackend(Path(params["outbox"]), mail)
+    return OutboxBackend(Path(params["outbox"]), mail, builder=builder)
 
 
 def run(ctx: Context) -> Figures:

@@ -35,6 +35,20 @@ FIGURES = {
         "speedup_vs_naive",
         "wall_s_per_100k",
     ],
+    "outbox": [
+        "wall_s",
+        "recipients_per_s",
+        "lists_s",
+        "sync_s",
+        "loop_s",
+        "cpu_s",
+        "peak_rss_mb",
+        "wall_s_per_100k",
+        "over_floor",
+        "speedup_vs_email_package",
+        "rss_kb_per_recipient",
+        "rss_fixed_mb",
+    ],
     "webhook": [
         "events_per_s",
         "seconds",
@@ -73,6 +87,8 @@ def test_smoke_run_reports_every_figure(tmp_path):
     # The correctness checks the runner makes along the way (not speed).
     assert results["send"]["exactly_once"] is True
     assert results["send"]["sent"] == results["sizes"]["send_recipients"]
+    assert results["outbox"]["exactly_once"] is True
+    assert results["outbox"]["sent"] == results["sizes"]["outbox_recipients"]
     assert results["webhook"]["exactly_once"] is True
     assert results["redirect"]["every_click_recorded"] is True
     assert results["report"]["events_read"] > 0
@@ -82,6 +98,9 @@ def test_smoke_run_reports_every_figure(tmp_path):
         ("send", "wall_s"),
         ("send", "speedup_vs_naive"),
         ("send", "peak_rss_mb"),
+        ("outbox", "wall_s"),
+        ("outbox", "over_floor"),
+        ("outbox", "peak_rss_mb"),
         ("webhook", "events_per_s"),
         ("redirect", "requests_per_s"),
         ("redirect", "p99_ms"),

@@ -2,21 +2,32 @@
 
 Needs no credentials and no server (``make demo`` sends here), and each file is the mail as
 the reader would get it: tokens substituted exactly as SendGrid's substitutions would be.
+
+Each segment's message is built once (outbox_template.py) and filled per reader, which is
+~30x faster than building every message with the ``email`` package. That package still
+builds the messages of readers the fast form does not cover, and all of them with
+``builder="email"`` (the path the benchmark compares with); both give the same message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.policy
+import gc
 import os
 import re
+from collections.abc import Iterator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from equip_mailer.send.batch import LIST_UNSUBSCRIBE_POST, Addressee, Batch, BatchResult
+from equip_mailer.send.batch import LIST_UNSUBSCRIBE_POST, Addressee, Batch, BatchResult, Content
 from equip_mailer.send.campaign_mail import CampaignMail
+
+from .outbox_template import SegmentTemplate
+
+BUILDERS = ("fast", "email")
 
 
 def substitute(text: str, values: dict[str, str], pattern: re.Pattern | None = None) -> str:
@@ -41,29 +52,42 @@ class OutboxBackend:
 
     name = "outbox"
 
-    def __init__(self, directory: Path, mail: CampaignMail):
+    def __init__(self, directory: Path, mail: CampaignMail, builder: str = "fast"):
+        if builder not in BUILDERS:
+            raise ValueError(f"builder must be one of {BUILDERS}, not {builder!r}")
         self.mail = mail
         self.folder = Path(directory) / mail.campaign_id
+        self._folder = str(self.folder)
+        self.builder = builder
+        # (content, test copy, token names) -> its template; None: the email package only
+        self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
 
     def path_for(self, batch: Batch, a: Addressee) -> Path:
         if batch.test:
             return self.folder / "test" / f"{batch.content.segment}.eml"
         return self.folder / f"{a.ledger_id:06d}.eml"
 
+    def _path(self, ledger_id: int) -> str:
+        """``path_for`` a reader of a real batch, as a string (one per reader: no Path)."""
+        return f"{self._folder}{os.sep}{ledger_id:06d}.eml"
+
     def send_batch(self, batch: Batch) -> BatchResult:
+        by_email = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             if batch.test:
                 (self.folder / "test").mkdir(exist_ok=True)
-            pattern = (
-                token_pattern(batch.addressees[0].values)
-                if batch.addressees and batch.addressees[0].values
-                else None
-            )
-            for a in batch.addressees:
-                data = self.message(batch, a, pattern)
-                path = self.path_for(batch, a)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            pattern = None
+            pid = os.getpid()
+            for a, data in self.messages(batch):
+                if data is None:
+                    if not by_email and a.values:
+                        pattern = token_pattern(a.values)
+                    by_email += 1
+                    data = self.message(batch, a, pattern)
+                path = str(self.path_for(batch, a)) if batch.test else self._path(a.ledger_id)
+                head, _, name = path.rpartition(os.sep)
+                tmp = f"{head}{os.sep}.{name}.{pid}.tmp"
                 with open(tmp, "wb") as fh:
                     fh.write(data)
                 os.replace(tmp, path)
@@ -74,10 +98,48 @@ class OutboxBackend:
                 error=f"cannot write to the outbox {self.folder} ({exc.strerror or exc})",
                 hint="Check the folder exists and is writable (--outbox DIR).",
             )
+        finally:
+            # The email package's messages are cyclic garbage; the send loop pauses the
+            # collector (its own objects are acyclic), so collect what this batch made.
+            if by_email and not gc.isenabled():
+                gc.collect(0)
         return BatchResult("sent", message_id=None)
 
+    def messages(self, batch: Batch) -> Iterator[tuple[Addressee, bytes | None]]:
+        """Each reader with their message from the segment's template, or None where the
+        email package must build it (``message``)."""
+        template = self.template(batch)
+        if template is None:
+            for a in batch.addressees:
+                yield a, None
+            return
+        date_line = f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n"
+        idstring = f"{batch.send_id}."
+        domain = template.domain
+        for a in batch.addressees:
+            msgid = make_msgid(idstring=idstring + str(a.ledger_id), domain=domain)
+            yield a, template.fill(a, date_line, msgid)
+
+    def template(self, batch: Batch) -> SegmentTemplate | None:
+        """The batch's segment template (built on first use), None for the email package."""
+        if self.builder != "fast" or not batch.addressees:
+            return None
+        c = batch.content
+        tokens = tuple(batch.addressees[0].values)
+        key = (c, batch.test, tokens)
+        if key not in self._templates:
+            subject = ("[TEST] " + c.subject) if batch.test else c.subject
+            try:
+                self._templates[key] = SegmentTemplate(
+                    self.mail, c.segment, subject, c.text, c.html, list(tokens)
+                )
+            except (UnicodeError, ValueError):
+                self._templates[key] = None  # needs SMTPUTF8: a non-ASCII sender address
+        return self._templates[key]
+
     def message(self, batch: Batch, a: Addressee, pattern: re.Pattern | None = None) -> bytes:
-        """The mail this recipient would get: text part first, then HTML."""
+        """The mail this recipient would get, built by the email package: text part first,
+        then HTML. What the fast path is held to, and its fallback."""
         c = batch.content
         values = a.values
         if values and pattern is None:

@@ -1,0 +1,202 @@
+"""outbox: the embedded default (``--backend outbox``, what ``make demo`` and rehearsals use)
+sending 100,000 synthetic recipients as one ``.eml`` file each; targets <= 10 s wall, within
+3x the floor of simply writing the same files, <= 250 MB peak RSS.
+
+Three measurements, each in a fresh process, on the same synthetic project as the send
+benchmark (five segments, 90 % practice staff, 10 % citizens):
+
+* the send through ``OutboxBackend`` as ``equip-mailer send --backend outbox --yes`` runs it
+  after start-up (lists, SQLite ledger, sync, the send loop), at the full size and at a
+  tenth of it: the two peaks give memory as a fixed amount plus an amount per recipient;
+* the same send with each file built by Python's ``email`` package (``builder="email"``,
+  the path the fast one replaced and still falls back to for what it does not handle), at
+  the small size only (it is ~30x slower): the "before" in the same run;
+* the floor: writing the same number of files of the same bytes (one sample message per
+  segment, taken from the send's own output, in the send's proportions) with
+  ``open/write``, no ledger, no rendering.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Benchmark, Context, Figures, Row, Target
+from benchmarks.measure import cpu_seconds, peak_rss_mb
+from benchmarks.project import CAMPAIGN_ID, write_project
+from benchmarks.send import child_send
+from benchmarks.table import fmt
+
+
+def child_floor(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Figures:
+    """In a fresh process: write ``params["n"]`` files of the sample messages' bytes."""
+    samples = [Path(p).read_bytes() for p in params["samples"]]
+    out = Path(params["dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    n = params["n"]
+    cpu0 = cpu_seconds()
+    t = time.perf_counter()
+    written = 0
+    for i in range(1, n + 1):
+        data = samples[i % len(samples)]
+        with open(out / f"{i:06d}.eml", "wb") as fh:
+            fh.write(data)
+        written += len(data)
+    wall_s = time.perf_counter() - t
+    return {
+        "files": n,
+        "bytes": written,
+        "wall_s": wall_s,
+        "cpu_s": cpu_seconds() - cpu0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _send(ctx: Context, n: int, builder: str, tag: str) -> Figures:
+    project = ctx.work / f"outbox-{tag}"
+    spec = write_project(project, n)
+    params = {
+        "spec": str(spec),
+        "backend": "outbox",
+        "builder": builder,
+        "outbox": str(project / "outbox"),
+        "db": str(project / "send.db"),
+    }
+    res = ctx.child(child_send, params, work=project, timeout=3600)
+    folder = project / "outbox" / CAMPAIGN_ID
+    names = [e.name for e in os.scandir(folder) if e.name.endswith(".eml")]
+    res["files"] = len(names)
+    res["bytes"] = (
+        sum((folder / name).stat().st_size for name in names[:2000])
+        * len(names)
+        // max(1, min(2000, len(names)))
+    )
+    res["exactly_once"] = res["files"] == res["sent"] == res["recipients"] == res["ledger_sent"]
+    res["recipients_per_s"] = res["sent"] / res["wall_s"] if res["wall_s"] else 0.0
+    res["project"] = str(project)
+    return res
+
+
+def _samples(project: Path, limit: int = 50) -> list[str]:
+    """Some of a send's own files, to write again for the floor."""
+    folder = project / "outbox" / CAMPAIGN_ID
+    names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".eml"))
+    step = max(1, len(names) // limit)
+    return [str(folder / name) for name in names[::step][:limit]]
+
+
+def _remove(project: Path) -> None:
+    import shutil
+
+    shutil.rmtree(project, ignore_errors=True)
+
+
+def run(ctx: Context) -> Figures:
+    big, small = ctx.sizes["outbox_recipients"], ctx.sizes["outbox_small"]
+    n_email = ctx.sizes["outbox_email_recipients"]
+    res: Figures = {}
+    # The "before": the email package building every file, at the small size.
+    email = _send(ctx, n_email, "email", "email")
+    _remove(Path(email.pop("project")))
+    res["email"] = email
+    fast_small = _send(ctx, small, "fast", "small")
+    _remove(Path(fast_small.pop("project")))
+    res["small"] = fast_small
+    fast = _send(ctx, big, "fast", "big")
+    project = Path(fast.pop("project"))
+    floor = ctx.child(
+        child_floor,
+        {"samples": _samples(project), "n": big, "dir": str(ctx.work / "floor")},
+        timeout=3600,
+    )
+    _remove(project)
+    _remove(ctx.work / "floor")
+    res["floor"] = floor
+    res |= {k: fast[k] for k in fast if k != "segments"}
+    res["segments"] = fast["segments"]
+    res["wall_s_per_100k"] = fast["wall_s"] * 100_000 / max(1, fast["sent"])
+    res["over_floor"] = fast["wall_s"] / floor["wall_s"] if floor["wall_s"] else 0.0
+    email_per = email["wall_s"] / max(1, email["sent"])
+    fast_per = fast["wall_s"] / max(1, fast["sent"])
+    res["speedup_vs_email_package"] = email_per / fast_per if fast_per else 0.0
+    per, fixed = per_recipient_memory(small, fast_small["peak_rss_mb"], big, fast["peak_rss_mb"])
+    res["rss_kb_per_recipient"] = per
+    res["rss_fixed_mb"] = fixed
+    res["exactly_once"] = fast["exactly_once"] and fast_small["exactly_once"]
+    ctx.note(
+        f"outbox: 'before' = the same send with every file built by the email package, at "
+        f"{n_email:,} recipients (compared per recipient); floor = {big:,} files of the send's "
+        "own bytes written with open/write"
+    )
+    return res
+
+
+def per_recipient_memory(n1: int, mb1: float, n2: int, mb2: float) -> tuple[float, float]:
+    """Peak RSS as fixed MB + KB per recipient, from two sends of different sizes."""
+    if n2 == n1:
+        return 0.0, mb2
+    per_mb = (mb2 - mb1) / (n2 - n1)
+    return per_mb * 1024, mb1 - per_mb * n1
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    o = results["outbox"]
+    e, s, f = o["email"], o["small"], o["floor"]
+    return [
+        (
+            f"outbox: {o['sent']:,} recipients, {len(o['segments'])} segments, .eml files + "
+            "SQLite ledger",
+            f"{fmt(o['wall_s'], 2)} s wall ({fmt(o['recipients_per_s'], 0)} recipients/s)",
+        ),
+        (
+            "outbox:   of which lists read / ledger sync / render+write loop",
+            f"{fmt(o['lists_s'], 2)} / {fmt(o['sync_s'], 2)} / {fmt(o['loop_s'], 2)} s",
+        ),
+        ("outbox: CPU of the sending process (after imports)", f"{fmt(o['cpu_s'], 2)} s"),
+        (
+            f"outbox: floor, writing the same {f['files']:,} files ({fmt(f['bytes'] / 1e6, 0)} "
+            "MB) with open/write",
+            f"{fmt(f['wall_s'], 2)} s wall; the send takes {fmt(o['over_floor'], 2)}x",
+        ),
+        (
+            f"outbox: {s['sent']:,} recipients (same send, a tenth)",
+            f"{fmt(s['wall_s'], 2)} s wall, peak RSS {fmt(s['peak_rss_mb'])} MB",
+        ),
+        (
+            "outbox: peak RSS = fixed + per recipient (from the two sizes)",
+            f"{fmt(o['peak_rss_mb'])} MB = {fmt(o['rss_fixed_mb'])} MB + "
+            f"{fmt(o['rss_kb_per_recipient'], 2)} KB x recipients",
+        ),
+        (
+            f"outbox before: the email package building each file, {e['sent']:,} recipients",
+            f"{fmt(e['wall_s'], 2)} s wall ({fmt(e['recipients_per_s'], 0)} recipients/s), "
+            f"peak RSS {fmt(e['peak_rss_mb'])} MB",
+        ),
+        (
+            "outbox: speed-up over the email package (per recipient, same run)",
+            f"{fmt(o['speedup_vs_email_package'], 1)}x",
+        ),
+        ("outbox: one file per recipient, ledger says sent", fmt(o["exactly_once"])),
+    ]
+
+
+BENCHMARK = Benchmark(
+    name="outbox",
+    run=run,
+    rows=rows,
+    sizes={
+        "full": {
+            "outbox_recipients": 100_000,
+            "outbox_small": 10_000,
+            "outbox_email_recipients": 10_000,
+        },
+        "smoke": {"outbox_recipients": 2_000, "outbox_small": 500, "outbox_email_recipients": 200},
+    },
+    targets=(
+        Target("wall_s", "<=", 10, "s for 100,000", read="wall_s_per_100k"),
+        Target("over_floor", "<=", 3, "x the floor (writing the same files)"),
+        Target("peak_rss_mb", "<=", 250, "MB peak RSS"),
+    ),
+)
