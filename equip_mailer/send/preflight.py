@@ -4,8 +4,9 @@ Links and ``List-Unsubscribe`` in real readers' mail point at ``EQUIP_PUBLIC_URL
 loopback default, plain http or a scheme-less name makes every sign-up and one-click
 unsubscribe dead, and nothing can recall the mail. A campaign that counts on SendGrid's
 events needs the webhook key; the From address must sit in the domain authenticated at
-SendGrid. ``send`` refuses on any of these (whatever ``SENDGRID_API_HOST`` is); ``check``
-prints the same verdicts as warnings.
+SendGrid; the spec must name the privacy notice its mail links to. ``send`` refuses on
+any of these (whatever ``SENDGRID_API_HOST`` is); ``check`` prints the same verdicts as
+warnings.
 """
 
 from __future__ import annotations
@@ -139,12 +140,28 @@ def sender_verdicts(campaign: Campaign, settings: Settings) -> list[Verdict]:
     return []
 
 
+def privacy_verdicts(campaign: Campaign) -> list[Verdict]:
+    """Readers must be able to find what is held about them (UK GDPR, articles 13-14): every
+    mail and sign-up page links to the privacy notice, so a real send needs one."""
+    if campaign.footer.privacy_url:
+        return []
+    return [
+        Verdict(
+            f"campaign {campaign.id} names no privacy notice (footer.privacy_url), which every "
+            "mail and sign-up page must link to",
+            "add footer: privacy_url: https://... (the page saying what is held, why and for "
+            "how long; README 'Data and privacy' has the table to start from)",
+        )
+    ]
+
+
 def verdicts(campaign: Campaign, settings: Settings) -> list[Verdict]:
     """Every reason a real SendGrid send of ``campaign`` would be refused."""
     return [
         *public_url_verdicts(settings),
         *webhook_verdicts(campaign, settings),
         *sender_verdicts(campaign, settings),
+        *privacy_verdicts(campaign),
     ]
 
 

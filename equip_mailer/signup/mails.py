@@ -72,7 +72,12 @@ def calendar_attachment(
     )
 
 
-def _html(paragraphs: list[str | list[str]], link: tuple[str, str] | None, footer: str) -> str:
+def _html(
+    paragraphs: list[str | list[str]],
+    link: tuple[str, str] | None,
+    footer: str,
+    privacy: str | None = None,
+) -> str:
     """A plain, readable HTML part: paragraphs (a list inside is one line per item)."""
     parts = []
     for p in paragraphs:
@@ -86,7 +91,13 @@ def _html(paragraphs: list[str | list[str]], link: tuple[str, str] | None, foote
             f'<p><a href="{html.escape(url, quote=True)}" style="color:#005eb8;'
             f'font-weight:bold">{html.escape(label)}</a></p>'
         )
-    parts.append(f'<p style="color:#4c6272;font-size:14px">{html.escape(footer)}</p>')
+    notice = (
+        f' &middot; <a href="{html.escape(privacy, quote=True)}" style="color:#005eb8">'
+        "Privacy notice</a>"
+        if privacy
+        else ""
+    )
+    parts.append(f'<p style="color:#4c6272;font-size:14px">{html.escape(footer)}{notice}</p>')
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"></head>'
         '<body style="font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;'
@@ -94,11 +105,16 @@ def _html(paragraphs: list[str | list[str]], link: tuple[str, str] | None, foote
     )
 
 
-def _text(paragraphs: list[str | list[str]], link: tuple[str, str] | None, footer: str) -> str:
+def _text(
+    paragraphs: list[str | list[str]],
+    link: tuple[str, str] | None,
+    footer: str,
+    privacy: str | None = None,
+) -> str:
     blocks = ["\n".join(p) if isinstance(p, list) else p for p in paragraphs]
     if link:
         blocks.append(f"{link[0]}:\n{link[1]}")
-    blocks.append(footer)
+    blocks.append(footer + (f"\nPrivacy notice: {privacy}" if privacy else ""))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -118,8 +134,8 @@ def _notice(
         to_email=registration.email,
         to_name=registration.name,
         subject=subject,
-        text=_text(paragraphs, link, footer),
-        html=_html(paragraphs, link, footer),
+        text=_text(paragraphs, link, footer, ctx.course.privacy_url),
+        html=_html(paragraphs, link, footer, ctx.course.privacy_url),
         attachments=attachments,
         **_sender(ctx.course),
     )
@@ -234,7 +250,7 @@ def invite(course: CourseInfo, invite_id: int, email: str, url: str) -> Notice:
         kind="signup-invite",
         to_email=email,
         subject=f"Confirm your address to sign up for {course.name}",
-        text=_text(paragraphs, link, footer),
-        html=_html(paragraphs, link, footer),
+        text=_text(paragraphs, link, footer, course.privacy_url),
+        html=_html(paragraphs, link, footer, course.privacy_url),
         **_sender(course),
     )

@@ -87,3 +87,17 @@ def test_a_loopback_sendgrid_host_is_a_local_stand_in():
     assert is_loopback("http://127.0.0.1:4010") and is_loopback("http://localhost:4010")
     assert not is_loopback("https://api.sendgrid.com")
     assert not is_loopback("https://api.eu.sendgrid.com")
+
+
+def test_a_campaign_without_a_privacy_notice_is_refused(demo):
+    footer = demo.footer.model_copy(update={"privacy_url": None})
+    bare = demo.model_copy(update={"footer": footer})
+    found = verdicts(bare, settings())
+    assert [str(v) for v in found] == [
+        "campaign 2019-04-equip-training names no privacy notice (footer.privacy_url), which "
+        "every mail and sign-up page must link to; add footer: privacy_url: https://... (the "
+        "page saying what is held, why and for how long; README 'Data and privacy' has the "
+        "table to start from)"
+    ]
+    with pytest.raises(PreflightError, match="names no privacy notice"):
+        refuse_unsafe(bare, settings())

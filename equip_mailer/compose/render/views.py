@@ -135,6 +135,7 @@ class FooterView:
     why: str
     segment_name: str
     links: tuple[LinkRef, ...]  # the campaign's other links (about, contact, ...)
+    privacy_url: str | None  # the privacy notice: linked as it is, never tracked
 
 
 def open_signup_url(pages_url: str, campaign: Campaign, course: Course) -> str:
@@ -263,6 +264,7 @@ def template_context(
             why=campaign.footer.why,
             segment_name=segment.name,
             links=footer_links,
+            privacy_url=campaign.footer.privacy_url,
         ),
         "first_name": Markup(html_token("first_name")),
         "practice": Markup(html_token("practice")),
