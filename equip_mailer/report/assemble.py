@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .breakdowns import by_group, courses, funnel, machine_vs_human, sessions
+from .breakdowns import (
+    by_group,
+    courses,
+    funnel,
+    machine_vs_human,
+    places,
+    segment_courses,
+    sessions,
+)
 from .counting import Prepared, prepare, rate_or_nan
 from .model import Figure, Frames, Names, Report, Table, day_label
 from .over_time import clicks_over_time, clicks_per_day, first_send
@@ -31,6 +39,8 @@ def build_report(frames: Frames, names: Names | None = None, human_only: bool = 
         for t in [
             funnel_table,
             course_table,
+            places(prep, frames, names),
+            segment_courses(prep, frames, names, human_only),
             sessions(prep, frames, names, human_only),
             by_group(prep, "practice", "Clicks per practice", "practices", human_only),
             by_group(prep, "role", "Clicks per role", "roles", human_only),
@@ -53,7 +63,7 @@ def build_report(frames: Frames, names: Names | None = None, human_only: bool = 
         else None,
         headline=_headline(prep, start, human_only),
         tables=tables,
-        notes=_notes(prep, is_sent, human_only),
+        notes=_notes(prep, is_sent, human_only) + _signup_notes(prep, frames),
         series=series,
         by_segment=by_segment,
         by_course=by_course,
@@ -81,8 +91,28 @@ def _over_time_table(series: pd.DataFrame) -> Table:
     )
 
 
+def _signup_notes(prep: Prepared, frames: Frames) -> list[str]:
+    """Where sign-ups that no segment counts came from."""
+    outside = prep.signups[prep.signups["pos"] < 0]
+    if not len(outside):
+        return []
+    sources = outside["source"].value_counts()
+    words = {
+        "open": "from the open sign-up page",
+        "import": "imported from a booking tool",
+        "team": "added by the team",
+        "list": "from a list no longer in the ledger",
+    }
+    parts = [f"{int(n)} {words.get(str(src), str(src))}" for src, n in sources.items()]
+    return [
+        f"{len(outside)} sign-up{'s' if len(outside) != 1 else ''} came from people not on "
+        f"the campaign's lists ({', '.join(parts)}): counted per course and session, "
+        "not per segment."
+    ]
+
+
 def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> list[Figure]:
-    """The five cards at the top: sent, delivered, unique clickers, rate and clicks."""
+    """The cards at the top: sent, delivered, unique clickers, rate, clicks and sign-ups."""
     people = prep.people
     sent_people = people[people["sent"]]
     sent_n = int(len(sent_people))
@@ -92,6 +122,7 @@ def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> l
     machine_n = int(people["machine_clicks"].sum())
     human_n = int(people["human_clicks"].sum())
     rate = rate_or_nan(clickers_n, delivered_n)
+    confirmed = int((prep.signups["status"] == "confirmed").sum())
     return [
         Figure("Sent", f"{sent_n:,}", day_label(start) if start is not None else "not sent yet"),
         Figure(
@@ -113,6 +144,11 @@ def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> l
             "Clicks",
             f"{human_n if human_only else all_clicks:,}",
             f"{machine_n:,} machine clicks " + ("left out" if human_only else "included"),
+        ),
+        Figure(
+            "Signed up",
+            f"{len(prep.signups):,}",
+            f"{confirmed:,} with a place, {len(prep.signups) - confirmed:,} waiting",
         ),
     ]
 
@@ -172,6 +208,7 @@ _MATCHED = (
             ("delivered", "Delivered", "int"),
             ("clickers", "Clickers", "int"),
             ("rate", "CTR", "pct"),
+            ("signed_up", "Signed up", "int"),
         ),
     ),
     (
@@ -179,7 +216,12 @@ _MATCHED = (
         "by_course",
         "Courses compared",
         "Course",
-        (("clickers", "Clickers", "int"), ("clicks", "Clicks", "int"), ("rate", "CTR", "pct")),
+        (
+            ("clickers", "Clickers", "int"),
+            ("clicks", "Clicks", "int"),
+            ("rate", "CTR", "pct"),
+            ("signed_up", "Signed up", "int"),
+        ),
     ),
 )
 
@@ -209,6 +251,7 @@ def _summary_table(reports: list[Report]) -> Table:
         }
     )
     summary["Click-through rate"] = rate_or_nan(summary["Unique clickers"], summary["Delivered"])
+    summary["Signed up"] = [_figure_int(r, "Signed up") for r in reports]
     return Table(
         "summary",
         "Campaigns compared",
@@ -221,6 +264,7 @@ def _summary_table(reports: list[Report]) -> Table:
             "Delivered": "int",
             "Unique clickers": "int",
             "Click-through rate": "pct",
+            "Signed up": "int",
         },
     )
 

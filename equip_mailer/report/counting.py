@@ -22,8 +22,10 @@ from .model import Frames
 class Prepared:
     """Per-recipient flags and the click rows the tables are cut from."""
 
-    people: pd.DataFrame  # ledger + sent, delivered, bounced, opened, clicked, clicks, machine
+    people: pd.DataFrame  # ledger + sent, delivered, bounced, opened, clicked, clicks, machine,
+    #                       unsubscribed, complained, confirmed, waiting (sign-ups, any course)
     clicks: pd.DataFrame  # all click rows used (human and machine), with course/session
+    signups: pd.DataFrame  # Frames.signups + pos (the person's row in people, -1: not listed)
     delivered_fallback: bool
     opens_tracked: bool
     dropped_webhook_clicks: int
@@ -57,8 +59,14 @@ def prepare(frames: Frames, human_only: bool = True) -> Prepared:
     machine = ev["machine"].to_numpy(dtype=bool)
     delivered_mask = is_event("delivered")
     open_mask = is_event("open")
+    signups = frames.signups.assign(
+        pos=ledger_positions(led["id"].to_numpy(), frames.signups["ledger_id"].to_numpy())
+    )
     people = _people(
         led,
+        unsubscribed=count(is_event("unsubscribe")),
+        complained=count(is_event("spamreport")),
+        signups=signups,
         human_clicks=count(clicks_mask & ~machine),
         machine_clicks=count(clicks_mask & machine),
         delivered_events=count(delivered_mask),
@@ -72,6 +80,7 @@ def prepare(frames: Frames, human_only: bool = True) -> Prepared:
     return Prepared(
         people=people,
         clicks=clicks,
+        signups=signups,
         delivered_fallback=not delivered_mask.any(),
         opens_tracked=bool(open_mask.any()),
         dropped_webhook_clicks=dropped_webhook,
@@ -89,9 +98,26 @@ def _people(
     bounced: np.ndarray,
     delivered_fallback: bool,
     human_only: bool,
+    unsubscribed: np.ndarray | None = None,
+    complained: np.ndarray | None = None,
+    signups: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ledger with each recipient's flags, from their event counts: a click or an open
-    proves the mail was sent and delivered, whatever the ledger or the webhook missed."""
+    proves the mail was sent and delivered, whatever the ledger or the webhook missed.
+    ``confirmed``: a place on some course; ``waiting``: on a waiting list and no place."""
+    n = len(led)
+    zeros = np.zeros(n, dtype=np.int64)
+    unsubscribed = zeros if unsubscribed is None else unsubscribed
+    complained = zeros if complained is None else complained
+    confirmed = np.zeros(n, dtype=bool)
+    waiting = np.zeros(n, dtype=bool)
+    if signups is not None and len(signups):
+        listed = signups[signups["pos"] >= 0]
+        status = listed["status"].astype("object").to_numpy()
+        pos = listed["pos"].to_numpy(dtype=np.int64)
+        confirmed[pos[status == "confirmed"]] = True
+        waiting[pos[status == "waiting"]] = True
+        waiting &= ~confirmed
     any_click = (human_clicks + machine_clicks) > 0
     state_sent = (led["state"].astype("object") == "sent").to_numpy()
     sent = state_sent | (delivered_events > 0) | any_click | (opens > 0)
@@ -111,6 +137,11 @@ def _people(
         human_clicks=human_clicks,
         machine_clicks=machine_clicks,
         all_clicks=human_clicks + machine_clicks,
+        unsubscribed=unsubscribed > 0,
+        complained=complained > 0,
+        confirmed=confirmed,
+        waiting=waiting,
+        signed_up=confirmed | waiting,
     )
 
 

@@ -18,12 +18,23 @@ from pandas.api.types import union_categoricals
 from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.errors import EquipError
-from equip_mailer.store import batches, campaigns, events, ledger, links
+from equip_mailer.store import (
+    batches,
+    campaigns,
+    events,
+    ledger,
+    links,
+    registrations,
+    signup_courses,
+    signup_sessions,
+)
 
-from .model import Frames
+from .model import PLACES_COLUMNS, SIGNUP_COLUMNS, Frames
 
 # Only these events matter to a report; the rest (processed, deferred, ...) are never read.
-REPORT_EVENTS = ("delivered", "bounce", "dropped", "open", "click")
+REPORT_EVENTS = ("delivered", "bounce", "dropped", "open", "click", "unsubscribe", "spamreport")
+# Stored names read as one of the above (SendGrid's unsubscribe from a suppression group).
+EVENT_ALIASES = {"group_unsubscribe": "unsubscribe"}
 NOT_GIVEN = "(not given)"
 
 LEDGER_COLUMNS = ["id", "segment", "practice", "role", "state", "sent_at"]
@@ -105,6 +116,7 @@ def load_frames(engine: Engine, campaign_id: str) -> Frames:
             ).where(batches.c.campaign_id == campaign_id),
             BATCH_COLUMNS,
         )
+        signup_frame, places_frame = _read_signups(conn, campaign_id)
     batch_frame["created_at"] = _from_epoch(batch_frame["created_at"])
     return Frames(
         campaign_id=campaign_id,
@@ -113,7 +125,62 @@ def load_frames(engine: Engine, campaign_id: str) -> Frames:
         events=event_frame,
         links=link_frame,
         batches=batch_frame,
+        signups=signup_frame,
+        places=places_frame,
     )
+
+
+def _read_signups(conn: Connection, campaign_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The campaign's live registrations (one row each, no personal data) and its courses'
+    sessions with their places: a few hundred rows, read plainly."""
+    regs = conn.execute(
+        sa.select(
+            sa.func.coalesce(registrations.c.ledger_id, -1),
+            registrations.c.course_id,
+            signup_sessions.c.session_key,
+            registrations.c.status,
+            registrations.c.source,
+        )
+        .select_from(
+            registrations.outerjoin(
+                signup_sessions, signup_sessions.c.id == registrations.c.session_id
+            )
+        )
+        .where(
+            registrations.c.campaign_id == campaign_id,
+            registrations.c.status.in_(("confirmed", "waiting")),
+        )
+        .order_by(registrations.c.id)
+    ).all()
+    sessions = conn.execute(
+        sa.select(
+            signup_courses.c.course_id,
+            signup_courses.c.name,
+            signup_courses.c.hosted,
+            signup_courses.c.schedule == "attend_all",
+            signup_sessions.c.session_key,
+            signup_sessions.c.starts_at,
+            signup_sessions.c.places,
+        )
+        .select_from(
+            signup_courses.join(
+                signup_sessions, signup_sessions.c.signup_course_id == signup_courses.c.id
+            )
+        )
+        .where(
+            signup_courses.c.campaign_id == campaign_id,
+            signup_courses.c.active.is_(True),
+            signup_sessions.c.active.is_(True),
+        )
+        .order_by(signup_courses.c.id, signup_sessions.c.position)
+    ).all()
+    signup_frame = pd.DataFrame([tuple(r) for r in regs], columns=SIGNUP_COLUMNS)
+    signup_frame["ledger_id"] = pd.to_numeric(signup_frame["ledger_id"]).astype("int64")
+    places_frame = pd.DataFrame([tuple(r) for r in sessions], columns=PLACES_COLUMNS)
+    places_frame["places"] = places_frame["places"].astype("object")
+    places_frame["hosted"] = places_frame["hosted"].astype(bool)
+    places_frame["attend_all"] = places_frame["attend_all"].astype(bool)
+    return signup_frame, places_frame
 
 
 def _subject(conn: Connection, engine: Engine, campaign_id: str) -> str | None:
@@ -162,9 +229,9 @@ def _read_events(conn: Connection, campaign_id: str, epoch: Epoch) -> pd.DataFra
             .order_by(events.c.machine_reason)
         )
     ]
-    event_code = sa.case(
-        {name: i for i, name in enumerate(REPORT_EVENTS)}, value=events.c.event, else_=0
-    )
+    codes = {name: i for i, name in enumerate(REPORT_EVENTS)}
+    codes.update({alias: codes[name] for alias, name in EVENT_ALIASES.items()})
+    event_code = sa.case(codes, value=events.c.event, else_=0)
     packed = (
         event_code
         + 8 * sa.case((events.c.source == "tracker", 1), else_=0)
@@ -179,7 +246,9 @@ def _read_events(conn: Connection, campaign_id: str, epoch: Epoch) -> pd.DataFra
         epoch(events.c.at).label("at"),
         sa.func.coalesce(events.c.ledger_id, -1).label("ledger_id"),
         sa.func.coalesce(events.c.link_id, -1).label("link_id"),
-    ).where(events.c.campaign_id == campaign_id, events.c.event.in_(REPORT_EVENTS))
+    ).where(
+        events.c.campaign_id == campaign_id, events.c.event.in_([*REPORT_EVENTS, *EVENT_ALIASES])
+    )
     values = _read_ints(conn, stmt, 4)
     kind = values[:, 0]
     reason_codes = (kind >> 5) - 1

@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
 
 
+SIGNUP_COLUMNS = ["ledger_id", "course_id", "session", "status", "source"]
+PLACES_COLUMNS = ["course_id", "name", "hosted", "attend_all", "session", "starts_at", "places"]
+
+
+def no_signups() -> pd.DataFrame:
+    return pd.DataFrame(columns=SIGNUP_COLUMNS)
+
+
+def no_places() -> pd.DataFrame:
+    return pd.DataFrame(columns=PLACES_COLUMNS)
+
+
 @dataclass(frozen=True)
 class Frames:
     """What a report needs from the store for one campaign, and nothing more.
@@ -25,6 +37,10 @@ class Frames:
     events:  event, at, source, ledger_id, link_id (-1 when unknown), machine, machine_reason
     links:   id, key, course_id, session, label
     batches: id, segment, state, size, created_at
+    signups: ledger_id (-1: not on the lists), course_id, session (its date; None when one
+             registration covers every date), status (confirmed | waiting), source
+    places:  course_id, name, hosted, attend_all, session, starts_at, places (None: no limit)
+             (one row per active session of a course in the store)
     """
 
     campaign_id: str
@@ -34,6 +50,8 @@ class Frames:
     links: pd.DataFrame
     batches: pd.DataFrame
     in_store: bool = True  # False: the campaign has no row at all (never sent)
+    signups: pd.DataFrame = field(default_factory=no_signups)
+    places: pd.DataFrame = field(default_factory=no_places)
 
 
 @dataclass(frozen=True)
@@ -48,11 +66,19 @@ class Names:
         default_factory=dict
     )  # course id -> ISO dates with their own link
     course_links: frozenset[str] = frozenset()  # course ids with one course-wide link
+    # segment id -> the course ids its email offers (can sign up for; locked ones are not)
+    offered: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def names_from_spec(campaign: Campaign) -> Names:
     """Names from a loaded ``Campaign``; reports stay readable without one."""
+    from equip_mailer.compose.menu import campaign_menus
+
     return Names(
+        offered={
+            sid: tuple(c.id for c in menu.eligible)
+            for sid, menu in campaign_menus(campaign).items()
+        },
         title=campaign.title,
         subject=campaign.subject,
         segments={s.id: s.name for s in campaign.segments},

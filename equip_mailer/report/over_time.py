@@ -16,6 +16,7 @@ from .counting import Prepared, clicker_label, distinct, group_stats
 from .model import Frames, Table
 
 HOURLY_DAYS = 7  # clicks over time: hourly for the first 7 days after the first send
+MIN_HOURS = 24  # the hourly series covers at least this many hours (up to the daily switch)
 
 
 def first_send(frames: Frames) -> pd.Timestamp | None:
@@ -36,7 +37,7 @@ def clicks_over_time(prep: Prepared, start: pd.Timestamp | None) -> pd.DataFrame
 
     Hours run from the hour of the first send to midnight seven days after the send date;
     after that each period is a calendar day (UTC). Empty periods are kept (zeros) up to the
-    last click, so a chart shows the quiet hours too.
+    last click, and for at least the first 24 hours, so a chart shows the quiet hours too.
     """
     cols = ["Period start", "Period", "Human clicks", "Machine clicks"]
     clicks = prep.clicks
@@ -49,7 +50,10 @@ def clicks_over_time(prep: Prepared, start: pd.Timestamp | None) -> pd.DataFrame
     at = clicks["at"]
     bucket = at.dt.floor("h").where(at < switch, at.dt.floor("D"))
     last = bucket.max() if len(bucket) else t0
-    hours = pd.date_range(t0, min(last, switch - pd.Timedelta(hours=1)), freq="h")
+    # At least a day of hours, so clicks that all fell in one hour read as a busy hour in a
+    # quiet day rather than one bar filling the chart.
+    end = max(last, t0 + pd.Timedelta(hours=MIN_HOURS - 1))
+    hours = pd.date_range(t0, min(end, switch - pd.Timedelta(hours=1)), freq="h")
     days = pd.date_range(switch, last, freq="D") if last >= switch else pd.DatetimeIndex([])
     index = hours.append(days)
     machine = clicks["machine"].to_numpy()

@@ -42,6 +42,8 @@ def report_context(report: Report, generated: dt.datetime | None = None) -> dict
     sections = [
         section(t["funnel"], charts.get("funnel")),
         section(t["courses"], charts.get("courses"), legend=True),
+        section(t["places"], charts.get("places")),
+        section(t["segment_courses"], campaigns=_course_groups(t["segment_courses"])),
         section(t["sessions"]),
         {**section(t["days"], charts.get("over_time"), legend=True), "title": "Clicks over time"},
         section(t["practices"], charts.get("practices")),
@@ -63,6 +65,16 @@ def report_context(report: Report, generated: dt.datetime | None = None) -> dict
         "sections": sections,
         "notes": report.notes,
     }
+
+
+def _course_groups(table: Table) -> list[str]:
+    """The course names heading the segment x course table's column pairs."""
+    return list(
+        dict.fromkeys(
+            c.rsplit(" ", 2)[0] if c.endswith(" signed up") else c.rsplit(" ", 1)[0]
+            for c in table.frame.columns[1:]
+        )
+    )
 
 
 def compare_context(

@@ -1,5 +1,6 @@
 """The summary printed for the person who ran ``equip-mailer report``: headline figures,
-the funnel and the courses, sized for an 80-column terminal (the files hold the rest).
+the funnel, the courses and the places per session, sized for an 80-column terminal (the
+files hold the rest).
 
 rich is imported inside the functions so importing the report package stays cheap.
 """
@@ -26,6 +27,10 @@ SHORT = {
     "Total clicks": "Clicks",
     "Opens (unreliable)": "Opens?",
     "Share of clicks": "Share",
+    "Unsubscribed": "Unsub",
+    "Signed up: place": "Placed",
+    "Signed up: waiting": "Waiting",
+    "Offered to": "Offered",
 }
 
 
@@ -46,6 +51,7 @@ def terminal_table(table: Table, *, max_rows: int = 20, drop: Sequence[str] = ()
             justify="right" if numeric else "left",
             no_wrap=numeric,
             overflow="fold",
+            min_width=None if numeric or i != keep[0] else 12,  # names stay readable
         )
     rows = rows_for_display(table)
     for i, row in enumerate(rows[:max_rows]):
@@ -69,9 +75,24 @@ def print_summary(report: Report, console: Console) -> None:
     )
     console.print(" · ".join(f"{f.label} [bold]{f.value}[/]" for f in report.headline))
     console.print(
-        terminal_table(report.tables["funnel"], drop=("Opens (unreliable)", "All clicks (raw)"))
+        terminal_table(
+            report.tables["funnel"],
+            drop=(
+                "Opens (unreliable)",
+                "Machine clicks",
+                "Sign-up rate",
+                "Bounced",
+            ),
+        )
     )
-    console.print(terminal_table(report.tables["courses"]))
+    console.print(
+        terminal_table(
+            report.tables["courses"], drop=("Total clicks", "Machine clicks", "Places filled")
+        )
+    )
+    console.print(
+        terminal_table(report.tables["places"], drop=("Places filled", "Booked", "Starts (London)"))
+    )
     if not report.human_only:
         console.print("Clickers* include machine clicks.")
     for note in report.notes:

@@ -25,7 +25,18 @@ from support.report_fixture import (
 
 from equip_mailer.cli import main
 
-TABLES = ["funnel", "courses", "sessions", "practices", "roles", "days", "over_time", "machine"]
+TABLES = [
+    "funnel",
+    "courses",
+    "places",
+    "segment_courses",
+    "sessions",
+    "practices",
+    "roles",
+    "days",
+    "over_time",
+    "machine",
+]
 
 
 def run(*args: str, db: str):
@@ -52,14 +63,22 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
         "Sent",
         "Delivered",
         "Bounced",
+        "Unsubscribed",
         "Unique human clickers",
         "Click-through rate (%)",
+        "Signed up: place",
+        "Signed up: waiting",
+        "Sign-up rate (%)",
         "Machine clicks",
-        "All clicks (raw)",
         "Opens (unreliable)",
     ]
-    assert funnel[1] == ["New to QI", "5", "4", "1", "2", "50.0", "2", "6", "1"]
-    assert funnel[-1] == ["All segments", "11", "10", "1", "5", "50.0", "3", "12", "2"]
+    assert funnel[1] == ["New to QI", "5", "4", "1", "1", "2", "50.0", "1", "1", "50.0", "2",
+                         "1"]  # fmt: skip
+    assert funnel[-1] == ["All segments", "11", "10", "1", "1", "5", "50.0", "3", "1", "40.0",
+                          "3", "2"]  # fmt: skip
+    assert read_csv(out / "places.csv")[1] == [
+        "EQUIP Basics", "Thu 27 Jun 2019", "13:00", "2", "2", "1", "100.0", "0", "here",
+    ]  # fmt: skip
     assert read_csv(out / "over_time.csv")[1] == ["2019-04-22 10:00", "hour", "2", "3"]
     assert read_csv(out / "days.csv")[1] == ["2019-04-22", "2", "3", "3"]
 
@@ -67,7 +86,9 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     assert wb.sheetnames == [
         "Summary",
         "Funnel per segment",
-        "Clicks per course",
+        "Clicks and sign-ups per course",
+        "Places per session",
+        "Segments and courses",
         "Clicks per session",
         "Clicks per practice",
         "Clicks per role",
@@ -77,18 +98,19 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     ]
     ws = wb["Funnel per segment"]
     assert ws["A1"].value == "Segment" and ws["A1"].font.bold
-    assert [c.value for c in ws[5]][:6] == ["All segments", 11, 10, 1, 5, 0.5]
-    assert ws["F2"].number_format == "0.0%"
-    assert ws.column_dimensions["E"].width >= len("Unique human clickers")
+    assert [c.value for c in ws[5]][:7] == ["All segments", 11, 10, 1, 1, 5, 0.5]
+    assert ws["G2"].number_format == "0.0%"
+    assert ws.column_dimensions["F"].width >= len("Unique human clickers")
     assert ws["A5"].font.bold  # the total row
     assert wb["Clicks per day"]["A2"].number_format == "yyyy-mm-dd"
 
     # the terminal shows the headline and the funnel
     assert (
-        "Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9"
-        in " ".join(output.split())
+        "Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9 · "
+        "Signed up 6" in " ".join(output.split())
     )
-    assert re.search(r"All segments\s+11\s+10\s+1\s+5\s+50\.0%\s+3\s*\n", output)
+    # sent, delivered, unsubscribed, clickers, rate, a place, waiting
+    assert re.search(r"All segments\s+11\s+10\s+1\s+5\s+50\.0%\s+3\s+1\s*\n", output)
     assert f"Report: {out / 'report.html'}" in output
 
 
@@ -112,7 +134,7 @@ def test_all_puts_machine_clicks_in_the_headline(sqlite_url, tmp_path):
     result = run("report", CAMPAIGN, "--all", "--out", str(tmp_path / "all"), db=sqlite_url)
     assert result.exit_code == 0, result.output
     assert "Unique clickers 7 · Click-through rate 70.0%" in result.output
-    assert read_csv(tmp_path / "all" / "funnel.csv")[0][4] == "Unique clickers (incl. machine)"
+    assert read_csv(tmp_path / "all" / "funnel.csv")[0][5] == "Unique clickers (incl. machine)"
 
 
 def test_unknown_campaign_id_is_one_plain_sentence(sqlite_url, tmp_path):
@@ -137,7 +159,8 @@ def test_never_sent_campaign_gets_a_report_that_says_so(demo_path, sqlite_url, t
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Not sent yet." in html and "Nothing to show yet: no clicks." in html
     assert "<svg" not in html  # no empty charts for an unsent campaign
-    assert read_csv(out / "funnel.csv")[1] == ["New to QI", "0", "0", "0", "0", "", "0", "0"]
+    assert read_csv(out / "funnel.csv")[1] == ["New to QI", "0", "0", "0", "0", "0", "", "0",
+                                               "0", "", "0"]  # fmt: skip
 
 
 def test_missing_database_is_not_created_by_a_report(demo_path, tmp_path):
@@ -186,7 +209,8 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     assert result.exit_code == 0, result.output
     summary = read_csv(out / "compare-summary.csv")
     assert [row[0] for row in summary[1:]] == [CAMPAIGN, "2019-07-equip"]
-    assert summary[2][3:] == ["1", "1", "1", "100.0"]  # sent, delivered, clickers, rate
+    # sent, delivered, clickers, rate, signed up
+    assert summary[2][3:] == ["1", "1", "1", "100.0", "0"]
     segments = read_csv(out / "compare-segments.csv")
     assert segments[0][:4] == [
         "Segment",
@@ -196,8 +220,8 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     ]
     # segments match by id, so the spec-less second campaign lines up under the spec's names;
     # it had no delivered events, so delivered = sent = 1
-    assert segments[1] == ["New to QI", "4", "2", "50.0", "1", "1", "100.0"]
-    assert segments[-1] == ["Running a QI project", "3", "2", "66.7", "", "", ""]
+    assert segments[1] == ["New to QI", "4", "2", "50.0", "2", "1", "1", "100.0", "0"]
+    assert segments[-1] == ["Running a QI project", "3", "2", "66.7", "1", "", "", "", ""]
     assert load_workbook(out / "report.xlsx").sheetnames == [
         "Campaigns compared",
         "Segments compared",
@@ -261,4 +285,5 @@ def test_report_flags_a_scan_whose_delivered_event_arrived_after_it(sqlite_url, 
     result = run("report", CAMPAIGN, "--out", str(tmp_path / "out"), db=sqlite_url)
     assert result.exit_code == 0, result.output
     funnel = read_csv(tmp_path / "out" / "funnel.csv")
-    assert funnel[-1][4:7] == ["0", "0.0", "1"]  # no human clicker, one machine click
+    # no human clicker, one machine click
+    assert (funnel[-1][5:7], funnel[-1][10]) == (["0", "0.0"], "1")

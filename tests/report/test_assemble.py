@@ -28,15 +28,15 @@ def test_campaign_with_no_clicks_yet_reads_as_zeros(sqlite_url, names):
     expect(
         r.tables["funnel"],
         [
-            ["New to QI", 5, 5, 0, 0, 0.0, 0, 0],
-            ["Basic QI knowledge", 3, 3, 0, 0, 0.0, 0, 0],
-            ["Running a QI project", 3, 3, 0, 0, 0.0, 0, 0],
-            ["All segments", 11, 11, 0, 0, 0.0, 0, 0],
+            ["New to QI", 5, 5, 0, 0, 0, 0.0, 0, 0, 0.0, 0],
+            ["Basic QI knowledge", 3, 3, 0, 0, 0, 0.0, 0, 0, 0.0, 0],
+            ["Running a QI project", 3, 3, 0, 0, 0, 0.0, 0, 0, 0.0, 0],
+            ["All segments", 11, 11, 0, 0, 0, 0.0, 0, 0, 0.0, 0],
         ],
     )
     assert "Opens (unreliable)" not in r.tables["funnel"].frame.columns  # none tracked
     assert r.tables["over_time"].frame.empty
-    assert len(r.series) == 1 and r.series["Human clicks"].sum() == 0
+    assert len(r.series) == 24 and r.series["Human clicks"].sum() == 0  # a quiet first day
     assert any(n.startswith("No clicks yet") for n in r.notes)
     assert r.headline[3].value == "0.0%"
 
@@ -47,10 +47,10 @@ def test_campaign_never_sent_still_gives_a_report(names):
     expect(
         r.tables["funnel"],
         [
-            ["New to QI", 0, 0, 0, 0, np.nan, 0, 0],
-            ["Basic QI knowledge", 0, 0, 0, 0, np.nan, 0, 0],
-            ["Running a QI project", 0, 0, 0, 0, np.nan, 0, 0],
-            ["All segments", 0, 0, 0, 0, np.nan, 0, 0],
+            ["New to QI", 0, 0, 0, 0, 0, np.nan, 0, 0, np.nan, 0],
+            ["Basic QI knowledge", 0, 0, 0, 0, 0, np.nan, 0, 0, np.nan, 0],
+            ["Running a QI project", 0, 0, 0, 0, 0, np.nan, 0, 0, np.nan, 0],
+            ["All segments", 0, 0, 0, 0, 0, np.nan, 0, 0, np.nan, 0],
         ],
     )
     # sessions come from the spec: every course has one sign-up link
@@ -84,26 +84,27 @@ def test_compare_sets_quarters_side_by_side(sqlite_url, names):
     expect(
         tables["summary"],
         [
-            [CAMPAIGN, first.subject, "22 Apr 2019 to 2 May 2019", 11, 10, 5, 0.5],
-            ["2019-07-equip", names.subject, "22 Apr 2019 to 1 Jul 2019", 3, 3, 1, 1 / 3],
+            [CAMPAIGN, first.subject, "22 Apr 2019 to 2 May 2019", 11, 10, 5, 0.5, 6],
+            ["2019-07-equip", names.subject, "22 Apr 2019 to 1 Jul 2019", 3, 3, 1, 1 / 3, 0],
         ],
     )
     expect(
         tables["segments"],
         [
-            ["New to QI", 4, 2, 0.5, 2, 1, 0.5],
-            ["Basic QI knowledge", 3, 1, 1 / 3, 1, 0, 0.0],
-            ["Running a QI project", 3, 2, 2 / 3, 0, 0, np.nan],
+            ["New to QI", 4, 2, 0.5, 2, 2, 1, 0.5, 0],
+            ["Basic QI knowledge", 3, 1, 1 / 3, 1, 1, 0, 0.0, 0],
+            ["Running a QI project", 3, 2, 2 / 3, 1, 0, 0, np.nan, 0],
         ],
     )
-    # courses: rate = clickers / the campaign's delivered (10, then 3)
+    # courses: rate = clickers / the delivered readers offered the course: Basics 10, then
+    #   3; In Action 6, then 1 (the one ready for action); the masterclass 3, then none
     expect(
         tables["courses"],
         [
-            ["EQUIP Basics", 2, 3, 0.2, 1, 1, 1 / 3],
-            ["EQUIP in Action", 2, 3, 0.2, 0, 0, 0.0],
-            ["Data masterclass", 2, 2, 0.2, 0, 0, 0.0],
-            [OTHER_LINKS, 1, 1, 0.1, None, None, np.nan],
+            ["EQUIP Basics", 2, 3, 0.2, 3, 1, 1, 1 / 3, 0],
+            ["EQUIP in Action", 2, 3, 2 / 6, 1, 0, 0, 0.0, 0],
+            ["Data masterclass", 2, 2, 2 / 3, 2, 0, 0, np.nan, 0],
+            [OTHER_LINKS, 1, 1, np.nan, 0, None, None, np.nan, None],
         ],
     )
     assert list(tables["segments"].frame.columns)[1:4] == [

@@ -6,7 +6,8 @@ import re
 
 import pandas as pd
 
-from equip_mailer.report.charts import hbar_chart, time_chart
+from equip_mailer.report.breakdowns import NO_PRACTICE
+from equip_mailer.report.charts import _practices_chart, hbar_chart, time_chart, wrap_label
 from equip_mailer.report.formatting import BLUE
 
 
@@ -32,3 +33,57 @@ def test_a_period_without_clicks_says_so_instead_of_drawing_nothing():
     )
     svg = time_chart(series, title="First 7 days: clicks per hour", unit="per hour")
     assert "No clicks yet" in svg and "<rect" in svg and svg.endswith("</svg>")
+
+
+def test_long_labels_wrap_onto_more_lines_and_are_never_cut():
+    long = "Mile End Example Medical Centre and Walk-in Clinic, Whitechapel Road"
+    svg = hbar_chart([(long, [(1, BLUE)], "1 click"), ("Short", [(1, BLUE)], "1")], title="t")
+    lines = re.findall(r"<tspan [^>]*>([^<]*)</tspan>", svg)
+    assert "…" not in svg and " ".join(lines[:-1]) == long
+    assert len(lines) >= 3 and all(len(line) <= 28 for line in lines)
+    assert wrap_label("Hall-Jones-Featherstonehaugh-Smythe", 130) == [
+        "Hall-Jones-",
+        "Featherstonehaugh-",
+        "Smythe",
+    ]
+
+
+def practices(n: int) -> pd.DataFrame:
+    """n practices; practice i has i clickers of 20 delivered, the last no practice at all."""
+    names = [f"Practice {i:02d}" for i in range(n - 1)] + [NO_PRACTICE]
+    clickers = list(range(n - 1)) + [n]  # the no-practice bar is the longest
+    return pd.DataFrame(
+        {
+            "Practice": names,
+            "Delivered": [20] * n,
+            "Click-through rate": [c / 20 for c in clickers],
+        }
+    ).sort_values("Practice")  # as the table lists them, not by rate
+
+
+def test_the_practice_chart_is_sorted_by_its_bars_and_says_how_many_it_shows():
+    svg = _practices_chart(practices(31))
+    assert 'aria-label="Click-through rate per practice: top 15 of 31"' in svg
+    labels = [" ".join(re.findall(r">([^<]+)</tspan>", t)) for t in re.findall(
+        r'<text [^>]*class="lbl">(.*?)</text>', svg)]  # fmt: skip
+    assert labels[0] == "No practice (citizens and service users)"  # the longest bar first
+    assert labels[1:3] == ["Practice 29", "Practice 28"] and len(labels) == 15
+    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
+    assert widths == sorted(widths, reverse=True)
+    assert "top" not in _practices_chart(practices(15))  # all shown: nothing to say
+
+
+def test_clicks_within_one_hour_still_read_as_a_day_with_named_hours():
+    series = pd.DataFrame(
+        {
+            "Period start": pd.date_range("2019-04-22 10:00", periods=24, freq="h"),
+            "Period": "hour",
+            "Human clicks": [5] + [0] * 23,
+            "Machine clicks": [2] + [0] * 23,
+        }
+    )
+    svg = time_chart(series, title="First 7 days: clicks per hour", unit="per hour")
+    assert [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)][0] < 36
+    hours = re.findall(r'text-anchor="middle">(\d\d:\d\d)</text>', svg)
+    assert hours == ["12:00", "15:00", "18:00", "21:00", "00:00", "03:00", "06:00", "09:00"]
+    assert "22 Apr" in svg and "23 Apr" in svg

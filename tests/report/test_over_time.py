@@ -46,3 +46,15 @@ def test_clicks_over_time_hourly_for_a_week_then_daily(frames, names):
     assert len(series) == 158 + 4
     assert (series["Period"] == "hour").sum() == 158
     assert series["Human clicks"].sum() == 9 and series["Machine clicks"].sum() == 3
+
+
+def test_clicks_that_all_fell_in_one_hour_get_a_whole_quiet_day_around_them(sqlite_url, names):
+    from support.report_fixture import CAMPAIGN, at, insert_events, report_store_without_clicks
+
+    from equip_mailer.report.load import load_frames
+
+    engine = report_store_without_clicks(sqlite_url)
+    with engine.begin() as conn:
+        insert_events(conn, [("click", at(4, 22, 10, m), 1, 1, None) for m in (5, 9, 30)])
+    series = build_report(load_frames(engine, CAMPAIGN), names).series
+    assert len(series) == 24 and series["Human clicks"].tolist() == [3] + [0] * 23

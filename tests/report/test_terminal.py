@@ -17,6 +17,7 @@ def test_summary_has_the_headline_the_funnel_and_the_courses(frames, names):
     assert (
         "Sent 11 · Delivered 10 · Unique clickers 5 · Click-through rate 50.0% · Clicks 9" in text
     )
-    assert "Funnel per segment" in text and "Clicks per course" in text
+    assert "Funnel per segment" in text and "Clicks and sign-ups per course" in text
+    assert "Places per session" in text
     assert "Opens?" not in text and "Raw" not in text  # dropped to fit a terminal
     assert "Note: Opens are unreliable" in text

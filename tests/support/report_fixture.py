@@ -21,7 +21,15 @@ The state (times UTC, first send 2019-04-22 10:00):
   11 project-leads     Practice B     GP                sent    delivered; masterclass 05-02 16:00, in-action 05-02 16:05
   12 project-leads     Practice C     Nurse             sent    delivered
 
-Plus one click with ledger id 0 (a test send), which no figure may count.
+Plus one click with ledger id 0 (a test send), which no figure may count, and recipient 4
+unsubscribing on 04-23.
+
+Sign-ups (SIGNUPS below; places per session in SIGNUP_COURSES):
+
+  EQUIP Basics 27 Jun (2 places): 1 confirmed, someone from the open page confirmed,
+                                  2 waiting; 10 Sep (30 places): 3 cancelled
+  EQUIP in Action (attend all 3 days, 16 places): 6 confirmed
+  Data masterclass (booked elsewhere): 11 and someone not on the lists, both imported
 """
 
 from __future__ import annotations
@@ -70,6 +78,74 @@ def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dt.
     return dt.datetime(2019, month, day, hour, minute, second)
 
 
+# course id, name, hosted, schedule, [(session key, starts UTC, places)]
+SIGNUP_COURSES = [
+    (
+        "equip-basics",
+        "EQUIP Basics",
+        True,
+        "choose_one",
+        [("2019-06-27", dt.datetime(2019, 6, 27, 12), 2), ("2019-09-10", dt.datetime(2019, 9, 10, 12), 30)],
+    ),
+    (
+        "equip-in-action",
+        "EQUIP in Action",
+        True,
+        "attend_all",
+        [
+            ("2019-06-13", dt.datetime(2019, 6, 13, 8), 16),
+            ("2019-07-09", dt.datetime(2019, 7, 9, 8), 16),
+            ("2019-09-17", dt.datetime(2019, 9, 17, 8), 16),
+        ],
+    ),
+    ("data-masterclass", "Data masterclass", False, "choose_one",
+     [("2019-10-15", dt.datetime(2019, 10, 15, 8), None)]),
+]  # fmt: skip
+
+SIGNUPS = [  # ledger id (None: not on the lists), course, session key, status, source
+    (1, "equip-basics", "2019-06-27", "confirmed", "list"),
+    (None, "equip-basics", "2019-06-27", "confirmed", "open"),
+    (2, "equip-basics", "2019-06-27", "waiting", "list"),
+    (3, "equip-basics", "2019-09-10", "cancelled", "list"),
+    (6, "equip-in-action", None, "confirmed", "list"),
+    (11, "data-masterclass", "2019-10-15", "confirmed", "import"),
+    (None, "data-masterclass", "2019-10-15", "confirmed", "import"),
+]
+
+
+def insert_signups(conn, campaign_id: str = CAMPAIGN) -> None:
+    """The courses, sessions and registrations above, as sign-ups and imports leave them."""
+    sessions: dict[tuple[str, str | None], tuple[int, int | None]] = {}
+    for course_id, name, hosted, schedule, dates in SIGNUP_COURSES:
+        course_row = conn.execute(
+            store.signup_courses.insert().values(
+                campaign_id=campaign_id, course_id=course_id, name=name, schedule=schedule,
+                hosted=hosted, waiting_list=True, sender_email="equip@example.org",
+                active=True, created_at=T0, updated_at=T0,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        sessions[(course_id, None)] = (course_row, None)
+        for position, (key, starts, places) in enumerate(dates):
+            session_row = conn.execute(
+                store.signup_sessions.insert().values(
+                    signup_course_id=course_row, session_key=key, position=position,
+                    starts_at=starts, ends_at=starts + dt.timedelta(hours=4), places=places,
+                    active=True, revision=0, created_at=T0, updated_at=T0,
+                )
+            ).inserted_primary_key[0]  # fmt: skip
+            sessions[(course_id, key)] = (course_row, session_row)
+    for i, (ledger_id, course_id, key, status, source) in enumerate(SIGNUPS, start=1):
+        course_row, session_row = sessions[(course_id, key)]
+        conn.execute(
+            store.registrations.insert().values(
+                signup_course_id=course_row, session_id=session_row, campaign_id=campaign_id,
+                course_id=course_id, ledger_id=ledger_id, email=f"signup{i}@example.org",
+                email_key=f"signup{i}@example.org", name=f"Sign-up {i}", status=status,
+                source=source, queue_seq=i, revision=0, created_at=T0, updated_at=T0,
+            )
+        )  # fmt: skip
+
+
 def _events() -> list[tuple]:
     """(event, at, ledger_id, link_id, machine_reason or None)."""
     rows = []
@@ -92,6 +168,7 @@ def _events() -> list[tuple]:
         ("click", at(5, 2, 16, 0), 11, 4, None),
         ("click", at(5, 2, 16, 5), 11, 3, None),
         ("click", at(4, 22, 11, 0), 0, 1, None),  # test send: ledger id 0
+        ("unsubscribe", at(4, 23, 12, 0), 4, None, None),
     ]
     return rows
 
@@ -214,6 +291,7 @@ def build_hand_computed_store(url: str) -> sa.Engine:
         insert_links(conn)
         insert_recipients(conn)
         insert_events(conn, _events())
+        insert_signups(conn)
     return engine
 
 
