@@ -160,3 +160,37 @@ def test_uncertain_rows_wait_for_the_settling_period(engine):
     ripe = utcnow() + dt.timedelta(seconds=1)
     assert len(led.next_rows(SEG, 10, wanted, uncertain_before=ripe)) == 5
     assert led.sendable(wanted, uncertain_before=ripe) == {SEG: 5}
+
+
+def test_a_batch_counted_failed_that_sendgrid_did_accept_is_not_sent_again(engine):
+    """A 5xx after a request that in fact went through: its events prove it, so the next
+    run (which re-sends failed rows) leaves that recipient alone."""
+    led, batch_id, send_id = uncertain_batch(engine, [1, 2])
+    led.finish(batch_id, "failed", status=500, error="HTTP 500 six times")
+    post(engine, event(send_id, 2))
+    assert evidence(engine)[2] == ("sent", "webhook:delivered")
+    assert [r.id for r in led.next_rows(SEG, 10)] == [1, 3, 4, 5]
+
+
+def test_the_migration_adds_the_evidence_columns_to_an_older_store(tmp_path):
+    """A store made before this version (schema 7) gains ledger.evidence and evidence_at."""
+    from equip_mailer.store import migrations, open_store
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE ledger (id INTEGER PRIMARY KEY, campaign_id TEXT, "
+                "email TEXT, email_key TEXT, segment TEXT, state TEXT)"
+            )
+        )
+        conn.execute(
+            sa.text("CREATE TABLE events (id INTEGER PRIMARY KEY, send_id TEXT, ledger_id INTEGER)")
+        )
+        migrations._v8(conn)
+        migrations._v8(conn)  # twice: nothing breaks
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    assert {"evidence", "evidence_at"} <= cols
+    engine.dispose()
+    open_store(f"sqlite:///{tmp_path / 'new.db'}").dispose()  # a new store is at the latest
