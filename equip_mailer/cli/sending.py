@@ -5,6 +5,7 @@ and asking, with a progress bar. The exactly-once bookkeeping lives in equip_mai
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -161,6 +162,8 @@ def send(
         _sync_suppressions(run)
     keys, audience = _audience(spec, engine, cfg)
     if transport is None:
+        if run.options.retry_uncertain and not run.now:  # as the send would: settled ones
+            run = replace(run, options=replace(run.options, uncertain_before=_settled_cutoff(run)))
         _print_dry_run(run, audience, keys)
         return
     report = _send_to_lists(run, transport, audience, keys, yes)
@@ -412,20 +415,23 @@ def _people(n: int) -> str:
     return f"{n:,} recipient" + ("" if n == 1 else "s")
 
 
+def _settled_cutoff(run: _Run) -> dt.datetime:
+    """Batches that left before this have had their settling period."""
+    from equip_mailer.store import utcnow
+
+    return utcnow() - dt.timedelta(minutes=max(0, run.cfg.uncertain_settle_minutes))
+
+
 def _settle_before_retry(run: _Run, ledger: Ledger) -> SendOptions:
     """--retry-uncertain: gather the evidence, say what it settled and what will be re-sent
     (and that those few may get a second copy), and hold back batches younger than the
     settling period unless --now. Returns the run's options with that cutoff."""
-    import datetime as dt
-
-    from equip_mailer.store import utcnow
-
     ask_about_uncertain(run.spec, run.cfg, run.outbox_dir, ledger)
     found = ledger.uncertain_batches()
     by_events = sum(b.by_events for b in found)
     by_asking = sum(b.by_asking for b in found)
     minutes = run.cfg.uncertain_settle_minutes
-    cutoff = utcnow() - dt.timedelta(minutes=max(0, minutes))
+    cutoff = _settled_cutoff(run)
     young = [b for b in found if b.still and b.created_at >= cutoff]
     ripe_people = sum(b.still for b in found if b.still and b.created_at < cutoff)
     young_people = sum(b.still for b in young)

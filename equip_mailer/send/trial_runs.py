@@ -68,7 +68,9 @@ def dry_run(
             ensure_campaign(conn, campaign.id, campaign.subject)
             sync_audience(conn, campaign.id, audience_by_segment, suppressed)
             ordered = _in_spec_order(
-                campaign, count_sendable(conn, campaign.id, states), options.limit
+                campaign,
+                count_sendable(conn, campaign.id, states, options.uncertain_before),
+                options.limit,
             )
             requests = sum(-(-n // size) for n in ordered.values())
             if not ordered:
@@ -80,7 +82,14 @@ def dry_run(
             seg = prepare_segment(
                 conn, campaign, rendered, settings, secret, render.recipient_values
             )
-            rows = next_rows(conn, campaign.id, first, min(size, ordered[first]), states)
+            rows = next_rows(
+                conn,
+                campaign.id,
+                first,
+                min(size, ordered[first]),
+                states,
+                uncertain_before=options.uncertain_before,
+            )
             batch = build_batch(seg, rows, campaign, render.recipient_values, send_id="dry-run")
             body = build_request(mail, batch)
         finally:

@@ -14,7 +14,10 @@ lost. Every other cycle the Email Activity API is "not on the account" (403), so
 events alone must do it; duplicates among recipients whose events were lost are counted
 (they are what a retry without evidence can cost) and printed.
 
-Normal suite: >= 30 killed runs; EQUIP_LONG_TESTS=1: 100. The sends run as separate
+Normal suite: >= 30 killed runs; EQUIP_LONG_TESTS=1: 100. At the scale of the trial in
+issue 16 (5 campaigns x 5,000 recipients, 64 kills): EQUIP_CRASH_RECIPIENTS=5000
+EQUIP_CRASH_BATCH=100 EQUIP_CRASH_KILLS=64 EQUIP_CRASH_KILLS_PER_CYCLE=13 (the demo's
+content, its staff list replaced by that many synthetic readers). The sends run as separate
 processes, forked from a helper that has already imported the send path (a fresh
 interpreter costs over a second of imports); two cycles use the installed script itself.
 """
@@ -48,8 +51,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CID = "2019-04-equip-training"
 KEY = "SG.crash-test-key"
 LONG = os.environ.get("EQUIP_LONG_TESTS") == "1"
-KILLS_WANTED = 100 if LONG else 30
-KILLS_PER_CYCLE = 4
+KILLS_WANTED = int(os.environ.get("EQUIP_CRASH_KILLS") or (100 if LONG else 30))
+KILLS_PER_CYCLE = int(os.environ.get("EQUIP_CRASH_KILLS_PER_CYCLE") or 4)
+RECIPIENTS = int(os.environ.get("EQUIP_CRASH_RECIPIENTS") or 0)  # 0: the demo's lists
+BATCH = os.environ.get("EQUIP_CRASH_BATCH") or "8"
 
 
 class Runner:
@@ -111,6 +116,21 @@ def crash_project(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     for folder in ("campaigns", "lists", "templates"):
         shutil.copytree(ROOT / folder, root / folder)
+    if RECIPIENTS:
+        from equip_mailer import synthetic
+
+        synthetic.write_csv(
+            root / "lists" / "practice-staff.csv",
+            synthetic.people(RECIPIENTS, kind="staff", seed=16),
+            header={
+                "email": "Email Address",
+                "first_name": "First name",
+                "last_name": "Surname",
+                "practice": "Practice name",
+                "role": "Job title",
+                "qi_level": "QI level",
+            },
+        )
     return root
 
 
@@ -152,7 +172,7 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
         "SENDGRID_API_HOST": url,
         "EQUIP_SENDGRID_TIMEOUT": "10",
         "EQUIP_LINK_SECRET": LINK_SECRET,
-        "EQUIP_BATCH_SIZE": "8",
+        "EQUIP_BATCH_SIZE": BATCH,
         "EQUIP_MAX_BAD_BATCHES": "1000",
         "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
     }

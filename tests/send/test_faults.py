@@ -132,6 +132,10 @@ def test_retry_uncertain_waits_for_the_settling_period_then_sends_the_unproven(e
     assert send(project).exit_code == 3
     assert Counter(ledger_view(project)[0].values())["uncertain"] == 25
     before = server.requests
+    dry = send(project, "--retry-uncertain", "--dry-run")  # counts as the send would
+    assert "Nothing to send" in dry.output, dry.output
+    dry_now = send(project, "--retry-uncertain", "--now", "--dry-run")
+    assert "25 personalizations" in " ".join(dry_now.output.split()), dry_now.output
     early = send(project, "--retry-uncertain")
     assert early.exit_code == 3, early.output
     out = " ".join(early.output.split())
