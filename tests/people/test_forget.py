@@ -220,3 +220,64 @@ def test_forget_of_someone_unknown_changes_nothing_twice(sqlite_url, tmp_path):
     assert first.counts == {} and second.counts == {} and first.files == []
     with engine.connect() as conn:
         assert store.suppressed_keys(conn) == {erased_key(secret, "nobody@example.org")}
+
+
+def test_forget_on_either_database_leaves_only_counts(db_url, tmp_path):
+    """The same erasure on SQLite and PostgreSQL: rows kept for the counts name nobody."""
+    engine = store.open_store(db_url)
+    now = store.utcnow()
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, CID, "Subject")
+        ledger_id = conn.execute(
+            store.ledger.insert().values(
+                campaign_id=CID,
+                email="Ann@NHS.example",
+                email_key="ann@nhs.example",
+                first_name="Ann",
+                last_name="Example",
+                practice="Tower View Surgery",
+                role="GP",
+                qi_level="none",
+                segment="getting-started",
+                state="sent",
+                attempts=1,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        store_events(
+            conn,
+            [
+                {
+                    "event": "bounce",
+                    "email": "ann@nhs.example",
+                    "timestamp": 1556000000,
+                    "sg_event_id": "b1",
+                    "recipient": str(ledger_id),
+                    "campaign_id": CID,
+                    "type": "bounce",
+                    "reason": "550 <ANN@nhs.example> unknown user",
+                }
+            ],
+            ip_key=b"k" * 32,
+        )
+        assert erasure.leftovers(conn, "ann@nhs.example")  # the ledger, the bounce reason, ...
+
+    done = erasure.forget(engine, "ann@nhs.example", LINK_SECRET.encode(), outbox=tmp_path, now=now)
+
+    assert done.notes == []
+    with engine.connect() as conn:
+        assert erasure.leftovers(conn, "ann@nhs.example") == []
+        row = conn.execute(sa.select(store.ledger)).one()
+        event = conn.execute(sa.select(store.events)).one()
+        keys = store.suppressed_keys(conn)
+    hashed = erased_key(LINK_SECRET.encode(), "ann@nhs.example")
+    assert (row.email, row.first_name, row.segment, row.practice) == (
+        hashed,
+        None,
+        "getting-started",
+        "Tower View Surgery",
+    )
+    assert (event.raw, event.reason) == (None, "bounce: 550 <(erased)> unknown user")
+    assert keys == {hashed}  # the bounce's suppression, now only as the hash
+    engine.dispose()
