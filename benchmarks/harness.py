@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -111,6 +112,11 @@ def run_child(
 ) -> Figures:
     """Run ``fn`` through ``run.py --child`` in a fresh interpreter; return what it emitted."""
     target = f"{fn.__module__}:{fn.__name__}"
+    params_text = json.dumps(params)
+    if len(params_text) > 64_000:  # Linux caps one argument at 128 KiB: pass a file instead
+        params_file = work / f"params-{fn.__name__}-{os.getpid()}.json"
+        params_file.write_text(params_text, encoding="utf-8")
+        params_text = "@" + str(params_file)
     cmd = [
         sys.executable,
         str(RUNNER),
@@ -121,7 +127,7 @@ def run_child(
         "--sizes",
         json.dumps(sizes),
         "--params",
-        json.dumps(params),
+        params_text,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(work))
     for line in reversed(proc.stdout.splitlines()):

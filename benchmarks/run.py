@@ -109,7 +109,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
 def main(argv: list[str] | None = None) -> int:
     ap, args = parse_args(argv)
     if args.child:
-        child_main(args.child, args.work, json.loads(args.sizes), json.loads(args.params))
+        params = args.params
+        if params.startswith("@"):  # too long for a command line: written to a file
+            params = Path(params[1:]).read_text(encoding="utf-8")
+        child_main(args.child, args.work, json.loads(args.sizes), json.loads(params))
         return 0
 
     size = "smoke" if args.smoke else "full"

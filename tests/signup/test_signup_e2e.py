@@ -181,3 +181,45 @@ def test_from_the_email_to_a_place_a_waiting_list_and_a_promotion(
     ) as fh:
         courses = {row["Course"]: row for row in csv.DictReader(fh)}
     assert int(courses["EQUIP Basics"]["Unique human clickers"]) == 2
+
+    # The roster and the report count the same people: the promoted reader has the one
+    # June place, nobody waits, the first reader (cancelled) is on neither.
+    roster = runner.invoke(main, ["roster", SPEC, "--out", "rosters"])
+    assert roster.exit_code == 0, roster.output
+    assert re.search(
+        r"EQUIP Basics\s*│\s*2019-06-27\s*│\s*13:00\s*│\s*1 of 1\s*│\s*0", roster.output
+    )
+    june = read_csv(demo_project / "rosters" / "equip-basics_2019-06-27.csv")
+    second_address = second["To"].addresses[0].addr_spec
+    assert [(r["Email"], r["Status"], r["Starts"]) for r in june] == [
+        (second_address, "confirmed", "2019-06-27 13:00")
+    ]
+    assert june[0]["QI level"] == "none" and june[0]["Attended"] == ""
+    places = {
+        (r["Course"], r["Session"]): r
+        for r in read_csv(demo_project / "report" / "2019-04-equip-training" / "places.csv")
+    }
+    for stem, key in (
+        ("equip-basics_2019-06-27", ("EQUIP Basics", "Thu 27 Jun 2019")),
+        ("equip-basics_2019-09-10", ("EQUIP Basics", "Tue 10 Sep 2019")),
+        ("equip-in-action_2019-06-13", ("EQUIP in Action", "Thu 13 Jun 2019")),
+    ):
+        people = read_csv(demo_project / "rosters" / f"{stem}.csv")
+        row = places[key]
+        assert int(row["Signed up: place"]) == sum(p["Status"] == "confirmed" for p in people)
+        assert int(row["Signed up: waiting"]) == sum(p["Status"] == "waiting" for p in people)
+    assert places[("EQUIP Basics", "Thu 27 Jun 2019")]["Places"] == "1"
+    assert courses["EQUIP Basics"]["Signed up: place"] == "1"
+    funnel = {
+        r["Segment"]: r
+        for r in read_csv(demo_project / "report" / "2019-04-equip-training" / "funnel.csv")
+    }
+    assert (funnel["New to QI"]["Signed up: place"], funnel["New to QI"]["Signed up: waiting"]) == (
+        "1",
+        "0",
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
