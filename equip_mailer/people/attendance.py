@@ -35,6 +35,7 @@ class AttendanceError(EquipError, ValueError):
 class Change:
     attendance_id: int
     email_key: str
+    registration_id: int | None  # None: a walk-in (no place on the course)
     course_name: str
     session_key: str
     before: bool | None  # None: not marked before
@@ -177,6 +178,7 @@ def _record(
     return Change(
         attendance_id=attendance_id,
         email_key=email_key,
+        registration_id=registration_id,
         course_name=course.name,
         session_key=session.key,
         before=before,

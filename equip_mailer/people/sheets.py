@@ -286,25 +286,10 @@ def import_sheet(
                 change = record_attendance_by_email(
                     conn, session.id, email, mark.attended, source, by, now
                 )
-                if change.before is None and not _has_place(conn, session, email):
+                if change.registration_id is None:
                     result.walk_ins.append(mark.where)
             result.changes.append(change)
     return result
-
-
-def _has_place(conn: Connection, session: SessionInfo, email: str) -> bool:
-    from equip_mailer.store import attendance
-
-    return (
-        conn.execute(
-            sa.select(attendance.c.registration_id).where(
-                attendance.c.session_id == session.id,
-                attendance.c.email_key == email.lower(),
-                attendance.c.registration_id.is_not(None),
-            )
-        ).first()
-        is not None
-    )
 
 
 def summary(result: Imported) -> Sequence[str]:
