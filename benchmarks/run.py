@@ -39,7 +39,7 @@ for _p in (str(REPO), str(REPO / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from benchmarks import outbox, redirect, render, report, send, signup, webhook  # noqa: E402
+from benchmarks import outbox, redirect, render, report, send, signup, team, webhook  # noqa: E402
 from benchmarks.harness import Benchmark, Context, child_main  # noqa: E402
 from benchmarks.table import check_targets, machine_info, print_table, write_json  # noqa: E402
 
@@ -52,6 +52,7 @@ SUITE: tuple[Benchmark, ...] = (
     redirect.BENCHMARK,
     signup.BENCHMARK,
     report.BENCHMARK,
+    team.BENCHMARK,
 )
 RESULTS = HERE / "results"
 

@@ -32,7 +32,9 @@ SEGMENTS = ("getting-started", "ready-for-action", "project-leads")
 class Service:
     """`equip-mailer serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, work: Path, database_url: str, public_key: str):
+    def __init__(
+        self, work: Path, database_url: str, public_key: str, env: dict[str, str] | None = None
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
@@ -43,6 +45,7 @@ class Service:
             EQUIP_PUBLIC_URL=self.url,
             EQUIP_CONFIG=str(work / "no-config.toml"),
             XDG_CONFIG_HOME=str(work / "config"),
+            **(env or {}),
         )
         env.pop("SENDGRID_API_KEY", None)
         self.log = open(work / f"serve-{self.port}.log", "wb")  # closed in stop()

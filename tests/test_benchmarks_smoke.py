@@ -65,6 +65,17 @@ FIGURES = {
         "peak_rss_mb",
         "peak_rss_with_outputs_mb",
     ],
+    "team": [
+        "first_count_s",
+        "report_p50_ms",
+        "report_p99_ms",
+        "roster_p99_ms",
+        "signups_p99_ms",
+        "campaigns_p99_ms",
+        "worst_p99_ms",
+        "stale_p99_ms",
+        "uncached_over_cached_p99",
+    ],
 }
 
 
@@ -106,6 +117,7 @@ def test_smoke_run_reports_every_figure(tmp_path):
         ("redirect", "p99_ms"),
         ("report", "seconds"),
         ("report", "peak_rss_mb"),
+        ("team", "worst_p99_ms"),
     }
     assert "equip-mailer benchmarks (smoke)" in proc.stdout
     # Nothing left behind in the working folder (the runner works in its own temp folder).

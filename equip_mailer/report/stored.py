@@ -25,12 +25,13 @@ def stored_report(
     campaign_id: str,
     human_only: bool = True,
     writing: AbstractContextManager[Any] | None = None,
+    since_event: int | None = None,
 ) -> Report:
     """The report of a campaign in the store (ReportError if it has no row). ``writing`` is
     the service's write queue, held only while the machine flags are refreshed (the one
-    write), never while the report is counted."""
+    write), never while the report is counted; ``since_event``: see refresh_machine_flags."""
     with writing if writing is not None else contextlib.nullcontext():
-        refresh_machine_flags(engine, campaign_id)
+        refresh_machine_flags(engine, campaign_id, since_event)
     frames = load_frames(engine, campaign_id)
     return build_report(frames, names_from_recorded_spec(engine, campaign_id), human_only)
 
@@ -62,12 +63,30 @@ def names_from_recorded_spec(engine: Engine, campaign_id: str) -> Names | None:
     return names_from_spec(spec) if spec.id == campaign_id else None
 
 
-def refresh_machine_flags(engine: Engine, campaign_id: str) -> None:
+def refresh_machine_flags(engine: Engine, campaign_id: str, since_event: int | None = None) -> None:
     """A delivered event can arrive after the scanner click it explains; one full pass
-    before counting makes the human/machine split as good as the store allows."""
-    from equip_mailer.store.schema import campaigns
-    from equip_mailer.track.machines import reclassify_campaign
+    before counting makes the human/machine split as good as the store allows.
+
+    ``since_event``: a full pass was made when the store's newest event id was this, so
+    only recipients with a newer event are passed again (a click's flag depends only on its
+    recipient's own events, and flags are never taken back: the same result, for the cost
+    of the new events instead of every click of the campaign)."""
+    from equip_mailer.store.schema import campaigns, events
+    from equip_mailer.track.machines import reclassify, reclassify_campaign
 
     with engine.begin() as conn:
-        if conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
+        if not conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)).first():
+            return
+        if since_event is None:
             reclassify_campaign(conn, campaign_id)
+            return
+        touched = conn.execute(
+            sa.select(events.c.ledger_id)
+            .distinct()
+            .where(
+                events.c.id > since_event,
+                events.c.campaign_id == campaign_id,
+                events.c.ledger_id.is_not(None),
+            )
+        ).scalars()
+        reclassify(conn, ((campaign_id, lid) for lid in touched))

@@ -74,6 +74,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await run_in_threadpool(svc.clicks.close)
     await run_in_threadpool(app.state.signup.writer.close)
     await run_in_threadpool(svc.notices.close)
+    reports = getattr(app.state, "team_reports", None)  # the team pages' counting process
+    if reports is not None:
+        await run_in_threadpool(reports.close)
     if app.state.owns_engine:
         svc.engine.dispose()
 

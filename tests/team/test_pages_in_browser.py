@@ -8,29 +8,15 @@ tables scroll inside their own region). Screenshots land in the test's folder, a
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-from support.axe import axe_violations, describe
-from support.browser import (
-    click_and_wait,
-    full_page_screenshot,
-    ink_stats,
-    open_browser,
-    require_webdriver,
-    set_width,
-)
+from support.browser import click_and_wait
 from support.signup_data import NOW, hosted_campaign, seed_readers
+from support.team_browser import check_page, submit
 from support.team_pages import add_uncertain_batch, link_in, sign_in_mails
 from support.tracking_data import seed_campaign
 
 from equip_mailer import store
 from equip_mailer.signup import registration as reg
 from equip_mailer.signup.catalogue import find_course, register_courses
-
-WIDTHS = (375, 1280)
 
 
 def signups_with_a_waiting_list(engine, tmp_path, demo_path):
@@ -56,38 +42,6 @@ def signups_with_a_waiting_list(engine, tmp_path, demo_path):
                 NOW,
             )
     return campaign, course
-
-
-@pytest.fixture
-def browser(tmp_path):
-    require_webdriver()
-    driver = open_browser(1280, 900, downloads=tmp_path / "downloads")
-    yield driver
-    driver.quit()
-
-
-def check_page(driver, name: str, folder: Path) -> None:
-    """axe-core and the phone-width check at both widths, and a screenshot of each."""
-    for width in WIDTHS:
-        set_width(driver, width)
-        violations = axe_violations(driver)
-        assert violations == [], f"{name} at {width} px:\n{describe(violations)}"
-        overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth;"
-        )
-        assert overflow <= 1, f"{name} at {width} px is {overflow} px wider than the screen"
-        png = full_page_screenshot(driver, folder / f"{name}-{width}.png")
-        stats = ink_stats(png)
-        assert stats["width"] == width and stats["ink_share"] > 0.01, (name, width, stats)
-    keep = os.environ.get("EQUIP_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        for width in WIDTHS:
-            shutil.copy(folder / f"{name}-{width}.png", keep)
-
-
-def submit(driver) -> None:
-    click_and_wait(driver, driver.find_element("css selector", "main form button[type=submit]"))
 
 
 def test_every_team_page_is_accessible_and_fits_a_phone(

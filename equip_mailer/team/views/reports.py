@@ -9,6 +9,7 @@ and while a newer count runs the page shows the last one and says so.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from markupsafe import Markup
@@ -21,7 +22,7 @@ from equip_mailer.track.state import Service
 
 from .. import audit
 from ..guard import Member, members_only
-from ..render import environment, page, secure_headers
+from ..render import page, secure_headers
 from ..report_cache import Counted, Lookup, cache_of
 from .campaigns import campaign_row
 
@@ -47,10 +48,6 @@ def not_found(request: Request, member: Member) -> Response:
 
 def _human_only(request: Request) -> bool:
     return request.query_params.get("all") != "1"
-
-
-def _render_sections(context: dict) -> str:
-    return environment().get_template("report_sections.html.j2").render(**context)
 
 
 async def _lookup(request: Request, campaign_id: str) -> Lookup | None:
@@ -87,12 +84,11 @@ async def report_page(request: Request, member: Member) -> Response:
     if found.counted is None:  # the first count is still running: look again shortly
         return page(request, "report_counting.html.j2", context)
     counted: Counted = found.counted
-    sections = await run_in_threadpool(counted.sections_html, _render_sections)
     context |= {
         "report": counted.report,
         "counted": counted,
         "context": counted.context,
-        "sections_html": Markup(sections),  # noqa: S704 - rendered by our autoescaping env
+        "sections_html": Markup(counted.sections_html),  # rendered by our autoescaping env
         "tables": list(counted.report.tables.values()),
     }
     return page(request, "campaign_report.html.j2", context)
@@ -111,7 +107,12 @@ async def _fresh(request: Request, member: Member) -> Counted | Response:
     if not CAMPAIGN_ID.match(campaign_id):
         return not_found(request, member)
     cache = cache_of(request.app.state)
-    found = await run_in_threadpool(cache.lookup, campaign_id, _human_only(request), 60, 60)
+    version = await run_in_threadpool(cache.refresh, campaign_id)
+    if version is None:
+        return not_found(request, member)
+    found = await run_in_threadpool(
+        functools.partial(cache.lookup, campaign_id, _human_only(request), 60, 60, version=version)
+    )
     if found is None or found.counted is None:
         return not_found(request, member)
     return found.counted

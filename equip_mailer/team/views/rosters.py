@@ -50,7 +50,7 @@ from equip_mailer.signup.roster import (
     write_sign_in_sheet,
 )
 from equip_mailer.signup.web import SignupState
-from equip_mailer.store import attendance, registrations, signup_sessions
+from equip_mailer.store import attendance, person_levels, registrations, signup_sessions
 from equip_mailer.track.state import Service
 
 from .. import audit
@@ -93,13 +93,33 @@ class SessionPage:
     entries: list[audit.Entry]
 
 
-def _level(conn: Connection, row: RosterRow) -> Level:
-    recorded = levels.current(conn, row.email.strip().lower())
-    if recorded is not None and (
-        row.qi_level is None or level_rank(recorded.level) > level_rank(row.qi_level)
-    ):
-        return Level(recorded.level, recorded.why)
-    return Level(row.qi_level, None)
+def _levels(conn: Connection, rows: list[RosterRow]) -> dict[int, Level]:
+    """Each person's level now, by registration: their recorded level (``people.levels``:
+    the newest change not withdrawn) when it is higher than their list's. One query for the
+    whole roster (``levels.current`` per person costs a query each)."""
+    keys = sorted({r.email.strip().lower() for r in rows})
+    recorded: dict[str, levels.LevelChange] = {}
+    for start in range(0, len(keys), 500):
+        found = conn.execute(
+            sa.select(person_levels)
+            .where(
+                person_levels.c.email_key.in_(keys[start : start + 500]),
+                person_levels.c.withdrawn_at.is_(None),
+            )
+            .order_by(person_levels.c.id)
+        )
+        for change in found:
+            recorded[change.email_key] = levels.LevelChange.of(change)  # newest wins
+    out = {}
+    for row in rows:
+        mine = recorded.get(row.email.strip().lower())
+        if mine is not None and (
+            row.qi_level is None or level_rank(mine.level) > level_rank(row.qi_level)
+        ):
+            out[row.registration] = Level(mine.level, mine.why)
+        else:
+            out[row.registration] = Level(row.qi_level, None)
+    return out
 
 
 def _attendance(conn: Connection, session_id: int) -> dict[str, bool]:
@@ -143,9 +163,10 @@ def session_page(
     if roster is None:
         return None
     marks = _attendance(conn, session_id)
+    now_at = _levels(conn, list(roster.confirmed + roster.waiting))
 
     def person(row: RosterRow) -> Person:
-        return Person(row, _level(conn, row), marks.get(row.email.strip().lower()))
+        return Person(row, now_at[row.registration], marks.get(row.email.strip().lower()))
 
     return SessionPage(
         roster=roster,
