@@ -345,13 +345,19 @@ def _cat(values: pd.Series) -> pd.Categorical:
     return pd.Categorical(values, categories=categories)
 
 
+def _given(values: pd.Series) -> pd.Series:
+    """Blank and missing alike read NOT_GIVEN (a list's empty cell is stored as '')."""
+    values = values.astype("object")
+    return values.where(values.notna() & (values.astype(str).str.strip() != ""), NOT_GIVEN)
+
+
 def _typed_ledger(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "id": pd.to_numeric(frame["id"]).astype("int64"),
             "segment": _cat(frame["segment"]),
-            "practice": _cat(frame["practice"].astype("object").fillna(NOT_GIVEN)),
-            "role": _cat(frame["role"].astype("object").fillna(NOT_GIVEN)),
+            "practice": _cat(_given(frame["practice"])),
+            "role": _cat(_given(frame["role"])),
             "state": _cat(frame["state"]),
             "sent_at": _from_epoch(frame["sent_at"]),
         }

@@ -229,3 +229,21 @@ def test_machine_and_human_clicks_side_by_side(frames, names):
             ["All clicks", 12, 1.0, 7],
         ],
     )
+
+
+def test_people_with_no_practice_are_named_so(sqlite_url, names):
+
+    from support.report_fixture import build_hand_computed_store
+
+    from equip_mailer import store
+    from equip_mailer.report.breakdowns import NO_PRACTICE
+
+    engine = build_hand_computed_store(sqlite_url)
+    with engine.begin() as conn:  # citizens: a blank practice in the list, stored as ''
+        conn.execute(
+            store.ledger.update().where(store.ledger.c.id.in_([8, 12])).values(practice="")
+        )
+    r = build_report(load_frames(engine, CAMPAIGN), names)
+    practices = r.tables["practices"].frame
+    assert sorted(practices["Practice"]) == [NO_PRACTICE, "Practice A", "Practice B", "Practice C"]
+    assert practices.set_index("Practice").loc[NO_PRACTICE, "Recipients"] == 2
