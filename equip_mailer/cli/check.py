@@ -16,7 +16,7 @@ from equip_mailer.cli.common import (
     main,
     settings,
 )
-from equip_mailer.errors import EquipError, SpecError
+from equip_mailer.errors import EquipError, ListError, SpecError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 def check(campaign: Path, allow_past: bool) -> None:
     """Check a campaign without sending anything: spec, mailing lists and templates.
 
-    Prints each segment with its number of recipients, the totals, and then every rejected
-    row as file:line: problem. Exits with status 1 when the campaign file has problems
-    (all are listed, one per line), a list cannot be read, or a list has more bad rows than
-    lists.max_reject_share allows.
+    Prints each segment with its number of recipients, the totals, the roles each segment
+    took as its catch-all, and then every rejected row as file:line: problem. Exits with
+    status 1 when the campaign file has problems (all are listed, one per line), a list
+    cannot be read, or a list has more bad rows than lists.max_reject_share allows (every
+    bad row is listed first, then that verdict).
 
     \b
     Example:
@@ -53,7 +54,7 @@ def check(campaign: Path, allow_past: bool) -> None:
         _exit_with_problems(campaign, exc)
 
     keys, people, store_note = _store_records(settings())
-    audience = load_audience(spec, suppressed=keys, people=people)
+    audience = load_audience(spec, suppressed=keys, people=people, read_on=True)
     rendered, template_note = _check_templates(spec)
 
     console.print(_segments_table(spec, audience, rendered))
@@ -70,12 +71,44 @@ def check(campaign: Path, allow_past: bool) -> None:
             console.print(f"Note: {note}", markup=False, soft_wrap=True)
     if template_note is None:
         console.print("Templates: every segment renders.", markup=False)
+    _print_catch_all_roles(spec, audience)
     _print_moves(audience)
     _print_dropped_rows(audience)
+    if audience.over_reject_share:
+        for verdict in audience.over_reject_share[:-1]:
+            err_console.print(f"Error: {verdict}", markup=False, highlight=False, soft_wrap=True)
+        where, _, message = audience.over_reject_share[-1].partition(": ")
+        raise ListError(
+            message + "; nothing can be sent until the rows above are fixed",
+            where=where,
+            hint="Fix the rows named above (or the column headers), then run check again.",
+        )
     if total == 0:
         raise EquipError(
             "no one would get this newsletter: every list is empty after checks",
             hint="Check the files under 'lists:' in the campaign.",
+        )
+
+
+def _print_catch_all_roles(spec: Campaign, audience: Audience) -> None:
+    """Per segment, the roles of readers no segment names by role, who went to the level's
+    catch-all: a "Salaried GP" in a version written for non-clinical staff shows here."""
+    if not audience.catch_all_roles:
+        return
+    console.print("\nRoles in each segment's catch-all (no segment names them):", markup=False)
+    for segment in spec.segments:
+        roles = audience.catch_all_roles.get(segment.id)
+        if not roles:
+            continue
+        listed = ", ".join(
+            f"{role or '(no role)'} {count:,}"
+            for role, count in sorted(roles.items(), key=lambda rc: (-rc[1], rc[0].casefold()))
+        )
+        console.print(
+            f"{segment.id} ({segment.name}): {listed}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -154,11 +187,8 @@ def _segments_table(
     table.add_column("Subject", overflow="fold")
     for segment in spec.segments:
         levels = ", ".join(segment.qi_levels)
-        subject = (
-            rendered[segment.id].subject
-            if segment.id in rendered
-            else (segment.subject or spec.subject)
-        )
+        # As written, placeholders and all: the rendered one holds send-time tokens.
+        subject = segment.subject or spec.subject
         table.add_row(
             segment.id, segment.name, levels, f"{len(audience.by_segment[segment.id]):,}", subject
         )

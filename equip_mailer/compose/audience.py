@@ -25,8 +25,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,12 +35,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from equip_mailer.errors import ListError
 
-from .campaign import QI_LEVELS, Campaign, level_rank
+from .campaign import Campaign, level_rank
 from .cell_values import (
     CONTROL_RE,
     LEVEL_SYNONYMS,
     MAX_FIELD,
     clean_column,
+    level_key,
     normalise_email,
     printable_ascii,
     shown_value,
@@ -83,6 +84,12 @@ class Audience:
     duplicate_rows: list[Reject] = field(default_factory=list)
     # (address key, the record that raised them above their list's level), for `check`
     raised: list[tuple[str, Any]] = field(default_factory=list)
+    # segment id -> role -> readers who reached that segment only because no segment names
+    # their role (its catch-all), for `check`: a "Salaried GP" in the non-clinical version
+    catch_all_roles: dict[str, Counter[str]] = field(default_factory=dict)
+    # one sentence per list with more bad rows than lists.max_reject_share allows (only
+    # when load_audience was asked to read on; otherwise it raised at the first)
+    over_reject_share: list[str] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[Recipient]:
@@ -105,7 +112,9 @@ def gc_paused() -> Iterator[None]:
 
 
 @gc_paused()
-def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], int]:
+def read_list(
+    path: Path, shown: str, level_names: Mapping[str, str] | None = None
+) -> tuple[list[Recipient], list[Reject], int]:
     """Read one mailing list: (good recipients in file order, rejected rows, rows read).
 
     ``shown`` is the name used in messages (the path as the campaign file wrote it).
@@ -133,7 +142,7 @@ def read_list(path: Path, shown: str) -> tuple[list[Recipient], list[Reject], in
     _check_widths(rows, table.header, path, problems)
     too_long = _check_text(values, problems)
     _normalise_emails(values["email"], too_long["email"], problems)
-    _normalise_levels(values["qi_level"], too_long["qi_level"], problems)
+    _normalise_levels(values["qi_level"], too_long["qi_level"], problems, level_names or {})
 
     recipients: list[Recipient] = []
     rejects = list(table.broken)
@@ -215,19 +224,29 @@ def _normalise_emails(emails: list[str], skip: set[int], problems: dict[int, lis
                 problems[r].append(problem)
 
 
-def _normalise_levels(levels: list[str], skip: set[int], problems: dict[int, list[str]]) -> None:
-    """Each QI level as one of QI_LEVELS, in place; a blank or unknown one is a problem."""
+def _normalise_levels(
+    levels: list[str],
+    skip: set[int],
+    problems: dict[int, list[str]],
+    level_names: Mapping[str, str],
+) -> None:
+    """Each QI level as one of QI_LEVELS, in place; a blank or unknown one is a problem.
+    ``level_names`` adds spellings (level_key -> level): the campaign's segment names."""
     level_of: dict[str, str] = {}  # a list holds a handful of spellings ("" when unknown)
     for r, v in enumerate(levels):
         if r in skip:
             continue
         if v not in level_of:
-            level_of[v] = LEVEL_SYNONYMS.get(re.sub(r"[^a-z0-9]", "", v.lower()), "")
+            key = level_key(v)
+            level_of[v] = LEVEL_SYNONYMS.get(key) or level_names.get(key, "")
         levels[r] = level_of[v]
         if not v:
             problems[r].append("qi_level is blank (use none, basics or project)")
         elif not levels[r]:
-            problems[r].append(f'qi_level "{shown_value(v)}" is not one of {", ".join(QI_LEVELS)}')
+            problems[r].append(
+                f'qi_level "{shown_value(v)}" is not a QI level (none, basics or project; '
+                f"lists/README.md lists every spelling accepted)"
+            )
 
 
 def _where_order(reject: Reject) -> tuple[str, int]:
@@ -257,8 +276,22 @@ def read_suppressions(path: Path, shown: str) -> set[str]:
     return keys
 
 
+def segment_level_names(campaign: Campaign) -> dict[str, str]:
+    """The campaign's segment names as QI level spellings ("Running a QI project" ->
+    project), for segments of one level: a list may well use the names the emails use."""
+    return {
+        level_key(s.name): s.qi_levels[0]
+        for s in campaign.segments
+        if len(set(s.qi_levels)) == 1 and level_key(s.name)
+    }
+
+
 def load_audience(
-    campaign: Campaign, *, suppressed: Iterable[str] = (), people: KnownPeople | None = None
+    campaign: Campaign,
+    *,
+    suppressed: Iterable[str] = (),
+    people: KnownPeople | None = None,
+    read_on: bool = False,
 ) -> Audience:
     """Read every list of a campaign into segments, leaving out suppressed and repeated addresses.
 
@@ -266,24 +299,35 @@ def load_audience(
     the campaign's suppression file is read here. A file whose share of rejected rows passes
     ``campaign.lists.max_reject_share`` stops everything: so many bad rows usually mean a
     wrong column or a broken export, and mailing the remainder would miss people silently.
+    With ``read_on`` (``check``) every list is read anyway and the verdicts are kept in
+    ``over_reject_share``, so every bad row can be shown before the verdict.
     """
     lists = campaign.lists
+    level_names = segment_level_names(campaign)
     blocked = {s.strip().lower() for s in suppressed if s and s.strip()}
     if lists.suppressions:
         blocked |= read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
-    segment_of: dict[tuple[str, str], str | None] = {}  # (level, role) -> segment id
+    # (level, role) -> (segment id, whether it took them as its catch-all)
+    segment_of: dict[tuple[str, str], tuple[str, bool] | None] = {}
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})
     first_seen: dict[str, str] = {}
     for shown in lists.files:
-        recipients, rejects, rows = read_list(campaign.path(shown), shown)
+        recipients, rejects, rows = read_list(campaign.path(shown), shown, level_names)
         if rows and len(rejects) / rows > lists.max_reject_share:
-            raise ListError(
-                f"{len(rejects)} of {rows} rows were rejected ({len(rejects) / rows:.0%}), more "
-                f"than the {lists.max_reject_share:.0%} allowed (lists.max_reject_share); "
-                f"first: " + "; ".join(str(r) for r in rejects[:3]),
-                where=shown,
-                hint="Fix the rows named above (or the column headers), then run check again.",
+            verdict = (
+                f"{shown}: {len(rejects)} of {rows} rows were rejected "
+                f"({len(rejects) / rows:.0%}), more than the {lists.max_reject_share:.0%} "
+                "allowed (lists.max_reject_share)"
             )
+            if not read_on:
+                raise ListError(
+                    verdict.removeprefix(f"{shown}: ")
+                    + "; first: "
+                    + "; ".join(str(r) for r in rejects[:3]),
+                    where=shown,
+                    hint="Fix the rows named above (or the column headers), then run check again.",
+                )
+            audience.over_reject_share.append(verdict)
         audience.rows_read += rows
         audience.rejects += rejects
         for r in recipients:
@@ -305,12 +349,15 @@ def load_audience(
             where = (r.qi_level, r.role)
             if where not in segment_of:
                 seg = campaign.segment_for(r.qi_level, r.role)
-                segment_of[where] = seg.id if seg is not None else None
-            segment = segment_of[where]
-            if segment is None:
+                segment_of[where] = (seg.id, seg.roles is None) if seg is not None else None
+            placed = segment_of[where]
+            if placed is None:
                 audience.rejects.append(
                     Reject(r.source, f"no segment takes QI level {r.qi_level!r}")
                 )
                 continue
+            segment, catch_all = placed
             audience.by_segment[segment].append(r)
+            if catch_all:
+                audience.catch_all_roles.setdefault(segment, Counter())[r.role] += 1
     return audience

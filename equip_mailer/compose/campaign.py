@@ -43,6 +43,31 @@ def level_rank(level: str) -> int:
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,79}$"
 
+# What may stand in braces in the text a reader sees. Each reader's own values are filled at
+# send time; each segment's at render time ("EQUIP Basics and EQUIP in Action", "two").
+READER_PLACEHOLDERS = ("first_name", "practice")
+SEGMENT_PLACEHOLDERS = ("open_courses", "open_count")
+PLACEHOLDER_RE = re.compile(r"\{([^{}\s]*)\}")
+
+
+def _known_placeholders(value: str | None) -> str | None:
+    """Refuse ``{anything}`` that is not a placeholder: it would reach readers as written."""
+    if value is None:
+        return value
+    unknown = [m.group(1) for m in PLACEHOLDER_RE.finditer(value)]
+    unknown = [name for name in unknown if name not in READER_PLACEHOLDERS + SEGMENT_PLACEHOLDERS]
+    if unknown:
+        known = [f"{{{p}}}" for p in READER_PLACEHOLDERS + SEGMENT_PLACEHOLDERS]
+        raise ValueError(
+            f"{{{unknown[0]}}} is not a placeholder; the placeholders are "
+            + ", ".join(known[:-1])
+            + f" and {known[-1]}"
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(_known_placeholders)]
+
 
 def _check_email(value: str) -> str:
     try:
@@ -143,11 +168,13 @@ class Course(Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     name: str
     format: str  # "Half-day training", "3-day action learning set"
-    blurb: str  # short Markdown
+    blurb: Text  # short Markdown
     who_can_register: str
     requires: QILevel = "none"  # lowest QI level that may attend
     leads_to: QILevel | None = None  # level a reader has after completing it
     attendance: str | None = None  # "You will need to attend all 3 days."
+    # Required with two or more sessions (see _schedule_said): a forgotten attend_all would
+    # otherwise say "Choose a date" above the days everyone must attend.
     schedule: Literal["choose_one", "attend_all"] = "choose_one"
     delivered_by: str | None = None
     sign_up_url: Url | None = None  # one link for the course, or one per session
@@ -155,7 +182,10 @@ class Course(Strict):
     # otherwise sign_up_url names an external booking page.
     sign_up: Literal["equip"] | None = None
     waiting_list: bool = True  # when every place is taken, take names in order (hosted only)
-    sessions: Annotated[list[Session], Field(min_length=1)]
+    sessions: list[Session] = []
+    # Dates not set yet: no sessions, and the email says "Dates to be confirmed" with a
+    # button to register interest at sign_up_url.
+    dates_tbc: bool = False
     # Sign-up deadline (hosted only) as a London wall-clock time; a bare date in the spec
     # means the end of that day. Absent: the first session's start (see ``closes_local``).
     closes: dt.datetime | None = None
@@ -218,6 +248,18 @@ class Course(Strict):
                 )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_said(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "schedule" not in data:
+            sessions = data.get("sessions")
+            if isinstance(sessions, list) and len(sessions) >= 2:
+                raise ValueError(
+                    f"has {len(sessions)} sessions: add schedule: choose_one (each reader "
+                    "picks one date) or schedule: attend_all (readers come to every date)"
+                )
+        return data
+
     @property
     def hosted(self) -> bool:
         """Signed up for on our own pages (places, waiting list, confirmation mail)."""
@@ -225,6 +267,9 @@ class Course(Strict):
 
     @model_validator(mode="after")
     def _sign_up_somewhere(self) -> Course:
+        if self.dates_tbc or not self.sessions:
+            self._check_dates_tbc()
+            return self
         if self.hosted:
             self._check_hosted()
         elif self.sign_up_url is None:
@@ -238,6 +283,23 @@ class Course(Strict):
         if len(set(keys)) != len(keys):
             raise ValueError("has two sessions on the same date")
         return self
+
+    def _check_dates_tbc(self) -> None:
+        if not self.dates_tbc:
+            raise ValueError(
+                "has no sessions: give its sessions, or write dates_tbc: true for a course "
+                "whose dates are to be confirmed"
+            )
+        if self.sessions:
+            raise ValueError(
+                "has dates_tbc: true and sessions; remove dates_tbc now that the dates are set"
+            )
+        if self.hosted or self.sign_up_url is None:
+            raise ValueError(
+                "has dates to be confirmed, so readers cannot take a place yet: give a "
+                "sign_up_url where they register their interest"
+                + (" (instead of sign_up: equip)" if self.hosted else "")
+            )
 
     def _check_hosted(self) -> None:
         external = ["the course"] if self.sign_up_url else []
@@ -254,6 +316,8 @@ class Course(Strict):
         end of that day), else the first session's start."""
         if self.closes is not None:
             return self.closes
+        if not self.sessions:  # dates to be confirmed: never hosted, nothing to close
+            return dt.datetime.max
         first = min(self.sessions, key=lambda s: (s.date, s.start))
         return dt.datetime.combine(first.date, first.start)
 
@@ -265,8 +329,9 @@ class Segment(Strict):
     # Only readers whose role is one of these (any case); leave out to take every role at
     # these levels. Lets citizens and service users get their own version of the email.
     roles: Annotated[list[str], Field(min_length=1)] | None = None
-    subject: str | None = None  # overrides the campaign subject
-    preheader: str | None = None
+    subject: Text | None = None  # overrides the campaign subject
+    preheader: Text | None = None
+    intro: Text | None = None  # overrides the campaign intro (Markdown)
     locked_courses: Literal["next_step", "hide"] | None = None  # default: the campaign's
 
     def takes(self, level: str, role: str) -> bool:
@@ -311,8 +376,8 @@ class Footer(Strict):
 class Campaign(Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     title: str
-    subject: str
-    preheader: str
+    subject: Text
+    preheader: Text
     sender: Address = Field(alias="from")
     reply_to: Address | None = None
     language: str = "en-GB"
@@ -320,9 +385,9 @@ class Campaign(Strict):
     # The newsletter's List-Id label (RFC 2919), kept from one campaign to the next: with the
     # sender's domain it names the list ("newsletter.example.org") for filters and providers.
     list_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")] = "newsletter"
-    intro: str  # Markdown; {first_name} and {practice} allowed
-    sign_off: str  # Markdown
-    signature: str  # a role, not a person
+    intro: Text  # Markdown; placeholders allowed, as in every Text field
+    sign_off: Text  # Markdown
+    signature: Text  # a role, not a person; a phone number in it becomes a tel: link
     links: dict[str, Url] = {}  # other links: website, contact page, ...
     footer: Footer
     lists: Lists

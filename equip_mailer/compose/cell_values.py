@@ -13,7 +13,8 @@ import re
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-# normalised QI level value -> campaign.QI_LEVELS
+# normalised QI level value (``level_key``) -> campaign.QI_LEVELS; every one is listed in
+# lists/README.md (tests/compose/test_cell_values.py holds the two together)
 LEVEL_SYNONYMS: dict[str, str] = {}
 for _level, _names in {
     "none": ["none", "no", "nil", "new", "newtoqi", "noqi", "beginner", "0", "level0"],
@@ -35,6 +36,8 @@ for _level, _names in {
         "qiprojectlead",
         "basicqiknowledgeandaqiproject",
         "equipinaction",
+        "runningaqiproject",
+        "runningqiproject",
         "2",
         "level2",
     ],
@@ -67,6 +70,11 @@ FAST_EMAIL = re.compile(
 )
 _SPECIAL_TLDS = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
 _CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+
+
+def level_key(value: str) -> str:
+    """A QI level cell as LEVEL_SYNONYMS keys it: lower case, letters and digits only."""
+    return re.sub(r"[^a-z0-9]", "", value.lower())
 
 
 def shown_value(value: str, limit: int = 60) -> str:

@@ -91,6 +91,8 @@ for _column, _names in {
         "org",
         "site",
         "practiceorganisation",
+        "company",  # Outlook's contact export
+        "companyname",
     ],
     "role": [
         "role",

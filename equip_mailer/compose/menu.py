@@ -7,8 +7,8 @@ email must be able to sign up for what it features.
 - featured: the next step for this level (eligible courses that require exactly it; if none,
   the eligible courses with the highest requirement);
 - others: the rest of the eligible courses (e.g. EQUIP Basics as a refresher);
-- locked: courses this segment may not attend yet, shown as "next step after <course>" or
-  hidden, as the spec says.
+- locked: courses this segment may not attend yet, shown with what they need ("Needs basic
+  QI knowledge: EQUIP Basics gets you there") or hidden, as the spec says.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ class LockedCourse:
 
     @property
     def note(self) -> str:
-        if self.after is not None:
-            return f"Next step after {self.after.name}"
-        return f"Open to readers with {QI_LEVEL_NAMES[self.course.requires]}"
+        """What the course really requires ("basic QI knowledge and a QI project"), and the
+        course that gets a reader there, if the campaign has one."""
+        need = f"Needs {QI_LEVEL_NAMES[self.course.requires]}"
+        return f"{need}: {self.after.name} gets you there" if self.after is not None else need
 
 
 @dataclass(frozen=True)

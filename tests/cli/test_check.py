@@ -83,6 +83,7 @@ def test_a_list_over_the_reject_threshold_fails_the_check(demo_path, tmp_path):
     shutil.copytree(demo_path.parent, tmp_path / "campaigns")
     lists = tmp_path / "lists"
     shutil.copytree(demo_path.parent.parent / "lists", lists)
+    shutil.copytree(demo_path.parent.parent / "templates", tmp_path / "templates")
     (lists / "citizens-and-service-users.csv").write_text(
         "email,first_name,qi_level\nbad-address,Ann,none\nann@example.org,Ann,none\n",
         encoding="utf-8",
@@ -90,10 +91,30 @@ def test_a_list_over_the_reject_threshold_fails_the_check(demo_path, tmp_path):
     result = run("check", str(tmp_path / "campaigns" / demo_path.name), "--allow-past")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert (
+    lines = result.output.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("Error: "))
+    assert lines[verdict].startswith(
         "Error: lists/citizens-and-service-users.csv: 1 of 2 rows were rejected (50%), "
         "more than the 5% allowed"
-    ) in result.output
+    )
+    # Every bad row, of every list, one per line, before the verdict.
+    bad = [
+        'lists/citizens-and-service-users.csv:2: email "bad-address" is not a valid address',
+        'lists/practice-staff.csv:43: email "mohammed.uddin42@@nhs.example" is not a valid address',
+        "lists/practice-staff.csv:119: qi_level is blank (use none, basics or project)",
+    ]
+    for row in bad:
+        assert lines.index(row) < verdict
+
+
+def test_check_shows_the_roles_each_catch_all_took(demo_path, tmp_path):
+    result = run("check", str(demo_path), "--allow-past")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    heading = lines.index("Roles in each segment's catch-all (no segment names them):")
+    roles = {line.split(" ", 1)[0]: line for line in lines[heading + 1 : heading + 4]}
+    assert set(roles) == {"getting-started", "ready-for-action", "project-leads"}
+    assert re.match(r"getting-started \(New to QI\): .*\bCitizen \d+", roles["getting-started"])
 
 
 def test_check_help_shows_an_example():

@@ -51,7 +51,8 @@ def test_blank_or_unknown_qi_level_rejects_the_row_by_name(tmp_path):
     assert recipients == []
     assert [str(r) for r in rejects] == [
         "staff.csv:2: qi_level is blank (use none, basics or project)",
-        'staff.csv:3: qi_level "expert" is not one of none, basics, project',
+        'staff.csv:3: qi_level "expert" is not a QI level (none, basics or project; '
+        "lists/README.md lists every spelling accepted)",
     ]
 
 
@@ -203,3 +204,73 @@ def test_one_hundred_thousand_rows_are_all_read(tmp_path):
     recipients, rejects, rows = read_list(path, "big.csv")
     assert (len(recipients), rejects, rows) == (100_000, [], 100_000)
     assert {r.key for r in recipients} == {p["email"].lower() for p in people}
+
+
+def test_a_campaigns_segment_names_are_level_spellings(tmp_path, demo_path):
+    staff = f"{HEADER}\nann@nhs.example,Ann,S,X,GP,Running a QI project\n"
+    campaign = campaign_with(
+        tmp_path,
+        demo_path,
+        {"staff.csv": staff},
+        extra_segments=[
+            {
+                "id": "leads",
+                "name": "Leading change",
+                "qi_levels": ["project"],
+                "roles": ["Partner"],
+            }
+        ],
+    )
+    audience = load_audience(campaign)
+    assert [r.email for r in audience.by_segment["project-leads"]] == ["ann@nhs.example"]
+    staff = f"{HEADER}\nbob@nhs.example,Bob,J,X,Partner,Leading change\n"
+    campaign = campaign_with(
+        tmp_path / "2",
+        demo_path,
+        {"staff.csv": staff},
+        extra_segments=[
+            {
+                "id": "leads",
+                "name": "Leading change",
+                "qi_levels": ["project"],
+                "roles": ["Partner"],
+            }
+        ],
+    )
+    assert [r.email for r in load_audience(campaign).by_segment["leads"]] == ["bob@nhs.example"]
+
+
+def test_the_roles_each_catch_all_took_are_counted(tmp_path, demo_path):
+    staff = (
+        f"{HEADER}\nann@nhs.example,Ann,S,X,Salaried GP,basics\n"
+        "bob@nhs.example,Bob,J,X,Receptionist,basics\ncat@nhs.example,Cat,L,X,GP,basics\n"
+        "dan@nhs.example,Dan,M,X,Receptionist,basics\neve@nhs.example,Eve,N,X,,none\n"
+    )
+    clinicians = {
+        "id": "clinicians",
+        "name": "Clinicians",
+        "qi_levels": ["basics"],
+        "roles": ["GP", "Nurse"],
+    }
+    campaign = campaign_with(tmp_path, demo_path, {"staff.csv": staff}, extra_segments=[clinicians])
+    audience = load_audience(campaign)
+    assert [r.first_name for r in audience.by_segment["clinicians"]] == ["Cat"]
+    assert audience.catch_all_roles == {
+        "ready-for-action": {"Receptionist": 2, "Salaried GP": 1},
+        "getting-started": {"": 1},
+    }
+
+
+def test_reading_on_past_the_reject_share_keeps_the_verdict(tmp_path, demo_path):
+    staff = "\n".join(
+        [HEADER]
+        + [f"p{i}@nhs.example,P,{i},X,GP,none" for i in range(8)]
+        + ["bob@@nhs.net,Bob,Jones,X,GP,none", "cat,Cat,Lee,X,GP,none"]
+    )
+    campaign = campaign_with(tmp_path, demo_path, {"staff.csv": staff})
+    audience = load_audience(campaign, read_on=True)
+    assert len(audience.rejects) == 2 and len(audience.recipients) == 8
+    assert audience.over_reject_share == [
+        "lists/staff.csv: 2 of 10 rows were rejected (20%), more than the 5% allowed "
+        "(lists.max_reject_share)"
+    ]

@@ -237,3 +237,59 @@ def test_a_list_id_must_be_a_plain_label(tmp_path, demo_path):
     assert problems(path, allow_past=True) == [
         "11: list_id: EQUIP news should be lower-case letters, digits and dashes"
     ]
+
+
+def test_two_or_more_sessions_must_say_how_they_are_attended(tmp_path, demo_path):
+    """A forgotten attend_all would say "Choose a date" above three days everyone attends."""
+    path = edited(tmp_path, demo_path, ("    schedule: attend_all\n", ""))
+    assert problems(path, allow_past=True) == [
+        "83: courses[1]: has 3 sessions: add schedule: choose_one (each reader picks one "
+        "date) or schedule: attend_all (readers come to every date)"
+    ]
+
+
+MASTERCLASS_SESSIONS = (
+    "    sessions:\n"
+    '      - {date: 2019-10-15, start: "9:00", end: "17:00", '
+    'venue: "Example Training Rooms, London E1"}\n'
+)
+
+
+def test_a_course_may_have_dates_to_be_confirmed(tmp_path, demo_path):
+    path = edited(tmp_path, demo_path, (MASTERCLASS_SESSIONS, "    dates_tbc: true\n"))
+    masterclass = load_campaign(path, allow_past=True).course("data-masterclass")
+    assert masterclass.dates_tbc and masterclass.sessions == []
+    forgotten = edited(tmp_path, demo_path, (MASTERCLASS_SESSIONS, ""))
+    assert problems(forgotten, allow_past=True) == [
+        "105: courses[2]: has no sessions: give its sessions, or write dates_tbc: true for a "
+        "course whose dates are to be confirmed"
+    ]
+
+
+def test_a_course_signed_up_for_here_needs_its_dates(tmp_path, demo_path):
+    basics = (
+        "    sessions:\n"
+        '      - {date: 2019-06-27, start: "13:00", end: "17:00", '
+        'venue: "Example Community Centre, London E1", places: 30}\n'
+        '      - {date: 2019-09-10, start: "13:00", end: "17:00", '
+        'venue: "Example Community Centre, London E1", places: 30}\n'
+    )
+    path = edited(tmp_path, demo_path, (basics, "    dates_tbc: true\n"))
+    assert problems(path, allow_past=True) == [
+        "62: courses[0]: has dates to be confirmed, so readers cannot take a place yet: give "
+        "a sign_up_url where they register their interest (instead of sign_up: equip)"
+    ]
+
+
+def test_an_unknown_placeholder_is_named_with_its_line(tmp_path, demo_path):
+    path = edited(
+        tmp_path,
+        demo_path,
+        ('subject: "EQUIP Basics: start', 'subject: "{frist_name}, EQUIP Basics: start'),
+        ('signature: "Primary', 'signature: "{name}, Primary'),
+    )
+    known = "the placeholders are {first_name}, {practice}, {open_courses} and {open_count}"
+    assert problems(path, allow_past=True) == [
+        f"27: signature: {{name}} is not a placeholder; {known}",
+        f"51: segments[0].subject: {{frist_name}} is not a placeholder; {known}",
+    ]

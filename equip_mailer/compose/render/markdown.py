@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
@@ -30,6 +31,7 @@ _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
 )
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SENTINEL = {name: f"EQPH{name.replace('_', '').upper()}Z" for name in PLACEHOLDERS}
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 _LINK_SENTINEL = "EQLNK{}Z"
 _LINK_SENTINEL_RE = re.compile(r"EQLNK(\d+)Z")
 
@@ -79,10 +81,20 @@ class Rich:
         return bool(self.blocks)
 
 
-def markdown(campaign: Campaign, book: LinkBook, source: str, field_name: str) -> Rich:
-    """Render a Markdown field of the spec; ``{first_name}`` and ``{practice}`` become tokens."""
+def markdown(
+    campaign: Campaign,
+    book: LinkBook,
+    source: str,
+    field_name: str,
+    constants: Mapping[str, str] | None = None,
+) -> Rich:
+    """Render a Markdown field of the spec; ``{first_name}`` and ``{practice}`` become tokens,
+    the segment's own placeholders (``constants``: ``{open_courses}``...) their values."""
+    constants = constants or {}
 
     def placeholder(m: re.Match[str]) -> str:
+        if m.group(1) in constants:
+            return _MARKDOWN_SPECIAL.sub(r"\\\1", constants[m.group(1)])
         if m.group(1) not in _SENTINEL:
             raise RenderError(
                 f"{field_name}: {{{m.group(1)}}} is not a placeholder; use "
@@ -210,6 +222,22 @@ def _width(word: str) -> int:
     return len(word) + extra
 
 
+# A UK postcode's halves ("E1", "0AA"), with the punctuation that may follow them.
+_POSTCODE_PART = re.compile(r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?|[0-9][A-Z]{2})[,.;:)]*$")
+
+
+def _unbreakable(words: list[str]) -> list[str]:
+    """Words, with each postcode half joined to the word before it: a line never ends in
+    "London" with "E1" on the next."""
+    out: list[str] = []
+    for word in words:
+        if out and _POSTCODE_PART.match(word):
+            out[-1] = f"{out[-1]} {word}"
+        else:
+            out.append(word)
+    return out
+
+
 def wrap(text: str, width: int = TEXT_WIDTH, first: str = "", rest: str | None = None) -> str:
     """Greedy word wrap that never breaks a word, a URL or a token (unlike textwrap's
     hyphen rules, which would split ``-eqt_link_0-``)."""
@@ -218,7 +246,7 @@ def wrap(text: str, width: int = TEXT_WIDTH, first: str = "", rest: str | None =
     for hard_line in str(text).split("\n"):
         prefix = first if not lines else rest
         line, used = "", 0
-        for word in hard_line.split():
+        for word in _unbreakable(hard_line.split()):
             w = _width(word)
             if line and len(prefix) + used + 1 + w > width:
                 lines.append(prefix + line)

@@ -89,11 +89,12 @@ def _render_segment(
 
     compiled = compile_mjml(source, template_position)
     html = inline_css(compiled, inline_blocks(source))
-    text = _tidy_text(render_template(campaign, text_template, text_context(ctx)))
+    plain = text_context(ctx)
+    text = _tidy_text(render_template(campaign, text_template, plain))
     rendered = RenderedSegment(
         segment_id=segment.id,
-        subject=ctx["subject"],
-        preheader=ctx["preheader"],
+        subject=plain["subject"],  # with text-part tokens: SendGrid substitutes them there too
+        preheader=plain["preheader"],
         html=html,
         text=text,
         links=tuple(book.specs),
@@ -118,7 +119,9 @@ def _refuse_strays(rendered: RenderedSegment, n_links: int, template_file: str) 
 
 
 def _tidy_text(text: str) -> str:
-    lines = [line.rstrip() for line in text.splitlines()]
+    """Trailing spaces and runs of blank lines gone, except the space of the signature
+    separator line "-- " (RFC 3676), by which mail clients recognise and fold the footer."""
+    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
     out = "\n".join(lines).strip("\n")
     out = re.sub(r"\n{3,}", "\n\n", out)
     return out + "\n"

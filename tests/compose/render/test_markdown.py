@@ -14,7 +14,7 @@ from equip_mailer.compose.render.personalisation import (
 )
 from equip_mailer.compose.render.pipeline import render_campaign
 from equip_mailer.compose.spec import load_campaign
-from equip_mailer.errors import RenderError
+from equip_mailer.errors import SpecError
 
 
 def test_text_part_is_wrapped_and_keeps_link_targets_readable(rendered):
@@ -56,14 +56,25 @@ def test_markdown_links_are_tracked_and_placeholders_escaped_correctly(tmp_path)
     assert "at Smith &amp; Jones," in html and "at Smith & Jones," in text
 
 
-def test_an_unknown_placeholder_is_reported(tmp_path):
+def test_an_unknown_placeholder_is_reported_with_its_line(tmp_path):
     def typo(spec):
         spec["intro"] = "Dear {firstname},\n"
 
-    campaign = load_campaign(make_project(tmp_path, typo), allow_past=True)
-    with pytest.raises(RenderError) as err:
-        render_campaign(campaign)
-    assert str(err.value) == (
-        "campaigns/variant.yaml: intro: {firstname} is not a placeholder; "
-        "use {first_name} or {practice}"
+    path = make_project(tmp_path, typo)
+    with pytest.raises(SpecError) as err:
+        load_campaign(path, allow_past=True)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("intro:"))
+    assert err.value.problems == [
+        f"{path}:{line}: intro: {{firstname}} is not a placeholder; the placeholders are "
+        "{first_name}, {practice}, {open_courses} and {open_count}"
+    ]
+
+
+def test_wrap_keeps_a_postcode_with_its_town():
+    line = "Example Community Centre, Example Street, Whitechapel, London E1 0AA, first floor"
+    wrapped = wrap(line, width=60)
+    assert wrapped == (
+        "Example Community Centre, Example Street, Whitechapel,\nLondon E1 0AA, first floor"
     )
+    assert wrap("Rooms at London E1.", width=16) == "Rooms at\nLondon E1."
