@@ -50,7 +50,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from equip_mailer.report.model import Report
-from equip_mailer.store import batches, campaigns, events, ledger, links, utcnow
+from equip_mailer.send.ledger_rows import count_states
+from equip_mailer.store import batches, campaigns, events, links, utcnow
 
 log = logging.getLogger("equip_mailer.team")
 
@@ -89,12 +90,7 @@ def current_version(engine: Engine, campaign_id: str) -> Version | None:
             return None
         last_event = conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
         last_batch = conn.execute(sa.select(sa.func.max(batches.c.id))).scalar() or 0
-        states = conn.execute(
-            sa.select(ledger.c.state, sa.func.count())
-            .where(ledger.c.campaign_id == campaign_id)
-            .group_by(ledger.c.state)
-            .order_by(ledger.c.state)
-        ).all()
+        states = sorted(count_states(conn, campaign_id).items())  # what the ledger page shows
         link_count = conn.execute(
             sa.select(sa.func.count()).select_from(links).where(links.c.campaign_id == campaign_id)
         ).scalar_one()
@@ -218,9 +214,10 @@ class ReportCache:
 
     # --- the store's version, read at most once a second --------------------------------
 
-    def _version(self, campaign_id: str) -> Version | None:
-        """The newest version known; read now if never read, else refreshed in the
-        background once it is older than CHECK_EVERY."""
+    def version(self, campaign_id: str) -> Version | None:
+        """The newest version known (None: no such campaign); read now if never read, else
+        refreshed in the background once it is older than CHECK_EVERY. The campaigns page
+        takes its ledger counts from it too."""
         with self._lock:
             seen = self._seen.get(campaign_id)
             if seen is not None:
@@ -242,10 +239,6 @@ class ReportCache:
             self._seen[campaign_id] = _Seen(version, time.monotonic())
         return version
 
-    def refresh(self, campaign_id: str) -> Version | None:
-        """Read the version now (a download must not be older than the page it came from)."""
-        return self._check(campaign_id)
-
     # --- the reports ---------------------------------------------------------------------
 
     def lookup(
@@ -254,15 +247,13 @@ class ReportCache:
         human_only: bool = True,
         wait: float = 0.05,
         first_wait: float = 20,
-        *,
-        version: Version | None = None,
     ) -> Lookup | None:
         """The report to show now; None if the campaign is not in the store.
 
         Waits up to ``wait`` seconds for a newer count before showing the older one, and up
         to ``first_wait`` when there is nothing counted yet.
         """
-        version = version or self._version(campaign_id)
+        version = self.version(campaign_id)
         if version is None:
             return None
         key = (campaign_id, human_only)
@@ -280,7 +271,7 @@ class ReportCache:
 
     def prefetch(self, campaign_id: str, human_only: bool = True) -> None:
         """Start counting a report that is missing or out of date, without waiting."""
-        version = self._version(campaign_id)
+        version = self.version(campaign_id)
         if version is None:
             return
         key = (campaign_id, human_only)

@@ -22,7 +22,7 @@ from equip_mailer.track.state import Service
 
 from ..guard import Member, members_only
 from ..render import page
-from ..report_cache import cache_of
+from ..report_cache import ReportCache, cache_of
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,13 @@ class CampaignState:
         return sum(self.counts.values())
 
 
-def campaign_state(engine: Engine, row: sa.Row) -> CampaignState:
+def campaign_state(
+    engine: Engine, row: sa.Row, counts: dict[str, int] | None = None
+) -> CampaignState:
+    """``counts``: the ledger's recipients per state, when already read (the report cache
+    reads them at most once a second)."""
     ledger = Ledger(engine, row.id)
-    found = ledger.counts()
+    found = counts if counts is not None else ledger.counts()
     counts = {state: found[state] for state in LEDGER_STATES if found.get(state)}
     return CampaignState(
         id=row.id,
@@ -61,19 +65,24 @@ def campaign_row(conn: Connection, campaign_id: str) -> sa.Row | None:
     return conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).first()
 
 
-def all_campaigns(engine: Engine) -> list[CampaignState]:
-    """Newest first."""
+def all_campaigns(engine: Engine, cache: ReportCache | None = None) -> list[CampaignState]:
+    """Newest first; with ``cache``, the ledger counts come from its version of the store."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(campaigns).order_by(campaigns.c.created_at.desc(), campaigns.c.id)
         ).all()
-    return [campaign_state(engine, row) for row in rows]
+    out = []
+    for row in rows:
+        version = cache.version(row.id) if cache is not None else None
+        counts = dict(version.ledger_states) if version is not None else None
+        out.append(campaign_state(engine, row, counts))
+    return out
 
 
 @members_only
 async def campaigns_page(request: Request, member: Member) -> Response:
-    found = await run_in_threadpool(all_campaigns, Service.of(request).engine)
     cache = cache_of(request.app.state)
+    found = await run_in_threadpool(all_campaigns, Service.of(request).engine, cache)
     for c in found[:3]:  # the reports one is likely to open next start counting now
         await run_in_threadpool(cache.prefetch, c.id)
     return page(

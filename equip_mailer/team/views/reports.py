@@ -9,7 +9,6 @@ and while a newer count runs the page shows the last one and says so.
 
 from __future__ import annotations
 
-import functools
 import re
 
 from markupsafe import Markup
@@ -101,18 +100,13 @@ def _download(content: bytes, filename: str, media_type: str) -> Response:
 
 
 async def _fresh(request: Request, member: Member) -> Counted | Response:
-    """The report as the store is now, for a download: a file waits for its count (up to a
-    minute) rather than be older than the page it was asked from."""
+    """The report as the page shows it now, for a download: a file waits for the count in
+    progress (up to a minute) rather than be older than the page it was asked from."""
     campaign_id = request.path_params["campaign_id"]
     if not CAMPAIGN_ID.match(campaign_id):
         return not_found(request, member)
     cache = cache_of(request.app.state)
-    version = await run_in_threadpool(cache.refresh, campaign_id)
-    if version is None:
-        return not_found(request, member)
-    found = await run_in_threadpool(
-        functools.partial(cache.lookup, campaign_id, _human_only(request), 60, 60, version=version)
-    )
+    found = await run_in_threadpool(cache.lookup, campaign_id, _human_only(request), 60, 60)
     if found is None or found.counted is None:
         return not_found(request, member)
     return found.counted
