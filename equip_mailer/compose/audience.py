@@ -113,7 +113,10 @@ def gc_paused() -> Iterator[None]:
 
 @gc_paused()
 def read_list(
-    path: Path, shown: str, level_names: Mapping[str, str] | None = None
+    path: Path,
+    shown: str,
+    level_names: Mapping[str, str] | None = None,
+    sheet: str | None = None,
 ) -> tuple[list[Recipient], list[Reject], int]:
     """Read one mailing list: (good recipients in file order, rejected rows, rows read).
 
@@ -124,7 +127,7 @@ def read_list(
     The checks run a column at a time over plain lists: without pyarrow, pandas' string
     methods loop in Python too, and this way 100,000 rows take about a second.
     """
-    table = read_table(path, shown)
+    table = read_table(path, shown, sheet=sheet)
     columns = column_indexes(table)
     if "qi_level" not in columns:
         found = [c.strip() for c in table.header if c.strip()]
@@ -312,7 +315,9 @@ def load_audience(
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})
     first_seen: dict[str, str] = {}
     for shown in lists.files:
-        recipients, rejects, rows = read_list(campaign.path(shown), shown, level_names)
+        recipients, rejects, rows = read_list(
+            campaign.path(shown), shown, level_names, lists.sheet(shown)
+        )
         if rows and len(rejects) / rows > lists.max_reject_share:
             verdict = (
                 f"{shown}: {len(rejects)} of {rows} rows were rejected "

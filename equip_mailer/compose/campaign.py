@@ -359,9 +359,33 @@ class SendGridOptions(Strict):
 
 
 class Lists(Strict):
+    # Each entry a path, or {file: lists/staff.xlsx, sheet: Staff} to name a workbook's
+    # sheet; read as the paths, with the sheets named in ``sheets``.
     files: Annotated[list[str], Field(min_length=1)]
     suppressions: str | None = "lists/suppressions.csv"
     max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05  # stop if more rows are bad
+    # file -> the sheet to read; a workbook without one is read from its first sheet that
+    # has an email column
+    sheets: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entries_with_sheets(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            return data
+        files, sheets = [], dict(data.get("sheets") or {})
+        for entry in data["files"]:
+            if isinstance(entry, dict) and set(entry) <= {"file", "sheet"} and "file" in entry:
+                files.append(entry["file"])
+                if entry.get("sheet") is not None:
+                    sheets[str(entry["file"])] = str(entry["sheet"])
+            else:
+                files.append(entry)
+        return {**data, "files": files, "sheets": sheets}
+
+    def sheet(self, file: str) -> str | None:
+        """The sheet the spec names for ``file``, if any."""
+        return self.sheets.get(file)
 
 
 class Footer(Strict):

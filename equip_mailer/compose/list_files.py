@@ -195,8 +195,9 @@ def _find_header(records: list[tuple[int, list[str]]], shown: str, need: str) ->
 MAX_LIST_BYTES = 200_000_000  # 100,000 rows are about 10 MB
 
 
-def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
-    """Read a CSV (any common encoding and delimiter) or XLSX file into a Table."""
+def read_table(path: Path, shown: str, *, need: str = "email", sheet: str | None = None) -> Table:
+    """Read a CSV (any common encoding and delimiter) or XLSX file into a Table: from the
+    workbook's ``sheet`` if named, else its first sheet with a ``need`` column."""
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -231,7 +232,13 @@ def read_table(path: Path, shown: str, *, need: str = "email") -> Table:
             hint="Open it in Excel and save it as .xlsx or CSV (UTF-8).",
         )
     if path.suffix.lower() in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
-        return _read_xlsx(data, shown, need)
+        return _read_xlsx(data, shown, need, sheet)
+    if sheet is not None:
+        raise ListError(
+            f"is a CSV file, which has no sheets, but the campaign names its sheet {sheet!r}",
+            where=shown,
+            hint="Remove 'sheet:' from this file's entry under 'lists:' in the campaign.",
+        )
     return _read_csv(data, shown, need)
 
 
@@ -313,25 +320,56 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _read_xlsx(data: bytes, shown: str, need: str) -> Table:
+def _read_xlsx(data: bytes, shown: str, need: str, sheet: str | None = None) -> Table:
+    """The named sheet, or else the first sheet with a ``need`` column: workbooks often
+    open on a notes or summary sheet, and a list is never read from the wrong one silently."""
     try:
         with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
-            sheet = book.sheet_names[0]
-            # na_filter=False: a cell saying "None" (a QI level) or "NA" (a surname) is text.
-            frame = pd.read_excel(
-                book, sheet_name=sheet, header=None, dtype=object, na_filter=False
-            )
+            names = [str(name) for name in book.sheet_names]
+            if sheet is not None and sheet not in names:
+                raise ListError(
+                    f"has no sheet {sheet!r}; its sheets are: " + ", ".join(repr(n) for n in names),
+                    where=shown,
+                    hint="Correct 'sheet:' in this file's entry under 'lists:' in the campaign.",
+                )
+            looked: list[str] = []
+            first_problem: ListError | None = None
+            for name in [sheet] if sheet is not None else names:
+                # na_filter=False: a cell saying "None" (a QI level) or "NA" (a surname) is text.
+                frame = pd.read_excel(
+                    book, sheet_name=name, header=None, dtype=object, na_filter=False
+                )
+                records = [
+                    (i + 1, [_cell_text(v) for v in row])
+                    for i, row in enumerate(frame.itertuples(index=False, name=None))
+                ]
+                try:
+                    h = _find_header(records, f"{shown}:{name}" if sheet is None else shown, need)
+                except ListError as problem:
+                    if sheet is not None:
+                        raise
+                    looked.append(name)
+                    first_problem = first_problem or problem
+                    continue
+                rows = [cells for _, cells in records[h + 1 :]]
+                wheres = [f"{shown}:{name}!row {line}" for line, _ in records[h + 1 :]]
+                return Table(records[h][1], rows, wheres, [])
+    except ListError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a damaged workbook fails in many ways inside openpyxl
         raise ListError(
             f"could not be opened as an Excel workbook ({type(exc).__name__}: {str(exc)[:200]})",
             where=shown,
             hint="Open it in Excel and save it again as .xlsx or CSV (UTF-8).",
         ) from None
-    records = [
-        (i + 1, [_cell_text(v) for v in row])
-        for i, row in enumerate(frame.itertuples(index=False, name=None))
-    ]
-    h = _find_header(records, shown, need)
-    rows = [cells for _, cells in records[h + 1 :]]
-    wheres = [f"{shown}:{sheet}!row {line}" for line, _ in records[h + 1 :]]
-    return Table(records[h][1], rows, wheres, [])
+    if len(looked) == 1 and first_problem is not None:  # one sheet: say what it holds
+        raise ListError(
+            first_problem.message, where=shown, hint=first_problem.hint
+        ) from None
+    raise ListError(
+        f"has no sheet with an {need} column; the sheets looked at: "
+        + ", ".join(repr(n) for n in looked),
+        where=shown,
+        hint="Add the column, or name the sheet in the campaign: "
+        f"- {{file: {shown}, sheet: Staff}} under 'lists: files:'.",
+    )

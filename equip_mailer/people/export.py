@@ -39,7 +39,9 @@ def _rows(campaign: Campaign, people: records.PeopleRecords) -> tuple[list[list[
     rows: list[list[str]] = []
     raised = erased = 0
     for shown in campaign.lists.files:
-        recipients, _rejects, _count = read_list(campaign.path(shown), shown)
+        recipients, _rejects, _count = read_list(
+            campaign.path(shown), shown, sheet=campaign.lists.sheet(shown)
+        )
         for r in recipients:
             if r.key in seen:
                 continue

@@ -274,3 +274,29 @@ def test_reading_on_past_the_reject_share_keeps_the_verdict(tmp_path, demo_path)
         "lists/staff.csv: 2 of 10 rows were rejected (20%), more than the 5% allowed "
         "(lists.max_reject_share)"
     ]
+
+
+def test_a_list_entry_may_name_its_sheet(tmp_path, demo_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Staff"
+    book.active.append(["Email", "QI level"])
+    book.active.append(["ann@nhs.example", "none"])
+    trainers = book.create_sheet("Trainers")
+    trainers.append(["Email", "QI level"])
+    trainers.append(["tom@nhs.example", "project"])
+    (tmp_path / "lists").mkdir()
+    book.save(tmp_path / "lists" / "practice.xlsx")
+    spec = yaml.safe_load(demo_path.read_text(encoding="utf-8"))
+    spec["lists"] = {
+        "files": [{"file": "lists/practice.xlsx", "sheet": "Trainers"}],
+        "suppressions": None,
+    }
+    path = tmp_path / "campaigns" / "test.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    campaign = load_campaign(path, allow_past=True)
+    assert campaign.lists.files == ["lists/practice.xlsx"]
+    assert campaign.lists.sheet("lists/practice.xlsx") == "Trainers"
+    assert [r.email for r in load_audience(campaign).recipients] == ["tom@nhs.example"]

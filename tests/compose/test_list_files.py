@@ -202,3 +202,55 @@ def test_a_list_over_200_mb_is_refused_before_it_is_read(tmp_path):
         f.truncate(200_000_001)
     with pytest.raises(ListError, match=r"^lists/huge\.csv: is over 200 MB"):
         read_list(path, "lists/huge.csv")
+
+
+def practice_workbook(path: Path) -> Path:
+    """A practice workbook as it arrives: a notes sheet first, the staff on the second, the
+    trainers (another list) on the third."""
+    book = openpyxl.Workbook()
+    notes = book.active
+    notes.title = "Read me"
+    notes.append(["Staff list for the EQUIP newsletter, exported 01/04/2019"])
+    staff = book.create_sheet("Staff")
+    staff.append(["Email", "First name", "QI level"])
+    staff.append(["ann@nhs.example", "Ann", "basics"])
+    trainers = book.create_sheet("Trainers")
+    trainers.append(["Email", "First name", "QI level"])
+    trainers.append(["tom@nhs.example", "Tom", "project"])
+    book.save(path)
+    return path
+
+
+def test_a_workbook_is_read_from_its_first_sheet_with_an_email_column(tmp_path):
+    path = practice_workbook(tmp_path / "staff.xlsx")
+    [ann], _, _ = read_list(path, "lists/staff.xlsx")
+    assert (ann.email, ann.source) == ("ann@nhs.example", "lists/staff.xlsx:Staff!row 2")
+    [tom], _, _ = read_list(path, "lists/staff.xlsx", sheet="Trainers")
+    assert (tom.email, tom.source) == ("tom@nhs.example", "lists/staff.xlsx:Trainers!row 2")
+
+
+def test_sheet_errors_name_the_sheets(tmp_path):
+    path = practice_workbook(tmp_path / "staff.xlsx")
+    with pytest.raises(ListError) as missing:
+        read_list(path, "lists/staff.xlsx", sheet="staff list")
+    assert str(missing.value).startswith(
+        "lists/staff.xlsx: has no sheet 'staff list'; its sheets are: 'Read me', 'Staff', "
+        "'Trainers'"
+    )
+    with pytest.raises(ListError) as no_email:
+        read_list(path, "lists/staff.xlsx", sheet="Read me")
+    assert str(no_email.value).startswith("lists/staff.xlsx: has no email column")
+    book = openpyxl.Workbook()
+    book.active.title = "Read me"
+    book.active.append(["Exported 01/04/2019"])
+    book.create_sheet("Summary").append(["Practice", "Staff"])
+    book.save(tmp_path / "notes.xlsx")
+    with pytest.raises(ListError) as nowhere:
+        read_list(tmp_path / "notes.xlsx", "lists/notes.xlsx")
+    assert str(nowhere.value).startswith(
+        "lists/notes.xlsx: has no sheet with an email column; the sheets looked at: "
+        "'Read me', 'Summary'"
+    )
+    csv = write(tmp_path / "staff.csv", f"{HEADER}\nann@nhs.example,Ann,S,X,GP,none\n")
+    with pytest.raises(ListError, match="is a CSV file, which has no sheets"):
+        read_list(csv, "lists/staff.csv", sheet="Staff")
