@@ -84,7 +84,7 @@ def test_places_waiting_lists_and_the_roster_files(team, engine, basics):
     assert overview.status_code == 200
     basics_part = overview.text[overview.text.index("EQUIP Basics") :]
     row = basics_part[basics_part.index(f"sessions/{first.id}") :].split("</tr>")[0]
-    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+    cells = re.findall(r'<td class="num[^"]*"[^>]*>([^<]*)</td>', row)
     assert cells == ["2", "2", "full", "2"]  # places, confirmed, left, waiting
     assert not re.search(r"reader\d@", overview.text)  # an overview names nobody
 

@@ -17,6 +17,18 @@ PAGES = [
     "/team/campaigns/2019-04-equip",
     "/team/campaigns/2019-04-equip/report.xlsx",
     "/team/campaigns/2019-04-equip/csv/funnel.csv",
+    "/team/campaigns/2019-04-equip/signups",
+    "/team/campaigns/2019-04-equip/sessions/1",
+    "/team/campaigns/2019-04-equip/sessions/1/roster.csv",
+    "/team/campaigns/2019-04-equip/sessions/1/roster.xlsx",
+    "/team/campaigns/2019-04-equip/sessions/1/sign-in.html",
+    "/team/campaigns/2019-04-equip/sessions/1/people/1/cancel",
+    "/team/campaigns/2019-04-equip/sessions/1/people/1/give-place",
+]
+CHANGES = [  # every POST that changes a registration or an attendance
+    "/team/campaigns/2019-04-equip/sessions/1/people/1/cancel",
+    "/team/campaigns/2019-04-equip/sessions/1/people/1/give-place",
+    "/team/campaigns/2019-04-equip/sessions/1/people/1/attendance",
 ]
 
 
@@ -27,6 +39,11 @@ def test_every_page_without_a_session_redirects_to_sign_in(team):
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/team/sign-in?next=/team/"), path
     assert client.get("/team").headers["location"] == "/team/"
+    for path in CHANGES:
+        posted = client.post(path, data={"csrf_token": "x", "attended": "yes"})
+        assert posted.status_code == 303 and posted.headers["location"].startswith(
+            "/team/sign-in"
+        ), path
     posted = client.post("/team/sign-out", data={"csrf_token": "x"})
     assert posted.status_code == 303 and posted.headers["location"].startswith("/team/sign-in")
 
@@ -54,6 +71,9 @@ def test_posts_without_their_csrf_token_are_refused(team, engine):
     bobs = csrf_token(other.get("/team/").text)
     assert client.post("/team/sign-out", data={}).status_code == 403
     assert client.post("/team/sign-out", data={"csrf_token": bobs}).status_code == 403
+    for path in CHANGES:  # refused before anything is looked up, let alone changed
+        assert client.post(path, data={"attended": "yes"}).status_code == 403, path
+        assert client.post(path, data={"csrf_token": bobs}).status_code == 403, path
     assert client.get("/team/").status_code == 200  # still signed in: nothing happened
     with engine.connect() as conn:
         assert [e.action for e in audit.recent(conn)] == ["signed in", "signed in"]
