@@ -8,7 +8,7 @@ from support.rendering import make_project, plain_urls, reader, section
 
 from equip_mailer.compose.render.personalisation import personalise, recipient_values
 from equip_mailer.compose.render.pipeline import render_campaign
-from equip_mailer.compose.render.views import PALETTE
+from equip_mailer.compose.render.views import PALETTE, html_text, tel_uri, version_note
 from equip_mailer.compose.spec import load_campaign
 from equip_mailer.send.backends.outbox import substitute
 
@@ -237,3 +237,22 @@ def test_placeholders_in_subject_preheader_and_signature_are_filled_per_reader(t
     assert '<div class="eq-preheader"' in html and ">For Ann: EQUIP Basics" in html
     assert "Write to me, Ann: Telephone" in text
     assert re.search(r"Write to me, Ann: Telephone <a href=\"tel:\+442079460321\"", html)
+
+
+def test_phone_numbers_dial_in_international_form():
+    assert tel_uri("020 7946 0321") == "tel:+442079460321"
+    assert tel_uri("+44 (0)20 7946 0321") == "tel:+442079460321"
+    assert tel_uri("+44 7700 900123") == "tel:+447700900123"
+    linked = html_text("Call 01632 960123 or +44 20 7946 0321 (Mon-Fri).", {}, phones=True)
+    assert linked.count('href="tel:') == 2
+    assert 'href="tel:+441632960123"' in linked and 'href="tel:+442079460321"' in linked
+    assert html_text("Ref 2019-04-22, room 12", {}, phones=True) == "Ref 2019-04-22, room 12"
+
+
+def test_a_role_segment_says_which_roles_it_is_for(demo):
+    citizens = demo.segments[0].model_copy(
+        update={"roles": ["Citizen", "Service user"], "qi_levels": ["none"]}
+    )
+    assert version_note(citizens).startswith(
+        "Our list records you as Citizen or Service user, new to QI, so this version"
+    )
