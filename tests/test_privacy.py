@@ -46,6 +46,7 @@ def test_no_full_address_leaves_in_logs_tokens_custom_args_or_urls(project, monk
     url, server = start_server("SG.privacy-key", keep_bodies=True)
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.privacy-key")
     monkeypatch.setenv("SENDGRID_API_HOST", url)
+    monkeypatch.setenv("EQUIP_SENDER_DOMAIN", "example.org")  # the pre-flight of a real send
     runner = CliRunner()
     spec = str(project / "campaigns" / f"{CID}.yaml")
     try:

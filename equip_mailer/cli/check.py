@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import click
+
 from equip_mailer.cli.common import (
     allow_past_opt,
     campaign_arg,
@@ -31,31 +33,41 @@ if TYPE_CHECKING:
 @main.command()
 @campaign_arg
 @allow_past_opt
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask the service at EQUIP_PUBLIC_URL/healthz whether it holds this link secret "
+    "and reads this store (what a real send checks before any request).",
+)
 @friendly_errors
-def check(campaign: Path, allow_past: bool) -> None:
+def check(campaign: Path, allow_past: bool, online: bool) -> None:
     """Check a campaign without sending anything: spec, mailing lists and templates.
 
     Prints each segment with its number of recipients, the totals, the roles each segment
     took as its catch-all, and then every rejected row as file:line: problem. Exits with
     status 1 when the campaign file has problems (all are listed, one per line), a list
     cannot be read, or a list has more bad rows than lists.max_reject_share allows (every
-    bad row is listed first, then that verdict).
+    bad row is listed first, then that verdict). Warns about what would make a real send
+    through SendGrid refuse (the pre-flight: public URL, webhook key, sender domain); a link
+    secret other than the one the store's mail was signed with is an error.
 
     \b
     Example:
       equip-mailer check campaigns/2019-04-equip-training.yaml --allow-past
+      equip-mailer check campaigns/2019-04-equip-training.yaml --online
     """
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.compose.spec import load_campaign
 
+    cfg = settings(campaign)
     try:
         spec = load_campaign(campaign, allow_past=allow_past)
     except SpecError as exc:
         _exit_with_problems(campaign, exc)
 
-    keys, people, store_note = _store_records(settings())
+    keys, people, store_note, digest = _read_store(cfg, spec.id)
     audience = load_audience(spec, suppressed=keys, people=people, read_on=True)
-    rendered, template_note = _check_templates(spec)
+    rendered, template_note = _check_templates(spec, cfg)
 
     console.print(_segments_table(spec, audience, rendered))
     total = len(audience.recipients)
@@ -83,6 +95,9 @@ def check(campaign: Path, allow_past: bool) -> None:
             where=where,
             hint="Fix the rows named above (or the column headers), then run check again.",
         )
+    _print_preflight(spec, cfg)
+    if online:
+        _check_service(spec, cfg, digest)
     if total == 0:
         raise EquipError(
             "no one would get this newsletter: every list is empty after checks",
@@ -127,50 +142,96 @@ def _exit_with_problems(campaign: Path, exc: SpecError) -> NoReturn:
     sys.exit(1)
 
 
-def _store_records(cfg: Settings) -> tuple[set[str], PeopleRecords | None, str | None]:
-    """The store's suppressed addresses and what it knows of people (recorded QI levels,
-    erased addresses), read without creating or migrating anything.
+def _read_store(
+    cfg: Settings, campaign_id: str
+) -> tuple[set[str], PeopleRecords | None, str | None, str]:
+    """The store's suppressed addresses, what it knows of people (recorded QI levels,
+    erased addresses) and the campaign's links digest, read without creating or migrating
+    anything; a link secret other than the one the store's mail was signed with is an error.
 
-    Returns (keys, people, note): a check must not leave a database file behind, so a SQLite
-    file that does not exist yet simply means "nothing recorded".
+    Returns (keys, people, note, digest): a check must not leave a database file behind, so
+    a SQLite file that does not exist yet simply means "nothing recorded".
     """
     import sqlalchemy as sa
 
     from equip_mailer.people import records
+    from equip_mailer.store import identity
     from equip_mailer.store.engine import make_engine
     from equip_mailer.store.rows import suppressed_keys
 
     database_url = cfg.database_url
-    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
-
+    secret = cfg.require_link_secret()
     try:
         url = sa.engine.make_url(database_url)
     except sa.exc.ArgumentError:
-        return set(), None, "EQUIP_DATABASE_URL is not a database URL; store suppressions not read"
+        note = "EQUIP_DATABASE_URL is not a database URL; store suppressions not read"
+        return set(), None, note, ""
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:" or not Path(url.database).exists():
-            return set(), None, None
+            return set(), None, None, ""
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("suppressions"):
-                return set(), None, None
-            return suppressed_keys(conn), records.load(conn, secret), None
+            identity.check(conn, secret, cfg.where("link_secret"))
+            inspect = sa.inspect(conn)
+            digest = identity.links_digest(conn, campaign_id) if inspect.has_table("links") else ""
+            if not inspect.has_table("suppressions"):
+                return set(), None, None, digest
+            return suppressed_keys(conn), records.load(conn, secret), None, digest
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        return set(), None, f"could not read suppressions from the database ({reason})"
+        return set(), None, f"could not read suppressions from the database ({reason})", ""
     finally:
         engine.dispose()
 
 
-def _check_templates(spec: Campaign) -> tuple[dict[str, RenderedSegment], str | None]:
+def _print_preflight(spec: Campaign, cfg: Settings) -> None:
+    """The pre-flight verdicts a real SendGrid send would refuse on, as warnings."""
+    from equip_mailer.send.preflight import verdicts
+
+    found = verdicts(spec, cfg)
+    if not found:
+        console.print("Before a real send: the pre-flight checks pass.", markup=False)
+        return
+    console.print(
+        f"\nWarnings: a real send through SendGrid would be refused ({len(found)}):",
+        markup=False,
+    )
+    for verdict in found:
+        console.print(f"Warning: {verdict}.", markup=False, soft_wrap=True)
+
+
+def _check_service(spec: Campaign, cfg: Settings, digest: str) -> None:
+    """check --online: the live service's answer to the same challenge a real send asks."""
+    from equip_mailer.send.preflight import relies_on_webhook
+    from equip_mailer.send.service_check import confirm_service
+
+    confirm_service(
+        cfg.public_url,
+        cfg.require_link_secret(),
+        spec.id,
+        digest,
+        needs_webhook=relies_on_webhook(spec) is not None,
+        timeout=cfg.sendgrid_timeout,
+    )
+    known = "and knows this campaign's links" if digest else "(no links registered yet)"
+    console.print(
+        f"Service at {cfg.public_url}: answers with this link secret {known}.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _check_templates(
+    spec: Campaign, cfg: Settings
+) -> tuple[dict[str, RenderedSegment], str | None]:
     """Render every segment once: ({segment id: rendered}, note when the renderer is missing)."""
     try:
         from equip_mailer.compose.render.pipeline import render_campaign
     except ImportError:
         return {}, "templates not checked: the renderer (equip_mailer.render) is not available"
     # RenderError names the template line
-    return render_campaign(spec, pages_url=settings().public_url), None
+    return render_campaign(spec, pages_url=cfg.public_url), None
 
 
 def _segments_table(
@@ -178,8 +239,10 @@ def _segments_table(
 ) -> Table:
     """One row per segment (recipients, subject as rendered) and the total."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{spec.id}: {spec.title}", title_justify="left")
+    # Text(): a name like "[/x]" or "[link=...]" is shown as written, never read as markup
+    table = Table(title=Text(f"{spec.id}: {spec.title}"), title_justify="left")
     table.add_column("Segment", no_wrap=True)
     table.add_column("Name")
     table.add_column("QI levels")
@@ -190,7 +253,11 @@ def _segments_table(
         # As written, placeholders and all: the rendered one holds send-time tokens.
         subject = segment.subject or spec.subject
         table.add_row(
-            segment.id, segment.name, levels, f"{len(audience.by_segment[segment.id]):,}", subject
+            segment.id,
+            Text(segment.name),
+            levels,
+            f"{len(audience.by_segment[segment.id]):,}",
+            Text(subject),
         )
     table.add_row("", "Total", "", f"{len(audience.recipients):,}", "", end_section=True)
     return table

@@ -47,34 +47,52 @@ def main() -> None:
     """
 
 
-def settings() -> Settings:
-    return load_settings()
+def settings(campaign: Path | None = None) -> Settings:
+    """The settings of the project a command works on: the one holding ``campaign``, else
+    the one at or above the current folder. Relative places (the default SQLite store, the
+    outbox) are taken from that root, never from the current folder. The first call in a
+    command prints which project and store it uses, as the command's first line."""
+    from equip_mailer.project import find_project, project_for_spec, require_project
+
+    project = project_for_spec(campaign) if campaign is not None else find_project()
+    cfg = load_settings(project=project)
+    if project is None and "database_url" not in cfg.source:
+        # no project and no store named: a default store here would be a new, empty one
+        require_project()
+    _announce(cfg)
+    return cfg
+
+
+def _announce(cfg: Settings) -> None:
+    """``Project /srv/equip · store sqlite:////srv/equip/equip-mailer.db``, once per command,
+    on stderr (so piped output stays the command's own); the password is masked."""
+    from equip_mailer.settings_values import masked_url
+
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.find_root().meta if ctx is not None else {}
+    if meta.get("equip_mailer.announced"):
+        return
+    meta["equip_mailer.announced"] = True
+    root = str(cfg.project.root) if cfg.project is not None else "(none: store named by setting)"
+    err_console.print(
+        f"Project {root} · store {masked_url(cfg.database_url)}", markup=False, soft_wrap=True
+    )
 
 
 def open_campaign(campaign_path: Path, allow_past: bool) -> tuple[Campaign, Settings, Engine]:
     """Spec, settings and store (created or migrated): what commands about one campaign's
     sending start from."""
-    from equip_mailer.compose.spec import load_campaign
     from equip_mailer.store.engine import open_store
 
-    spec = load_campaign(campaign_path, allow_past=allow_past)
-    cfg = settings()
+    cfg = settings(campaign_path)
+    spec = load_spec(campaign_path, allow_past)
     return spec, cfg, open_store(cfg.database_url)
 
 
-def _save_traceback() -> Path | None:
-    """Keep the details of an unexpected failure in a file for whoever fixes it; the person
-    running the command gets one sentence (details may name addresses: not for the screen)."""
-    import tempfile
-    import traceback
+def load_spec(campaign_path: Path, allow_past: bool) -> Campaign:
+    from equip_mailer.compose.spec import load_campaign
 
-    try:
-        fd, name = tempfile.mkstemp(prefix="equip-mailer-error-", suffix=".txt")
-        with open(fd, "w", encoding="utf-8") as fh:
-            fh.write(traceback.format_exc())
-        return Path(name)
-    except OSError:
-        return None
+    return load_campaign(campaign_path, allow_past=allow_past)
 
 
 def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -104,7 +122,9 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
             err_console.print(f"Error: {exc.strerror or exc}{where}.", markup=False, soft_wrap=True)
             sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for a non-programmer
-            saved = _save_traceback()
+            from equip_mailer import crash_reports
+
+            saved = crash_reports.write(exc)  # no personal data: stack and types only
             err_console.print(
                 f"Error: something unexpected went wrong ({type(exc).__name__}). "
                 "Nothing was lost: run the same command again to carry on."

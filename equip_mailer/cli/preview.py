@@ -32,9 +32,7 @@ if TYPE_CHECKING:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("preview"),
-    show_default=True,
-    help="Folder to write the previews to.",
+    help="Folder to write the previews to [default: preview/ in the project folder].",
 )
 @click.option(
     "--segment",
@@ -44,7 +42,9 @@ if TYPE_CHECKING:
     help="Only this segment (repeat for more). Default: every segment.",
 )
 @friendly_errors
-def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[str, ...]) -> None:
+def preview(
+    campaign: Path, allow_past: bool, out_dir: Path | None, segment_ids: tuple[str, ...]
+) -> None:
     """Write each segment's email as it will look, to open in a browser or text editor.
 
     Writes OUT/<segment>.html and OUT/<segment>.txt, personalised for the first reader of
@@ -59,8 +59,11 @@ def preview(campaign: Path, allow_past: bool, out_dir: Path, segment_ids: tuple[
     from equip_mailer.compose.render.pipeline import render_campaign
     from equip_mailer.compose.spec import load_campaign
 
+    cfg = settings(campaign)
     spec = load_campaign(campaign, allow_past=allow_past)
-    pages_url = settings().public_url
+    pages_url = cfg.public_url
+    if out_dir is None:
+        out_dir = cfg.project.path("preview") if cfg.project else Path("preview")
     rendered = render_campaign(spec, list(segment_ids) or None, pages_url=pages_url)
     readers, note = _sample_recipients(spec)
     try:

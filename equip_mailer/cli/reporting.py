@@ -67,18 +67,26 @@ def report(
     from equip_mailer.report.assemble import build_report
 
     _check_campaign_args(campaigns, compare)
-    engine = _report_engine(settings().database_url)
+    cfg = settings(_spec_path(campaigns[0]))
+    engine = _report_engine(cfg.database_url)
+    reports = cfg.project.path("report") if cfg.project is not None else Path("report")
     built = []
     for arg in campaigns:
         frames, names = _report_input(arg, engine)
         built.append(build_report(frames, names, human_only=human_only))
     if compare:
-        target = out_dir or Path("report") / "compare"
+        target = out_dir or reports / "compare"
         paths = _write_comparison(built, target)
     else:
-        target = out_dir or Path("report") / built[0].campaign_id
+        target = out_dir or reports / built[0].campaign_id
         paths = _write_one(built[0], target)
     _files_written(paths)
+
+
+def _spec_path(arg: str) -> Path | None:
+    """The campaign spec an argument names (its project is the report's), or None for an id."""
+    path = Path(arg)
+    return path if path.suffix.lower() in (".yaml", ".yml") and path.is_file() else None
 
 
 def _check_campaign_args(campaigns: tuple[str, ...], compare: bool) -> None:

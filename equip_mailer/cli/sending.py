@@ -18,6 +18,7 @@ from equip_mailer.cli.common import (
     campaign_arg,
     confirmed,
     console,
+    err_console,
     friendly_errors,
     main,
     open_campaign,
@@ -86,9 +87,15 @@ if TYPE_CHECKING:
     "--outbox",
     "outbox_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("outbox"),
-    show_default=True,
-    help="Folder for the outbox backend.",
+    help="Folder for the outbox backend [default: EQUIP_OUTBOX, else outbox/ in the project "
+    "folder].",
+)
+@click.option(
+    "--no-service-check",
+    "no_service_check",
+    is_flag=True,
+    help="Do not ask the service at EQUIP_PUBLIC_URL/healthz whether it can answer this "
+    "mail's links before a real send (a warning is printed instead).",
 )
 @friendly_errors
 def send(
@@ -101,18 +108,23 @@ def send(
     yes: bool,
     retry_uncertain: bool,
     now: bool,
-    outbox_dir: Path,
+    outbox_dir: Path | None,
+    no_service_check: bool,
 ) -> None:
     """Send a campaign: each recipient gets exactly one copy, however often this is run.
 
     Shows the recipients per segment and asks before sending (unless --yes). A re-run sends
     only to those not yet sent: people added to a list since, or a run that stopped half way.
     Suppressed addresses are never sent. Without SENDGRID_API_KEY mail goes to the outbox
-    folder as one .eml file per recipient. A batch that gets no answer is marked uncertain
-    and not sent again unless --retry-uncertain; after 3 such (or failed) batches the run
-    pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at most 1000) sets recipients per request.
-    SendGrid's webhook events settle uncertain recipients as they arrive (they were accepted);
-    --retry-uncertain also asks SendGrid's Email Activity API, then re-sends only the rest.
+    folder as one .eml file per recipient. A real send through SendGrid is refused before
+    any request unless EQUIP_PUBLIC_URL is a public https:// address, the sender domain is
+    named, the webhook key is set when the campaign counts on SendGrid's events, and the
+    service at EQUIP_PUBLIC_URL answers with the same link secret and store. A batch that
+    gets no answer is marked uncertain and not sent again unless --retry-uncertain; after 3
+    such (or failed) batches the run pauses (EQUIP_MAX_BAD_BATCHES). EQUIP_BATCH_SIZE (at
+    most 1000) sets recipients per request. SendGrid's webhook events settle uncertain
+    recipients as they arrive (they were accepted); --retry-uncertain also asks SendGrid's
+    Email Activity API, then re-sends only the rest.
 
     Every run ends with the campaign's totals. Exit status: 0 when nobody is left uncertain,
     3 when the run finished but recipients are still uncertain (the next command is shown),
@@ -129,6 +141,7 @@ def send(
     """
     from equip_mailer.send.campaign_mail import campaign_mail
     from equip_mailer.send.dispatch import SendOptions
+    from equip_mailer.send.preflight import refuse_unsafe
     from equip_mailer.send.prepare import register_campaign
 
     if now and not retry_uncertain:
@@ -141,12 +154,19 @@ def send(
         backend_name=backend or ("sendgrid" if cfg.sendgrid_api_key else "outbox"),
         options=SendOptions.from_env(limit=limit, retry_uncertain=retry_uncertain),
         mail=campaign_mail(spec),
-        outbox_dir=outbox_dir,
+        outbox_dir=outbox_dir or cfg.outbox,
         now=now,
     )
+    real = run.backend_name == "sendgrid" and not dry_run and not test_to
+    _check_link_identity(run)
+    if real:
+        refuse_unsafe(spec, cfg)  # before any request, whatever SENDGRID_API_HOST is
     transport = None if dry_run else _make_backend(run)
     register_campaign(engine, spec)
+    if real:
+        _check_live_service(run, skip=no_service_check)
     if transport is not None:
+        _remember_link_identity(run)
         _sync_signups(run)
 
     if test_to:
@@ -171,6 +191,49 @@ def send(
         _print_sent(run, report, campaign)
     if report is None or not report.stopped:
         _exit_for_uncertain(run)
+
+
+def _check_link_identity(run: _Run) -> None:
+    """Refuse a link secret other than the one this store's mail was signed with."""
+    from equip_mailer.store import identity
+
+    with run.engine.connect() as conn:
+        identity.check(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
+
+
+def _remember_link_identity(run: _Run) -> None:
+    """At the first send, the store records which secret its mail is signed with."""
+    from equip_mailer.store import identity
+
+    with run.engine.begin() as conn:
+        identity.remember(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
+
+
+def _check_live_service(run: _Run, *, skip: bool) -> None:
+    """Before a real send: the service at EQUIP_PUBLIC_URL holds this secret and reads this
+    store. Skipped, with a warning, against a loopback SendGrid stand-in or when asked."""
+    from equip_mailer.send.preflight import is_loopback
+    from equip_mailer.send.service_check import confirm_live_service
+
+    if skip or is_loopback(run.cfg.sendgrid_api_host):
+        why = (
+            "--no-service-check"
+            if skip
+            else f"SENDGRID_API_HOST ({run.cfg.sendgrid_api_host}) is a loopback stand-in"
+        )
+        err_console.print(
+            f"Warning: the live service at {run.cfg.public_url} was not checked ({why}); "
+            "its links are not known to work.",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    confirm_live_service(run.engine, run.spec, run.cfg)
+    console.print(
+        f"Service at {run.cfg.public_url}: holds this link secret and knows this campaign's links.",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _sync_signups(run: _Run) -> None:
@@ -541,12 +604,13 @@ def _exit_for_uncertain(run: _Run) -> None:
 
 def _segment_table(spec: Campaign, counts: dict[str, int], title: str) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("Segment", no_wrap=True)
     table.add_column("Name")
     table.add_column("Recipients", justify="right")
     for s in spec.segments:
-        table.add_row(s.id, s.name, f"{counts.get(s.id, 0):,}")
+        table.add_row(s.id, Text(s.name), f"{counts.get(s.id, 0):,}")  # never markup
     table.add_row("", "Total", f"{sum(counts.values()):,}", end_section=True)
     return table

@@ -3,9 +3,12 @@ webhook) run under uvicorn on this machine, in one worker because SQLite wants o
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from equip_mailer.cli.common import console, friendly_errors, main, settings
+from equip_mailer.errors import EquipError
 
 
 @main.command()
@@ -47,10 +50,14 @@ def serve(host: str, port: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     cfg = settings()
-    app = create_app(cfg)  # ConfigError/StoreError -> one plain sentence
+    listener = _listen(host, port)  # a busy port: one sentence, before the store is opened
+    try:
+        app = create_app(cfg, notices_outbox=cfg.outbox)  # ConfigError/StoreError: a sentence
+    except BaseException:
+        listener.close()
+        raise
     console.print(
-        f"Tracking service on http://{host}:{port} (database "
-        f"{_masked_db_url(cfg.database_url)}); Ctrl+C stops it.",
+        f"Tracking service on http://{host}:{port}; Ctrl+C stops it.",
         markup=False,
     )
     # Retention (people.retention): purge once at start, then daily, in the service's queue.
@@ -58,25 +65,40 @@ def serve(host: str, port: int) -> None:
     purger = DailyPurge(service.engine, cfg.retention_days, writing=service.writing)
     purger.start()
     # One worker: the app object is built here, and SQLite wants a single writer process.
+    # uvicorn serves on the socket bound above, so no one can take the port in between.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+    )
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            workers=1,
-            log_level="info",
-            access_log=False,
-            proxy_headers=True,
-        )
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         purger.stop()
+        listener.close()
 
 
-def _masked_db_url(url: str) -> str:
-    """The database URL to show on screen: its password hidden."""
-    import sqlalchemy as sa
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or an error saying the port is taken."""
+    import errno
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "(invalid URL)"
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise EquipError(
+                f"port {port} on {host} is already in use (is another `equip-mailer serve` "
+                "running?)",
+                hint="Stop the other program, or choose another port with --port.",
+            ) from None
+        raise EquipError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return sock

@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -78,6 +78,18 @@ def _check_email(value: str) -> str:
 
 def _check_url(value: str) -> str:
     value = value.strip()
+    # Browsers read "\\" as "/" and "user@" as a login, so https://equip.example.org\\@evil.example/x
+    # passes a look (and the pattern below) yet opens evil.example: refuse both outright.
+    if _CONTROL_CHARS.search(value):
+        raise ValueError(f"{value!r} contains a control character; web addresses cannot")
+    if "\\" in value:
+        raise ValueError(f"{value!r} contains a backslash (\\), which browsers read as /")
+    authority = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)", value)
+    if authority and "@" in authority.group(1):
+        raise ValueError(
+            f"{value!r} has a user name before @ in its address, which sends readers to "
+            "the host after the @; give the plain address"
+        )
     if not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+", value) and not re.match(
         r"^https?://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", value
     ):
@@ -91,11 +103,48 @@ Email = Annotated[str, AfterValidator(_check_email)]
 Url = Annotated[str, AfterValidator(_check_url)]
 
 
+# Control characters have no place in a spec: in a header a CR or LF starts a new header
+# (and the outbox refused the whole batch half way); elsewhere they break MJML and the
+# terminal. Tab and line feed stay allowed in Markdown text; fields that end up in a mail
+# header or on one line of a table (``ONE_LINE``) take no line break at all.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]")
+
+
+def _plain_text(value: Any, one_line: bool) -> Any:
+    if isinstance(value, list | tuple):
+        for item in value:
+            _plain_text(item, one_line)
+        return value
+    if not isinstance(value, str):
+        return value
+    if one_line and (found := _LINE_BREAKS.search(value)):
+        raise ValueError(
+            f"contains a line break ({found.group()!r}); this text must be on one line "
+            "(it goes into a mail header or a table row)"
+        )
+    if found := _CONTROL_CHARS.search(value):
+        raise ValueError(
+            f"contains the control character {found.group()!r}, which cannot be shown; "
+            "delete it (it often comes with text pasted from another program)"
+        )
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    ONE_LINE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        return _plain_text(value, info.field_name in cls.ONE_LINE)
+
 
 class Address(Strict):
+    ONE_LINE = frozenset({"name"})
+
     email: Email
     name: str | None = None
 
@@ -113,6 +162,8 @@ class Address(Strict):
 
 
 class Session(Strict):
+    ONE_LINE = frozenset({"venue"})
+
     date: dt.date
     start: dt.time
     end: dt.time
@@ -165,6 +216,8 @@ class Session(Strict):
 
 
 class Course(Strict):
+    ONE_LINE = frozenset({"id", "name", "format"})
+
     id: Annotated[str, Field(pattern=SLUG)]
     name: str
     format: str  # "Half-day training", "3-day action learning set"
@@ -323,6 +376,8 @@ class Course(Strict):
 
 
 class Segment(Strict):
+    ONE_LINE = frozenset({"id", "name", "subject", "preheader"})
+
     id: Annotated[str, Field(pattern=SLUG)]
     name: str
     qi_levels: Annotated[list[QILevel], Field(min_length=1)]
@@ -389,6 +444,8 @@ class Lists(Strict):
 
 
 class Footer(Strict):
+    ONE_LINE = frozenset({"organisation"})
+
     organisation: str
     address: str | None = None
     why: str  # "You get this because ..."
@@ -398,6 +455,8 @@ class Footer(Strict):
 
 
 class Campaign(Strict):
+    ONE_LINE = frozenset({"id", "title", "subject", "preheader", "language", "template"})
+
     id: Annotated[str, Field(pattern=SLUG)]
     title: str
     subject: Text

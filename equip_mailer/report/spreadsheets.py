@@ -9,6 +9,7 @@ like a formula gets a leading apostrophe and workbook cells are written as strin
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +23,22 @@ from .model import Table
 if TYPE_CHECKING:
     from openpyxl import Workbook
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What makes a cell a formula: the ASCII signs, their full-width forms (Excel and
+# LibreOffice read ＝SUM(1) as =SUM(1) in East Asian locales), and the characters a
+# spreadsheet skips before them (a leading NUL, tab, line break or space).
+FORMULA_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"
+SKIPPED_FIRST = "\x00\t\r\n "
+FORMULA_START = tuple(FORMULA_SIGNS) + ("\t", "\r", "\x00")
 
 
 def defuse(value: Any) -> Any:
     """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV
     injection advice); numbers and other values pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_START) or value.lstrip(SKIPPED_FIRST).startswith(
+        tuple(FORMULA_SIGNS)
+    ):
         return "'" + value
     return value
 
@@ -64,8 +74,8 @@ def _summary_sheet(wb: Workbook, summary: list[tuple[str, str]]) -> None:
 
     ws = wb.create_sheet("Summary")
     for r, (label, value) in enumerate(summary, start=1):
-        a = ws.cell(row=r, column=1, value=defuse(label))
-        b = ws.cell(row=r, column=2, value=defuse(value))
+        a = ws.cell(row=r, column=1, value=_cell_value(defuse(label)))
+        b = ws.cell(row=r, column=2, value=_cell_value(defuse(value)))
         a.data_type = b.data_type = "s"
         a.font = Font(bold=True)
         b.alignment = Alignment(wrap_text=True, vertical="top")
@@ -144,7 +154,13 @@ def _cell_value(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, str):
+        # XML 1.0 cannot hold most control characters (openpyxl refuses the whole workbook)
+        return _XML_ILLEGAL.sub("", value)
     return value
+
+
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _sheet_title(title: str) -> str:

@@ -38,9 +38,11 @@ def terminal_table(table: Table, *, max_rows: int = 20, drop: Sequence[str] = ()
     """A rich Table of ``table`` (first ``max_rows`` rows), numbers right-aligned."""
     from rich import box
     from rich.table import Table as RichTable
+    from rich.text import Text
 
+    # Text(): names from the spec and the store are shown as written, never read as markup
     rt = RichTable(
-        title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
+        title=Text(table.title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
     )
     keep = [i for i, col in enumerate(table.frame.columns) if col not in drop]
     for i in keep:
@@ -57,7 +59,7 @@ def terminal_table(table: Table, *, max_rows: int = 20, drop: Sequence[str] = ()
     for i, row in enumerate(rows[:max_rows]):
         last = table.total and i == len(rows) - 1
         rt.add_row(
-            *[row[j][0] for j in keep],
+            *[Text(str(row[j][0])) for j in keep],
             style="bold" if last else None,
             end_section=(table.total and i == len(rows) - 2),
         )
@@ -104,6 +106,7 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
     terminal however many campaigns there are; the files have the side-by-side layout."""
     from rich import box
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     console.print(terminal_table(tables["summary"], drop=("Subject",)))
     ids = [r.campaign_id for r in reports]
@@ -113,7 +116,10 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
     ):
         table = tables[key]
         rt = RichTable(
-            title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
+            title=Text(table.title),
+            title_justify="left",
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
         )
         rt.add_column(first)
         rt.add_column("Campaign", no_wrap=True)
@@ -125,7 +131,9 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
                     show(table.frame[f"{cid} {m}"].iloc[i], table.formats[f"{cid} {m}"])
                     for m in metrics
                 ]
-                rt.add_row(str(name) if j == 0 else "", cid, *cells, end_section=j == len(ids) - 1)
+                rt.add_row(
+                    Text(str(name)) if j == 0 else "", cid, *cells, end_section=j == len(ids) - 1
+                )
         console.print(rt)
 
 

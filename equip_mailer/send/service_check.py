@@ -11,11 +11,18 @@ crosses the wire. ``check --online`` runs it too.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 import httpx
 
 from equip_mailer.errors import EquipError
 from equip_mailer.link_secret import healthz_proofs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from equip_mailer.compose.campaign import Campaign
+    from equip_mailer.config import Settings
 
 TIMEOUT = 10.0
 
@@ -95,3 +102,28 @@ def confirm_service(
             "campaign relies on SendGrid's events",
             hint="Set it where the service runs to the key from SendGrid's Event Webhook page.",
         )
+
+
+def confirm_live_service(engine: Engine, campaign: Campaign, settings: Settings) -> None:
+    """The check a real send makes: every link the mail will carry is registered in the
+    store first (as the send would), so a service reading another store cannot pass by
+    knowing no links either."""
+    from equip_mailer.compose.render.pipeline import render_campaign
+    from equip_mailer.store import identity
+
+    from .links import register_links
+    from .preflight import relies_on_webhook
+
+    rendered = render_campaign(campaign, pages_url=settings.public_url)
+    with engine.begin() as conn:
+        for segment in rendered.values():
+            register_links(conn, campaign.id, list(segment.links))
+        digest = identity.links_digest(conn, campaign.id)
+    confirm_service(
+        settings.public_url,
+        settings.require_link_secret(),
+        campaign.id,
+        digest,
+        needs_webhook=relies_on_webhook(campaign) is not None,
+        timeout=settings.sendgrid_timeout,
+    )

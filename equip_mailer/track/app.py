@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
@@ -54,6 +54,17 @@ ROUTES: tuple[BaseRoute, ...] = (
     *health.ROUTES,
     *team.ROUTES,
 )
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-body (a dropped phone connection, a timed-out proxy) is
+    one log line, not a traceback: nothing was read, so nothing was done."""
+    log.warning(
+        "%s %s: the client disconnected before sending the whole body; nothing was done",
+        request.method,
+        request.url.path,
+    )
+    return Response(status_code=400)  # no one is there to read it
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -137,7 +148,7 @@ def create_app(
         )
     app = Starlette(
         routes=[*ROUTES, *extra_routes],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone},
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # no redirects we did not decide on

@@ -3,8 +3,10 @@
 The status codes are deliberate: 400 malformed JSON, 403 bad/missing/stale signature or no
 key configured, 413 body too large (all "don't retry": a retry would fail the same way),
 500 when storing failed (SendGrid retries, and the dedupe key makes the retry harmless),
-200 with counts. ``webhook_verify`` decides the 4xx answers and ``webhook`` stores; this
-module only maps one onto the other.
+200 with counts. One event the store cannot take (nested too deeply, a lone surrogate) is
+refused on its own: the post's other events are stored, then the answer is 400 naming it.
+``webhook_verify`` decides the 4xx answers and ``webhook`` stores; this module only maps
+one onto the other.
 """
 
 from __future__ import annotations
@@ -39,11 +41,21 @@ async def sendgrid_webhook(request: Request) -> Response:
             request.headers.get(webhook_verify.TIMESTAMP_HEADER),
             window=svc.replay_window,
         )
-        items = webhook_verify.parse_events(body)
+        batch = webhook_verify.parse_events(body)
     except webhook_verify.WebhookError as exc:
         # 4xx: SendGrid does not retry these, and a retry would fail the same way.
         log.warning("refused a SendGrid webhook post (%d): %s", exc.status, exc.message)
         return JSONResponse({"error": exc.message}, exc.status)
+
+    items = batch.events
+    if batch.refused:
+        # 400 for the bad events (a retry would fail the same way), after storing the rest
+        log.warning(
+            "refused %d of %d events in a SendGrid webhook post: %s",
+            len(batch.refused),
+            len(batch.refused) + len(items),
+            "; ".join(batch.refused[:5]),
+        )
 
     def work() -> webhook.StoreResult:
         with svc.writing, svc.engine.begin() as conn:
@@ -65,6 +77,9 @@ async def sendgrid_webhook(request: Request) -> Response:
         result.stored,
         result.duplicates,
     )
+    if batch.refused:
+        error = f"{len(batch.refused)} event(s) refused; the others were stored"
+        return JSONResponse({"error": error, "refused": batch.refused, **result.as_dict()}, 400)
     return JSONResponse(result.as_dict())
 
 

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -117,15 +118,115 @@ def verify_signature(
         )
 
 
-def parse_events(body: bytes) -> list[SendGridEvent]:
-    """The posted events, or MalformedPayload."""
+@dataclass(frozen=True)
+class Batch:
+    """A post's events that can be stored, and why the others cannot (``event 3: ...``)."""
+
+    events: list[SendGridEvent]
+    refused: list[str] = field(default_factory=list)
+
+
+def parse_events(body: bytes) -> Batch:
+    """The posted events; MalformedPayload when the body is not a JSON array at all.
+
+    One bad event (nested past what the parser takes, a lone surrogate such as ``\\ud800``
+    that no database column can hold, not an object) is refused on its own: the good
+    events of the same post are still stored, and the route answers 400 naming the bad.
+    """
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPayload("the body is not JSON (not UTF-8)") from None
+    try:
+        data: Any = json.loads(text)
+    except RecursionError:
+        data = None  # nested too deeply somewhere: read the array one element at a time
+    except ValueError as exc:
         raise MalformedPayload(f"the body is not JSON ({exc.__class__.__name__})") from None
-    if not isinstance(data, list):
+    if data is None and text.strip() != "null":
+        elements = [_element(chunk) for chunk in _array_elements(text)]
+    elif isinstance(data, list):
+        elements = data
+    else:
         raise MalformedPayload("the body is not a JSON array of events")
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"event {i} is not a JSON object")
-    return data
+    events: list[SendGridEvent] = []
+    refused: list[str] = []
+    for i, item in enumerate(elements):
+        problem = _event_problem(item)
+        if problem:
+            refused.append(f"event {i}: {problem}")
+        else:
+            events.append(item)
+    return Batch(events, refused)
+
+
+_TOO_DEEP, _NOT_JSON = object(), object()
+
+
+def _element(chunk: str) -> Any:
+    try:
+        return json.loads(chunk)
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
+        return _NOT_JSON
+
+
+def _event_problem(item: Any) -> str | None:
+    if item is _TOO_DEEP:
+        return "is nested too deeply to read"
+    if item is _NOT_JSON:
+        return "is not valid JSON"
+    if not isinstance(item, dict):
+        return "is not a JSON object"
+    try:
+        # every string must be storable text (also what normalise keeps as the raw event)
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (\\ud800-\\udfff), which is not text"
+    except (RecursionError, ValueError):
+        return "is nested too deeply to read"
+    return None
+
+
+def _array_elements(text: str) -> list[str]:
+    """The top-level elements of a JSON array as text, found without recursion (strings,
+    escapes and bracket depth tracked in one pass), so one element nested too deeply for
+    the parser does not make its neighbours unreadable."""
+    start = _skip_space(text, 0)
+    if start >= len(text) or text[start] != "[":
+        raise MalformedPayload("the body is not a JSON array of events")
+    elements: list[str] = []
+    depth, in_string, escaped, begin = 0, False, False, start + 1
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                last = text[begin:i].strip()
+                if last:
+                    elements.append(last)
+                if text[i + 1 :].strip():
+                    raise MalformedPayload("the body is not JSON (text after the array)")
+                return elements
+        elif ch == "," and depth == 1:
+            elements.append(text[begin:i].strip())
+            begin = i + 1
+    raise MalformedPayload("the body is not JSON (the array is not closed)")
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i

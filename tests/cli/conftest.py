@@ -19,5 +19,6 @@ def sendgrid(monkeypatch):
     monkeypatch.setenv("SENDGRID_API_KEY", KEY)
     monkeypatch.setenv("SENDGRID_API_HOST", url)
     monkeypatch.setenv("EQUIP_SENDGRID_TIMEOUT", "5")
+    monkeypatch.setenv("EQUIP_SENDER_DOMAIN", "example.org")  # the demo sends from it
     yield server
     server.stop()

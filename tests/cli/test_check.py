@@ -121,3 +121,73 @@ def test_check_help_shows_an_example():
     result = run("check", "--help")
     assert result.exit_code == 0
     assert "equip-mailer check campaigns/2019-04-equip-training.yaml --allow-past" in result.output
+
+
+def test_check_warns_of_what_would_refuse_a_real_send(demo_path):
+    result = CliRunner().invoke(main, ["check", str(demo_path), "--allow-past"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        "Warning: the public URL http://127.0.0.1:8025 (from the default) is not an https:// "
+        "address; set EQUIP_PUBLIC_URL (or public_url in equip-mailer.toml) to the https:// "
+        "address where `equip-mailer serve` is reachable from the internet.",
+        "Warning: no sender domain is named; set sender_domain in equip-mailer.toml (or "
+        "EQUIP_SENDER_DOMAIN) to the domain you authenticated in SendGrid (Settings > Sender "
+        "Authentication).",
+    ]
+    ready = CliRunner().invoke(
+        main,
+        ["check", str(demo_path), "--allow-past"],
+        env={"EQUIP_PUBLIC_URL": "https://equip.example.org", "EQUIP_SENDER_DOMAIN": "example.org"},
+    )
+    assert ready.exit_code == 0 and "Warning" not in ready.output
+    assert "Before a real send: the pre-flight checks pass." in ready.output
+
+
+def test_check_online_asks_the_live_service_about_this_stores_links(demo_project, tmp_path):
+    from support.link_secrets import LINK_SECRET
+    from support.service import running_app
+
+    from equip_mailer.config import Settings
+    from equip_mailer.track.app import create_app
+
+    spec = str(demo_project / "campaigns" / "2019-04-equip-training.yaml")
+    sent = CliRunner().invoke(main, ["send", spec, "--allow-past", "--yes", "--limit", "1"])
+    assert sent.exit_code == 0, sent.output
+    store = open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with running_app(create_app(Settings(link_secret=LINK_SECRET), store)) as url:
+        ok = CliRunner().invoke(
+            main, ["check", spec, "--allow-past", "--online"], env={"EQUIP_PUBLIC_URL": url}
+        )
+    assert ok.exit_code == 0, ok.output
+    assert f"Service at {url}: answers with this link secret and knows this campaign's links." in (
+        ok.output
+    )
+    empty = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    with running_app(create_app(Settings(link_secret=LINK_SECRET), empty)) as url:
+        other = CliRunner().invoke(
+            main, ["check", spec, "--allow-past", "--online"], env={"EQUIP_PUBLIC_URL": url}
+        )
+    assert other.exit_code == 1
+    assert "does not know campaign 2019-04-equip-training's links (it reads another store)" in (
+        other.output
+    )
+    store.dispose()
+    empty.dispose()
+
+
+def test_rich_markup_in_spec_names_is_shown_as_written(demo_project):
+    """Found in review: "[/x]" in a segment name crashed the table; "[link=...]" made a
+    hidden link in the terminal."""
+    spec = demo_project / "campaigns" / "2019-04-equip-training.yaml"
+    name = "[link=https://e.example]New[/link] [/x]"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("name: New to QI", f'name: "{name}"', 1),
+        encoding="utf-8",
+    )
+    for command in (["check"], ["send", "--dry-run"]):
+        result = CliRunner().invoke(main, [command[0], str(spec), "--allow-past", *command[1:]])
+        assert result.exit_code == 0, result.output
+        # shown as written (a narrow cell may cut the middle short), no hidden hyperlink
+        assert "[link=https://" in result.output and "[/x]" in result.output
+        assert "\x1b]8;" not in result.output

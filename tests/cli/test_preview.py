@@ -47,7 +47,9 @@ def test_preview_writes_html_and_text_for_every_segment(tmp_path):
     result = run("preview", str(DEMO), "--allow-past", "--out", str(out))
     assert result.exit_code == 0, result.output
     paths = [str(out / f"{s}.{ext}") for s in SEGMENTS for ext in ("html", "txt")]
-    assert result.output.splitlines()[:6] == paths
+    first, *lines = result.output.splitlines()
+    assert first.startswith("Project ") and " · store sqlite:///" in first  # which project
+    assert lines[:6] == paths
     assert "Nothing was sent." in result.output
     for segment in SEGMENTS:
         html = (out / f"{segment}.html").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ tests/report/test_spreadsheets.py."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -141,7 +142,8 @@ def test_unknown_campaign_id_is_one_plain_sentence(sqlite_url, tmp_path):
     build_hand_computed_store(sqlite_url).dispose()
     result = run("report", "2019-13-nope", "--out", str(tmp_path / "x"), db=sqlite_url)
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
+    assert result.stderr.splitlines() == [
+        f"Project {Path.cwd()} · store {sqlite_url}",  # the project holding the current folder
         "Error: there is no campaign '2019-13-nope' in the database",
         "Hint: Campaigns in the database: 2019-04-equip-training.",
     ]

@@ -21,7 +21,10 @@ FORMS = "lists/imports/forms-data-masterclass.xlsx"
 
 def run(*args: str):
     result = CliRunner().invoke(main, list(args))
-    return result.exit_code, " ".join(result.output.split())  # unwrapped
+    output = result.output
+    if output.startswith("Project "):  # which project and store: the command's first line
+        output = output.partition("\n")[2]
+    return result.exit_code, " ".join(output.split())  # unwrapped
 
 
 @pytest.fixture(scope="module")

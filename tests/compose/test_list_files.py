@@ -254,3 +254,91 @@ def test_sheet_errors_name_the_sheets(tmp_path):
     csv = write(tmp_path / "staff.csv", f"{HEADER}\nann@nhs.example,Ann,S,X,GP,none\n")
     with pytest.raises(ListError, match="is a CSV file, which has no sheets"):
         read_list(csv, "lists/staff.csv", sheet="Staff")
+
+
+def _workbook_with_sheet_xml(path: Path, rows_xml: bytes, dimension: str = "A1:F2") -> Path:
+    """A real workbook (saved by openpyxl) whose first sheet's rows are ``rows_xml``: how a
+    hostile or broken file differs from a list is all in the sheet's XML."""
+    import zipfile
+
+    openpyxl.Workbook().save(path)
+    with zipfile.ZipFile(path) as original:
+        parts = {name: original.read(name) for name in original.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<dimension ref="' + dimension.encode() + b'"/><sheetData>' + rows_xml + b"</sheetData>"
+        b"</worksheet>"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as rebuilt:
+        for name, data in parts.items():
+            rebuilt.writestr(name, data)
+    return path
+
+
+def _cell(ref: str, text: str) -> bytes:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'.encode()
+
+
+HEADER_ROW = (
+    b'<row r="1">'
+    + _cell("A1", "email")
+    + _cell("B1", "first_name")
+    + _cell("C1", "QI level")
+    + b"</row>"
+)
+
+
+def test_an_xlsx_that_expands_past_the_cap_is_refused_before_parsing(tmp_path):
+    """Found in review: 0.9 MB expanded to 239 MB of XML, 63 s and 1.5 GB."""
+    row = b'<row><c t="inlineStr"><is><t>ann@nhs.example</t></is></c></row>'
+    path = _workbook_with_sheet_xml(tmp_path / "bomb.xlsx", HEADER_ROW + row * 1_700_000)
+    assert path.stat().st_size < 1_000_000  # under 1 MB on disk
+    with pytest.raises(ListError) as caught:
+        read_list(path, "lists/bomb.xlsx")
+    assert str(caught.value).startswith("lists/bomb.xlsx: expands to 1")
+    assert "MB of spreadsheet data (at most 100 MB" in str(caught.value)
+
+
+def test_xlsx_rows_are_streamed_with_only_the_cells_that_hold_values(tmp_path):
+    """A sheet claiming the whole grid (A1:XFD1048576), rows far apart and a stray empty
+    cell far right: read as the two people in it, at their row numbers."""
+    rows = (
+        HEADER_ROW
+        + b'<row r="2">'
+        + _cell("A2", "ann@nhs.example")
+        + _cell("B2", "Ann")
+        + _cell("C2", "basics")
+        + b'<c r="XFD2"/></row>'
+        + b'<row r="900000">'
+        + _cell("A900000", "bob@nhs.example")
+        + _cell("B900000", "Bob")
+        + _cell("C900000", "none")
+        + b"</row>"
+    )
+    path = _workbook_with_sheet_xml(tmp_path / "grid.xlsx", rows, dimension="A1:XFD1048576")
+    recipients, rejects, count = read_list(path, "staff.xlsx")
+    assert [(r.email, r.first_name, r.source) for r in recipients] == [
+        ("ann@nhs.example", "Ann", "staff.xlsx:Sheet!row 2"),
+        ("bob@nhs.example", "Bob", "staff.xlsx:Sheet!row 900000"),
+    ]
+    assert rejects == [] and count == 2
+
+
+def test_a_value_thousands_of_columns_to_the_right_is_refused_with_its_row(tmp_path):
+    """Found in review: one cell in column XFD per row made every row 16,384 cells wide
+    (a 2.8 MB workbook died with MemoryError)."""
+    rows = HEADER_ROW + b"".join(
+        f'<row r="{n}">'.encode()
+        + _cell(f"A{n}", f"p{n}@nhs.example")
+        + _cell(f"XFD{n}", "x")
+        + b"</row>"
+        for n in range(2, 20_000)
+    )
+    path = _workbook_with_sheet_xml(tmp_path / "wide.xlsx", rows)
+    with pytest.raises(ListError) as caught:
+        read_list(path, "lists/wide.xlsx")
+    assert str(caught.value) == (
+        "lists/wide.xlsx:Sheet!row 2: row 2 has a value in column XFD; a list has at most "
+        "1,000 columns"
+    )

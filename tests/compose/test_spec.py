@@ -293,3 +293,63 @@ def test_an_unknown_placeholder_is_named_with_its_line(tmp_path, demo_path):
         f"27: signature: {{name}} is not a placeholder; {known}",
         f"51: segments[0].subject: {{frist_name}} is not a placeholder; {known}",
     ]
+
+
+# What the security review found (issue 10, item 5): each refused at its line.
+
+
+def test_a_line_break_in_the_sender_name_or_a_subject_is_refused_at_its_line(tmp_path, demo_path):
+    """It passed check, then the outbox refused the header half way through a send and left
+    recipients 'uncertain'."""
+    path = edited(
+        tmp_path,
+        demo_path,
+        ("from: {name: EQUIP Tower Hamlets,", 'from: {name: "EQUIP\\r\\nBcc: all@nhs.example",'),
+        (
+            'subject: "EQUIP QI training: three ways',
+            'subject: "EQUIP QI training:\\nX-Injected: 1\\nthree ways',
+        ),
+        ('    subject: "EQUIP Basics: start', '    subject: "EQUIP Basics:\\rstart'),
+    )
+    assert problems(path, allow_past=True) == [
+        "6: subject: contains a line break ('\\n'); this text must be on one line (it goes "
+        "into a mail header or a table row)",
+        "8: from.name: contains a line break ('\\r'); this text must be on one line (it goes "
+        "into a mail header or a table row)",
+        "51: segments[0].subject: contains a line break ('\\r'); this text must be on one "
+        "line (it goes into a mail header or a table row)",
+    ]
+
+
+def test_a_control_character_in_a_course_name_is_refused_at_its_line(tmp_path, demo_path):
+    """It gave a misleading MJML error, and crashed report."""
+    path = edited(tmp_path, demo_path, ("    name: EQUIP Basics", '    name: "EQUIP\\x07 Basics"'))
+    assert problems(path, allow_past=True) == [
+        "63: courses[0].name: contains the control character '\\x07', which cannot be "
+        "shown; delete it (it often comes with text pasted from another program)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (
+            "https://equip.example.org\\\\@evil.example/x",
+            "contains a backslash (\\), which browsers read as /",
+        ),
+        (
+            "https://equip.example.org@evil.example/x",
+            "has a user name before @ in its address, which sends readers to the host after "
+            "the @; give the plain address",
+        ),
+    ],
+)
+def test_a_spec_url_that_would_open_another_site_is_refused(tmp_path, demo_path, url, why):
+    """https://equip.example.org\\@evil.example/x passed the checks and redirected off-site."""
+    text = demo_path.read_text(encoding="utf-8")
+    old = next(line for line in text.splitlines() if "sign_up_url:" in line)
+    key = old.partition("sign_up_url:")[0]
+    path = edited(tmp_path, demo_path, (old, f'{key}sign_up_url: "{url}"'))
+    [problem] = problems(path, allow_past=True)
+    # the YAML's "\\\\" is one backslash, shown as Python shows it: '...org\\\\@evil...'
+    assert problem == f"119: courses[2].sign_up_url: {url.replace(chr(92) * 2, chr(92))!r} {why}"

@@ -65,3 +65,25 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(sqlite_url, tmp_path):
     assert "=HYPERLINK(&#34;http://evil.example&#34;" in html  # shown as text, escaped
     assert 'href="http://evil' not in html
     assert "Person" not in html and "Person" not in (out / "practices.csv").read_text("utf-8-sig")
+
+
+def test_defuse_knows_full_width_signs_and_what_spreadsheets_skip_first():
+    """Found in review: ＝ ＋ － ＠ (full width) and a leading NUL passed as plain text."""
+    for text in ("＝HYPERLINK(1)", "＋44 20", "－x", "＠SUM(1)", "\x00=SUM(1)", " =SUM(1)", "\n=1"):
+        assert defuse(text) == "'" + text, repr(text)
+    assert defuse("Practice ＝ A") == "Practice ＝ A"
+
+
+def test_full_width_and_nul_formulas_stay_text_in_the_csv_and_xlsx(tmp_path):
+    import pandas as pd
+
+    from equip_mailer.report.model import Table
+    from equip_mailer.report.spreadsheets import write_csv, write_xlsx
+
+    frame = pd.DataFrame({"Practice": ['＝HYPERLINK("http://evil.example")', "\x00=1+1", "A"]})
+    table = Table(key="practices", title="Practices", frame=frame, formats={"Practice": "text"})
+    text = write_csv(table, tmp_path / "t.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1:] == ['"\'＝HYPERLINK(""http://evil.example"")"', "'\x00=1+1", "A"]
+    sheet = load_workbook(write_xlsx([table], tmp_path / "t.xlsx")).worksheets[0]
+    values = [row[0].value for row in sheet.iter_rows(min_row=2)]
+    assert values[0].startswith("'＝") and values[1].startswith("'")

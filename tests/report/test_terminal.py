@@ -21,3 +21,18 @@ def test_summary_has_the_headline_the_funnel_and_the_courses(frames, names):
     assert "Places per session" in text
     assert "Opens?" not in text and "Raw" not in text  # dropped to fit a terminal
     assert "Note: Opens are unreliable" in text
+
+
+def test_names_that_look_like_rich_markup_are_printed_as_written(frames, names):
+    """Found in review: a course name with "[/x]" crashed report's summary."""
+    import dataclasses
+
+    odd = "Basics [/x] [link=https://e.example]here[/link]"
+    report = build_report(frames, names)
+    courses = report.tables["courses"]
+    frame = courses.frame.copy()
+    frame.iloc[0, 0] = odd
+    report.tables["courses"] = dataclasses.replace(courses, frame=frame)
+    console = Console(record=True, width=200, file=io.StringIO())
+    print_summary(report, console)
+    assert odd in console.export_text()

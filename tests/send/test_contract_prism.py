@@ -134,6 +134,9 @@ def test_the_send_command_through_the_contract(tmp_path, monkeypatch):
         "SENDGRID_API_KEY": "SG.contract-test",
         "SENDGRID_API_HOST": CONTRACT,
         "EQUIP_BATCH_SIZE": "100",
+        # what a real send's pre-flight asks for: public https links, the sender's domain
+        "EQUIP_PUBLIC_URL": "https://equip.example.org",
+        "EQUIP_SENDER_DOMAIN": "example.org",
     }.items():
         monkeypatch.setenv(var, value)
     monkeypatch.chdir(tmp_path)

@@ -34,6 +34,7 @@ def env(demo_project, monkeypatch):
         "SENDGRID_API_HOST": url,
         "EQUIP_SENDGRID_TIMEOUT": "0.5",
         "EQUIP_BATCH_SIZE": "25",
+        "EQUIP_SENDER_DOMAIN": "example.org",  # the pre-flight of a real send
     }.items():
         monkeypatch.setenv(var, value)
     yield demo_project, server

@@ -432,3 +432,30 @@ def test_a_late_delivered_event_flags_the_scan_that_came_before_it(
     assert answer["stored"] == 1 and answer["machine"] == 1
     (click,) = rows(engine, store.events, store.events.c.event == "click")
     assert (click.machine, click.machine_reason) == (True, "after-delivery")
+
+
+@pytest.mark.parametrize(
+    ("bad_event", "why"),
+    [
+        ('{"event": "open", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "is nested too deeply"),
+        ('{"event": "open", "email": "ann\\ud800@example.org"}', "holds a lone surrogate"),
+    ],
+    ids=["deeply nested", "lone surrogate"],
+)
+def test_one_bad_event_is_refused_and_the_good_ones_of_its_post_are_stored(
+    client, sg_key, campaign, engine, bad_event, why
+):
+    """Found in review: a validly signed post holding one such event answered 500 (so
+    SendGrid retried it for days) and lost the good events beside it."""
+    good = sendgrid_events(campaign, ANN)[:3]
+    body = (
+        "[" + ",".join([json.dumps(good[0]), bad_event, *map(json.dumps, good[1:])]) + "]"
+    ).encode()
+    response = post(client, sg_key, body)
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    assert answer["refused"] == [f"event 1: {why}" + answer["refused"][0].split(why, 1)[1]]
+    assert (answer["received"], answer["stored"]) == (3, 3)
+    assert len(rows(engine)) == 3
+    again = post(client, sg_key, body)  # were SendGrid to retry: nothing twice
+    assert again.status_code == 400 and again.json()["stored"] == 0 and len(rows(engine)) == 3
