@@ -39,7 +39,18 @@ for _p in (str(REPO), str(REPO / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from benchmarks import outbox, redirect, render, report, send, signup, team, webhook  # noqa: E402
+from benchmarks import (  # noqa: E402
+    outbox,
+    peer,
+    redirect,
+    render,
+    report,
+    send,
+    signup,
+    team,
+    webhook,
+    workers,
+)
 from benchmarks.harness import Benchmark, Context, child_main  # noqa: E402
 from benchmarks.table import check_targets, machine_info, print_table, write_json  # noqa: E402
 
@@ -48,8 +59,10 @@ SUITE: tuple[Benchmark, ...] = (
     render.BENCHMARK,
     send.BENCHMARK,
     outbox.BENCHMARK,
+    peer.BENCHMARK,
     webhook.BENCHMARK,
     redirect.BENCHMARK,
+    workers.BENCHMARK,
     signup.BENCHMARK,
     report.BENCHMARK,
     team.BENCHMARK,

@@ -146,35 +146,19 @@ def _backend(kind: str, params: dict[str, Any], mail: Any, cfg: Any) -> Any:
 
 def run(ctx: Context) -> Figures:
     """Write the project, serve the fake SendGrid here, send from a child, check, compare."""
-    from support.fake_sendgrid import start_server
 
-    project = ctx.work / "send-project"
-    t = time.perf_counter()
-    spec = write_project(project, ctx.sizes["send_recipients"])
-    setup_s = time.perf_counter() - t
-    url, server = start_server(API_KEY)
-    try:
-        before = cpu_seconds()
-        params = {"spec": str(spec), "sendgrid_url": url, "db": str(ctx.work / "send.db")}
-        res = ctx.child(child_send, params, work=project)
-        # This process only waits on the child meanwhile: its CPU is the fake server's.
-        res["fake_server_cpu_s"] = cpu_seconds() - before
-        emails = server.emails()
-        requests = server.requests
-    finally:
-        server.stop()
-    res["server_requests"] = requests
-    res["server_accepted"] = sum(emails.values())
-    res["server_distinct"] = len(emails)
-    res["exactly_once"] = (
-        res["server_accepted"]
-        == res["server_distinct"]
-        == res["sent"]
-        == res["recipients"]
-        == res["ledger_sent"]
+    from benchmarks.outbox import per_recipient_memory
+
+    # First a tenth of the size, for memory as a fixed amount plus an amount per recipient.
+    small = _send_once(ctx, ctx.sizes["send_small"], "send-small")
+    res = _send_once(ctx, ctx.sizes["send_recipients"], "send-project")
+    res["small"] = {k: small[k] for k in ("sent", "wall_s", "cpu_s", "peak_rss_mb", "exactly_once")}
+    per, fixed = per_recipient_memory(
+        small["sent"], small["peak_rss_mb"], res["sent"], res["peak_rss_mb"]
     )
+    res["rss_kb_per_recipient"], res["rss_fixed_mb"] = per, fixed
+    res["exactly_once"] = res["exactly_once"] and small["exactly_once"]
     res["recipients_per_s"] = res["sent"] / res["wall_s"] if res["wall_s"] else 0.0
-    res["setup_s"] = setup_s
     # Measured at this size; the target is for 100,000 (same figure in the full run).
     res["wall_s_per_100k"] = res["wall_s"] * 100_000 / max(1, res["sent"])
     res |= _against_naive(res, ctx.results["render"]["naive_ms_per_recipient"])
@@ -185,6 +169,39 @@ def run(ctx: Context) -> Figures:
         f"send: naive figure = {ctx.results['render']['naive_recipients']:,} recipients "
         "rendered one by one (Jinja->MJML->premailer->text), extrapolated to the send size; "
         "it leaves out the naive pipeline's own sending, so the speed-up is a lower bound"
+    )
+    return res
+
+
+def _send_once(ctx: Context, n: int, folder: str) -> Figures:
+    """One send of ``n`` synthetic recipients from a child to a fake SendGrid served here."""
+    from support.fake_sendgrid import start_server
+
+    project = ctx.work / folder
+    t = time.perf_counter()
+    spec = write_project(project, n)
+    setup_s = time.perf_counter() - t
+    url, server = start_server(API_KEY)
+    try:
+        before = cpu_seconds()
+        params = {"spec": str(spec), "sendgrid_url": url, "db": str(project / "send.db")}
+        res = ctx.child(child_send, params, work=project)
+        # This process only waits on the child meanwhile: its CPU is the fake server's.
+        res["fake_server_cpu_s"] = cpu_seconds() - before
+        emails = server.emails()
+        requests = server.requests
+    finally:
+        server.stop()
+    res["server_requests"] = requests
+    res["setup_s"] = setup_s
+    res["server_accepted"] = sum(emails.values())
+    res["server_distinct"] = len(emails)
+    res["exactly_once"] = (
+        res["server_accepted"]
+        == res["server_distinct"]
+        == res["sent"]
+        == res["recipients"]
+        == res["ledger_sent"]
     )
     return res
 
@@ -215,6 +232,15 @@ def rows(results: dict[str, Any]) -> list[Row]:
             f"{fmt(s['cpu_s'], 2)} / {fmt(s['fake_server_cpu_s'], 2)} s",
         ),
         ("send: peak RSS of the sending process", f"{fmt(s['peak_rss_mb'])} MB"),
+        (
+            f"send: {s['small']['sent']:,} recipients (same send, a tenth)",
+            f"{fmt(s['small']['wall_s'], 2)} s wall, peak RSS {fmt(s['small']['peak_rss_mb'])} MB",
+        ),
+        (
+            "send: peak RSS = fixed + per recipient (from the two sizes)",
+            f"{fmt(s['peak_rss_mb'])} MB = {fmt(s['rss_fixed_mb'])} MB + "
+            f"{fmt(s['rss_kb_per_recipient'], 2)} KB x recipients",
+        ),
         ("send: server got each recipient exactly once", fmt(s["exactly_once"])),
         (
             f"naive (render per recipient): {fmt(s['naive_ms_per_recipient'], 2)} ms/recipient, "
@@ -229,7 +255,10 @@ BENCHMARK = Benchmark(
     name="send",
     run=run,
     rows=rows,
-    sizes={"full": {"send_recipients": 100_000}, "smoke": {"send_recipients": 2_000}},
+    sizes={
+        "full": {"send_recipients": 100_000, "send_small": 10_000},
+        "smoke": {"send_recipients": 2_000, "send_small": 500},
+    },
     targets=(
         Target("wall_s", "<=", 5, "s for 100,000", read="wall_s_per_100k"),
         Target("speedup_vs_naive", ">=", 200, "x the naive pipeline"),

@@ -33,7 +33,12 @@ class Service:
     """`equip-mailer serve` in a subprocess on a free loopback port."""
 
     def __init__(
-        self, work: Path, database_url: str, public_key: str, env: dict[str, str] | None = None
+        self,
+        work: Path,
+        database_url: str,
+        public_key: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +56,8 @@ class Service:
         self.log = open(work / f"serve-{self.port}.log", "wb")  # closed in stop()
         cli = [sys.executable, "-c", "from equip_mailer.cli import main; main()"]
         self.proc = subprocess.Popen(
-            [*cli, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
             cwd=str(work),
             env=env,
             stdout=self.log,
@@ -78,8 +84,21 @@ class Service:
         raise RuntimeError("equip-mailer serve did not come up")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the service process has used so far."""
-        return process_cpu_seconds(self.proc.pid)
+        """User + system CPU the service process has used so far (with --workers, the
+        supervisor's and its live workers')."""
+        return sum(process_cpu_seconds(pid) for pid in [self.proc.pid, *self.children()])
+
+    def children(self) -> list[int]:
+        """Processes the service started (uvicorn's workers, multiprocessing's helper)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def peak_rss_mb(self) -> float | None:
         return process_peak_rss_mb(self.proc.pid)
@@ -106,16 +125,16 @@ class Seeded:
     segments: tuple[str, ...] = SEGMENTS
 
 
-def seed_tracking_store(db: Path, n_recipients: int) -> Seeded:
+def seed_tracking_store(db: Path | str, n_recipients: int) -> Seeded:
     """A campaign as a finished send leaves it: links registered, one batch per 1,000
-    recipients, every ledger row sent."""
+    recipients, every ledger row sent. ``db``: a SQLite file, or any database URL."""
     import sqlalchemy as sa
 
     from equip_mailer import store
     from equip_mailer.compose.render.mail_links import LinkSpec
     from equip_mailer.send.links import register_links
 
-    engine = store.open_store(f"sqlite:///{db}")
+    engine = store.open_store(db if isinstance(db, str) else f"sqlite:///{db}")
     specs = [
         LinkSpec(
             key=f"course-{i}",

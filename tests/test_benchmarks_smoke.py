@@ -34,6 +34,8 @@ FIGURES = {
         "naive_s_for_100k_extrapolated",
         "speedup_vs_naive",
         "wall_s_per_100k",
+        "rss_kb_per_recipient",
+        "rss_fixed_mb",
     ],
     "outbox": [
         "wall_s",
@@ -99,6 +101,23 @@ def test_smoke_run_reports_every_figure(tmp_path):
     assert results["send"]["exactly_once"] is True
     assert results["send"]["sent"] == results["sizes"]["send_recipients"]
     assert results["outbox"]["exactly_once"] is True
+    # The peer (mailmerge + aiosmtpd in the benchmark's own venv) and the PostgreSQL
+    # workers run need PyPI and PostgreSQL; without them their figures are absent, said so.
+    peer = results["peer"]
+    if peer["available"]:
+        for figure in ("mailmerge_messages_per_s", "outbox_over_mailmerge"):
+            assert math.isfinite(peer[figure]) and peer[figure] > 0, figure
+        for size in peer["sizes"].values():
+            assert size["mailmerge"]["all_arrived"] is True
+            assert size["outbox"]["exactly_once"] and size["sendgrid"]["exactly_once"]
+    else:
+        assert any(n.startswith("peer: not measured") for n in results["notes"])
+    workers = results["workers"]
+    if workers["available"]:
+        for figure in ("requests_per_s_1", "requests_per_s_2", "p99_ms_1", "p99_ms_2"):
+            assert math.isfinite(workers[figure]) and workers[figure] > 0, figure
+        assert workers["every_click_recorded"] is True
+        assert workers["two"]["processes_under_serve"] >= 2
     assert results["outbox"]["sent"] == results["sizes"]["outbox_recipients"]
     assert results["webhook"]["exactly_once"] is True
     assert results["redirect"]["every_click_recorded"] is True

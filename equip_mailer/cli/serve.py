@@ -1,5 +1,6 @@
 """``equip-mailer serve``: the tracking service (click redirects, unsubscribe, SendGrid's event
-webhook) run under uvicorn on this machine, in one worker because SQLite wants one writer."""
+webhook) run under uvicorn on this machine: one worker on SQLite, which wants one writer
+process; ``--workers N`` on PostgreSQL, each worker with its own click writer."""
 
 from __future__ import annotations
 
@@ -25,8 +26,15 @@ from equip_mailer.errors import EquipError
     type=click.IntRange(1, 65535),
     help="Port to listen on.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes, each with its own click writer (PostgreSQL; SQLite keeps one).",
+)
 @friendly_errors
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, workers: int) -> None:
     """Run the tracking service: click redirects, unsubscribe, SendGrid's event webhook.
 
     Serves /c/<token> (tracked links), /u/<token> (unsubscribe), /webhooks/sendgrid and
@@ -34,6 +42,9 @@ def serve(host: str, port: int) -> None:
     is past EQUIP_RETENTION_DAYS at start and then daily (see `equip-mailer purge`). Set
     EQUIP_LINK_SECRET (the key the links were signed with) and SENDGRID_WEBHOOK_PUBLIC_KEY
     (without it the webhook refuses every post).
+
+    On PostgreSQL, --workers N runs N worker processes (about one per core); SQLite keeps
+    one worker and says so.
 
     \b
     Example:
@@ -56,27 +67,46 @@ def serve(host: str, port: int) -> None:
     except BaseException:
         listener.close()
         raise
+    if workers > 1 and app.state.service.engine.dialect.name != "postgresql":
+        console.print(
+            f"SQLite keeps one worker (it wants a single writer process), so --workers "
+            f"{workers} runs 1. For more, move to PostgreSQL: see 'SQLite or PostgreSQL' in "
+            "the README.",
+            markup=False,
+        )
+        workers = 1
     console.print(
-        f"Tracking service on http://{host}:{port}; Ctrl+C stops it.",
+        f"Tracking service on http://{host}:{port}"
+        + (f" ({workers} workers)" if workers > 1 else "")
+        + "; Ctrl+C stops it.",
         markup=False,
     )
     # Retention (people.retention): purge once at start, then daily, in the service's queue.
     service = app.state.service
     purger = DailyPurge(service.engine, cfg.retention_days, writing=service.writing)
     purger.start()
-    # One worker: the app object is built here, and SQLite wants a single writer process.
+    # One worker serves the app built here. Several each build their own (track.app's
+    # worker_app, a factory uvicorn calls in every worker process); the app built here then
+    # only checked the settings and keeps the daily purge in this, the supervising process.
     # uvicorn serves on the socket bound above, so no one can take the port in between.
     config = uvicorn.Config(
-        app,
+        app if workers == 1 else "equip_mailer.track.app:worker_app",
+        factory=workers > 1,
         host=host,
         port=port,
-        workers=1,
+        workers=workers,
         log_level="info",
         access_log=False,
         proxy_headers=True,
     )
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[listener])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            listener.set_inheritable(True)  # the workers accept on it
+            Multiprocess(config, sockets=[listener]).run()
     finally:
         purger.stop()
         listener.close()

@@ -92,6 +92,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         svc.engine.dispose()
 
 
+def worker_app() -> Starlette:
+    """The app in each worker process of ``equip-mailer serve --workers N`` (uvicorn calls
+    it as a factory): settings read again as the command read them (environment, the
+    project's equip-mailer.toml, the user's config), so each worker has its own engine,
+    click writer, sign-up writer and notice worker. PostgreSQL only: the command keeps
+    SQLite, which wants one writer process, on one worker."""
+    from equip_mailer.config import load_settings
+
+    # A spawned worker does not inherit the command's logging set-up: the same lines here.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cfg = load_settings()
+    return create_app(cfg, notices_outbox=cfg.outbox)
+
+
 def create_app(
     settings: Settings,
     engine: Engine | None = None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -130,6 +131,14 @@ class ClickWriter:
                 "the click writer did not finish within %.0f s; %d clicks may be lost",
                 timeout,
                 self._queue.qsize(),
+            )
+        else:
+            # One line per process at shutdown: with several workers, which wrote what.
+            log.info(
+                "click writer of process %d stopped: %d clicks written, %d dropped",
+                os.getpid(),
+                self.written,
+                self.dropped,
             )
 
     def _ensure_thread(self) -> None:
