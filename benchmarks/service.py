@@ -63,7 +63,9 @@ class Service:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self._wait()
+        # Workers import the whole service again in their own processes: on a busy
+        # 2-core machine that alone can take half a minute.
+        self._wait(30 if workers == 1 else 120)
 
     def _wait(self, timeout: float = 30) -> None:
         import httpx

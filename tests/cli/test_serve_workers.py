@@ -51,7 +51,7 @@ def _serve(db_url: str, port: int, workers: int, home: Path) -> subprocess.Popen
 
 
 def _wait_up(proc: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -174,7 +174,7 @@ def test_a_worker_stopped_under_load_stores_every_click_it_answered(pg_url, tmp_
         assert len(workers) == 2, workers
         load = Load(port, paths)
         load.thread.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while load.answered < 200 and time.monotonic() < deadline:
             time.sleep(0.05)
         # Stop a worker that is serving some of the load's connections (the kernel may have
