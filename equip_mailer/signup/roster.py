@@ -28,6 +28,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from equip_mailer.report.spreadsheets import defuse  # a formula-like cell stays text
 from equip_mailer.store import ledger, registrations, signup_courses
 
 from .catalogue import CourseInfo, SessionInfo, load_course, utc_to_london
@@ -48,9 +49,6 @@ ROSTER_COLUMNS = (
     "Registration",
     "Attended",
 )
-
-# Cells a spreadsheet would run as a formula (OWASP CSV injection): written with a leading '.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -304,19 +302,13 @@ def write_roster(roster: SessionRoster, out_dir: Path, made_at: dt.datetime) -> 
     )
 
 
-def _defuse(value: str | int) -> str | int:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_roster_csv(roster: SessionRoster, path: Path) -> Path:
     """UTF-8 with a byte-order mark and CRLF, as Excel on Windows reads it."""
     with open(path, "w", newline="", encoding="utf-8-sig") as fh:
         out = csv.writer(fh, lineterminator="\r\n")
         out.writerow(ROSTER_COLUMNS)
         for record in roster.records():
-            out.writerow([_defuse(record[c]) for c in ROSTER_COLUMNS])
+            out.writerow([defuse(record[c]) for c in ROSTER_COLUMNS])
     return path
 
 
@@ -339,7 +331,7 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
         cell.alignment = Alignment(vertical="center")
     for r, record in enumerate(records, start=2):
         for c, name in enumerate(ROSTER_COLUMNS, start=1):
-            value = _defuse(record[name])
+            value = defuse(record[name])
             cell = ws.cell(row=r, column=c, value=value if value != "" else None)
             if isinstance(value, str):
                 cell.data_type = "s"  # never a formula, whatever it starts with
@@ -371,7 +363,7 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
     about = wb.create_sheet("About")
     for r, (label, value) in enumerate(_about(roster, made_at), start=1):
         about.cell(row=r, column=1, value=label).font = Font(bold=True)
-        cell = about.cell(row=r, column=2, value=_defuse(value))
+        cell = about.cell(row=r, column=2, value=defuse(value))
         if isinstance(value, str):
             cell.data_type = "s"
     about.column_dimensions["A"].width = 18
