@@ -155,12 +155,14 @@ def _clicks_card(page: str) -> str:
 
 
 def _new_click(db: Path) -> None:
+    """A human click, after every seeded event (a click before its recipient's delivery
+    would be flagged as a machine's and leave the headline as it was)."""
     with sqlite3.connect(db) as conn:
         conn.execute(
             "INSERT INTO events (dedupe_key, event, at, source, campaign_id, ledger_id, link_id,"
             " machine, received_at) VALUES ('bench-team-new-click', 'click', "
-            "'2019-04-30 12:00:00', 'tracker', ?, 2, (SELECT min(id) FROM links), 0, "
-            "'2019-04-30 12:00:00')",
+            "'2019-05-20 12:00:00', 'tracker', ?, 2, (SELECT min(id) FROM links), 0, "
+            "'2019-05-20 12:00:00')",
             (CAMPAIGN_ID,),
         )
 
@@ -196,8 +198,11 @@ def run(ctx: Context) -> Figures:
             figures["first_count_all_s"] = _first_count(client, base + "?all=1")
             cpu_before = service.cpu_seconds()
             for name, path in pages.items():
+                cpu = service.cpu_seconds()
                 for key, value in _timed(client, path, n).items():
                     figures[f"{name}_{key}"] = value
+                # The service's CPU per answer: what stays comparable on a busy machine.
+                figures[f"{name}_cpu_ms"] = (service.cpu_seconds() - cpu) * 1000 / (n + 10)
             figures["service_cpu_ms_per_request"] = (
                 (service.cpu_seconds() - cpu_before) * 1000 / (len(pages) * (n + 10))
             )
@@ -255,9 +260,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
     for key, label in LABELS.items():
         out.append(
             (
-                f"team: {label}, p50 / p99 / max",
+                f"team: {label}, p50 / p99 / max (service CPU)",
                 f"{fmt(p[f'{key}_p50_ms'], 1)} / {fmt(p[f'{key}_p99_ms'], 1)} / "
-                f"{fmt(p[f'{key}_max_ms'], 1)} ms",
+                f"{fmt(p[f'{key}_max_ms'], 1)} ms ({fmt(p[f'{key}_cpu_ms'], 1)} ms)",
             )
         )
     out += [
