@@ -20,8 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import email.parser
 import email.policy
-import http.client
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,38 +69,28 @@ class SendGridActivity:
 
     def messages(self, send_id: str) -> list[dict[str, Any]]:
         """GET /v3/messages?query=unique_args['send_id']="<id>"&limit=1000."""
-        from python_http_client.exceptions import HTTPError
+        from .backends.sendgrid import call, json_answer
 
-        from .backends.sendgrid import sendgrid_errors
-
+        what = "asking its Email Activity API"
         query = {"query": f"unique_args['send_id']=\"{send_id}\"", "limit": MAX_MESSAGES}
         try:
-            resp = self.sg.client.messages.get(query_params=query, timeout=self.timeout)
-        except HTTPError as exc:
-            status = int(exc.status_code)
-            detail = sendgrid_errors(exc.body) or "no detail"
-            if status in (403, 404):
+            resp = call(
+                lambda: self.sg.client.messages.get(query_params=query, timeout=self.timeout),
+                what,
+                self.host,
+            )
+        except DeliveryError as exc:
+            if exc.status in (403, 404):
                 raise ActivityUnavailable(
                     f"SendGrid's Email Activity API is not available to this account or key "
-                    f"(HTTP {status}: {detail}); it is a paid add-on, so only webhook events "
-                    "settle uncertain recipients",
-                    status=status,
+                    f"(HTTP {exc.status}); it is a paid add-on, so only webhook events settle "
+                    "uncertain recipients",
+                    status=exc.status,
                 ) from None
-            raise DeliveryError(
-                f"SendGrid's Email Activity API answered HTTP {status} ({detail})", status=status
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(
-                f"no answer from SendGrid's Email Activity API at {self.host} "
-                f"({type(exc).__name__})"
-            ) from None
-        try:
-            found = json.loads(resp.body or b"{}").get("messages") or []
-        except (ValueError, AttributeError):
-            raise DeliveryError(
-                "SendGrid's Email Activity API answered something not JSON"
-            ) from None
-        return [m for m in found if isinstance(m, dict)]
+            raise
+        found = json_answer(resp, what)
+        messages = found.get("messages") if isinstance(found, dict) else None
+        return [m for m in messages or [] if isinstance(m, dict)]
 
     def evidence(self, send_id: str, rows: Sequence[Row]) -> list[Proof]:
         by_address = {r.key: r.id for r in rows}

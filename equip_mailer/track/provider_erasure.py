@@ -10,8 +10,6 @@ One class per backend: ``SendGridErasure``; the outbox holds nothing at SendGrid
 
 from __future__ import annotations
 
-import http.client
-import json
 from typing import Protocol
 
 from sqlalchemy.engine import Connection
@@ -39,33 +37,27 @@ class SendGridErasure:
 
     def erase(self, addresses: list[str]) -> str:
         """File the job; returns SendGrid's job id."""
-        from python_http_client.exceptions import HTTPError
+        from equip_mailer.send.backends.sendgrid import call, json_answer
 
-        from equip_mailer.send.backends.sendgrid import sendgrid_errors
-
+        what = "filing its recipient erasure job"
         try:
-            resp = self.sg.client.recipients.erasejob.post(
-                request_body={"email_addresses": addresses}, timeout=self.timeout
+            resp = call(
+                lambda: self.sg.client.recipients.erasejob.post(
+                    request_body={"email_addresses": addresses}, timeout=self.timeout
+                ),
+                what,
+                self.host,
             )
-        except HTTPError as exc:
-            status = int(exc.status_code)
-            raise DeliveryError(
-                f"SendGrid answered HTTP {status} to the recipient erasure job "
-                f"({sendgrid_errors(exc.body) or 'no detail'})",
-                status=status,
-                hint="File it by hand in SendGrid (Settings > Privacy > Erase recipient data) "
-                "or with an API key allowed to erase recipient data.",
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(
-                f"no answer from SendGrid at {self.host} to the recipient erasure job "
-                f"({type(exc).__name__})"
-            ) from None
-        try:
-            job_id = str(json.loads(resp.body)["job_id"])
-        except (ValueError, KeyError, TypeError):
-            raise DeliveryError("SendGrid accepted the erasure job without a job id") from None
-        return job_id
+        except DeliveryError as exc:
+            exc.hint = (
+                "File it by hand in SendGrid (Settings > Privacy > Erase recipient data) or "
+                "with an API key allowed to erase recipient data."
+            )
+            raise
+        answer = json_answer(resp, what)
+        if not isinstance(answer, dict) or not answer.get("job_id"):
+            raise DeliveryError("SendGrid accepted the erasure job without a job id")
+        return str(answer["job_id"])
 
 
 def file_erasure(conn: Connection, erasure: Erasure, address: str) -> str:

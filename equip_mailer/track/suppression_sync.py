@@ -20,8 +20,7 @@ not remove every NHS address.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
-import json
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,43 +69,27 @@ class SendGridSuppressions:
         self.sg = client(api_key, self.host, self.timeout)
 
     def entries(self, kind: str, since: int | None) -> Iterator[dict[str, Any]]:
-        from python_http_client.exceptions import HTTPError
+        from equip_mailer.send.backends.sendgrid import call, json_answer
 
-        from equip_mailer.send.backends.sendgrid import sendgrid_errors
-
+        what = f"being asked for its {LABELS[kind]}"
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE, "offset": offset}
             if since is not None:
                 params["start_time"] = since
             try:
-                resp = self.sg.client.suppression._(kind).get(
+                get = functools.partial(
+                    self.sg.client.suppression._(kind).get,
                     query_params=params,
                     request_headers={"Accept": "application/json"},
                     timeout=self.timeout,
                 )
-            except HTTPError as exc:
-                status = int(exc.status_code)
-                hint = (
-                    "Give the API key read access to Suppressions in SendGrid's settings."
-                    if status in (401, 403)
-                    else None
-                )
-                raise DeliveryError(
-                    f"SendGrid answered HTTP {status} when asked for its {LABELS[kind]} "
-                    f"({sendgrid_errors(exc.body) or 'no detail'})",
-                    status=status,
-                    hint=hint,
-                ) from None
-            except (OSError, http.client.HTTPException) as exc:
-                raise DeliveryError(
-                    f"no answer from SendGrid at {self.host} when asked for its "
-                    f"{LABELS[kind]} ({type(exc).__name__})"
-                ) from None
-            try:
-                page = json.loads(resp.body or b"[]")
-            except ValueError:
-                raise DeliveryError(f"SendGrid's {LABELS[kind]} list was not JSON") from None
+                resp = call(get, what, self.host)
+            except DeliveryError as exc:
+                if exc.status in (401, 403):
+                    exc.hint = "Give the API key read access to Suppressions in SendGrid."
+                raise
+            page = json_answer(resp, what)
             if not isinstance(page, list):
                 raise DeliveryError(f"SendGrid's {LABELS[kind]} list was not a list")
             yield from (e for e in page if isinstance(e, dict))

@@ -298,5 +298,5 @@ def test_without_access_to_the_suppression_lists_a_send_notes_it_and_goes_on(env
     result = send(project)
     assert result.exit_code == 0, result.output
     [note] = [line for line in result.output.splitlines() if line.startswith("Note:")]
-    assert "HTTP 403 when asked for its bounces" in note
+    assert "HTTP 403 while being asked for its bounces" in note
     assert set(check_exactly_once(project, server, "no access to suppressions")) == {"sent"}

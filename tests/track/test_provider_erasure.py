@@ -54,7 +54,7 @@ def test_a_refused_erasure_job_is_a_note_saying_what_to_do(sendgrid, monkeypatch
     result = CliRunner().invoke(main, ["forget", VIK, "--yes"])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "Note: SendGrid answered HTTP 401 to the recipient erasure job" in out
+    assert "Note: SendGrid answered HTTP 401 while filing its recipient erasure job" in out
     assert "File it by hand in SendGrid" in out
     assert server.erasures == []
 

@@ -99,7 +99,7 @@ def test_a_key_without_access_is_a_clear_error_and_nothing_is_marked_synced(send
     engine = open_store(db_url)
     with pytest.raises(DeliveryError) as caught:
         sync_suppressions(engine, SendGridSuppressions(KEY, host=url))
-    assert "HTTP 403 when asked for its bounces" in caught.value.message
+    assert "HTTP 403 while being asked for its bounces" in caught.value.message
     assert "read access to Suppressions" in caught.value.hint
     assert last_synced(engine) is None
     engine.dispose()

@@ -161,20 +161,7 @@ class SendGridBackend:
         )
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        from python_http_client.exceptions import HTTPError
-
-        try:
-            return fn()
-        except HTTPError as exc:
-            raise DeliveryError(
-                f"SendGrid answered HTTP {exc.status_code} while {what}: "
-                f"{sendgrid_errors(exc.body)}",
-                status=exc.status_code,
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(
-                f"no answer from SendGrid at {self.host} while {what} ({_network_reason(exc)})"
-            ) from None
+        return call(fn, what, self.host)
 
     # -- sending -----------------------------------------------------------------------
     def send_batch(self, batch: Batch) -> BatchResult:
@@ -187,6 +174,34 @@ class SendGridBackend:
             retry=self.retry,
             sleep=self.sleep,
         )
+
+
+def call(fn: Callable[[], Any], what: str, host: str) -> Any:
+    """One request that is not a Mail Send (batch ids, Email Activity, suppression lists,
+    erasure jobs): its answer, or a DeliveryError saying what SendGrid answered (with
+    ``status``) or that it did not answer."""
+    from python_http_client.exceptions import HTTPError
+
+    try:
+        return fn()
+    except HTTPError as exc:
+        raise DeliveryError(
+            f"SendGrid answered HTTP {exc.status_code} while {what}: "
+            f"{sendgrid_errors(exc.body) or 'no detail'}",
+            status=int(exc.status_code),
+        ) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryError(
+            f"no answer from SendGrid at {host} while {what} ({_network_reason(exc)})"
+        ) from None
+
+
+def json_answer(resp: Any, what: str) -> Any:
+    """The JSON body of an answer, or a DeliveryError naming what it was for."""
+    try:
+        return json.loads(resp.body or b"null")
+    except (ValueError, TypeError):
+        raise DeliveryError(f"SendGrid's answer to {what} was not JSON") from None
 
 
 def client(api_key: str, host: str, timeout: float) -> Any:
