@@ -147,6 +147,11 @@ def ledger_rows(db: Path) -> dict[int, tuple[str, str, str | None]]:
     return rows
 
 
+def tail(log: Path, lines: int = 25) -> str:
+    """The end of the sends' log, for a failure message (pytest removes old tmp folders)."""
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 def tracking_service(db: Path, public_key: str):
     """The real service (uvicorn) over this cycle's store, verifying the feed's signatures."""
     settings = Settings(
@@ -219,11 +224,11 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
                         figures["kills"] += 1
                         kills_here += 1
                         continue
-                    assert status in (0, 3), f"send exited {status}; see {log}"
+                    assert status in (0, 3), f"send exited {status}: {tail(log)}"
                     figures["finished_before_kill"] += 1
                     break
                 status = runner.wait(pid)
-                assert status in (0, 3), f"the completing run exited {status}; see {log}"
+                assert status in (0, 3), f"the completing run exited {status}: {tail(log)}"
                 break
             # One more run must find nothing left to send but the uncertain, and say so.
             pid = runner.start(args, env, log)
@@ -242,9 +247,9 @@ def test_kill_minus_nine_then_resume_loses_and_duplicates_nothing(crash_project,
             feed.drain()
             retry_env = {**env, "EQUIP_UNCERTAIN_SETTLE_MINUTES": "0"}
             pid = runner.start([*args, "--retry-uncertain"], retry_env, log)
-            assert runner.wait(pid) == 0, f"--retry-uncertain failed; see {log}"
+            assert runner.wait(pid) == 0, f"--retry-uncertain failed: {tail(log)}"
             pid = runner.start(args, env, log)
-            assert runner.wait(pid) == 0, f"a run after the retry found work; see {log}"
+            assert runner.wait(pid) == 0, f"a run after the retry found work: {tail(log)}"
             rows = ledger_rows(db)
             after = server.emails()
             states = Counter(s for _, s, _ in rows.values())
