@@ -62,8 +62,8 @@ def roster(campaign: str, session: str | None, out_dir: Path | None) -> None:
     from equip_mailer.signup.catalogue import LONDON
     from equip_mailer.signup.roster import UnknownSession, campaign_rosters, write_roster
 
-    campaign_id = campaign_id_of(campaign)
-    engine = store_with_campaign(campaign_id)
+    campaign_id, spec = campaign_id_of(campaign)
+    engine = store_with_campaign(campaign_id, spec)
     with engine.connect() as conn:
         try:
             rosters = campaign_rosters(conn, campaign_id, session)
@@ -122,24 +122,29 @@ def print_rosters(campaign_id: str, rosters: list[SessionRoster]) -> None:
     console.print(table)
 
 
-def campaign_id_of(arg: str) -> str:
-    """A campaign spec's id, or the argument itself when it is an id."""
+def campaign_id_of(arg: str) -> tuple[str, Path | None]:
+    """A campaign spec's id and path, or the argument itself (an id) and None.
+
+    The path decides the project (and so the store) when the command is run from another
+    folder; an id is looked up in the project at or above the current folder."""
     from equip_mailer.compose.spec import load_campaign
 
     path = Path(arg)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
-        return load_campaign(path, allow_past=True).id  # past dates are what rosters look at
-    return arg
+        # past dates are what rosters look at
+        return load_campaign(path, allow_past=True).id, path
+    return arg, None
 
 
-def store_with_campaign(campaign_id: str) -> Engine:
-    """The store, which must exist and know the campaign (reading never creates one)."""
+def store_with_campaign(campaign_id: str, spec: Path | None = None) -> Engine:
+    """The store of the project holding ``spec`` (else the one at or above the current
+    folder), which must exist and know the campaign (reading never creates one)."""
     import sqlalchemy as sa
 
     from equip_mailer.store.engine import open_store
     from equip_mailer.store.schema import campaigns
 
-    url = settings().database_url
+    url = settings(spec).database_url
     if sqlite_file_missing(url):
         raise EquipError(
             f"campaign {campaign_id} has not been sent yet (there is no database)",

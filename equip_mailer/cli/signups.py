@@ -65,9 +65,9 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
     from equip_mailer import store
     from equip_mailer.signup.imports import import_rows, parse_rows, read_export
 
-    campaign_id = campaign_id_of(campaign)
+    campaign_id, spec = campaign_id_of(campaign)
     table, source = read_export(file)
-    engine = store_with_campaign(campaign_id)
+    engine = store_with_campaign(campaign_id, spec)
     result = None
     try:
         with store.immediate(engine) as conn:

@@ -193,3 +193,18 @@ def test_the_sign_in_sheet_prints_on_a4_with_the_trainers_page_apart(
     assert "EQUIP in Action · 2019-06-13" in trainer  # the footer, from the CSS string
     assert not any("For the trainer" in t for t in sheet)
     assert "Hearing loop" in trainer and not any("Hearing loop" in t for t in sheet)
+
+
+def test_roster_from_another_folder_reads_the_store_of_the_specs_project(
+    signed_up, sqlite_url, tmp_path, tmp_path_factory, monkeypatch
+):
+    """The spec's project names the store (equip-mailer.toml); the current folder does not."""
+    (tmp_path / "equip-mailer.toml").write_text(f'database_url = "{sqlite_url}"\n')
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # no project at or above it
+    out = tmp_path / "rosters"
+    result = CliRunner().invoke(
+        main, ["roster", str(signed_up), "--out", str(out)], env={"EQUIP_DATABASE_URL": None}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Project {tmp_path}" in result.output
+    assert (out / "equip-basics_2019-06-27.csv").exists()
