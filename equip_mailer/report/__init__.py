@@ -7,8 +7,10 @@ the writers only format them. In the order data flows:
 - ``load``: one campaign read from the store into ``Frames`` (the only SQL).
 - ``model``: the shapes that flow: ``Frames`` and ``Names`` in, ``Table``s and ``Report`` out.
 - ``counting``: per-recipient flags (sent, delivered, clicked) and the counting rules.
-- ``breakdowns``: tables per segment (the funnel), course, session, practice, role, and
-  human vs machine clicks.
+- the tables, one module per subject: ``funnel`` (per segment, sent to signed up),
+  ``courses`` (offered, clicked, signed up against places; segment × course), ``sessions``
+  (per date, places filled as on the rosters), ``breakdowns`` (practice, role, human vs
+  machine clicks).
 - ``over_time``: clicks per hour for the first week, then per day.
 - ``assemble``: a whole report (tables, headline, notes); campaigns compared.
 - ``charts``, ``page``: SVG charts and the self-contained HTML page (``templates/``).

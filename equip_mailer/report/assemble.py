@@ -10,18 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .breakdowns import (
-    by_group,
-    courses,
-    funnel,
-    machine_vs_human,
-    places,
-    segment_courses,
-    sessions,
-)
+from .breakdowns import by_group, machine_vs_human
 from .counting import Prepared, prepare, rate_or_nan
+from .courses import courses, segment_courses
+from .funnel import funnel
 from .model import Figure, Frames, Names, Report, Table, day_label
 from .over_time import clicks_over_time, clicks_per_day, first_send
+from .sessions import places, sessions
 
 
 def build_report(frames: Frames, names: Names | None = None, human_only: bool = True) -> Report:

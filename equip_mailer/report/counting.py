@@ -216,3 +216,8 @@ def rate_or_nan(num: object, den: object) -> np.ndarray:
 
 def clicker_label(human_only: bool) -> str:
     return "Unique human clickers" if human_only else "Unique clickers (incl. machine)"
+
+
+def ordered_categories(values: pd.Series, preferred: list[str]) -> list[str]:
+    seen = [v for v in pd.unique(values.astype("object")) if isinstance(v, str)]
+    return list(preferred) + sorted(v for v in seen if v not in preferred)

@@ -18,7 +18,7 @@ from support.report_fixture import (
 )
 
 from equip_mailer.report.assemble import build_report, compare
-from equip_mailer.report.breakdowns import OTHER_LINKS
+from equip_mailer.report.courses import OTHER_LINKS
 from equip_mailer.report.load import empty_frames, load_frames
 
 

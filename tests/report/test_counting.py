@@ -17,8 +17,8 @@ from support.report_fixture import (
 )
 
 from equip_mailer.report.assemble import build_report
-from equip_mailer.report.breakdowns import UNKNOWN_LINK
 from equip_mailer.report.counting import ledger_positions
+from equip_mailer.report.courses import UNKNOWN_LINK
 from equip_mailer.report.load import load_frames
 
 
