@@ -1,378 +1,41 @@
-"""The campaign a spec describes: courses, sessions, segments and options as pydantic models.
+"""The campaign a spec describes: segments, lists, footer and options as pydantic models,
+with the courses of ``courses`` and the shared field types of ``spec_fields``.
 
 These models are the contract between the YAML a commissioning manager writes and every later
-step. Each check that one field or one object can make lives here, next to the field, and
-says in plain words what is wrong; turning those messages into ``file:line`` is the job of
-``spec``, which reads the YAML. The file runs past 400 lines on purpose: it is the spec's
-whole format, read top to bottom; should courses grow further (sign-ups), ``Session`` and
-``Course`` are the part to move into a module of their own.
+step. Each check that one field or one object can make lives next to the field and says in
+plain words what is wrong; turning those messages into ``file:line`` is the job of ``spec``,
+which reads the YAML. The campaign-wide checks (segments cover the levels, courses named by
+segments exist, sign-up rules across courses) stay on ``Campaign`` itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
-QILevel = Literal["none", "basics", "project"]
-QI_LEVELS: tuple[str, ...] = ("none", "basics", "project")
-QI_LEVEL_NAMES = {
-    "none": "new to QI",
-    "basics": "basic QI knowledge",
-    "project": "basic QI knowledge and a QI project",
-}
+from .courses import Course, Session
+from .spec_fields import (
+    QI_LEVEL_NAMES,
+    QI_LEVELS,
+    SLUG,
+    Address,
+    QILevel,
+    Strict,
+    Text,
+    Url,
+    level_rank,
+)
 
-
-def level_rank(level: str) -> int:
-    return QI_LEVELS.index(level)
-
-
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,79}$"
-
-# What may stand in braces in the text a reader sees. Each reader's own values are filled at
-# send time; each segment's at render time ("EQUIP Basics and EQUIP in Action", "two").
-READER_PLACEHOLDERS = ("first_name", "practice")
-SEGMENT_PLACEHOLDERS = ("open_courses", "open_count")
-PLACEHOLDER_RE = re.compile(r"\{([^{}\s]*)\}")
-
-
-def _known_placeholders(value: str | None) -> str | None:
-    """Refuse ``{anything}`` that is not a placeholder: it would reach readers as written."""
-    if value is None:
-        return value
-    unknown = [m.group(1) for m in PLACEHOLDER_RE.finditer(value)]
-    unknown = [name for name in unknown if name not in READER_PLACEHOLDERS + SEGMENT_PLACEHOLDERS]
-    if unknown:
-        known = [f"{{{p}}}" for p in READER_PLACEHOLDERS + SEGMENT_PLACEHOLDERS]
-        raise ValueError(
-            f"{{{unknown[0]}}} is not a placeholder; the placeholders are "
-            + ", ".join(known[:-1])
-            + f" and {known[-1]}"
-        )
-    return value
-
-
-Text = Annotated[str, AfterValidator(_known_placeholders)]
-
-
-def _check_email(value: str) -> str:
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"{value!r} is not a valid address ({exc})") from None
-
-
-def _check_url(value: str) -> str:
-    value = value.strip()
-    # Browsers read "\\" as "/" and "user@" as a login, so https://equip.example.org\\@evil.example/x
-    # passes a look (and the pattern below) yet opens evil.example: refuse both outright.
-    if _CONTROL_CHARS.search(value):
-        raise ValueError(f"{value!r} contains a control character; web addresses cannot")
-    if "\\" in value:
-        raise ValueError(f"{value!r} contains a backslash (\\), which browsers read as /")
-    authority = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)", value)
-    if authority and "@" in authority.group(1):
-        raise ValueError(
-            f"{value!r} has a user name before @ in its address, which sends readers to "
-            "the host after the @; give the plain address"
-        )
-    if not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+", value) and not re.match(
-        r"^https?://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", value
-    ):
-        raise ValueError(f"{value!r} is not a web address (it must start with https://)")
-    if re.search(r"\s", value):
-        raise ValueError(f"{value!r} contains spaces; web addresses cannot")
-    return value
-
-
-Email = Annotated[str, AfterValidator(_check_email)]
-Url = Annotated[str, AfterValidator(_check_url)]
-
-
-# Control characters have no place in a spec: in a header a CR or LF starts a new header
-# (and the outbox refused the whole batch half way); elsewhere they break MJML and the
-# terminal. Tab and line feed stay allowed in Markdown text; fields that end up in a mail
-# header or on one line of a table (``ONE_LINE``) take no line break at all.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]")
-
-
-def _plain_text(value: Any, one_line: bool) -> Any:
-    if isinstance(value, list | tuple):
-        for item in value:
-            _plain_text(item, one_line)
-        return value
-    if not isinstance(value, str):
-        return value
-    if one_line and (found := _LINE_BREAKS.search(value)):
-        raise ValueError(
-            f"contains a line break ({found.group()!r}); this text must be on one line "
-            "(it goes into a mail header or a table row)"
-        )
-    if found := _CONTROL_CHARS.search(value):
-        raise ValueError(
-            f"contains the control character {found.group()!r}, which cannot be shown; "
-            "delete it (it often comes with text pasted from another program)"
-        )
-    return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    ONE_LINE: ClassVar[frozenset[str]] = frozenset()
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
-        return _plain_text(value, info.field_name in cls.ONE_LINE)
-
-
-class Address(Strict):
-    ONE_LINE = frozenset({"name"})
-
-    email: Email
-    name: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        # Accept "EQUIP <equip@example.org>" or a bare address as well as a mapping.
-        if isinstance(value, str):
-            m = re.match(r"^\s*(.*?)\s*<([^>]+)>\s*$", value)
-            return {"name": m.group(1) or None, "email": m.group(2)} if m else {"email": value}
-        return value
-
-    def formatted(self) -> str:
-        return f"{self.name} <{self.email}>" if self.name else self.email
-
-
-class Session(Strict):
-    ONE_LINE = frozenset({"venue"})
-
-    date: dt.date
-    start: dt.time
-    end: dt.time
-    venue: str | None = None
-    sign_up_url: Url | None = None
-    # Capacity for a course signed up for here (``sign_up: equip``); absent = unlimited.
-    places: Annotated[int, Field(ge=1, le=100_000)] | None = None
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _date_only(cls, value: Any) -> Any:
-        if isinstance(value, dt.datetime):
-            raise ValueError(f"{value} is a date and time; give the date alone (YYYY-MM-DD)")
-        return value
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _clock(cls, value: Any) -> Any:
-        # People write 9:00 and 9.00; pydantic only takes 09:00. Unquoted, YAML reads 9.30
-        # as the number 9.3, and pydantic would read a number as seconds past midnight (UTC).
-        if isinstance(value, float):
-            value = f"{value:.2f}"
-        elif isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError(f"{value} is not a time (use HH:MM, e.g. 13:00)")
-        if isinstance(value, str):
-            m = re.fullmatch(r"\s*(\d{1,2})[:.](\d{2})\s*", value)
-            if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
-                return dt.time(int(m.group(1)), int(m.group(2)))
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _local(cls, value: dt.time) -> dt.time:
-        # A zone on one time only would make start and end incomparable (a TypeError).
-        if value.tzinfo is not None:
-            raise ValueError(f"{value} has a time zone; give the local time alone (HH:MM)")
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Session:
-        if self.end <= self.start:
-            raise ValueError(
-                f"ends at {self.end:%H:%M}, which is not after its start {self.start:%H:%M}"
-            )
-        return self
-
-    @property
-    def key(self) -> str:
-        return self.date.isoformat()
-
-
-class Course(Strict):
-    ONE_LINE = frozenset({"id", "name", "format"})
-
-    id: Annotated[str, Field(pattern=SLUG)]
-    name: str
-    format: str  # "Half-day training", "3-day action learning set"
-    blurb: Text  # short Markdown
-    who_can_register: str
-    requires: QILevel = "none"  # lowest QI level that may attend
-    leads_to: QILevel | None = None  # level a reader has after completing it
-    attendance: str | None = None  # "You will need to attend all 3 days."
-    # Required with two or more sessions (see _schedule_said): a forgotten attend_all would
-    # otherwise say "Choose a date" above the days everyone must attend.
-    schedule: Literal["choose_one", "attend_all"] = "choose_one"
-    delivered_by: str | None = None
-    sign_up_url: Url | None = None  # one link for the course, or one per session
-    # "equip": readers sign up on our own pages (places, waiting list, confirmations);
-    # otherwise sign_up_url names an external booking page.
-    sign_up: Literal["equip"] | None = None
-    waiting_list: bool = True  # when every place is taken, take names in order (hosted only)
-    sessions: list[Session] = []
-    # Dates not set yet: no sessions, and the email says "Dates to be confirmed" with a
-    # button to register interest at sign_up_url.
-    dates_tbc: bool = False
-    # Sign-up deadline (hosted only) as a London wall-clock time; a bare date in the spec
-    # means the end of that day. Absent: the first session's start (see ``closes_local``).
-    closes: dt.datetime | None = None
-
-    @field_validator("sign_up", mode="before")
-    @classmethod
-    def _equip_or_nothing(cls, value: Any) -> Any:
-        if value is not None and value != "equip":
-            shown = (
-                {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
-            )
-            raise ValueError(
-                f"{shown!r} is not 'equip': write sign_up: equip to take sign-ups on our own "
-                "pages, or leave it out and give a sign_up_url"
-            )
-        return value
-
-    @field_validator("waiting_list", "closes", mode="before")
-    @classmethod
-    def _hosted_only(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.data.get("sign_up") != "equip":
-            raise ValueError(
-                "only applies to a course signed up for here (sign_up: equip); "
-                "this one uses sign_up_url"
-            )
-        return value
-
-    @field_validator("closes", mode="before")
-    @classmethod
-    def _deadline(cls, value: Any) -> Any:
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is not None:
-                raise ValueError(f"{value} has a time zone; give the London time alone")
-            return value
-        if isinstance(value, dt.date):  # the whole of that day
-            return dt.datetime.combine(value + dt.timedelta(days=1), dt.time())
-        m = re.fullmatch(r"\s*(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2})[:.](\d{2}))?\s*", str(value))
-        try:
-            if m is None:
-                raise ValueError
-            day = dt.date(int(m[1]), int(m[2]), int(m[3]))
-            if m[4] is None:
-                return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-            return dt.datetime.combine(day, dt.time(int(m[4]), int(m[5])))
-        except ValueError:
-            raise ValueError(
-                f"{value} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DD HH:MM)"
-            ) from None
-
-    @field_validator("closes")
-    @classmethod
-    def _before_the_end(cls, value: dt.datetime | None, info: ValidationInfo) -> Any:
-        sessions = info.data.get("sessions") or []
-        if value is not None and sessions:
-            last = max(dt.datetime.combine(s.date, s.start) for s in sessions)
-            if value > last:
-                raise ValueError(
-                    f"sign-ups would close at {value:%Y-%m-%d %H:%M}, after the last session "
-                    f"starts ({last:%Y-%m-%d %H:%M}); close them before the course is over"
-                )
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _schedule_said(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "schedule" not in data:
-            sessions = data.get("sessions")
-            if isinstance(sessions, list) and len(sessions) >= 2:
-                raise ValueError(
-                    f"has {len(sessions)} sessions: add schedule: choose_one (each reader "
-                    "picks one date) or schedule: attend_all (readers come to every date)"
-                )
-        return data
-
-    @property
-    def hosted(self) -> bool:
-        """Signed up for on our own pages (places, waiting list, confirmation mail)."""
-        return self.sign_up == "equip"
-
-    @model_validator(mode="after")
-    def _sign_up_somewhere(self) -> Course:
-        if self.dates_tbc or not self.sessions:
-            self._check_dates_tbc()
-            return self
-        if self.hosted:
-            self._check_hosted()
-        elif self.sign_up_url is None:
-            missing = [i for i, s in enumerate(self.sessions) if s.sign_up_url is None]
-            if missing:
-                raise ValueError(
-                    "needs a sign_up_url for the course, or one on every session "
-                    f"(missing on sessions {', '.join(map(str, missing))})"
-                )
-        keys = [s.key for s in self.sessions]
-        if len(set(keys)) != len(keys):
-            raise ValueError("has two sessions on the same date")
-        return self
-
-    def _check_dates_tbc(self) -> None:
-        if not self.dates_tbc:
-            raise ValueError(
-                "has no sessions: give its sessions, or write dates_tbc: true for a course "
-                "whose dates are to be confirmed"
-            )
-        if self.sessions:
-            raise ValueError(
-                "has dates_tbc: true and sessions; remove dates_tbc now that the dates are set"
-            )
-        if self.hosted or self.sign_up_url is None:
-            raise ValueError(
-                "has dates to be confirmed, so readers cannot take a place yet: give a "
-                "sign_up_url where they register their interest"
-                + (" (instead of sign_up: equip)" if self.hosted else "")
-            )
-
-    def _check_hosted(self) -> None:
-        external = ["the course"] if self.sign_up_url else []
-        external += [f"sessions[{i}]" for i, s in enumerate(self.sessions) if s.sign_up_url]
-        if external:
-            raise ValueError(
-                "is signed up for here (sign_up: equip), so it cannot also have a "
-                f"sign_up_url (found on {', '.join(external)}); keep one of the two"
-            )
-
-    @property
-    def closes_local(self) -> dt.datetime:
-        """When sign-ups close, as a London wall-clock time: ``closes`` (a bare date means the
-        end of that day), else the first session's start."""
-        if self.closes is not None:
-            return self.closes
-        if not self.sessions:  # dates to be confirmed: never hosted, nothing to close
-            return dt.datetime.max
-        first = min(self.sessions, key=lambda s: (s.date, s.start))
-        return dt.datetime.combine(first.date, first.start)
+# The spec's whole format is importable from here: its parts live in courses and spec_fields.
+__all__ = ["QI_LEVEL_NAMES", "QI_LEVELS", "Address", "Campaign", "Course", "Session", "level_rank"]
 
 
 class Segment(Strict):

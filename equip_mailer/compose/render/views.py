@@ -20,8 +20,9 @@ from markupsafe import Markup
 
 from equip_mailer.config import DEFAULT_PUBLIC_URL
 
-from ..campaign import PLACEHOLDER_RE, Campaign, Course, Segment, Session
+from ..campaign import Campaign, Course, Segment, Session
 from ..menu import SegmentMenu, segment_menu
+from ..spec_fields import PLACEHOLDER_RE
 from .mail_links import LinkBook, LinkRef, LinkSpec, other_link, target_url
 from .markdown import Rich, markdown
 from .tokens import PLACEHOLDERS, html_token, text_token
