@@ -149,7 +149,12 @@ def _lists(project: Project | None, key: str, found: PersonData) -> None:
 
 
 def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
-    """Everything the store (and the project's lists) hold about ``email``."""
+    """Everything the store (and the project's lists) hold about ``email``.
+
+    One query per table the address can appear in, in the order ``person`` shows them. It
+    stays one long function on purpose: it names every column it returns, so a reviewer can
+    check in one place that a subject access request leaves nothing out (and a new table
+    that holds an address is added here, beside the others)."""
     key = email.strip().lower()
     found = PersonData(email=email.strip())
     _lists(project, key, found)
