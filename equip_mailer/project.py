@@ -66,8 +66,8 @@ def require_project(start: Path | None = None) -> Project:
         raise ConfigError(
             f"no equip-mailer project in {here} or any folder above it (a project is the "
             f"folder holding {CAMPAIGNS}/ or {PROJECT_FILE})",
-            hint=f"Run the command inside the project folder, or create {PROJECT_FILE} in "
-            "the folder this service should use (it may hold only database_url and "
-            "public_url).",
+            hint=f"Run the command inside the project folder (the one holding {CAMPAIGNS}/), "
+            f"or, on a server without the campaigns, create {PROJECT_FILE} in the folder "
+            "to work from (it may hold only database_url and public_url).",
         )
     return found

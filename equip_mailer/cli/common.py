@@ -54,6 +54,10 @@ def settings(campaign: Path | None = None) -> Settings:
     command prints which project and store it uses, as the command's first line."""
     from equip_mailer.project import find_project, project_for_spec, require_project
 
+    if campaign is not None and not campaign.exists():
+        # before guessing a project from a path that is not there (its folder's
+        # "store" would be named in an error about a database, not the missing file)
+        raise missing_spec(campaign)
     project = project_for_spec(campaign) if campaign is not None else find_project()
     cfg = load_settings(project=project)
     if project is None and "database_url" not in cfg.source:
@@ -61,6 +65,30 @@ def settings(campaign: Path | None = None) -> Settings:
         require_project()
     _announce(cfg)
     return cfg
+
+
+def missing_spec(campaign: Path) -> EquipError:
+    """The error for a campaign file that is not there, with the spec it probably meant: a
+    campaign id typed instead of its file, or a path given from another folder."""
+    from equip_mailer.errors import SpecError
+    from equip_mailer.project import CAMPAIGNS, find_project
+
+    project = find_project()
+    names = [campaign.name, f"{campaign.name}.yaml", f"{campaign.name}.yml"]
+    found = [project.root / CAMPAIGNS / n for n in names] if project is not None else []
+    meant = next((p for p in found if p.is_file()), None)
+    if meant is not None:
+        try:
+            shown = str(meant.relative_to(Path.cwd()))
+        except ValueError:
+            shown = str(meant)
+        hint = f"Did you mean {shown}?"
+    else:
+        hint = (
+            f"Give the path of the campaign's .yaml file as seen from this folder "
+            f"({Path.cwd()}), e.g. campaigns/2019-04-equip-training.yaml inside the project."
+        )
+    return SpecError([f"{campaign}: no such campaign file"], hint=hint)
 
 
 def _announce(cfg: Settings) -> None:

@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     "--outbox",
     "outbox_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("outbox"),
-    show_default=True,
-    help="Folder of the outbox backend (for --check-sendgrid of an outbox send).",
+    default=None,
+    help="Folder of the outbox backend, for --check-sendgrid of an outbox send [default: "
+    "EQUIP_OUTBOX, else outbox/ in the project folder, as for send].",
 )
 @friendly_errors
-def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: Path) -> None:
+def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: Path | None) -> None:
     """Show how many recipients are in each ledger state, any batches that failed or got no
     answer (with SendGrid's error and, for each batch with no answer, how many recipients
     SendGrid's evidence has settled since), and what to run next.
@@ -63,7 +63,7 @@ def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: P
         return
     ledger.settle()  # events that came while nobody was looking (clicks, a late webhook)
     if check_sendgrid:
-        ask_about_uncertain(spec, cfg, outbox_dir, ledger)
+        ask_about_uncertain(spec, cfg, outbox_dir or cfg.outbox, ledger)
     print_status(spec, ledger)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from support.send_project import ledger_states, run, schedule, spec
+from support.send_project import CID, ledger_states, run, schedule, spec
 
 
 def test_status_before_any_send_and_cancel_with_the_outbox(project):
@@ -48,3 +48,57 @@ def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgr
     late = run("cancel", spec(project), "--yes")
     assert late.exit_code == 1 and "only until 10 minutes before" in late.output
     assert sendgrid.scheduled == {}
+
+
+# --- from another folder (found in the walkthrough) ----------------------------------------
+
+
+def test_check_sendgrid_of_an_outbox_send_reads_the_projects_outbox_from_any_folder(
+    project, tmp_path_factory, monkeypatch
+):
+    """The outbox's files prove what a dead run wrote; --check-sendgrid used to look for
+    them in ./outbox of the current folder, so from elsewhere nothing was ever settled."""
+
+    from equip_mailer.send.ledger import Ledger
+    from equip_mailer.store.engine import open_store
+    from equip_mailer.store.schema import batches, ledger
+
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "3").exit_code == 0
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.begin() as conn:  # as if the run died with its request in flight
+        conn.execute(ledger.update().where(ledger.c.state == "sent").values(state="in_flight"))
+        conn.execute(batches.update().values(state="in_flight"))
+    Ledger(engine, CID).recover()
+    engine.dispose()
+    assert ledger_states(project)["uncertain"] == 3
+
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    out = run("status", spec(project), "--check-sendgrid")
+    assert out.exit_code == 0, out.output
+    assert "3 recipient(s) proved accepted" in out.output
+    assert ledger_states(project).get("uncertain", 0) == 0
+
+
+def test_a_campaign_id_given_instead_of_its_file_is_named_with_the_file_it_meant(project):
+    out = run("status", CID)
+    assert out.exit_code == 1
+    assert f"Error: {CID}: no such campaign file" in out.output
+    assert f"Did you mean campaigns/{CID}.yaml?" in out.output
+    assert "Project " not in out.output  # no project or store guessed from a missing path
+
+
+def test_a_spec_path_from_the_wrong_folder_names_the_file_not_a_database(
+    project, tmp_path_factory, monkeypatch
+):
+    """From another folder, `check campaigns/x.yaml` said the SQLite database's folder
+    did not exist (the missing spec's folder was taken for the project)."""
+    monkeypatch.delenv("EQUIP_DATABASE_URL")  # the default store, in the project
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    for command in ("check", "status", "preview", "send"):
+        out = run(command, f"campaigns/{CID}.yaml", "--allow-past")
+        assert out.exit_code == 1, command
+        assert f"Error: campaigns/{CID}.yaml: no such campaign file" in out.output, command
+        assert "database" not in out.output, command
+        assert f"as seen from this folder ({elsewhere})" in out.output, command
+    assert list(elsewhere.iterdir()) == []
