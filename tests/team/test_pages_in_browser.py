@@ -92,6 +92,12 @@ def test_every_team_page_is_accessible_and_fits_a_phone(
     submit(browser)
     assert "Done: Gave Reader Number2 (registration" in browser.page_source
     check_page(browser, "roster-changed", shots)
+    click_and_wait(browser, browser.find_element("css selector", 'a[href$="/cancel"]'))
+    assert "Cancel Reader Number0" in browser.page_source
+    check_page(browser, "cancel-place", shots)
+    browser.get(f"{b}/team/campaigns/{campaign.id}/sessions/999999")  # a plain problem page
+    assert "No such session" in browser.page_source
+    check_page(browser, "no-such-session", shots)
     browser.get(link)  # used: it says so
     check_page(browser, "link-used", shots)
     browser.get(f"{b}/team/activity")
