@@ -7,8 +7,9 @@ import re
 import pandas as pd
 
 from equip_mailer.report.breakdowns import NO_PRACTICE
-from equip_mailer.report.charts import _practices_chart, hbar_chart, time_chart, wrap_label
+from equip_mailer.report.charts import _practices_chart
 from equip_mailer.report.formatting import BLUE
+from equip_mailer.report.svg import hbar_chart, time_chart, wrap_label
 
 
 def test_bars_are_scaled_to_the_largest_and_labels_are_escaped():
