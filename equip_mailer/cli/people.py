@@ -55,7 +55,8 @@ def attendance(campaign: Path, sheet: Path) -> None:
 
     \b
     Example:
-      equip-mailer attendance campaigns/2019-04-equip-training.yaml rosters/basics-06-27.xlsx
+      equip-mailer attendance campaigns/2019-04-equip-training.yaml \\
+          rosters/2019-04-equip-training/equip-basics_2019-06-27.xlsx
     """
     from equip_mailer.people.sheets import import_sheet, summary
     from equip_mailer.signup.catalogue import register_courses

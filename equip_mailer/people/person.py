@@ -121,8 +121,13 @@ def _lists(project: Project | None, key: str, found: PersonData) -> None:
     for spec_path in sorted((project.root / CAMPAIGNS).glob("*.y*ml")):
         try:
             campaign = load_campaign(spec_path, allow_past=True)
-        except EquipError as exc:
-            found.notes.append(f"{spec_path.name} could not be read ({str(exc)[:120]})")
+        except EquipError:
+            # the spec's own problems are check's to list; here only what it means
+            shown_spec = f"{CAMPAIGNS}/{spec_path.name}"
+            found.notes.append(
+                f"{shown_spec} could not be read, so lists only it names were not searched "
+                f"(equip-mailer check {shown_spec} says why)"
+            )
             continue
         for shown in campaign.lists.files:
             path = campaign.path(shown).resolve()
@@ -132,7 +137,7 @@ def _lists(project: Project | None, key: str, found: PersonData) -> None:
             try:
                 recipients, _rejects, _rows_read = read_list(path, shown)
             except EquipError as exc:
-                found.notes.append(f"{shown} could not be read ({str(exc)[:120]})")
+                found.notes.append(f"{shown} could not be read ({_first_line(exc)})")
                 continue
             for r in recipients:
                 if r.key == key:
@@ -319,3 +324,8 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
         {"kind": "session", **r} for r in sessions
     ]
     return found
+
+
+def _first_line(exc: Exception) -> str:
+    """An error's first line, whole: a note cut at a character count ended mid-word."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

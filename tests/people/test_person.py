@@ -1,0 +1,37 @@
+"""`equip-mailer person` as the manager reads it when something in the project is broken."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from equip_mailer.cli import main
+
+VIK = "vik.fernandez1@nhs.example"
+
+
+def test_a_broken_spec_is_one_whole_note_and_the_other_lists_are_still_searched(demo_project):
+    """Found in the walkthrough: the note quoted the spec's errors cut at 120 characters,
+    ending mid-word ("did you mea")."""
+    demo = (demo_project / "campaigns" / "2019-04-equip-training.yaml").read_text()
+    typo = demo.replace("\nsubject:", "\nsubjet:", 1).replace("id: 2019-04", "id: 2019-07", 1)
+    (demo_project / "campaigns" / "typo.yaml").write_text(typo, encoding="utf-8")
+    (demo_project / "lists" / "broken.xlsx").write_bytes(b"not a workbook")
+    spec = demo_project / "campaigns" / "2019-04-equip-training.yaml"
+    with_list = demo.replace(
+        "    - lists/citizens-and-service-users.csv\n",
+        "    - lists/citizens-and-service-users.csv\n    - lists/broken.xlsx\n",
+    )
+    spec.write_text(with_list, encoding="utf-8")
+
+    result = CliRunner().invoke(main, ["person", VIK])
+
+    assert result.exit_code == 0, result.output
+    assert "lists/practice-staff.csv:2" in result.output  # read through the good spec
+    flat = " ".join(result.output.split())
+    assert (
+        "Note: campaigns/typo.yaml could not be read, so lists only it names were not "
+        "searched (equip-mailer check campaigns/typo.yaml says why)" in flat
+    )
+    [note] = [line for line in result.output.splitlines() if "lists/broken.xlsx" in line]
+    assert note.startswith("Note: lists/broken.xlsx could not be read (") and note.endswith(")")
+    assert "subjet" not in result.output  # the spec's problems are check's to list
