@@ -212,15 +212,25 @@ def waiting(
 
 
 def cancelled(
-    ctx: Context, registration: Registration, sessions: tuple[SessionInfo, ...], *, had_place: bool
+    ctx: Context,
+    registration: Registration,
+    sessions: tuple[SessionInfo, ...],
+    *,
+    had_place: bool,
+    by_team: bool = False,
 ) -> Notice:
-    """Confirms a cancellation; a cancelled calendar removes the entry sent before."""
+    """Confirms a cancellation; a cancelled calendar removes the entry sent before. When the
+    team cancelled it (on the roster page), the mail says so rather than thanking the person
+    for a cancellation they did not make."""
     course = ctx.course
     what = "place on" if had_place else "place on the waiting list for"
-    paragraphs: list[str | list[str]] = [
-        f"Hello {registration.name},",
-        f"Your {what} {course.name} is cancelled. Thank you for letting us know.",
-    ]
+    said = (
+        f"The training team has cancelled your {what} {course.name}. If you did not expect "
+        "this, reply to this email and we will put it right."
+        if by_team
+        else f"Your {what} {course.name} is cancelled. Thank you for letting us know."
+    )
+    paragraphs: list[str | list[str]] = [f"Hello {registration.name},", said]
     if had_place:
         paragraphs.append("The calendar file attached removes the dates from your calendar.")
     paragraphs.append("Changed your mind? You can sign up again while places are open:")

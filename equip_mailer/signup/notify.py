@@ -74,15 +74,22 @@ def promoted(
     return sent
 
 
-def changed(conn: Connection, change: Change, links: MailLinks, now: dt.datetime) -> int:
-    """Enqueue the cancellation's confirmation and the promotions it caused."""
+def changed(
+    conn: Connection, change: Change, links: MailLinks, now: dt.datetime, by: str = "self"
+) -> int:
+    """Enqueue the cancellation's confirmation and the promotions it caused; ``by`` is who
+    cancelled ("self", or "team" from the roster page), which the mail's wording follows."""
     sent = 0
     if change.cancelled is not None:
         reg = change.cancelled
         course = _course(conn, reg.signup_course_id)
         had_place = reg.confirmed_at is not None
         notice = mails.cancelled(
-            _context(course, links, reg, now), reg, session_of(course, reg), had_place=had_place
+            _context(course, links, reg, now),
+            reg,
+            session_of(course, reg),
+            had_place=had_place,
+            by_team=by == "team",
         )
         sent += enqueue(conn, notice) is not None
     return sent + promoted(conn, change.promoted, links, now)

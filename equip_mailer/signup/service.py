@@ -76,7 +76,7 @@ def withdraw_in(
 ) -> Change:
     """Cancel and promote, queuing the cancellation's mail and each promotion's."""
     change = cancel(conn, registration_id, now, by)
-    notify.changed(conn, change, links, now)
+    notify.changed(conn, change, links, now, by)
     return change
 
 

@@ -143,6 +143,8 @@ def test_full_sessions_offer_the_waiting_list_and_a_cancellation_promotes(site):
         "Cancelled: your place on EQUIP in Action",
         "A place has come up for you on EQUIP in Action",
     ]
+    said = site.mails()[2].get_body(("plain",)).get_content()
+    assert "Thank you for letting us know" in said  # they cancelled it themselves
 
 
 def test_forged_and_cross_campaign_links_are_not_found(site):

@@ -143,6 +143,9 @@ def test_cancelling_a_place_mails_the_person_promotes_the_next_and_is_logged(tea
     [cancelled] = notices(team, "signup-cancelled")
     assert cancelled["To"].addresses[0].addr_spec == "reader0@nhs.example"
     assert cancelled["Subject"] == "Cancelled: your place on EQUIP Basics"
+    said = cancelled.get_body(("plain",)).get_content()
+    assert "The training team has cancelled your place on EQUIP Basics" in said
+    assert "Thank you for letting us know" not in said  # they did not cancel it themselves
     [promoted] = notices(team, "signup-promoted")
     assert promoted["To"].addresses[0].addr_spec == "reader2@nhs.example"
     with engine.connect() as conn:
