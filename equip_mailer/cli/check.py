@@ -74,7 +74,7 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
     console.print(
         f"Rows read {audience.rows_read:,} · rejected {len(audience.rejects):,} · "
         f"duplicates {audience.duplicates:,} · suppressed {audience.suppressed:,} "
-        f"({len(keys):,} from the database) · recipients {total:,}",
+        f"({audience.suppressed_by_store:,} of them by the database) · recipients {total:,}",
         markup=False,
         soft_wrap=True,
     )

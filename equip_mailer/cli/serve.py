@@ -35,10 +35,14 @@ from equip_mailer.errors import EquipError
 )
 @friendly_errors
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the tracking service: click redirects, unsubscribe, SendGrid's event webhook.
+    """Run the service readers and the team reach: tracked links and sign-up pages,
+    unsubscribe, SendGrid's event webhook and the team pages.
 
-    Serves /c/<token> (tracked links), /u/<token> (unsubscribe), /webhooks/sendgrid and
-    /healthz from EQUIP_DATABASE_URL, creating or migrating the store first; purges what
+    Serves /c/<token> (tracked links), the sign-up pages (/s/, /join/, /i/, /r/: places, the
+    waiting list, cancelling; their confirmation mails go out from here), /u/<token>
+    (unsubscribe), /team/ (the team's pages; EQUIP_TEAM says who may sign in),
+    /webhooks/sendgrid and /healthz from EQUIP_DATABASE_URL, creating or migrating the
+    store first; purges what
     is past EQUIP_RETENTION_DAYS at start and then daily (see `equip-mailer purge`). Set
     EQUIP_LINK_SECRET (the key the links were signed with) and SENDGRID_WEBHOOK_PUBLIC_KEY
     (without it the webhook refuses every post).

@@ -79,6 +79,7 @@ class Audience:
     rejects: list[Reject] = field(default_factory=list)
     duplicates: int = 0  # rows dropped because the address appeared earlier
     suppressed: int = 0  # rows dropped because the address is suppressed
+    suppressed_by_store: int = 0  # of those, rows only the store suppressed (not the file)
     rows_read: int = 0
     # one note per dropped duplicate row, naming the row that was kept (for `check`)
     duplicate_rows: list[Reject] = field(default_factory=list)
@@ -307,9 +308,12 @@ def load_audience(
     """
     lists = campaign.lists
     level_names = segment_level_names(campaign)
-    blocked = {s.strip().lower() for s in suppressed if s and s.strip()}
-    if lists.suppressions:
-        blocked |= read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
+    by_store = {s.strip().lower() for s in suppressed if s and s.strip()}
+    by_file = (
+        read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
+        if lists.suppressions
+        else set()
+    )
     # (level, role) -> (segment id, whether it took them as its catch-all)
     segment_of: dict[tuple[str, str], tuple[str, bool] | None] = {}
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})
@@ -344,8 +348,12 @@ def load_audience(
                 )
                 continue
             first_seen[key] = r.source
-            if key in blocked or (people is not None and people.erased(key)):
+            if key in by_file:
                 audience.suppressed += 1
+                continue
+            if key in by_store or (people is not None and people.erased(key)):
+                audience.suppressed += 1
+                audience.suppressed_by_store += 1
                 continue
             if people is not None and (known := people.level(key)) is not None:
                 if level_rank(known.level) > level_rank(r.qi_level):

@@ -52,7 +52,21 @@ def test_check_leaves_out_the_stores_suppressions(demo_path, sqlite_url):
     engine.dispose()
     result = run("check", str(demo_path), "--allow-past", env={"EQUIP_DATABASE_URL": sqlite_url})
     assert result.exit_code == 0, result.output
-    assert "suppressed 4 (1 from the database)" in result.output
+    assert "suppressed 4 (1 of them by the database)" in result.output
+
+
+def test_the_databases_share_counts_list_rows_not_the_databases_own_size(demo_path, sqlite_url):
+    """Found in the walkthrough: after forget erased someone from an import (never on the
+    lists), check said "suppressed 3 (1 from the database)" (the size of the store's list),
+    as if a reader had been left out by it."""
+    engine = open_store(sqlite_url)
+    with engine.begin() as conn:
+        add_suppression(conn, "not.on.any.list@example.org", "unsubscribed")
+        add_suppression(conn, "someone.else@example.org", "bounce")
+    engine.dispose()
+    result = run("check", str(demo_path), "--allow-past", env={"EQUIP_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 0, result.output
+    assert "suppressed 3 (0 of them by the database)" in result.output
 
 
 def test_broken_spec_lists_every_problem_one_per_line_without_a_traceback(demo_path, tmp_path):

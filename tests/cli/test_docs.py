@@ -89,3 +89,11 @@ def test_the_attendance_example_names_a_file_that_roster_writes():
     example = example.split("Options:")[0]
     written = f"rosters/2019-04-equip-training/{roster_stem('equip-basics', '2019-06-27')}.xlsx"
     assert example.split()[-1] == written
+
+
+def test_serve_help_names_every_page_it_serves():
+    """Found in the walkthrough: it named only the tracking routes, not the sign-up and team
+    pages the manager starts it for."""
+    text = " ".join(CliRunner().invoke(main, ["serve", "--help"]).output.split())
+    for route in ("/c/", "/s/", "/join/", "/i/", "/r/", "/u/", "/team/", "/webhooks/sendgrid"):
+        assert route in text, route
