@@ -121,6 +121,13 @@ def _mark(value: str) -> bool | None:
 
 def read_sheet(path: Path, shown: str) -> tuple[list[Mark], list[Reject], int]:
     """The marks of one sheet, the rows that cannot be read, and the rows left blank."""
+    if not path.is_file():  # before read_table, whose hint is about the spec's lists
+        raise EquipError(
+            "no such file" if not path.exists() else "is not a file",
+            where=shown,
+            hint="Give the roster file (CSV or XLSX) with its Attended column filled in, "
+            "as equip-mailer roster wrote it under rosters/<campaign id>/.",
+        )
     table = read_table(path, shown, need="email")
     columns = column_indexes(table)
     for i, heading in enumerate(table.header):

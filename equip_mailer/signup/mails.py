@@ -168,7 +168,7 @@ def place_given(
     )
     paragraphs: list[str | list[str]] = [f"Hello {registration.name},", opening]
     paragraphs += _dates(sessions)
-    if course.attendance:
+    if course.attend_all and course.attendance:  # "Choose one of …" is done by now
         paragraphs.append(course.attendance)
     paragraphs.append(
         "The calendar file attached adds the "

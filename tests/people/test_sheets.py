@@ -125,3 +125,16 @@ def test_a_sheet_without_a_session_column_is_refused(signed_up, tmp_path):
     result = run("attendance", SPEC, str(sheet))
     assert result.exit_code == 1
     assert "has no Session column" in result.output
+
+
+def test_a_sheet_that_is_not_there_is_named_with_what_to_give(signed_up, tmp_path):
+    """Found in the walkthrough: the hint said to check the path under 'lists:' in the
+    campaign file, which has nothing to do with the sheet given on the command line."""
+    missing = tmp_path / "nope.csv"
+    result = run("attendance", SPEC, str(missing))
+    assert result.exit_code == 1
+    assert f"Error: {missing}: no such file" in result.output
+    assert "lists:" not in result.output
+    assert "Hint: Give the roster file (CSV or XLSX) with its Attended column" in " ".join(
+        result.output.split()
+    )

@@ -104,6 +104,18 @@ def test_the_emails_link_leads_to_a_prefilled_page_and_one_press_confirms(site):
     assert "BEGIN:VEVENT" in calendar.get_content()
 
 
+def test_a_confirmation_repeats_what_attendance_means_only_where_it_binds(site):
+    """Found in the walkthrough: a confirmed EQUIP Basics afternoon still told the reader to
+    "Choose one of the two afternoons"; attending all three days still needs saying."""
+    site.sign_up("equip-basics", 2)
+    site.sign_up("equip-in-action", 3)
+    basics, action = (m.get_body(("plain",)).get_content() for m in site.mails())
+    assert "Your place on EQUIP Basics is confirmed" in basics
+    assert site.courses["equip-basics"].attendance == "Choose one of the two afternoons."
+    assert "Choose one" not in basics
+    assert "To complete the course you will need to attend all 3 days." in action
+
+
 def test_a_second_submit_shows_the_existing_registration(site):
     path = site.page("equip-basics", 1)
     data = form_fields(site.client.get(path).text)
