@@ -118,12 +118,15 @@ def export(campaign: Path, out: Path, force: bool) -> None:
 
 @people.command("level")
 @click.argument("email")
-@click.argument("level", type=click.Choice(["none", "basics", "project"]))
+@click.argument("level", type=click.Choice(["none", "basics", "project"]), metavar="LEVEL")
 @click.option("--reason", required=True, help="Why, in a few words (kept in the history).")
 @friendly_errors
 def level(email: str, level: str, reason: str) -> None:
     """Set a person's QI level by hand, with a reason (kept in their history; the next
     check and send use the higher of it and their list's level).
+
+    LEVEL is none, basics (basic QI knowledge, as after EQUIP Basics) or project (running
+    a QI project, as after EQUIP in Action).
 
     \b
     Example:

@@ -50,3 +50,14 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     assert f"Vik,Fernández,Tower View Surgery,Practice nurse,project,set by hand on {today}" in text
     again = run("people", "export", SPEC, "--out", "people.csv")
     assert again.exit_code == 1 and "people.csv exists already" in again.output
+
+
+def test_an_unknown_level_is_named_as_the_level(demo_project):
+    """Found in the walkthrough: the error read "Invalid value for '{none|basics|project}'"."""
+    wrong = run("people", "level", "vik.fernandez1@nhs.example", "expert", "--reason", "x")
+    assert wrong.exit_code == 2
+    assert "Invalid value for 'LEVEL': 'expert' is not one of 'none', 'basics', 'project'." in (
+        wrong.output
+    )
+    assert "people level [OPTIONS] EMAIL LEVEL" in wrong.output
+    assert not (demo_project / "equip.db").exists()  # nothing recorded, no store made
