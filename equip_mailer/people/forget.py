@@ -264,6 +264,12 @@ def _files(
             if path.suffix.lower() in SCANNED_SUFFIXES and path.is_file() and path not in found:
                 if _mentions(path, needle):
                     found.append(path)
+    for path in list(found):
+        # a roster's printed sign-in sheet names them (and their access needs) without the
+        # address, so it goes with the roster files that have it
+        sheet = path.with_name(f"{path.stem}_sign-in.html")
+        if path.suffix.lower() in (".csv", ".xlsx") and sheet.is_file() and sheet not in found:
+            found.append(sheet)
     for path in found:
         path.unlink(missing_ok=True)
     return found
