@@ -23,7 +23,7 @@ def test_every_function_the_guide_tells_you_to_extend_exists():
         "read_xlsx",
         "build_report",
         "report_context",
-        "_make_backend",
+        "make_backend",
         "send_batch",
     }
     for name in functions:

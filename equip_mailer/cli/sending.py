@@ -5,9 +5,7 @@ and asking, with a progress bar. The exactly-once bookkeeping lives in equip_mai
 
 from __future__ import annotations
 
-import datetime as dt
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,13 +16,27 @@ from equip_mailer.cli.common import (
     campaign_arg,
     confirmed,
     console,
-    err_console,
     friendly_errors,
     main,
     open_campaign,
     progress_bar,
 )
-from equip_mailer.cli.status import ask_about_uncertain, print_totals
+from equip_mailer.cli.send_checks import (
+    SendRun,
+    check_link_identity,
+    check_live_service,
+    make_backend,
+    remember_link_identity,
+    sync_signups,
+    sync_suppressions,
+)
+from equip_mailer.cli.send_retry import (
+    count_people,
+    exit_for_uncertain,
+    settle_before_retry,
+    settled_cutoff,
+)
+from equip_mailer.cli.status import print_totals
 from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
@@ -35,8 +47,7 @@ if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
     from equip_mailer.config import Settings
     from equip_mailer.send.batch import Backend
-    from equip_mailer.send.campaign_mail import CampaignMail
-    from equip_mailer.send.dispatch import SendOptions, SendReport
+    from equip_mailer.send.dispatch import SendReport
     from equip_mailer.send.ledger import Ledger
     from equip_mailer.send.ledger_sync import SyncResult
 
@@ -147,7 +158,7 @@ def send(
     if now and not retry_uncertain:
         raise EquipError("--now goes with --retry-uncertain", hint="Add --retry-uncertain.")
     spec, cfg, engine = open_campaign(campaign, allow_past)
-    run = _Run(
+    run = SendRun(
         spec,
         cfg,
         engine,
@@ -158,16 +169,16 @@ def send(
         now=now,
     )
     real = run.backend_name == "sendgrid" and not dry_run and not test_to
-    _check_link_identity(run)
+    check_link_identity(run)
     if real:
         refuse_unsafe(spec, cfg)  # before any request, whatever SENDGRID_API_HOST is
-    transport = None if dry_run else _make_backend(run)
+    transport = None if dry_run else make_backend(run)
     register_campaign(engine, spec)
     if real:
-        _check_live_service(run, skip=no_service_check)
+        check_live_service(run, skip=no_service_check)
     if transport is not None:
-        _remember_link_identity(run)
-        _sync_signups(run)
+        remember_link_identity(run)
+        sync_signups(run)
 
     if test_to:
         address = _valid_address(test_to)
@@ -179,144 +190,18 @@ def send(
         return
 
     if transport is not None and run.backend_name == "sendgrid":
-        _sync_suppressions(run)
+        sync_suppressions(run)
     keys, audience = _audience(spec, engine, cfg)
     if transport is None:
         if run.options.retry_uncertain and not run.now:  # as the send would: settled ones
-            run = replace(run, options=replace(run.options, uncertain_before=_settled_cutoff(run)))
+            run = replace(run, options=replace(run.options, uncertain_before=settled_cutoff(run)))
         _print_dry_run(run, audience, keys)
         return
     report = _send_to_lists(run, transport, audience, keys, yes)
     if report is not None:
         _print_sent(run, report, campaign)
     if report is None or not report.stopped:
-        _exit_for_uncertain(run)
-
-
-def _check_link_identity(run: _Run) -> None:
-    """Refuse a link secret other than the one this store's mail was signed with."""
-    from equip_mailer.store import identity
-
-    with run.engine.connect() as conn:
-        identity.check(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
-
-
-def _remember_link_identity(run: _Run) -> None:
-    """At the first send, the store records which secret its mail is signed with."""
-    from equip_mailer.store import identity
-
-    with run.engine.begin() as conn:
-        identity.remember(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
-
-
-def _check_live_service(run: _Run, *, skip: bool) -> None:
-    """Before a real send: the service at EQUIP_PUBLIC_URL holds this secret and reads this
-    store. Skipped, with a warning, against a loopback SendGrid stand-in or when asked."""
-    from equip_mailer.send.preflight import is_loopback
-    from equip_mailer.send.service_check import confirm_live_service
-
-    if skip or is_loopback(run.cfg.sendgrid_api_host):
-        why = (
-            "--no-service-check"
-            if skip
-            else f"SENDGRID_API_HOST ({run.cfg.sendgrid_api_host}) is a loopback stand-in"
-        )
-        err_console.print(
-            f"Warning: the live service at {run.cfg.public_url} was not checked ({why}); "
-            "its links are not known to work.",
-            markup=False,
-            soft_wrap=True,
-        )
-        return
-    confirm_live_service(run.engine, run.spec, run.cfg)
-    console.print(
-        f"Service at {run.cfg.public_url}: holds this link secret and knows this campaign's links.",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def _sync_signups(run: _Run) -> None:
-    """The sign-up pages work from the store: copy the courses there (places, dates, the
-    deadline), give places that became free to the people waiting, and mail them."""
-    from equip_mailer.send.notice_transports import notice_transport
-    from equip_mailer.send.notices import NoticeSender
-    from equip_mailer.signup import service
-    from equip_mailer.signup.notify import MailLinks
-    from equip_mailer.store import utcnow
-
-    links = MailLinks(run.cfg.public_url, run.cfg.require_link_secret())
-    promoted = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
-    if promoted:
-        NoticeSender(run.engine, notice_transport(run.cfg, run.outbox_dir)).deliver_pending()
-        console.print(
-            f"Sign-ups: {len(promoted)} people on waiting lists got a place that became free "
-            "(places grew), and were emailed.",
-            markup=False,
-        )
-
-
-def _sync_suppressions(run: _Run) -> None:
-    """Before a real send, SendGrid's suppression lists since the last sync: whoever bounced
-    or unsubscribed while the webhook was down is left out too. Unreadable lists are one
-    note: the store's suppressions (kept by the webhook) still apply."""
-    from equip_mailer.errors import DeliveryError
-    from equip_mailer.track.suppression_sync import SendGridSuppressions, sync_suppressions
-
-    cfg = run.cfg
-    assert cfg.sendgrid_api_key  # the sendgrid backend was made with it
-    source = SendGridSuppressions(
-        cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
-    )
-    try:
-        report = sync_suppressions(run.engine, source)
-    except DeliveryError as exc:
-        console.print(
-            f"Note: {exc.message}; going on with the suppressions already in the store "
-            "(`equip-mailer suppressions sync` tries again).",
-            markup=False,
-            soft_wrap=True,
-        )
-        return
-    if report.newly_suppressed:
-        console.print(report.summary(), markup=False, soft_wrap=True)
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What one ``send`` works from, settled once before anything is read or sent."""
-
-    spec: Campaign
-    cfg: Settings
-    engine: Engine
-    backend_name: str  # "outbox" or "sendgrid"
-    options: SendOptions
-    mail: CampaignMail
-    outbox_dir: Path
-    now: bool = False  # --retry-uncertain without the settling period
-
-
-EXIT_UNCERTAIN = 3  # the run finished, but some recipients are still uncertain
-
-
-def _make_backend(run: _Run) -> Backend:
-    from equip_mailer.send.backends.outbox import OutboxBackend
-    from equip_mailer.send.backends.sendgrid import SendGridBackend
-
-    cfg = run.cfg
-    if run.backend_name == "sendgrid":
-        if not cfg.sendgrid_api_key:
-            raise EquipError(
-                "--backend sendgrid needs SENDGRID_API_KEY",
-                hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.",
-            )
-        return SendGridBackend(
-            cfg.sendgrid_api_key,
-            run.mail,
-            host=cfg.sendgrid_api_host,
-            timeout=cfg.sendgrid_timeout,
-        )
-    return OutboxBackend(run.outbox_dir, run.mail)
+        exit_for_uncertain(run)
 
 
 def _valid_address(test_to: str) -> str:
@@ -329,7 +214,7 @@ def _valid_address(test_to: str) -> str:
         raise EquipError(f"--test-to {test_to!r} is not a valid address ({exc})") from None
 
 
-def _send_test_copies(run: _Run, transport: Backend, address: str) -> None:
+def _send_test_copies(run: SendRun, transport: Backend, address: str) -> None:
     """One [TEST] copy of each segment's email to one address, outside the ledger."""
     from equip_mailer.config import mask_email
     from equip_mailer.send.trial_runs import send_test
@@ -366,7 +251,7 @@ def _audience(spec: Campaign, engine: Engine, cfg: Settings) -> tuple[set[str], 
     return keys, load_audience(spec, suppressed=keys, people=people)
 
 
-def _print_dry_run(run: _Run, audience: Audience, keys: set[str]) -> None:
+def _print_dry_run(run: SendRun, audience: Audience, keys: set[str]) -> None:
     """What a run would send, per segment, and the size of its first request."""
     import json
 
@@ -398,7 +283,7 @@ def _print_dry_run(run: _Run, audience: Audience, keys: set[str]) -> None:
 
 
 def _send_to_lists(
-    run: _Run, transport: Backend, audience: Audience, keys: set[str], yes: bool
+    run: SendRun, transport: Backend, audience: Audience, keys: set[str], yes: bool
 ) -> SendReport | None:
     """Under the ledger's lock: bring the ledger up to date with the lists, show what will
     go, ask, then send with a progress bar. None when nothing was sent."""
@@ -411,7 +296,7 @@ def _send_to_lists(
         ensure_schedule(ledger, transport, run.mail)  # a scheduled send gets its batch id
         synced = _recover_and_sync(ledger, audience, keys, run.options.retry_uncertain)
         if run.options.retry_uncertain:
-            run = replace(run, options=_settle_before_retry(run, ledger))
+            run = replace(run, options=settle_before_retry(run, ledger))
         options = run.options
         counts = ledger.sendable(options.states, options.uncertain_before)
         total = sum(counts.values())
@@ -458,7 +343,7 @@ def _recover_and_sync(
         else:
             fate = (
                 f"{proved:,} are proved accepted by SendGrid's events already; "
-                f"{_people(still)} uncertain (SendGrid may or may not have their email), "
+                f"{count_people(still)} uncertain (SendGrid may or may not have their email), "
                 + (
                     "considered for re-sending below (--retry-uncertain)."
                     if retry_uncertain
@@ -466,7 +351,7 @@ def _recover_and_sync(
                 )
             )
         console.print(
-            f"{_people(people)} in {len(new)} batch(es) were in flight when an earlier run "
+            f"{count_people(people)} in {len(new)} batch(es) were in flight when an earlier run "
             f"stopped: {fate}",
             markup=False,
             soft_wrap=True,
@@ -474,74 +359,7 @@ def _recover_and_sync(
     return ledger.sync(audience.by_segment, keys)
 
 
-def _people(n: int) -> str:
-    return f"{n:,} recipient" + ("" if n == 1 else "s")
-
-
-def _settled_cutoff(run: _Run) -> dt.datetime:
-    """Batches that left before this have had their settling period."""
-    from equip_mailer.store import utcnow
-
-    return utcnow() - dt.timedelta(minutes=max(0, run.cfg.uncertain_settle_minutes))
-
-
-def _settle_before_retry(run: _Run, ledger: Ledger) -> SendOptions:
-    """--retry-uncertain: gather the evidence, say what it settled and what will be re-sent
-    (and that those few may get a second copy), and hold back batches younger than the
-    settling period unless --now. Returns the run's options with that cutoff."""
-    ask_about_uncertain(run.spec, run.cfg, run.outbox_dir, ledger)
-    found = ledger.uncertain_batches()
-    by_events = sum(b.by_events for b in found)
-    by_asking = sum(b.by_asking for b in found)
-    minutes = run.cfg.uncertain_settle_minutes
-    cutoff = _settled_cutoff(run)
-    young = [b for b in found if b.still and b.created_at >= cutoff]
-    ripe_people = sum(b.still for b in found if b.still and b.created_at < cutoff)
-    young_people = sum(b.still for b in young)
-    everyone = by_events + by_asking + ripe_people + young_people
-    console.print(
-        f"Recipients of batches that got no answer: {_people(everyone)} in {len(found)} "
-        f"batch(es). Settled by SendGrid's events: {by_events:,}; by asking "
-        f"(Email Activity API / outbox files): {by_asking:,}; still without evidence: "
-        f"{ripe_people + young_people:,}.",
-        markup=False,
-        soft_wrap=True,
-    )
-    if run.now:
-        resend = ripe_people + young_people
-        why = (
-            f" including {young_people:,} in batches younger than the settling period "
-            f"({minutes} min), whose events may still be on the way"
-            if young_people
-            else ""
-        )
-        console.print(
-            f"--now: re-sending {_people(resend)} without evidence{why}; if SendGrid did "
-            "accept them, they get a second copy.",
-            markup=False,
-            soft_wrap=True,
-        )
-        return replace(run.options, uncertain_before=None)
-    if ripe_people:
-        console.print(
-            f"Re-sending {_people(ripe_people)} without evidence (batches older than {minutes} "
-            "min); if SendGrid did accept them without saying so, they get a second copy.",
-            markup=False,
-            soft_wrap=True,
-        )
-    if young_people:
-        ready = max(b.created_at for b in young) + dt.timedelta(minutes=minutes)
-        console.print(
-            f"Waiting: {_people(young_people)} in {len(young)} batch(es) younger than the "
-            f"settling period ({minutes} min): SendGrid's events for them may still come. "
-            f"Run the same command after {ready:%H:%M} UTC, or add --now to re-send them now.",
-            markup=False,
-            soft_wrap=True,
-        )
-    return replace(run.options, uncertain_before=cutoff)
-
-
-def _run_with_progress(run: _Run, ledger: Ledger, transport: Backend, total: int) -> SendReport:
+def _run_with_progress(run: SendRun, ledger: Ledger, transport: Backend, total: int) -> SendReport:
     """Send, with a progress bar (sent, rate, ETA) when there is a terminal to show it."""
     import time
 
@@ -569,7 +387,7 @@ def _run_with_progress(run: _Run, ledger: Ledger, transport: Backend, total: int
         return go()
 
 
-def _print_sent(run: _Run, report: SendReport, campaign: Path) -> None:
+def _print_sent(run: SendRun, report: SendReport, campaign: Path) -> None:
     """What this run did, then the whole campaign's totals; a run that stopped early is an
     error saying how to carry on."""
     where = (
@@ -592,14 +410,6 @@ def _print_sent(run: _Run, report: SendReport, campaign: Path) -> None:
             f"sending stopped: {report.stopped}",
             hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.",
         )
-
-
-def _exit_for_uncertain(run: _Run) -> None:
-    """A scheduled job must notice recipients left uncertain: exit 3, not 0."""
-    from equip_mailer.send.ledger import Ledger
-
-    if Ledger(run.engine, run.spec.id).counts().get("uncertain"):
-        sys.exit(EXIT_UNCERTAIN)
 
 
 def _segment_table(spec: Campaign, counts: dict[str, int], title: str) -> Table:

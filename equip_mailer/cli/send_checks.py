@@ -1,0 +1,150 @@
+"""What ``send`` settles before anything is sent: the run's settings and backend, the link
+secret's identity (the store remembers its fingerprint), the live service that will answer
+the links, and the store's copies of the courses and of SendGrid's suppressions.
+
+Each check refuses in one sentence that says what to do; nothing here sends mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from equip_mailer.cli.common import (
+    console,
+    err_console,
+)
+from equip_mailer.errors import EquipError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from equip_mailer.compose.campaign import Campaign
+    from equip_mailer.config import Settings
+    from equip_mailer.send.batch import Backend
+    from equip_mailer.send.campaign_mail import CampaignMail
+    from equip_mailer.send.dispatch import SendOptions
+
+
+@dataclass(frozen=True)
+class SendRun:
+    """What one ``send`` works from, settled once before anything is read or sent."""
+
+    spec: Campaign
+    cfg: Settings
+    engine: Engine
+    backend_name: str  # "outbox" or "sendgrid"
+    options: SendOptions
+    mail: CampaignMail
+    outbox_dir: Path
+    now: bool = False  # --retry-uncertain without the settling period
+
+
+def make_backend(run: SendRun) -> Backend:
+    from equip_mailer.send.backends.outbox import OutboxBackend
+    from equip_mailer.send.backends.sendgrid import SendGridBackend
+
+    cfg = run.cfg
+    if run.backend_name == "sendgrid":
+        if not cfg.sendgrid_api_key:
+            raise EquipError(
+                "--backend sendgrid needs SENDGRID_API_KEY",
+                hint="Set SENDGRID_API_KEY, or leave --backend out to use the outbox.",
+            )
+        return SendGridBackend(
+            cfg.sendgrid_api_key,
+            run.mail,
+            host=cfg.sendgrid_api_host,
+            timeout=cfg.sendgrid_timeout,
+        )
+    return OutboxBackend(run.outbox_dir, run.mail)
+
+
+def check_link_identity(run: SendRun) -> None:
+    """Refuse a link secret other than the one this store's mail was signed with."""
+    from equip_mailer.store import identity
+
+    with run.engine.connect() as conn:
+        identity.check(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
+
+
+def remember_link_identity(run: SendRun) -> None:
+    """At the first send, the store records which secret its mail is signed with."""
+    from equip_mailer.store import identity
+
+    with run.engine.begin() as conn:
+        identity.remember(conn, run.cfg.require_link_secret(), run.cfg.where("link_secret"))
+
+
+def check_live_service(run: SendRun, *, skip: bool) -> None:
+    """Before a real send: the service at EQUIP_PUBLIC_URL holds this secret and reads this
+    store. Skipped, with a warning, against a loopback SendGrid stand-in or when asked."""
+    from equip_mailer.send.preflight import is_loopback
+    from equip_mailer.send.service_check import confirm_live_service
+
+    if skip or is_loopback(run.cfg.sendgrid_api_host):
+        why = (
+            "--no-service-check"
+            if skip
+            else f"SENDGRID_API_HOST ({run.cfg.sendgrid_api_host}) is a loopback stand-in"
+        )
+        err_console.print(
+            f"Warning: the live service at {run.cfg.public_url} was not checked ({why}); "
+            "its links are not known to work.",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    confirm_live_service(run.engine, run.spec, run.cfg)
+    console.print(
+        f"Service at {run.cfg.public_url}: holds this link secret and knows this campaign's links.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def sync_signups(run: SendRun) -> None:
+    """The sign-up pages work from the store: copy the courses there (places, dates, the
+    deadline), give places that became free to the people waiting, and mail them."""
+    from equip_mailer.send.notice_transports import notice_transport
+    from equip_mailer.send.notices import NoticeSender
+    from equip_mailer.signup import service
+    from equip_mailer.signup.notify import MailLinks
+    from equip_mailer.store import utcnow
+
+    links = MailLinks(run.cfg.public_url, run.cfg.require_link_secret())
+    promoted = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
+    if promoted:
+        NoticeSender(run.engine, notice_transport(run.cfg, run.outbox_dir)).deliver_pending()
+        console.print(
+            f"Sign-ups: {len(promoted)} people on waiting lists got a place that became free "
+            "(places grew), and were emailed.",
+            markup=False,
+        )
+
+
+def sync_suppressions(run: SendRun) -> None:
+    """Before a real send, SendGrid's suppression lists since the last sync: whoever bounced
+    or unsubscribed while the webhook was down is left out too. Unreadable lists are one
+    note: the store's suppressions (kept by the webhook) still apply."""
+    from equip_mailer.errors import DeliveryError
+    from equip_mailer.track.suppression_sync import SendGridSuppressions, sync_suppressions
+
+    cfg = run.cfg
+    assert cfg.sendgrid_api_key  # the sendgrid backend was made with it
+    source = SendGridSuppressions(
+        cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
+    )
+    try:
+        report = sync_suppressions(run.engine, source)
+    except DeliveryError as exc:
+        console.print(
+            f"Note: {exc.message}; going on with the suppressions already in the store "
+            "(`equip-mailer suppressions sync` tries again).",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if report.newly_suppressed:
+        console.print(report.summary(), markup=False, soft_wrap=True)
