@@ -21,7 +21,7 @@ from equip_mailer.cli.common import (
 from equip_mailer.errors import EquipError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from equip_mailer.config import Settings
     from equip_mailer.project import Project
@@ -103,6 +103,11 @@ def export(campaign: Path, out: Path, force: bool) -> None:
     """
     from equip_mailer.people.export import export_people
 
+    if out.suffix.lower() not in (".csv", ".xlsx"):
+        raise EquipError(
+            f"{out}: people export writes .csv or .xlsx, not {out.suffix or 'a file without one'}",
+            hint="Name the file people.csv or people.xlsx.",
+        )
     spec, cfg, engine = open_campaign(campaign, allow_past=True)
     if out.exists() and not force:
         raise EquipError(f"{out} exists already", hint="Choose another --out, or add --force.")
@@ -142,9 +147,31 @@ def level(email: str, level: str, reason: str) -> None:
         raise EquipError(f"{email!r}: {problem}")
     engine = open_store(settings().database_url)
     with engine.begin() as conn:
+        known = _known_to_the_store(conn, address)
         change = set_level(conn, address, level, reason, _who(), utcnow())
     was = f" (was {change.previous_level})" if change.previous_level else ""
     console.print(f"{mask_email(address)} is now at {level}{was}.", markup=False)
+    if not known:
+        # Recorded anyway (the person may be on next quarter's list), but a typo should show.
+        console.print(
+            f"Note: no campaign sent so far and no sign-up names {mask_email(address)}; "
+            "if the address is mistyped, set the level again with the right one.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _known_to_the_store(conn: Connection, address: str) -> bool:
+    """Whether any campaign's ledger or any sign-up names the address."""
+    import sqlalchemy as sa
+
+    from equip_mailer.store import ledger, registrations
+
+    key = address.strip().lower()
+    for table in (ledger, registrations):
+        if conn.execute(sa.select(table.c.id).where(table.c.email_key == key).limit(1)).first():
+            return True
+    return False
 
 
 def _address(email: str) -> str:

@@ -8,10 +8,12 @@ import datetime as dt
 from click.testing import CliRunner
 from support.link_secrets import LINK_SECRET
 from support.sign_in_sheets import SPEC
+from support.signup_data import seed_readers
 
 from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.compose.audience import read_list
+from equip_mailer.compose.spec import load_campaign
 from equip_mailer.people import records
 
 FARAH = "farah.williams1001@example.org"
@@ -61,3 +63,23 @@ def test_an_unknown_level_is_named_as_the_level(demo_project):
     )
     assert "people level [OPTIONS] EMAIL LEVEL" in wrong.output
     assert not (demo_project / "equip.db").exists()  # nothing recorded, no store made
+
+
+def test_export_names_the_formats_it_writes(demo_project):
+    result = run("people", "export", SPEC, "--out", "people.txt")
+    assert result.exit_code != 0
+    assert "writes .csv or .xlsx, not .txt" in result.output
+    assert not (demo_project / "people.txt").exists()
+
+
+def test_a_level_for_an_address_nobody_was_sent_is_kept_but_noted(demo_project):
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    seed_readers(engine, load_campaign(SPEC, allow_past=True), 1)  # reader0 was sent the mail
+    engine.dispose()
+    known = run("people", "level", "Reader0@nhs.example", "basics", "--reason", "r")
+    assert known.exit_code == 0, known.output
+    assert "Note:" not in known.output
+    typo = run("people", "level", "raeder0@nhs.example", "basics", "--reason", "r")
+    assert typo.exit_code == 0, typo.output
+    assert "is now at basics" in typo.output
+    assert "no campaign sent so far and no sign-up names r***@n***.example" in typo.output
