@@ -6,21 +6,16 @@ works with the keyboard alone; screenshots at 375 and 1024 px have ink (and are 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from support.axe import axe_violations, describe
 from support.browser import (
     click_and_wait,
-    full_page_screenshot,
-    ink_stats,
     open_browser,
     require_webdriver,
-    set_width,
 )
 from support.link_secrets import LINK_SECRET
+from support.page_checks import check_page as check_widths
 from support.service import running_app
 from support.signup_data import hosted_campaign, seed_readers, signup_app
 
@@ -56,22 +51,7 @@ def site(settings, tmp_path, demo_path):
 
 
 def check_page(driver, name: str, folder: Path) -> None:
-    for width in WIDTHS:
-        set_width(driver, width)
-        violations = axe_violations(driver)
-        assert violations == [], f"{name} at {width} px:\n{describe(violations)}"
-        overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth;"
-        )
-        assert overflow <= 1, f"{name} at {width} px is {overflow} px wider than the screen"
-        png = full_page_screenshot(driver, folder / f"signup-{name}-{width}.png")
-        stats = ink_stats(png)
-        assert stats["width"] == width and stats["ink_share"] > 0.01, (name, width, stats)
-    keep = os.environ.get("EQUIP_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        for width in WIDTHS:
-            shutil.copy(folder / f"signup-{name}-{width}.png", keep)
+    check_widths(driver, f"signup-{name}", folder, WIDTHS)
 
 
 def text(driver) -> str:
