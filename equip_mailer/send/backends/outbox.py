@@ -16,7 +16,7 @@ import email.policy
 import gc
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,6 +25,7 @@ from pathlib import Path
 from equip_mailer.send.batch import LIST_UNSUBSCRIBE_POST, Addressee, Batch, BatchResult, Content
 from equip_mailer.send.campaign_mail import CampaignMail
 
+from .outbox_files import FileLander
 from .outbox_template import SegmentTemplate
 
 BUILDERS = ("fast", "email")
@@ -45,8 +46,8 @@ def token_pattern(values: dict[str, str]) -> re.Pattern:
 class OutboxBackend:
     """Writes one ``.eml`` per recipient under ``<dir>/<campaign-id>/``.
 
-    The file is named from the ledger id and written to a temporary name then renamed, so a
-    crash leaves no half file and a re-run (even of an uncertain batch) overwrites the same
+    The file is named from the ledger id and lands whole or not at all (outbox_files.py), so
+    a crash leaves no half file and a re-run (even of an uncertain batch) overwrites the same
     file instead of creating a second copy. Test sends go to ``test/<segment>.eml``.
     """
 
@@ -59,6 +60,7 @@ class OutboxBackend:
         self.folder = Path(directory) / mail.campaign_id
         self._folder = str(self.folder)
         self.builder = builder
+        self._landers: dict[str, FileLander] = {}  # folder -> its writer threads
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
 
@@ -67,30 +69,16 @@ class OutboxBackend:
             return self.folder / "test" / f"{batch.content.segment}.eml"
         return self.folder / f"{a.ledger_id:06d}.eml"
 
-    def _path(self, ledger_id: int) -> str:
-        """``path_for`` a reader of a real batch, as a string (one per reader: no Path)."""
-        return f"{self._folder}{os.sep}{ledger_id:06d}.eml"
-
     def send_batch(self, batch: Batch) -> BatchResult:
-        by_email = 0
+        folder = str(self.folder / "test") if batch.test else self._folder
+        by_email = [0]  # readers the email package built (its garbage is collected below)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            if batch.test:
-                (self.folder / "test").mkdir(exist_ok=True)
-            pattern = None
-            pid = os.getpid()
-            for a, data in self.messages(batch):
-                if data is None:
-                    if not by_email and a.values:
-                        pattern = token_pattern(a.values)
-                    by_email += 1
-                    data = self.message(batch, a, pattern)
-                path = str(self.path_for(batch, a)) if batch.test else self._path(a.ledger_id)
-                head, _, name = path.rpartition(os.sep)
-                tmp = f"{head}{os.sep}.{name}.{pid}.tmp"
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
+            os.makedirs(folder, exist_ok=True)
+            made = self.maker(batch, by_email)
+            lander = self._landers.get(folder)
+            if lander is None:
+                lander = self._landers[folder] = FileLander(folder)
+            lander.land_all(batch.addressees, made)
         except OSError as exc:
             return BatchResult(
                 "failed",
@@ -101,24 +89,54 @@ class OutboxBackend:
         finally:
             # The email package's messages are cyclic garbage; the send loop pauses the
             # collector (its own objects are acyclic), so collect what this batch made.
-            if by_email and not gc.isenabled():
+            if by_email[0] and not gc.isenabled():
                 gc.collect(0)
         return BatchResult("sent", message_id=None)
+
+    def maker(
+        self, batch: Batch, by_email: list[int] | None = None
+    ) -> Callable[[Addressee], tuple[str, bytes]]:
+        """(file name, bytes) for each reader of the batch: from the segment's template,
+        or from the email package for a reader it does not cover (counted in
+        ``by_email[0]``). Called from the writer threads, so it keeps no state per call."""
+        fill = self.filler(batch)
+        test_name = f"{batch.content.segment}.eml"
+        first = batch.addressees[0].values if batch.addressees else {}
+        pattern = token_pattern(first) if first else None
+        counted = by_email if by_email is not None else [0]
+
+        def make(a: Addressee) -> tuple[str, bytes]:
+            data = fill(a) if fill is not None else None
+            if data is None:
+                counted[0] += 1
+                same = a.values.keys() == first.keys()  # a batch's readers share tokens
+                data = self.message(batch, a, pattern if same else None)
+            return (test_name if batch.test else f"{a.ledger_id:06d}.eml"), data
+
+        return make
 
     def messages(self, batch: Batch) -> Iterator[tuple[Addressee, bytes | None]]:
         """Each reader with their message from the segment's template, or None where the
         email package must build it (``message``)."""
+        fill = self.filler(batch)
+        for a in batch.addressees:
+            yield a, fill(a) if fill is not None else None
+
+    def filler(self, batch: Batch) -> Callable[[Addressee], bytes | None] | None:
+        """A reader's message from the segment's template (None: the email package must
+        build it); None when the batch has no template."""
         template = self.template(batch)
         if template is None:
-            for a in batch.addressees:
-                yield a, None
-            return
+            return None
         date_line = f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n"
         idstring = f"{batch.send_id}."
         domain = template.domain
-        for a in batch.addressees:
+
+        def fill(a: Addressee) -> bytes | None:
             msgid = make_msgid(idstring=idstring + str(a.ledger_id), domain=domain)
-            yield a, template.fill(a, date_line, msgid)
+            return template.fill(a, date_line, msgid)
+
+        return fill
 
     def template(self, batch: Batch) -> SegmentTemplate | None:
         """The batch's segment template (built on first use), None for the email package."""

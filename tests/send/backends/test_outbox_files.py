@@ -1,0 +1,64 @@
+"""outbox_files: every file lands whole, by several writers, with or without O_TMPFILE."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from equip_mailer.send.backends.outbox_files import FileLander
+
+
+def _items(n: int, tag: bytes = b"") -> list[tuple[str, bytes]]:
+    return [(f"{i:06d}.eml", tag + f"message {i}\r\n".encode() * (i % 50 + 1)) for i in range(n)]
+
+
+@pytest.mark.parametrize("writers", [1, 2, 4])
+@pytest.mark.parametrize("tmpfile", [True, False])
+def test_every_file_lands_whole_and_nothing_else_is_left(tmp_path, writers, tmpfile):
+    lander = FileLander(str(tmp_path), writers=writers)
+    lander._tmpfile = lander._tmpfile and tmpfile  # False: the rename path other systems use
+    items = _items(101)
+    lander.land_all(items, lambda item: item)
+    lander.close()
+    if tmpfile and hasattr(os, "O_TMPFILE"):
+        assert lander._tmpfile, "Linux with /proc: files land as unnamed inodes, then linked"
+    assert sorted(os.listdir(tmp_path)) == [name for name, _ in items]
+    for name, data in items:
+        assert (tmp_path / name).read_bytes() == data
+
+
+@pytest.mark.parametrize("tmpfile", [True, False])
+def test_a_resent_batch_replaces_its_files_instead_of_adding_copies(tmp_path, tmpfile):
+    lander = FileLander(str(tmp_path))
+    lander._tmpfile = lander._tmpfile and tmpfile
+    lander.land_all(_items(20, b"first "), lambda item: item)
+    lander.land_all(_items(20, b"second "), lambda item: item)
+    lander.close()
+    assert len(os.listdir(tmp_path)) == 20
+    assert (tmp_path / "000007.eml").read_bytes().startswith(b"second message 7")
+
+
+def test_an_error_while_making_one_file_is_raised_and_the_others_stay_whole(tmp_path):
+    lander = FileLander(str(tmp_path), writers=2)
+
+    def make(item: tuple[str, bytes]) -> tuple[str, bytes]:
+        if item[0] == "000010.eml":
+            raise ValueError("cannot build this one")
+        return item
+
+    with pytest.raises(ValueError, match="cannot build this one"):
+        lander.land_all(_items(40), make)
+    lander.close()
+    landed = sorted(os.listdir(tmp_path))
+    assert "000010.eml" not in landed
+    assert not [n for n in landed if not n.endswith(".eml")]  # no temporary names
+    for name in landed:
+        i = int(name[:6])
+        assert (tmp_path / name).read_bytes() == f"message {i}\r\n".encode() * (i % 50 + 1)
+
+
+def test_a_folder_that_cannot_be_written_raises_oserror(tmp_path):
+    missing = tmp_path / "gone"
+    with pytest.raises(OSError):
+        FileLander(str(missing)).land_all(_items(3), lambda item: item)
