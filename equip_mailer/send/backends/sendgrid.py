@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+import orjson
+
 from equip_mailer.errors import DeliveryError
 from equip_mailer.send.batch import Batch, BatchResult, mask_addresses
 from equip_mailer.send.campaign_mail import CampaignMail
@@ -231,11 +233,13 @@ def post_mail(
     uncertain) in the one place both campaign batches and single notices share."""
     from python_http_client.exceptions import HTTPError
 
+    endpoint = mail_send_endpoint(sg)
+    encoded = encode_body(body)
     attempt = 0
     while True:
         attempt += 1
         try:
-            resp = sg.client.mail.send.post(request_body=body, timeout=timeout)
+            resp = endpoint.post(request_body=encoded, timeout=timeout)
         except HTTPError as exc:
             status = int(exc.status_code)
             if _retryable(status):
@@ -256,6 +260,26 @@ def post_mail(
             attempts=attempt,
             error=f"SendGrid answered {what} with unexpected HTTP {resp.status_code}",
         )
+
+
+# Any JSON media type but the bare one makes the client send our text as it is, instead of
+# encoding the body again with the json module.
+JSON_TEXT = "application/json; charset=utf-8"
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """The request's JSON text. orjson, not the client's json.dumps: a batch of 1,000 readers
+    is ~1 MB of JSON, and the standard encoder took ~11 ms of it, holding the lock the
+    thread building the next batch needs (~1.3 s of a 100,000 send; benchmarks/README.md)."""
+    return orjson.dumps(body).decode("utf-8")
+
+
+def mail_send_endpoint(sg: Any) -> Any:
+    """The official client's /v3/mail/send, with headers of its own that say the body is
+    already JSON text (the client's are shared by every endpoint, so they stay as they are)."""
+    endpoint = sg.client.mail.send
+    endpoint.request_headers = {**endpoint.request_headers, "Content-Type": JSON_TEXT}
+    return endpoint
 
 
 def _no_answer(exc: BaseException, what: str, attempt: int, host: str) -> BatchResult:

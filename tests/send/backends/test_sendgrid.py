@@ -18,6 +18,7 @@ from equip_mailer.errors import DeliveryError
 from equip_mailer.send.backends.sendgrid import RetryPolicy, SendGridBackend, sendgrid_errors
 from equip_mailer.send.batch import Addressee, Batch
 from equip_mailer.send.campaign_mail import CampaignMail
+from equip_mailer.send.sendgrid_request import build_request
 
 KEY = "SG.test-key"
 
@@ -67,6 +68,18 @@ def test_202_is_sent_with_the_message_id(sg):
     assert result.state == "sent" and result.status == 202 and result.message_id
     assert server.emails() == {f"person{i}@example.org": 1 for i in range(1, 6)}
     assert {a.recipient for a in server.accepted} == {"1", "2", "3", "4", "5"}
+
+
+def test_the_posted_body_is_the_built_request_non_ascii_intact(sg):
+    """The body goes as JSON text encoded here (orjson, UTF-8); the server reads back exactly
+    the request built for the batch, names and values with accents included."""
+    url, server = sg
+    b = batch(2)
+    first = b.addressees[0]._replace(name="Zoë Ó Ceallaigh", values={"-first-": "Zoë"})
+    b = Batch(b.campaign_id, b.send_id, b.content, [first, b.addressees[1]])
+    assert backend(url).send_batch(b).state == "sent"
+    assert server.bodies == [build_request(MAIL, b)]
+    assert server.bodies[0]["personalizations"][0]["to"][0]["name"] == "Zoë Ó Ceallaigh"
 
 
 def test_429_then_500_are_retried_honouring_retry_after(sg):
