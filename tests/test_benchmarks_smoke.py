@@ -101,6 +101,13 @@ def test_smoke_run_reports_every_figure(tmp_path):
     assert results["send"]["exactly_once"] is True
     assert results["send"]["sent"] == results["sizes"]["send_recipients"]
     assert results["outbox"]["exactly_once"] is True
+    # The same send with its files in memory (tmpfs), where the machine has /dev/shm.
+    memory = results["outbox"]["memory"]
+    if memory is not None:
+        for figure in ("wall_s", "floor_wall_s", "over_floor"):
+            assert math.isfinite(memory[figure]) and memory[figure] > 0, figure
+    else:
+        assert any("in-memory figures are absent" in n for n in results["notes"])
     # The peer (mailmerge + aiosmtpd in the benchmark's own venv) and the PostgreSQL
     # workers run need PyPI and PostgreSQL; without them their figures are absent, said so.
     peer = results["peer"]
