@@ -159,12 +159,26 @@ def overflows_horizontally(driver) -> bool:
 def click_and_wait(driver, element, timeout: float = 30) -> None:
     """Click ``element`` (a link or a form's button) and wait until the next page has loaded:
     selenium's click can return before a form post's answer replaces the page."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+    gone = expected_conditions.staleness_of(old)
+
+    def replaced(d) -> bool:
+        # Chromium can answer a check on the old page's node, while the new page replaces
+        # it, with "Node with given id does not belong to the document" instead of a stale
+        # element: the old page is gone either way (seen under load).
+        try:
+            return bool(gone(d))
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    WebDriverWait(driver, timeout).until(replaced)
     WebDriverWait(driver, timeout).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
