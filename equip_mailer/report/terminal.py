@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SHORT = {
     "Unique human clickers": "Clickers",
     "Unique clickers (incl. machine)": "Clickers*",
+    "Unique clickers": "Clickers",  # the comparison's summary
     "Click-through rate": "CTR",
     "Machine clicks": "Machine",
     "All clicks (raw)": "Raw",
@@ -103,7 +104,8 @@ def print_summary(report: Report, console: Console) -> None:
 
 def print_comparison(reports: Sequence[Report], tables: dict[str, Table], console: Console) -> None:
     """The comparison in long form (one line per segment and campaign), which fits a
-    terminal however many campaigns there are; the files have the side-by-side layout."""
+    terminal however many campaigns there are; the files have the side-by-side layout.
+    Signed up follows the click-through rate, as in the single report and the files."""
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -111,8 +113,8 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
     console.print(terminal_table(tables["summary"], drop=("Subject",)))
     ids = [r.campaign_id for r in reports]
     for key, first, metrics in (
-        ("segments", "Segment", ("Delivered", "Clickers", "CTR")),
-        ("courses", "Course", ("Clickers", "Clicks", "CTR")),
+        ("segments", "Segment", ("Delivered", "Clickers", "CTR", "Signed up")),
+        ("courses", "Course", ("Clickers", "Clicks", "CTR", "Signed up")),
     ):
         table = tables[key]
         rt = RichTable(
@@ -121,8 +123,8 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
             header_style="bold",
             box=box.SIMPLE_HEAD,
         )
-        rt.add_column(first)
-        rt.add_column("Campaign", no_wrap=True)
+        rt.add_column(first, overflow="fold", min_width=12)  # names stay readable
+        rt.add_column("Campaign", overflow="fold")  # long ids fold at 80 columns, as above
         for m in metrics:
             rt.add_column(m, justify="right", no_wrap=True)
         for i, name in enumerate(table.frame[first]):

@@ -232,6 +232,8 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "EQUIP newsletters compared" in html and "<svg" in html
     assert "Campaigns compared" in result.output
+    shown = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert sum(line.endswith(" CTR Signed up") for line in shown) == 3  # summary, segments, courses
 
 
 def test_compare_needs_two_campaigns_and_one_report_needs_one(sqlite_url):

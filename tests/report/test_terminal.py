@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from rich.console import Console
 
-from equip_mailer.report.assemble import build_report
-from equip_mailer.report.terminal import print_summary
+from equip_mailer.report.assemble import build_report, compare
+from equip_mailer.report.terminal import print_comparison, print_summary
 
 
 def test_summary_has_the_headline_the_funnel_and_the_courses(frames, names):
@@ -36,3 +37,26 @@ def test_names_that_look_like_rich_markup_are_printed_as_written(frames, names):
     console = Console(record=True, width=200, file=io.StringIO())
     print_summary(report, console)
     assert odd in console.export_text()
+
+
+def test_comparison_shows_each_campaigns_sign_ups_in_80_columns(frames, names):
+    """Two quarters alike but for their sign-ups: 6 in April, then only recipient 1's place on
+    EQUIP Basics in July. Signed up follows the click-through rate, as in the single report."""
+    april = dataclasses.replace(frames, campaign_id="2019-04")
+    july = dataclasses.replace(
+        frames, campaign_id="2019-07", signups=frames.signups[frames.signups["ledger_id"] == 1]
+    )
+    reports = [build_report(april, names), build_report(july, names)]
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_comparison(reports, compare(reports), console)
+    lines = [" ".join(line.split()) for line in console.export_text().splitlines()]
+
+    assert "Campaign Dates Sent Delivered Clickers CTR Signed up" in lines
+    assert "2019-04 22 Apr 2019 11 10 5 50.0% 6" in lines  # the dates wrap to fit
+    assert "2019-07 22 Apr 2019 11 10 5 50.0% 1" in lines
+    assert "Segment Campaign Delivered Clickers CTR Signed up" in lines
+    assert "New to QI 2019-04 4 2 50.0% 2" in lines  # a place and a waiting list
+    assert "2019-07 4 2 50.0% 1" in lines
+    assert "Course Campaign Clickers Clicks CTR Signed up" in lines
+    assert "Data masterclass 2019-04 2 2 66.7% 2" in lines  # one of them not on the lists
+    assert "2019-07 2 2 66.7% 0" in lines
