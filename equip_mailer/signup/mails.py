@@ -15,6 +15,7 @@ import datetime as dt
 import html
 from dataclasses import dataclass
 
+from equip_mailer.compose.render.tokens import BLANK_VALUES
 from equip_mailer.send.notices import Attachment, Notice
 
 from . import calendar
@@ -31,6 +32,16 @@ def long_when(session: SessionInfo) -> str:
 def short_day(session: SessionInfo) -> str:
     start = session.starts_local
     return f"{start:%A} {start.day} {start:%B}"
+
+
+def greeting(registration: Registration) -> str:
+    """``Dear Vik,``: the newsletter's greeting (its intro opens ``Dear {first_name},``), so a
+    reader is addressed the same way in the newsletter and in the mails about their place.
+    A registration holds one full name; its first word is the first name, as a list with only
+    a Name column is split (``compose/audience.py``). With no name at all (an import without
+    a name column) it is the newsletter's own fallback for a blank first name: "colleague"."""
+    words = registration.name.split()
+    return f"Dear {words[0] if words else BLANK_VALUES['first_name']},"
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ def place_given(
         if promoted
         else f"Thank you for signing up. Your place on {course.name} is confirmed."
     )
-    paragraphs: list[str | list[str]] = [f"Hello {registration.name},", opening]
+    paragraphs: list[str | list[str]] = [greeting(registration), opening]
     paragraphs += _dates(sessions)
     if course.attend_all and course.attendance:  # "Choose one of …" is done by now
         paragraphs.append(course.attendance)
@@ -193,7 +204,7 @@ def waiting(
     course = ctx.course
     when = f" on {short_day(sessions[0])}" if len(sessions) == 1 else ""
     paragraphs: list[str | list[str]] = [
-        f"Hello {registration.name},",
+        greeting(registration),
         f"{course.name}{when} is full, so we have put you on the waiting list: "
         f"you are number {position}.",
         "If a place comes up, it is given to the next person on the list and we will email "
@@ -230,7 +241,7 @@ def cancelled(
         if by_team
         else f"Your {what} {course.name} is cancelled. Thank you for letting us know."
     )
-    paragraphs: list[str | list[str]] = [f"Hello {registration.name},", said]
+    paragraphs: list[str | list[str]] = [greeting(registration), said]
     if had_place:
         paragraphs.append("The calendar file attached removes the dates from your calendar.")
     paragraphs.append("Changed your mind? You can sign up again while places are open:")

@@ -100,6 +100,9 @@ def test_the_emails_link_leads_to_a_prefilled_page_and_one_press_confirms(site):
     [mail] = site.mails()
     assert mail["To"].addresses[0].addr_spec == "reader0@nhs.example"
     assert "confirmed" in mail["Subject"] and "Step-free" not in mail.as_string()
+    # Greeted as the newsletter greets: "Dear" and the first name, in both parts.
+    assert mail.get_body(("plain",)).get_content().splitlines()[0] == "Dear Reader,"
+    assert "<p>Dear Reader,</p>" in mail.get_body(("html",)).get_content()
     calendar = next(p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar")
     assert "BEGIN:VEVENT" in calendar.get_content()
 
