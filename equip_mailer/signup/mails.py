@@ -112,7 +112,7 @@ def _html(
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"></head>'
         '<body style="font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;'
-        'color:#1d1d1b">' + "".join(parts) + "</body></html>"
+        'color:#1d1d1b;max-width:600px">' + "".join(parts) + "</body></html>"
     )
 
 
@@ -260,7 +260,7 @@ def invite(course: CourseInfo, invite_id: int, email: str, url: str) -> Notice:
     """The double opt-in: the address's owner follows this link to sign up."""
     footer = course.sender_name or course.organisation or "EQUIP"
     paragraphs: list[str | list[str]] = [
-        "Hello,",
+        f"Dear {BLANK_VALUES['first_name']},",  # no name yet: the newsletter's fallback
         f"Someone, probably you, asked to sign up for {course.name} with this address. "
         "To choose a date and sign up, follow the link below (it works for 7 days).",
         "If it was not you, ignore this email: nobody has been signed up.",

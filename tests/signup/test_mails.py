@@ -82,3 +82,16 @@ def test_only_the_greeting_depends_on_the_name(signed_up):
         assert (notice.html or "").replace("Dear Vik,", "Dear Ana,") == again.html, kind
     [invite] = named["confirmed"].attachments
     assert invite.content_type == calendar.CONTENT_TYPE and b"BEGIN:VEVENT" in invite.data
+
+
+def test_the_address_confirmation_greets_with_the_fallback_and_every_mail_keeps_a_narrow_column(
+    signed_up,
+):
+    """Before anyone has given a name, the confirm-your-address mail opens as a nameless
+    newsletter does; every mail's HTML keeps to a 600px column, the newsletter's width, so
+    lines stay readable in a wide reading pane."""
+    ctx, registration, sessions = signed_up
+    invite = mails.invite(ctx.course, 1, "vik.fernandez@nhs.example", "https://x.example/i/1")
+    assert first_lines(invite) == ("Dear colleague,", "Dear colleague,")
+    for kind, notice in {**every_mail(ctx, registration, sessions), "invite": invite}.items():
+        assert re.search(r"<body[^>]*max-width:600px", notice.html), kind
