@@ -34,13 +34,13 @@ def short_day(session: SessionInfo) -> str:
     return f"{start:%A} {start.day} {start:%B}"
 
 
-def greeting(registration: Registration) -> str:
+def greeting(name: str) -> str:
     """``Dear Vik,``: the newsletter's greeting (its intro opens ``Dear {first_name},``), so a
     reader is addressed the same way in the newsletter and in the mails about their place.
     A registration holds one full name; its first word is the first name, as a list with only
     a Name column is split (``compose/audience.py``). With no name at all (an import without
     a name column) it is the newsletter's own fallback for a blank first name: "colleague"."""
-    words = registration.name.split()
+    words = name.split()
     return f"Dear {words[0] if words else BLANK_VALUES['first_name']},"
 
 
@@ -177,7 +177,7 @@ def place_given(
         if promoted
         else f"Thank you for signing up. Your place on {course.name} is confirmed."
     )
-    paragraphs: list[str | list[str]] = [greeting(registration), opening]
+    paragraphs: list[str | list[str]] = [greeting(registration.name), opening]
     paragraphs += _dates(sessions)
     if course.attend_all and course.attendance:  # "Choose one of …" is done by now
         paragraphs.append(course.attendance)
@@ -204,7 +204,7 @@ def waiting(
     course = ctx.course
     when = f" on {short_day(sessions[0])}" if len(sessions) == 1 else ""
     paragraphs: list[str | list[str]] = [
-        greeting(registration),
+        greeting(registration.name),
         f"{course.name}{when} is full, so we have put you on the waiting list: "
         f"you are number {position}.",
         "If a place comes up, it is given to the next person on the list and we will email "
@@ -241,7 +241,7 @@ def cancelled(
         if by_team
         else f"Your {what} {course.name} is cancelled. Thank you for letting us know."
     )
-    paragraphs: list[str | list[str]] = [greeting(registration), said]
+    paragraphs: list[str | list[str]] = [greeting(registration.name), said]
     if had_place:
         paragraphs.append("The calendar file attached removes the dates from your calendar.")
     paragraphs.append("Changed your mind? You can sign up again while places are open:")
@@ -260,7 +260,7 @@ def invite(course: CourseInfo, invite_id: int, email: str, url: str) -> Notice:
     """The double opt-in: the address's owner follows this link to sign up."""
     footer = course.sender_name or course.organisation or "EQUIP"
     paragraphs: list[str | list[str]] = [
-        f"Dear {BLANK_VALUES['first_name']},",  # no name yet: the newsletter's fallback
+        greeting(""),  # no name yet: the newsletter's fallback
         f"Someone, probably you, asked to sign up for {course.name} with this address. "
         "To choose a date and sign up, follow the link below (it works for 7 days).",
         "If it was not you, ignore this email: nobody has been signed up.",

@@ -64,11 +64,6 @@ class OutboxBackend:
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
 
-    def path_for(self, batch: Batch, a: Addressee) -> Path:
-        if batch.test:
-            return self.folder / "test" / f"{batch.content.segment}.eml"
-        return self.folder / f"{a.ledger_id:06d}.eml"
-
     def send_batch(self, batch: Batch) -> BatchResult:
         folder = str(self.folder / "test") if batch.test else self._folder
         by_email = [0]  # readers the email package built (its garbage is collected below)
