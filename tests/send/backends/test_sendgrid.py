@@ -8,6 +8,7 @@ client talks HTTP to it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 
 import pytest
@@ -15,7 +16,12 @@ from support.fake_sendgrid import Fault, start_server
 from support.mail_batches import CONTENT, MAIL, batch
 
 from equip_mailer.errors import DeliveryError
-from equip_mailer.send.backends.sendgrid import RetryPolicy, SendGridBackend, sendgrid_errors
+from equip_mailer.send.backends.sendgrid import (
+    RetryPolicy,
+    SendGridBackend,
+    encode_body,
+    sendgrid_errors,
+)
 from equip_mailer.send.batch import Addressee, Batch
 from equip_mailer.send.campaign_mail import CampaignMail
 from equip_mailer.send.sendgrid_request import build_request
@@ -80,6 +86,19 @@ def test_the_posted_body_is_the_built_request_non_ascii_intact(sg):
     assert backend(url).send_batch(b).state == "sent"
     assert server.bodies == [build_request(MAIL, b)]
     assert server.bodies[0]["personalizations"][0]["to"][0]["name"] == "Zoë Ó Ceallaigh"
+
+
+def test_the_body_prints_as_its_size_never_the_readers():
+    """The client formats every payload into a debug message, logging on or off: the encoded
+    body prints as its size (no 1 MB repr per batch, no address even if debug logging is
+    switched on) and is the same bytes the server gets."""
+    b = batch(3)
+    body = encode_body(build_request(MAIL, b))
+    line = f"PAYLOAD: {body}"
+    assert line == f"PAYLOAD: <JSON body, {len(body):,} bytes>"
+    assert "@example.org" not in repr(body) and "@example.org" not in str(body)
+    assert json.loads(bytes(body)) == build_request(MAIL, b)
+    assert body.encode("utf-8") is body  # what the client sends: not decoded and re-encoded
 
 
 def test_429_then_500_are_retried_honouring_retry_after(sg):
