@@ -47,6 +47,7 @@ from .cell_values import (
     shown_value,
 )
 from .list_files import COLUMNS, Reject, column_indexes, read_table
+from .names import split_name
 
 
 @dataclass(frozen=True)
@@ -172,12 +173,14 @@ def _column_values(rows: list[list[str]], columns: dict[str, int]) -> dict[str, 
 
     values = {c: column(c) for c in COLUMNS}
     if "name" in columns:
-        # Only a "Name" column: split once at the first space.
-        full = [v.split(" ", 1) + [""] for v in column("name")]
+        # Only a "Name" column: "Dr Vik Patel" is Vik and Patel. The title is left out: a
+        # reader has no place for it (nor has the ledger), and the newsletter greets by first
+        # name, so keeping it as the first name would greet them "Dear Dr,".
+        full = [split_name(v) for v in column("name")]
         if "first_name" not in columns:
-            values["first_name"] = [f[0] for f in full]
+            values["first_name"] = [f.first for f in full]
         if "last_name" not in columns:
-            values["last_name"] = [f[1] for f in full]
+            values["last_name"] = [f.last for f in full]
     return values
 
 

@@ -15,6 +15,7 @@ import datetime as dt
 import html
 from dataclasses import dataclass
 
+from equip_mailer.compose.names import addressed_as
 from equip_mailer.compose.render.tokens import BLANK_VALUES
 from equip_mailer.send.notices import Attachment, Notice
 
@@ -35,13 +36,14 @@ def short_day(session: SessionInfo) -> str:
 
 
 def greeting(name: str) -> str:
-    """``Dear Vik,``: the newsletter's greeting (its intro opens ``Dear {first_name},``), so a
-    reader is addressed the same way in the newsletter and in the mails about their place.
-    A registration holds one full name; its first word is the first name, as a list with only
-    a Name column is split (``compose/audience.py``). With no name at all (an import without
-    a name column) it is the newsletter's own fallback for a blank first name: "colleague"."""
-    words = name.split()
-    return f"Dear {words[0] if words else BLANK_VALUES['first_name']},"
+    """``Dear Vik,``, or ``Dear Dr Patel,`` for a name given with its title (the usual
+    British form), never ``Dear Dr,``. The newsletter's intro opens ``Dear {first_name},``
+    and a list keeps no title, so a listed reader, whose sign-up form is filled in with the
+    list's first and last name, is greeted the same way in both unless they add a title
+    themselves. The name is split as a list's Name column is (``compose/names.py``). With no
+    name at all (an import without a name column), or a title alone, it is the newsletter's
+    own fallback for a blank first name: "colleague"."""
+    return f"Dear {addressed_as(name) or BLANK_VALUES['first_name']},"
 
 
 @dataclass(frozen=True)

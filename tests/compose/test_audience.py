@@ -66,6 +66,38 @@ def test_formula_like_names_are_data_not_a_problem(tmp_path):
     assert ann.first_name == '=HYPERLINK("http://x","y")'
 
 
+def test_a_name_column_is_split_after_its_title(tmp_path):
+    """A list with only a Name column: the title is left out (a reader has no place for
+    it), so the first name is the name and not "Dr"; a title alone leaves both blank."""
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Full name,QI level\n"
+        "vik@nhs.example,Dr Vik Patel,none\n"
+        "zoe@nhs.example,dr.  Zoë Ó Ceallaigh ,none\n"
+        "ann@nhs.example,Ann Smith,none\n"
+        "pat@nhs.example,Mrs Patel,none\n"
+        "sam@nhs.example,Dr,none\n",
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [(r.first_name, r.last_name) for r in recipients] == [
+        ("Vik", "Patel"),
+        ("Zoë", "Ó Ceallaigh"),
+        ("Ann", "Smith"),
+        ("", "Patel"),
+        ("", ""),
+    ]
+
+
+def test_a_name_column_only_fills_the_name_columns_the_list_lacks(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,Surname,QI level\nvik@nhs.example,Dr Vik Patel,Patel-Shah,none\n",
+    )
+    [vik], _, _ = read_list(path, "staff.csv")
+    assert (vik.first_name, vik.last_name) == ("Vik", "Patel-Shah")
+
+
 def test_huge_field_and_control_characters_reject_only_their_row(tmp_path):
     path = write(
         tmp_path / "staff.csv",

@@ -1,16 +1,21 @@
 """The sign-up mails greet the reader as the newsletter does: "Dear Vik," (first name), and
 "Dear colleague," when there is no name, in both the text and the HTML part of every mail
-about a place; the full name stays on the envelope, and the calendar does not change."""
+about a place; a name typed with its title, "Dr Vik Patel", is "Dear Dr Patel,". The full
+name stays on the envelope, and the calendar does not change."""
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 
 import pytest
+from support.lists import write
 from support.signup_data import NOW, hosted_campaign
 
 from equip_mailer import store
+from equip_mailer.compose.audience import read_list
+from equip_mailer.compose.render.tokens import BLANK_VALUES
 from equip_mailer.signup import calendar, mails
 from equip_mailer.signup import registration as reg
 from equip_mailer.signup.catalogue import find_course, register_courses
@@ -66,6 +71,49 @@ def test_no_name_gets_the_newsletters_fallback(signed_up):
         nameless = dataclasses.replace(registration, name=name)
         for kind, notice in every_mail(ctx, nameless, sessions).items():
             assert first_lines(notice) == ("Dear colleague,", "Dear colleague,"), kind
+
+
+@pytest.mark.parametrize(
+    ("name", "greeting"),
+    [
+        ("Dr Vik Patel", "Dear Dr Patel,"),  # title and surname, the usual British form
+        ("Dr Patel", "Dear Dr Patel,"),
+        ("dr.  Zoë Ó Ceallaigh ", "Dear Dr Ó Ceallaigh,"),
+        ("Prof. Siân Lloyd-Jones", "Dear Prof Lloyd-Jones,"),
+        ("Sir Vik Patel", "Dear Sir Vik,"),  # Sir and Dame go with the first name
+        ("Vik Patel", "Dear Vik,"),
+        ("Dr", "Dear colleague,"),  # a title alone is no name
+    ],
+)
+def test_a_name_given_with_its_title_is_greeted_with_title_and_surname(signed_up, name, greeting):
+    """A registration holds the name as typed on the form; a title in it is never taken for
+    the first name ("Dear Dr," before), in the text and the HTML part of every mail."""
+    ctx, registration, sessions = signed_up
+    titled = dataclasses.replace(registration, name=name)
+    for kind, notice in every_mail(ctx, titled, sessions).items():
+        assert first_lines(notice) == (greeting, html.escape(greeting)), kind
+        assert notice.to_name == name, kind
+
+
+def test_a_listed_reader_is_greeted_as_the_newsletter_greets_them(tmp_path):
+    """A list with only a Name column keeps no title, and a listed reader's sign-up form is
+    filled in with the list's first and last name: the mails about their place then open as
+    their newsletter did ("Dear {first_name},", "colleague" when blank)."""
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,QI level\n"
+        "vik@nhs.example,Dr Vik Patel,none\n"
+        "zoe@nhs.example,Zoë Ó Ceallaigh,none\n"
+        "sam@nhs.example,Dr,none\n",
+    )
+    recipients, _, _ = read_list(path, "staff.csv")
+    greeted = []
+    for who in recipients:
+        on_the_form = " ".join(p for p in (who.first_name, who.last_name) if p)
+        newsletter = f"Dear {who.first_name or BLANK_VALUES['first_name']},"
+        assert mails.greeting(on_the_form) == newsletter, who.source
+        greeted.append(newsletter)
+    assert greeted == ["Dear Vik,", "Dear Zoë,", "Dear colleague,"]
 
 
 def test_only_the_greeting_depends_on_the_name(signed_up):

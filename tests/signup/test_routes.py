@@ -107,6 +107,17 @@ def test_the_emails_link_leads_to_a_prefilled_page_and_one_press_confirms(site):
     assert "BEGIN:VEVENT" in calendar.get_content()
 
 
+def test_a_name_typed_with_its_title_is_greeted_with_title_and_surname(site):
+    """The form's name, as the reader typed it, is what the confirmation greets: title and
+    surname, not "Dear Dr,"; the envelope keeps the name as typed."""
+    done = site.sign_up("equip-basics", 1, name="dr. Zoë Ó Ceallaigh")
+    assert done.status_code == 303, done.text
+    [mail] = site.mails()
+    assert mail["To"].addresses[0].display_name == "dr. Zoë Ó Ceallaigh"
+    assert mail.get_body(("plain",)).get_content().splitlines()[0] == "Dear Dr Ó Ceallaigh,"
+    assert "<p>Dear Dr Ó Ceallaigh,</p>" in mail.get_body(("html",)).get_content()
+
+
 def test_a_confirmation_repeats_what_attendance_means_only_where_it_binds(site):
     """Found in the walkthrough: a confirmed EQUIP Basics afternoon still told the reader to
     "Choose one of the two afternoons"; attending all three days still needs saying."""

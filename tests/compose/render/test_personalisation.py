@@ -8,8 +8,10 @@ import html as html_lib
 import re
 
 import pytest
+from support.lists import write
 from support.rendering import plain_urls, reader
 
+from equip_mailer.compose.audience import read_list
 from equip_mailer.compose.render.personalisation import (
     personalise,
     recipient_values,
@@ -64,6 +66,27 @@ def test_a_blank_first_name_still_reads_well(rendered):
         mail, recipient_values(mail, reader(first_name=" "), plain_urls(mail), "#u")
     )
     assert "Dear colleague," in html and "Dear colleague," in text
+
+
+def test_a_name_columns_title_never_becomes_the_greeting(rendered, tmp_path):
+    """A list with only a Name column: "Dr Vik Patel" reads "Dear Vik," (it read "Dear Dr,"
+    when the first word was the first name), and a title alone reads "Dear colleague,"."""
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,QI level\n"
+        "vik@nhs.example,Dr Vik Patel,none\n"
+        "zoe@nhs.example,dr. Zoë Ó Ceallaigh,none\n"
+        "sam@nhs.example,Dr,none\n",
+    )
+    recipients, _, _ = read_list(path, "staff.csv")
+    mail = rendered["getting-started"]
+    greetings = []
+    for who in recipients:
+        html, text = personalise(mail, recipient_values(mail, who, plain_urls(mail), "#u"))
+        [greeting] = re.findall(r"Dear [^,\n<]*,", text)
+        assert f"<p>{html_lib.escape(greeting)}" in html
+        greetings.append(greeting)
+    assert greetings == ["Dear Vik,", "Dear Zoë,", "Dear colleague,"]
 
 
 def test_values_over_sendgrids_limit_are_refused(rendered):

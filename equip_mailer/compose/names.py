@@ -1,0 +1,57 @@
+"""A person's full name, as one line of text, split into title, first and last name; and how
+a mail addresses them.
+
+Names arrive whole in two places: a mailing list with only a Name column (``audience``) and
+a registration's name (``signup``). GP-practice staff often give their title with it
+("Dr Vik Patel"), and a first word taken as the first name then greets them "Dear Dr,".
+Both places split here, so a title is recognised the same way in both.
+
+The titles are the common UK ones, with or without a dot and in any case ("dr.", "DR");
+they are written back in their usual British form, without the dot ("Dr"). A title is
+addressed with the surname ("Dear Dr Patel,", the normal British form), except Sir and Dame,
+which go with the first name ("Dear Sir Vik,": "Sir Patel" is a known mistake).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# casefolded, without a trailing dot -> the title as written back
+TITLES = {
+    t.casefold(): t
+    for t in ("Dr", "Prof", "Professor", "Mr", "Mrs", "Ms", "Miss", "Mx", "Sir", "Dame", "Rev")
+}
+_WITH_FIRST_NAME = {"Sir", "Dame"}
+
+
+class FullName(NamedTuple):
+    title: str  # "Dr", or "" when the name has none
+    first: str  # "" when only a title and a surname were given ("Dr Patel")
+    last: str  # every word after the first name: "Ó Ceallaigh"
+
+
+def split_name(full: str) -> FullName:
+    """``Dr Vik Patel`` -> (Dr, Vik, Patel); ``Vik Patel`` -> ("", Vik, Patel).
+
+    The first word is a title only when it is one of ``TITLES``. After a title, a single word
+    is the surname ("Dr Patel", "Mrs Smith"); otherwise the first word is the first name and
+    the rest is the surname, so a surname of two words ("Ó Ceallaigh") stays whole. Any run
+    of spaces counts as one."""
+    words = full.split()
+    title = TITLES.get(words[0].rstrip(".").casefold(), "") if words else ""
+    rest = words[1:] if title else words
+    if title and len(rest) == 1:
+        return FullName(title, "", rest[0])
+    return FullName(title, rest[0] if rest else "", " ".join(rest[1:]))
+
+
+def addressed_as(full: str) -> str:
+    """How a mail addresses this person after "Dear": ``Dr Patel`` with a title (``Sir Vik``
+    for Sir and Dame), else the first name; "" when there is no name to use (blank, or a
+    title alone), so the caller falls back to its own word ("colleague")."""
+    title, first, last = split_name(full)
+    if title in _WITH_FIRST_NAME and first:
+        return f"{title} {first}"
+    if title and last:
+        return f"{title} {last}"
+    return first

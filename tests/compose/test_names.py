@@ -1,0 +1,46 @@
+"""A full name split into title, first and last name, and how a mail addresses the person:
+"Dr Vik Patel" is Dr Patel, never "Dr"."""
+
+from __future__ import annotations
+
+import pytest
+
+from equip_mailer.compose.names import FullName, addressed_as, split_name
+
+CASES = [
+    # full name as typed, (title, first, last), addressed as
+    ("Dr Vik Patel", ("Dr", "Vik", "Patel"), "Dr Patel"),
+    ("Dr Patel", ("Dr", "", "Patel"), "Dr Patel"),
+    ("Vik Patel", ("", "Vik", "Patel"), "Vik"),
+    ("Vik", ("", "Vik", ""), "Vik"),
+    ("Dr", ("Dr", "", ""), ""),
+    ("", ("", "", ""), ""),
+    ("   ", ("", "", ""), ""),
+    ("dr. vik patel", ("Dr", "vik", "patel"), "Dr patel"),  # the title written back, names as given
+    ("DR. Vik Patel", ("Dr", "Vik", "Patel"), "Dr Patel"),
+    ("  Dr   Vik \u00a0 Patel ", ("Dr", "Vik", "Patel"), "Dr Patel"),  # runs of (Excel) spaces
+    ("Dr Zoë Ó Ceallaigh", ("Dr", "Zoë", "Ó Ceallaigh"), "Dr Ó Ceallaigh"),
+    ("Zoë Ó Ceallaigh", ("", "Zoë", "Ó Ceallaigh"), "Zoë"),
+    ("Prof. Siân Lloyd-Jones", ("Prof", "Siân", "Lloyd-Jones"), "Prof Lloyd-Jones"),
+    ("Professor Ann Smith", ("Professor", "Ann", "Smith"), "Professor Smith"),
+    ("Mrs Ann Smith", ("Mrs", "Ann", "Smith"), "Mrs Smith"),
+    ("mr smith", ("Mr", "", "smith"), "Mr smith"),
+    ("Ms. Ann Smith", ("Ms", "Ann", "Smith"), "Ms Smith"),
+    ("MISS Ann Smith", ("Miss", "Ann", "Smith"), "Miss Smith"),
+    ("Mx Sam Example", ("Mx", "Sam", "Example"), "Mx Example"),
+    ("Rev. Ann Smith", ("Rev", "Ann", "Smith"), "Rev Smith"),
+    # Sir and Dame go with the first name
+    ("Sir Vik Patel", ("Sir", "Vik", "Patel"), "Sir Vik"),
+    ("Dame Zoë Ó Ceallaigh", ("Dame", "Zoë", "Ó Ceallaigh"), "Dame Zoë"),
+    ("Dame Zoë", ("Dame", "", "Zoë"), "Dame Zoë"),
+    # a word that only starts like a title is a name
+    ("Drew Patel", ("", "Drew", "Patel"), "Drew"),
+    ("Missy Smith", ("", "Missy", "Smith"), "Missy"),
+    ("Dr.Patel", ("", "Dr.Patel", ""), "Dr.Patel"),  # no space: one word, as written
+]
+
+
+@pytest.mark.parametrize(("full", "parts", "address"), CASES)
+def test_split_name_and_how_the_person_is_addressed(full, parts, address):
+    assert split_name(full) == FullName(*parts)
+    assert addressed_as(full) == address
