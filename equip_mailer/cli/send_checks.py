@@ -61,6 +61,17 @@ def make_backend(run: SendRun) -> Backend:
     return OutboxBackend(run.outbox_dir, run.mail)
 
 
+def close_backend(transport: Backend | None) -> None:
+    """Let go of what ``make_backend``'s backend keeps between batches once ``send`` is done
+    with it: the outbox's writer threads, which would otherwise idle until the process ends
+    (``send`` run in-process, as the tests run it, ends long before). SendGrid's backend
+    keeps nothing open: its client opens a connection per request."""
+    from equip_mailer.send.backends.outbox import OutboxBackend
+
+    if isinstance(transport, OutboxBackend):
+        transport.close()
+
+
 def check_link_identity(run: SendRun) -> None:
     """Refuse a link secret other than the one this store's mail was signed with."""
     from equip_mailer.store import identity

@@ -25,6 +25,7 @@ from equip_mailer.cli.send_checks import (
     SendRun,
     check_link_identity,
     check_live_service,
+    close_backend,
     make_backend,
     remember_link_identity,
     sync_signups,
@@ -173,35 +174,40 @@ def send(
     if real:
         refuse_unsafe(spec, cfg)  # before any request, whatever SENDGRID_API_HOST is
     transport = None if dry_run else make_backend(run)
-    register_campaign(engine, spec)
-    if real:
-        check_live_service(run, skip=no_service_check)
-    if transport is not None:
-        remember_link_identity(run)
-        sync_signups(run)
+    try:
+        register_campaign(engine, spec)
+        if real:
+            check_live_service(run, skip=no_service_check)
+        if transport is not None:
+            remember_link_identity(run)
+            sync_signups(run)
 
-    if test_to:
-        address = _valid_address(test_to)
+        if test_to:
+            address = _valid_address(test_to)
+            if transport is None:
+                raise EquipError(
+                    "--test-to and --dry-run do not go together", hint="Use one or the other."
+                )
+            _send_test_copies(run, transport, address)
+            return
+
+        if transport is not None and run.backend_name == "sendgrid":
+            sync_suppressions(run)
+        keys, audience = _audience(spec, engine, cfg)
         if transport is None:
-            raise EquipError(
-                "--test-to and --dry-run do not go together", hint="Use one or the other."
-            )
-        _send_test_copies(run, transport, address)
-        return
-
-    if transport is not None and run.backend_name == "sendgrid":
-        sync_suppressions(run)
-    keys, audience = _audience(spec, engine, cfg)
-    if transport is None:
-        if run.options.retry_uncertain and not run.now:  # as the send would: settled ones
-            run = replace(run, options=replace(run.options, uncertain_before=settled_cutoff(run)))
-        _print_dry_run(run, audience, keys)
-        return
-    report = _send_to_lists(run, transport, audience, keys, yes)
-    if report is not None:
-        _print_sent(run, report, campaign)
-    if report is None or not report.stopped:
-        exit_for_uncertain(run)
+            if run.options.retry_uncertain and not run.now:  # as the send would: settled ones
+                run = replace(
+                    run, options=replace(run.options, uncertain_before=settled_cutoff(run))
+                )
+            _print_dry_run(run, audience, keys)
+            return
+        report = _send_to_lists(run, transport, audience, keys, yes)
+        if report is not None:
+            _print_sent(run, report, campaign)
+        if report is None or not report.stopped:
+            exit_for_uncertain(run)
+    finally:
+        close_backend(transport)  # the outbox's writer threads
 
 
 def _valid_address(test_to: str) -> str:

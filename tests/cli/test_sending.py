@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from support.send_project import (
@@ -59,6 +60,19 @@ def test_outbox_send_writes_one_eml_per_recipient_then_reruns_send_nothing(proje
 
     status = run("status", spec(project))
     assert status.exit_code == 0 and "sent" in status.output and f"{len(files)}" in status.output
+
+
+def test_a_send_that_stops_on_an_error_still_stops_the_outbox_writers(project):
+    """`send` stops the outbox's file writers when it ends, also on an error: the error's
+    traceback, which an in-process caller (here click's runner) keeps, would otherwise keep
+    the backend and its idle threads alive with it."""
+    (project / "outbox" / CID / "000005.eml").mkdir(parents=True)  # a reader's file can't go
+    before = {t for t in threading.enumerate() if t.name.startswith("equip-outbox")}
+    result = run("send", spec(project), "--allow-past", "--yes")
+    assert result.exit_code == 1 and "sending stopped" in result.output
+    assert len(outbox_files(project)) > 10  # the batch was shared among writers, then failed
+    after = {t for t in threading.enumerate() if t.name.startswith("equip-outbox")}
+    assert after - before == set()
 
 
 def test_added_recipient_gets_it_next_run_and_suppressed_one_never(project):

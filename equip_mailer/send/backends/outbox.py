@@ -21,6 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Self
 
 from equip_mailer.send.batch import LIST_UNSUBSCRIBE_POST, Addressee, Batch, BatchResult, Content
 from equip_mailer.send.campaign_mail import CampaignMail
@@ -49,6 +50,9 @@ class OutboxBackend:
     The file is named from the ledger id and lands whole or not at all (outbox_files.py), so
     a crash leaves no half file and a re-run (even of an uncertain batch) overwrites the same
     file instead of creating a second copy. Test sends go to ``test/<segment>.eml``.
+
+    Its files are written by a few threads; ``close`` (or a ``with`` block) stops them once
+    the sending is done.
     """
 
     name = "outbox"
@@ -63,6 +67,28 @@ class OutboxBackend:
         self._landers: dict[str, FileLander] = {}  # folder -> its writer threads
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the writer threads each folder's lander started (outbox_files.py). Left
+        alone they idle until the process ends, two per folder for every backend made, which
+        adds up in a process that makes many backends (the test suite, a caller of ``send``
+        in-process).
+
+        The backend stays usable: a batch sent after ``close`` starts its writers again, as
+        the first batch did, and they need closing again. Refusing it instead would be a
+        surprise with a cost: the send loop claims a batch before it calls ``send_batch``,
+        so an error raised there leaves the batch's readers uncertain in the ledger (sent
+        again only by a ``--retry-uncertain`` run), for files that could simply have been
+        written. The threads are a
+        cache of the backend, not a connection it must not outlive."""
+        for lander in self._landers.values():
+            lander.close()
 
     def send_batch(self, batch: Batch) -> BatchResult:
         folder = str(self.folder / "test") if batch.test else self._folder

@@ -60,6 +60,8 @@ class FileLander:
             os.close(dir_fd)
 
     def close(self) -> None:
+        """Stop the writer threads (waiting for any still writing). The lander stays
+        usable: the next batch big enough to share out starts them again."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

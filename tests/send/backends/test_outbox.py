@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from dataclasses import replace
 
 from support.mail_batches import MAIL, batch
@@ -81,3 +82,35 @@ def test_outbox_mail_carries_the_list_headers(tmp_path):
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["List-Id"] == '"EQUIP" <newsletter.example.org>'
     assert msg["Feedback-ID"] == "2019-04-equip-training:getting-started:newsletter:example.org"
+
+
+def writer_threads() -> set[threading.Thread]:
+    """The outbox's file writers alive now, found by their name (outbox_files.py)."""
+    return {t for t in threading.enumerate() if t.name.startswith("equip-outbox")}
+
+
+def test_close_stops_the_writer_threads_and_a_later_send_starts_them_again(tmp_path):
+    """A batch of 10 is shared among the writers; close stops them instead of leaving them
+    idle until the process ends. Sending after close works as the first send did (failing
+    would leave a claimed batch uncertain in the ledger) and needs closing again."""
+    before = writer_threads()
+    out = OutboxBackend(tmp_path, MAIL)
+    assert out.send_batch(batch(10)).state == "sent"
+    assert writer_threads() - before  # one or two: a pool reuses a writer already idle
+    out.close()
+    assert writer_threads() - before == set()
+
+    assert out.send_batch(batch(10)).state == "sent"  # the same files again
+    assert writer_threads() - before
+    out.close()
+    out.close()  # closing twice is harmless
+    assert writer_threads() - before == set()
+    assert len(list((tmp_path / MAIL.campaign_id).iterdir())) == 10
+
+
+def test_a_with_block_closes_the_backend(tmp_path):
+    before = writer_threads()
+    with OutboxBackend(tmp_path, MAIL) as out:
+        assert out.send_batch(batch(10)).state == "sent"
+        assert writer_threads() - before
+    assert writer_threads() - before == set()

@@ -230,8 +230,10 @@ def test_send_batch_writes_what_the_email_package_would_for_everyone(tmp_path, d
     """Through the backend: fast files and the ones it leaves to the email package."""
     spec, mail, rendered = demo_mail
     batch = batch_for(rendered, "getting-started", people(10))
-    OutboxBackend(tmp_path / "fast", mail).send_batch(batch)
-    OutboxBackend(tmp_path / "email", mail, builder="email").send_batch(batch)
+    with OutboxBackend(tmp_path / "fast", mail) as fast_out:
+        fast_out.send_batch(batch)
+    with OutboxBackend(tmp_path / "email", mail, builder="email") as email_out:
+        email_out.send_batch(batch)
     for a in batch.addressees:
         name = f"{a.ledger_id:06d}.eml"
         fast = (tmp_path / "fast" / mail.campaign_id / name).read_bytes()
