@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -97,7 +98,9 @@ class FileLander:
             os.close(fd)
 
     def _rename_over(self, name: str, data: bytes) -> None:
-        tmp = os.path.join(self.folder, f".{name}.{self._pid}.tmp")
+        # The thread in the name too: two writers may be given the same name in one batch
+        # (every copy of a test send is test/<segment>.eml), and must not share a temp file.
+        tmp = os.path.join(self.folder, f".{name}.{self._pid}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)

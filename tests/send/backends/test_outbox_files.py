@@ -62,3 +62,16 @@ def test_a_folder_that_cannot_be_written_raises_oserror(tmp_path):
     missing = tmp_path / "gone"
     with pytest.raises(OSError):
         FileLander(str(missing)).land_all(_items(3), lambda item: item)
+
+
+@pytest.mark.parametrize("tmpfile", [True, False])
+def test_one_name_given_to_both_writers_lands_one_whole_copy(tmp_path, tmpfile):
+    """A test send names every copy test/<segment>.eml: when one batch holds several, the
+    writers race for the name, and the folder ends with one whole copy and no temp file."""
+    lander = FileLander(str(tmp_path), writers=2)
+    lander._tmpfile = lander._tmpfile and tmpfile
+    copies = [("test.eml", f"copy {i}\r\n".encode() * 2000) for i in range(40)]
+    lander.land_all(copies, lambda item: item)
+    lander.close()
+    assert os.listdir(tmp_path) == ["test.eml"]
+    assert (tmp_path / "test.eml").read_bytes() in {data for _, data in copies}
