@@ -192,7 +192,27 @@ def _notes(prep: Prepared, is_sent: bool, human_only: bool) -> list[str]:
 # ---------------------------------------------------------------------------------------
 # Several quarters side by side
 
-# (table key, Report attribute, title, first column, ((metric, label, format), ...))
+# The comparison's two sign-up figures count different people, so their headers say which:
+# a segment's counts its recipients who signed up (however they did); a course's, and the
+# campaign's, count every sign-up, including people the newsletter never reached.
+SIGNED_UP_RECIPIENTS = "Signed up (recipients)"
+SIGNED_UP_ALL = "Signed up (all routes)"
+ALL_ROUTES_NOTE = (
+    f"{SIGNED_UP_ALL} counts every place and waiting-list entry on the campaign's courses, "
+    "however it was made: through the newsletter, a forwarded link, the open sign-up page "
+    "or an import, so it includes people the newsletter was not sent to."
+)
+SIGNED_UP_IN_SHORT = (
+    f"{SIGNED_UP_RECIPIENTS}: people in the segment the newsletter was sent to who signed up. "
+    f"{SIGNED_UP_ALL}: every sign-up for the course (or the campaign), including people the "
+    "newsletter was not sent to (a forwarded link, the open sign-up page, an import)."
+)
+DASH_NOTE = (
+    "A dash means the campaign did not have this segment or course, or had nothing to "
+    "divide by. Rates use human clicks unless --all."
+)
+
+# (table key, Report attribute, title, first column, ((metric, label, format), ...), note)
 _MATCHED = (
     (
         "segments",
@@ -203,8 +223,12 @@ _MATCHED = (
             ("delivered", "Delivered", "int"),
             ("clickers", "Clickers", "int"),
             ("rate", "CTR", "pct"),
-            ("signed_up", "Signed up", "int"),
+            ("signed_up", SIGNED_UP_RECIPIENTS, "int"),
         ),
+        f"{SIGNED_UP_RECIPIENTS} counts the people in the segment the newsletter was sent to "
+        "who have a place or are on a waiting list for any of its courses, each person once. "
+        "Sign-ups from people not on the campaign's lists have no segment: the courses table "
+        f"counts them, under {SIGNED_UP_ALL}. " + DASH_NOTE,
     ),
     (
         "courses",
@@ -215,8 +239,9 @@ _MATCHED = (
             ("clickers", "Clickers", "int"),
             ("clicks", "Clicks", "int"),
             ("rate", "CTR", "pct"),
-            ("signed_up", "Signed up", "int"),
+            ("signed_up", SIGNED_UP_ALL, "int"),
         ),
+        ALL_ROUTES_NOTE + " " + DASH_NOTE,
     ),
 )
 
@@ -228,8 +253,8 @@ def compare(reports: list[Report]) -> dict[str, Table]:
     ``equip-basics`` every quarter); a dash means the campaign did not have it.
     """
     tables = {"summary": _summary_table(reports)}
-    for key, attr, title, first, metrics in _MATCHED:
-        tables[key] = _matched_table(reports, key, attr, title, first, metrics)
+    for key, attr, title, first, metrics, note in _MATCHED:
+        tables[key] = _matched_table(reports, key, attr, title, first, metrics, note)
     return tables
 
 
@@ -246,7 +271,7 @@ def _summary_table(reports: list[Report]) -> Table:
         }
     )
     summary["Click-through rate"] = rate_or_nan(summary["Unique clickers"], summary["Delivered"])
-    summary["Signed up"] = [_figure_int(r, "Signed up") for r in reports]
+    summary[SIGNED_UP_ALL] = [_figure_int(r, "Signed up") for r in reports]
     return Table(
         "summary",
         "Campaigns compared",
@@ -259,8 +284,9 @@ def _summary_table(reports: list[Report]) -> Table:
             "Delivered": "int",
             "Unique clickers": "int",
             "Click-through rate": "pct",
-            "Signed up": "int",
+            SIGNED_UP_ALL: "int",
         },
+        ALL_ROUTES_NOTE,
     )
 
 
@@ -271,6 +297,7 @@ def _matched_table(
     title: str,
     first: str,
     metrics: tuple[tuple[str, str, str], ...],
+    note: str,
 ) -> Table:
     """Segments (or courses) of every campaign matched by id, a column per campaign and
     metric ("<campaign id> <label>"), in the order they first appear."""
@@ -294,14 +321,7 @@ def _matched_table(
             else:
                 table[column] = frame[metric].astype("Int64").array
             formats[column] = fmt
-    return Table(
-        key,
-        title,
-        table,
-        formats,
-        "A dash means the campaign did not have this segment or course, "
-        "or had nothing to divide by. Rates use human clicks unless --all.",
-    )
+    return Table(key, title, table, formats, note)
 
 
 def _figure_int(report: Report, label: str) -> int:

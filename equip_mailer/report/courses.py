@@ -162,8 +162,8 @@ def courses(
             "clickers": stats["unique"].to_numpy(),
             "clicks": stats["total"].to_numpy(),
             "delivered": [np.nan if a is None else a for a in audience],
-            "signed_up": [
-                0 if c is None else int(c) + int(place(i, "waiting"))  # type: ignore[call-overload]
+            "signed_up": [  # None: other links have no sign-ups to count (a dash)
+                None if c is None else int(c) + int(place(i, "waiting"))  # type: ignore[call-overload]
                 for i, c in zip(stats.index, confirmed, strict=True)
             ],
         },

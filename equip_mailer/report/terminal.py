@@ -32,6 +32,8 @@ SHORT = {
     "Signed up: place": "Placed",
     "Signed up: waiting": "Waiting",
     "Offered to": "Offered",
+    "Signed up (recipients)": "Signed up\n(recipients)",  # the comparison's: two lines
+    "Signed up (all routes)": "Signed up\n(all routes)",
 }
 
 
@@ -105,16 +107,20 @@ def print_summary(report: Report, console: Console) -> None:
 def print_comparison(reports: Sequence[Report], tables: dict[str, Table], console: Console) -> None:
     """The comparison in long form (one line per segment and campaign), which fits a
     terminal however many campaigns there are; the files have the side-by-side layout.
-    Signed up follows the click-through rate, as in the single report and the files."""
+    Signed up follows the click-through rate, as in the single report and the files; its
+    header says whom it counts (a segment's recipients, or every sign-up for a course), and
+    a note under the tables says it in words."""
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
 
+    from .assemble import SIGNED_UP_ALL, SIGNED_UP_IN_SHORT, SIGNED_UP_RECIPIENTS
+
     console.print(terminal_table(tables["summary"], drop=("Subject",)))
     ids = [r.campaign_id for r in reports]
     for key, first, metrics in (
-        ("segments", "Segment", ("Delivered", "Clickers", "CTR", "Signed up")),
-        ("courses", "Course", ("Clickers", "Clicks", "CTR", "Signed up")),
+        ("segments", "Segment", ("Delivered", "Clickers", "CTR", SIGNED_UP_RECIPIENTS)),
+        ("courses", "Course", ("Clickers", "Clicks", "CTR", SIGNED_UP_ALL)),
     ):
         table = tables[key]
         rt = RichTable(
@@ -126,7 +132,7 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
         rt.add_column(first, overflow="fold", min_width=12)  # names stay readable
         rt.add_column("Campaign", overflow="fold")  # long ids fold at 80 columns, as above
         for m in metrics:
-            rt.add_column(m, justify="right", no_wrap=True)
+            rt.add_column(SHORT.get(m, m), justify="right", no_wrap=True)
         for i, name in enumerate(table.frame[first]):
             for j, cid in enumerate(ids):
                 cells = [
@@ -137,6 +143,7 @@ def print_comparison(reports: Sequence[Report], tables: dict[str, Table], consol
                     Text(str(name)) if j == 0 else "", cid, *cells, end_section=j == len(ids) - 1
                 )
         console.print(rt)
+    console.print(f"Note: {escape_rich(SIGNED_UP_IN_SHORT)}", soft_wrap=True)
 
 
 def escape_rich(text: str) -> str:

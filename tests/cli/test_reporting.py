@@ -233,7 +233,41 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     assert "EQUIP newsletters compared" in html and "<svg" in html
     assert "Campaigns compared" in result.output
     shown = [" ".join(line.split()) for line in result.output.splitlines()]
-    assert sum(line.endswith(" CTR Signed up") for line in shown) == 3  # summary, segments, courses
+    # Signed up's header, on two lines, says whom it counts: summary and courses count every
+    # sign-up, segments only the people the newsletter was sent to
+    assert [line.rsplit(" CTR ", 1)[1] for line in shown if " CTR (" in line] == [
+        "(all routes)",
+        "(recipients)",
+        "(all routes)",
+    ]
+    assert "Note: Signed up (recipients): people in the segment" in result.output
+
+
+def test_compare_files_say_whom_signed_up_counts(sqlite_url, demo_path, tmp_path):
+    """In the CSVs and the workbook, as on the page: a segment's sign-ups are its recipients,
+    a course's every sign-up. The store's Basics has one from the open sign-up page, by
+    someone not on the lists, so the course counts 3 where its segment counts 2."""
+    engine = build_hand_computed_store(sqlite_url)
+    with engine.begin() as conn:
+        create_campaign(conn, "2019-07-equip", "Summer menu")  # not sent yet
+    engine.dispose()
+    out = tmp_path / "cmp"
+    result = run(
+        "report", "--compare", str(demo_path), "2019-07-equip", "--out", str(out), db=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    summary = read_csv(out / "compare-summary.csv")
+    assert summary[0][-1] == "Signed up (all routes)" and summary[1][-1] == "6"
+    segments = {row[0]: row for row in read_csv(out / "compare-segments.csv")}
+    courses = {row[0]: row for row in read_csv(out / "compare-courses.csv")}
+    assert segments["Segment"][4] == f"{CAMPAIGN} Signed up (recipients)"
+    assert courses["Course"][4] == f"{CAMPAIGN} Signed up (all routes)"
+    assert (segments["New to QI"][4], courses["EQUIP Basics"][4]) == ("2", "3")
+    book = load_workbook(out / "report.xlsx")
+    headers = [c.value for c in book["Courses compared"][1]]
+    assert f"{CAMPAIGN} Signed up (all routes)" in headers
+    headers = [c.value for c in book["Segments compared"][1]]
+    assert f"{CAMPAIGN} Signed up (recipients)" in headers
 
 
 def test_compare_needs_two_campaigns_and_one_report_needs_one(sqlite_url):

@@ -4,7 +4,10 @@ side. The store states are built in tests/support/report_fixture.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 from support.report_fixture import (
     CAMPAIGN,
     at,
@@ -17,7 +20,12 @@ from support.report_fixture import (
     report_store_without_clicks,
 )
 
-from equip_mailer.report.assemble import build_report, compare
+from equip_mailer.report.assemble import (
+    SIGNED_UP_ALL,
+    SIGNED_UP_RECIPIENTS,
+    build_report,
+    compare,
+)
 from equip_mailer.report.courses import OTHER_LINKS
 from equip_mailer.report.load import empty_frames, load_frames
 
@@ -104,7 +112,7 @@ def test_compare_sets_quarters_side_by_side(sqlite_url, names):
             ["EQUIP Basics", 2, 3, 0.2, 3, 1, 1, 1 / 3, 0],
             ["EQUIP in Action", 2, 3, 2 / 6, 1, 0, 0, 0.0, 0],
             ["Data masterclass", 2, 2, 2 / 3, 2, 0, 0, np.nan, 0],
-            [OTHER_LINKS, 1, 1, np.nan, 0, None, None, np.nan, None],
+            [OTHER_LINKS, 1, 1, np.nan, None, None, None, np.nan, None],  # no sign-ups: a dash
         ],
     )
     assert list(tables["segments"].frame.columns)[1:4] == [
@@ -112,3 +120,42 @@ def test_compare_sets_quarters_side_by_side(sqlite_url, names):
         f"{CAMPAIGN} Clickers",
         f"{CAMPAIGN} CTR",
     ]
+
+
+def test_compare_says_whom_each_signed_up_counts(frames, names):
+    """A segment's sign-ups are its recipients who signed up; a course's are every sign-up,
+    however it was made. In the hand-computed store two people not on the lists signed up
+    without ever being sent the newsletter (one on EQUIP Basics from the open sign-up page,
+    one imported onto the masterclass): the courses count them, the segments cannot, so
+    the figures differ and the headers and notes say why."""
+    april = dataclasses.replace(frames, campaign_id="2019-04")
+    july = dataclasses.replace(frames, campaign_id="2019-07", signups=frames.signups.iloc[:0])
+    tables = compare([build_report(april, names), build_report(july, names)])
+    segments = tables["segments"].frame.set_index("Segment")
+    courses = tables["courses"].frame.set_index("Course")
+    summary = tables["summary"].frame.set_index("Campaign")
+
+    # New to QI: recipient 1 (a place) and 2 (waiting) on Basics; recipient 3 cancelled
+    assert segments.at["New to QI", f"2019-04 {SIGNED_UP_RECIPIENTS}"] == 2
+    # Basics: those two and the person from the open sign-up page, who got no mail
+    assert courses.at["EQUIP Basics", f"2019-04 {SIGNED_UP_ALL}"] == 3
+    # Running a QI project: recipient 11; the masterclass: 11 and the one imported
+    assert segments.at["Running a QI project", f"2019-04 {SIGNED_UP_RECIPIENTS}"] == 1
+    assert courses.at["Data masterclass", f"2019-04 {SIGNED_UP_ALL}"] == 2
+    assert segments[f"2019-04 {SIGNED_UP_RECIPIENTS}"].sum() == 4  # 1, 2, 6 and 11
+    assert courses[f"2019-04 {SIGNED_UP_ALL}"].sum() == 6
+    assert summary.at["2019-04", SIGNED_UP_ALL] == 6  # the campaign's: all routes, as courses
+    assert summary.at["2019-07", SIGNED_UP_ALL] == 0
+    assert pd.isna(courses.at[OTHER_LINKS, f"2019-04 {SIGNED_UP_ALL}"])  # not a course
+
+    assert (SIGNED_UP_RECIPIENTS, SIGNED_UP_ALL) == (
+        "Signed up (recipients)",
+        "Signed up (all routes)",
+    )
+    assert "Signed up" not in [c.removeprefix("2019-04 ") for c in segments.columns]
+    segment_note, course_note = tables["segments"].note, tables["courses"].note
+    assert "the newsletter was sent to" in segment_note
+    assert "people not on the campaign's lists" in segment_note.lower()
+    for note in (course_note, tables["summary"].note):
+        assert "a forwarded link, the open sign-up page or an import" in note
+        assert "people the newsletter was not sent to" in note

@@ -5,6 +5,7 @@ an A4 PDF. ``render_html`` returns the page as a string; writing it is the calle
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tempfile
@@ -15,8 +16,8 @@ import pytest
 from PIL import Image
 from support.browser import ink_stats, require_chromium, screenshot
 
-from equip_mailer.report.assemble import build_report
-from equip_mailer.report.page import render_html
+from equip_mailer.report.assemble import build_report, compare
+from equip_mailer.report.page import render_compare_html, render_html
 
 
 @pytest.fixture
@@ -38,6 +39,22 @@ def test_html_is_self_contained_and_prints_on_a4(page):
     assert "Our latest newsletter (22/04/2019): QI training, wave 3" in html
     assert "22 Apr 2019 to 2 May 2019" in html
     assert "Opens are unreliable" in html
+
+
+def test_compare_page_says_whom_each_signed_up_counts(frames, names):
+    """The comparison's headers and notes tell a segment's sign-ups (its recipients) from a
+    course's (every route, the open sign-up page included), as its files and terminal do."""
+    april = dataclasses.replace(frames, campaign_id="2019-04")
+    july = dataclasses.replace(frames, campaign_id="2019-07")
+    reports = [build_report(april, names), build_report(july, names)]
+    html = render_compare_html(reports, compare(reports))
+    sections = dict(re.findall(r'<section id="(\w+)">(.*?)</section>', html, re.S))
+    assert sections["summary"].count('scope="col">Signed up (all routes)</th>') == 1
+    assert sections["segments"].count('scope="col">Signed up (recipients)</th>') == 2
+    assert sections["courses"].count('scope="col">Signed up (all routes)</th>') == 2
+    assert ">Signed up</th>" not in html
+    assert "it includes people the newsletter was not sent to" in sections["courses"]
+    assert "Sign-ups from people not on the campaign&#39;s lists" in sections["segments"]
 
 
 def test_html_screenshot_in_chromium_is_a_real_page_with_charts(page, tmp_path):

@@ -41,7 +41,9 @@ def test_names_that_look_like_rich_markup_are_printed_as_written(frames, names):
 
 def test_comparison_shows_each_campaigns_sign_ups_in_80_columns(frames, names):
     """Two quarters alike but for their sign-ups: 6 in April, then only recipient 1's place on
-    EQUIP Basics in July. Signed up follows the click-through rate, as in the single report."""
+    EQUIP Basics in July. Signed up follows the click-through rate, as in the single report;
+    its two-line header says whom it counts (a segment's recipients; every sign-up for a
+    course or a campaign), and a note under the tables says it in words."""
     april = dataclasses.replace(frames, campaign_id="2019-04")
     july = dataclasses.replace(
         frames, campaign_id="2019-07", signups=frames.signups[frames.signups["ledger_id"] == 1]
@@ -49,14 +51,26 @@ def test_comparison_shows_each_campaigns_sign_ups_in_80_columns(frames, names):
     reports = [build_report(april, names), build_report(july, names)]
     console = Console(record=True, width=80, file=io.StringIO())
     print_comparison(reports, compare(reports), console)
-    lines = [" ".join(line.split()) for line in console.export_text().splitlines()]
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines() if not line.startswith("Note:")) <= 80
+    lines = [" ".join(line.split()) for line in text.splitlines()]
 
-    assert "Campaign Dates Sent Delivered Clickers CTR Signed up" in lines
-    assert "2019-04 22 Apr 2019 11 10 5 50.0% 6" in lines  # the dates wrap to fit
-    assert "2019-07 22 Apr 2019 11 10 5 50.0% 1" in lines
-    assert "Segment Campaign Delivered Clickers CTR Signed up" in lines
+    def header(first: str, last: str) -> bool:
+        """The header's two lines: "Signed up" above the column's "(...)"."""
+        at = lines.index(first + " " + last)
+        return lines[at - 1].endswith("Signed up")
+
+    assert header("Campaign Dates Sent Delivered Clickers CTR", "(all routes)")
+    assert "2019-04 22 Apr 11 10 5 50.0% 6" in lines  # the dates wrap to fit
+    assert "2019-07 22 Apr 11 10 5 50.0% 1" in lines
+    assert header("Segment Campaign Delivered Clickers CTR", "(recipients)")
     assert "New to QI 2019-04 4 2 50.0% 2" in lines  # a place and a waiting list
     assert "2019-07 4 2 50.0% 1" in lines
-    assert "Course Campaign Clickers Clicks CTR Signed up" in lines
+    assert header("Course Campaign Clickers Clicks CTR", "(all routes)")
+    # Basics: recipients 1 and 2, and someone from the open sign-up page who got no mail
+    assert "EQUIP Basics 2019-04 2 3 20.0% 3" in lines
     assert "Data masterclass 2019-04 2 2 66.7% 2" in lines  # one of them not on the lists
     assert "2019-07 2 2 66.7% 0" in lines
+    note = next(line for line in lines if line.startswith("Note: Signed up"))
+    assert "Signed up (recipients): people in the segment the newsletter was sent to" in note
+    assert "including people the newsletter was not sent to" in note
