@@ -13,7 +13,8 @@ the writers only format them. In the order data flows:
   machine clicks).
 - ``over_time``: clicks per hour for the first week, then per day.
 - ``assemble``: a whole report (tables, headline, notes); campaigns compared.
-- ``charts``, ``page``: SVG charts and the self-contained HTML page (``templates/``).
+- ``charts``, ``page``: SVG charts (drawn by ``svg``, and by ``svg_narrow`` for a phone) and
+  the self-contained HTML page (``templates/``).
 - ``spreadsheets``, ``files``: XLSX and CSV with formulas defused; the report's folder.
 - ``terminal``: the summary printed by ``equip-mailer report``.
 

@@ -3,7 +3,8 @@ email attachment, so nothing is drawn by a script or fetched from the network.
 
 ``report_charts`` and ``compare_charts`` choose which tables get a picture and how each is
 shaped (sorted, capped, labelled); the drawing itself is in ``svg``, which knows nothing
-about reports.
+about reports. Every chart comes twice, drawn for a desktop page (``svg``) and for a phone
+(``svg_narrow``, labels above the bars); the page's CSS shows one of them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from markupsafe import Markup
 from .formatting import BLUE, GREY, show
 from .model import Report, Table
 from .svg import grouped_hbar_chart, hbar_chart, time_chart
+from .svg_narrow import stacked_bar_chart, stacked_grouped_chart
 
 
 def report_charts(report: Report) -> dict[str, Markup]:
@@ -49,14 +51,15 @@ def compare_charts(reports: Sequence[Report], tables: dict[str, Table]) -> dict[
 
     def rates(table: Table, first: str) -> Markup:
         frame = table.frame
-        return grouped_hbar_chart(
-            list(frame[first]),
-            [(cid, frame[f"{cid} CTR"].to_numpy(dtype=float).tolist()) for cid in ids],
-            title=f"Click-through rate per {first.lower()}, campaign by campaign",
+        groups = list(frame[first])
+        series = [(cid, frame[f"{cid} CTR"].to_numpy(dtype=float).tolist()) for cid in ids]
+        title = f"Click-through rate per {first.lower()}, campaign by campaign"
+        return grouped_hbar_chart(groups, series, title=title) + stacked_grouped_chart(
+            groups, series, title=title
         )
 
     return {
-        "summary": hbar_chart(
+        "summary": _bars(
             [
                 (cid, [(0 if math.isnan(r) else r, BLUE)], f"{show(r, 'pct')}  ({c:,} of {d:,})")
                 for cid, r, c, d in zip(
@@ -79,10 +82,25 @@ def compare_charts(reports: Sequence[Report], tables: dict[str, Table]) -> dict[
     }
 
 
+def _bars(
+    rows: Sequence[tuple[str, Sequence[tuple[float, str]], str]],
+    *,
+    title: str,
+    scale_max: float | None = None,
+    heading: bool = False,
+    label_width: int = 210,
+) -> Markup:
+    """The same bars drawn twice: for a desktop page and, labels above the bars, a phone."""
+    wide = hbar_chart(
+        rows, title=title, scale_max=scale_max, heading=heading, label_width=label_width
+    )
+    return wide + stacked_bar_chart(rows, title=title, scale_max=scale_max, heading=heading)
+
+
 def _funnel_chart(funnel: pd.DataFrame) -> Markup:
     """Click-through rate per segment (the funnel without its total row)."""
     clicker = next(c for c in funnel.columns if c.startswith("Unique"))
-    return hbar_chart(
+    return _bars(
         [
             (
                 seg,
@@ -117,7 +135,7 @@ def _courses_chart(courses: pd.DataFrame, human_only: bool) -> Markup:
     total = courses["Total clicks"].to_numpy()
     machine = courses["Machine clicks"].to_numpy()
     human = total if human_only else total - machine
-    return hbar_chart(
+    return _bars(
         [
             (name, [(h, BLUE), (m, GREY)], f"{h:,} human, {m:,} machine")
             for name, h, m in zip(courses["Course"], human, machine, strict=True)
@@ -131,13 +149,28 @@ def _over_time_chart(series: pd.DataFrame) -> Markup:
     every hour before it."""
     hourly = series[series["Period"] == "hour"].reset_index(drop=True)
     daily = series[series["Period"] == "day"].reset_index(drop=True)
-    panels = [time_chart(hourly, title="First 7 days: clicks per hour", unit="per hour")]
-    if len(daily):
+    panels = []
+    for narrow, width in ((False, 900), (True, 360)):  # desktop panels first, then phone
         panels.append(
             time_chart(
-                daily, title="After the first week: clicks per day", unit="per day", height=170
+                hourly,
+                title="First 7 days: clicks per hour",
+                unit="per hour",
+                width=width,
+                narrow=narrow,
             )
         )
+        if len(daily):
+            panels.append(
+                time_chart(
+                    daily,
+                    title="After the first week: clicks per day",
+                    unit="per day",
+                    width=width,
+                    height=170,
+                    narrow=narrow,
+                )
+            )
     return Markup("".join(panels))
 
 
@@ -155,7 +188,7 @@ def _practices_chart(practices: pd.DataFrame) -> Markup:
     title = "Click-through rate per practice"
     if len(practices) > len(top):
         title += f": top {len(top)} of {len(practices)}"
-    return hbar_chart(
+    return _bars(
         [
             (p, [(0 if math.isnan(r) else r, BLUE)], f"{show(r, 'pct')} of {d:,} delivered")
             for p, r, d in zip(top["Practice"], rate, top["Delivered"], strict=True)
@@ -187,7 +220,7 @@ def _places_chart(places: pd.DataFrame) -> Markup:
         if waiting:
             text += f", {waiting} waiting"
         rows.append((f"{r[0]}: {r[1]}", [(taken, BLUE), (free, PALE)], text))
-    return hbar_chart(rows, title="Places taken per session", heading=True, label_width=260)
+    return _bars(rows, title="Places taken per session", heading=True, label_width=260)
 
 
 # ---------------------------------------------------------------------------------------

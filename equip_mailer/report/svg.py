@@ -20,11 +20,13 @@ PALETTE = ("#005EB8", "#41B6E6", "#003087", "#768692", "#00A499", "#ED8B00")  # 
 AXIS = "#768692"
 
 
-def _svg_start(width: int, height: int, title: str) -> list[str]:
-    """The opening tag and title every chart shares (the title is what a screen reader says)."""
+def svg_start(width: int, height: int, title: str, css_class: str = "chart") -> list[str]:
+    """The opening tag and title every chart shares (the title is what a screen reader says).
+    ``css_class`` "chart narrow" marks the phone layouts (``svg_narrow``)."""
     return [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<svg class="{css_class}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
 
@@ -53,7 +55,7 @@ def hbar_chart(
     labels = [wrap_label(label, label_width - 12) for label, _, _ in rows]
     heights = [bar_h + line_h * (len(lines) - 1) for lines in labels]
     height = top + sum(h + gap for h in heights) + 4
-    out = _svg_start(width, height, title)
+    out = svg_start(width, height, title)
     if heading:
         out.append(f'<text x="0" y="14" class="lbl" font-weight="bold">{escape(title)}</text>')
     out.append(
@@ -62,7 +64,7 @@ def hbar_chart(
     )
     y = top
     for (_label, parts, text), lines, row_h in zip(rows, labels, heights, strict=True):
-        out.append(_label_text(lines, label_width - 8, y + bar_h - 5, line_h))
+        out.append(label_text(lines, label_width - 8, y + bar_h - 5, line_h))
         x = float(label_width)
         for value, colour in parts:
             w = 0.0 if not total_max else plot_w * float(value) / total_max
@@ -106,19 +108,32 @@ def wrap_label(label: str, width_px: float, char_px: float = 6.9) -> list[str]:
     return lines
 
 
-def _label_text(lines: list[str], x: float, first_baseline: float, line_h: int) -> str:
-    """A right-aligned label of one or more lines (the first on the bar's baseline)."""
+def label_text(
+    lines: list[str], x: float, first_baseline: float, line_h: int, anchor: str = "end"
+) -> str:
+    """A label of one or more lines (the first on the bar's baseline), right-aligned to ``x``
+    unless ``anchor`` says "start" (the phone layouts' labels above their bars)."""
     spans = "".join(
         f'<tspan x="{x}" dy="{0 if i == 0 else line_h}">{escape(line)}</tspan>'
         for i, line in enumerate(lines)
     )
-    return f'<text x="{x}" y="{first_baseline}" text-anchor="end" class="lbl">{spans}</text>'
+    return f'<text x="{x}" y="{first_baseline}" text-anchor="{anchor}" class="lbl">{spans}</text>'
 
 
 def time_chart(
-    series: pd.DataFrame, *, title: str, unit: str, width: int = 900, height: int = 210
+    series: pd.DataFrame,
+    *,
+    title: str,
+    unit: str,
+    width: int = 900,
+    height: int = 210,
+    narrow: bool = False,
 ) -> Markup:
-    """Columns per period (human blue, machine grey stacked on top), one label per day."""
+    """Columns per period (human blue, machine grey stacked on top), one label per day.
+
+    ``narrow``: the phone layout (``width`` about 360): the title starts at the left edge
+    and names the time zone itself, as there is no room for the unit on the right, and
+    hour labels are spaced out to stay apart."""
     n = len(series)
     hours = unit == "per hour" and 0 < n <= 72  # short enough to name the hours
     left, bottom, top, right = 48, 46 if hours else 34, 24, 10
@@ -126,8 +141,12 @@ def time_chart(
     human = series["Human clicks"].to_numpy() if n else np.zeros(0)
     machine = series["Machine clicks"].to_numpy() if n else np.zeros(0)
     peak = int((human + machine).max()) if n else 0
-    out = _svg_start(width, height, title)
-    out.append(f'<text x="{left}" y="14" class="lbl" font-weight="bold">{escape(title)}</text>')
+    out = svg_start(width, height, title, "chart narrow" if narrow else "chart")
+    out.append(
+        f'<text x="0" y="14" class="lbl" font-weight="bold">{escape(title)} (UTC)</text>'
+        if narrow
+        else f'<text x="{left}" y="14" class="lbl" font-weight="bold">{escape(title)}</text>'
+    )
     if peak == 0:
         out.append(
             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#F0F4F5"/>'
@@ -163,7 +182,10 @@ def time_chart(
                 )
     starts = pd.DatetimeIndex(series["Period start"])
     if hours:
-        out += _hour_labels(starts, left, top + plot_h, plot_w, every=3 if n <= 36 else 6)
+        every = 3 if n <= 36 else 6
+        while plot_w / n * every < 40:  # "09:00" is ~30 px wide; only narrow charts get here
+            every *= 2
+        out += _hour_labels(starts, left, top + plot_h, plot_w, every=every)
         out += _day_labels(starts, left, top + plot_h + 14, plot_w, ticks=False)
     else:
         out += _day_labels(starts, left, top + plot_h, plot_w)
@@ -171,10 +193,11 @@ def time_chart(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
         f'stroke="{AXIS}"/>'
     )
-    out.append(
-        f'<text x="{left + plot_w}" y="14" class="axis" text-anchor="end">'
-        f"clicks {unit} (UTC)</text>"
-    )
+    if not narrow:
+        out.append(
+            f'<text x="{left + plot_w}" y="14" class="axis" text-anchor="end">'
+            f"clicks {unit} (UTC)</text>"
+        )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -240,12 +263,12 @@ def grouped_hbar_chart(
     per_group = len(series) * (bar_h + inner) - inner
     blocks = [max(per_group, line_h * len(lines)) for lines in labels]
     height = top + sum(b + gap for b in blocks) + legend_h
-    out = _svg_start(width, height, title)
+    out = svg_start(width, height, title)
     starts = [top + sum(b + gap for b in blocks[:g]) for g in range(len(groups))]
     for g, y0 in enumerate(starts):
         lines = labels[g]
         first = y0 + blocks[g] / 2 + 4 - line_h * (len(lines) - 1) / 2
-        out.append(_label_text(lines, label_width - 8, round(first, 1), line_h))
+        out.append(label_text(lines, label_width - 8, round(first, 1), line_h))
         for k, (_label, values) in enumerate(series):
             value = values[g]
             y = y0 + k * (bar_h + inner)

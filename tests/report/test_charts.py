@@ -25,12 +25,16 @@ def practices(n: int) -> pd.DataFrame:
 
 
 def test_the_practice_chart_is_sorted_by_its_bars_and_says_how_many_it_shows():
-    svg = _practices_chart(practices(31))
-    assert 'aria-label="Click-through rate per practice: top 15 of 31"' in svg
-    labels = [" ".join(re.findall(r">([^<]+)</tspan>", t)) for t in re.findall(
-        r'<text [^>]*class="lbl">(.*?)</text>', svg)]  # fmt: skip
-    assert labels[0] == "No practice (citizens and service users)"  # the longest bar first
-    assert labels[1:3] == ["Practice 29", "Practice 28"] and len(labels) == 15
-    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
-    assert widths == sorted(widths, reverse=True)
+    chart = _practices_chart(practices(31))
+    drawings = re.findall(r"<svg .*?</svg>", chart, re.S)
+    # drawn for a desktop page and for a phone (the page's CSS shows one), alike in content
+    assert [re.search(r'class="([^"]+)"', svg)[1] for svg in drawings] == ["chart", "chart narrow"]
+    for svg in drawings:
+        assert 'aria-label="Click-through rate per practice: top 15 of 31"' in svg
+        labels = [" ".join(re.findall(r">([^<]+)</tspan>", t)) for t in re.findall(
+            r'<text [^>]*class="lbl">(.*?)</text>', svg)]  # fmt: skip
+        assert labels[0] == "No practice (citizens and service users)"  # the longest bar first
+        assert labels[1:3] == ["Practice 29", "Practice 28"] and len(labels) == 15
+        widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
+        assert widths == sorted(widths, reverse=True)
     assert "top" not in _practices_chart(practices(15))  # all shown: nothing to say

@@ -34,8 +34,10 @@ def test_html_is_self_contained_and_prints_on_a4(page):
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
     assert not re.search(r"@import|url\(", html)
     assert "@page { size: A4; margin: 15mm; }" in html
-    # segments, courses, places, hours of the first week, days after it, practices
-    assert html.count("<svg") == 6
+    # segments, courses, places, hours of the first week, days after it, practices: each
+    # drawn for a desktop page and for a phone (test_page_on_a_phone.py)
+    assert html.count('<svg class="chart" ') == 6
+    assert html.count('<svg class="chart narrow" ') == 6
     assert "Our latest newsletter (22/04/2019): QI training, wave 3" in html
     assert "22 Apr 2019 to 2 May 2019" in html
     assert "Opens are unreliable" in html
