@@ -174,3 +174,23 @@ def test_comparison_reads_on_a_phone_without_zooming_or_scrolling_sideways(
 
     look(chromium, page, DESKTOP, tmp_path / "compare-desktop-1280.png")
     check_desktop(chromium, "the comparison")
+
+
+@pytest.mark.parametrize("width", [641, 700, 768, 820, 900, 940, 941, 1024])
+def test_between_phone_and_desktop_no_chart_is_shrunk_below_readable(
+    chromium, frames, names, tmp_path, width
+):
+    """A tablet held upright or a narrow window: whichever layout a chart is shown in, its
+    text is drawn at 10.5 px or more and nothing scrolls sideways."""
+    page = tmp_path / "report.html"
+    page.write_text(render_html(build_report(frames, names)), encoding="utf-8")
+    metrics = {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+    look(chromium, page, metrics, tmp_path / f"report-{width}.png")
+    assert chromium.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth;"
+    )
+    charts = chromium.execute_script(CHARTS_SHOWN)
+    assert len(charts) == 6
+    for chart in charts:
+        assert chart["smallest"] >= SMALLEST_TEXT_PX, f"{width} px: {chart}"
+        assert chart["overlaps"] == [], f"{width} px: {chart}"
