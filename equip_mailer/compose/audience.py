@@ -175,12 +175,18 @@ def _column_values(rows: list[list[str]], columns: dict[str, int]) -> dict[str, 
     if "name" in columns:
         # Only a "Name" column: "Dr Vik Patel" is Vik and Patel. The title is left out: a
         # reader has no place for it (nor has the ledger), and the newsletter greets by first
-        # name, so keeping it as the first name would greet them "Dear Dr,".
+        # name, so keeping it as the first name would greet them "Dear Dr,". With no first
+        # name to greet by ("Mrs Patel"), the first name is how to address them, title and
+        # surname: the newsletter then says "Dear Mrs Patel,", the To: line and the sign-up
+        # form (first + last name) "Mrs Patel", and so do the mails about their place.
         full = [split_name(v) for v in column("name")]
+        bare = [not f.first and f.title and f.last for f in full]
         if "first_name" not in columns:
-            values["first_name"] = [f.first for f in full]
+            values["first_name"] = [
+                f"{f.title} {f.last}" if b else f.first for f, b in zip(full, bare, strict=True)
+            ]
         if "last_name" not in columns:
-            values["last_name"] = [f.last for f in full]
+            values["last_name"] = ["" if b else f.last for f, b in zip(full, bare, strict=True)]
     return values
 
 

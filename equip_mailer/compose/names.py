@@ -9,7 +9,8 @@ Both places split here, so a title is recognised the same way in both.
 The titles are the common UK ones, with or without a dot and in any case ("dr.", "DR");
 they are written back in their usual British form, without the dot ("Dr"). A title is
 addressed with the surname ("Dear Dr Patel,", the normal British form), except Sir and Dame,
-which go with the first name ("Dear Sir Vik,": "Sir Patel" is a known mistake).
+which go with the first name ("Dear Sir Vik,": "Sir Patel" is a known mistake), as do Lady
+and Lord. Several titles are kept together ("Dear Rev Dr Smith,").
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 # casefolded, without a trailing dot -> the title as written back
-TITLES = {
-    t.casefold(): t
-    for t in ("Dr", "Prof", "Professor", "Mr", "Mrs", "Ms", "Miss", "Mx", "Sir", "Dame", "Rev")
-}
-_WITH_FIRST_NAME = {"Sir", "Dame"}
+TITLES = {t.casefold(): t for t in ("Dr", "Prof", "Professor", "Mr", "Mrs", "Ms", "Miss", "Mx")}
+TITLES |= {t.casefold(): t for t in ("Sir", "Dame", "Rev", "Revd", "Canon", "Lady", "Lord")}
+TITLES |= {"doctor": "Dr", "reverend": "Rev"}
+_WITH_FIRST_NAME = {"Sir", "Dame", "Lady", "Lord"}
+# Words that begin a surname: after a title, "Dr De Silva" is Dr De Silva, not Dr Silva
+# with the first name "De". (Without a title "Vik De Silva" splits as ever: Vik, De Silva.)
+PARTICLES = frozenset(
+    "al ap bin da das de del della den der di dos du el ibn la le mac mc o ó st st. van von".split()
+)
 
 
 class FullName(NamedTuple):
@@ -33,16 +38,20 @@ class FullName(NamedTuple):
 def split_name(full: str) -> FullName:
     """``Dr Vik Patel`` -> (Dr, Vik, Patel); ``Vik Patel`` -> ("", Vik, Patel).
 
-    The first word is a title only when it is one of ``TITLES``. After a title, a single word
-    is the surname ("Dr Patel", "Mrs Smith"); otherwise the first word is the first name and
-    the rest is the surname, so a surname of two words ("Ó Ceallaigh") stays whole. Any run
-    of spaces counts as one."""
+    Leading words are titles while they are in ``TITLES`` ("Rev Dr Ann Smith" -> "Rev Dr").
+    After a title, a single word is the surname ("Dr Patel", "Mrs Smith"), and so is
+    everything when its first word begins a surname ("Dr De Silva"); otherwise the first
+    word is the first name and the rest is the surname, so a surname of two words
+    ("Ó Ceallaigh") stays whole. Any run of spaces counts as one."""
     words = full.split()
-    title = TITLES.get(words[0].rstrip(".").casefold(), "") if words else ""
-    rest = words[1:] if title else words
-    if title and len(rest) == 1:
-        return FullName(title, "", rest[0])
-    return FullName(title, rest[0] if rest else "", " ".join(rest[1:]))
+    titles: list[str] = []
+    while words and (title := TITLES.get(words[0].rstrip(".").casefold())):
+        titles.append(title)
+        words = words[1:]
+    title = " ".join(titles)
+    if title and (len(words) == 1 or (words and words[0].casefold() in PARTICLES)):
+        return FullName(title, "", " ".join(words))
+    return FullName(title, words[0] if words else "", " ".join(words[1:]))
 
 
 def addressed_as(full: str) -> str:
@@ -50,7 +59,7 @@ def addressed_as(full: str) -> str:
     for Sir and Dame), else the first name; "" when there is no name to use (blank, or a
     title alone), so the caller falls back to its own word ("colleague")."""
     title, first, last = split_name(full)
-    if title in _WITH_FIRST_NAME and first:
+    if first and _WITH_FIRST_NAME.intersection(title.split()):
         return f"{title} {first}"
     if title and last:
         return f"{title} {last}"

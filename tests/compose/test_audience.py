@@ -68,7 +68,8 @@ def test_formula_like_names_are_data_not_a_problem(tmp_path):
 
 def test_a_name_column_is_split_after_its_title(tmp_path):
     """A list with only a Name column: the title is left out (a reader has no place for
-    it), so the first name is the name and not "Dr"; a title alone leaves both blank."""
+    it), so the first name is the name and not "Dr"; with only a title and a surname the
+    first name is how to address them ("Dear Mrs Patel,"); a title alone leaves both blank."""
     path = write(
         tmp_path / "staff.csv",
         "Email,Full name,QI level\n"
@@ -84,7 +85,7 @@ def test_a_name_column_is_split_after_its_title(tmp_path):
         ("Vik", "Patel"),
         ("Zoë", "Ó Ceallaigh"),
         ("Ann", "Smith"),
-        ("", "Patel"),
+        ("Mrs Patel", ""),
         ("", ""),
     ]
 

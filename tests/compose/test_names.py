@@ -37,6 +37,19 @@ CASES = [
     ("Drew Patel", ("", "Drew", "Patel"), "Drew"),
     ("Missy Smith", ("", "Missy", "Smith"), "Missy"),
     ("Dr.Patel", ("", "Dr.Patel", ""), "Dr.Patel"),  # no space: one word, as written
+    # several titles stay together; none is taken for the first name
+    ("Rev Dr Ann Smith", ("Rev Dr", "Ann", "Smith"), "Rev Dr Smith"),
+    ("Prof Sir Vik Patel", ("Prof Sir", "Vik", "Patel"), "Prof Sir Vik"),
+    ("Dr Mrs Smith", ("Dr Mrs", "", "Smith"), "Dr Mrs Smith"),
+    ("Doctor Vik Patel", ("Dr", "Vik", "Patel"), "Dr Patel"),
+    ("Reverend Ann Smith", ("Rev", "Ann", "Smith"), "Rev Smith"),
+    # after a title, a surname that begins with a particle stays whole
+    ("Dr De Silva", ("Dr", "", "De Silva"), "Dr De Silva"),
+    ("Mrs van der Berg", ("Mrs", "", "van der Berg"), "Mrs van der Berg"),
+    ("Dr Ó Ceallaigh", ("Dr", "", "Ó Ceallaigh"), "Dr Ó Ceallaigh"),
+    ("Dr Vik De Silva", ("Dr", "Vik", "De Silva"), "Dr De Silva"),
+    ("Vik De Silva", ("", "Vik", "De Silva"), "Vik"),
+    ("Mrs. Jane Smith-Jones", ("Mrs", "Jane", "Smith-Jones"), "Mrs Smith-Jones"),
 ]
 
 

@@ -104,6 +104,8 @@ def test_a_listed_reader_is_greeted_as_the_newsletter_greets_them(tmp_path):
         "Email,Name,QI level\n"
         "vik@nhs.example,Dr Vik Patel,none\n"
         "zoe@nhs.example,Zoë Ó Ceallaigh,none\n"
+        "pat@nhs.example,Mrs Patel,none\n"
+        "ann@nhs.example,Rev Dr Ann Smith,none\n"
         "sam@nhs.example,Dr,none\n",
     )
     recipients, _, _ = read_list(path, "staff.csv")
@@ -113,7 +115,13 @@ def test_a_listed_reader_is_greeted_as_the_newsletter_greets_them(tmp_path):
         newsletter = f"Dear {who.first_name or BLANK_VALUES['first_name']},"
         assert mails.greeting(on_the_form) == newsletter, who.source
         greeted.append(newsletter)
-    assert greeted == ["Dear Vik,", "Dear Zoë,", "Dear colleague,"]
+    assert greeted == [
+        "Dear Vik,",
+        "Dear Zoë,",
+        "Dear Mrs Patel,",
+        "Dear Ann,",
+        "Dear colleague,",
+    ]
 
 
 def test_only_the_greeting_depends_on_the_name(signed_up):
