@@ -87,7 +87,7 @@ class OutboxBackend:
         again only by a ``--retry-uncertain`` run), for files that could simply have been
         written. The threads are a
         cache of the backend, not a connection it must not outlive."""
-        for lander in self._landers.values():
+        for lander in list(self._landers.values()):  # a send thread may be adding one
             lander.close()
 
     def send_batch(self, batch: Batch) -> BatchResult:

@@ -38,11 +38,18 @@ class FileLander:
         # Until the first file says otherwise (a file system without it answers at once).
         self._tmpfile = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
         self._pool: ThreadPoolExecutor | None = None
+        # A batch being landed and close() never overlap: after Ctrl+C the send thread may
+        # still be writing when the caller closes; close then waits for those files.
+        self._busy = threading.Lock()
 
     def land_all(self, items: Sequence[T], make: Callable[[T], tuple[str, bytes]]) -> None:
         """Each item's ``(name, data)`` from ``make``, landed in the folder, ``folder/name``
         holding all of ``data`` or being as it was. The first error is raised once every
         writer has stopped; files already landed stay (each is whole)."""
+        with self._busy:
+            self._land_all(items, make)
+
+    def _land_all(self, items: Sequence[T], make: Callable[[T], tuple[str, bytes]]) -> None:
         dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if self.writers == 1 or len(items) < 2 * self.writers:
@@ -63,9 +70,10 @@ class FileLander:
     def close(self) -> None:
         """Stop the writer threads (waiting for any still writing). The lander stays
         usable: the next batch big enough to share out starts them again."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._busy:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def _land_each(
         self, dir_fd: int, items: Sequence[T], make: Callable[[T], tuple[str, bytes]]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
+from equip_mailer.send.backends import outbox_files
 from equip_mailer.send.backends.outbox_files import FileLander
 
 
@@ -75,3 +77,33 @@ def test_one_name_given_to_both_writers_lands_one_whole_copy(tmp_path, tmpfile):
     lander.close()
     assert os.listdir(tmp_path) == ["test.eml"]
     assert (tmp_path / "test.eml").read_bytes() in {data for _, data in copies}
+
+
+def test_close_during_a_batch_waits_for_its_files_then_stops_the_writers(tmp_path, monkeypatch):
+    """After Ctrl+C the send thread may still be starting a batch when the caller closes:
+    close waits for that batch's files (all whole) and only then stops the writer threads,
+    rather than finding no writers yet and leaving the ones the batch then starts."""
+    started, release = threading.Event(), threading.Event()
+
+    class SlowToStart(outbox_files.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.set()
+            release.wait(5)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(outbox_files, "ThreadPoolExecutor", SlowToStart)
+    lander = FileLander(str(tmp_path), writers=2)
+    items = _items(10)
+    sending = threading.Thread(target=lander.land_all, args=(items, lambda item: item))
+    sending.start()
+    assert started.wait(5)
+    closing = threading.Thread(target=lander.close)
+    closing.start()
+    closing.join(0.3)
+    assert closing.is_alive(), "close returned while the batch was still being written"
+    release.set()
+    sending.join(5)
+    closing.join(5)
+    assert not closing.is_alive()
+    assert sorted(os.listdir(tmp_path)) == [name for name, _ in items]
+    assert not [t for t in threading.enumerate() if t.name.startswith("equip-outbox")]
