@@ -183,7 +183,8 @@ def time_chart(
     starts = pd.DatetimeIndex(series["Period start"])
     if hours:
         every = 3 if n <= 36 else 6
-        while plot_w / n * every < 40:  # "09:00" is ~30 px wide; only narrow charts get here
+        # "09:00" is ~30 px wide; only narrow charts get here (and never loop for ever)
+        while plot_w / n * every < 40 and every < n:
             every *= 2
         out += _hour_labels(starts, left, top + plot_h, plot_w, every=every)
         out += _day_labels(starts, left, top + plot_h + 14, plot_w, ticks=False)
