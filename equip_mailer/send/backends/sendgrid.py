@@ -9,6 +9,7 @@ cancelling) go through the same client and the same error wording.
 
 from __future__ import annotations
 
+import codecs
 import http.client
 import json
 import logging
@@ -283,10 +284,13 @@ class JsonBody(bytes):
 
     __repr__ = __str__
 
-    def encode(self, _encoding: str = "utf-8") -> JsonBody:
+    def encode(self, encoding: str = "utf-8") -> bytes:
         """The client calls ``request_body.encode('utf-8')`` on a body it should not
-        re-encode as JSON: here it is bytes already, so no decode-encode round trip."""
-        return self
+        re-encode as JSON: here it is UTF-8 bytes already, so no decode-encode round trip.
+        Any other encoding is honoured (the text re-encoded), so this never lies."""
+        if codecs.lookup(encoding).name == "utf-8":
+            return self
+        return bytes(self).decode("utf-8").encode(encoding)
 
 
 def encode_body(body: dict[str, Any]) -> JsonBody:

@@ -99,6 +99,9 @@ def test_the_body_prints_as_its_size_never_the_readers():
     assert "@example.org" not in repr(body) and "@example.org" not in str(body)
     assert json.loads(bytes(body)) == build_request(MAIL, b)
     assert body.encode("utf-8") is body  # what the client sends: not decoded and re-encoded
+    assert body.encode("UTF8") is body
+    latin = encode_body({"name": "Zoë"}).encode("latin-1")  # asked for another, it is honoured
+    assert latin == '{"name":"Zoë"}'.encode("latin-1")
 
 
 def test_429_then_500_are_retried_honouring_retry_after(sg):
