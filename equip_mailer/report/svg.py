@@ -49,9 +49,7 @@ def hbar_chart(
     top = 24 if heading else 6
     right_text = max(90, 7 * max([len(text) for _, _, text in rows] + [0]) + 12)
     plot_w = width - label_width - right_text
-    total_max = (
-        scale_max if scale_max else max([sum(v for v, _ in parts) for _, parts, _ in rows] + [0])
-    )
+    total_max = stack_max(rows, scale_max)
     labels = [wrap_label(label, label_width - 12) for label, _, _ in rows]
     heights = [bar_h + line_h * (len(lines) - 1) for lines in labels]
     height = top + sum(h + gap for h in heights) + 4
@@ -65,19 +63,40 @@ def hbar_chart(
     y = top
     for (_label, parts, text), lines, row_h in zip(rows, labels, heights, strict=True):
         out.append(label_text(lines, label_width - 8, y + bar_h - 5, line_h))
-        x = float(label_width)
-        for value, colour in parts:
-            w = 0.0 if not total_max else plot_w * float(value) / total_max
-            if w > 0:
-                out.append(
-                    f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
-                    f'fill="{colour}" rx="2"/>'
-                )
-            x += w
+        x = stacked_bar(out, parts, label_width, y, bar_h, plot_w / total_max if total_max else 0)
         out.append(f'<text x="{x + 6:.1f}" y="{y + bar_h - 5}" class="val">{escape(text)}</text>')
         y += row_h + gap
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def stack_max(
+    rows: Sequence[tuple[str, Sequence[tuple[float, str]], str]], scale_max: float | None
+) -> float:
+    """What a full-width bar stands for: ``scale_max`` when given, else the largest stack."""
+    return scale_max or max([sum(v for v, _ in parts) for _, parts, _ in rows] + [0])
+
+
+def stacked_bar(
+    out: list[str],
+    parts: Sequence[tuple[float, str]],
+    x: float,
+    y: float,
+    bar_h: int,
+    px_per_unit: float,
+) -> float:
+    """One bar of stacked (value, colour) parts from ``x``, appended to ``out``; returns where
+    it ends. A part too small to see is drawn 1.5 px wide, an empty one not at all."""
+    x = float(x)
+    for value, colour in parts:
+        w = px_per_unit * float(value)
+        if w > 0:
+            out.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
+                f'fill="{colour}" rx="2"/>'
+            )
+        x += w
+    return x
 
 
 def wrap_label(label: str, width_px: float, char_px: float = 6.9) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 from .formatting import show
-from .svg import PALETTE, label_text, svg_start, wrap_label
+from .svg import PALETTE, label_text, stack_max, stacked_bar, svg_start, wrap_label
 
 WIDTH = 360  # a phone's width in CSS pixels, less the page's margins, near enough
 LINE_H = 15  # one line of 13 px label text
@@ -34,9 +34,7 @@ def stacked_bar_chart(
     label on the left above its bar, the text on the right of the same line when both fit
     (the label wraps to leave room), else on a line of its own under the label."""
     bar_h, gap = 14, 12
-    total_max = (
-        scale_max if scale_max else max([sum(v for v, _ in parts) for _, parts, _ in rows] + [0])
-    )
+    total_max = stack_max(rows, scale_max)
     body: list[str] = []
     y = 24 if heading else 2
     if heading:
@@ -52,15 +50,7 @@ def stacked_bar_chart(
             f'<text x="{width}" y="{text_y}" text-anchor="end" class="val">{escape(text)}</text>'
         )
         y = baseline + LINE_H * (len(lines) - (1 if beside else 0)) + 5  # under the last line
-        x = 0.0
-        for value, colour in parts:
-            w = 0.0 if not total_max else width * float(value) / total_max
-            if w > 0:
-                body.append(
-                    f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
-                    f'fill="{colour}" rx="2"/>'
-                )
-            x += w
+        stacked_bar(body, parts, 0, y, bar_h, width / total_max if total_max else 0)
         y += bar_h + gap
     return Markup("".join([*svg_start(width, y, title, "chart narrow"), *body, "</svg>"]))
 
