@@ -34,7 +34,7 @@ def _tracker_clicks(db: Path) -> int:
 
 def run(ctx: Context) -> Figures:
     """Signed tokens for a few readers x the links, loaded; then the no-database floor."""
-    from equip_mailer.send.links import click_token
+    from equip_mailer.send.links import click_path
 
     sizes = ctx.sizes
     tracking = tracking_service(ctx)
@@ -43,10 +43,7 @@ def run(ctx: Context) -> Figures:
     n = sizes["redirect_requests"] + sizes["redirect_warmup"]
     readers = seed.ledger_ids[: sizes["redirect_recipients"]]
     rng = random.Random(4)
-    paths = [
-        f"/c/{click_token(secret, rng.choice(seed.link_ids), rng.choice(readers))}"
-        for _ in range(n)
-    ]
+    paths = [click_path(secret, rng.choice(seed.link_ids), rng.choice(readers)) for _ in range(n)]
     before = _tracker_clicks(tracking.db)
     cpu0 = service.cpu_seconds()
     res = _load(ctx, tracking, "redirect-paths", paths, sizes["redirect_warmup"])

@@ -285,10 +285,10 @@ def run(ctx: Context) -> Figures:
     readers = seed.ledger_ids[:n]
     plan = [_submit(course, r, rng.choice(sessions)) for r in readers]
     forged = [_submit(course, r, sessions[0], csrf_ok=False) for r in readers[: max(200, n // 4)]]
-    from equip_mailer.send.links import click_token
+    from equip_mailer.send.links import click_path
 
     clicks = [
-        f"/c/{click_token(LINK_SECRET.encode(), rng.choice(seed.link_ids), rng.choice(readers))}"
+        click_path(LINK_SECRET.encode(), rng.choice(seed.link_ids), rng.choice(readers))
         for _ in range(2000)
     ]
     service = Service(ctx.work, url, "")

@@ -40,7 +40,7 @@ def _clicks(url: str) -> int:
 
 def _one(ctx: Context, workers: int) -> Figures:
     from benchmarks.signup import _drop_postgres, _postgres_url
-    from equip_mailer.send.links import click_token
+    from equip_mailer.send.links import click_path
 
     sizes = ctx.sizes
     url = _postgres_url(ctx)
@@ -52,7 +52,7 @@ def _one(ctx: Context, workers: int) -> Figures:
         secret = LINK_SECRET.encode()
         n = sizes["workers_requests"] + sizes["workers_warmup"]
         paths = [
-            f"/c/{click_token(secret, rng.choice(seed.link_ids), rng.choice(seed.ledger_ids))}"
+            click_path(secret, rng.choice(seed.link_ids), rng.choice(seed.ledger_ids))
             for _ in range(n)
         ]
         service = Service(ctx.work, url, "", workers=workers)

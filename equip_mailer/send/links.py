@@ -1,9 +1,20 @@
-"""Tracked links: signed, compact tokens that name a registered link and a recipient.
+"""Tracked links: signed, compact tokens that name a recipient, never an address.
 
-A click token carries two integers, the link's row in the registry and the recipient's row
-in the ledger, plus a truncated HMAC-SHA256. The redirect target is looked up in the
-registry, never read from the token, so a forged or altered token can only lead to a 404;
-and since the ledger id is a number, no address ever appears in a URL.
+Mail carries one token per reader, the *reader token*: the reader's row in the ledger plus
+a truncated HMAC-SHA256. Every tracked link of their mail is ``/c/<reader token>/<link id>``
+and their unsubscribe link ``/u/<reader token>``: one signature per reader, however many
+links the course menu has, and one substitution value per reader in a SendGrid request
+instead of one per link (a third of the request, and of the send's work, went on them).
+
+The link id is not signed: it names a row of the registry, and the service answers only a
+link of the reader's own campaign; the redirect target is looked up there, never read from
+the URL. So an altered id leads to another link of the same mail (which the reader could
+click anyway) or to a 404, and a forged token to a 404. Since the ledger id is a number,
+no address ever appears in a URL.
+
+Mail sent before reader tokens carries ``/c/<click token>`` (link and reader signed
+together) and ``/u/<unsubscribe token>``; ``read_token`` still reads those, and the service
+still answers them.
 
 Ledger id 0 marks a test send or a preview: the link redirects but nothing is recorded.
 """
@@ -25,11 +36,16 @@ from equip_mailer.store import links
 
 SIG_BYTES = 12  # 96 bits: forging one token takes ~2^95 tries
 TEST_RECIPIENT = 0
+# The reader token's letter. Every kind of signed token has its own (click and unsubscribe
+# tokens "c" and "u", sign-up pages "s", invites "i", registrations "r"), so that a token
+# of one kind never passes as another: a reader token must never read as a registration.
+READER = "m"
+MAX_LINK_ID_DIGITS = 18
 
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "c" click, "u" unsubscribe
+    kind: str  # "c" click, "u" unsubscribe (the reader token's and the older tokens')
     link_id: int  # 0 for unsubscribe tokens
     ledger_id: int
 
@@ -76,11 +92,14 @@ def _sign(secret: bytes, kind: str, payload: bytes) -> bytes:
 
 
 def click_token(secret: bytes, link_id: int, ledger_id: int) -> str:
+    """The older click token, link and reader signed together (``/c/<token>``): mail sent
+    before reader tokens carries it, so the service still reads it."""
     payload = _varint(link_id) + _varint(ledger_id)
     return _b64(payload + _sign(secret, "c", payload))
 
 
 def unsubscribe_token(secret: bytes, ledger_id: int) -> str:
+    """The older unsubscribe token (``/u/<token>``), still read: see ``click_token``."""
     payload = _varint(ledger_id)
     return _b64(payload + _sign(secret, "u", payload))
 
@@ -140,12 +159,50 @@ def read_ids_token(secret: bytes, kind: str, token: str, count: int) -> tuple[in
     return tuple(ids) if pos == len(payload) else None
 
 
+def reader_token(secret: bytes, ledger_id: int) -> str:
+    """The one token of a reader's mail, in all of its tracked links and its unsubscribe."""
+    return ids_token(secret, READER, ledger_id)
+
+
+def read_reader_token(secret: bytes, token: str) -> int | None:
+    """The ledger id in a reader token, or None if it is malformed or forged."""
+    ids = read_ids_token(secret, READER, token, 1)
+    return ids[0] if ids is not None else None
+
+
+def read_click(secret: bytes, token: str, link: str | None = None) -> Token | None:
+    """The click a URL names: ``/c/<reader token>/<link>`` (``link`` given: the link id
+    as the path spells it, digits only) or an older ``/c/<click token>``; None for
+    anything else."""
+    if link is None:
+        return read_token(secret, "c", token)
+    if not (link.isdigit() and link.isascii()) or len(link) > MAX_LINK_ID_DIGITS:
+        return None
+    if link != str(int(link)):  # one spelling per link ("017" is not link 17)
+        return None
+    ledger_id = read_reader_token(secret, token)
+    return None if ledger_id is None else Token("c", int(link), ledger_id)
+
+
+def read_unsubscribe(secret: bytes, token: str) -> Token | None:
+    """The reader a ``/u/`` token names: a reader token, or an older unsubscribe token."""
+    ledger_id = read_reader_token(secret, token)
+    if ledger_id is not None:
+        return Token("u", 0, ledger_id)
+    return read_token(secret, "u", token)
+
+
+def click_path(secret: bytes, link_id: int, ledger_id: int) -> str:
+    """``/c/<reader token>/<link id>``: where a reader's click on a link goes."""
+    return f"/c/{reader_token(secret, ledger_id)}/{link_id}"
+
+
 def click_url(public_url: str, secret: bytes, link_id: int, ledger_id: int) -> str:
-    return f"{public_url.rstrip('/')}/c/{click_token(secret, link_id, ledger_id)}"
+    return public_url.rstrip("/") + click_path(secret, link_id, ledger_id)
 
 
 def unsubscribe_url(public_url: str, secret: bytes, ledger_id: int) -> str:
-    return f"{public_url.rstrip('/')}/u/{unsubscribe_token(secret, ledger_id)}"
+    return f"{public_url.rstrip('/')}/u/{reader_token(secret, ledger_id)}"
 
 
 def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) -> dict[str, int]:
@@ -208,14 +265,33 @@ def _keyed_sha256(secret: bytes, prefix: bytes):
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
+def reader_token_maker(secret: bytes) -> Callable[[int], str]:
+    """``ledger_id -> reader token``, the same as ``reader_token``, for the send loop: the
+    keyed hash state is prepared once and copied per reader (100,000 readers a send)."""
+    inner, outer = _keyed_sha256(secret, READER.encode("ascii"))
+    b2a = binascii.b2a_base64
+    urlsafe = _URLSAFE
+
+    def token(ledger_id: int) -> str:
+        v = _varint(ledger_id)
+        i = inner.copy()
+        i.update(v)
+        o = outer.copy()
+        o.update(i.digest())
+        return (
+            b2a(v + o.digest()[:SIG_BYTES], newline=False)
+            .translate(urlsafe)
+            .rstrip(b"=")
+            .decode("ascii")
+        )
+
+    return token
+
+
 def click_url_maker(
     public_url: str, secret: bytes, link_ids: dict[str, int]
 ) -> Callable[[int], dict[str, str]]:
-    """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``, for the send loop.
-
-    A send signs every link for every reader (5 links x 100,000 readers), so each link's
-    keyed hash state is prepared once and copied per reader.
-    """
+    """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``."""
     keys = list(link_ids)
     url_list = click_url_list_maker(public_url, secret, [link_ids[k] for k in keys])
 
@@ -229,27 +305,14 @@ def click_url_list_maker(
     public_url: str, secret: bytes, link_ids: list[int]
 ) -> Callable[[int], list[str]]:
     """``ledger_id -> [click URL per link id, in order]``: ``click_url_maker`` without the
-    dict, for callers that keep the links in a fixed order."""
+    dict, for callers that keep the links in a fixed order. One signature per reader."""
     base = f"{public_url.rstrip('/')}/c/"
-    prepared = []
-    for link_id in link_ids:
-        prefix = _varint(link_id)
-        inner, outer = _keyed_sha256(secret, b"c" + prefix)
-        prepared.append((prefix, inner.copy, outer.copy))
-    b2a = binascii.b2a_base64
-    urlsafe = _URLSAFE
+    tails = [f"/{link_id}" for link_id in link_ids]
+    token = reader_token_maker(secret)
 
     def urls(ledger_id: int) -> list[str]:
-        v = _varint(ledger_id)
-        out = []
-        for prefix, inner_copy, outer_copy in prepared:
-            i = inner_copy()
-            i.update(v)
-            o = outer_copy()
-            o.update(i.digest())
-            token = b2a(prefix + v + o.digest()[:SIG_BYTES], newline=False).translate(urlsafe)
-            out.append(base + token.rstrip(b"=").decode("ascii"))
-        return out
+        head = base + token(ledger_id)
+        return [head + tail for tail in tails]
 
     return urls
 
@@ -257,17 +320,9 @@ def click_url_list_maker(
 def unsubscribe_url_maker(public_url: str, secret: bytes) -> Callable[[int], str]:
     """``ledger_id -> unsubscribe URL``, the same as ``unsubscribe_url``, prepared once."""
     base = f"{public_url.rstrip('/')}/u/"
-    inner, outer = _keyed_sha256(secret, b"u")
-    b2a = binascii.b2a_base64
+    token = reader_token_maker(secret)
 
     def url(ledger_id: int) -> str:
-        v = _varint(ledger_id)
-        i = inner.copy()
-        i.update(v)
-        o = outer.copy()
-        o.update(i.digest())
-        return base + b2a(v + o.digest()[:SIG_BYTES], newline=False).translate(_URLSAFE).rstrip(
-            b"="
-        ).decode("ascii")
+        return base + token(ledger_id)
 
     return url

@@ -1,16 +1,15 @@
 """From a rendered segment and ledger rows to the ``Batch`` a backend is given.
 
 Per segment the content is rendered ONCE and its links registered and keyed once
-(``prepare_segment``); each reader then only gets a dict of substitution values (their name,
-practice, signed link URLs, unsubscribe URL) and a display name (``build_batch``). The send
-loop, the dry run and the test send all build batches this way, so what a dry run measures
-is what a send posts.
+(``prepare_segment``), with its link and unsubscribe URLs written in around one token; each
+reader then only gets a dict of substitution values (their name, practice and reader token,
+``send.links``) and a display name (``build_batch``). The send loop and the dry run build
+batches this way, so what a dry run measures is what a send posts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html as html_lib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -23,7 +22,7 @@ from equip_mailer.store import ensure_campaign
 
 from .batch import Addressee, Batch, Content, display_name
 from .ledger_rows import Row
-from .links import click_url_list_maker, click_url_maker, register_links, unsubscribe_url_maker
+from .links import click_url_maker, reader_token_maker, register_links, unsubscribe_url_maker
 
 if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 # functions are declared to take a Recipient: a tuple is far cheaper than a Recipient per
 # reader. The casts below, at the boundary with compose, say so once.
 Reader = Recipient | Row
-ReaderValues = Callable[[Reader, list[str], str], dict[str, str]]  # per segment, prepared
+ReaderValues = Callable[[Reader, str], dict[str, str]]  # per segment, with the reader token
 RecipientValues = Callable[["RenderedSegment", Reader, dict[str, str], str], dict[str, str]]
 
 
@@ -87,8 +86,10 @@ class PreparedSegment:
     rendered: RenderedSegment
     link_urls: Callable[[int], dict[str, str]]  # ledger id -> {link key: URL}
     unsubscribe: Callable[[int], str]  # ledger id -> our /u/ URL (always ours)
-    url_list: Callable[[int], list[str]]  # ledger id -> URLs in link order
-    values: ReaderValues | None = None  # personalisation.values_builder(rendered)
+    reader_token: Callable[[int], str]  # ledger id -> the token in all of their URLs
+    unsubscribe_prefix: str  # our /u/ URL without its token
+    # personalisation.reader_values_builder, when content has the URLs written in
+    values: ReaderValues | None = None
 
 
 def prepare_segment(
@@ -103,46 +104,35 @@ def prepare_segment(
     ``recipient_values`` as ``values_fn``, also prepare its per-segment values builder."""
     specs = list(rendered.links)
     link_ids = register_links(conn, campaign.id, specs)
+    base = settings.public_url.rstrip("/")
+    tracked = campaign.tracking.clicks == "equip"
     urls: Callable[[int], dict[str, str]]
-    url_list: Callable[[int], list[str]]
-    if campaign.tracking.clicks == "equip":
+    if tracked:
         urls = click_url_maker(settings.public_url, secret, link_ids)
-        url_list = click_url_list_maker(
-            settings.public_url, secret, [link_ids[s.key] for s in specs]
-        )
     else:
         plain = {s.key: s.url for s in specs}  # SendGrid rewrites them for its own tracking
-        plain_list = [s.url for s in specs]
         urls = lambda _ledger_id: plain  # noqa: E731
-        url_list = lambda _ledger_id: plain_list  # noqa: E731
     values = None
-    subject, text = rendered.subject, rendered.text
+    subject, html, text = rendered.subject, rendered.html, rendered.text
     if values_fn is not None:
         from equip_mailer.compose.render import personalisation
+        from equip_mailer.compose.render.tokens import READER_TOKEN
 
         if values_fn is personalisation.recipient_values:
-            # The same dict, prepared once. Our own click and unsubscribe URLs are the public
-            # URL plus base64url characters: when the public URL needs no HTML escaping,
-            # neither does any of them, so both parts share one token per URL (a third
-            # smaller request, the same mail).
-            shared = (
-                campaign.tracking.clicks == "equip"
-                and html_lib.escape(settings.public_url, quote=True) == settings.public_url
+            # The same mail as recipient_values makes, with the URLs written in once.
+            subject, html, text = personalisation.with_reader_urls(
+                rendered,
+                [f"{base}/c/{READER_TOKEN}/{link_ids[s.key]}" if tracked else s.url for s in specs],
+                f"{base}/u/{READER_TOKEN}",
             )
-            values = cast(
-                ReaderValues, personalisation.values_builder(rendered, shared_urls=shared)
-            )
-            if shared:
-                subject = personalisation.share_url_tokens(subject, len(specs))
-                text = personalisation.share_url_tokens(text, len(specs))
+            values = cast(ReaderValues, personalisation.reader_values_builder(rendered))
     return PreparedSegment(
-        content=Content(
-            segment=rendered.segment_id, subject=subject, html=rendered.html, text=text
-        ),
+        content=Content(segment=rendered.segment_id, subject=subject, html=html, text=text),
         rendered=rendered,
         link_urls=urls,
         unsubscribe=unsubscribe_url_maker(settings.public_url, secret),
-        url_list=url_list,
+        reader_token=reader_token_maker(secret),
+        unsubscribe_prefix=f"{base}/u/",
         values=values,
     )
 
@@ -174,21 +164,20 @@ def build_batch(
     if seg.values is None:
         addressees = [addressee(seg, r, r.id, values_fn) for r in rows]
     else:
-        # The same Addressees through the per-segment builders (no per-reader dict of link
-        # keys, token names made once); recipient_values' checks still run for each reader.
-        values, url_list, unsubscribe = seg.values, seg.url_list, seg.unsubscribe
+        # The same mail through the per-segment builders: one token per reader fills all
+        # of their URLs; recipient_values' checks still run for each reader.
+        values, token, unsubscribe = seg.values, seg.reader_token, seg.unsubscribe_prefix
         addressees = []
         append = addressees.append
         for r in rows:
-            ledger_id = r.id
-            unsub = unsubscribe(ledger_id)
+            tok = token(r.id)
             append(
                 Addressee(
-                    ledger_id,
+                    r.id,
                     r.email,
                     display_name(r.first_name, r.last_name),
-                    values(r, url_list(ledger_id), unsub),
-                    unsub,
+                    values(r, tok),
+                    unsubscribe + tok,
                 )
             )
     return Batch(

@@ -1,4 +1,5 @@
-"""``GET|HEAD /c/<token>``: a reader's click on a tracked link, answered with a redirect.
+"""``GET|HEAD /c/<reader token>/<link id>``: a reader's click on a tracked link, answered
+with a redirect (and ``/c/<click token>``, the one-token form of mail sent before).
 
 Verify the signed token, look the link up in the campaign's registry (``lookups``), queue
 one click event (``click_writer``), redirect (302) to the registered URL (UTM already
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from equip_mailer.send.links import TEST_RECIPIENT, Token, read_token
+from equip_mailer.send.links import TEST_RECIPIENT, Token, read_click
 from equip_mailer.signup.tokens import signup_token
 from equip_mailer.store import utcnow
 
@@ -112,7 +113,8 @@ def _record(svc: Service, request: Request, tok: Token, link: Link, reader: Read
 
 async def click(request: Request) -> Response:
     svc = Service.of(request)
-    tok = read_token(svc.link_key, "c", request.path_params["token"])
+    params = request.path_params
+    tok = read_click(svc.link_key, params["token"], params.get("link"))
     if tok is None:
         return not_found()
     link, reader, complete = svc.lookups.cached(tok.link_id, tok.ledger_id)
@@ -136,4 +138,7 @@ async def click(request: Request) -> Response:
     return Response(status_code=302, headers={"location": location, **REDIRECT_HEADERS})
 
 
-ROUTES: list[BaseRoute] = [Route("/c/{token}", click, methods=["GET", "HEAD"])]
+ROUTES: list[BaseRoute] = [
+    Route("/c/{token}/{link}", click, methods=["GET", "HEAD"]),
+    Route("/c/{token}", click, methods=["GET", "HEAD"]),
+]

@@ -1,4 +1,6 @@
-"""``/u/<token>``: unsubscribe, as a page with one button (GET) and as RFC 8058 one-click (POST).
+"""``/u/<reader token>``: unsubscribe, as a page with one button (GET) and as RFC 8058
+one-click (POST). Mail sent before reader tokens has an older unsubscribe token there,
+still answered.
 
 GET shows a plain page with one confirm button and changes nothing: mail scanners fetch
 every link, and must not unsubscribe anyone. POST - ``List-Unsubscribe=One-Click`` from the
@@ -22,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from equip_mailer.config import mask_email
-from equip_mailer.send.links import TEST_RECIPIENT, read_token
+from equip_mailer.send.links import TEST_RECIPIENT, read_unsubscribe
 from equip_mailer.store import add_suppression, events, insert_ignore, ledger, suppressions, utcnow
 
 from .body import read_body
@@ -47,7 +49,7 @@ class Recipient:
 
 def find_recipient(conn: Connection, link_key: bytes, token: str) -> Recipient | None:
     """Whose unsubscribe token this is; None if it is not one of ours (or names no one)."""
-    tok = read_token(link_key, "u", token)
+    tok = read_unsubscribe(link_key, token)
     if tok is None:
         return None
     if tok.ledger_id == TEST_RECIPIENT:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from support.link_secrets import LINK_SECRET
 from support.tracking_data import REPO, seed_campaign
 
-from equip_mailer.send.links import click_token
+from equip_mailer.send.links import click_path
 from equip_mailer.store import open_store
 
 
@@ -162,7 +162,7 @@ def test_a_worker_stopped_under_load_stores_every_click_it_answered(pg_url, tmp_
     camp = seed_campaign(engine, secret, emails=tuple(f"reader{i}@example.org" for i in range(40)))
     engine.dispose()
     paths = [
-        f"/c/{click_token(secret, link_id, ledger_id)}"
+        click_path(secret, link_id, ledger_id)
         for ledger_id in camp.recipients.values()
         for link_id in camp.link_ids.values()
     ]

@@ -114,7 +114,9 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
 
         def links_in(ledger_id: int) -> list[str]:
             html = mails[ledger_id].get_body(("html",)).get_content()
-            return list(dict.fromkeys(re.findall(re.escape(base) + r"/c/[A-Za-z0-9_-]+", html)))
+            return list(
+                dict.fromkeys(re.findall(re.escape(base) + r"/c/[A-Za-z0-9_-]+/[0-9]+", html))
+            )
 
         # SendGrid: delivered to a, c and d (half an hour ago), a bounce for e; b's
         # delivered event never came, but b's click below proves delivery.

@@ -20,7 +20,12 @@ import sqlalchemy as sa
 
 from equip_mailer import store
 from equip_mailer.compose.render.mail_links import LinkSpec
-from equip_mailer.send.links import click_token, register_links, unsubscribe_token
+from equip_mailer.send.links import (
+    click_token,
+    reader_token,
+    register_links,
+    unsubscribe_token,
+)
 from equip_mailer.track.click_writer import flush_clicks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,10 +82,21 @@ class Campaign:
     segment: str
     secret: bytes = field(repr=False, default=b"")
 
+    def reader_token(self, email: str) -> str:
+        return reader_token(self.secret, self.recipients[email])
+
     def click_path(self, key: str, email: str) -> str:
-        return f"/c/{click_token(self.secret, self.link_ids[key], self.recipients[email])}"
+        """The path of a tracked link as mail carries it: /c/<reader token>/<link id>."""
+        return f"/c/{self.reader_token(email)}/{self.link_ids[key]}"
 
     def unsubscribe_path(self, email: str) -> str:
+        return f"/u/{self.reader_token(email)}"
+
+    def old_click_path(self, key: str, email: str) -> str:
+        """As mail sent before reader tokens carries it: /c/<click token>."""
+        return f"/c/{click_token(self.secret, self.link_ids[key], self.recipients[email])}"
+
+    def old_unsubscribe_path(self, email: str) -> str:
         return f"/u/{unsubscribe_token(self.secret, self.recipients[email])}"
 
 

@@ -85,8 +85,9 @@ def test_no_reader_token_opens_a_team_page(team, engine, settings):
     secret = settings.require_link_secret()
     campaign = seed_campaign(engine, secret)
     reader_tokens = [
-        campaign.click_path("measurement", ANN).rsplit("/", 1)[1],
-        campaign.unsubscribe_path(BOB).rsplit("/", 1)[1],
+        campaign.reader_token(ANN),
+        campaign.old_click_path("measurement", ANN).rsplit("/", 1)[1],
+        campaign.old_unsubscribe_path(BOB).rsplit("/", 1)[1],
         signup_token(secret, 1, campaign.recipients[ANN]),
         registration_token(secret, 1),
     ]

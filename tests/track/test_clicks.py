@@ -20,7 +20,7 @@ from support.tracking_data import rows as stored_rows
 from support.tracking_data import written_rows as rows
 
 from equip_mailer import store
-from equip_mailer.send.links import click_token, unsubscribe_token
+from equip_mailer.send.links import click_token, reader_token, unsubscribe_token
 from equip_mailer.track.app import create_app
 
 
@@ -122,12 +122,26 @@ def test_one_recipient_clicking_every_link_at_once_is_flagged(service, campaign,
     assert by_person[campaign.recipients[BOB]] == [(False, None)]
 
 
+def test_a_link_in_mail_sent_before_reader_tokens_still_works(service, campaign, engine):
+    _, client = service
+    response = client.get(campaign.old_click_path("measurement", ANN))
+    assert response.status_code == 302
+    assert response.headers["location"] == campaign.urls["measurement"]
+    (click,) = clicks(engine)
+    assert (click.link_id, click.ledger_id) == (
+        campaign.link_ids["measurement"],
+        campaign.recipients[ANN],
+    )
+
+
 def test_test_recipient_redirects_without_recording(service, campaign, engine, settings):
     _, client = service
-    token = click_token(settings.require_link_secret(), campaign.link_ids["about"], 0)
-    response = client.get(f"/c/{token}")
-    assert response.status_code == 302
-    assert response.headers["location"] == campaign.urls["about"]
+    secret = settings.require_link_secret()
+    link = campaign.link_ids["about"]
+    for path in (f"/c/{reader_token(secret, 0)}/{link}", f"/c/{click_token(secret, link, 0)}"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["location"] == campaign.urls["about"]
     assert rows(engine) == []
 
 
@@ -154,14 +168,32 @@ def test_bad_tokens_are_a_plain_404_page(service, campaign, engine, settings):
         "unknown recipient": click_token(secret, campaign.link_ids["about"], 999_999),
         "not base64": "%00%ff..",
     }
-    for name, token in bad.items():
-        response = client.get(f"/c/{token}")
+    reader = reader_token(secret, campaign.recipients[ANN])
+    link = str(campaign.link_ids["about"])
+    flipped = reader[:5] + ("A" if reader[5] != "A" else "B") + reader[6:]
+    bad_paths = {f"old {name}": f"/c/{token}" for name, token in bad.items()} | {
+        "reader token tampered": f"/c/{flipped}/{link}",
+        "reader token truncated": f"/c/{reader[:-3]}/{link}",
+        "reader token of another secret": f"/c/{reader_token(b'another', 1)}/{link}",
+        "click token as a reader token": f"/c/{good}/{link}",
+        "unsubscribe token as a reader token": f"/c/{unsubscribe_token(secret, 1)}/{link}",
+        "reader token alone": f"/c/{reader}",
+        "unknown link": f"/c/{reader}/999999",
+        "link 0": f"/c/{reader}/0",
+        "link with a leading zero": f"/c/{reader}/0{link}",
+        "link not a number": f"/c/{reader}/about",
+        "negative link": f"/c/{reader}/-{link}",
+        "no link": f"/c/{reader}/",
+        "unknown recipient": f"/c/{reader_token(secret, 999_999)}/{link}",
+    }
+    for name, path in bad_paths.items():
+        response = client.get(path)
         assert response.status_code == 404, name
         assert "location" not in response.headers, name
         assert response.headers["content-type"].startswith("text/html")
         assert "this link is not valid" in response.text
     assert rows(engine) == []
-    print(f"bad tokens: {len(bad)} kinds -> 404, 0 redirects, 0 events")
+    print(f"bad tokens: {len(bad_paths)} kinds -> 404, 0 redirects, 0 events")
 
 
 def test_cross_campaign_token_is_404(service, settings, engine):
@@ -175,16 +207,20 @@ def test_cross_campaign_token_is_404(service, settings, engine):
         emails=(BOB,),
         links={"other": "https://equip.example.org/other"},
     )
-    # A genuine signature, but Bob's ledger row belongs to another campaign than the link.
-    response = client.get(
-        f"/c/{click_token(secret, first.link_ids['about'], second.recipients[BOB])}"
-    )
-    assert response.status_code == 404 and "location" not in response.headers
-    response = client.get(
-        f"/c/{click_token(secret, second.link_ids['other'], first.recipients[ANN])}"
-    )
-    assert response.status_code == 404 and "location" not in response.headers
+    # A genuine signature, but Bob's ledger row belongs to another campaign than the link:
+    # the link id next to a reader token is not signed, so this check is what keeps a
+    # reader's token from opening another campaign's links.
+    for path in (
+        f"/c/{click_token(secret, first.link_ids['about'], second.recipients[BOB])}",
+        f"/c/{click_token(secret, second.link_ids['other'], first.recipients[ANN])}",
+        f"/c/{second.reader_token(BOB)}/{first.link_ids['about']}",
+        f"/c/{first.reader_token(ANN)}/{second.link_ids['other']}",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404 and "location" not in response.headers, path
     assert rows(engine) == []
+    # Their own links still work.
+    assert client.get(second.click_path("other", BOB)).status_code == 302
 
 
 def test_open_redirect_tricks_never_leave_the_registry(service, campaign, engine):

@@ -81,7 +81,7 @@ def test_outbox_link_click_and_one_click_unsubscribe_honoured_by_next_send(tmp_p
         address = msg["To"].addresses[0].addr_spec
         ledger_id = int(msg["X-Equip-Recipient"])
         html = msg.get_body(("html",)).get_content()
-        tracked = sorted(set(re.findall(re.escape(base) + r"/c/[A-Za-z0-9_-]+", html)))
+        tracked = sorted(set(re.findall(re.escape(base) + r"/c/[A-Za-z0-9_-]+/[0-9]+", html)))
         assert tracked and address not in " ".join(tracked)
 
         # The reader opens the mail an hour later (a click seconds after sending would be

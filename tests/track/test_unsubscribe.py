@@ -14,7 +14,8 @@ from support.tracking_data import ANN, BOB
 from support.tracking_data import written_rows as rows
 
 from equip_mailer import store
-from equip_mailer.send.links import click_token, unsubscribe_token
+from equip_mailer.send.links import click_token, reader_token, unsubscribe_token
+from equip_mailer.signup.tokens import registration_token
 from equip_mailer.track.app import create_app
 
 
@@ -61,16 +62,26 @@ def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, setting
     assert response.status_code == 200
     assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
     secret = settings.require_link_secret()
-    good = unsubscribe_token(secret, campaign.recipients[ANN])
-    for token in (
-        good[:-2],
-        good[:4] + ("x" if good[4] != "x" else "y") + good[5:],
-        click_token(secret, campaign.link_ids["about"], campaign.recipients[ANN]),
-    ):
+    ann = campaign.recipients[ANN]
+    bad = [click_token(secret, campaign.link_ids["about"], ann), registration_token(secret, ann)]
+    for good in (reader_token(secret, ann), unsubscribe_token(secret, ann)):
+        bad += [good[:-2], good[:4] + ("x" if good[4] != "x" else "y") + good[5:]]
+    for token in bad:
         assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
         assert client.get(f"/u/{token}").status_code == 404
-    assert client.post(f"/u/{unsubscribe_token(secret, 0)}").status_code == 200  # preview link
+    for preview in (reader_token(secret, 0), unsubscribe_token(secret, 0)):
+        assert client.post(f"/u/{preview}").status_code == 200  # a test send's or preview's
     assert [s.email_key for s in rows(engine, store.suppressions)] == [BOB]
+
+
+def test_an_unsubscribe_link_in_mail_sent_before_reader_tokens_still_works(
+    service, campaign, engine
+):
+    _, client = service
+    path = campaign.old_unsubscribe_path(ANN)
+    assert client.get(path).status_code == 200
+    assert client.post(path, content=b"List-Unsubscribe=One-Click").status_code == 200
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [ANN]
 
 
 def test_unsubscribe_failure_says_so_plainly(settings, engine, campaign):

@@ -19,7 +19,15 @@ from equip_mailer.errors import RenderError
 
 from ..audience import Recipient
 from .mail_links import LinkSpec
-from .tokens import BLANK_VALUES, PLACEHOLDERS, TOKEN_RE, html_token, link_token_name, text_token
+from .tokens import (
+    BLANK_VALUES,
+    PLACEHOLDERS,
+    READER_TOKEN,
+    TOKEN_RE,
+    html_token,
+    link_token_name,
+    text_token,
+)
 
 SUBSTITUTIONS_LIMIT = 10_000  # bytes per SendGrid personalization
 
@@ -86,7 +94,7 @@ _UrlTokens = tuple[str, str]  # HTML token, text token
 
 @functools.lru_cache(maxsize=64)
 def _token_plan(
-    n_links: int, shared: bool
+    n_links: int,
 ) -> tuple[tuple[_Placeholder, ...], tuple[_UrlTokens, ...], _UrlTokens, int]:
     """Token names of a segment with ``n_links`` links, and the bytes its keys take."""
     placeholders = tuple(
@@ -94,33 +102,17 @@ def _token_plan(
     )
     urls = tuple((html_token(name), text_token(name)) for name in _url_names(n_links))
     key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
-    # Shared URLs have no text-part keys: the text part uses the HTML tokens.
-    key_bytes += sum(len(h) + (0 if shared else len(t)) for h, t in urls)
+    key_bytes += sum(len(h) + len(t) for h, t in urls)
     return placeholders, urls[:-1], urls[-1], key_bytes
 
 
-def share_url_tokens(text: str, n_links: int) -> str:
-    """``text`` with the text-part tokens of the link and unsubscribe URLs renamed to their
-    HTML tokens, for ``values_builder(..., shared_urls=True)``: one value per URL instead
-    of two equal ones, when no URL can contain a character HTML escapes."""
-    for name in _url_names(n_links):
-        text = text.replace(text_token(name), html_token(name))
-    return text
-
-
 def values_builder(
-    rendered: RenderedSegment, *, shared_urls: bool = False
+    rendered: RenderedSegment,
 ) -> Callable[[Recipient, list[str], str], dict[str, str]]:
     """``recipient_values`` for many readers of one segment, prepared once: called with the
     link URLs as a list in ``rendered.links`` order. Same dict, same size check; per reader
-    only the values are escaped (when they contain a character that needs it) and measured.
-
-    With ``shared_urls`` the URLs get only their HTML tokens, unescaped: for content whose
-    text part went through ``share_url_tokens`` and URLs that never need escaping (a URL
-    that does is refused)."""
-    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(
-        len(rendered.links), shared_urls
-    )
+    only the values are escaped (when they contain a character that needs it) and measured."""
+    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links))
     n_links = len(link_tokens)
     escape = html_lib.escape
     needs = _NEEDS_ESCAPE
@@ -136,35 +128,77 @@ def values_builder(
                 f"{len(urls)} link URLs for the {n_links} links of segment {rendered.segment_id!r}",
                 hint="Register every link of the rendered segment before sending.",
             )
-        if shared_urls:
-            for (h, _), url in zip(link_tokens, urls, strict=True):
-                values[h] = url
-            values[h_unsub] = unsubscribe_url
-            if needs("".join(urls) + unsubscribe_url):
-                raise RenderError(
-                    f"a link URL of segment {rendered.segment_id!r} needs HTML "
-                    "escaping, so it cannot share one token (internal error)"
-                )
-        else:
-            for (h, t), url in zip(link_tokens, urls, strict=True):
-                values[h] = escape(url, quote=True) if needs(url) else url
-                values[t] = url
-            values[h_unsub] = (
-                escape(unsubscribe_url, quote=True) if needs(unsubscribe_url) else unsubscribe_url
-            )
-            values[t_unsub] = unsubscribe_url
-        joined = "".join(values.values())
-        size = key_bytes + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
-        if size > SUBSTITUTIONS_LIMIT:
-            raise RenderError(
-                f"the personal values for {recipient.source} take {size:,} bytes; "
-                f"SendGrid allows {SUBSTITUTIONS_LIMIT:,} per recipient",
-                where=recipient.source,
-                hint="Use fewer or shorter links, or shorten the names in the list.",
-            )
+        for (h, t), url in zip(link_tokens, urls, strict=True):
+            values[h] = escape(url, quote=True) if needs(url) else url
+            values[t] = url
+        values[h_unsub] = (
+            escape(unsubscribe_url, quote=True) if needs(unsubscribe_url) else unsubscribe_url
+        )
+        values[t_unsub] = unsubscribe_url
+        _check_size(values, key_bytes, recipient)
         return values
 
     return build
+
+
+def with_reader_urls(
+    rendered: RenderedSegment, link_urls: list[str], unsubscribe_url: str
+) -> tuple[str, str, str]:
+    """(subject, html, text) of the segment with every link's URL (in ``rendered.links``
+    order) and the unsubscribe URL written in, for ``reader_values_builder``.
+
+    The URLs are the same for every reader of the segment but for ``READER_TOKEN`` inside
+    the tracked ones, so per reader one value fills them all: a send signs each reader
+    once, not once per link, and a SendGrid request carries one short value per reader
+    instead of one URL per link. HTML gets the URLs escaped (the token needs none)."""
+    names = _url_names(len(rendered.links))
+    if len(link_urls) != len(names) - 1:
+        raise RenderError(
+            f"{len(link_urls)} link URLs for the {len(names) - 1} links of segment "
+            f"{rendered.segment_id!r}",
+            hint="Register every link of the rendered segment before sending.",
+        )
+    raw = dict(zip(names, [*link_urls, unsubscribe_url], strict=True))
+    subject, html, text = rendered.subject, rendered.html, rendered.text
+    for name, url in raw.items():
+        subject = subject.replace(html_token(name), url).replace(text_token(name), url)
+        html = html.replace(html_token(name), html_lib.escape(url, quote=True))
+        text = text.replace(text_token(name), url)
+    return subject, html, text
+
+
+def reader_values_builder(rendered: RenderedSegment) -> Callable[[Recipient, str], dict[str, str]]:
+    """A reader's values for content from ``with_reader_urls``: their placeholders as
+    ``recipient_values`` gives them, and their reader token. Same size check."""
+    placeholders = _token_plan(len(rendered.links))[0]
+    key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
+    key_bytes += len(READER_TOKEN)
+    escape = html_lib.escape
+    needs = _NEEDS_ESCAPE
+
+    def build(recipient: Recipient, reader_token: str) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name, h, t, blank in placeholders:
+            value = (getattr(recipient, name) or "").strip() or blank
+            values[h] = escape(value, quote=True) if needs(value) else value
+            values[t] = value
+        values[READER_TOKEN] = reader_token
+        _check_size(values, key_bytes, recipient)
+        return values
+
+    return build
+
+
+def _check_size(values: dict[str, str], key_bytes: int, recipient: Recipient) -> None:
+    joined = "".join(values.values())
+    size = key_bytes + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
+    if size > SUBSTITUTIONS_LIMIT:
+        raise RenderError(
+            f"the personal values for {recipient.source} take {size:,} bytes; "
+            f"SendGrid allows {SUBSTITUTIONS_LIMIT:,} per recipient",
+            where=recipient.source,
+            hint="Use fewer or shorter links, or shorten the names in the list.",
+        )
 
 
 def personalise(rendered: RenderedSegment, values: dict[str, str]) -> tuple[str, str]:

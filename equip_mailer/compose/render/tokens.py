@@ -27,3 +27,9 @@ def text_token(name: str) -> str:
 
 def link_token_name(index: int) -> str:
     return f"link_{index}"
+
+
+# In a send, the one token of a reader's tracked and unsubscribe URLs (``send.links``): the
+# URLs are written into the segment's content once with this token inside them, in both
+# parts under its HTML name, since its value (base64url characters) never needs escaping.
+READER_TOKEN = html_token("reader")

@@ -14,13 +14,15 @@ from support.rendering import plain_urls, reader
 from equip_mailer.compose.audience import read_list
 from equip_mailer.compose.render.personalisation import (
     personalise,
+    reader_values_builder,
     recipient_values,
-    share_url_tokens,
     values_builder,
+    with_reader_urls,
 )
 from equip_mailer.compose.render.tokens import (
     BLANK_VALUES,
     PLACEHOLDERS,
+    READER_TOKEN,
     html_token,
     link_token_name,
     text_token,
@@ -151,22 +153,42 @@ def test_the_size_limit_counts_utf8_bytes(rendered):
         recipient_values(mail, reader(practice=fits + "éé"), plain_urls(mail), "#u")
 
 
-def test_shared_url_tokens_give_the_same_mail(rendered):
-    # The send loop gives each of our URLs one token in both parts when no URL needs escaping.
+def test_urls_written_in_around_the_reader_token_give_the_same_mail(rendered):
+    # The send loop writes each link's URL into the segment once, with the reader's token
+    # inside; per reader the values are their placeholders and that token alone.
     mail = rendered["project-leads"]
-    urls = [f"https://e.example/c/Tok{i}-_" for i in range(len(mail.links))]
+    token = "Tok-_9"
+    per_link = [f"https://e.example/c/{READER_TOKEN}/{i}?a=1&b" for i in range(len(mail.links))]
+    unsub = f"https://e.example/u/{READER_TOKEN}"
     who = reader(first_name="O'Brien", practice="Smith & Jones")
     full = recipient_values(
         mail,
         who,
-        {link.key: u for link, u in zip(mail.links, urls, strict=True)},
-        "https://e.example/u/x",
+        {
+            link.key: u.replace(READER_TOKEN, token)
+            for link, u in zip(mail.links, per_link, strict=True)
+        },
+        unsub.replace(READER_TOKEN, token),
     )
-    html, text = personalise(mail, full)
-    shared = values_builder(mail, shared_urls=True)(who, urls, "https://e.example/u/x")
-    assert len(shared) == len(full) - len(urls) - 1
-    assert substitute(mail.html, shared) == html
-    assert substitute(share_url_tokens(mail.text, len(urls)), shared) == text
-    assert "-eqt_link" not in share_url_tokens(mail.text, len(urls))
-    with pytest.raises(RenderError, match="needs HTML escaping"):
-        values_builder(mail, shared_urls=True)(who, ["https://e.example/c/?a&b"] * len(urls), "#u")
+    subject, html, text = with_reader_urls(mail, per_link, unsub)
+    values = reader_values_builder(mail)(who, token)
+    assert len(values) == 2 * len(PLACEHOLDERS) + 1
+    assert values[READER_TOKEN] == token
+    assert (substitute(html, values), substitute(text, values)) == personalise(mail, full)
+    assert substitute(subject, values) == substitute(mail.subject, full)
+    assert "?a=1&amp;b" in html and "?a=1&b" in text  # escaped once, for HTML only
+    assert "-eq_link" not in html and "-eqt_link" not in text and "-eqt_unsub" not in text
+    with pytest.raises(RenderError, match="2 link URLs for the"):
+        with_reader_urls(mail, per_link[:2], unsub)
+
+
+def test_the_reader_values_keep_the_size_limit(rendered):
+    mail = rendered["getting-started"]
+    base = reader_values_builder(mail)(reader(practice=""), "T" * 22)
+    used = sum(len(k.encode()) + len(v.encode()) for k, v in base.items()) - 2 * len(
+        "your practice"
+    )
+    fits = "é" * ((10_000 - used) // 4)
+    reader_values_builder(mail)(reader(practice=fits), "T" * 22)
+    with pytest.raises(RenderError, match="SendGrid allows 10,000"):
+        reader_values_builder(mail)(reader(practice=fits + "éé"), "T" * 22)

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from equip_mailer import synthetic
 from equip_mailer.compose.audience import Recipient
 from equip_mailer.compose.cell_values import clean
-from equip_mailer.compose.render.personalisation import share_url_tokens, values_builder
+from equip_mailer.compose.render.personalisation import reader_values_builder, with_reader_urls
 from equip_mailer.compose.render.pipeline import render_campaign
+from equip_mailer.compose.render.tokens import READER_TOKEN
 from equip_mailer.compose.spec import load_campaign
 from equip_mailer.send.backends.mime_encoding import encoded_words, qp_value
 from equip_mailer.send.backends.outbox import OutboxBackend
@@ -60,25 +61,22 @@ def demo_mail():
 
 
 def batch_for(rendered, segment: str, people: list[dict], test: bool = False) -> Batch:
-    """The batch a send would hand the outbox (shared URL tokens, as prepare_segment does)."""
+    """The batch a send would hand the outbox (URLs written in around the reader token, as
+    prepare_segment does)."""
     r = rendered[segment]
-    n = len(r.links)
-    content = Content(
-        segment=segment,
-        subject=share_url_tokens(r.subject, n),
-        html=r.html,
-        text=share_url_tokens(r.text, n),
+    subject, html, text = with_reader_urls(
+        r, [f"{PUBLIC}/c/{READER_TOKEN}/{k}" for k in range(len(r.links))], f"{PUBLIC}/u/"
     )
-    build = values_builder(r, shared_urls=True)
+    content = Content(segment=segment, subject=subject, html=html, text=text)
+    build = reader_values_builder(r)
     readers = []
     for i, p in enumerate(people, 1):
         who = Recipient(
             p["email"], p["first_name"], p["last_name"], p["practice"], "GP", "none", f"t:{i}"
         )
-        unsub = f"{PUBLIC}/u/Unsub{i}_-x"
-        urls = [f"{PUBLIC}/c/Link{i}x{k}_-Tok" for k in range(n)]
+        token = f"Reader{i}_-x"
         name = display_name(who.first_name, who.last_name)
-        readers.append(Addressee(i, who.email, name, build(who, urls, unsub), unsub))
+        readers.append(Addressee(i, who.email, name, build(who, token), f"{PUBLIC}/u/{token}"))
     return Batch("2019-04-equip-training", SEND_ID, content, readers, test=test)
 
 
