@@ -1,6 +1,6 @@
-"""redirect: ``GET /c/<token>`` on the running service (one uvicorn worker, its store holding
-the webhook benchmark's events) from the load generator in another process; targets
->= 1,500 req/s and p99 <= 20 ms.
+"""redirect: ``GET /c/<reader token>/<link id>`` on the running service (one uvicorn worker,
+its store holding the webhook benchmark's events) from the load generator in another
+process; targets >= 1,500 req/s and p99 <= 20 ms.
 
 Every answer must be a 302 and every click recorded. The service writes clicks just after
 their redirect (a batching writer thread), so this waits (at most 5 s) for the last click to

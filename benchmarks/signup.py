@@ -1,6 +1,7 @@
 """signup: sign-up submits (``POST /s/<token>``) on a running service, one uvicorn worker on
-SQLite, while clicks (``GET /c/<token>``) arrive on other connections; targets >= 300
-submits/s and p99 <= 50 ms. Then the race: 200 submits at once for a 20-place session.
+SQLite, while clicks (``GET /c/<reader token>/<link id>``) arrive on other connections;
+targets >= 300 submits/s and p99 <= 50 ms. Then the race: 200 submits at once for a 20-place
+session.
 
 Each submit is a new reader: the form's CSRF check, the course lock (``BEGIN IMMEDIATE``),
 the capacity count, the insert and its confirmation (or waiting-list) notice in the same

@@ -1,6 +1,6 @@
-"""workers: click redirects (``GET /c/<token>``) on PostgreSQL through ``equip-mailer serve``
-with one worker and with ``--workers 2``, from the same load generator as the redirect
-benchmark: req/s, p50/p99, and every click recorded.
+"""workers: click redirects (``GET /c/<reader token>/<link id>``) on PostgreSQL through
+``equip-mailer serve`` with one worker and with ``--workers 2``, from the same load
+generator as the redirect benchmark: req/s, p50/p99, and every click recorded.
 
 Each run gets a fresh PostgreSQL database (on 127.0.0.1:5432, dropped afterwards) seeded as
 a finished send leaves it; every worker writes its clicks with its own batching writer. The
