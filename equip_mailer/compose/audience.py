@@ -299,6 +299,7 @@ def segment_level_names(campaign: Campaign) -> dict[str, str]:
     }
 
 
+@gc_paused()
 def load_audience(
     campaign: Campaign,
     *,
@@ -381,5 +382,8 @@ def load_audience(
             segment, catch_all = placed
             audience.by_segment[segment].append(r)
             if catch_all:
-                audience.catch_all_roles.setdefault(segment, Counter())[r.role] += 1
+                roles = audience.catch_all_roles.get(segment)
+                if roles is None:
+                    roles = audience.catch_all_roles[segment] = Counter()
+                roles[r.role] += 1
     return audience

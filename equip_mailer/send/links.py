@@ -51,6 +51,14 @@ class Token:
 
 
 def _varint(n: int) -> bytes:
+    # Ledger and link ids are mostly under 2**21: one to three bytes without the loop
+    # (a send makes one per reader).
+    if 0 <= n < 0x80:
+        return bytes((n,))
+    if 0 <= n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if 0 <= n < 0x200000:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
     if n < 0:
         raise ValueError("ids are never negative")
     out = bytearray()

@@ -218,3 +218,22 @@ def test_unsubscribe_url_maker_gives_the_same_urls_as_unsubscribe_url():
         make = unsubscribe_url_maker("https://t.example", secret)
         for ledger_id in (0, 1, 300, 10**7):
             assert make(ledger_id) == unsubscribe_url("https://t.example", secret, ledger_id)
+
+
+def test_ids_take_the_fewest_bytes_at_every_length_boundary():
+    # _varint's one- to three-byte shortcuts, and the loop past them, agree on the format.
+    from equip_mailer.send.links import _read_varint, _varint
+
+    for n, length in (
+        (0, 1),
+        (127, 1),
+        (128, 2),
+        (16383, 2),
+        (16384, 3),
+        (2**21 - 1, 3),
+        (2**21, 4),
+        (2**40, 6),
+    ):
+        encoded = _varint(n)
+        assert len(encoded) == length and _read_varint(encoded, 0) == (n, length), n
+        assert all(b & 0x80 for b in encoded[:-1]) and not encoded[-1] & 0x80
