@@ -99,10 +99,18 @@ def healthz_proofs(
     secret: bytes, nonce: str, campaign_id: str, links_digest: str, webhook_ready: bool
 ) -> dict[str, str]:
     """The ``proof`` of a challenged /healthz answer: one answer for the secret alone, one
-    with the campaign's links digest, one with the webhook's readiness. The service sends
-    them; the sender computes its own and compares."""
+    with the campaign's links digest, one with the webhook's readiness, and one for the form
+    of link it answers (``LINK_FORM``). The service sends them; the sender computes its own
+    and compares."""
     return {
         "secret": challenge_answer(secret, nonce, "secret"),
         "links": challenge_answer(secret, nonce, "links", campaign_id, links_digest),
         "webhook": challenge_answer(secret, nonce, "webhook", "ready" if webhook_ready else "-"),
+        "link_form": challenge_answer(secret, nonce, "link-form", LINK_FORM),
     }
+
+
+# The form of the links a send puts in mail: one token per reader, /c/<token>/<link id> and
+# /u/<token> (send/links.py). A service of an earlier version answers only the older
+# /c/<token>, so a send checks the service knows this form before mailing links to it.
+LINK_FORM = "reader-token"

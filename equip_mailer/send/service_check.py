@@ -2,8 +2,9 @@
 mail's links?
 
 It asks ``/healthz`` a fresh challenge and compares the proofs with its own (see
-``track/health.py``): the same link secret (else every token is a 404), this campaign's
-links in the store it reads (else every link is a 404), and, when the campaign relies on
+``track/health.py``): the same link secret (else every token is a 404), a version that
+answers the form of link this one sends (else every link is a 404), this campaign's links
+in the store it reads (else every link is a 404), and, when the campaign relies on
 SendGrid's events, a webhook key. Neither the secret nor anything about the campaign
 crosses the wire. ``check --online`` runs it too.
 """
@@ -89,6 +90,14 @@ def confirm_service(
             "link in this mail would answer 404",
             hint="Give the service this machine's secret (README: 'Moving the link secret'), "
             "or send from the machine that holds the service's.",
+        )
+    if got.get("link_form") != mine["link_form"]:
+        raise ServiceCheckError(
+            f"the tracking service at {public_url} runs an earlier equip-mailer, which cannot "
+            "answer the links this version puts in mail (one token per reader: "
+            "/c/<token>/<link>), so every link in this mail would answer 404",
+            hint="Update equip-mailer where the service runs and restart `equip-mailer serve` "
+            "(links in mail it sent before keep working), then send again.",
         )
     if got.get("links") != mine["links"]:
         raise ServiceCheckError(

@@ -5,9 +5,10 @@ The public answer is only ``{"status": "ok", "db": "ok"}`` (503 when the databas
 answer): nothing about keys, versions or campaigns. With ``?challenge=NONCE&campaign=ID``
 it adds ``proof``: HMACs of the nonce under a key derived from the service's link secret,
 one alone (same secret?), one with the campaign's links digest in this store (same links?),
-one with the webhook's readiness. The sender computes the same values under its own secret
-and compares (``send/service_check.py``); anyone else learns nothing, and no answer can
-stand in for a token signature.
+one with the webhook's readiness, one with the form of link it answers (a version that
+reads the links the sender is about to mail?). The sender computes the same values under
+its own secret and compares (``send/service_check.py``); anyone else learns nothing, and no
+answer can stand in for a token signature.
 """
 
 from __future__ import annotations

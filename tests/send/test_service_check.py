@@ -8,12 +8,15 @@ import socket
 
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from support.link_secrets import LINK_SECRET, OTHER_LINK_SECRET
 from support.service import running_app
 from support.tracking_data import SendGridKey, load_signer, seed_campaign
 
 from equip_mailer import store
 from equip_mailer.config import Settings
+from equip_mailer.link_secret import challenge_answer
 from equip_mailer.send.service_check import ServiceCheckError, confirm_service
 from equip_mailer.store import identity
 from equip_mailer.track.app import create_app
@@ -81,3 +84,28 @@ def test_nothing_listening_or_something_else_listening_is_refused(sender_store):
     with running_app(Starlette()) as url:  # a web server, but not ours: 404 everywhere
         with pytest.raises(ServiceCheckError, match="HTTP 404 without the link check's proof"):
             confirm_service(url, SECRET, campaign.id, digest)
+
+
+def test_a_service_of_an_earlier_version_is_refused(sender_store):
+    """Same secret, same store, but a service that answers only the older one-token links
+    (/c/<token>): the links this version mails (/c/<reader token>/<link>) would all 404."""
+    campaign, digest, engine = sender_store
+
+    async def healthz(request):  # what an earlier service answers: no link_form proof
+        nonce = request.query_params["challenge"]
+        with engine.connect() as conn:
+            links = identity.links_digest(conn, request.query_params["campaign"])
+        proof = {
+            "secret": challenge_answer(SECRET, nonce, "secret"),
+            "links": challenge_answer(SECRET, nonce, "links", campaign.id, links),
+            "webhook": challenge_answer(SECRET, nonce, "webhook", "-"),
+        }
+        return JSONResponse({"status": "ok", "db": "ok", "proof": proof})
+
+    earlier = Starlette(routes=[Route("/healthz", healthz)])
+    with running_app(earlier) as url:
+        with pytest.raises(ServiceCheckError, match="runs an earlier equip-mailer") as refused:
+            confirm_service(url, SECRET, campaign.id, digest)
+    assert "Update equip-mailer where the service runs" in refused.value.hint
+    with service(engine) as url:  # today's service, the same store: passes
+        confirm_service(url, SECRET, campaign.id, digest)
