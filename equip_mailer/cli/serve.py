@@ -38,9 +38,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the service readers and the team reach: tracked links and sign-up pages,
     unsubscribe, SendGrid's event webhook and the team pages.
 
-    Serves /c/<token> (tracked links), the sign-up pages (/s/, /join/, /i/, /r/: places, the
-    waiting list, cancelling; their confirmation mails go out from here), /u/<token>
-    (unsubscribe), /team/ (the team's pages; EQUIP_TEAM says who may sign in),
+    Serves /c/<token>/<link> (tracked links), the sign-up pages (/s/, /join/, /i/, /r/:
+    places, the waiting list, cancelling; their confirmation mails go out from here),
+    /u/<token> (unsubscribe), /team/ (the team's pages; EQUIP_TEAM says who may sign in),
     /webhooks/sendgrid and /healthz from EQUIP_DATABASE_URL, creating or migrating the
     store first; purges what
     is past EQUIP_RETENTION_DAYS at start and then daily (see `equip-mailer purge`). Set
