@@ -13,6 +13,7 @@ from support.browser import (
     click_and_wait,
     open_browser,
     require_webdriver,
+    wait_for_next_page,
 )
 from support.link_secrets import LINK_SECRET
 from support.page_checks import check_page as check_widths
@@ -80,10 +81,7 @@ def test_every_sign_up_page_is_accessible_and_fits_a_phone(browser, site, tmp_pa
     button = browser.find_element("css selector", "main form button")
     old = browser.find_element("tag name", "html")
     button.send_keys(Keys.ENTER)
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    wait_for_next_page(browser, old)
     assert "Your place is confirmed" in text(browser)
     check_page(browser, "confirmed", tmp_path)
 

@@ -159,12 +159,18 @@ def overflows_horizontally(driver) -> bool:
 def click_and_wait(driver, element, timeout: float = 30) -> None:
     """Click ``element`` (a link or a form's button) and wait until the next page has loaded:
     selenium's click can return before a form post's answer replaces the page."""
+    old = driver.find_element("tag name", "html")
+    element.click()
+    wait_for_next_page(driver, old, timeout)
+
+
+def wait_for_next_page(driver, old, timeout: float = 30) -> None:
+    """Wait until the page whose ``html`` element is ``old`` has been replaced and the next
+    one has loaded (after a click, or a key that submits a form)."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = driver.find_element("tag name", "html")
-    element.click()
     gone = expected_conditions.staleness_of(old)
 
     def replaced(d) -> bool:
