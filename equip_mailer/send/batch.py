@@ -78,7 +78,9 @@ class BatchResult:
 
 
 class Backend(Protocol):
-    """A way for mail to leave: one class per backend, each answering every batch."""
+    """A way for mail to leave: one class per backend, each answering every batch. A
+    backend whose ``send_batch`` may run in several threads at once says how many with a
+    ``max_in_flight`` attribute (send/dispatch.py; without it, one at a time)."""
 
     name: str
 

@@ -1,10 +1,15 @@
 """The send loop: render once per segment, then claim, send and record batch after batch.
 
 Per batch there are three committed database steps (claim, request, record), never one per
-recipient. One request is in flight at a time, posted from a worker thread, so the next
-batch is read and built while the previous request travels (build only: the next claim
-still waits for the previous answer to be recorded, so a stop or a pause never leaves a
-claimed batch unsent).
+recipient. A batch is claimed (committed) just before its request leaves and its answer is
+recorded as soon as it comes, oldest first. Requests travel from worker threads, up to the
+backend's ``max_in_flight`` at once (SendGrid: 2; the outbox and test backends: 1), so the
+server works on one batch while the next is built, claimed and posted: with one in flight
+the loop spent most of a second per 100,000 waiting for answers, and a real SendGrid's
+latency adds up batch after batch. The cost is on a crash: every batch in flight then is
+*uncertain* (two at most, not one). A stop, a pause or an error never leaves a claimed
+batch unsent: no new batch is claimed once the run is ending, and the answers of those
+already sent are waited for and recorded (except after Ctrl+C).
 
 An error budget pauses the run when too many batches fail or end uncertain, instead of
 burning through the list (listmonk's lesson); the message says how to carry on.
@@ -15,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from equip_mailer.compose.render.personalisation import RenderedSegment
 
 DEFAULT_MAX_BAD_BATCHES = 3
+MAX_IN_FLIGHT = 8  # the most EQUIP_IN_FLIGHT may ask for
 FINISH_TRIES = 4  # recording an answer: tries, with a short backoff between
 
 
@@ -48,15 +54,18 @@ class SendOptions:
     uncertain_before: dt.datetime | None = None  # ...of batches that left before this time
     batch_size: int = MAX_PER_REQUEST
     max_bad_batches: int = DEFAULT_MAX_BAD_BATCHES  # error budget per run
+    in_flight: int | None = None  # requests at once; None: the backend's max_in_flight
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **kw: Any) -> SendOptions:
-        """EQUIP_BATCH_SIZE (1..1000) and EQUIP_MAX_BAD_BATCHES tune a run (tests, slow links)."""
+        """EQUIP_BATCH_SIZE (1..1000), EQUIP_MAX_BAD_BATCHES and EQUIP_IN_FLIGHT (1..8, at
+        most what the backend allows) tune a run (tests, slow links)."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         for var, name, lo, hi in (
             ("EQUIP_BATCH_SIZE", "batch_size", 1, MAX_PER_REQUEST),
             ("EQUIP_MAX_BAD_BATCHES", "max_bad_batches", 1, 10**6),
+            ("EQUIP_IN_FLIGHT", "in_flight", 1, MAX_IN_FLIGHT),
         ):
             if env.get(var, "").strip():
                 try:
@@ -80,6 +89,11 @@ class SendOptions:
     def request_size(self) -> int:
         """Recipients per request: the batch size, within SendGrid's limit."""
         return max(1, min(self.batch_size, MAX_PER_REQUEST))
+
+    def requests_at_once(self, backend: Backend) -> int:
+        """How many requests may be in flight: the backend's most, or fewer if asked."""
+        most = max(1, int(getattr(backend, "max_in_flight", 1)))
+        return most if self.in_flight is None else max(1, min(self.in_flight, most))
 
 
 DEFAULT_OPTIONS = SendOptions()
@@ -161,6 +175,7 @@ class _Run:
         self.started_at = utcnow()  # rows that fail from now on wait for the next run
         self.report = SendReport()
         self.bad = 0  # batches that failed or got no answer (the error budget)
+        self.paused = False  # the error budget ran out
 
     def drafts(
         self, segments: list[str], rendered: dict[str, RenderedSegment]
@@ -193,34 +208,42 @@ class _Run:
                 yield seg_id, rows, build_batch(seg, rows, self.campaign, values_fn)
 
     def send(self, drafts: Iterator[tuple[str, list[Row], Batch]], backend: Backend) -> None:
-        """Claim, post and record each draft in turn; building the next overlaps the post."""
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="equip-send")
-        flight: _Flight | None = None
+        """Claim and post each draft, at most ``requests_at_once`` in flight, recording each
+        answer (oldest first) before claiming past it; building the next overlaps the posts."""
+        depth = self.options.requests_at_once(backend)
+        pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="equip-send")
+        flights: deque[_Flight] = deque()
         # Batches are acyclic: the collector would only re-scan them (and the audience) again.
         with gc_paused():
             try:
+                going = True
                 for seg_id, _rows, draft in drafts:
-                    if flight is not None:
-                        result = flight.future.result()  # raises here keep the flight for except
-                        done, flight = flight, None
-                        if not self.settle(done, result):
-                            break
+                    while going and len(flights) >= depth:
+                        going = self.settle_oldest(flights)
+                    if not going:
+                        break
                     claimed = self.claim(seg_id, draft, backend.name)
                     if claimed is None:
                         continue
                     batch_db_id, batch = claimed
                     future = pool.submit(backend.send_batch, batch)
-                    flight = _Flight(future, batch_db_id, seg_id, len(batch.addressees))
-                if flight is not None:
-                    result = flight.future.result()
-                    done, flight = flight, None
-                    self.settle(done, result)
+                    flights.append(_Flight(future, batch_db_id, seg_id, len(batch.addressees)))
+                while flights:  # requests already sent are always waited for and recorded
+                    self.settle_oldest(flights)
+                if self.paused:  # a batch recorded after the pause may have been uncertain
+                    self.report.hint = resume_hint(self.campaign, self.report.uncertain > 0)
             except BaseException as exc:
-                if flight is not None:
-                    self.abandon(flight, exc)
+                while flights:
+                    self.abandon(flights.popleft(), exc)
                 raise
             finally:
                 pool.shutdown(wait=False)
+
+    def settle_oldest(self, flights: deque[_Flight]) -> bool:
+        """Wait for the oldest request's answer and record it; False when the run must
+        stop. If waiting raises, the flight stays in ``flights`` for ``abandon``."""
+        result = flights[0].future.result()
+        return self.settle(flights.popleft(), result)
 
     def claim(self, seg_id: str, draft: Batch, backend: str) -> tuple[int, Batch] | None:
         """Claim the draft's rows and give it its send id. Rows that evidence settled since
@@ -268,6 +291,8 @@ class _Run:
                 report.failed += count
             else:
                 report.uncertain += count
+        if report.stopped is not None:
+            return False  # a batch still in flight when the run was already ending
         if result.stop:
             report.stopped, report.hint = result.error, result.hint
             return False
@@ -277,6 +302,7 @@ class _Run:
                 f"(last: {result.error})"
             )
             report.hint = resume_hint(self.campaign, report.uncertain > 0)
+            self.paused = True
             return False
         return True
 

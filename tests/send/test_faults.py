@@ -4,6 +4,10 @@
 afterwards every recipient has been sent exactly once or is reported uncertain (checked
 against what the server recorded). 400/401/413 stop the run with a clear message and lose
 nothing: the next run sends the rest. Each test prints its figures.
+
+The scripted faults hit requests in the order they reach the server, so most tests send one
+request at a time (EQUIP_IN_FLIGHT=1), which makes that order the batches' order; the
+tests at the end do the same with two in flight, a real send's default.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def env(demo_project, monkeypatch):
         "EQUIP_SENDGRID_TIMEOUT": "0.5",
         "EQUIP_BATCH_SIZE": "25",
         "EQUIP_SENDER_DOMAIN": "example.org",  # the pre-flight of a real send
+        "EQUIP_IN_FLIGHT": "1",  # the faults' order is the batches' (see above)
     }.items():
         monkeypatch.setenv(var, value)
     yield demo_project, server
@@ -218,9 +223,11 @@ def test_refusals_stop_the_run_clearly_and_lose_nothing(env, kind, words):
     assert set(states) == {"sent"}
 
 
-def test_random_fault_storm(env, monkeypatch):
+@pytest.mark.parametrize("in_flight", ["1", "2"])
+def test_random_fault_storm(env, monkeypatch, in_flight):
     """Random 429/500/slow/drop across the whole campaign; keep re-running until done."""
     project, server = env
+    monkeypatch.setenv("EQUIP_IN_FLIGHT", in_flight)
     monkeypatch.setenv("EQUIP_MAX_BAD_BATCHES", "1000")
     monkeypatch.setenv("EQUIP_BATCH_SIZE", "10")
     seed = int(time.time())
@@ -251,7 +258,9 @@ def test_random_fault_storm(env, monkeypatch):
     uncertain = ledger_view(project)[0].values()
     assert (result.exit_code == 3) == ("uncertain" in uncertain)
     states = check_exactly_once(
-        project, server, f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs)"
+        project,
+        server,
+        f"fault storm (seed {seed}, {len(plan)} faults, {runs} runs, {in_flight} in flight)",
     )
     assert states["sent"] > 0
 
@@ -300,3 +309,58 @@ def test_without_access_to_the_suppression_lists_a_send_notes_it_and_goes_on(env
     [note] = [line for line in result.output.splitlines() if line.startswith("Note:")]
     assert "HTTP 403 while being asked for its bounces" in note
     assert set(check_exactly_once(project, server, "no access to suppressions")) == {"sent"}
+
+
+def in_flight_rows(project: Path) -> int:
+    rows, b = ledger_view(project)
+    return sum(1 for s in rows.values() if s == "in_flight") + b["in_flight"]
+
+
+def test_two_in_flight_a_pause_waits_for_the_other_request_and_records_it(env, monkeypatch):
+    """The error budget runs out while another batch is in flight: its answer is waited for
+    and recorded, so the pause leaves no batch claimed but unanswered."""
+    project, server = env
+    monkeypatch.delenv("EQUIP_IN_FLIGHT")
+    server.plan(*[Fault("slow", seconds=1.0, accept=False)] * 3)
+    result = send(project)
+    assert result.exit_code == 1
+    assert "paused after 3 batches" in result.output and "--retry-uncertain" in result.output
+    rows, b = ledger_view(project)
+    states = Counter(rows.values())
+    assert states["uncertain"] == 75 and b["uncertain"] == 3
+    # The batch (or two) in flight when the pause came were answered 202 and recorded.
+    assert states["sent"] in (25, 50) and b["sent"] == states["sent"] // 25
+    assert in_flight_rows(project) == 0
+    result = send(project)  # carry on
+    assert result.exit_code == 3, result.output
+    check_exactly_once(project, server, "two in flight: error budget, then resume")
+
+
+def test_two_in_flight_a_refusal_stops_the_run_and_the_other_answer_is_kept(env, monkeypatch):
+    project, server = env
+    monkeypatch.delenv("EQUIP_IN_FLIGHT")
+    server.delay = 0.2  # both requests are in flight together
+    server.plan(Fault("401"))
+    result = send(project)
+    assert result.exit_code == 1 and "rejected the API key" in result.output
+    rows, b = ledger_view(project)
+    # Whichever request met the refusal failed; the other one in flight was accepted.
+    assert b["failed"] == 1 and b["sent"] == 1 and server.requests == 2
+    assert server.most_at_once == 2
+    assert Counter(rows.values())["failed"] == 25 and in_flight_rows(project) == 0
+    server.delay = 0.0
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    assert set(check_exactly_once(project, server, "two in flight: 401, then resume")) == {"sent"}
+
+
+@pytest.mark.parametrize("in_flight", ["1", "2"])
+def test_a_send_has_at_most_its_requests_in_flight_at_once(env, monkeypatch, in_flight):
+    project, server = env
+    monkeypatch.setenv("EQUIP_IN_FLIGHT", in_flight)
+    monkeypatch.setenv("EQUIP_BATCH_SIZE", "100")
+    server.delay = 0.2  # each answer takes a while: the next request leaves meanwhile
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    assert server.most_at_once == int(in_flight) and server.requests >= 3
+    check_exactly_once(project, server, f"{in_flight} in flight")

@@ -104,6 +104,8 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.bodies: list[dict] = []
         self.faults: collections.deque[Fault] = collections.deque()
         self.requests = 0  # Mail Send requests seen (any answer)
+        self.in_progress = 0  # Mail Send requests being answered now
+        self.most_at_once = 0  # the most that were, since start or clear()
         self.statuses: collections.Counter = collections.Counter()
         self.batch_ids: set[str] = set()
         self.scheduled: dict[str, str] = {}  # batch_id -> "cancel" / "pause"
@@ -132,6 +134,7 @@ class FakeSendGrid(ThreadingHTTPServer):
             self.bodies.clear()
             self.faults.clear()
             self.requests = 0
+            self.most_at_once = 0
             self.statuses.clear()
 
     def emails(self) -> collections.Counter:
@@ -441,6 +444,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _mail_send(self, raw: bytes) -> None:
         server = self.server
+        with server.lock:
+            server.in_progress += 1
+            server.most_at_once = max(server.most_at_once, server.in_progress)
+        try:
+            self._answer_mail_send(server, raw)
+        finally:
+            with server.lock:
+                server.in_progress -= 1
+
+    def _answer_mail_send(self, server: FakeSendGrid, raw: bytes) -> None:
         fault = server._next_fault()
         if server.delay:
             server.stopping.wait(server.delay)

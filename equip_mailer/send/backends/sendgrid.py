@@ -122,6 +122,9 @@ class SendGridBackend:
     """
 
     name = "sendgrid"
+    # Requests at once (send/dispatch.py): SendGrid answers one while the next travels.
+    # Each thread makes its own connection; the client keeps no state between requests.
+    max_in_flight = 2
 
     def __init__(
         self,
