@@ -99,6 +99,25 @@ def stacked_bar(
     return x
 
 
+def share_bar(
+    out: list[str], value: float, x: int, y: float, bar_h: int, width: float, colour: str
+) -> None:
+    """One bar of a grouped chart from ``x``, ``width`` px long, with its share written after
+    it, appended to ``out``; "–" alone where there is no value (NaN). A bar too small to see
+    is drawn 1.5 px wide, an empty one not at all."""
+    if math.isnan(value):
+        out.append(f'<text x="{x + 4}" y="{y + bar_h - 3}" class="val">–</text>')
+        return
+    if width > 0:
+        out.append(
+            f'<rect x="{x}" y="{y}" width="{max(width, 1.5):.1f}" height="{bar_h}" '
+            f'fill="{colour}" rx="2"/>'
+        )
+    out.append(
+        f'<text x="{x + width + 5:.1f}" y="{y + bar_h - 3}" class="val">{show(value, "pct")}</text>'
+    )
+
+
 def wrap_label(label: str, width_px: float, char_px: float = 6.9) -> list[str]:
     """A label in lines that fit ``width_px`` at the charts' 13 px Arial (about 6.9 px a
     character, wide letters included): words kept whole, never cut short with an ellipsis;
@@ -291,20 +310,14 @@ def grouped_hbar_chart(
         out.append(label_text(lines, label_width - 8, round(first, 1), line_h))
         for k, (_label, values) in enumerate(series):
             value = values[g]
-            y = y0 + k * (bar_h + inner)
-            colour = PALETTE[k % len(PALETTE)]
-            if math.isnan(value):
-                out.append(f'<text x="{label_width + 4}" y="{y + bar_h - 3}" class="val">–</text>')
-                continue
-            w = plot_w * value / peak
-            if w > 0:
-                out.append(
-                    f'<rect x="{label_width}" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
-                    f'fill="{colour}" rx="2"/>'
-                )
-            out.append(
-                f'<text x="{label_width + w + 5:.1f}" y="{y + bar_h - 3}" class="val">'
-                f"{show(value, 'pct')}</text>"
+            share_bar(
+                out,
+                value,
+                label_width,
+                y0 + k * (bar_h + inner),
+                bar_h,
+                plot_w * value / peak,
+                PALETTE[k % len(PALETTE)],
             )
     out.append(
         f'<line x1="{label_width}" y1="0" x2="{label_width}" y2="{height - legend_h}" '

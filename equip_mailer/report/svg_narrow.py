@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from .formatting import show
-from .svg import PALETTE, label_text, stack_max, stacked_bar, svg_start, wrap_label
+from .svg import PALETTE, label_text, share_bar, stack_max, stacked_bar, svg_start, wrap_label
 
 WIDTH = 360  # a phone's width in CSS pixels, less the page's margins, near enough
 LINE_H = 15  # one line of 13 px label text
@@ -75,19 +74,7 @@ def stacked_grouped_chart(
         y += LINE_H * len(lines) + 3
         for k, (_label, values) in enumerate(series):
             value = values[g]
-            if math.isnan(value):
-                body.append(f'<text x="4" y="{y + bar_h - 3}" class="val">–</text>')
-            else:
-                w = plot_w * value / peak
-                if w > 0:
-                    body.append(
-                        f'<rect x="0" y="{y}" width="{max(w, 1.5):.1f}" height="{bar_h}" '
-                        f'fill="{PALETTE[k % len(PALETTE)]}" rx="2"/>'
-                    )
-                body.append(
-                    f'<text x="{w + 5:.1f}" y="{y + bar_h - 3}" class="val">'
-                    f"{show(value, 'pct')}</text>"
-                )
+            share_bar(body, value, 0, y, bar_h, plot_w * value / peak, PALETTE[k % len(PALETTE)])
             y += bar_h + inner
         y += gap
     x = 0
