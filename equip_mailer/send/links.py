@@ -299,38 +299,14 @@ def reader_token_maker(secret: bytes) -> Callable[[int], str]:
 def click_url_maker(
     public_url: str, secret: bytes, link_ids: dict[str, int]
 ) -> Callable[[int], dict[str, str]]:
-    """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``."""
-    keys = list(link_ids)
-    url_list = click_url_list_maker(public_url, secret, [link_ids[k] for k in keys])
+    """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``: one signature
+    per reader, whatever the number of links."""
+    base = f"{public_url.rstrip('/')}/c/"
+    tails = {key: f"/{link_id}" for key, link_id in link_ids.items()}
+    token = reader_token_maker(secret)
 
     def urls(ledger_id: int) -> dict[str, str]:
-        return dict(zip(keys, url_list(ledger_id), strict=False))
-
-    return urls
-
-
-def click_url_list_maker(
-    public_url: str, secret: bytes, link_ids: list[int]
-) -> Callable[[int], list[str]]:
-    """``ledger_id -> [click URL per link id, in order]``: ``click_url_maker`` without the
-    dict, for callers that keep the links in a fixed order. One signature per reader."""
-    base = f"{public_url.rstrip('/')}/c/"
-    tails = [f"/{link_id}" for link_id in link_ids]
-    token = reader_token_maker(secret)
-
-    def urls(ledger_id: int) -> list[str]:
         head = base + token(ledger_id)
-        return [head + tail for tail in tails]
+        return {key: head + tail for key, tail in tails.items()}
 
     return urls
-
-
-def unsubscribe_url_maker(public_url: str, secret: bytes) -> Callable[[int], str]:
-    """``ledger_id -> unsubscribe URL``, the same as ``unsubscribe_url``, prepared once."""
-    base = f"{public_url.rstrip('/')}/u/"
-    token = reader_token_maker(secret)
-
-    def url(ledger_id: int) -> str:
-        return base + token(ledger_id)
-
-    return url

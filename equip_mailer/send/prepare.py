@@ -22,7 +22,7 @@ from equip_mailer.store import ensure_campaign
 
 from .batch import Addressee, Batch, Content, display_name
 from .ledger_rows import Row
-from .links import click_url_maker, reader_token_maker, register_links, unsubscribe_url_maker
+from .links import click_url_maker, reader_token_maker, register_links
 
 if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
@@ -85,11 +85,13 @@ class PreparedSegment:
     content: Content
     rendered: RenderedSegment
     link_urls: Callable[[int], dict[str, str]]  # ledger id -> {link key: URL}
-    unsubscribe: Callable[[int], str]  # ledger id -> our /u/ URL (always ours)
     reader_token: Callable[[int], str]  # ledger id -> the token in all of their URLs
-    unsubscribe_prefix: str  # our /u/ URL without its token
+    unsubscribe_prefix: str  # our /u/ URL (always ours) without its token
     # personalisation.reader_values_builder, when content has the URLs written in
     values: ReaderValues | None = None
+
+    def unsubscribe(self, ledger_id: int) -> str:
+        return self.unsubscribe_prefix + self.reader_token(ledger_id)
 
 
 def prepare_segment(
@@ -130,7 +132,6 @@ def prepare_segment(
         content=Content(segment=rendered.segment_id, subject=subject, html=html, text=text),
         rendered=rendered,
         link_urls=urls,
-        unsubscribe=unsubscribe_url_maker(settings.public_url, secret),
         reader_token=reader_token_maker(secret),
         unsubscribe_prefix=f"{base}/u/",
         values=values,

@@ -21,7 +21,6 @@ from equip_mailer.send.links import (
     Token,
     click_token,
     click_url,
-    click_url_list_maker,
     click_url_maker,
     read_click,
     read_reader_token,
@@ -31,7 +30,6 @@ from equip_mailer.send.links import (
     reader_token_maker,
     unsubscribe_token,
     unsubscribe_url,
-    unsubscribe_url_maker,
 )
 from equip_mailer.signup.tokens import (
     read_invite_token,
@@ -202,22 +200,21 @@ def test_click_url_maker_gives_the_same_urls_as_click_url():
         "https://t.example", b"x" * 100, 99999, 5
     )  # keys longer than a block
     make = click_url_maker("https://t.example/", secret, ids)
-    in_order = click_url_list_maker("https://t.example", secret, list(ids.values()))
     for ledger_id in (0, 1, 127, 128, 10**6):
         urls = make(ledger_id)
         assert urls == {
             k: click_url("https://t.example", secret, v, ledger_id) for k, v in ids.items()
         }
-        assert in_order(ledger_id) == list(urls.values())
         token, link = urls["b"].split("/")[-2:]
         assert read_click(secret, token, link) == Token("c", 130, ledger_id)
 
 
-def test_unsubscribe_url_maker_gives_the_same_urls_as_unsubscribe_url():
+def test_reader_token_maker_gives_the_tokens_of_the_unsubscribe_url():
     for secret in (b"k" * 32, b"long" * 40):
-        make = unsubscribe_url_maker("https://t.example", secret)
+        make = reader_token_maker(secret)
         for ledger_id in (0, 1, 300, 10**7):
-            assert make(ledger_id) == unsubscribe_url("https://t.example", secret, ledger_id)
+            url = unsubscribe_url("https://t.example", secret, ledger_id)
+            assert "https://t.example/u/" + make(ledger_id) == url
 
 
 def test_ids_take_the_fewest_bytes_at_every_length_boundary():

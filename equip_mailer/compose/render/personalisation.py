@@ -92,18 +92,30 @@ _Placeholder = tuple[str, str, str, str]
 _UrlTokens = tuple[str, str]  # HTML token, text token
 
 
+_PLACEHOLDERS: tuple[_Placeholder, ...] = tuple(
+    (name, html_token(name), text_token(name), BLANK_VALUES[name]) for name in PLACEHOLDERS
+)
+_PLACEHOLDER_KEY_BYTES = sum(len(k.encode("utf-8")) for _, h, t, _ in _PLACEHOLDERS for k in (h, t))
+
+
 @functools.lru_cache(maxsize=64)
-def _token_plan(
-    n_links: int,
-) -> tuple[tuple[_Placeholder, ...], tuple[_UrlTokens, ...], _UrlTokens, int]:
-    """Token names of a segment with ``n_links`` links, and the bytes its keys take."""
-    placeholders = tuple(
-        (name, html_token(name), text_token(name), BLANK_VALUES[name]) for name in PLACEHOLDERS
-    )
+def _token_plan(n_links: int) -> tuple[tuple[_UrlTokens, ...], _UrlTokens, int]:
+    """The URL tokens of a segment with ``n_links`` links (links, unsubscribe), and the bytes
+    all of its keys take."""
     urls = tuple((html_token(name), text_token(name)) for name in _url_names(n_links))
-    key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
-    key_bytes += sum(len(h) + len(t) for h, t in urls)
-    return placeholders, urls[:-1], urls[-1], key_bytes
+    key_bytes = _PLACEHOLDER_KEY_BYTES + sum(len(h) + len(t) for h, t in urls)
+    return urls[:-1], urls[-1], key_bytes
+
+
+def _placeholder_values(recipient: Recipient) -> dict[str, str]:
+    """A reader's name and practice under both tokens: escaped for HTML (only when they
+    hold a character that needs it), raw for text, the fallback where the cell is blank."""
+    values: dict[str, str] = {}
+    for name, h, t, blank in _PLACEHOLDERS:
+        value = (getattr(recipient, name) or "").strip() or blank
+        values[h] = html_lib.escape(value, quote=True) if _NEEDS_ESCAPE(value) else value
+        values[t] = value
+    return values
 
 
 def values_builder(
@@ -112,17 +124,13 @@ def values_builder(
     """``recipient_values`` for many readers of one segment, prepared once: called with the
     link URLs as a list in ``rendered.links`` order. Same dict, same size check; per reader
     only the values are escaped (when they contain a character that needs it) and measured."""
-    placeholders, link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links))
+    link_tokens, (h_unsub, t_unsub), key_bytes = _token_plan(len(rendered.links))
     n_links = len(link_tokens)
     escape = html_lib.escape
     needs = _NEEDS_ESCAPE
 
     def build(recipient: Recipient, urls: list[str], unsubscribe_url: str) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for name, h, t, blank in placeholders:
-            value = (getattr(recipient, name) or "").strip() or blank
-            values[h] = escape(value, quote=True) if needs(value) else value
-            values[t] = value
+        values = _placeholder_values(recipient)
         if len(urls) != n_links:
             raise RenderError(
                 f"{len(urls)} link URLs for the {n_links} links of segment {rendered.segment_id!r}",
@@ -170,18 +178,10 @@ def with_reader_urls(
 def reader_values_builder(rendered: RenderedSegment) -> Callable[[Recipient, str], dict[str, str]]:
     """A reader's values for content from ``with_reader_urls``: their placeholders as
     ``recipient_values`` gives them, and their reader token. Same size check."""
-    placeholders = _token_plan(len(rendered.links))[0]
-    key_bytes = sum(len(k.encode("utf-8")) for _, h, t, _ in placeholders for k in (h, t))
-    key_bytes += len(READER_TOKEN)
-    escape = html_lib.escape
-    needs = _NEEDS_ESCAPE
+    key_bytes = _PLACEHOLDER_KEY_BYTES + len(READER_TOKEN)
 
     def build(recipient: Recipient, reader_token: str) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for name, h, t, blank in placeholders:
-            value = (getattr(recipient, name) or "").strip() or blank
-            values[h] = escape(value, quote=True) if needs(value) else value
-            values[t] = value
+        values = _placeholder_values(recipient)
         values[READER_TOKEN] = reader_token
         _check_size(values, key_bytes, recipient)
         return values
