@@ -3,13 +3,14 @@
 Per batch there are three committed database steps (claim, request, record), never one per
 recipient. A batch is claimed (committed) just before its request leaves and its answer is
 recorded as soon as it comes, oldest first. Requests travel from worker threads, up to the
-backend's ``max_in_flight`` at once (SendGrid: 2; the outbox and test backends: 1), so the
+backend's ``max_in_flight`` at once (SendGrid and the outbox: 2; test backends: 1), so the
 server works on one batch while the next is built, claimed and posted: with one in flight
 the loop spent most of a second per 100,000 waiting for answers, and a real SendGrid's
-latency adds up batch after batch. The cost is on a crash: every batch in flight then is
-*uncertain* (two at most, not one). A stop, a pause or an error never leaves a claimed
-batch unsent: no new batch is claimed once the run is ending, and the answers of those
-already sent are waited for and recorded (except after Ctrl+C).
+latency adds up batch after batch (the outbox's writers likewise waited for the ledger). The
+cost is on a crash: every batch in flight then is *uncertain* (two at most, not one). A
+stop, a pause or an error never leaves a claimed batch unsent: no new batch is claimed once
+the run is ending, and the answers of those already sent are waited for and recorded (except
+after Ctrl+C).
 
 An error budget pauses the run when too many batches fail or end uncertain, instead of
 burning through the list (listmonk's lesson); the message says how to carry on.

@@ -4,6 +4,8 @@ something goes wrong mid-run."""
 
 from __future__ import annotations
 
+import email
+import threading
 import time
 
 import pytest
@@ -13,7 +15,9 @@ from support.ledger_audience import audience, store_settings
 from equip_mailer.compose.audience import Recipient
 from equip_mailer.errors import RenderError
 from equip_mailer.send.backends.memory import MemoryBackend
+from equip_mailer.send.backends.outbox import OutboxBackend
 from equip_mailer.send.batch import BatchResult
+from equip_mailer.send.campaign_mail import campaign_mail
 from equip_mailer.send.dispatch import SendOptions, run_send
 from equip_mailer.send.ledger import Ledger
 from equip_mailer.send.prepare import register_campaign
@@ -147,4 +151,49 @@ def test_an_error_building_the_next_batch_still_records_the_answer_in_flight(db_
     # batch 1 was accepted: recorded as sent (not uncertain), and nothing else was sent
     assert led.counts() == {"sent": 3, "pending": 3}
     assert [len(b.addressees) for b in slow.batches] == [3]
+    eng.dispose()
+
+
+@pytest.mark.parametrize(("in_flight", "most"), [(None, 2), (1, 1)])
+def test_the_outbox_writes_two_batches_at_once_and_each_reader_once(
+    db_url, demo, tmp_path, in_flight, most
+):
+    """The outbox takes two batches at once (its writers go on while the loop records one
+    batch and claims the next); EQUIP_IN_FLIGHT=1 goes back to one. Either way every reader
+    gets one whole file and the ledger says sent."""
+    people = audience(40)
+    eng, led = synced(db_url, demo, people)
+    out = OutboxBackend(tmp_path, campaign_mail(demo))
+    write = out.send_batch
+    busy, seen, lock = [0], [0], threading.Lock()
+
+    def send_batch(batch):  # the real writing, with how many batches overlap counted
+        with lock:
+            busy[0] += 1
+            seen[0] = max(seen[0], busy[0])
+        try:
+            time.sleep(0.05)  # long enough for the loop to claim and post the next
+            return write(batch)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    out.send_batch = send_batch  # type: ignore[method-assign]
+    with out:
+        report = run_send(
+            demo,
+            eng,
+            led,
+            out,
+            store_settings(db_url),
+            SendOptions(batch_size=5, in_flight=in_flight),
+        )
+    assert (report.sent, report.batches, report.stopped) == (40, 8, None)
+    assert led.counts() == {"sent": 40} and seen[0] == most
+    files = list((tmp_path / demo.id).glob("*.eml"))
+    readers = [email.message_from_bytes(f.read_bytes())["To"] for f in files]
+    assert len(files) == 40
+    assert {r.split("<")[-1].rstrip(">") for r in readers} == {
+        p.email for p in people["getting-started"]
+    }
     eng.dispose()

@@ -16,6 +16,7 @@ import email.policy
 import gc
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -56,6 +57,13 @@ class OutboxBackend:
     """
 
     name = "outbox"
+    # Batches at once (send/dispatch.py): while one batch's files are written, the loop
+    # records the previous batch and claims the next (SQLite, outside Python's lock), so the
+    # writers never wait for the ledger. 100,000 recipients from a cold page cache: 12.0 ->
+    # 10.0 s (benchmarks/README.md). Batches still land one after another (the folder's
+    # lander takes one at a time); a crash can leave two uncertain, each re-written whole,
+    # under the same names, by ``--retry-uncertain``.
+    max_in_flight = 2
 
     def __init__(self, directory: Path, mail: CampaignMail, builder: str = "fast"):
         if builder not in BUILDERS:
@@ -67,6 +75,9 @@ class OutboxBackend:
         self._landers: dict[str, FileLander] = {}  # folder -> its writer threads
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
+        # Two send threads may ask for a folder's lander or a segment's template at once:
+        # one each, never two (a second lander's threads would outlive close()).
+        self._making = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -96,9 +107,10 @@ class OutboxBackend:
         try:
             os.makedirs(folder, exist_ok=True)
             made = self.maker(batch, by_email)
-            lander = self._landers.get(folder)
-            if lander is None:
-                lander = self._landers[folder] = FileLander(folder)
+            with self._making:
+                lander = self._landers.get(folder)
+                if lander is None:
+                    lander = self._landers[folder] = FileLander(folder)
             lander.land_all(batch.addressees, made)
         except OSError as exc:
             return BatchResult(
@@ -163,18 +175,19 @@ class OutboxBackend:
         """The batch's segment template (built on first use), None for the email package."""
         if self.builder != "fast" or not batch.addressees:
             return None
-        c = batch.content
-        tokens = tuple(batch.addressees[0].values)
-        key = (c, batch.test, tokens)
-        if key not in self._templates:
-            subject = ("[TEST] " + c.subject) if batch.test else c.subject
-            try:
-                self._templates[key] = SegmentTemplate(
-                    self.mail, c.segment, subject, c.text, c.html, list(tokens)
-                )
-            except (UnicodeError, ValueError):
-                self._templates[key] = None  # needs SMTPUTF8: a non-ASCII sender address
-        return self._templates[key]
+        key = (batch.content, batch.test, tuple(batch.addressees[0].values))
+        with self._making:
+            return self._templates[key] if key in self._templates else self._new_template(key)
+
+    def _new_template(self, key: tuple[Content, bool, tuple[str, ...]]) -> SegmentTemplate | None:
+        c, test, tokens = key
+        subject = ("[TEST] " + c.subject) if test else c.subject
+        try:
+            template = SegmentTemplate(self.mail, c.segment, subject, c.text, c.html, list(tokens))
+        except (UnicodeError, ValueError):
+            template = None  # needs SMTPUTF8: a non-ASCII sender address
+        self._templates[key] = template
+        return template
 
     def message(self, batch: Batch, a: Addressee, pattern: re.Pattern | None = None) -> bytes:
         """The mail this recipient would get, built by the email package: text part first,

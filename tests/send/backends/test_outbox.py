@@ -8,7 +8,7 @@ import email.policy
 import threading
 from dataclasses import replace
 
-from support.mail_batches import MAIL, batch
+from support.mail_batches import MAIL, batch, people
 
 from equip_mailer.compose.spec import load_campaign
 from equip_mailer.send.backends.outbox import OutboxBackend, substitute
@@ -113,4 +113,32 @@ def test_a_with_block_closes_the_backend(tmp_path):
     with OutboxBackend(tmp_path, MAIL) as out:
         assert out.send_batch(batch(10)).state == "sent"
         assert writer_threads() - before
+    assert writer_threads() - before == set()
+
+
+def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_template(tmp_path):
+    """The send loop keeps two batches in flight, so send_batch runs on two threads at
+    once: they get one lander (whose writers close() stops) and one template, not two."""
+    before = writer_threads()
+    out = OutboxBackend(tmp_path, MAIL)
+    start = threading.Barrier(2)
+    results = []
+
+    def send(first: int) -> None:
+        b = replace(batch(0), addressees=people(20, start=first))
+        start.wait()
+        results.append(out.send_batch(b).state)
+
+    threads = [threading.Thread(target=send, args=(first,)) for first in (1, 21)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["sent", "sent"]
+    assert len(out._landers) == 1 and len(out._templates) == 1
+    files = sorted((tmp_path / MAIL.campaign_id).iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.eml" for i in range(1, 41)]
+    msg = email.message_from_bytes(files[-1].read_bytes(), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "person40@example.org"
+    out.close()
     assert writer_threads() - before == set()
