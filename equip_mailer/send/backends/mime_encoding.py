@@ -116,6 +116,8 @@ def address_header(name: str, display: str, addr: str) -> str | None:
     if not display:
         return fold(name, [addr])
     if _PLAIN_PHRASE(display):
+        if len(name) + len(display) + len(addr) + 5 <= HEADER_LINE:
+            return f"{name}: {display} <{addr}>\r\n"  # what fold gives when nothing folds
         words = display.split(" ")
     elif display.isascii():
         if not _PRINTABLE_ASCII(display) or display != display.strip():

@@ -142,3 +142,17 @@ def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_tem
     assert msg["To"].addresses[0].addr_spec == "person40@example.org"
     out.close()
     assert writer_threads() - before == set()
+
+
+def test_each_file_has_its_own_message_id_naming_the_send_and_the_reader(tmp_path):
+    """Drawn once per batch, the time and random part are shared; the send id and the
+    ledger id make each Message-ID unique (and a re-sent batch has a new send id)."""
+    out = OutboxBackend(tmp_path, MAIL)
+    out.send_batch(batch(10))
+    out.send_batch(replace(batch(10), send_id="s2"))  # the same readers again, re-sent
+    ids = []
+    for f in sorted((tmp_path / MAIL.campaign_id).iterdir()):
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        ids.append(msg["Message-ID"])
+        assert msg["Message-ID"].endswith(f".s2.{int(f.stem)}@{MAIL.sender_email.split('@')[1]}>")
+    assert len(set(ids)) == 10
