@@ -107,6 +107,8 @@ def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Fig
         rss_sync = peak_rss_mb()
         report = run_send(spec, engine, ledger, backend, cfg, SendOptions())
     wall_s = time.perf_counter() - started
+    if hasattr(backend, "close"):  # the outbox's writer threads, as the CLI closes them
+        backend.close()
     cpu_s = cpu_seconds() - cpu_at_start
     return {
         "backend": kind,

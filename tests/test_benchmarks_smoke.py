@@ -108,14 +108,10 @@ def test_smoke_run_reports_every_figure(tmp_path):
             assert math.isfinite(memory[figure]) and memory[figure] > 0, figure
     else:
         assert any("in-memory figures are absent" in n for n in results["notes"])
-    # The same send and floor from a dropped page cache, where the runner may drop it (root).
-    cold = results["outbox"]["cold"]
-    if cold is not None:
-        assert cold["exactly_once"] is True
-        for figure in ("wall_s", "loop_s", "floor_wall_s", "over_floor"):
-            assert math.isfinite(cold[figure]) and cold[figure] > 0, figure
-    else:
-        assert any("cold page cache figures are absent" in n for n in results["notes"])
+    # The send and floor from a dropped page cache are full-size only (dropping it slows
+    # the whole machine): at smoke size a note says they are absent.
+    assert results["outbox"]["cold"] is None
+    assert any("cold page cache figures are absent" in n for n in results["notes"])
     # The peer (mailmerge + aiosmtpd in the benchmark's own venv) and the PostgreSQL
     # workers run need PyPI and PostgreSQL; without them their figures are absent, said so.
     peer = results["peer"]

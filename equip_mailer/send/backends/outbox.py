@@ -58,11 +58,12 @@ class OutboxBackend:
 
     name = "outbox"
     # Batches at once (send/dispatch.py): while one batch's files are written, the loop
-    # records the previous batch and claims the next (SQLite, outside Python's lock), so the
-    # writers never wait for the ledger. 100,000 recipients from a cold page cache: 12.0 ->
-    # 10.0 s (benchmarks/README.md). Batches still land one after another (the folder's
-    # lander takes one at a time); a crash can leave two uncertain, each re-written whole,
-    # under the same names, by ``--retry-uncertain``.
+    # records the previous batch and claims the next (the ledger's database work runs
+    # outside Python's lock), so the writers never wait for the ledger. 100,000 recipients
+    # from a cold page cache: 12.0 -> 10.0 s (benchmarks/README.md). Batches still land one
+    # after another (the folder's lander takes one at a time); a crash can leave two
+    # uncertain: ``--retry-uncertain`` takes the files already written as proof of sending
+    # (send/activity.py) and writes only the others, whole, under the same names.
     max_in_flight = 2
 
     def __init__(self, directory: Path, mail: CampaignMail, builder: str = "fast"):
@@ -78,6 +79,10 @@ class OutboxBackend:
         # Two send threads may ask for a folder's lander or a segment's template at once:
         # one each, never two (a second lander's threads would outlive close()).
         self._making = threading.Lock()
+        # send_batch calls under way: close() waits for them, or a batch still waiting for
+        # its folder's lander (after Ctrl+C) would start writers again behind close().
+        self._under_way = 0
+        self._idle = threading.Condition()
 
     def __enter__(self) -> Self:
         return self
@@ -96,12 +101,26 @@ class OutboxBackend:
         surprise with a cost: the send loop claims a batch before it calls ``send_batch``,
         so an error raised there leaves the batch's readers uncertain in the ledger (sent
         again only by a ``--retry-uncertain`` run), for files that could simply have been
-        written. The threads are a
-        cache of the backend, not a connection it must not outlive."""
-        for lander in list(self._landers.values()):  # a send thread may be adding one
-            lander.close()
+        written. The threads are a cache of the backend, not a connection it must not
+        outlive.
+
+        Batches still being written (two may be in flight) are waited for first."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._under_way == 0)
+            for lander in list(self._landers.values()):
+                lander.close()
 
     def send_batch(self, batch: Batch) -> BatchResult:
+        with self._idle:
+            self._under_way += 1
+        try:
+            return self._send_batch(batch)
+        finally:
+            with self._idle:
+                self._under_way -= 1
+                self._idle.notify_all()
+
+    def _send_batch(self, batch: Batch) -> BatchResult:
         folder = str(self.folder / "test") if batch.test else self._folder
         by_email = [0]  # readers the email package built (its garbage is collected below)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
+import time
 from dataclasses import replace
 
 from support.mail_batches import MAIL, batch, people
@@ -116,9 +117,26 @@ def test_a_with_block_closes_the_backend(tmp_path):
     assert writer_threads() - before == set()
 
 
-def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_template(tmp_path):
+def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_template(
+    tmp_path, monkeypatch
+):
     """The send loop keeps two batches in flight, so send_batch runs on two threads at
-    once: they get one lander (whose writers close() stops) and one template, not two."""
+    once: they get one lander (whose writers close() stops) and one template, not two.
+    Both are made slowly here, so that two threads asking at once would each make one."""
+    import equip_mailer.send.backends.outbox as outbox
+
+    made = {"lander": 0, "template": 0}
+
+    def slowly(kind, make):
+        def build(*args, **kwargs):
+            made[kind] += 1
+            time.sleep(0.05)
+            return make(*args, **kwargs)
+
+        return build
+
+    monkeypatch.setattr(outbox, "FileLander", slowly("lander", outbox.FileLander))
+    monkeypatch.setattr(outbox, "SegmentTemplate", slowly("template", outbox.SegmentTemplate))
     before = writer_threads()
     out = OutboxBackend(tmp_path, MAIL)
     start = threading.Barrier(2)
@@ -135,12 +153,41 @@ def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_tem
     for t in threads:
         t.join()
     assert results == ["sent", "sent"]
-    assert len(out._landers) == 1 and len(out._templates) == 1
+    assert made == {"lander": 1, "template": 1}
     files = sorted((tmp_path / MAIL.campaign_id).iterdir())
     assert [f.name for f in files] == [f"{i:06d}.eml" for i in range(1, 41)]
     msg = email.message_from_bytes(files[-1].read_bytes(), policy=email.policy.default)
     assert msg["To"].addresses[0].addr_spec == "person40@example.org"
     out.close()
+    assert writer_threads() - before == set()
+
+
+def test_close_waits_for_a_batch_still_being_written(tmp_path, monkeypatch):
+    """After Ctrl+C the CLI closes the backend while a batch may still be writing (or
+    waiting for the folder behind another): close returns once it is done, with its files
+    whole and no writer left behind."""
+    before = writer_threads()
+    out = OutboxBackend(tmp_path, MAIL)
+    maker = out.maker
+
+    def slow_maker(b, by_email=None):
+        make = maker(b, by_email)
+
+        def slow(a):
+            time.sleep(0.01)
+            return make(a)
+
+        return slow
+
+    monkeypatch.setattr(out, "maker", slow_maker)
+    results = []
+    sending = threading.Thread(target=lambda: results.append(out.send_batch(batch(20)).state))
+    sending.start()
+    time.sleep(0.05)  # well into the batch (20 files at 10 ms each)
+    out.close()
+    assert results == ["sent"]  # close returned after the batch, not during it
+    assert len(list((tmp_path / MAIL.campaign_id).iterdir())) == 20
+    sending.join()
     assert writer_threads() - before == set()
 
 
