@@ -50,7 +50,11 @@ def write_comparison(
     out_dir.mkdir(parents=True, exist_ok=True)
     html = out_dir / "report.html"
     html.write_text(render_compare_html(reports, tables), encoding="utf-8")
-    written = [html, write_xlsx(list(tables.values()), out_dir / "report.xlsx")]
+    # The page shows each table's note under it; in Excel they go on a first sheet, or the
+    # two "Signed up" columns (recipients, all routes) are left unexplained.
+    summary = [("Campaigns", ", ".join(r.campaign_id for r in reports))]
+    summary += [(t.title, t.note) for t in tables.values() if t.note]
+    written = [html, write_xlsx(list(tables.values()), out_dir / "report.xlsx", summary=summary)]
     for table in tables.values():
         written.append(write_csv(table, out_dir / f"compare-{table.key}.csv"))
     return written

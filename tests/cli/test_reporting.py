@@ -225,6 +225,7 @@ def test_compare_two_quarters(sqlite_url, demo_path, tmp_path):
     assert segments[1] == ["New to QI", "4", "2", "50.0", "2", "1", "1", "100.0", "0"]
     assert segments[-1] == ["Running a QI project", "3", "2", "66.7", "1", "", "", "", ""]
     assert load_workbook(out / "report.xlsx").sheetnames == [
+        "Summary",
         "Campaigns compared",
         "Segments compared",
         "Courses compared",
@@ -268,6 +269,12 @@ def test_compare_files_say_whom_signed_up_counts(sqlite_url, demo_path, tmp_path
     assert f"{CAMPAIGN} Signed up (all routes)" in headers
     headers = [c.value for c in book["Segments compared"][1]]
     assert f"{CAMPAIGN} Signed up (recipients)" in headers
+    # The notes the page shows under each table, on the workbook's first sheet.
+    notes = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
+    assert notes["Campaigns"] == f"{CAMPAIGN}, 2019-07-equip"
+    assert "people in the segment the newsletter was sent to" in notes["Segments compared"]
+    assert "includes people the newsletter was not sent to" in notes["Courses compared"]
+    assert "however it was made" in notes["Campaigns compared"]
 
 
 def test_compare_needs_two_campaigns_and_one_report_needs_one(sqlite_url):
