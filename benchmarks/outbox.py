@@ -111,6 +111,42 @@ def _remove(project: Path) -> None:
     shutil.rmtree(project, ignore_errors=True)
 
 
+def _send_and_floor(
+    ctx: Context,
+    n: int,
+    tag: str,
+    outbox: Path | None = None,
+    before: Callable[[], None] | None = None,
+) -> tuple[Figures, Figures]:
+    """The fast send of ``n`` readers, then the floor: its own files written again beside
+    them. ``before`` runs just before each of the two; both folders are removed after."""
+    send = _send(ctx, n, "fast", tag, outbox=outbox, before=before)
+    project = Path(send.pop("project"))
+    files = outbox or project / "outbox"
+    floor_dir = files.parent / "floor"
+    if before is not None:
+        before()
+    try:
+        floor = ctx.child(
+            child_floor,
+            {"samples": _samples(files), "n": n, "dir": str(floor_dir)},
+            timeout=3600,
+        )
+    finally:
+        _remove(project)
+        _remove(floor_dir)
+    return send, floor
+
+
+def _against_floor(send: Figures, floor: Figures) -> Figures:
+    """A send's figures beside its floor's, for the in-memory and cold-cache pairs."""
+    keep = ("wall_s", "lists_s", "sync_s", "loop_s", "cpu_s", "exactly_once")
+    return {k: send[k] for k in keep} | {
+        "floor_wall_s": floor["wall_s"],
+        "over_floor": send["wall_s"] / floor["wall_s"] if floor["wall_s"] else 0.0,
+    }
+
+
 def run(ctx: Context) -> Figures:
     big, small = ctx.sizes["outbox_recipients"], ctx.sizes["outbox_small"]
     n_email = ctx.sizes["outbox_email_recipients"]
@@ -122,15 +158,7 @@ def run(ctx: Context) -> Figures:
     fast_small = _send(ctx, small, "fast", "small")
     _remove(Path(fast_small.pop("project")))
     res["small"] = fast_small
-    fast = _send(ctx, big, "fast", "big")
-    project = Path(fast.pop("project"))
-    floor = ctx.child(
-        child_floor,
-        {"samples": _samples(project / "outbox"), "n": big, "dir": str(ctx.work / "floor")},
-        timeout=3600,
-    )
-    _remove(project)
-    _remove(ctx.work / "floor")
+    fast, floor = _send_and_floor(ctx, big, "big")
     res["floor"] = floor
     res["memory"] = _in_memory(ctx, big)
     res["cold"] = _cold_cache(ctx, big)
@@ -167,23 +195,9 @@ def _in_memory(ctx: Context, n: int) -> Figures | None:
         return None
     root = Path(tempfile.mkdtemp(prefix="equip-bench-", dir=shm))
     try:
-        send = _send(ctx, n, "fast", "memory", outbox=root / "outbox")
-        _remove(Path(send.pop("project")))
-        floor = ctx.child(
-            child_floor,
-            {"samples": _samples(root / "outbox"), "n": n, "dir": str(root / "floor")},
-            timeout=3600,
-        )
+        return _against_floor(*_send_and_floor(ctx, n, "memory", outbox=root / "outbox"))
     finally:
         _remove(root)
-    return {
-        "wall_s": send["wall_s"],
-        "loop_s": send["loop_s"],
-        "cpu_s": send["cpu_s"],
-        "exactly_once": send["exactly_once"],
-        "floor_wall_s": floor["wall_s"],
-        "over_floor": send["wall_s"] / floor["wall_s"] if floor["wall_s"] else 0.0,
-    }
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -210,25 +224,7 @@ def _cold_cache(ctx: Context, n: int) -> Figures | None:
             f"({exc.strerror or exc}; it takes root)"
         )
         return None
-    send = _send(ctx, n, "fast", "cold", before=drop_page_cache)
-    project = Path(send.pop("project"))
-    samples = _samples(project / "outbox")
-    drop_page_cache()
-    floor = ctx.child(
-        child_floor, {"samples": samples, "n": n, "dir": str(ctx.work / "floor-cold")}, timeout=3600
-    )
-    _remove(project)
-    _remove(ctx.work / "floor-cold")
-    return {
-        "wall_s": send["wall_s"],
-        "lists_s": send["lists_s"],
-        "sync_s": send["sync_s"],
-        "loop_s": send["loop_s"],
-        "cpu_s": send["cpu_s"],
-        "exactly_once": send["exactly_once"],
-        "floor_wall_s": floor["wall_s"],
-        "over_floor": send["wall_s"] / floor["wall_s"] if floor["wall_s"] else 0.0,
-    }
+    return _against_floor(*_send_and_floor(ctx, n, "cold", before=drop_page_cache))
 
 
 def per_recipient_memory(n1: int, mb1: float, n2: int, mb2: float) -> tuple[float, float]:

@@ -107,7 +107,9 @@ def child_send(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Fig
         rss_sync = peak_rss_mb()
         report = run_send(spec, engine, ledger, backend, cfg, SendOptions())
     wall_s = time.perf_counter() - started
-    if hasattr(backend, "close"):  # the outbox's writer threads, as the CLI closes them
+    if kind == "outbox":
+        # Its writer threads, as `send` lets go of them (cli.send_checks.close_backend, not
+        # imported here: the CLI's modules would weigh on the figures after imports).
         backend.close()
     cpu_s = cpu_seconds() - cpu_at_start
     return {

@@ -200,9 +200,15 @@ def read_unsubscribe(secret: bytes, token: str) -> Token | None:
     return read_token(secret, "u", token)
 
 
+# The two forms of a reader's URLs, spelled here only (the service's routes mirror them):
+# ``token`` is a reader token, or the segment's READER_TOKEN placeholder (send/prepare.py).
+CLICK_PATH = "/c/{token}/{link_id}"
+UNSUBSCRIBE_PREFIX = "/u/"
+
+
 def click_path(secret: bytes, link_id: int, ledger_id: int) -> str:
     """``/c/<reader token>/<link id>``: where a reader's click on a link goes."""
-    return f"/c/{reader_token(secret, ledger_id)}/{link_id}"
+    return CLICK_PATH.format(token=reader_token(secret, ledger_id), link_id=link_id)
 
 
 def click_url(public_url: str, secret: bytes, link_id: int, ledger_id: int) -> str:
@@ -210,7 +216,7 @@ def click_url(public_url: str, secret: bytes, link_id: int, ledger_id: int) -> s
 
 
 def unsubscribe_url(public_url: str, secret: bytes, ledger_id: int) -> str:
-    return f"{public_url.rstrip('/')}/u/{reader_token(secret, ledger_id)}"
+    return public_url.rstrip("/") + UNSUBSCRIBE_PREFIX + reader_token(secret, ledger_id)
 
 
 def register_links(conn: Connection, campaign_id: str, specs: list[LinkSpec]) -> dict[str, int]:
@@ -301,12 +307,11 @@ def click_url_maker(
 ) -> Callable[[int], dict[str, str]]:
     """``ledger_id -> {link key: click URL}``, the same URLs as ``click_url``: one signature
     per reader, whatever the number of links."""
-    base = f"{public_url.rstrip('/')}/c/"
-    tails = {key: f"/{link_id}" for key, link_id in link_ids.items()}
+    base = public_url.rstrip("/")
     token = reader_token_maker(secret)
 
     def urls(ledger_id: int) -> dict[str, str]:
-        head = base + token(ledger_id)
-        return {key: head + tail for key, tail in tails.items()}
+        tok = token(ledger_id)
+        return {k: base + CLICK_PATH.format(token=tok, link_id=i) for k, i in link_ids.items()}
 
     return urls

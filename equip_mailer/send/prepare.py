@@ -22,7 +22,13 @@ from equip_mailer.store import ensure_campaign
 
 from .batch import Addressee, Batch, Content, display_name
 from .ledger_rows import Row
-from .links import click_url_maker, reader_token_maker, register_links
+from .links import (
+    CLICK_PATH,
+    UNSUBSCRIBE_PREFIX,
+    click_url_maker,
+    reader_token_maker,
+    register_links,
+)
 
 if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
@@ -124,8 +130,13 @@ def prepare_segment(
             # The same mail as recipient_values makes, with the URLs written in once.
             subject, html, text = personalisation.with_reader_urls(
                 rendered,
-                [f"{base}/c/{READER_TOKEN}/{link_ids[s.key]}" if tracked else s.url for s in specs],
-                f"{base}/u/{READER_TOKEN}",
+                [
+                    base + CLICK_PATH.format(token=READER_TOKEN, link_id=link_ids[s.key])
+                    if tracked
+                    else s.url
+                    for s in specs
+                ],
+                base + UNSUBSCRIBE_PREFIX + READER_TOKEN,
             )
             values = cast(ReaderValues, personalisation.reader_values_builder(rendered))
     return PreparedSegment(
@@ -133,7 +144,7 @@ def prepare_segment(
         rendered=rendered,
         link_urls=urls,
         reader_token=reader_token_maker(secret),
-        unsubscribe_prefix=f"{base}/u/",
+        unsubscribe_prefix=base + UNSUBSCRIBE_PREFIX,
         values=values,
     )
 

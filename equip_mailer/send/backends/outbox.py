@@ -77,12 +77,11 @@ class OutboxBackend:
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
         # Two send threads may ask for a folder's lander or a segment's template at once:
-        # one each, never two (a second lander's threads would outlive close()).
-        self._making = threading.Lock()
-        # send_batch calls under way: close() waits for them, or a batch still waiting for
-        # its folder's lander (after Ctrl+C) would start writers again behind close().
+        # one each, never two (a second lander's threads would outlive close()). And
+        # close() waits for the send_batch calls under way, or a batch still waiting for its
+        # folder's lander (after Ctrl+C) would start writers again behind it.
+        self._lock = threading.Condition()
         self._under_way = 0
-        self._idle = threading.Condition()
 
     def __enter__(self) -> Self:
         return self
@@ -105,20 +104,20 @@ class OutboxBackend:
         outlive.
 
         Batches still being written (two may be in flight) are waited for first."""
-        with self._idle:
-            self._idle.wait_for(lambda: self._under_way == 0)
+        with self._lock:
+            self._lock.wait_for(lambda: self._under_way == 0)
             for lander in list(self._landers.values()):
                 lander.close()
 
     def send_batch(self, batch: Batch) -> BatchResult:
-        with self._idle:
+        with self._lock:
             self._under_way += 1
         try:
             return self._send_batch(batch)
         finally:
-            with self._idle:
+            with self._lock:
                 self._under_way -= 1
-                self._idle.notify_all()
+                self._lock.notify_all()
 
     def _send_batch(self, batch: Batch) -> BatchResult:
         folder = str(self.folder / "test") if batch.test else self._folder
@@ -126,7 +125,7 @@ class OutboxBackend:
         try:
             os.makedirs(folder, exist_ok=True)
             made = self.maker(batch, by_email)
-            with self._making:
+            with self._lock:
                 lander = self._landers.get(folder)
                 if lander is None:
                     lander = self._landers[folder] = FileLander(folder)
@@ -198,7 +197,7 @@ class OutboxBackend:
         if self.builder != "fast" or not batch.addressees:
             return None
         key = (batch.content, batch.test, tuple(batch.addressees[0].values))
-        with self._making:
+        with self._lock:
             return self._templates[key] if key in self._templates else self._new_template(key)
 
     def _new_template(self, key: tuple[Content, bool, tuple[str, ...]]) -> SegmentTemplate | None:
