@@ -39,6 +39,8 @@ from benchmarks.project import CAMPAIGN_ID, write_project
 from benchmarks.send import child_send
 from benchmarks.table import fmt
 
+WALL_TARGET_S = 10  # for 100,000 recipients (issue 15)
+
 
 def child_floor(work: Path, sizes: dict[str, int], params: dict[str, Any]) -> Figures:
     """In a fresh process: write ``params["n"]`` files of the sample messages' bytes."""
@@ -178,6 +180,18 @@ def run(ctx: Context) -> Figures:
         and (res["memory"] is None or res["memory"]["exactly_once"])
         and (res["cold"] is None or res["cold"]["exactly_once"])
     )
+    floor_per_100k = res["floor_wall_s_per_100k"] = (
+        floor["wall_s"] * 100_000 / max(1, floor["files"])
+    )
+    if floor_per_100k > WALL_TARGET_S:
+        # Then no code could meet the wall target here: say so beside the MISS, and point at
+        # the figure that compares across machines.
+        ctx.note(
+            f"outbox: on this machine the floor alone (writing the same files, no ledger, no "
+            f"rendering) takes {floor_per_100k:.1f} s per 100,000, over the {WALL_TARGET_S} s "
+            "target: the wall target cannot be met here; the send over its floor is the "
+            "figure to compare across machines"
+        )
     ctx.note(
         f"outbox: 'before' = the same send with every file built by the email package, at "
         f"{n_email:,} recipients (compared per recipient); floor = {big:,} files of the send's "
@@ -311,7 +325,7 @@ BENCHMARK = Benchmark(
         "smoke": {"outbox_recipients": 2_000, "outbox_small": 500, "outbox_email_recipients": 200},
     },
     targets=(
-        Target("wall_s", "<=", 10, "s for 100,000", read="wall_s_per_100k"),
+        Target("wall_s", "<=", WALL_TARGET_S, "s for 100,000", read="wall_s_per_100k"),
         Target("over_floor", "<=", 3, "x the floor (writing the same files)"),
         Target("peak_rss_mb", "<=", 250, "MB peak RSS"),
     ),

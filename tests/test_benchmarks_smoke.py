@@ -46,6 +46,7 @@ FIGURES = {
         "cpu_s",
         "peak_rss_mb",
         "wall_s_per_100k",
+        "floor_wall_s_per_100k",
         "over_floor",
         "speedup_vs_email_package",
         "rss_kb_per_recipient",
@@ -108,6 +109,9 @@ def test_smoke_run_reports_every_figure(tmp_path):
             assert math.isfinite(memory[figure]) and memory[figure] > 0, figure
     else:
         assert any("in-memory figures are absent" in n for n in results["notes"])
+    # A floor over the wall target (a slow disk) is said beside the MISS, and only then.
+    floor_said = any("the wall target cannot be met here" in n for n in results["notes"])
+    assert floor_said == (results["outbox"]["floor_wall_s_per_100k"] > 10)
     # The send and floor from a dropped page cache are full-size only (dropping it slows
     # the whole machine): at smoke size a note says they are absent.
     assert results["outbox"]["cold"] is None
