@@ -28,6 +28,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,7 +44,6 @@ from .cell_values import (
     clean_column,
     level_key,
     normalise_email,
-    printable_ascii,
     shown_value,
 )
 from .list_files import COLUMNS, Reject, column_indexes, read_table
@@ -164,11 +164,14 @@ def read_list(
 def _column_values(rows: list[list[str]], columns: dict[str, int]) -> dict[str, list[str]]:
     """Each of our columns as a list of cleaned cells ("" where the file has no such column)."""
     n = len(rows)
+    shortest = min(map(len, rows), default=0)  # a column every row reaches needs no check
 
     def column(name: str) -> list[str]:
         i = columns.get(name)
         if i is None:
             return [""] * n
+        if i < shortest:
+            return clean_column(list(map(itemgetter(i), rows)))
         return clean_column([cells[i] if i < len(cells) else "" for cells in rows])
 
     values = {c: column(c) for c in COLUMNS}
@@ -217,7 +220,11 @@ def _check_text(
     too_long: dict[str, set[int]] = {c: set() for c in COLUMNS}
     for c in COLUMNS:
         cap, col = MAX_FIELD[c], values[c]
-        if max(map(len, col), default=0) <= cap and (c == "email" or printable_ascii(col)):
+        # One search over the whole column (joined with a space, which is no control
+        # character) instead of one per cell: a column of names is rarely plain ASCII.
+        if max(map(len, col), default=0) <= cap and (
+            c == "email" or not CONTROL_RE.search(" ".join(col))
+        ):
             continue  # no cell of this column has a problem
         for r, v in enumerate(col):
             if len(v) > cap:

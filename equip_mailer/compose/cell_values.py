@@ -146,8 +146,3 @@ def clean_column(cells: list[str]) -> list[str]:
     ):
         return cells
     return [clean(v) for v in cells]
-
-
-def printable_ascii(cells: list[str]) -> bool:
-    joined = "".join(cells)
-    return joined.isascii() and joined.isprintable()

@@ -171,7 +171,12 @@ def find_header(records: list[tuple[int, list[str]]], shown: str, need: str) -> 
 
     Exports sometimes start with a title line ("Staff list, exported 01/04/2019").
     """
-    candidates = [i for i, (_, cells) in enumerate(records) if any(c.strip() for c in cells)]
+    candidates: list[int] = []  # the first ten non-blank rows: never the whole list
+    for i, (_, cells) in enumerate(records):
+        if any(c.strip() for c in cells):
+            candidates.append(i)
+            if len(candidates) == 10:
+                break
     if not candidates:
         raise ListError(
             "is empty; expected a header row with an email column",

@@ -333,3 +333,31 @@ def test_a_list_entry_may_name_its_sheet(tmp_path, demo_path):
     assert campaign.lists.files == ["lists/practice.xlsx"]
     assert campaign.lists.sheet("lists/practice.xlsx") == "Trainers"
     assert [r.email for r in load_audience(campaign).recipients] == ["tom@nhs.example"]
+
+
+def test_a_control_character_among_non_ascii_names_rejects_only_its_row(tmp_path):
+    # No value is over-long, so only the column-wide search can find the bell character.
+    path = write(
+        tmp_path / "staff.csv",
+        f"{HEADER}\nzoe@nhs.example,Zoë,Brontë,X,GP,none\n"
+        f"bob@nhs.example,Bób\x07,Jones,X,GP,none\ncat@nhs.example,Çat,Lee,X,GP,none\n",
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert [r.first_name for r in recipients] == ["Zoë", "Çat"]
+    assert [str(r) for r in rejects] == ["staff.csv:3: first_name contains a control character"]
+
+
+def test_rows_shorter_than_the_header_read_their_missing_cells_as_blank(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        "email,qi_level,first_name,last_name\n"
+        "ann@nhs.example,basics,Ann,Smith\nbob@nhs.example,none\ncat@nhs.example\n",
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert [(r.email, r.qi_level, r.first_name, r.last_name) for r in recipients] == [
+        ("ann@nhs.example", "basics", "Ann", "Smith"),
+        ("bob@nhs.example", "none", "", ""),
+    ]
+    assert [str(r) for r in rejects] == [
+        "staff.csv:4: qi_level is blank (use none, basics or project)"
+    ]
