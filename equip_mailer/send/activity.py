@@ -9,8 +9,9 @@ manager about to ``--retry-uncertain`` can also ask directly. One small interfac
   which is ``ActivityUnavailable`` - the caller says so in one line and goes on with the
   evidence it has. Its answer names the recipient's address, not our ledger id, so it is
   matched against the batch's own rows.
-* ``OutboxActivity`` - the outbox's ``.eml`` files: a file whose Message-ID carries the
-  batch's send id and the recipient's id was written by that batch.
+* ``OutboxActivity`` - the outbox's ``.eml`` files: a whole file (it ends with its closing
+  MIME boundary) whose Message-ID carries the batch's send id and the recipient's id was
+  written by that batch.
 
 ``check_uncertain`` runs the right one for each uncertain batch and settles what it finds.
 """
@@ -20,11 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import email.parser
 import email.policy
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from equip_mailer.config import Settings
 from equip_mailer.errors import DeliveryError
@@ -121,7 +123,12 @@ def _iso_time(value: object) -> dt.datetime:
 
 class OutboxActivity:
     """The outbox's files: ``<folder>/<ledger id, 6 digits>.eml`` (backends/outbox.py), whose
-    Message-ID ends ``.<send id>.<ledger id>@<domain>`` for the batch that wrote it."""
+    Message-ID ends ``.<send id>.<ledger id>@<domain>`` for the batch that wrote it.
+
+    A file counts only if whole: a crash while it was written can leave it cut short under
+    its own name (backends/outbox_files.py), and every outbox message is multipart, so a
+    whole one ends with its closing boundary. One that does not is written again, whole,
+    under the same name: for the outbox, doubt costs nothing but the rewrite."""
 
     name = "outbox"
 
@@ -136,12 +143,23 @@ class OutboxActivity:
             try:
                 with path.open("rb") as fh:
                     headers = self.parser.parse(fh)
+                    whole = _ends_whole(fh, headers.get_boundary())
                 written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
             except OSError:
                 continue
-            if f".{send_id}.{r.id}@" in str(headers.get("Message-ID", "")):
+            if whole and f".{send_id}.{r.id}@" in str(headers.get("Message-ID", "")):
                 proofs.append(Proof(r.id, f"{self.name}:written", written.replace(tzinfo=None)))
         return proofs
+
+
+def _ends_whole(fh: BinaryIO, boundary: str | None) -> bool:
+    """Whether the file ends with the closing delimiter of its multipart body."""
+    if not boundary:
+        return False
+    closing = f"--{boundary}--".encode("ascii", "replace")
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - len(closing) - 4))
+    return fh.read().rstrip(b"\r\n").endswith(closing)
 
 
 def activity_sources(settings: Settings, outbox_folder: Path) -> dict[str, Activity]:

@@ -9,11 +9,13 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from support.ledger_audience import audience, store_settings
 
 from equip_mailer.compose.audience import Recipient
 from equip_mailer.errors import RenderError
+from equip_mailer.send.activity import OutboxActivity, check_uncertain
 from equip_mailer.send.backends.memory import MemoryBackend
 from equip_mailer.send.backends.outbox import OutboxBackend
 from equip_mailer.send.batch import BatchResult
@@ -21,7 +23,7 @@ from equip_mailer.send.campaign_mail import campaign_mail
 from equip_mailer.send.dispatch import SendOptions, run_send
 from equip_mailer.send.ledger import Ledger
 from equip_mailer.send.prepare import register_campaign
-from equip_mailer.store import open_store
+from equip_mailer.store import batches, ledger, open_store
 
 
 def synced(db_url: str, demo, people: dict[str, list[Recipient]]) -> tuple[Engine, Ledger]:
@@ -196,4 +198,44 @@ def test_the_outbox_writes_two_batches_at_once_and_each_reader_once(
     assert {r.split("<")[-1].rstrip(">") for r in readers} == {
         p.email for p in people["getting-started"]
     }
+    eng.dispose()
+
+
+def test_a_file_cut_short_by_a_crash_is_not_proof_and_the_retry_writes_it_whole(
+    db_url, demo, tmp_path
+):
+    """A crash while a batch's files were written leaves the batch uncertain and may leave a
+    file cut short under its own name. Asking the outbox settles only the whole files; the
+    retry writes the cut one again, whole, and touches nobody else's."""
+    people = audience(6)
+    eng, led = synced(db_url, demo, people)
+    with OutboxBackend(tmp_path, campaign_mail(demo)) as out:
+        run_send(demo, eng, led, out, store_settings(db_url), SendOptions(batch_size=3))
+    folder = tmp_path / demo.id
+    # The crash: the second batch was still in flight, one of its files half written.
+    with eng.begin() as conn:
+        last = conn.execute(sa.select(sa.func.max(batches.c.id))).scalar_one()
+        conn.execute(batches.update().where(batches.c.id == last).values(state="in_flight"))
+        conn.execute(ledger.update().where(ledger.c.batch_id == last).values(state="in_flight"))
+        ids = sorted(
+            conn.execute(sa.select(ledger.c.id).where(ledger.c.batch_id == last)).scalars()
+        )
+    cut = folder / f"{ids[0]:06d}.eml"
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    kept = {i: (folder / f"{i:06d}.eml").read_bytes() for i in ids[1:]}
+    assert led.recover() == 1
+    check = check_uncertain(led, {"outbox": OutboxActivity(folder)})
+    assert dict(check.settled) == {"outbox": len(ids) - 1}
+    assert led.counts() == {"sent": 5, "uncertain": 1}
+    with OutboxBackend(tmp_path, campaign_mail(demo)) as out:
+        again = run_send(
+            demo, eng, led, out, store_settings(db_url), SendOptions(retry_uncertain=True)
+        )
+    assert again.sent == 1 and led.counts() == {"sent": 6}
+    rewritten = email.message_from_bytes(cut.read_bytes())
+    assert rewritten["To"] == email.message_from_bytes(whole)["To"]
+    assert [p.get_content_type() for p in rewritten.walk()][1:] == ["text/plain", "text/html"]
+    assert all((folder / f"{i:06d}.eml").read_bytes() == kept[i] for i in kept)
+    assert len(list(folder.glob("*.eml"))) == 6 and not list(folder.glob(".*"))
     eng.dispose()

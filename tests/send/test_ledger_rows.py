@@ -4,12 +4,14 @@ as plain functions on one Connection they also run inside a transaction that is 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from support.ledger_audience import CID, audience
 
+from equip_mailer.compose.audience import Recipient
 from equip_mailer.send.ledger import Ledger
 from equip_mailer.send.ledger_rows import Answer, claim, count_sendable, finish, next_rows
 from equip_mailer.send.ledger_sync import sync_audience
-from equip_mailer.store import utcnow
+from equip_mailer.store import ledger, utcnow
 
 
 def test_failed_rows_are_sent_again_uncertain_only_on_request(engine):
@@ -47,3 +49,35 @@ def test_a_run_does_not_pick_again_what_failed_during_it_and_a_rollback_undoes_e
         assert count_sendable(conn, CID) == {seg: 5}
         tx.rollback()
     assert Ledger(engine, CID).counts() == {}
+
+
+def test_rows_come_back_exactly_as_stored_whatever_their_characters(engine):
+    """On SQLite the rows of a batch come packed in one JSON array (one step of the driver
+    instead of one per row): names with quotes, backslashes, accents, emoji, a
+    no-break space and empty values come back exactly as a plain SELECT gives them."""
+    names = ['Zoë "Zo" O\'Brien', "Back\\slash", "Łukasz 🙂", "", "Ngozi\u00a0Okafor", "李"]
+    readers = [
+        Recipient(
+            email=f"Reader{i}@Example.org",
+            first_name=name,
+            last_name=name[::-1],
+            practice="Spitalfields & Banglatown",
+            role="",
+            qi_level="none",
+            source=f"t.csv:{i}",
+        )
+        for i, name in enumerate(names)
+    ]
+    led = Ledger(engine, CID)
+    led.sync({"getting-started": readers})
+    rows = led.next_rows("getting-started", 10)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(ledger.c.id, ledger.c.email, ledger.c.first_name, ledger.c.last_name)
+            .where(ledger.c.campaign_id == CID)
+            .order_by(ledger.c.id)
+        ).all()
+    assert [(r.id, r.email, r.first_name, r.last_name) for r in rows] == [tuple(s) for s in stored]
+    assert [r.first_name for r in rows] == names
+    assert {r.practice for r in rows} == {"Spitalfields & Banglatown"}
+    assert all(isinstance(r.id, int) for r in rows)

@@ -1,21 +1,29 @@
-"""How the outbox's files land in their folder: whole or not at all, and several at a time.
+"""How the outbox's files land in their folder, several at a time, never taken as sent
+unless whole.
 
-A file must never be seen half written, by a reader or after a crash. Where Linux offers it,
-each file is written as an unnamed inode (``O_TMPFILE``) and given its name only once its
-bytes are in (``linkat`` through ``/proc/self/fd``): a crash leaves nothing behind, and the
-folder is touched once per file instead of three times (create a temporary name, rename it,
-drop the old name). Elsewhere, or for a name that already exists (a re-sent batch), the file
-is written under a temporary name and renamed over the final one.
+A new file is created under its final name (``O_EXCL``), its bytes written in one call and
+closed: one operation on the folder per file. An error seen while writing (a full disk)
+removes the part written. A name that already exists (a re-sent batch, every copy of a test
+send) is written under a temporary name and renamed over the old file, so a whole copy is
+never replaced by part of one.
 
-Creating files is mostly kernel work, done outside Python's global lock, and unnamed inodes
-are made without locking the folder: a batch's files are therefore written by a few threads
-at once (``WRITERS``), which on a 2-core machine more than halves the time of writing them
-one after another (benchmarks/README.md, the outbox figures).
+What a crash (``kill -9``, a power cut) can leave is a file cut short under its own name, in
+a batch the ledger then calls uncertain; such a file is not proof of sending: the outbox's
+evidence takes only a file that ends with its closing MIME boundary (send/activity.py), and
+``--retry-uncertain`` writes it again, whole, under the same name. Writing each file as an
+unnamed inode (``O_TMPFILE``) and naming it once written did not spare that check: nothing is
+fsynced, so after a power cut a named file could still miss bytes. It cost every file two
+more updates of the file system's journal (the inode goes on the orphan list and off it
+again, under one lock for the whole file system), which made writing 100,000 files from two
+threads slower than from one (benchmarks/README.md, issue 15's seventh round).
+
+Creating files is mostly kernel work, done outside Python's global lock: a batch's files are
+therefore written by a few threads at once (``WRITERS``), which on a 2-core machine more than
+halves the time of writing them one after another.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -25,7 +33,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 WRITERS = 2  # threads writing one batch's files
-_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EXDEV}
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_REPLACE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 class FileLander:
@@ -35,8 +44,6 @@ class FileLander:
         self.folder = folder
         self.writers = max(1, writers)
         self._pid = os.getpid()
-        # Until the first file says otherwise (a file system without it answers at once).
-        self._tmpfile = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
         self._pool: ThreadPoolExecutor | None = None
         # A batch being landed and close() never overlap: after Ctrl+C the send thread may
         # still be writing when the caller closes; close then waits for those files.
@@ -44,8 +51,9 @@ class FileLander:
 
     def land_all(self, items: Sequence[T], make: Callable[[T], tuple[str, bytes]]) -> None:
         """Each item's ``(name, data)`` from ``make``, landed in the folder, ``folder/name``
-        holding all of ``data`` or being as it was. The first error is raised once every
-        writer has stopped; files already landed stay (each is whole)."""
+        holding all of ``data`` or being as it was (short of a crash: see the module's
+        docstring). The first error is raised once every writer has stopped; files already
+        landed stay (each is whole)."""
         with self._busy:
             self._land_all(items, make)
 
@@ -80,45 +88,50 @@ class FileLander:
     ) -> None:
         for item in items:
             name, data = make(item)
-            if self._tmpfile:
-                try:
-                    if self._link_new(dir_fd, name, data):
-                        continue
-                except OSError as exc:
-                    if exc.errno not in _NO_TMPFILE:
-                        raise
-                    self._tmpfile = False  # no O_TMPFILE here: rename from now on
-            self._rename_over(name, data)
+            if not self._create_new(dir_fd, name, data):
+                self._rename_over(dir_fd, name, data)
 
-    def _link_new(self, dir_fd: int, name: str, data: bytes) -> bool:
-        """Write an unnamed file, then name it; False if the name is taken (a re-send)."""
-        fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+    def _create_new(self, dir_fd: int, name: str, data: bytes) -> bool:
+        """Write a file that does not exist yet; False if the name is taken."""
+        try:
+            fd = os.open(name, _CREATE, 0o666, dir_fd=dir_fd)
+        except FileExistsError:
+            return False
         try:
             _write_all(fd, data)
+        except BaseException:
+            # No part of a file is left behind by an error seen here, unless the name is
+            # another writer's whole copy by now (a test send's copies share a name).
             try:
-                # dst_dir_fd makes this linkat(..., AT_SYMLINK_FOLLOW): the open file itself
-                # gets the name, not the /proc link.
-                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd)
-            except FileExistsError:
-                return False
-            return True
-        finally:
-            os.close(fd)
+                if os.stat(name, dir_fd=dir_fd).st_ino == os.fstat(fd).st_ino:
+                    _unlink(name, dir_fd)
+            finally:
+                os.close(fd)
+            raise
+        os.close(fd)
+        return True
 
-    def _rename_over(self, name: str, data: bytes) -> None:
+    def _rename_over(self, dir_fd: int, name: str, data: bytes) -> None:
         # The thread in the name too: two writers may be given the same name in one batch
         # (every copy of a test send is test/<segment>.eml), and must not share a temp file.
-        tmp = os.path.join(self.folder, f".{name}.{self._pid}.{threading.get_ident()}.tmp")
+        tmp = f".{name}.{self._pid}.{threading.get_ident()}.tmp"
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, os.path.join(self.folder, name))
-        except BaseException:
+            fd = os.open(tmp, _REPLACE, 0o666, dir_fd=dir_fd)
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink(tmp, dir_fd)
             raise
+
+
+def _unlink(name: str, dir_fd: int | None = None) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
