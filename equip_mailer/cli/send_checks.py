@@ -43,6 +43,7 @@ class SendRun:
 
 def make_backend(run: SendRun) -> Backend:
     from equip_mailer.send.backends.outbox import OutboxBackend
+    from equip_mailer.send.backends.outbox_files import writers_from_env
     from equip_mailer.send.backends.sendgrid import SendGridBackend
 
     cfg = run.cfg
@@ -58,7 +59,7 @@ def make_backend(run: SendRun) -> Backend:
             host=cfg.sendgrid_api_host,
             timeout=cfg.sendgrid_timeout,
         )
-    return OutboxBackend(run.outbox_dir, run.mail)
+    return OutboxBackend(run.outbox_dir, run.mail, writers=writers_from_env())
 
 
 def close_backend(transport: Backend | None) -> None:

@@ -62,10 +62,12 @@ def test_outbox_send_writes_one_eml_per_recipient_then_reruns_send_nothing(proje
     assert status.exit_code == 0 and "sent" in status.output and f"{len(files)}" in status.output
 
 
-def test_a_send_that_stops_on_an_error_still_stops_the_outbox_writers(project):
+def test_a_send_that_stops_on_an_error_still_stops_the_outbox_writers(project, monkeypatch):
     """`send` stops the outbox's file writers when it ends, also on an error: the error's
     traceback, which an in-process caller (here click's runner) keeps, would otherwise keep
-    the backend and its idle threads alive with it."""
+    the backend and its idle threads alive with it. (One writer, the default, starts none:
+    two here.)"""
+    monkeypatch.setenv("EQUIP_OUTBOX_WRITERS", "2")
     (project / "outbox" / CID / "000005.eml").mkdir(parents=True)  # a reader's file can't go
     before = {t for t in threading.enumerate() if t.name.startswith("equip-outbox")}
     result = run("send", spec(project), "--allow-past", "--yes")

@@ -27,7 +27,7 @@ from typing import Self
 from equip_mailer.send.batch import LIST_UNSUBSCRIBE_POST, Addressee, Batch, BatchResult, Content
 from equip_mailer.send.campaign_mail import CampaignMail
 
-from .outbox_files import FileLander
+from .outbox_files import WRITERS, FileLander
 from .outbox_template import SegmentTemplate
 
 BUILDERS = ("fast", "email")
@@ -48,31 +48,38 @@ def token_pattern(values: dict[str, str]) -> re.Pattern:
 class OutboxBackend:
     """Writes one ``.eml`` per recipient under ``<dir>/<campaign-id>/``.
 
-    The file is named from the ledger id and lands whole or not at all (outbox_files.py), so
-    a crash leaves no half file and a re-run (even of an uncertain batch) overwrites the same
-    file instead of creating a second copy. Test sends go to ``test/<segment>.eml``.
+    The file is named from the ledger id (outbox_files.py), so a re-run (even of an
+    uncertain batch) overwrites the same file, whole, instead of creating a second copy.
+    Test sends go to ``test/<segment>.eml``.
 
-    Its files are written by a few threads; ``close`` (or a ``with`` block) stops them once
-    the sending is done.
+    Its files are written by ``writers`` threads (one: the thread sending the batch); with
+    more, ``close`` (or a ``with`` block) stops them once the sending is done.
     """
 
     name = "outbox"
     # Batches at once (send/dispatch.py): while one batch's files are written, the loop
     # records the previous batch and claims the next (the ledger's database work runs
-    # outside Python's lock), so the writers never wait for the ledger. 100,000 recipients
+    # outside Python's lock), so the writer never waits for the ledger. 100,000 recipients
     # from a cold page cache: 12.0 -> 10.0 s (benchmarks/README.md). Batches still land one
     # after another (the folder's lander takes one at a time); a crash can leave two
     # uncertain: ``--retry-uncertain`` takes the files already written as proof of sending
     # (send/activity.py) and writes only the others, whole, under the same names.
     max_in_flight = 2
 
-    def __init__(self, directory: Path, mail: CampaignMail, builder: str = "fast"):
+    def __init__(
+        self,
+        directory: Path,
+        mail: CampaignMail,
+        builder: str = "fast",
+        writers: int = WRITERS,
+    ):
         if builder not in BUILDERS:
             raise ValueError(f"builder must be one of {BUILDERS}, not {builder!r}")
         self.mail = mail
         self.folder = Path(directory) / mail.campaign_id
         self._folder = str(self.folder)
         self.builder = builder
+        self.writers = writers
         self._landers: dict[str, FileLander] = {}  # folder -> its writer threads
         # (content, test copy, token names) -> its template; None: the email package only
         self._templates: dict[tuple[Content, bool, tuple[str, ...]], SegmentTemplate | None] = {}
@@ -90,8 +97,9 @@ class OutboxBackend:
         self.close()
 
     def close(self) -> None:
-        """Stop the writer threads each folder's lander started (outbox_files.py). Left
-        alone they idle until the process ends, two per folder for every backend made, which
+        """Stop the writer threads each folder's lander started (outbox_files.py; only with
+        ``writers`` over one). Left alone they idle until the process ends, ``writers`` per
+        folder for every backend made, which
         adds up in a process that makes many backends (the test suite, a caller of ``send``
         in-process).
 
@@ -128,7 +136,7 @@ class OutboxBackend:
             with self._lock:
                 lander = self._landers.get(folder)
                 if lander is None:
-                    lander = self._landers[folder] = FileLander(folder)
+                    lander = self._landers[folder] = FileLander(folder, self.writers)
             lander.land_all(batch.addressees, made)
         except OSError as exc:
             return BatchResult(

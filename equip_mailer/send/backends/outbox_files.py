@@ -1,4 +1,4 @@
-"""How the outbox's files land in their folder, several at a time, never taken as sent
+"""How the outbox's files land in their folder, a batch at a time, never taken as sent
 unless whole.
 
 A new file is created under its final name (``O_EXCL``), its bytes written in one call and
@@ -17,22 +17,30 @@ more updates of the file system's journal (the inode goes on the orphan list and
 again, under one lock for the whole file system), which made writing 100,000 files from two
 threads slower than from one (benchmarks/README.md, issue 15's seventh round).
 
-Creating files is mostly kernel work, done outside Python's global lock: a batch's files are
-therefore written by a few threads at once (``WRITERS``), which on a 2-core machine more than
-halves the time of writing them one after another.
+One thread writes a batch's files (``WRITERS``) while the send loop records the last batch
+and claims the next (SQLite, outside Python's global lock): on a 2-core machine that is a
+core each. More writers were worth it while each file took the orphan list's lock; with
+files created in place they only contend for Python's lock, which each of them takes back
+after every system call (three per file): 100,000 files from a cold page cache, one writer
+against two, 8.7-10.4 s against 10.4-11.0 s, CPU 13-14 s against 16-19 s, and the same
+within the noise as the machine comes (benchmarks/README.md). The lander can still share a
+batch among several threads (``EQUIP_OUTBOX_WRITERS``, for a machine with more cores).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from equip_mailer.errors import EquipError
+
 T = TypeVar("T")
 
-WRITERS = 2  # threads writing one batch's files
+WRITERS = 1  # threads writing one batch's files (see above)
+MAX_WRITERS = 8
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _REPLACE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
@@ -125,6 +133,18 @@ class FileLander:
         except BaseException:
             _unlink(tmp, dir_fd)
             raise
+
+
+def writers_from_env(env: Mapping[str, str] | None = None) -> int:
+    """EQUIP_OUTBOX_WRITERS (1..8): threads writing a batch's files; WRITERS if unset."""
+    raw = (os.environ if env is None else env).get("EQUIP_OUTBOX_WRITERS", "").strip()
+    if not raw:
+        return WRITERS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WRITERS:
+        raise EquipError(
+            f"EQUIP_OUTBOX_WRITERS must be a whole number from 1 to {MAX_WRITERS}, not {raw!r}"
+        )
+    return int(raw)
 
 
 def _unlink(name: str, dir_fd: int | None = None) -> None:

@@ -9,10 +9,13 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
 from support.mail_batches import MAIL, batch, people
 
 from equip_mailer.compose.spec import load_campaign
+from equip_mailer.errors import EquipError
 from equip_mailer.send.backends.outbox import OutboxBackend, substitute
+from equip_mailer.send.backends.outbox_files import writers_from_env
 
 
 def test_outbox_writes_one_parseable_eml_per_recipient(tmp_path):
@@ -91,11 +94,12 @@ def writer_threads() -> set[threading.Thread]:
 
 
 def test_close_stops_the_writer_threads_and_a_later_send_starts_them_again(tmp_path):
-    """A batch of 10 is shared among the writers; close stops them instead of leaving them
-    idle until the process ends. Sending after close works as the first send did (failing
-    would leave a claimed batch uncertain in the ledger) and needs closing again."""
+    """With two writers a batch of 10 is shared between them; close stops them instead of
+    leaving them idle until the process ends. Sending after close works as the first send
+    did (failing would leave a claimed batch uncertain in the ledger) and needs closing
+    again."""
     before = writer_threads()
-    out = OutboxBackend(tmp_path, MAIL)
+    out = OutboxBackend(tmp_path, MAIL, writers=2)
     assert out.send_batch(batch(10)).state == "sent"
     assert writer_threads() - before  # one or two: a pool reuses a writer already idle
     out.close()
@@ -109,9 +113,29 @@ def test_close_stops_the_writer_threads_and_a_later_send_starts_them_again(tmp_p
     assert len(list((tmp_path / MAIL.campaign_id).iterdir())) == 10
 
 
+def test_by_default_the_thread_sending_the_batch_writes_its_files(tmp_path):
+    """One writer (outbox_files.WRITERS): no thread of the backend's own to stop."""
+    before = writer_threads()
+    out = OutboxBackend(tmp_path, MAIL)
+    assert out.send_batch(batch(10)).state == "sent"
+    assert writer_threads() - before == set()
+    assert len(list((tmp_path / MAIL.campaign_id).iterdir())) == 10
+
+
+@pytest.mark.parametrize(("value", "writers"), [("", 1), ("1", 1), ("3", 3), (" 8 ", 8)])
+def test_equip_outbox_writers_sets_the_writer_threads(value, writers):
+    assert writers_from_env({"EQUIP_OUTBOX_WRITERS": value}) == writers
+
+
+@pytest.mark.parametrize("value", ["0", "9", "two", "-1", "1.5"])
+def test_equip_outbox_writers_out_of_range_is_refused_in_plain_words(value):
+    with pytest.raises(EquipError, match="EQUIP_OUTBOX_WRITERS must be a whole number from 1 to 8"):
+        writers_from_env({"EQUIP_OUTBOX_WRITERS": value})
+
+
 def test_a_with_block_closes_the_backend(tmp_path):
     before = writer_threads()
-    with OutboxBackend(tmp_path, MAIL) as out:
+    with OutboxBackend(tmp_path, MAIL, writers=2) as out:
         assert out.send_batch(batch(10)).state == "sent"
         assert writer_threads() - before
     assert writer_threads() - before == set()
@@ -138,7 +162,7 @@ def test_two_batches_sent_at_once_share_the_folders_writers_and_the_segments_tem
     monkeypatch.setattr(outbox, "FileLander", slowly("lander", outbox.FileLander))
     monkeypatch.setattr(outbox, "SegmentTemplate", slowly("template", outbox.SegmentTemplate))
     before = writer_threads()
-    out = OutboxBackend(tmp_path, MAIL)
+    out = OutboxBackend(tmp_path, MAIL, writers=2)
     start = threading.Barrier(2)
     results = []
 
@@ -167,7 +191,7 @@ def test_close_waits_for_a_batch_still_being_written(tmp_path, monkeypatch):
     waiting for the folder behind another): close returns once it is done, with its files
     whole and no writer left behind."""
     before = writer_threads()
-    out = OutboxBackend(tmp_path, MAIL)
+    out = OutboxBackend(tmp_path, MAIL, writers=2)
     maker = out.maker
 
     def slow_maker(b, by_email=None):
