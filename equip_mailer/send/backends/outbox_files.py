@@ -5,7 +5,8 @@ A new file is created under its final name (``O_EXCL``), its bytes written in on
 closed: one operation on the folder per file. An error seen while writing (a full disk)
 removes the part written. A name that already exists (a re-sent batch, every copy of a test
 send) is written under a temporary name and renamed over the old file, so a whole copy is
-never replaced by part of one.
+never replaced by part of one; a run killed meanwhile leaves that temporary file, which the
+next batch into the folder removes (``sweep_dead_temporaries``).
 
 What a crash (``kill -9``, a power cut) can leave is a file cut short under its own name, in
 a batch the ledger then calls uncertain; such a file is not proof of sending: the outbox's
@@ -53,6 +54,7 @@ class FileLander:
         self.writers = max(1, writers)
         self._pid = os.getpid()
         self._pool: ThreadPoolExecutor | None = None
+        self._swept = False  # temporary files of dead runs removed (on the first batch)
         # A batch being landed and close() never overlap: after Ctrl+C the send thread may
         # still be writing when the caller closes; close then waits for those files.
         self._busy = threading.Lock()
@@ -68,6 +70,9 @@ class FileLander:
     def _land_all(self, items: Sequence[T], make: Callable[[T], tuple[str, bytes]]) -> None:
         dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
+            if not self._swept:
+                sweep_dead_temporaries(self.folder)
+                self._swept = True
             if self.writers == 1 or len(items) < 2 * self.writers:
                 self._land_each(dir_fd, items, make)
                 return
@@ -133,6 +138,34 @@ class FileLander:
         except BaseException:
             _unlink(tmp, dir_fd)
             raise
+
+
+def sweep_dead_temporaries(folder: str) -> list[str]:
+    """Remove the temporary files (``.<name>.<pid>.<thread>.tmp``) that a run killed while
+    replacing a file left behind; a live process's are left alone. Returns their names."""
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            parts = entry.name.split(".")
+            if entry.name[:1] != "." or parts[-1] != "tmp" or len(parts) < 5:
+                continue
+            pid = parts[-3]
+            if pid.isdigit() and not _alive(int(pid)):
+                _unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
 
 
 def writers_from_env(env: Mapping[str, str] | None = None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -127,3 +129,22 @@ def test_close_during_a_batch_waits_for_its_files_then_stops_the_writers(tmp_pat
     assert not closing.is_alive()
     assert sorted(os.listdir(tmp_path)) == [name for name, _ in items]
     assert not [t for t in threading.enumerate() if t.name.startswith("equip-outbox")]
+
+
+def test_temporary_files_a_killed_run_left_are_swept_and_a_live_ones_kept(tmp_path):
+    """A run killed while replacing a file (a re-sent batch) leaves its temporary file; the
+    next batch into the folder removes it, but not one of a process still running."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".000001.eml.{dead.pid}.140000.tmp"
+    live = tmp_path / f".000002.eml.{os.getppid()}.140000.tmp"
+    mine = tmp_path / f".000003.eml.{os.getpid()}.140000.tmp"
+    for path in (stale, live, mine):
+        path.write_bytes(b"From: half a message")
+    (tmp_path / ".hidden.tmp").write_bytes(b"not ours")
+    lander = FileLander(str(tmp_path))
+    lander.land_all(_items(3), lambda item: item)
+    lander.close()
+    assert not stale.exists()
+    assert live.exists() and mine.exists() and (tmp_path / ".hidden.tmp").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.eml")) == [n for n, _ in _items(3)]
