@@ -55,7 +55,8 @@ from equip_mailer.store import (
 
 from .records import erased_key
 
-SCANNED_SUFFIXES = {".eml", ".csv", ".xlsx", ".html", ".htm", ".txt", ".json", ".ics"}
+# .tmp: an outbox file a killed run was replacing (send/backends/outbox_files.py)
+SCANNED_SUFFIXES = {".eml", ".csv", ".xlsx", ".html", ".htm", ".txt", ".json", ".ics", ".tmp"}
 
 
 @dataclass

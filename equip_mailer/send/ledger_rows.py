@@ -144,7 +144,10 @@ def _fetch_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any
     at each system call) each of those 1,000 hand-overs per batch waits its turn."""
     if conn.dialect.name == "sqlite" and _SQLITE_JSON:
         packed = f"SELECT json_group_array(json_array({_ROW_COLUMNS})) FROM ({sql})"
-        return orjson.loads(_fetch(conn, packed, params)[0][0])
+        try:
+            return orjson.loads(_fetch(conn, packed, params)[0][0])
+        except (sqlite3.OperationalError, orjson.JSONDecodeError):
+            pass  # a SQLite built without JSON, or a value JSON cannot hold: row by row
     return _fetch(conn, sql, params)
 
 

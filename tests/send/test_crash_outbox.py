@@ -82,7 +82,8 @@ def is_whole(data: bytes) -> bool:
 
 
 def test_kill_minus_nine_mid_files_then_retry_leaves_one_whole_file_per_reader(project):
-    rng = random.Random(int(os.environ.get("EQUIP_CRASH_SEED") or time.time()))
+    seed = int(os.environ.get("EQUIP_CRASH_SEED") or time.time())
+    rng = random.Random(seed)  # EQUIP_CRASH_SEED=<seed> repeats a run's kill points
     db = project / "crash.db"
     outbox = project / "outbox"
     folder = outbox / CID
@@ -110,7 +111,7 @@ def test_kill_minus_nine_mid_files_then_retry_leaves_one_whole_file_per_reader(p
         else:
             assert code in (0, 3), proc.stderr.read() if proc.stderr else code
             break
-    assert kills >= 3, f"only {kills} runs were killed mid-send"
+    assert kills >= 3, f"only {kills} runs were killed mid-send (seed {seed})"
 
     retry = start(project, env, "--retry-uncertain", "--now")
     _, err = retry.communicate(timeout=120)
@@ -123,11 +124,11 @@ def test_kill_minus_nine_mid_files_then_retry_leaves_one_whole_file_per_reader(p
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.select(ledger.c.id, ledger.c.state)).all())
     engine.dispose()
-    assert set(rows.values()) == {"sent"}
+    assert set(rows.values()) == {"sent"}, f"seed {seed}"
     names = sorted(e.name for e in os.scandir(folder) if e.is_file())
     assert names == [f"{i:06d}.eml" for i in sorted(rows)], "one file per reader, nothing else"
     for name in names:
         data = (folder / name).read_bytes()
-        assert is_whole(data), f"{name} is cut short"
+        assert is_whole(data), f"{name} is cut short (seed {seed})"
         msg = email.message_from_bytes(data, policy=email.policy.default)
         assert msg["X-Equip-Recipient"] == str(int(name[:6]))

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from support.ledger_audience import CID, audience
 
 from equip_mailer.compose.audience import Recipient
+from equip_mailer.send import ledger_rows
 from equip_mailer.send.ledger import Ledger
 from equip_mailer.send.ledger_rows import Answer, claim, count_sendable, finish, next_rows
 from equip_mailer.send.ledger_sync import sync_audience
@@ -81,3 +82,31 @@ def test_rows_come_back_exactly_as_stored_whatever_their_characters(engine):
     assert [r.first_name for r in rows] == names
     assert {r.practice for r in rows} == {"Spitalfields & Banglatown"}
     assert all(isinstance(r.id, int) for r in rows)
+
+
+def test_the_packed_and_the_row_by_row_reads_give_the_same_rows(engine, monkeypatch):
+    """With NULLs, and failed rows merged with pending ones under a limit: the JSON-packed
+    read (SQLite) and the plain one give the same rows in the same order."""
+    led = Ledger(engine, CID)
+    led.sync(audience(8))
+    batch_id, _ = led.claim("getting-started", [2, 5], "memory")
+    led.finish(batch_id, "failed", status=500, error="HTTP 500")
+    with engine.begin() as conn:
+        conn.execute(ledger.update().where(ledger.c.id == 3).values(first_name=None, role=None))
+    sqls: list[str] = []
+    fetch = ledger_rows._fetch
+
+    def recorded(conn, sql, params):
+        sqls.append(sql)
+        return fetch(conn, sql, params)
+
+    monkeypatch.setattr(ledger_rows, "_fetch", recorded)
+    reads = {}
+    for packed in (True, False):
+        monkeypatch.setattr(ledger_rows, "_SQLITE_JSON", packed)
+        reads[packed] = led.next_rows("getting-started", 4, ("pending", "failed"))
+    assert reads[True] == reads[False]
+    assert [r.id for r in reads[True]] == [1, 2, 3, 4]
+    assert (reads[True][2].first_name, reads[True][2].role) == (None, None)
+    if engine.dialect.name == "sqlite":
+        assert any("json_group_array" in sql for sql in sqls)

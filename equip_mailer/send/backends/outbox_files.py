@@ -31,6 +31,7 @@ batch among several threads (``EQUIP_OUTBOX_WRITERS``, for a machine with more c
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +106,9 @@ class FileLander:
                 self._rename_over(dir_fd, name, data)
 
     def _create_new(self, dir_fd: int, name: str, data: bytes) -> bool:
-        """Write a file that does not exist yet; False if the name is taken."""
+        """Write a file that does not exist yet; False if the name is taken. No part of a
+        file is left behind by an error seen here (a full disk, or an error that only
+        close reports, as on network file systems)."""
         try:
             fd = os.open(name, _CREATE, 0o666, dir_fd=dir_fd)
         except FileExistsError:
@@ -113,15 +116,13 @@ class FileLander:
         try:
             _write_all(fd, data)
         except BaseException:
-            # No part of a file is left behind by an error seen here, unless the name is
-            # another writer's whole copy by now (a test send's copies share a name).
-            try:
-                if os.stat(name, dir_fd=dir_fd).st_ino == os.fstat(fd).st_ino:
-                    _unlink(name, dir_fd)
-            finally:
-                os.close(fd)
+            _discard(fd, name, dir_fd)
             raise
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            _unlink(name, dir_fd)
+            raise
         return True
 
     def _rename_over(self, dir_fd: int, name: str, data: bytes) -> None:
@@ -140,17 +141,17 @@ class FileLander:
             raise
 
 
+_TEMPORARY = re.compile(r"\.(.+)\.([0-9]{1,10})\.([0-9]+)\.tmp", re.ASCII)
+
+
 def sweep_dead_temporaries(folder: str) -> list[str]:
     """Remove the temporary files (``.<name>.<pid>.<thread>.tmp``) that a run killed while
     replacing a file left behind; a live process's are left alone. Returns their names."""
     removed = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            parts = entry.name.split(".")
-            if entry.name[:1] != "." or parts[-1] != "tmp" or len(parts) < 5:
-                continue
-            pid = parts[-3]
-            if pid.isdigit() and not _alive(int(pid)):
+            m = _TEMPORARY.fullmatch(entry.name)
+            if m and not _alive(int(m.group(2))):
                 _unlink(entry.path)
                 removed.append(entry.name)
     return removed
@@ -161,7 +162,7 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except OSError:
         return True  # someone else's process: alive
@@ -173,11 +174,27 @@ def writers_from_env(env: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if env is None else env).get("EQUIP_OUTBOX_WRITERS", "").strip()
     if not raw:
         return WRITERS
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WRITERS:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WRITERS:
         raise EquipError(
             f"EQUIP_OUTBOX_WRITERS must be a whole number from 1 to {MAX_WRITERS}, not {raw!r}"
         )
     return int(raw)
+
+
+def _discard(fd: int, name: str, dir_fd: int) -> None:
+    """Close a file whose writing failed and remove it, unless its name is another writer's
+    whole copy by now (a test send's copies share a name). Never raises: the caller raises
+    the error that got here."""
+    try:
+        if os.stat(name, dir_fd=dir_fd).st_ino == os.fstat(fd).st_ino:
+            _unlink(name, dir_fd)
+    except OSError:
+        pass
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _unlink(name: str, dir_fd: int | None = None) -> None:

@@ -127,7 +127,7 @@ def test_equip_outbox_writers_sets_the_writer_threads(value, writers):
     assert writers_from_env({"EQUIP_OUTBOX_WRITERS": value}) == writers
 
 
-@pytest.mark.parametrize("value", ["0", "9", "two", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["0", "9", "two", "-1", "1.5", "\u00b2"])
 def test_equip_outbox_writers_out_of_range_is_refused_in_plain_words(value):
     with pytest.raises(EquipError, match="EQUIP_OUTBOX_WRITERS must be a whole number from 1 to 8"):
         writers_from_env({"EQUIP_OUTBOX_WRITERS": value})

@@ -148,3 +148,36 @@ def test_temporary_files_a_killed_run_left_are_swept_and_a_live_ones_kept(tmp_pa
     assert not stale.exists()
     assert live.exists() and mine.exists() and (tmp_path / ".hidden.tmp").exists()
     assert sorted(p.name for p in tmp_path.glob("*.eml")) == [n for n, _ in _items(3)]
+
+
+def test_an_error_only_close_reports_leaves_no_part_of_the_file(tmp_path, monkeypatch):
+    """Network file systems may report a failed write only when the file is closed."""
+    lander = FileLander(str(tmp_path), writers=1)
+    real_close, calls = os.close, []
+
+    def close_fails_once(fd: int) -> None:
+        real_close(fd)
+        calls.append(fd)
+        if len(calls) == 1:  # the file's own close; the folder's comes after
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(outbox_files.os, "close", close_fails_once)
+    with pytest.raises(OSError, match="Input/output error"):
+        lander.land_all([("000001.eml", b"message\r\n" * 100)], lambda item: item)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def test_names_that_only_look_like_temporary_files_never_stop_a_batch(tmp_path):
+    """A pid too large for the system, or digits that are not ASCII: left alone or swept,
+    but the batch is written."""
+    odd = [".x.99999999999999999999.1.tmp", ".x.\u00b2.1.tmp", ".x.9999999999.1.tmp"]
+    for name in odd:
+        (tmp_path / name).write_bytes(b"?")
+    lander = FileLander(str(tmp_path))
+    lander.land_all(_items(2), lambda item: item)
+    lander.close()
+    left = set(os.listdir(tmp_path))
+    assert {n for n, _ in _items(2)} <= left
+    assert odd[0] in left and odd[1] in left  # not a name the lander makes: kept
+    assert odd[2] not in left  # no such process can exist: swept
