@@ -8,6 +8,8 @@ send) is written under a temporary name and renamed over the old file, so a whol
 never replaced by part of one; a run killed meanwhile leaves that temporary file, which the
 next batch into the folder removes (``sweep_dead_temporaries``).
 
+A program reading the folder during a send may meet a file being written (for the
+microseconds of its one write); one reading it after the send finds every file whole.
 What a crash (``kill -9``, a power cut) can leave is a file cut short under its own name, in
 a batch the ledger then calls uncertain; such a file is not proof of sending: the outbox's
 evidence takes only a file that ends with its closing MIME boundary (send/activity.py), and
