@@ -273,6 +273,17 @@ def write_xlsx(
     return path
 
 
+# The demo's practice-staff list names its columns as a practice system's export does.
+STAFF_EXPORT_HEADER = {
+    "email": "Email Address",
+    "first_name": "First name",
+    "last_name": "Surname",
+    "practice": "Practice name",
+    "role": "Job title",
+    "qi_level": "QI level",
+}
+
+
 def write_demo_lists(root: Path) -> dict[str, Path]:
     """Write the shipped demo lists under ``root/lists`` (see lists/README.md for the quirks)."""
     lists = Path(root) / "lists"
@@ -294,14 +305,7 @@ def write_demo_lists(root: Path) -> dict[str, Path]:
             lists / "practice-staff.csv",
             staff_rows,
             bom=True,
-            header={
-                "email": "Email Address",
-                "first_name": "First name",
-                "last_name": "Surname",
-                "practice": "Practice name",
-                "role": "Job title",
-                "qi_level": "QI level",
-            },
+            header=STAFF_EXPORT_HEADER,
         ),
         "citizens": write_csv(lists / "citizens-and-service-users.csv", citizens),
     }

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import sqlalchemy as sa
 from support.event_feed import EventFeed
 from support.fake_sendgrid import start_server
 from support.link_secrets import LINK_SECRET
+from support.send_project import demo_copy
 from support.service import start_app
 from support.tracking_data import SendGridKey, load_signer
 
@@ -113,25 +113,7 @@ class Exec:
 
 @pytest.fixture(scope="module")
 def crash_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crash")
-    for folder in ("campaigns", "lists", "templates"):
-        shutil.copytree(ROOT / folder, root / folder)
-    if RECIPIENTS:
-        from equip_mailer import synthetic
-
-        synthetic.write_csv(
-            root / "lists" / "practice-staff.csv",
-            synthetic.people(RECIPIENTS, kind="staff", seed=16),
-            header={
-                "email": "Email Address",
-                "first_name": "First name",
-                "last_name": "Surname",
-                "practice": "Practice name",
-                "role": "Job title",
-                "qi_level": "QI level",
-            },
-        )
-    return root
+    return demo_copy(tmp_path_factory.mktemp("crash"), staff=RECIPIENTS, seed=16)
 
 
 def ledger_rows(db: Path) -> dict[int, tuple[str, str, str | None]]:

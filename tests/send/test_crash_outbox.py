@@ -15,7 +15,6 @@ import email
 import email.policy
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,11 +24,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from support.link_secrets import LINK_SECRET
+from support.send_project import demo_copy
 
-from equip_mailer import synthetic
 from equip_mailer.store import ledger, open_store
 
-ROOT = Path(__file__).resolve().parents[2]
 CID = "2019-04-equip-training"
 READERS = 3000  # synthetic practice staff, beside the demo's citizens
 KILLS = 6
@@ -37,21 +35,7 @@ KILLS = 6
 
 @pytest.fixture
 def project(tmp_path):
-    for folder in ("campaigns", "lists", "templates"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    synthetic.write_csv(
-        tmp_path / "lists" / "practice-staff.csv",
-        synthetic.people(READERS, kind="staff", seed=25),
-        header={
-            "email": "Email Address",
-            "first_name": "First name",
-            "last_name": "Surname",
-            "practice": "Practice name",
-            "role": "Job title",
-            "qi_level": "QI level",
-        },
-    )
-    return tmp_path
+    return demo_copy(tmp_path, staff=READERS, seed=25)
 
 
 def start(project: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:

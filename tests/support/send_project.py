@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from equip_mailer import synthetic
 from equip_mailer.cli import main
 from equip_mailer.store import ledger, open_store
 
 CID = "2019-04-equip-training"
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "SG.cli-test-key"
 
 
@@ -49,3 +52,17 @@ def schedule(project: Path, when: dt.datetime) -> None:
         count=1,
     )
     path.write_text(text, encoding="utf-8")
+
+
+def demo_copy(root: Path, staff: int = 0, seed: int = 0) -> Path:
+    """The demo's campaigns, lists and templates copied under ``root``; with ``staff``, its
+    practice-staff list replaced by that many synthetic readers (the same export header)."""
+    for folder in ("campaigns", "lists", "templates"):
+        shutil.copytree(ROOT / folder, root / folder)
+    if staff:
+        synthetic.write_csv(
+            root / "lists" / "practice-staff.csv",
+            synthetic.people(staff, kind="staff", seed=seed),
+            header=synthetic.STAFF_EXPORT_HEADER,
+        )
+    return root
