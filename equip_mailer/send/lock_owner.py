@@ -46,13 +46,23 @@ def owner_alive(owner: str, lock_at: dt.datetime | None) -> bool:
         return False
     now_start = _proc_start(pid)
     if now_start is None:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _answers_signals(pid)
     if now_start == "dead":
         return False
     return not start or now_start == start
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs under this pid (a zombie does not)."""
+    start = _proc_start(pid)
+    return _answers_signals(pid) if start is None else start != "dead"
+
+
+def _answers_signals(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

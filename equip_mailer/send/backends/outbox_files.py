@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from equip_mailer.errors import EquipError
+from equip_mailer.send.lock_owner import pid_alive
 
 T = TypeVar("T")
 
@@ -153,22 +154,10 @@ def sweep_dead_temporaries(folder: str) -> list[str]:
     with os.scandir(folder) as entries:
         for entry in entries:
             m = _TEMPORARY.fullmatch(entry.name)
-            if m and not _alive(int(m.group(2))):
+            if m and not pid_alive(int(m.group(2))):
                 _unlink(entry.path)
                 removed.append(entry.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except OSError:
-        return True  # someone else's process: alive
-    return True
 
 
 def writers_from_env(env: Mapping[str, str] | None = None) -> int:
