@@ -9,17 +9,31 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from .errors import ConfigError
+from .errors import ConfigError, EquipError
 from .project import Project
 
 _HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
+
+
+def whole_number_env(env: Mapping[str, str], var: str, lo: int, hi: int) -> int | None:
+    """A tuning variable's whole number from ``lo`` to ``hi``; None when unset or blank."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw) if raw.isascii() else lo - 1
+    except ValueError:
+        n = lo - 1
+    if not lo <= n <= hi:
+        raise EquipError(f"{var} must be a whole number from {lo} to {hi}, not {env[var]!r}")
+    return n
 
 
 def _fail(where: str, message: str, hint: str | None = None) -> ConfigError:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from equip_mailer.compose.audience import gc_paused
 from equip_mailer.config import Settings
-from equip_mailer.errors import EquipError
+from equip_mailer.settings_values import whole_number_env
 from equip_mailer.store import utcnow
 
 from .batch import MAX_PER_REQUEST, Backend, Batch, BatchResult, BatchState
@@ -68,15 +68,8 @@ class SendOptions:
             ("EQUIP_MAX_BAD_BATCHES", "max_bad_batches", 1, 10**6),
             ("EQUIP_IN_FLIGHT", "in_flight", 1, MAX_IN_FLIGHT),
         ):
-            if env.get(var, "").strip():
-                try:
-                    n = int(env[var])
-                except ValueError:
-                    n = lo - 1
-                if not lo <= n <= hi:
-                    raise EquipError(
-                        f"{var} must be a whole number from {lo} to {hi}, not {env[var]!r}"
-                    )
+            n = whole_number_env(env, var, lo, hi)
+            if n is not None:
                 values[name] = n
         values.update(kw)
         return cls(**values)

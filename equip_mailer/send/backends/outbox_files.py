@@ -39,8 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from equip_mailer.errors import EquipError
 from equip_mailer.send.lock_owner import pid_alive
+from equip_mailer.settings_values import whole_number_env
 
 T = TypeVar("T")
 
@@ -162,14 +162,8 @@ def sweep_dead_temporaries(folder: str) -> list[str]:
 
 def writers_from_env(env: Mapping[str, str] | None = None) -> int:
     """EQUIP_OUTBOX_WRITERS (1..8): threads writing a batch's files; WRITERS if unset."""
-    raw = (os.environ if env is None else env).get("EQUIP_OUTBOX_WRITERS", "").strip()
-    if not raw:
-        return WRITERS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WRITERS:
-        raise EquipError(
-            f"EQUIP_OUTBOX_WRITERS must be a whole number from 1 to {MAX_WRITERS}, not {raw!r}"
-        )
-    return int(raw)
+    n = whole_number_env(os.environ if env is None else env, "EQUIP_OUTBOX_WRITERS", 1, MAX_WRITERS)
+    return WRITERS if n is None else n
 
 
 def _discard(fd: int, name: str, dir_fd: int) -> None:
