@@ -62,3 +62,26 @@ def test_sqlite_commits_survive_a_power_loss(sqlite_url):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_a_store_from_before_schema_9_gets_one_ledger_index_for_state_and_segment(db_url):
+    """Schema 8 kept two indexes holding the ledger's state (campaign, state) and (campaign,
+    segment, state, id): each state change moved an entry in both. Migrating replaces them
+    with (campaign, state, segment, id), which answers both kinds of query."""
+    engine = store.make_engine(db_url)
+    with engine.begin() as conn:
+        for version, _name, step in store.MIGRATIONS:
+            if version <= 8:
+                step(conn)
+        # as schema 8 left it: the first release's index in place of today's
+        conn.execute(sa.text("DROP INDEX ix_ledger_state_segment"))
+        conn.execute(
+            sa.text("CREATE INDEX ix_ledger_campaign_state ON ledger (campaign_id, state)")
+        )
+        conn.execute(store.meta.insert().values(key="schema_version", value="8"))
+    assert store.migrate(engine) == 8
+    with engine.connect() as conn:
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("ledger")}
+    assert indexes["ix_ledger_state_segment"] == ["campaign_id", "state", "segment", "id"]
+    assert "ix_ledger_campaign_state" not in indexes
+    assert "ix_ledger_segment_state" not in indexes

@@ -111,8 +111,8 @@ def next_rows(
     period, see ``--retry-uncertain``).
     """
     m = placeholder(conn)
-    # One query per state, each an ordered range of ix_ledger_segment_state (campaign,
-    # segment, state, id), merged here: an OR or IN over states makes SQLite read and sort
+    # One query per state, each an ordered range of ix_ledger_state_segment (campaign,
+    # state, segment, id), merged here: an OR or IN over states makes SQLite read and sort
     # every sendable row of the segment for each batch (quadratic over a 100,000 send).
     found: list[tuple[Any, ...]] = []
     for state in dict.fromkeys(states):
@@ -192,13 +192,15 @@ def claim(
     m, stamp = placeholder(conn), driver_time(conn, now)
     wanted = tuple(dict.fromkeys(states))
     moved = 0
+    # The segment too, so that each id is one lookup in ix_ledger_state_segment (campaign,
+    # state, segment, id); with only campaign and state, SQLite scans every sendable row.
     for chunk in chunks(ids):
         moved += conn.exec_driver_sql(
             f"UPDATE {ledger.name} SET state = 'in_flight', batch_id = {m}, "
             f"attempts = attempts + 1, error = NULL, updated_at = {m} "
             f"WHERE id IN ({_marks(m, len(chunk))}) AND campaign_id = {m} "
-            f"AND state IN ({_marks(m, len(wanted))})",
-            (batch_id, stamp, *chunk, campaign_id, *wanted),
+            f"AND state IN ({_marks(m, len(wanted))}) AND segment = {m}",
+            (batch_id, stamp, *chunk, campaign_id, *wanted, segment),
         ).rowcount
     if moved != len(ids):
         settled = _settled_meanwhile(conn, ids, batch_id)

@@ -99,6 +99,22 @@ def _v8(conn: Connection) -> None:
     )
 
 
+def _v9(conn: Connection) -> None:
+    # ix_ledger_campaign_state (campaign, state) and ix_ledger_segment_state (campaign,
+    # segment, state, id) become one index, (campaign, state, segment, id), which answers
+    # what each of them did. A send moves every row's state twice (claimed, then answered):
+    # with two indexes holding the state that was four index updates per row instead of
+    # two, a third of the ledger's time in a 100,000 send.
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_ledger_state_segment "
+            "ON ledger (campaign_id, state, segment, id)"
+        )
+    )
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_ledger_campaign_state"))
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_ledger_segment_state"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
@@ -108,6 +124,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "team pages: sign-in links, sessions, rate limits, audit log", _v6),
     (7, "people: attendance, QI level history; courses' leads_to and privacy notice", _v7),
     (8, "ledger: evidence that settled an uncertain recipient; events by send id", _v8),
+    (9, "ledger: one index by campaign, state and segment instead of two", _v9),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -85,7 +85,10 @@ ledger = sa.Table(
     sa.Column("evidence", sa.String(60)),
     sa.Column("evidence_at", sa.DateTime),
     sa.UniqueConstraint("campaign_id", "email_key", name="uq_ledger_campaign_email"),
-    sa.Index("ix_ledger_campaign_state", "campaign_id", "state"),
+    # One index for both "a campaign's rows in a state" and the send loop's next batch (one
+    # segment's rows in one state, oldest first): every state change moves an entry in each
+    # index holding the state, and a send changes each row's state twice (v9).
+    sa.Index("ix_ledger_state_segment", "campaign_id", "state", "segment", "id"),
     sa.Index("ix_ledger_batch", "batch_id"),
 )
 

@@ -12,7 +12,7 @@ from equip_mailer.send import ledger_rows
 from equip_mailer.send.ledger import Ledger
 from equip_mailer.send.ledger_rows import Answer, claim, count_sendable, finish, next_rows
 from equip_mailer.send.ledger_sync import sync_audience
-from equip_mailer.store import ledger, utcnow
+from equip_mailer.store import ensure_campaign, ledger, open_store, utcnow
 
 
 def test_failed_rows_are_sent_again_uncertain_only_on_request(engine):
@@ -110,3 +110,37 @@ def test_the_packed_and_the_row_by_row_reads_give_the_same_rows(engine, monkeypa
     assert (reads[True][2].first_name, reads[True][2].role) == (None, None)
     if engine.dialect.name == "sqlite":
         assert any("json_group_array" in sql for sql in sqls)
+
+
+def test_reading_claiming_and_answering_a_batch_never_scans_the_ledger(sqlite_url):
+    """Each step of the per-batch cycle finds its rows through an index: a scan would cost
+    a pass over the campaign per batch, quadratic over a 100,000 send, and the claim looks
+    each id up by campaign, state *and segment* (without the segment SQLite reads every
+    sendable row of the campaign). On SQLite: the plans of the very statements the steps
+    run, as the driver saw them."""
+    engine = open_store(sqlite_url)
+    with engine.begin() as conn:
+        ensure_campaign(conn, CID, "subject")
+    seg = "getting-started"
+    Ledger(engine, CID).sync(audience(40))
+    ran: list[str] = []
+    with engine.begin() as conn:
+        driver = conn.connection.driver_connection
+        driver.set_trace_callback(ran.append)
+        try:
+            rows = next_rows(conn, CID, seg, 10, before=utcnow(), after_id=1)
+            batch_id = claim(conn, CID, seg, [r.id for r in rows], "send-1", "memory")
+            finish(conn, batch_id, "sent", Answer(202, "m-1", None, 1))
+        finally:
+            driver.set_trace_callback(None)
+        plans = {
+            sql: [step[3] for step in driver.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            for sql in ran
+            if " ledger " in f" {sql} " and sql.lstrip().upper().startswith(("SELECT", "UPDATE"))
+        }
+    assert len(plans) >= 3, ran  # the read, the claim and the answer
+    for sql, plan in plans.items():
+        assert not any(step.startswith("SCAN ledger") for step in plan), (sql, plan)
+    claimed = next(plan for sql, plan in plans.items() if "'in_flight', batch_id" in sql)
+    by_segment = "ix_ledger_state_segment (campaign_id=? AND state=? AND segment=?"
+    assert any(by_segment in step for step in claimed), claimed
