@@ -38,6 +38,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import select
 import tempfile
 import threading
 import time
@@ -51,6 +52,7 @@ from sqlalchemy.engine import Engine
 
 from equip_mailer.report.model import Report
 from equip_mailer.send.ledger_rows import count_states
+from equip_mailer.send.lock_owner import pid_alive
 from equip_mailer.store import batches, campaigns, events, links, utcnow
 
 log = logging.getLogger("equip_mailer.team")
@@ -209,6 +211,7 @@ class ReportCache:
         self._waiters = concurrent.futures.ThreadPoolExecutor(2, "team-report-count")
         self._pool: concurrent.futures.Executor | None = None
         self._in_process = in_process
+        self._closed = False
         self._ordered = engine.dialect.name == "sqlite"
         self.counts = 0  # reports counted, for tests and the benchmark
 
@@ -294,12 +297,7 @@ class ReportCache:
             if self._in_process:
                 self._pool = concurrent.futures.ThreadPoolExecutor(1, "team-report-counter")
             else:
-                # A fork server: started once per interpreter with the report's modules
-                # imported, it forks each counting process in milliseconds (plain fork
-                # would copy this process's threads' locks; spawn would import pandas again).
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(PRELOAD)
-                self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+                self._pool = counting_pool()
         return self._pool
 
     def _count(self, key: tuple[str, bool], version: Version) -> Counted:
@@ -314,7 +312,8 @@ class ReportCache:
             made = self._counter().submit(count_report, self.url, campaign_id, human_only, since)
             report, context, html, files, now, seconds = made.result()
         except Exception:
-            log.exception("team: could not count the report of %s", campaign_id)
+            if not self._closed:  # else: stopped on purpose, the service is on its way out
+                log.exception("team: could not count the report of %s", campaign_id)
             raise
         counted = Counted(version, report, context, html, files, now, seconds)
         with self._lock:
@@ -327,9 +326,64 @@ class ReportCache:
         return counted
 
     def close(self) -> None:
-        for pool in (self._checks, self._waiters, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        """Let go of the helpers; a count in progress is stopped, not waited for (a
+        million events take tens of seconds, and a service asked to stop should stop)."""
+        self._closed = True
+        for pool in (self._checks, self._waiters):
+            pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self._pool, concurrent.futures.ProcessPoolExecutor):
+            stop_counting(self._pool)
+        elif self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def counting_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """The one counting process, forked by a fork server that has the report's modules
+    imported: each counting process starts in milliseconds (plain fork would copy this
+    process's threads' locks; spawn would import pandas again). It watches this process
+    and leaves when it goes (``_leave_with``)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=_leave_with, initargs=(os.getpid(),)
+    )
+
+
+def stop_counting(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Shut the pool down and end its process now, even in the middle of a count: counting
+    only reads the store, so nothing is lost. Without this the interpreter's exit waits for
+    the count, and a service stopped meanwhile (SIGTERM, then SIGKILL after a grace period)
+    left the counting process and its fork server behind."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
+
+
+def _leave_with(pid: int) -> None:
+    """In the counting process: exit as soon as process ``pid`` (the service) has. Its
+    parent is the fork server, not the service, and a pool worker waiting for its next job
+    never notices the service go (it holds the write end of its own job queue): a service
+    killed with SIGKILL left it, and the fork server waiting for it, running for good with
+    a report's worth of memory."""
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(pid)  # readable once the process has exited (Linux 5.3)
+        except ProcessLookupError:
+            os._exit(0)
+        except (AttributeError, OSError):
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while pid_alive(pid):
+                time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="equip-leave-with-service", daemon=True).start()
 
 
 _MAKING = threading.Lock()
