@@ -85,3 +85,38 @@ def test_a_store_from_before_schema_9_gets_one_ledger_index_for_state_and_segmen
     assert indexes["ix_ledger_state_segment"] == ["campaign_id", "state", "segment", "id"]
     assert "ix_ledger_campaign_state" not in indexes
     assert "ix_ledger_segment_state" not in indexes
+
+
+def test_a_store_from_before_schema_10_counts_registrations_from_the_indexes(db_url):
+    """Schema 9 kept registrations by (course, status, queue_seq): a sign-up's counts read
+    every registration of the course from the table. Migrating replaces it with (course,
+    status, session, queue_seq) and (course, queue_seq), keeping the rows."""
+    engine = store.make_engine(db_url)
+    with engine.begin() as conn:
+        for version, _name, step in store.MIGRATIONS:
+            if version <= 9:
+                step(conn)
+        # as schema 9 left it: the old index in place of today's two
+        conn.execute(sa.text("DROP INDEX ix_registrations_course_status_session"))
+        conn.execute(sa.text("DROP INDEX ix_registrations_course_seq"))
+        conn.execute(
+            sa.text(
+                "CREATE INDEX ix_registrations_course_status_seq "
+                "ON registrations (signup_course_id, status, queue_seq)"
+            )
+        )
+        conn.execute(store.meta.insert().values(key="schema_version", value="9"))
+    assert store.migrate(engine) == 9
+    with engine.connect() as conn:
+        indexes = {
+            i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("registrations")
+        }
+    engine.dispose()
+    assert indexes["ix_registrations_course_status_session"] == [
+        "signup_course_id",
+        "status",
+        "session_id",
+        "queue_seq",
+    ]
+    assert indexes["ix_registrations_course_seq"] == ["signup_course_id", "queue_seq"]
+    assert "ix_registrations_course_status_seq" not in indexes

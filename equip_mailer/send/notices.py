@@ -104,6 +104,9 @@ class NoticeTransport(Protocol):
         ...
 
 
+_ID_BY_KEY = sa.select(notices.c.id).where(notices.c.key == sa.bindparam("key"))
+
+
 def enqueue(conn: Connection, notice: Notice) -> int | None:
     """Store ``notice`` for sending, in the caller's transaction. Returns its row id, or
     None when a notice with the same key already exists (nothing is stored twice)."""
@@ -143,7 +146,7 @@ def enqueue(conn: Connection, notice: Notice) -> int | None:
     )
     if not inserted:
         return None
-    return conn.execute(sa.select(notices.c.id).where(notices.c.key == notice.key)).scalar_one()
+    return conn.execute(_ID_BY_KEY, {"key": notice.key}).scalar_one()
 
 
 def requeue(conn: Connection, ids: Iterable[int]) -> int:

@@ -13,7 +13,7 @@ left the spec are kept but marked inactive (their registrations stay).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -100,6 +100,11 @@ class CourseInfo:
 
     def session(self, session_id: int) -> SessionInfo | None:
         return next((s for s in self.sessions if s.id == session_id), None)
+
+    def without_inactive(self) -> CourseInfo:
+        """The course as ``load_course`` gives it by default, from one read with every
+        session (a sign-up decides on the active dates; its mail's calendar needs all)."""
+        return replace(self, sessions=tuple(s for s in self.sessions if s.active))
 
 
 def attendance_text(course: Course) -> str | None:
@@ -241,14 +246,19 @@ def _register_sessions(conn: Connection, course_row: int, course: Course, now: d
         )
 
 
+# Built once: a sign-up submit reads its course three times (the page, under the lock, for
+# the mail), and building a statement costs SQLAlchemy more than SQLite takes to run it.
+_COURSE_BY_ID = sa.select(signup_courses).where(signup_courses.c.id == sa.bindparam("course_row"))
+_ALL_SESSIONS = (
+    sa.select(signup_sessions)
+    .where(signup_sessions.c.signup_course_id == sa.bindparam("course_row"))
+    .order_by(signup_sessions.c.position, signup_sessions.c.id)
+)
+_ACTIVE_SESSIONS = _ALL_SESSIONS.where(signup_sessions.c.active.is_(True))
+
+
 def _sessions(conn: Connection, course_row: int, include_inactive: bool) -> tuple:
-    query = (
-        sa.select(signup_sessions)
-        .where(signup_sessions.c.signup_course_id == course_row)
-        .order_by(signup_sessions.c.position, signup_sessions.c.id)
-    )
-    if not include_inactive:
-        query = query.where(signup_sessions.c.active.is_(True))
+    query = _ALL_SESSIONS if include_inactive else _ACTIVE_SESSIONS
     return tuple(
         SessionInfo(
             id=r.id,
@@ -261,7 +271,7 @@ def _sessions(conn: Connection, course_row: int, include_inactive: bool) -> tupl
             active=r.active,
             revision=r.revision,
         )
-        for r in conn.execute(query)
+        for r in conn.execute(query, {"course_row": course_row})
     )
 
 
@@ -269,7 +279,7 @@ def load_course(
     conn: Connection, course_row: int, *, include_inactive: bool = False
 ) -> CourseInfo | None:
     """The course behind a sign-up token (its active sessions, unless asked for all)."""
-    row = conn.execute(sa.select(signup_courses).where(signup_courses.c.id == course_row)).first()
+    row = conn.execute(_COURSE_BY_ID, {"course_row": course_row}).first()
     if row is None:
         return None
     return CourseInfo(

@@ -50,7 +50,7 @@ def registered(conn: Connection, outcome: Outcome, links: MailLinks, now: dt.dat
     if not outcome.created:
         return 0
     reg = outcome.registration
-    course = _course(conn, reg.signup_course_id)
+    course = outcome.course or _course(conn, reg.signup_course_id)
     ctx = _context(course, links, reg, now)
     sessions = session_of(course, reg)
     if reg.status == "confirmed":

@@ -95,6 +95,9 @@ class Registration:
 class Outcome:
     registration: Registration
     created: bool  # False: they were registered already; nothing changed
+    # The course as read under the lock, with every session (dropped ones too): its mail is
+    # written from this instead of reading the course a third time in the same submit.
+    course: CourseInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -132,18 +135,54 @@ class Refused(Exception):
 
 _COLUMNS = [registrations.c[name] for name in Registration.__dataclass_fields__]
 
+# The statements of a sign-up, built once: one submit runs about fifteen, and building each
+# anew (and its cache key) cost SQLAlchemy several times what SQLite takes to run it.
+_COURSE: sa.BindParameter[int] = sa.bindparam("course_row")
+_BY_ID = sa.select(*_COLUMNS).where(registrations.c.id == sa.bindparam("registration_id"))
+_BY_ADDRESS = sa.select(*_COLUMNS).where(
+    registrations.c.signup_course_id == _COURSE,
+    registrations.c.email_key == sa.bindparam("email_key"),
+)
+_COUNTS = (
+    sa.select(registrations.c.session_id, registrations.c.status, sa.func.count())
+    .where(
+        registrations.c.signup_course_id == _COURSE,
+        registrations.c.status.in_(("confirmed", "waiting")),
+    )
+    .group_by(registrations.c.status, registrations.c.session_id)  # the index's order
+)
+_CONFIRMED = sa.select(sa.func.count()).where(
+    registrations.c.signup_course_id == _COURSE, registrations.c.status == "confirmed"
+)
+_CONFIRMED_FOR_DATE = _CONFIRMED.where(registrations.c.session_id == sa.bindparam("session_id"))
+_WAITING_AHEAD = sa.select(sa.func.count()).where(
+    registrations.c.signup_course_id == _COURSE,
+    registrations.c.status == "waiting",
+    registrations.c.queue_seq <= sa.bindparam("queue_seq"),
+)
+_WAITING_AHEAD_FOR_DATE = _WAITING_AHEAD.where(
+    registrations.c.session_id == sa.bindparam("session_id")
+)
+_LAST_SEQ = sa.select(sa.func.max(registrations.c.queue_seq)).where(
+    registrations.c.signup_course_id == _COURSE
+)
+_INSERT = registrations.insert()
+# SET takes the columns named in the parameters; the row is ``registration_id``.
+_UPDATE = registrations.update().where(registrations.c.id == sa.bindparam("registration_id"))
+
+
+def _update(conn: Connection, registration_id: int, **values: object) -> None:
+    conn.execute(_UPDATE, {"registration_id": registration_id, **values})
+
 
 def get_registration(conn: Connection, registration_id: int) -> Registration | None:
-    row = conn.execute(sa.select(*_COLUMNS).where(registrations.c.id == registration_id)).first()
+    row = conn.execute(_BY_ID, {"registration_id": registration_id}).first()
     return None if row is None else Registration.of(row)
 
 
 def find_registration(conn: Connection, course_row: int, email: str) -> Registration | None:
     row = conn.execute(
-        sa.select(*_COLUMNS).where(
-            registrations.c.signup_course_id == course_row,
-            registrations.c.email_key == email.strip().lower(),
-        )
+        _BY_ADDRESS, {"course_row": course_row, "email_key": email.strip().lower()}
     ).first()
     return None if row is None else Registration.of(row)
 
@@ -172,14 +211,7 @@ def _places(course: CourseInfo, key: int | None) -> int | None:
 
 
 def _counts(conn: Connection, course: CourseInfo) -> dict[tuple[int | None, str], int]:
-    rows = conn.execute(
-        sa.select(registrations.c.session_id, registrations.c.status, sa.func.count())
-        .where(
-            registrations.c.signup_course_id == course.id,
-            registrations.c.status.in_(("confirmed", "waiting")),
-        )
-        .group_by(registrations.c.session_id, registrations.c.status)
-    )
+    rows = conn.execute(_COUNTS, {"course_row": course.id})
     out: dict[tuple[int | None, str], int] = {}
     for session_id, status, n in rows:
         key = (_capacity_key(course, session_id), status)
@@ -202,25 +234,39 @@ def availability(conn: Connection, course: CourseInfo) -> dict[int | None, Avail
     }
 
 
+def _full(conn: Connection, course: CourseInfo, key: int | None) -> bool:
+    """``availability(conn, course)[key].full``, counting only the confirmed places of that
+    date (bounded by its places) instead of every registration of the course."""
+    places = _places(course, key)
+    if places is None:
+        return False
+    if key is None:
+        confirmed = conn.execute(_CONFIRMED, {"course_row": course.id}).scalar_one()
+    else:
+        confirmed = conn.execute(
+            _CONFIRMED_FOR_DATE, {"course_row": course.id, "session_id": key}
+        ).scalar_one()
+    return bool(confirmed >= places)
+
+
 def waiting_position(conn: Connection, registration: Registration) -> int | None:
     """1 for the next person to get a place; None unless waiting."""
     if registration.status != "waiting":
         return None
-    query = sa.select(sa.func.count()).where(
-        registrations.c.signup_course_id == registration.signup_course_id,
-        registrations.c.status == "waiting",
-        registrations.c.queue_seq <= registration.queue_seq,
-    )
-    if registration.session_id is not None:
-        query = query.where(registrations.c.session_id == registration.session_id)
-    return conn.execute(query).scalar_one()
+    params = {"course_row": registration.signup_course_id, "queue_seq": registration.queue_seq}
+    if registration.session_id is None:
+        return conn.execute(_WAITING_AHEAD, params).scalar_one()
+    params["session_id"] = registration.session_id
+    return conn.execute(_WAITING_AHEAD_FOR_DATE, params).scalar_one()
 
 
-def _locked_course(conn: Connection, course_row: int) -> CourseInfo:
+def _locked_course(
+    conn: Connection, course_row: int, *, include_inactive: bool = False
+) -> CourseInfo:
     """Take the course's lock, then read it (so places changed by a sync are seen)."""
     if not lock_row(conn, signup_courses, course_row):
         raise Refused("closed", "There is no such course.")
-    course = load_course(conn, course_row)
+    course = load_course(conn, course_row, include_inactive=include_inactive)
     assert course is not None  # locked just now
     return course
 
@@ -237,11 +283,7 @@ def _chosen_session(course: CourseInfo, session_id: int | None, now: dt.datetime
 
 
 def _next_seq(conn: Connection, course_row: int) -> int:
-    top = conn.execute(
-        sa.select(sa.func.max(registrations.c.queue_seq)).where(
-            registrations.c.signup_course_id == course_row
-        )
-    ).scalar()
+    top = conn.execute(_LAST_SEQ, {"course_row": course_row}).scalar()
     return (top or 0) + 1
 
 
@@ -258,7 +300,8 @@ def register(
     Raises ``Refused`` when nothing could be given (closed, full without a waiting list,
     no such date); an existing registration is returned unchanged with ``created`` False.
     """
-    course = _locked_course(conn, course_row)
+    every_session = _locked_course(conn, course_row, include_inactive=True)
+    course = every_session.without_inactive()
     existing = find_registration(conn, course.id, applicant.email)
     if existing is not None and existing.status != "cancelled":
         return Outcome(existing, created=False)
@@ -266,8 +309,7 @@ def register(
         raise Refused("closed", "Sign-ups for this course have closed.")
     session = _chosen_session(course, session_id, now)
     key = _capacity_key(course, session.id if session else None)
-    free = availability(conn, course)[key]
-    if not free.full:
+    if not _full(conn, course, key):
         status = "confirmed"
     elif course.waiting_list:
         status = "waiting"
@@ -292,28 +334,25 @@ def register(
     }
     if existing is None:
         pk = conn.execute(
-            registrations.insert().values(
-                signup_course_id=course.id,
-                campaign_id=course.campaign_id,
-                course_id=course.course_id,
-                email_key=applicant.email.strip().lower(),
-                revision=0,
-                created_at=now,
+            _INSERT,
+            {
+                "signup_course_id": course.id,
+                "campaign_id": course.campaign_id,
+                "course_id": course.course_id,
+                "email_key": applicant.email.strip().lower(),
+                "revision": 0,
+                "created_at": now,
                 **values,
-            )
+            },
         ).inserted_primary_key
         assert pk is not None
         registration_id = pk[0]
     else:  # signing up again after cancelling: the same row, at the end of the queue
         registration_id = existing.id
-        conn.execute(
-            registrations.update()
-            .where(registrations.c.id == existing.id)
-            .values(revision=existing.revision + 1, **values)
-        )
+        _update(conn, existing.id, revision=existing.revision + 1, **values)
     made = get_registration(conn, registration_id)
     assert made is not None
-    return Outcome(made, created=True)
+    return Outcome(made, created=True, course=every_session)
 
 
 def record_external(
@@ -335,32 +374,50 @@ def record_external(
     if session_id is not None and course.session(session_id) is None:
         raise Refused("session", "There is no such date for this course.")
     pk = conn.execute(
-        registrations.insert().values(
-            signup_course_id=course.id,
-            session_id=None if course.attend_all else session_id,
-            campaign_id=course.campaign_id,
-            course_id=course.course_id,
-            ledger_id=applicant.ledger_id,
-            email=applicant.email.strip(),
-            email_key=applicant.email.strip().lower(),
-            name=applicant.name[:MAX_NAME],
-            practice=(applicant.practice or None) and applicant.practice[:MAX_PRACTICE],
-            role=(applicant.role or None) and applicant.role[:MAX_ROLE],
-            access_needs=(applicant.access_needs or None)
+        _INSERT,
+        {
+            "signup_course_id": course.id,
+            "session_id": None if course.attend_all else session_id,
+            "campaign_id": course.campaign_id,
+            "course_id": course.course_id,
+            "ledger_id": applicant.ledger_id,
+            "email": applicant.email.strip(),
+            "email_key": applicant.email.strip().lower(),
+            "name": applicant.name[:MAX_NAME],
+            "practice": (applicant.practice or None) and applicant.practice[:MAX_PRACTICE],
+            "role": (applicant.role or None) and applicant.role[:MAX_ROLE],
+            "access_needs": (applicant.access_needs or None)
             and applicant.access_needs[:MAX_ACCESS_NEEDS],
-            status="confirmed",
-            source=applicant.source,
-            queue_seq=_next_seq(conn, course.id),
-            revision=0,
-            created_at=now,
-            updated_at=now,
-            confirmed_at=now,
-        )
+            "status": "confirmed",
+            "source": applicant.source,
+            "queue_seq": _next_seq(conn, course.id),
+            "revision": 0,
+            "created_at": now,
+            "updated_at": now,
+            "confirmed_at": now,
+        },
     ).inserted_primary_key
     assert pk is not None
     made = get_registration(conn, pk[0])
     assert made is not None
     return Outcome(made, created=True)
+
+
+def _confirm(
+    conn: Connection, registration_id: int, revision: int, now: dt.datetime
+) -> Registration:
+    """A waiting registration gets its place (its next revision: a new mail)."""
+    _update(
+        conn,
+        registration_id,
+        status="confirmed",
+        confirmed_at=now,
+        updated_at=now,
+        revision=revision + 1,
+    )
+    made = get_registration(conn, registration_id)
+    assert made is not None
+    return made
 
 
 def _promote(conn: Connection, course: CourseInfo, key: int | None, n: int, now: dt.datetime):
@@ -377,14 +434,7 @@ def _promote(conn: Connection, course: CourseInfo, key: int | None, n: int, now:
         query = query.where(registrations.c.session_id == key)
     promoted = []
     for row in conn.execute(query).all():
-        conn.execute(
-            registrations.update()
-            .where(registrations.c.id == row.id)
-            .values(status="confirmed", confirmed_at=now, updated_at=now, revision=row.revision + 1)
-        )
-        reg = get_registration(conn, row.id)
-        assert reg is not None
-        promoted.append(reg)
+        promoted.append(_confirm(conn, row.id, row.revision, now))
     return promoted
 
 
@@ -422,16 +472,14 @@ def cancel(conn: Connection, registration_id: int, now: dt.datetime, by: str = "
     assert current is not None
     if current.status == "cancelled":
         return Change(cancelled=None, promoted=())
-    conn.execute(
-        registrations.update()
-        .where(registrations.c.id == current.id)
-        .values(
-            status="cancelled",
-            cancelled_at=now,
-            cancelled_by=by,
-            updated_at=now,
-            revision=current.revision + 1,
-        )
+    _update(
+        conn,
+        current.id,
+        status="cancelled",
+        cancelled_at=now,
+        cancelled_by=by,
+        updated_at=now,
+        revision=current.revision + 1,
     )
     cancelled = get_registration(conn, current.id)
     promoted = _fill(conn, course, now) if current.status == "confirmed" else ()
@@ -450,12 +498,7 @@ def give_place(conn: Connection, registration_id: int, now: dt.datetime) -> Regi
     assert current is not None
     if current.status != "waiting":
         return None
-    conn.execute(
-        registrations.update()
-        .where(registrations.c.id == current.id)
-        .values(status="confirmed", confirmed_at=now, updated_at=now, revision=current.revision + 1)
-    )
-    return get_registration(conn, current.id)
+    return _confirm(conn, current.id, current.revision, now)
 
 
 def session_of(course: CourseInfo, registration: Registration) -> tuple[SessionInfo, ...]:

@@ -41,13 +41,16 @@ class Reader:
     invite_id: int | None = None  # the open sign-up invite that led here
 
 
+_LEDGER_ROW = sa.select(ledger).where(ledger.c.id == sa.bindparam("ledger_id"))  # built once
+
+
 def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | None:
     ids = tokens.read_signup_token(Service.of(request).link_key, token)
     if ids is None:
         return None
     with Service.of(request).engine.connect() as conn:
         course = load_course(conn, ids[0])
-        row = conn.execute(sa.select(ledger).where(ledger.c.id == ids[1])).first()
+        row = conn.execute(_LEDGER_ROW, {"ledger_id": ids[1]}).first()
     if course is None or row is None or not course.hosted or row.campaign_id != course.campaign_id:
         return None
     name = " ".join(part for part in (row.first_name, row.last_name) if part)

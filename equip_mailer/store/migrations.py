@@ -115,6 +115,29 @@ def _v9(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_ledger_segment_state"))
 
 
+def _v10(conn: Connection) -> None:
+    # A sign-up counts the confirmed places of the date chosen and, on the waiting list, the
+    # people ahead; it numbers itself after the course's last arrival. With (course, status,
+    # queue_seq) each count read every registration of the course in that state from the
+    # table, and the last number scanned all of them: at 5,000 registrations on one course
+    # about 6 ms a submit. (course, status, session, queue_seq) answers the counts from the
+    # index, bounded by the places; (course, queue_seq) finds the last number directly and
+    # keeps listing a course in arrival order.
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_registrations_course_status_session "
+            "ON registrations (signup_course_id, status, session_id, queue_seq)"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_registrations_course_seq "
+            "ON registrations (signup_course_id, queue_seq)"
+        )
+    )
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_registrations_course_status_seq"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
@@ -125,6 +148,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "people: attendance, QI level history; courses' leads_to and privacy notice", _v7),
     (8, "ledger: evidence that settled an uncertain recipient; events by send id", _v8),
     (9, "ledger: one index by campaign, state and segment instead of two", _v9),
+    (10, "registrations: counted by course, state and date; numbered in arrival order", _v10),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -6,6 +6,7 @@ Times are naive UTC everywhere (SQLite keeps no zone): ``utcnow`` is the one clo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -20,6 +21,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+@functools.cache
+def _sqlite_insert_ignore(table: sa.Table, index_elements: tuple[str, ...]) -> sa.Insert:
+    # Built once per table: a statement and its cache key cost more to make than one row
+    # takes to insert (each sign-up's mail is one).
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
 def insert_ignore(
     conn: Connection, table: sa.Table, rows: Iterable[dict], index_elements: list[str]
 ) -> int:
@@ -29,13 +39,9 @@ def insert_ignore(
         return 0
     name = conn.dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         # executemany of one cached statement: compiling a 1,000-row multi-VALUES insert
         # costs more than running it. sqlite3 sums rowcount over executemany.
-        return conn.execute(
-            sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements), rows
-        ).rowcount
+        return conn.execute(_sqlite_insert_ignore(table, tuple(index_elements)), rows).rowcount
     if name != "postgresql":  # pragma: no cover - only the two supported backends
         raise StoreError(f"unsupported database backend {name}")
     from sqlalchemy.dialects.postgresql import insert

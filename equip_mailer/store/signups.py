@@ -105,7 +105,15 @@ registrations = sa.Table(
     sa.Column("cancelled_at", sa.DateTime),
     sa.Column("cancelled_by", sa.String(20)),  # self | team
     sa.UniqueConstraint("signup_course_id", "email_key", name="uq_registrations_course_email"),
-    sa.Index("ix_registrations_course_status_seq", "signup_course_id", "status", "queue_seq"),
+    # A date's confirmed places and a waiting person's position, from the index alone.
+    sa.Index(
+        "ix_registrations_course_status_session",
+        "signup_course_id",
+        "status",
+        "session_id",
+        "queue_seq",
+    ),
+    sa.Index("ix_registrations_course_seq", "signup_course_id", "queue_seq"),  # arrival order
     sa.Index("ix_registrations_session_status", "session_id", "status"),
     sa.Index("ix_registrations_campaign", "campaign_id", "course_id"),
     sa.Index("ix_registrations_email", "email_key"),

@@ -12,6 +12,7 @@ holder committed (READ COMMITTED).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -39,10 +40,15 @@ def immediate(engine: Engine) -> Iterator[Connection]:
         conn.exec_driver_sql("COMMIT")
 
 
+@functools.cache
+def _lock_query(table: sa.Table, for_update: bool) -> sa.Select:
+    # Built once per table: every sign-up takes this lock.
+    query = sa.select(table.c.id).where(table.c.id == sa.bindparam("row_id"))
+    return query.with_for_update() if for_update else query
+
+
 def lock_row(conn: Connection, table: sa.Table, row_id: int) -> bool:
     """Lock one row until the transaction ends (PostgreSQL; SQLite's ``immediate`` already
     holds the database). False if there is no such row."""
-    query = sa.select(table.c.id).where(table.c.id == row_id)
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    return conn.execute(query).first() is not None
+    query = _lock_query(table, conn.dialect.name != "sqlite")
+    return conn.execute(query, {"row_id": row_id}).first() is not None
