@@ -8,7 +8,6 @@ route has its own idea of what is safe to keep.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -24,7 +23,7 @@ def ip_hash(key: bytes, ip: str | None) -> str | None:
     but the address itself is never stored and can't be recovered by hashing all 2^32."""
     if not ip:
         return None
-    return hmac.new(key + b"|ip", ip.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    return hmac.digest(key + b"|ip", ip.encode("utf-8"), "sha256").hex()[:16]  # one C call
 
 
 def client_ip(request: Request) -> str | None:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -180,7 +181,13 @@ def _event_problem(item: Any) -> str | None:
     if not isinstance(item, dict):
         return "is not a JSON object"
     try:
-        # every string must be storable text (also what normalise keeps as the raw event)
+        # every string must be storable text (also what normalise keeps as the raw event):
+        # what orjson writes is (it refuses lone surrogates); for the rest, the slow check
+        orjson.dumps(item)
+        return None
+    except orjson.JSONEncodeError:
+        pass
+    try:
         json.dumps(item, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return "holds a lone surrogate (\\ud800-\\udfff), which is not text"

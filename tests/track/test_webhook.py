@@ -115,6 +115,17 @@ def test_only_address_drops_suppress_and_the_raw_event_keeps_no_ip():
     assert "203.0.113.7" not in row["raw"] and row["ip_hash"]
 
 
+def test_the_raw_event_is_stored_sorted_and_compact_whatever_its_numbers():
+    """orjson writes the raw event; a number past 64 bits (which it refuses) goes through the
+    standard module in the same layout, so one odd field never fails a post or reads
+    differently. Either way: keys sorted, UTF-8 as is, no IP, no address."""
+    event = {"timestamp": 1, "event": "open", "ip": "203.0.113.7", "email": ANN, "note": "é\n"}
+    for extra, written in ((1, "1"), (2**70, str(2**70))):
+        raw = webhook.raw_json({**event, "big": extra})
+        assert raw == f'{{"big":{written},"event":"open","note":"é\\n","timestamp":1}}'
+        assert json.loads(raw)["big"] == extra
+
+
 def test_another_apps_event_cannot_fail_the_batch(db_url):
     """SendGrid posts every event of the account: a huge 'recipient' or a NUL in a field
     from someone else's mail must be stored as unjoined, not make every retry a 500."""
