@@ -64,21 +64,30 @@ def test_sqlite_commits_survive_a_power_loss(sqlite_url):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
+def _store_at(db_url: str, version: int, *changes: str):
+    """A store as an older release left it: today's steps up to ``version`` (which create
+    tables as today's schema has them), then ``changes`` undoing what later steps did."""
+    engine = store.make_engine(db_url)
+    with engine.begin() as conn:
+        for number, _name, step in store.MIGRATIONS:
+            if number <= version:
+                step(conn)
+        for sql in changes:
+            conn.execute(sa.text(sql))
+        conn.execute(store.meta.insert().values(key="schema_version", value=str(version)))
+    return engine
+
+
 def test_a_store_from_before_schema_9_gets_one_ledger_index_for_state_and_segment(db_url):
     """Schema 8 kept two indexes holding the ledger's state (campaign, state) and (campaign,
     segment, state, id): each state change moved an entry in both. Migrating replaces them
     with (campaign, state, segment, id), which answers both kinds of query."""
-    engine = store.make_engine(db_url)
-    with engine.begin() as conn:
-        for version, _name, step in store.MIGRATIONS:
-            if version <= 8:
-                step(conn)
-        # as schema 8 left it: the first release's index in place of today's
-        conn.execute(sa.text("DROP INDEX ix_ledger_state_segment"))
-        conn.execute(
-            sa.text("CREATE INDEX ix_ledger_campaign_state ON ledger (campaign_id, state)")
-        )
-        conn.execute(store.meta.insert().values(key="schema_version", value="8"))
+    engine = _store_at(
+        db_url,
+        8,  # as schema 8 left it: the first release's index in place of today's
+        "DROP INDEX ix_ledger_state_segment",
+        "CREATE INDEX ix_ledger_campaign_state ON ledger (campaign_id, state)",
+    )
     assert store.migrate(engine) == 8
     with engine.connect() as conn:
         indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("ledger")}
@@ -91,21 +100,14 @@ def test_a_store_from_before_schema_10_counts_registrations_from_the_indexes(db_
     """Schema 9 kept registrations by (course, status, queue_seq): a sign-up's counts read
     every registration of the course from the table. Migrating replaces it with (course,
     status, session, queue_seq) and (course, queue_seq), keeping the rows."""
-    engine = store.make_engine(db_url)
-    with engine.begin() as conn:
-        for version, _name, step in store.MIGRATIONS:
-            if version <= 9:
-                step(conn)
-        # as schema 9 left it: the old index in place of today's two
-        conn.execute(sa.text("DROP INDEX ix_registrations_course_status_session"))
-        conn.execute(sa.text("DROP INDEX ix_registrations_course_seq"))
-        conn.execute(
-            sa.text(
-                "CREATE INDEX ix_registrations_course_status_seq "
-                "ON registrations (signup_course_id, status, queue_seq)"
-            )
-        )
-        conn.execute(store.meta.insert().values(key="schema_version", value="9"))
+    engine = _store_at(
+        db_url,
+        9,  # as schema 9 left it: the old index in place of today's two
+        "DROP INDEX ix_registrations_course_status_session",
+        "DROP INDEX ix_registrations_course_seq",
+        "CREATE INDEX ix_registrations_course_status_seq "
+        "ON registrations (signup_course_id, status, queue_seq)",
+    )
     assert store.migrate(engine) == 9
     with engine.connect() as conn:
         indexes = {

@@ -287,6 +287,41 @@ def _next_seq(conn: Connection, course_row: int) -> int:
     return (top or 0) + 1
 
 
+def _applicant_columns(applicant: Applicant) -> dict[str, object]:
+    """What a registration keeps of who signed up, cut to the lengths the store keeps."""
+    return {
+        "ledger_id": applicant.ledger_id,
+        "email": applicant.email.strip(),
+        "name": applicant.name[:MAX_NAME],
+        "practice": (applicant.practice or None) and applicant.practice[:MAX_PRACTICE],
+        "role": (applicant.role or None) and applicant.role[:MAX_ROLE],
+        "access_needs": (applicant.access_needs or None)
+        and applicant.access_needs[:MAX_ACCESS_NEEDS],
+        "source": applicant.source,
+    }
+
+
+def _insert(
+    conn: Connection, course: CourseInfo, email: str, now: dt.datetime, values: dict
+) -> int:
+    """A new registration of ``course`` for ``email`` (keyed lower-cased); its id."""
+    pk = conn.execute(
+        _INSERT,
+        {
+            "signup_course_id": course.id,
+            "campaign_id": course.campaign_id,
+            "course_id": course.course_id,
+            "email_key": email.strip().lower(),
+            "revision": 0,
+            "created_at": now,
+            **values,
+        },
+    ).inserted_primary_key
+    assert pk is not None
+    registration_id: int = pk[0]
+    return registration_id
+
+
 def register(
     conn: Connection,
     course_row: int,
@@ -317,15 +352,8 @@ def register(
         raise Refused("full", "Sorry, this course is full.")
     values = {
         "session_id": session.id if session else None,
-        "ledger_id": applicant.ledger_id,
-        "email": applicant.email.strip(),
-        "name": applicant.name[:MAX_NAME],
-        "practice": (applicant.practice or None) and applicant.practice[:MAX_PRACTICE],
-        "role": (applicant.role or None) and applicant.role[:MAX_ROLE],
-        "access_needs": (applicant.access_needs or None)
-        and applicant.access_needs[:MAX_ACCESS_NEEDS],
+        **_applicant_columns(applicant),
         "status": status,
-        "source": applicant.source,
         "queue_seq": _next_seq(conn, course.id),
         "updated_at": now,
         "confirmed_at": now if status == "confirmed" else None,
@@ -333,20 +361,7 @@ def register(
         "cancelled_by": None,
     }
     if existing is None:
-        pk = conn.execute(
-            _INSERT,
-            {
-                "signup_course_id": course.id,
-                "campaign_id": course.campaign_id,
-                "course_id": course.course_id,
-                "email_key": applicant.email.strip().lower(),
-                "revision": 0,
-                "created_at": now,
-                **values,
-            },
-        ).inserted_primary_key
-        assert pk is not None
-        registration_id = pk[0]
+        registration_id = _insert(conn, course, applicant.email, now, values)
     else:  # signing up again after cancelling: the same row, at the end of the queue
         registration_id = existing.id
         _update(conn, existing.id, revision=existing.revision + 1, **values)
@@ -373,32 +388,21 @@ def record_external(
         return Outcome(existing, created=False)
     if session_id is not None and course.session(session_id) is None:
         raise Refused("session", "There is no such date for this course.")
-    pk = conn.execute(
-        _INSERT,
+    registration_id = _insert(
+        conn,
+        course,
+        applicant.email,
+        now,
         {
-            "signup_course_id": course.id,
             "session_id": None if course.attend_all else session_id,
-            "campaign_id": course.campaign_id,
-            "course_id": course.course_id,
-            "ledger_id": applicant.ledger_id,
-            "email": applicant.email.strip(),
-            "email_key": applicant.email.strip().lower(),
-            "name": applicant.name[:MAX_NAME],
-            "practice": (applicant.practice or None) and applicant.practice[:MAX_PRACTICE],
-            "role": (applicant.role or None) and applicant.role[:MAX_ROLE],
-            "access_needs": (applicant.access_needs or None)
-            and applicant.access_needs[:MAX_ACCESS_NEEDS],
+            **_applicant_columns(applicant),
             "status": "confirmed",
-            "source": applicant.source,
             "queue_seq": _next_seq(conn, course.id),
-            "revision": 0,
-            "created_at": now,
             "updated_at": now,
             "confirmed_at": now,
         },
-    ).inserted_primary_key
-    assert pk is not None
-    made = get_registration(conn, pk[0])
+    )
+    made = get_registration(conn, registration_id)
     assert made is not None
     return Outcome(made, created=True)
 
