@@ -47,7 +47,7 @@ from .cell_values import (
     shown_value,
 )
 from .list_files import COLUMNS, Reject, column_indexes, read_table
-from .names import split_name
+from .names import split_name, title_of
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,14 @@ def _column_values(rows: list[list[str]], columns: dict[str, int]) -> dict[str, 
             ]
         if "last_name" not in columns:
             values["last_name"] = ["" if b else f.last for f, b in zip(full, bare, strict=True)]
+    if "title" in columns:
+        # A Title column beside a surname and no first name (a practice's staff export,
+        # "Dr | | Patel"): addressed as with a Name column, "Dear Dr Patel,". Beside a first
+        # name the title is left out, as above.
+        firsts, lasts = values["first_name"], values["last_name"]
+        for r, text in enumerate(column("title")):
+            if text and not firsts[r] and lasts[r] and (title := title_of(text)):
+                firsts[r], lasts[r] = f"{title} {lasts[r]}", ""
     return values
 
 

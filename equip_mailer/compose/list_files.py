@@ -115,6 +115,7 @@ for _column, _names in {
         "qitraining",
     ],
     "name": ["name", "fullname", "contactname"],
+    "title": ["title", "salutation", "prefix", "honorific", "nametitle"],
 }.items():
     for _name in _names:
         HEADER_SYNONYMS[_name] = _column

@@ -54,6 +54,14 @@ def split_name(full: str) -> FullName:
     return FullName(title, words[0] if words else "", " ".join(words[1:]))
 
 
+def title_of(text: str) -> str:
+    """A Title column's value written back ("dr." -> "Dr", "Rev. Dr" -> "Rev Dr"); "" unless
+    every word is a title: exports also put job titles there ("Practice Manager"), and
+    "Dear Practice Manager Patel," would be worse than "Dear colleague,"."""
+    words = [TITLES.get(w.rstrip(".").casefold(), "") for w in text.split()]
+    return " ".join(words) if words and all(words) else ""
+
+
 def addressed_as(full: str) -> str:
     """How a mail addresses this person after "Dear": ``Dr Patel`` with a title (``Sir Vik``
     for Sir and Dame), else the first name; "" when there is no name to use (blank, or a

@@ -99,6 +99,30 @@ def test_a_name_column_only_fills_the_name_columns_the_list_lacks(tmp_path):
     assert (vik.first_name, vik.last_name) == ("Vik", "Patel-Shah")
 
 
+def test_a_title_column_addresses_those_listed_by_title_and_surname(tmp_path):
+    """A staff export with Title, First name and Surname: someone with no first name is
+    addressed by title and surname ("Dear Dr Patel,"), as with a Name column; a first name
+    keeps its place and the title is left out; a job title in the column is not a title."""
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Title,First name,Surname,QI level\n"
+        "pat@nhs.example,dr.,,Patel,none\n"
+        "ann@nhs.example,Rev. Dr,, Smith ,none\n"
+        "vik@nhs.example,Dr,Vik,Patel,none\n"
+        "max@nhs.example,Practice Manager,,Jones,none\n"
+        "sam@nhs.example,Mrs,,,none\n",
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [(r.first_name, r.last_name) for r in recipients] == [
+        ("Dr Patel", ""),
+        ("Rev Dr Smith", ""),
+        ("Vik", "Patel"),
+        ("", "Jones"),
+        ("", ""),
+    ]
+
+
 def test_huge_field_and_control_characters_reject_only_their_row(tmp_path):
     path = write(
         tmp_path / "staff.csv",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from equip_mailer.compose.names import FullName, addressed_as, split_name
+from equip_mailer.compose.names import FullName, addressed_as, split_name, title_of
 
 CASES = [
     # full name as typed, (title, first, last), addressed as
@@ -57,3 +57,20 @@ CASES = [
 def test_split_name_and_how_the_person_is_addressed(full, parts, address):
     assert split_name(full) == FullName(*parts)
     assert addressed_as(full) == address
+
+
+@pytest.mark.parametrize(
+    ("cell", "title"),
+    [
+        ("Dr", "Dr"),
+        ("dr.", "Dr"),
+        (" MRS ", "Mrs"),
+        ("Doctor", "Dr"),
+        ("Rev. Dr", "Rev Dr"),
+        ("", ""),
+        ("Practice Manager", ""),  # a job title in a Title column
+        ("Dr Patel", ""),  # not a title alone
+    ],
+)
+def test_a_title_column_value_is_written_back_only_when_it_is_a_title(cell, title):
+    assert title_of(cell) == title
