@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from equip_mailer.compose.campaign import Campaign
 
 
-SIGNUP_COLUMNS = ["ledger_id", "course_id", "session", "status", "source"]
+SIGNUP_COLUMNS = ["ledger_id", "course_id", "session", "status", "source", "person"]
 PLACES_COLUMNS = ["course_id", "name", "hosted", "attend_all", "session", "starts_at", "places"]
 
 
@@ -38,7 +38,8 @@ class Frames:
     links:   id, key, course_id, session, label
     batches: id, segment, state, size, created_at
     signups: ledger_id (-1: not on the lists), course_id, session (its date; None when one
-             registration covers every date), status (confirmed | waiting), source
+             registration covers every date), status (confirmed | waiting), source, person
+             (a number per address, the same on each of one person's registrations)
     places:  course_id, name, hosted, attend_all, session, starts_at, places (None: no limit)
              (one row per active session of a course in the store)
     """

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import numpy as np
+import sqlalchemy as sa
 from support.report_fixture import (
     CAMPAIGN,
     RECIPIENTS,
+    build_hand_computed_store,
     expect,
     report_store_without_clicks,
 )
 
+from equip_mailer import store
 from equip_mailer.report.assemble import build_report
 from equip_mailer.report.load import load_frames
 
@@ -59,6 +62,41 @@ def test_funnel_per_segment_human_only(frames, names):
     )
     assert any("1 event did not match" in n for n in r.notes)
     assert any("Opens are unreliable" in n for n in r.notes)
+
+
+def test_the_sign_up_card_says_how_many_people_hold_the_places(sqlite_url, names):
+    """Recipient 1, with a place on EQUIP Basics, takes the Data masterclass too: seven
+    sign-ups, by six people. The funnel counts each person once whatever they hold."""
+    engine = build_hand_computed_store(sqlite_url)
+    with engine.begin() as conn:
+        basics = conn.execute(
+            sa.select(store.registrations).where(store.registrations.c.ledger_id == 1)
+        ).one()
+        course_row, session_row = conn.execute(
+            sa.select(store.signup_sessions.c.signup_course_id, store.signup_sessions.c.id).where(
+                store.signup_sessions.c.session_key == "2019-10-15"
+            )
+        ).one()
+        row = {k: v for k, v in basics._mapping.items() if k != "id"}
+        conn.execute(
+            store.registrations.insert().values(
+                {
+                    **row,
+                    "signup_course_id": course_row,
+                    "session_id": session_row,
+                    "course_id": "data-masterclass",
+                    "queue_seq": 99,
+                }
+            )
+        )
+    r = build_report(load_frames(engine, CAMPAIGN), names)
+    assert (r.headline[-1].label, r.headline[-1].value, r.headline[-1].detail) == (
+        "Signed up",
+        "7",
+        "6 with a place, 1 waiting; 6 people",
+    )
+    funnel = r.tables["funnel"].frame
+    assert funnel.loc[funnel["Segment"] == "All segments", "Signed up: place"].item() == 3
 
 
 def test_all_clicks_counts_machines_in_the_headline(frames, names):
