@@ -178,7 +178,7 @@ def _read_signups(conn: Connection, campaign_id: str) -> tuple[pd.DataFrame, pd.
     signup_frame = pd.DataFrame([tuple(r) for r in regs], columns=SIGNUP_COLUMNS)
     signup_frame["ledger_id"] = pd.to_numeric(signup_frame["ledger_id"]).astype("int64")
     # The address only tells one person's registrations apart from another's: a number
-    # stands for it, so the frame (cached by the team pages) holds no address.
+    # stands for it, so this frame, like the report's others, holds no address.
     signup_frame["person"] = pd.factorize(signup_frame["person"])[0].astype("int64")
     places_frame = pd.DataFrame([tuple(r) for r in sessions], columns=PLACES_COLUMNS)
     places_frame["places"] = places_frame["places"].astype("object")
