@@ -58,8 +58,8 @@ def title_of(text: str) -> str:
     """A Title column's value written back ("dr." -> "Dr", "Rev. Dr" -> "Rev Dr"); "" unless
     every word is a title: exports also put job titles there ("Practice Manager"), and
     "Dear Practice Manager Patel," would be worse than "Dear colleague,"."""
-    words = [TITLES.get(w.rstrip(".").casefold(), "") for w in text.split()]
-    return " ".join(words) if words and all(words) else ""
+    title, first, last = split_name(text)
+    return "" if first or last else title
 
 
 def addressed_as(full: str) -> str:

@@ -119,10 +119,12 @@ def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> l
     rate = rate_or_nan(clickers_n, delivered_n)
     signups = prep.signups
     confirmed = int((signups["status"] == "confirmed").sum())
+    signed = f"{confirmed:,} with a place, {len(signups) - confirmed:,} waiting"
     # Sign-ups are places and waiting-list entries: one person may hold several (one per
     # course), so the card says how many people they are when that differs.
     people_n = int(signups["person"].nunique())
-    held_by = f"; {people_n:,} {'person' if people_n == 1 else 'people'}"
+    if people_n != len(signups):
+        signed += f"; {people_n:,} {'person' if people_n == 1 else 'people'}"
     return [
         Figure("Sent", f"{sent_n:,}", day_label(start) if start is not None else "not sent yet"),
         Figure(
@@ -148,8 +150,7 @@ def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> l
         Figure(
             "Signed up",
             f"{len(signups):,}",
-            f"{confirmed:,} with a place, {len(signups) - confirmed:,} waiting"
-            + (held_by if people_n != len(signups) else ""),
+            signed,
         ),
     ]
 
