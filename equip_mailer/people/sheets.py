@@ -234,10 +234,18 @@ def _place(
         for c in courses
         if mark.course is None or mark.course.lower() in (c.name.lower(), c.course_id.lower())
     ]
+    if not wanted:  # a typo in the Course column: say so, not that the date is wrong
+        names = ", ".join(c.name for c in courses)
+        return (
+            f'Course "{mark.course[:40] if mark.course else ""}" is not a course of '
+            f"{campaign_id} (its courses: {names})"
+        )
     candidates = [
         (c, s) for c in wanted for s in c.sessions if s.key == mark.session_key and s.active
     ]
     if not candidates:
+        if mark.course is not None:
+            return f"{wanted[0].name} has no session on {mark.session_key}"
         return f"no course of {campaign_id} has a session on {mark.session_key}"
     assert mark.email is not None
     if len(candidates) > 1:  # two courses meet that day: the one they booked

@@ -112,10 +112,7 @@ def test_bad_rows_are_all_named_and_nothing_is_recorded(signed_up, tmp_path):
     assert (
         f"{sheet}:4: Registration 99999 is not a sign-up of 2019-04-equip-training" in result.output
     )
-    assert (
-        f"{sheet}:5: no course of 2019-04-equip-training has a session on 2019-06-28"
-        in result.output
-    )
+    assert f"{sheet}:5: EQUIP Basics has no session on 2019-06-28" in result.output
     assert counts(signed_up["engine_url"])["attendance"] == 0
 
 
@@ -138,3 +135,27 @@ def test_a_sheet_that_is_not_there_is_named_with_what_to_give(signed_up, tmp_pat
     assert "Hint: Give the roster file (CSV or XLSX) with its Attended column" in " ".join(
         result.output.split()
     )
+
+
+def test_a_course_name_the_campaign_does_not_have_is_named_as_the_problem(signed_up, tmp_path):
+    """Found in the audit: a typo in the Course column ("EQUIP Bascis") was reported as "no
+    course has a session on 2019-06-27", a date EQUIP Basics does meet on, which sends the
+    trainer looking at the wrong cell."""
+    sheet = tmp_path / "typo.csv"
+    sheet.write_text(
+        "Course,Session,Email,Attended\n"
+        "EQUIP Bascis,2019-06-27,ann@nhs.example,yes\n"
+        "EQUIP Basics,2019-06-13,bob@nhs.example,yes\n",
+        encoding="utf-8",
+    )
+
+    result = run("attendance", SPEC, str(sheet))
+
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert (
+        f'{sheet}:2: Course "EQUIP Bascis" is not a course of 2019-04-equip-training '
+        "(its courses: EQUIP Basics, EQUIP in Action, Data masterclass)" in output
+    )
+    assert f"{sheet}:3: EQUIP Basics has no session on 2019-06-13" in output
+    assert counts(signed_up["engine_url"])["attendance"] == 0
