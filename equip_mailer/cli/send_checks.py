@@ -126,12 +126,27 @@ def sync_signups(run: SendRun) -> None:
     from equip_mailer.store import utcnow
 
     links = MailLinks(run.cfg.public_url, run.cfg.require_link_secret())
-    promoted = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
-    if promoted:
+    synced = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
+    if synced.promoted or synced.rescheduled:
         NoticeSender(run.engine, notice_transport(run.cfg, run.outbox_dir)).deliver_pending()
+    if synced.promoted:
         console.print(
-            f"Sign-ups: {len(promoted)} people on waiting lists got a place that became free "
-            "(places grew), and were emailed.",
+            f"Sign-ups: {len(synced.promoted)} people on waiting lists got a place that became "
+            "free (places grew), and were emailed.",
+            markup=False,
+        )
+    if synced.rescheduled:
+        console.print(
+            f"Sign-ups: {synced.rescheduled} people signed up for dates whose time or venue "
+            "changed were emailed the new details (with an updated calendar for a place).",
+            markup=False,
+        )
+    for s in synced.stranded:
+        console.print(
+            f"Warning: {s.course} on {s.session} is no longer in the campaign file, but "
+            f"{s.people} {'person holds' if s.people == 1 else 'people hold'} a place or "
+            "wait for one on it and have not been told. Put the date back, or cancel their "
+            "places on the team's roster page (each is emailed) and tell them the new date.",
             markup=False,
         )
 

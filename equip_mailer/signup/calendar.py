@@ -7,7 +7,8 @@ session), and SEQUENCE grows with every change of the registration or the sessio
 calendar sent again (after a promotion, a new time, a cancellation) replaces the entry it
 sent before instead of adding a second one. METHOD:PUBLISH: the events are published to
 the reader, who is not asked to reply. A cancelled registration gives the same events with
-STATUS:CANCELLED, which removes them from calendars that had them.
+STATUS:CANCELLED, which removes them from calendars that had them; so does a date since
+dropped from the spec, in the calendar of a course attended on every date.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def _event(
         )
         if part
     )
+    off = entry.cancelled or not session.active  # a date dropped from the spec is off too
     lines = [
         "BEGIN:VEVENT",
         f"UID:{uid(course, session, entry)}",
@@ -121,12 +123,12 @@ def _event(
         f"SUMMARY:{escape_text(summary)}",
         f"DESCRIPTION:{escape_text(description)}",
         f"URL:{entry.manage_url}",
-        f"STATUS:{'CANCELLED' if entry.cancelled else 'CONFIRMED'}",
+        f"STATUS:{'CANCELLED' if off else 'CONFIRMED'}",
         "TRANSP:OPAQUE",
     ]
     if session.venue:
         lines.insert(6, f"LOCATION:{escape_text(session.venue)}")
-    if not entry.cancelled:
+    if not off:
         lines += [
             "BEGIN:VALARM",
             "ACTION:DISPLAY",

@@ -246,6 +246,18 @@ def _register_sessions(conn: Connection, course_row: int, course: Course, now: d
         )
 
 
+def session_states(conn: Connection, campaign_id: str) -> dict[int, tuple[int, bool]]:
+    """Every session of the campaign's courses as ``{id: (revision, active)}``: taken before
+    and after ``register_courses``, the two say which dates moved, appeared or were dropped
+    (``service.sync`` tells the people signed up for them)."""
+    rows = conn.execute(
+        sa.select(signup_sessions.c.id, signup_sessions.c.revision, signup_sessions.c.active)
+        .join(signup_courses, signup_courses.c.id == signup_sessions.c.signup_course_id)
+        .where(signup_courses.c.campaign_id == campaign_id)
+    )
+    return {r.id: (r.revision, bool(r.active)) for r in rows}
+
+
 # Built once: a sign-up submit reads its course three times (the page, under the lock, for
 # the mail), and building a statement costs SQLAlchemy more than SQLite takes to run it.
 _COURSE_BY_ID = sa.select(signup_courses).where(signup_courses.c.id == sa.bindparam("course_row"))

@@ -1,6 +1,6 @@
 """The short mails a sign-up sends: a place confirmed, a place on the waiting list, a place
-given from the waiting list, a place cancelled, and the link that confirms an address given
-on the open sign-up page.
+given from the waiting list, a place cancelled, new details after a course's dates changed,
+and the link that confirms an address given on the open sign-up page.
 
 Pure functions from what happened to a ``Notice`` (text and HTML, and the calendar when a
 place is given or taken back). Each notice's key names the registration and its revision,
@@ -139,10 +139,11 @@ def _notice(
     paragraphs: list[str | list[str]],
     link: tuple[str, str] | None,
     attachments: tuple[Attachment, ...] = (),
+    key: str = "",
 ) -> Notice:
     footer = ctx.course.sender_name or ctx.course.organisation or "EQUIP"
     return Notice(
-        key=f"signup:{registration.id}:{registration.revision}:{kind}",
+        key=f"signup:{registration.id}:{registration.revision}:{kind}{key}",
         kind=f"signup-{kind}",
         to_email=registration.email,
         to_name=registration.name,
@@ -255,6 +256,52 @@ def cancelled(
         paragraphs,
         ("Sign up again", ctx.manage_url),
         (calendar_attachment(ctx, registration, sessions),) if had_place else (),
+    )
+
+
+def rescheduled(
+    ctx: Context,
+    registration: Registration,
+    sessions: tuple[SessionInfo, ...],
+    position: int | None,
+) -> Notice:
+    """The time, place or dates of a course changed after someone signed up (the spec was
+    edited and sent again): the new details and, for a place, a calendar that replaces the
+    entry sent before (same UIDs, higher SEQUENCE; a dropped date comes back cancelled).
+    Its key names each date's revision, so one change is one mail, and a later one another.
+    ``position`` is their place on the waiting list, None for a confirmed place."""
+    course = ctx.course
+    current = tuple(s for s in sessions if s.active)
+    kept = (
+        "Your place is kept."
+        if position is None
+        else f"You are still on the waiting list: number {position}."
+    )
+    paragraphs: list[str | list[str]] = [
+        greeting(registration.name),
+        f"The details of {course.name} have changed. {kept} This is when and where it is now:",
+    ]
+    paragraphs += _dates(current)
+    if position is None:
+        paragraphs.append(
+            "The calendar file attached updates the entry we sent before. If you can no "
+            "longer come, please cancel your place so that someone on the waiting list can "
+            "have it."
+        )
+    return _notice(
+        ctx,
+        registration,
+        "changed",
+        f"Changed: {course.name}" + (f", {short_day(current[0])}" if len(current) == 1 else ""),
+        paragraphs,
+        (
+            "See or cancel your place"
+            if position is None
+            else "See your place on the list, or leave it",
+            ctx.manage_url,
+        ),
+        (calendar_attachment(ctx, registration, sessions),) if position is None else (),
+        key=":" + ".".join(f"{s.id}-{s.revision}-{int(s.active)}" for s in sessions),
     )
 
 

@@ -18,8 +18,25 @@ from equip_mailer.send.notices import enqueue
 
 from . import mails
 from .catalogue import CourseInfo, load_course
-from .registration import Change, Outcome, Registration, session_of, waiting_position
+from .registration import (
+    Change,
+    Outcome,
+    Registration,
+    course_registrations,
+    session_of,
+    waiting_position,
+)
 from .tokens import registration_url
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """People holding a place, or waiting for one, on a date no longer in the spec: nobody
+    can tell where they should go instead, so the team is told, not them."""
+
+    course: str  # the course's name
+    session: str  # the dropped date, "2019-06-27"
+    people: int
 
 
 @dataclass(frozen=True)
@@ -93,3 +110,49 @@ def changed(
         )
         sent += enqueue(conn, notice) is not None
     return sent + promoted(conn, change.promoted, links, now)
+
+
+def rescheduled(
+    conn: Connection,
+    course_rows: list[int],
+    before: dict[int, tuple[int, bool]],
+    links: MailLinks,
+    now: dt.datetime,
+    skip: frozenset[int] = frozenset(),
+) -> tuple[int, list[Stranded]]:
+    """After the spec's courses were copied again (``before``: ``session_states`` taken
+    first), enqueue the new details for everyone whose dates changed: on a choose-one course,
+    the people of a date whose time or venue moved; on an attend-all course, everyone, when
+    any of its dates moved, appeared or was dropped. People on a choose-one date that was
+    dropped are returned instead. ``skip``: registrations already mailed the new details in
+    this transaction (promoted into a place). Returns (mails queued, stranded)."""
+    sent, stranded = 0, []
+    for row in course_rows:
+        course = _course(conn, row)
+        changed = {s.id for s in course.sessions if before.get(s.id) != (s.revision, s.active)}
+        if not changed:
+            continue
+        dropped: dict[int, int] = {}
+        for reg in course_registrations(conn, row):
+            if reg.status == "cancelled" or reg.id in skip:
+                continue
+            if reg.session_id is not None:
+                if reg.session_id not in changed:
+                    continue
+                session = next(s for s in course.sessions if s.id == reg.session_id)
+                if not session.active:
+                    dropped[session.id] = dropped.get(session.id, 0) + 1
+                    continue
+                if not before.get(session.id, (0, False))[1]:
+                    continue  # a date put back: it is the one they were told
+            notice = mails.rescheduled(
+                _context(course, links, reg, now),
+                reg,
+                session_of(course, reg),
+                waiting_position(conn, reg),
+            )
+            sent += enqueue(conn, notice) is not None
+        stranded += [
+            Stranded(course.name, s.key, dropped[s.id]) for s in course.sessions if s.id in dropped
+        ]
+    return sent, stranded

@@ -24,7 +24,7 @@ from equip_mailer.send.notices import enqueue
 from equip_mailer.store import immediate, signup_invites
 
 from . import limits, mails, notify
-from .catalogue import CourseInfo, register_courses
+from .catalogue import CourseInfo, register_courses, session_states
 from .registration import (
     Applicant,
     Change,
@@ -137,14 +137,29 @@ def withdraw(w: Writer, registration_id: int, now: dt.datetime, by: str = "self"
         return withdraw_in(conn, w.links, registration_id, now, by)
 
 
-def sync(w: Writer, campaign: Campaign, now: dt.datetime) -> tuple[Registration, ...]:
-    """Copy the campaign's courses into the store and give places that became free (the
-    spec's ``places`` grew) to the people waiting, with their mails. Returns them."""
+@dataclass(frozen=True)
+class Synced:
+    """What copying the spec changed for the people signed up."""
+
+    promoted: tuple[Registration, ...]  # given a place that became free (places grew)
+    rescheduled: int  # mailed the new time, venue or dates of their course
+    stranded: list[notify.Stranded]  # on a date dropped from the spec: for the team
+
+
+def sync(w: Writer, campaign: Campaign, now: dt.datetime) -> Synced:
+    """Copy the campaign's courses into the store, give places that became free (the spec's
+    ``places`` grew) to the people waiting, and send the new details to the people whose
+    dates moved (a calendar they were sent would otherwise keep the old time or place);
+    all with their mails, in one transaction."""
     with w.writing, immediate(w.engine) as conn:
+        before = session_states(conn, campaign.id)
         ids = register_courses(conn, campaign)
+        hosted = [ids[course.id] for course in campaign.courses if course.hosted]
         promoted: tuple[Registration, ...] = ()
-        for course in campaign.courses:
-            if course.hosted:
-                promoted += fill_free_places(conn, ids[course.id], now)
+        for row in hosted:
+            promoted += fill_free_places(conn, row, now)
         notify.promoted(conn, promoted, w.links, now)
-    return promoted
+        rescheduled, stranded = notify.rescheduled(
+            conn, hosted, before, w.links, now, skip=frozenset(r.id for r in promoted)
+        )
+    return Synced(promoted, rescheduled, stranded)
