@@ -313,8 +313,8 @@ def write_roster_csv(roster: SessionRoster, path: Path) -> Path:
 
 
 def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -> Path:
-    """Sheet ``Roster`` (the contract's columns; text stays text, Attended offers yes/no) and
-    sheet ``About`` (the session, its places, when the file was made)."""
+    """Sheet ``Roster`` (the contract's columns; text stays text, dates are dates, Attended
+    offers yes/no) and sheet ``About`` (the session, its places, when the file was made)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -331,6 +331,10 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
         cell.alignment = Alignment(vertical="center")
     for r, record in enumerate(records, start=2):
         for c, name in enumerate(ROSTER_COLUMNS, start=1):
+            if name in DATE_CELLS:  # Excel sorts and filters these as dates
+                cell = ws.cell(row=r, column=c, value=_excel_date(name, str(record[name])))
+                cell.number_format = DATE_CELLS[name]
+                continue
             value = defuse(record[name])
             cell = ws.cell(row=r, column=c, value=value if value != "" else None)
             if isinstance(value, str):
@@ -363,6 +367,11 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
     about = wb.create_sheet("About")
     for r, (label, value) in enumerate(_about(roster, made_at), start=1):
         about.cell(row=r, column=1, value=label).font = Font(bold=True)
+        if label in ("Session", "Starts", "Ends"):
+            cell = about.cell(row=r, column=2, value=_excel_date(label, str(value)))
+            cell.number_format = DATE_CELLS[label]
+            cell.alignment = Alignment(horizontal="left")
+            continue
         cell = about.cell(row=r, column=2, value=defuse(value))
         if isinstance(value, str):
             cell.data_type = "s"
@@ -370,6 +379,25 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
     about.column_dimensions["B"].width = 70
     wb.save(path)
     return path
+
+
+# The workbook's date columns, as real dates (London wall-clock time) in the contract's
+# spelling: a trainer sorts, filters ("after 1 May") and reads them as dates in Excel. The
+# CSV keeps the text; ``attendance`` reads either back (an Excel date arrives as
+# "2019-06-27 00:00:00").
+DATE_CELLS = {
+    "Session": "yyyy-mm-dd",
+    "Starts": "yyyy-mm-dd hh:mm",
+    "Ends": "yyyy-mm-dd hh:mm",
+    "Signed up": "yyyy-mm-dd hh:mm",
+}
+
+
+def _excel_date(name: str, text: str) -> dt.date | dt.datetime:
+    """The contract's text (``2019-06-27``, ``2019-06-27 13:00``) as the cell's value."""
+    if name == "Session":
+        return dt.date.fromisoformat(text)
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
 
 
 def _about(roster: SessionRoster, made_at: dt.datetime) -> list[tuple[str, str | int]]:

@@ -168,12 +168,45 @@ def test_files_keep_the_contract_and_defuse_formulas(engine, campaign, tmp_path)
     assert header == ROSTER_COLUMNS
     cells = dict(zip(header, values, strict=True))
     assert cells["Name"] == '\'=HYPERLINK("http://x")'
-    assert cells["Registration"] == made.id and cells["Session"] == "2019-06-27"
+    assert cells["Registration"] == made.id and cells["Session"] == dt.datetime(2019, 6, 27)
     assert cells["Attended"] is None
     assert sheet.data_validations.dataValidation[0].formula1 == '"yes,no"'
     about = dict(book["About"].iter_rows(values_only=True))
     assert (about["Places"], about["Confirmed"], about["Waiting"]) == (2, 1, 0)
     assert about["Venue"] == "Example Community Centre, London E1"
+
+
+def test_the_workbook_dates_are_dates_a_trainer_can_sort_and_filter_in_excel(
+    engine, campaign, tmp_path
+):
+    """Found in the audit: Session, Starts and Signed up were text in the workbook, so
+    Excel's filter offered no "before/after" and the column could not be reformatted. They
+    are now dates in the contract's spelling (London time), and ``attendance`` still reads
+    the workbook back: a date cell arrives as "2019-06-27 00:00:00"."""
+    from equip_mailer.people.sheets import read_sheet
+
+    basics = course(engine, campaign, "equip-basics")
+    made = sign_up(engine, basics.id, "ann@nhs.example", "Ann Lee", basics.sessions[0].id)
+    (june,) = rosters(engine, campaign, "equip-basics@2019-06-27")
+    files = write_roster(june, tmp_path, MADE)
+
+    sheet = load_workbook(files.xlsx)["Roster"]
+    header = [c.value for c in sheet[1]]
+    row = dict(zip(header, sheet[2], strict=True))
+    assert row["Session"].is_date and row["Session"].number_format == "yyyy-mm-dd"
+    assert row["Session"].value == dt.datetime(2019, 6, 27)
+    assert row["Starts"].is_date and row["Starts"].number_format == "yyyy-mm-dd hh:mm"
+    assert row["Starts"].value == dt.datetime(2019, 6, 27, 13, 0)  # BST, as in the CSV
+    assert row["Signed up"].is_date
+    assert row["Signed up"].value == NOW.replace(hour=10)  # 09:00 UTC is 10:00 in May
+    about = {r[0].value: r[1] for r in load_workbook(files.xlsx)["About"].iter_rows()}
+    assert about["Ends"].is_date and about["Ends"].value == dt.datetime(2019, 6, 27, 17, 0)
+
+    book = load_workbook(files.xlsx)
+    book["Roster"].cell(row=2, column=header.index("Attended") + 1, value="yes")
+    book.save(files.xlsx)
+    (mark,), rejects, _blank = read_sheet(files.xlsx, "roster.xlsx")
+    assert rejects == [] and (mark.session_key, mark.registration_id) == ("2019-06-27", made.id)
 
 
 def test_the_sign_in_sheet_keeps_access_needs_off_the_page_that_goes_round(
