@@ -5,7 +5,8 @@ per session attended).
 Rows are matched by ``Registration`` (the roster's stable id), falling back to Email +
 Session; someone with no place on the course (booked elsewhere, or came anyway) is recorded
 as a walk-in. The whole sheet is checked before anything is written: one bad row (an
-unknown id, a date that is not a session, "maybe" in the Attended column) stops the import
+unknown id, a date that is not a session, "maybe" in the Attended column, two rows marking
+one person both ways) stops the import
 with every such row named, so a half-imported sheet never exists. Importing the same sheet
 twice changes nothing; a sheet that says "no" where an earlier one said "yes" is a
 correction, recorded as such.
@@ -266,6 +267,29 @@ def _place(
     return candidates[0][1], None, mark.email
 
 
+def _contradictions(
+    planned: list[tuple[Mark, SessionInfo, int | None, str | None]],
+) -> list[Reject]:
+    """Two rows of one sheet marking the same person at the same session differently (a
+    copied row, two trainers' sheets pasted together): which is right is not ours to guess,
+    and recording both would file the later one as a "correction" of the earlier."""
+    first: dict[tuple[int, int | str], Mark] = {}
+    found = []
+    for mark, session, reg_id, email in planned:
+        who: int | str = reg_id if reg_id is not None else (email or "").lower()
+        seen = first.setdefault((session.id, who), mark)
+        if seen.attended != mark.attended:
+            said = {True: "attended", False: "absent"}
+            found.append(
+                Reject(
+                    mark.where,
+                    f"marks the same person {said[mark.attended]} on {session.key}, but "
+                    f"{seen.where} marks them {said[seen.attended]}: keep one of the two rows",
+                )
+            )
+    return found
+
+
 def import_sheet(
     engine: Engine,
     campaign_id: str,
@@ -290,6 +314,7 @@ def import_sheet(
                 rejects.append(Reject(mark.where, f"the session on {session.key} is still to come"))
                 continue
             planned.append((mark, session, reg_id, email))
+        rejects += _contradictions(planned)
         if rejects:
             raise SheetError(rejects, shown)
         for mark, session, reg_id, email in planned:

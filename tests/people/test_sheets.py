@@ -159,3 +159,35 @@ def test_a_course_name_the_campaign_does_not_have_is_named_as_the_problem(signed
     )
     assert f"{sheet}:3: EQUIP Basics has no session on 2019-06-13" in output
     assert counts(signed_up["engine_url"])["attendance"] == 0
+
+
+def test_two_rows_that_mark_one_person_both_ways_are_refused(signed_up, tmp_path):
+    """Found in the audit: a roster with Bob's row copied, "yes" on one and "no" on the
+    other, was recorded row by row: attended, then "corrected" to absent by the same sheet,
+    so Bob silently lost the session. Rows that agree are recorded once."""
+    basics, people = signed_up["basics"], signed_up["people"]
+    sheet = write_roster(
+        tmp_path / "twice.csv", basics, basics.sessions[0], people, ["yes", "yes", "no"]
+    )
+    lines = sheet.read_text(encoding="utf-8-sig").splitlines()
+    lines.append(lines[1].rsplit(",", 1)[0] + ",no")  # the first person again, absent
+    lines.append(lines[2])  # the second again, the same mark
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run("attendance", SPEC, str(sheet))
+
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "1 row cannot be recorded, so nothing was imported:" in output
+    assert (
+        f"{sheet}:5: marks the same person absent on 2019-06-27, but {sheet}:2 marks them "
+        "attended: keep one of the two rows" in output
+    )
+    assert counts(signed_up["engine_url"])["attendance"] == 0
+
+    lines.pop(-2)  # the contradicting row removed: the repeated one is harmless
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fixed = run("attendance", SPEC, str(sheet))
+    assert fixed.exit_code == 0, fixed.output
+    assert "0 correction(s)" in fixed.output
+    assert counts(signed_up["engine_url"])["attendance"] == 3
