@@ -54,7 +54,9 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
 
     People are matched to the campaign's recipients by address (any case). People who are
     not on its lists are imported too, and listed so you can check them. Rows marked
-    cancelled or refunded are left out. Importing the same file again changes nothing.
+    cancelled or refunded are left out (and listed apart when an earlier import gave them a
+    place, which stays until cancelled on the team's roster page). Importing the same file
+    again changes nothing.
     A row that cannot be read stops the import before anything is saved, naming the row.
 
     \b
@@ -162,6 +164,12 @@ def print_import(result: ImportResult, file: Path, dry_run: bool) -> None:
     listed("Not on the campaign's lists, imported all the same", result.not_on_list)
     listed("Already registered, left as they were", existing, why=True)
     listed("Cancelled or refunded in the booking tool, not imported", result.having("cancelled"))
+    listed(
+        "Cancelled or refunded in the booking tool, but still holding a place here from an "
+        "earlier import (cancel it on the team's roster page if the booking tool is right)",
+        result.having("still_held"),
+        why=True,
+    )
     duplicates = result.having("duplicate")
     if duplicates:
         console.print(

@@ -18,9 +18,12 @@ row, for the report's funnel); rows that match nobody are imported all the same 
 so the team can see who came from outside the lists. A row is recorded with
 ``registration.record_external``: confirmed, once per (course, address), so importing the
 same file twice changes nothing. Rows the tool itself marks cancelled or refunded are listed
-and left out. A row that cannot be read (no valid address, a date the course does not have)
-stops the import before anything is written, with every such row named: fix the file (or
-delete the row) and run it again.
+and left out; those whose person holds a place from an earlier import (and no other row of
+the file still books them) are listed apart, to be cancelled on the team's roster page:
+nothing records which export gave the place, so the import does not cancel it itself. A
+row that cannot be read (no valid address, a date the course does not have) stops the import
+before anything is written, with every such row named: fix the file (or delete the row) and
+run it again.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from equip_mailer.errors import EquipError
 from equip_mailer.store import ledger
 
 from .catalogue import CourseInfo
-from .registration import Applicant, Refused, record_external
+from .registration import Applicant, Refused, find_registration, record_external
 
 
 class ImportProblem(EquipError, ValueError):
@@ -105,7 +108,7 @@ class ImportRow:
     where: str  # "eventbrite.csv:7" or "forms.xlsx:Sheet1!row 7"
     email: str
     name: str
-    outcome: str  # new | existing | duplicate | cancelled
+    outcome: str  # new | existing | duplicate | cancelled | still_held
     on_list: bool  # the address is a recipient of the campaign
     registration: int | None = None
     detail: str = ""  # e.g. the existing registration's status and source
@@ -331,14 +334,26 @@ def import_rows(
     """Record every row in the caller's transaction (``store.immediate``); see the module."""
     result = ImportResult(course=course, source=source)
     recipients = _recipients(conn, campaign_id, [r.email for r in rows])
+    live = {r.email.lower() for r in rows if not r.cancelled}  # a second ticket still valid
     seen: dict[str, str] = {}
     for row in rows:
         key = row.email.lower()
         reader = recipients.get(key)
         on_list = reader is not None
         if row.cancelled:
+            held = None if key in live else find_registration(conn, course.id, row.email)
+            if held is not None and (held.status == "cancelled" or held.source != "import"):
+                held = None
             result.rows.append(
-                ImportRow(row.where, row.email, row.name, "cancelled", on_list, detail="")
+                ImportRow(
+                    row.where,
+                    row.email,
+                    row.name,
+                    "still_held" if held else "cancelled",
+                    on_list,
+                    registration=held.id if held else None,
+                    detail=f"registration {held.id}" if held else "",
+                )
             )
             continue
         if key in seen:

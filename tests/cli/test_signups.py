@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from support.booking_exports import Booking, forms_xlsx
+from support.booking_exports import Booking, eventbrite_csv, forms_xlsx
 
 from equip_mailer.cli import main
 
@@ -170,3 +170,31 @@ def test_a_file_that_names_no_course_asks_for_one_when_it_could_be_several(proje
     ), out
     code, out = run("signups", "import", SPEC, EVENTBRITE)  # its Event Name says which
     assert code == 0 and "for Data masterclass: 8 new sign-ups" in out, out
+
+
+def test_a_newer_export_that_cancels_an_imported_place_says_the_place_is_still_held(project):
+    """Found in the audit: a newer Eventbrite export in which an imported attendee had been
+    refunded said "Cancelled or refunded in the booking tool, not imported", while the
+    place the first import gave stayed confirmed on the roster and in the report. A row
+    still booked on another ticket of the same address is not such a case."""
+    ann = Booking("Ann", "Lee", "ann.lee@nhs.example")
+    bob = Booking("Bob", "Ray", "bob.ray@nhs.example")
+    eventbrite_csv(project / "first.csv", [ann, bob])
+    code, out = run("signups", "import", SPEC, "first.csv")
+    assert code == 0 and "2 new sign-ups" in out, out
+
+    refunded = Booking("Ann", "Lee", "ann.lee@nhs.example", status="Refunded")
+    bob_gone = Booking("Bob", "Ray", "bob.ray@nhs.example", status="Not attending")
+    eventbrite_csv(project / "newer.csv", [refunded, bob_gone, bob])
+    code, out = run("signups", "import", SPEC, "newer.csv")
+
+    assert code == 0, out
+    assert (
+        "Cancelled or refunded in the booking tool, but still holding a place here from an "
+        "earlier import (cancel it on the team's roster page if the booking tool is right) "
+        "(1): newer.csv:2: Ann Lee <a***@n***.example> (registration " in out
+    )
+    assert (  # Bob's second ticket still books him
+        "Cancelled or refunded in the booking tool, not imported (1): "
+        "newer.csv:3: Bob Ray <b***@n***.example>" in out
+    )
