@@ -28,8 +28,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from equip_mailer.compose.campaign import level_rank
 from equip_mailer.report.spreadsheets import defuse  # a formula-like cell stays text
-from equip_mailer.store import ledger, registrations, signup_courses
+from equip_mailer.store import ledger, person_levels, registrations, signup_courses
 
 from .catalogue import CourseInfo, SessionInfo, load_course, utc_to_london
 from .registration import Availability, Registration, availability, course_registrations
@@ -63,6 +64,9 @@ class RosterRow:
     status: str  # confirmed | waiting
     signed_up: dt.datetime  # London time
     waiting_position: int | None  # 1 = next to get a place
+    # The level recorded since (attendance, or set by hand) when higher than the list's:
+    # what the files' QI level column shows, as the team's roster page does.
+    qi_level_now: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class SessionRoster:
                 "Email": row.email,
                 "Practice": row.practice or "",
                 "Role": row.role or "",
-                "QI level": row.qi_level or "",
+                "QI level": row.qi_level_now or row.qi_level or "",
                 "Access needs": row.access_needs or "",
                 "Status": row.status,
                 "Signed up": f"{row.signed_up:%Y-%m-%d %H:%M}",
@@ -181,6 +185,7 @@ def course_rosters(conn: Connection, course: CourseInfo) -> list[SessionRoster]:
     """One roster per session of ``course`` (its inactive sessions only if someone chose them)."""
     people = [r for r in course_registrations(conn, course.id) if r.status != "cancelled"]
     levels = _qi_levels(conn, course.campaign_id, people)
+    now = _levels_now(conn, people, levels)
     places = _availability(conn, course, people)
     rosters = []
     position: dict[int | None, int] = {}
@@ -189,7 +194,9 @@ def course_rosters(conn: Connection, course: CourseInfo) -> list[SessionRoster]:
         key = None if course.attend_all else reg.session_id
         if reg.status == "waiting":
             position[key] = position.get(key, 0) + 1
-        rows[reg.id] = _row(reg, levels, position.get(key) if reg.status == "waiting" else None)
+        rows[reg.id] = _row(
+            reg, levels, now, position.get(key) if reg.status == "waiting" else None
+        )
     for session in course.sessions:
         mine = [rows[r.id] for r in people if r.session_id is None or r.session_id == session.id]
         if not session.active and not mine:
@@ -258,11 +265,39 @@ def _qi_levels(
     }
 
 
+def _levels_now(
+    conn: Connection, people: list[Registration], listed: dict[int, str | None]
+) -> dict[int, str]:
+    """Registrations whose recorded level (``people.levels``: the newest change not
+    withdrawn) is higher than their list's: a roster made after a session was marked shows
+    that completing a course moved them, as the next campaign will."""
+    recorded: dict[str, str] = {}
+    for chunk in _chunks(sorted({r.email.strip().lower() for r in people})):
+        rows = conn.execute(
+            sa.select(person_levels.c.email_key, person_levels.c.level)
+            .where(person_levels.c.email_key.in_(chunk), person_levels.c.withdrawn_at.is_(None))
+            .order_by(person_levels.c.id)
+        )
+        recorded.update((key, level) for key, level in rows)  # newest wins
+    out = {}
+    for reg in people:
+        level = recorded.get(reg.email.strip().lower())
+        was = listed.get(reg.id)
+        if level is not None and (was is None or level_rank(level) > level_rank(was)):
+            out[reg.id] = level
+    return out
+
+
 def _chunks(values: list, size: int = 500) -> list[list]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _row(reg: Registration, levels: dict[int, str | None], position: int | None) -> RosterRow:
+def _row(
+    reg: Registration,
+    levels: dict[int, str | None],
+    now: dict[int, str],
+    position: int | None,
+) -> RosterRow:
     return RosterRow(
         registration=reg.id,
         name=reg.name,
@@ -274,6 +309,7 @@ def _row(reg: Registration, levels: dict[int, str | None], position: int | None)
         status=reg.status,
         signed_up=utc_to_london(reg.created_at).replace(tzinfo=None),
         waiting_position=position,
+        qi_level_now=now.get(reg.id),
     )
 
 

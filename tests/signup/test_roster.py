@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from openpyxl import load_workbook
 from support.signup_data import NOW, hosted_campaign, seed_readers
 
@@ -207,6 +208,44 @@ def test_the_workbook_dates_are_dates_a_trainer_can_sort_and_filter_in_excel(
     book.save(files.xlsx)
     (mark,), rejects, _blank = read_sheet(files.xlsx, "roster.xlsx")
     assert rejects == [] and (mark.session_key, mark.registration_id) == ("2019-06-27", made.id)
+
+
+def test_the_qi_level_column_shows_a_level_raised_since_the_list_was_sent(
+    engine, campaign, tmp_path
+):
+    """Found in the audit: after ``attendance`` raised a reader from none to basics, the
+    roster files still said "none" (the list's level when the campaign was sent) while the
+    team's roster page said basics. The files show the level now, as the page does; a level
+    recorded lower than the list's changes nothing."""
+    from equip_mailer.people.levels import set_level
+
+    basics = course(engine, campaign, "equip-basics")
+    june = basics.sessions[0].id
+    with engine.connect() as conn:  # two readers of the list, at level none
+        ids = conn.execute(
+            sa.select(store.ledger.c.id, store.ledger.c.email).where(
+                store.ledger.c.campaign_id == campaign.id
+            )
+        ).all()
+    for ledger_id, address in ids[:2]:
+        with store.immediate(engine) as conn:
+            reg.register(
+                conn,
+                basics.id,
+                reg.Applicant(email=address, name=address, ledger_id=ledger_id),
+                june,
+                NOW,
+            )
+    with engine.begin() as conn:
+        set_level(conn, ids[0].email.upper(), "basics", "did EQUIP Basics in 2018", "test", NOW)
+        set_level(conn, ids[1].email, "none", "checked with them", "test", NOW)
+    (june_roster,) = rosters(engine, campaign, "equip-basics@2019-06-27")
+
+    levels = {r["Email"]: r["QI level"] for r in june_roster.records()}
+    assert levels == {ids[0].email: "basics", ids[1].email: "none"}
+    files = write_roster(june_roster, tmp_path, MADE)
+    with open(files.csv, encoding="utf-8-sig", newline="") as fh:
+        assert {r["Email"]: r["QI level"] for r in csv.DictReader(fh)} == levels
 
 
 def test_the_sign_in_sheet_keeps_access_needs_off_the_page_that_goes_round(
