@@ -137,6 +137,7 @@ def level(email: str, level: str, reason: str) -> None:
     Example:
       equip-mailer people level ann@nhs.example project --reason "leads her practice's QI project"
     """
+    from equip_mailer.compose.campaign import level_rank
     from equip_mailer.compose.cell_values import normalise_email
     from equip_mailer.config import mask_email
     from equip_mailer.people.levels import set_level
@@ -149,8 +150,18 @@ def level(email: str, level: str, reason: str) -> None:
     with engine.begin() as conn:
         known = _known_to_the_store(conn, address)
         change = set_level(conn, address, level, reason, _who(), utcnow())
+        counted = _last_counted_at(conn, address)
     was = f" (was {change.previous_level})" if change.previous_level else ""
     console.print(f"{mask_email(address)} is now at {level}{was}.", markup=False)
+    if counted is not None and level_rank(counted[1]) > level_rank(level):
+        # Lowering takes effect only if the list agrees: check and send use the higher.
+        console.print(
+            f"Note: the last campaign ({counted[0]}) counted them at {counted[1]}, and check "
+            "and send use the higher of this level and their list's: if their list says "
+            f"{counted[1]}, change it there too, or the next campaign still treats them so.",
+            markup=False,
+            soft_wrap=True,
+        )
     if not known:
         # Recorded anyway (the person may be on next quarter's list), but a typo should show.
         console.print(
@@ -159,6 +170,21 @@ def level(email: str, level: str, reason: str) -> None:
             markup=False,
             soft_wrap=True,
         )
+
+
+def _last_counted_at(conn: Connection, address: str) -> tuple[str, str] | None:
+    """(campaign id, QI level) of the newest campaign sent to the address, if any."""
+    import sqlalchemy as sa
+
+    from equip_mailer.store import ledger
+
+    row = conn.execute(
+        sa.select(ledger.c.campaign_id, ledger.c.qi_level)
+        .where(ledger.c.email_key == address.strip().lower())
+        .order_by(ledger.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None or not row.qi_level else (row.campaign_id, row.qi_level)
 
 
 def _known_to_the_store(conn: Connection, address: str) -> bool:

@@ -83,3 +83,29 @@ def test_a_level_for_an_address_nobody_was_sent_is_kept_but_noted(demo_project):
     assert typo.exit_code == 0, typo.output
     assert "is now at basics" in typo.output
     assert "no campaign sent so far and no sign-up names r***@n***.example" in typo.output
+
+
+def test_lowering_a_level_below_the_last_campaign_s_says_the_list_still_counts(demo_project):
+    """Found in the audit: `people level ... basics` for someone the lists (and so the last
+    campaign) have at project printed "is now at basics", yet check and send kept them at
+    project, as they use the higher of the two. The command now says so."""
+
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    campaign = load_campaign(SPEC, allow_past=True)
+    seed_readers(engine, campaign, 2)
+    with engine.begin() as conn:
+        conn.execute(store.ledger.update().values(qi_level="project"))
+    engine.dispose()
+
+    lowered = run("people", "level", "reader0@nhs.example", "basics", "--reason", "no project")
+    raised = run("people", "level", "reader1@nhs.example", "project", "--reason", "has one")
+
+    assert lowered.exit_code == 0, lowered.output
+    text = " ".join(lowered.output.split())
+    assert "r***@n***.example is now at basics." in text
+    assert (
+        f"Note: the last campaign ({campaign.id}) counted them at project, and check and send "
+        "use the higher of this level and their list's: if their list says project, change "
+        "it there too, or the next campaign still treats them so." in text
+    )
+    assert raised.exit_code == 0 and "Note:" not in raised.output
