@@ -51,20 +51,22 @@ def attendance(campaign: Path, sheet: Path) -> None:
 
     Completing a course (every day of an attend-all course, one of a choose-one course)
     raises the person to the QI level it leads to, and the next campaign's check and send
-    put them in that segment.
+    put them in that segment. Like send, it first copies the campaign's courses into the
+    store: people whose dates moved since the last send are emailed the new details.
 
     \b
     Example:
       equip-mailer attendance campaigns/2019-04-equip-training.yaml \\
           rosters/2019-04-equip-training/equip-basics_2019-06-27.xlsx
     """
+    from equip_mailer.cli.send_checks import sync_signups
     from equip_mailer.people.sheets import import_sheet, summary
-    from equip_mailer.signup.catalogue import register_courses
     from equip_mailer.store import utcnow
 
-    spec, _cfg, engine = open_campaign(campaign, allow_past=True)  # sessions are over by now
-    with engine.begin() as conn:
-        register_courses(conn, spec)  # the store knows each course's leads_to
+    spec, cfg, engine = open_campaign(campaign, allow_past=True)  # sessions are over by now
+    # The store must know each course's leads_to; copying the courses tells whoever's dates
+    # moved since the last send, as send would have (the copy would otherwise absorb it).
+    sync_signups(spec, cfg, engine, cfg.outbox)
     result = import_sheet(engine, spec.id, sheet, str(sheet), _who(), utcnow())
     for line in summary(result):
         console.print(line, markup=False, soft_wrap=True)

@@ -116,19 +116,21 @@ def check_live_service(run: SendRun, *, skip: bool) -> None:
     )
 
 
-def sync_signups(run: SendRun) -> None:
+def sync_signups(spec: Campaign, cfg: Settings, engine: Engine, outbox_dir: Path) -> None:
     """The sign-up pages work from the store: copy the courses there (places, dates, the
-    deadline), give places that became free to the people waiting, and mail them."""
+    deadline), give places that became free to the people waiting, mail them, and mail the
+    people whose dates moved. Every command that copies the courses comes through here
+    (``send``, ``attendance``): a copy made elsewhere would absorb a moved date unannounced."""
     from equip_mailer.send.notice_transports import notice_transport
     from equip_mailer.send.notices import NoticeSender
     from equip_mailer.signup import service
     from equip_mailer.signup.notify import MailLinks
     from equip_mailer.store import utcnow
 
-    links = MailLinks(run.cfg.public_url, run.cfg.require_link_secret())
-    synced = service.sync(service.Writer(run.engine, links), run.spec, utcnow())
+    links = MailLinks(cfg.public_url, cfg.require_link_secret())
+    synced = service.sync(service.Writer(engine, links), spec, utcnow())
     if synced.promoted or synced.rescheduled:
-        NoticeSender(run.engine, notice_transport(run.cfg, run.outbox_dir)).deliver_pending()
+        NoticeSender(engine, notice_transport(cfg, outbox_dir)).deliver_pending()
     if synced.promoted:
         console.print(
             f"Sign-ups: {len(synced.promoted)} people on waiting lists got a place that became "

@@ -180,7 +180,7 @@ def send(
             check_live_service(run, skip=no_service_check)
         if transport is not None:
             remember_link_identity(run)
-            sync_signups(run)
+            sync_signups(run.spec, run.cfg, run.engine, run.outbox_dir)
 
         if test_to:
             address = _valid_address(test_to)

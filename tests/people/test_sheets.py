@@ -191,3 +191,27 @@ def test_two_rows_that_mark_one_person_both_ways_are_refused(signed_up, tmp_path
     assert fixed.exit_code == 0, fixed.output
     assert "0 correction(s)" in fixed.output
     assert counts(signed_up["engine_url"])["attendance"] == 3
+
+
+def test_a_time_moved_since_the_last_send_is_mailed_by_attendance_too(signed_up, tmp_path):
+    """attendance copies the campaign's courses into the store (it needs their leads_to): a
+    session whose time was edited meanwhile is announced then, not absorbed unannounced."""
+    basics, people = signed_up["basics"], signed_up["people"]
+    spec = signed_up["root"] / SPEC
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace(
+            '{date: 2019-06-27, start: "13:00"', '{date: 2019-06-27, start: "14:00"'
+        ),
+        encoding="utf-8",
+    )
+    sheet = write_roster(tmp_path / "a.csv", basics, basics.sessions[0], people, ["yes"] * 3)
+
+    first = run("attendance", SPEC, str(sheet))
+    again = run("attendance", SPEC, str(sheet))
+
+    assert first.exit_code == 0, first.output
+    assert "3 people signed up for dates whose time or venue changed were emailed" in first.output
+    changed = sorted((signed_up["root"] / "outbox" / "notices").glob("*-signup-changed.eml"))
+    assert len(changed) == 3
+    assert "14:00" in changed[0].read_text(encoding="utf-8")
+    assert again.exit_code == 0 and "were emailed" not in again.output  # told once
