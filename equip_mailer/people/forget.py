@@ -13,7 +13,8 @@ What happens to each kind of row, and why:
   right), with a placeholder that links to nothing; a place on a course still to come is
   cancelled first and given to the next person waiting, who is mailed;
 - QI level history, open sign-up invites, notices (and their .eml files), team sign-in
-  links and sessions: deleted; audit entries about them lose the name;
+  links and sessions: deleted; audit entries about them lose the name, and so do the
+  attendance marks and level changes a team member recorded for other people;
 - files: the outbox's .eml files addressed to them, and report, roster or preview files
   that name them (made again by their command, without the person).
 
@@ -40,6 +41,7 @@ from equip_mailer.signup.registration import cancel, get_registration, session_o
 from equip_mailer.store import (
     add_suppression,
     attendance,
+    attendance_log,
     events,
     immediate,
     ledger,
@@ -209,6 +211,16 @@ def _team(conn: Connection, key: str, registration_ids: list[str], done: Forgott
         team_audit.update().where(about).values(summary="(about a person since erased)")
     ).rowcount
     done.add("team audit entries (name removed)", n)
+    # the marks a team member made and the levels they raised are about other people, so
+    # they stay; only who made them goes (the audit log's actor goes the same way)
+    n = 0
+    for table in (attendance, attendance_log, person_levels):
+        n += conn.execute(
+            table.update()
+            .where(sa.func.lower(table.c.recorded_by) == key)
+            .values(recorded_by="(erased)")
+        ).rowcount
+    done.add("attendance marks and levels they recorded (their name removed)", n)
 
 
 def _erase_rows(

@@ -289,3 +289,50 @@ def test_forget_on_either_database_leaves_only_counts(db_url, tmp_path):
     assert (event.raw, event.reason) == (None, "bounce: 550 <(erased)> unknown user")
     assert keys == {hashed}  # the bounce's suppression, now only as the hash
     engine.dispose()
+
+
+def test_forgetting_a_team_member_removes_them_from_the_marks_they_made(
+    db_url, tmp_path, demo_path
+):
+    """A trainer marks attendance on the team pages (their address is kept as who marked it
+    and who raised the level); when the trainer asks to be forgotten, those rows, which are
+    about other people, stay but no longer name the trainer."""
+    import datetime as dt
+
+    from support.signup_data import hosted_campaign
+
+    from equip_mailer.people import levels
+    from equip_mailer.people.attendance import record_attendance
+    from equip_mailer.signup.catalogue import register_courses
+
+    trainer = "Tess.Trainer@example.org"
+    after = dt.datetime(2019, 10, 1, 9, 0)  # every session of the demo is over
+    engine = store.open_store(db_url)
+    campaign = hosted_campaign(tmp_path, demo_path)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        basics = find_course(conn, campaign.id, "equip-basics")
+    june = basics.sessions[0]
+    with store.immediate(engine) as conn:
+        applicant = reg.Applicant(email="ann@nhs.example", name="Ann Example")
+        ann = reg.register(conn, basics.id, applicant, june.id, NOW).registration
+    for attended in (True, False, True):  # marked, corrected, corrected back
+        with engine.begin() as conn:
+            record_attendance(conn, ann.id, june.id, attended, "team pages", trainer.lower(), after)
+    with engine.connect() as conn:
+        assert erasure.leftovers(conn, trainer.lower())  # who marked, who raised the level
+
+    done = erasure.forget(engine, trainer, LINK_SECRET.encode(), outbox=tmp_path, now=after)
+
+    assert done.notes == []
+    with engine.connect() as conn:
+        assert erasure.leftovers(conn, trainer.lower()) == []
+        marks = conn.execute(sa.select(store.attendance.c.attended)).scalars().all()
+        log = conn.execute(sa.select(store.attendance_log.c.recorded_by)).scalars().all()
+        ann_levels = levels.history(conn, "ann@nhs.example")
+    assert marks == [True]  # Ann's attendance and level are hers: they stay
+    assert log == ["(erased)"] * 3
+    assert [(c.level, c.recorded_by) for c in ann_levels if c.withdrawn_at is None] == [
+        ("basics", "(erased)")
+    ]
+    engine.dispose()
