@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -38,6 +39,33 @@ def erased_key(secret: bytes, email: str, *, key: bytes | None = None) -> str:
     key = key if key is not None else erasure_key(secret)
     digest = hmac.digest(key, email.strip().lower().encode("utf-8"), "sha256").hex()
     return ERASED_PREFIX + digest
+
+
+def erased_among(conn: Connection, secret: bytes, emails: Iterable[str]) -> set[str]:
+    """Which of ``emails`` (returned lower-cased) were erased by ``forget``: for what comes
+    in after an erasure (a webhook event SendGrid retried or sent late) and must not write
+    the address back. Hashes nothing when nobody was ever erased."""
+    keys = {e.strip().lower() for e in emails if "@" in e}
+    anyone = conn.execute(
+        sa.select(suppressions.c.email_key)
+        .where(suppressions.c.email_key.startswith(ERASED_PREFIX))
+        .limit(1)
+    ).first()
+    if not keys or anyone is None:
+        return set()
+    derived = erasure_key(secret)
+    hashed = {erased_key(secret, k, key=derived): k for k in keys}
+    found: set[str] = set()
+    wanted = list(hashed)
+    for start in range(0, len(wanted), 500):
+        found.update(
+            conn.execute(
+                sa.select(suppressions.c.email_key).where(
+                    suppressions.c.email_key.in_(wanted[start : start + 500])
+                )
+            ).scalars()
+        )
+    return {hashed[h] for h in found}
 
 
 @dataclass

@@ -14,7 +14,8 @@ can store events without a server:
   from what the event *is*: message, recipient, event type, timestamp and URL.
 * :func:`store_events` - one transaction: insert-or-ignore on that key, then suppressions
   for bounces, drops, spam reports and unsubscribes (:func:`suppression_reason` says which
-  exactly), then the machine-click pass, then uncertain recipients the events name are
+  exactly; an event about someone ``forget`` erased is kept only as a count and writes their
+  address nowhere), then the machine-click pass, then uncertain recipients the events name are
   settled (send/ledger_evidence.py: an event proves SendGrid accepted them).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from equip_mailer.people.records import erased_among
 from equip_mailer.send.ledger_evidence import settle_recipients
 from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
 
@@ -234,6 +237,27 @@ def _link_sendgrid_clicks(conn: Connection, keys: list[str]) -> None:
         )
 
 
+def _scrub_erased(
+    conn: Connection, items: list[SendGridEvent], rows: list[EventRow], erased: set[str]
+) -> None:
+    """Events about someone ``forget`` erased (SendGrid retries a post for hours, and a spam
+    complaint can come days later) are kept as counts, as forget leaves their earlier ones:
+    no raw payload, user agent or IP hash, and the address cut out of a bounce's reason.
+    An UPDATE after the insert, so the transaction still writes before it reads."""
+    for event, row in zip(items, rows, strict=True):
+        address = _text(event.get("email")).strip().lower()
+        if address not in erased:
+            continue
+        reason = row["reason"]
+        if reason:
+            reason = re.sub(re.escape(address), "(erased)", reason, flags=re.IGNORECASE)
+        conn.execute(
+            events.update()
+            .where(events.c.dedupe_key == row["dedupe_key"])
+            .values(raw=None, user_agent=None, ip_hash=None, reason=reason)
+        )
+
+
 @dataclass(frozen=True)
 class StoreResult:
     received: int
@@ -273,10 +297,15 @@ def store_events(
     stored = insert_ignore(conn, events, unique, ["dedupe_key"])
     if stored:
         _link_sendgrid_clicks(conn, [r["dedupe_key"] for r in unique if r["event"] == "click"])
+    erased = erased_among(conn, ip_key, (_text(e.get("email")) for e in items))
+    if erased:
+        _scrub_erased(conn, items, rows, erased)
     suppressed = 0
     for event, row in zip(items, rows, strict=True):
         reason = suppression_reason(event, row["event"])
         email = _text(event.get("email")).strip()
+        if email.lower() in erased:
+            continue  # suppressed already, as the keyed hash forget left
         if reason and "@" in email and len(email) <= 320:
             suppressed += add_suppression(
                 conn,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from support.tracking_data import ANN, message_id, rows, seed_campaign
+from support.tracking_data import ANN, BOB, message_id, rows, seed_campaign, sendgrid_events
 
 from equip_mailer import store
 from equip_mailer.track import webhook
@@ -150,4 +150,43 @@ def test_another_apps_event_cannot_fail_the_batch(db_url):
     assert result.stored == 2
     stored = {r.ledger_id for r in rows(engine, store.events)}
     assert stored == {None, campaign.recipients[ANN]}
+    engine.dispose()
+
+
+def test_a_late_event_for_someone_forgotten_does_not_bring_their_address_back(db_url, tmp_path):
+    """SendGrid retries a post for hours and reports spam complaints days later: an event
+    about a person erased meanwhile is counted (its row points at the hashed ledger row)
+    but writes their address nowhere, and they stay suppressed as the keyed hash only."""
+    from equip_mailer.people.forget import forget, leftovers
+    from equip_mailer.people.records import erased_key
+
+    secret = b"the-link-secret-of-this-store-0123456789ab"
+    engine = store.open_store(db_url)
+    campaign = seed_campaign(engine, secret, emails=("Ann.Example@example.org", BOB))
+    forget(engine, ANN, secret, outbox=tmp_path, now=store.utcnow())
+    late = [
+        {**e, "email": "Ann.Example@example.org"}
+        for e in sendgrid_events(campaign, "Ann.Example@example.org")
+        if e["event"] in ("open", "bounce", "spamreport") and e.get("type") != "blocked"
+    ]
+    late[1]["reason"] = "550 5.1.1 <ANN.EXAMPLE@example.org>: unknown user"
+
+    with engine.begin() as conn:
+        result = webhook.store_events(conn, late, ip_key=secret)
+
+    assert result.stored == 3 and result.suppressed == 0
+    with engine.connect() as conn:
+        assert leftovers(conn, ANN) == []
+        assert store.suppressed_keys(conn) == {erased_key(secret, ANN)}
+    kept = rows(engine, store.events)
+    assert {r.event for r in kept} == {"open", "bounce", "spamreport"}
+    assert {r.ledger_id for r in kept} == {campaign.recipients["Ann.Example@example.org"]}
+    assert all(r.raw is None and r.user_agent is None and r.ip_hash is None for r in kept)
+    assert [r.reason for r in kept if r.event == "bounce"] == [
+        "bounce: 5.1.1 550 5.1.1 <(erased)>: unknown user"
+    ]
+    # Bob was not erased: his events still suppress him as before
+    with engine.begin() as conn:
+        bob = [e for e in sendgrid_events(campaign, BOB) if e["event"] == "spamreport"]
+        assert webhook.store_events(conn, bob, ip_key=secret).suppressed == 1
     engine.dispose()
