@@ -166,7 +166,8 @@ def sync_suppressions(run: SendRun) -> None:
         cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
     )
     try:
-        report = sync_suppressions(run.engine, source)
+        secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
+        report = sync_suppressions(run.engine, source, secret)
     except DeliveryError as exc:
         console.print(
             f"Note: {exc.message}; going on with the suppressions already in the store "

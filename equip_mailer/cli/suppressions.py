@@ -43,7 +43,8 @@ def sync() -> None:
         source = SendGridSuppressions(
             cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout
         )
-        report = sync_suppressions(engine, source)
+        secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
+        report = sync_suppressions(engine, source, secret)
     finally:
         engine.dispose()
     console.print(report.summary(), markup=False, soft_wrap=True)

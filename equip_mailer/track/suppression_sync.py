@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from equip_mailer.errors import DeliveryError
+from equip_mailer.people.records import erased_among
 from equip_mailer.store import add_suppression, meta, utcnow
 
 # SendGrid's list -> our suppression reason (None: counted, never suppressed); in this order
@@ -129,9 +130,15 @@ def last_synced(engine: Engine) -> int | None:
     return int(value) if value else None
 
 
-def sync_suppressions(engine: Engine, source: Suppressions) -> SyncReport:
+def sync_suppressions(
+    engine: Engine, source: Suppressions, secret: bytes | None = None
+) -> SyncReport:
     """Copy every list's entries since the last complete sync into our suppressions (one
-    transaction per list; the sync time is recorded only when every list was read)."""
+    transaction per list; the sync time is recorded only when every list was read).
+
+    With the link ``secret``, an address ``forget`` erased is left out: it is suppressed
+    already as its keyed hash, and SendGrid's lists still name it until SendGrid's own
+    erasure job has run."""
     started = int(utcnow().replace(tzinfo=dt.UTC).timestamp())
     last = last_synced(engine)
     since = None if last is None else max(0, last - OVERLAP)
@@ -143,8 +150,11 @@ def sync_suppressions(engine: Engine, source: Suppressions) -> SyncReport:
             continue
         new = 0
         with engine.begin() as conn:
-            for e in entries:
-                email = str(e.get("email") or "").strip()
+            emails = [str(e.get("email") or "").strip() for e in entries]
+            erased = erased_among(conn, secret, emails) if secret else set()
+            for email in emails:
+                if email.lower() in erased:
+                    continue
                 if "@" in email and len(email) <= 320:
                     new += add_suppression(conn, email, reason, source=f"sendgrid-api:{kind}")
         report.new[kind] = new

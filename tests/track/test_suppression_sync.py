@@ -15,6 +15,7 @@ from support.fake_sendgrid import start_server
 from equip_mailer.cli import main
 from equip_mailer.errors import DeliveryError
 from equip_mailer.store import open_store, suppressions
+from equip_mailer.store import utcnow as store_now
 from equip_mailer.track.suppression_sync import (
     LISTS,
     SendGridSuppressions,
@@ -138,4 +139,40 @@ def test_every_list_request_meets_sendgrids_contract(db_url):
     assert report.newly_suppressed >= 1
     again = sync_suppressions(engine, source)  # with start_time this time
     assert again.since is not None
+    engine.dispose()
+
+
+def test_someone_forgotten_is_not_copied_back_from_sendgrids_lists(sendgrid, tmp_path, monkeypatch):
+    """SendGrid's erasure job runs later, and its lists still name a person just forgotten:
+    the sync (here the first, which reads everything) leaves them suppressed as the keyed
+    hash only, instead of writing their address back into the store."""
+    from support.link_secrets import LINK_SECRET
+
+    from equip_mailer.people.forget import forget, leftovers
+    from equip_mailer.people.records import erased_key
+
+    url, server = sendgrid
+    server.suppression_lists = {
+        "bounces": [{"email": "Gone@NHS.example", "created": 5, "reason": "550 5.1.1"}],
+        "unsubscribes": [{"email": "left@nhs.example", "created": 5}],
+    }
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EQUIP_DATABASE_URL", f"sqlite:///{tmp_path / 'equip.db'}")
+    monkeypatch.setenv("EQUIP_LINK_SECRET", LINK_SECRET)
+    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    engine = open_store(f"sqlite:///{tmp_path / 'equip.db'}")
+    forget(engine, "gone@nhs.example", LINK_SECRET.encode(), outbox=tmp_path, now=store_now())
+
+    result = CliRunner().invoke(main, ["suppressions", "sync"])
+
+    assert result.exit_code == 0, result.output
+    assert "bounces 1 (0 new)" in " ".join(result.output.split())
+    with engine.connect() as conn:
+        assert leftovers(conn, "gone@nhs.example") == []
+    assert set(suppressed(engine)) == {
+        erased_key(LINK_SECRET.encode(), "gone@nhs.example"),
+        "left@nhs.example",
+    }
     engine.dispose()
