@@ -64,6 +64,9 @@ def render(template: str, status: int = 200, **context: object) -> HTMLResponse:
     )
 
 
-def message(title: str, paragraphs: list[str], status: int = 200) -> HTMLResponse:
-    """A page that only says something (closed, check your email, too many requests)."""
-    return render("message.html.j2", status, title=title, paragraphs=paragraphs)
+def message(
+    title: str, paragraphs: list[str], status: int = 200, link: tuple[str, str] | None = None
+) -> HTMLResponse:
+    """A page that only says something (closed, check your email, too many requests), with
+    at most one way on: ``link`` is (text, href)."""
+    return render("message.html.j2", status, title=title, paragraphs=paragraphs, link=link)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from equip_mailer.people.records import ERASED_PREFIX
 from equip_mailer.store import ledger, signup_invites
 from equip_mailer.track.pages import not_found, try_again_later
 from equip_mailer.track.privacy import db_error
@@ -44,7 +45,15 @@ class Reader:
 _LEDGER_ROW = sa.select(ledger).where(ledger.c.id == sa.bindparam("ledger_id"))  # built once
 
 
-def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | None:
+@dataclass(frozen=True)
+class Erased:
+    """A list reader's link whose reader ``forget`` erased: their old email still holds it,
+    but it must not sign anyone up in the name of the hash left in their ledger row."""
+
+    course: CourseInfo
+
+
+def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | Erased | None:
     ids = tokens.read_signup_token(Service.of(request).link_key, token)
     if ids is None:
         return None
@@ -53,6 +62,8 @@ def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | 
         row = conn.execute(_LEDGER_ROW, {"ledger_id": ids[1]}).first()
     if course is None or row is None or not course.hosted or row.campaign_id != course.campaign_id:
         return None
+    if row.email_key.startswith(ERASED_PREFIX):
+        return Erased(course)
     name = " ".join(part for part in (row.first_name, row.last_name) if part)
     return course, Reader(row.email, name, row.practice or "", row.role or "", row.id, "list")
 
@@ -217,6 +228,19 @@ async def _guarded(request: Request, find, handle) -> Response:
         return try_again_later()
     if target is None:
         return not_found()
+    if isinstance(target, Erased):
+        return pages.message(
+            "This link no longer works",
+            [
+                "The details this link was made for have been erased. To sign up, give "
+                "your address on the course's own page and we will email you a link."
+            ],
+            410,
+            link=(
+                "Sign up with your address",
+                tokens.open_signup_path(target.course.campaign_id, target.course.course_id),
+            ),
+        )
     if target == "expired":
         return pages.message(
             "This link has expired",

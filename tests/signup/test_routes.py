@@ -266,3 +266,30 @@ def test_the_calendar_is_offered_on_the_registration_page(site):
     got = site.client.get(html.unescape(ics))
     assert got.status_code == 200 and got.headers["content-type"].startswith("text/calendar")
     assert b"METHOD:PUBLISH" in got.content and b"TZID=Europe/London:20190627T130000" in got.content
+
+
+def test_the_link_of_someone_forgotten_no_longer_signs_anyone_up(site, tmp_path):
+    """After `forget`, the reader's old email still holds their sign-up link; it must not
+    take a place in the name of the erased row's hash (nor mail a confirmation to it): it
+    says the link no longer works and points to the course's own page."""
+    from equip_mailer.people.forget import forget
+
+    path = site.page("equip-basics", 1)
+    shown = site.client.get(path)
+    data = form_fields(shown.text)
+    data["session"] = str(site.courses["equip-basics"].sessions[0].id)
+    forget(site.engine, "reader1@nhs.example", SECRET, outbox=tmp_path, now=store.utcnow())
+
+    again = site.client.get(path)
+    pressed = site.client.post(path, data=data)
+
+    for answer in (again, pressed):
+        assert answer.status_code == 410
+        assert "This link no longer works" in answer.text
+        assert "/join/2019-04-equip-training/equip-basics" in answer.text
+        assert "erased:" not in answer.text
+    with site.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 0
+        )
+    assert site.mails() == []
