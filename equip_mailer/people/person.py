@@ -2,9 +2,10 @@
 --json``), and as the inventory ``forget`` works from.
 
 The store is read table by table (ledger and the events hanging from it, sign-ups, open
-sign-up invites, notices, attendance, QI level history, suppression, team access), and the
-project's campaign specs are read for the mailing lists that name the address (a list is
-personal data the manager holds too, even though the tool never changes it).
+sign-up invites, notices, attendance, QI level history, suppression, team access and the
+team pages' activity log), and the project's campaign specs are read for the mailing lists
+that name the address (a list is personal data the manager holds too, even though the tool
+never changes it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from equip_mailer.store import (
     signup_invites,
     signup_sessions,
     suppressions,
+    team_audit,
     team_sessions,
     team_signin_links,
 )
@@ -104,7 +106,8 @@ SECTION_PURPOSES = {
     "attendance": "sessions attended or missed, as the sign-in sheets recorded them",
     "levels": "QI level changes recorded from training completed or set by the team",
     "suppression": "the request never to be emailed again, and why",
-    "team": "team page access (sign-in links and sessions)",
+    "team": "team page access (sign-in links and sessions) and the team pages' activity log "
+    "entries by or about this person",
 }
 
 
@@ -320,9 +323,32 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
             team_sessions.c.email_key == key
         ),
     )
-    found.team = [{"kind": "sign-in link", **r} for r in links] + [
-        {"kind": "session", **r} for r in sessions
-    ]
+    # the activity log: what they did on the team pages, and entries about their places
+    theirs = [str(r["id"]) for r in found.registrations]
+    activity = _rows(
+        conn,
+        sa.select(
+            team_audit.c.at,
+            team_audit.c.action,
+            team_audit.c.campaign_id,
+            team_audit.c.summary,
+        )
+        .where(
+            sa.or_(
+                sa.func.lower(team_audit.c.actor) == key,
+                sa.and_(
+                    team_audit.c.target_kind == "registration",
+                    team_audit.c.target_id.in_(theirs or [""]),
+                ),
+            )
+        )
+        .order_by(team_audit.c.id),
+    )
+    found.team = (
+        [{"kind": "sign-in link", **r} for r in links]
+        + [{"kind": "session", **r} for r in sessions]
+        + [{"kind": "team activity", **r} for r in activity]
+    )
     return found
 
 

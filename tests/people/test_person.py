@@ -35,3 +35,38 @@ def test_a_broken_spec_is_one_whole_note_and_the_other_lists_are_still_searched(
     [note] = [line for line in result.output.splitlines() if "lists/broken.xlsx" in line]
     assert note.startswith("Note: lists/broken.xlsx could not be read (") and note.endswith(")")
     assert "subjet" not in result.output  # the spec's problems are check's to list
+
+
+def test_a_team_members_request_includes_what_the_activity_log_says_they_did(demo_project):
+    """A trainer's subject access request: the team pages' activity log names them as the
+    one who signed in and marked people (and names a reader as the person marked); both
+    are personal data held about them, as forget knows (it blanks those entries)."""
+    import json
+
+    from equip_mailer import store
+    from equip_mailer.team.audit import record
+
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.begin() as conn:
+        record(conn, "tess.trainer@example.org", "signed in", "Signed in with a link.")
+        record(
+            conn,
+            "bob@example.org",
+            "cancelled a place",
+            "Cancelled the place of Someone Else (registration 9).",
+            target=("registration", "9"),
+        )
+    engine.dispose()
+
+    result = CliRunner().invoke(
+        main, ["person", "Tess.Trainer@example.org", "--json", "--out", "sar.json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    activity = [row for row in sar["team"] if row["kind"] == "team activity"]
+    assert [(a["action"], a["summary"]) for a in activity] == [
+        ("signed in", "Signed in with a link.")
+    ]
+    shown = CliRunner().invoke(main, ["person", "tess.trainer@example.org"])
+    assert "action: signed in" in shown.output
