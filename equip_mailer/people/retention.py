@@ -5,9 +5,9 @@ settle questions about a send go, and the counts stay.
 ``purge`` removes, from rows older than the limit: the raw webhook payload, the user agent
 and the IP hash of events (the event itself stays: it is what the report counts); open
 sign-up invites (an address and an IP hash kept for the double opt-in and its rate limit);
-and the text of single emails already sent (the row stays, emptied, so its idempotency key
-still stops a second copy). ``purge`` runs it on demand and ``serve`` runs it once a day.
-Running it twice changes nothing the second time.
+and the address and text of single emails already sent, refused or never answered (the
+row stays, emptied, so its idempotency key still stops a second copy). ``purge`` runs it on
+demand and ``serve`` runs it once a day. Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from equip_mailer.store import events, notices, signup_invites, utcnow
 
 log = logging.getLogger(__name__)
 DAY = 24 * 60 * 60
+# single emails nobody sends again by themselves: sent, refused, or never answered (an
+# operator may requeue a failed or uncertain one, but not a year and more on)
+FINISHED_NOTICES = ("sent", "failed", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
         n_notices = conn.execute(
             notices.update()
             .where(
-                notices.c.state == "sent",
+                notices.c.state.in_(FINISHED_NOTICES),
                 notices.c.created_at < cutoff,
                 notices.c.email != "",
             )

@@ -157,7 +157,11 @@ def requeue(conn: Connection, ids: Iterable[int]) -> int:
         return 0
     result = conn.execute(
         notices.update()
-        .where(notices.c.id.in_(ids), notices.c.state.in_(("uncertain", "failed")))
+        .where(
+            notices.c.id.in_(ids),
+            notices.c.state.in_(("uncertain", "failed")),
+            notices.c.email != "",  # emptied by retention: nothing left to send
+        )
         .values(state="pending", not_before=None, error=None)
     )
     return result.rowcount

@@ -15,6 +15,7 @@ from equip_mailer import store
 from equip_mailer.cli import main
 from equip_mailer.errors import ConfigError
 from equip_mailer.people.retention import DailyPurge, purge
+from equip_mailer.send import notices as send_notices
 from equip_mailer.track.webhook import store_events
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)  # DailyPurge runs now
@@ -105,3 +106,46 @@ def test_purge_command_names_the_limit(demo_project, monkeypatch):
     result = CliRunner().invoke(main, ["purge"])
     assert result.exit_code == 0, result.output
     assert "(30 days): 0 email events lost their raw payload" in result.output
+
+
+def test_old_emails_that_failed_or_went_unanswered_are_emptied_like_sent_ones(engine):
+    """A confirmation SendGrid refused, or one whose answer never came, is as finished as a
+    sent one: past the limit its address, name and text go too (found in the audit: only
+    'sent' rows were emptied, so a failed one kept them for good). One still waiting to go
+    out is left alone: the sender needs its address."""
+    old = NOW - dt.timedelta(days=401)
+    with engine.begin() as conn:
+        for n, state in enumerate(("sent", "failed", "uncertain", "pending")):
+            conn.execute(
+                store.notices.insert().values(
+                    key=f"signup:{n}:0:confirmed",
+                    kind="signup-confirmed",
+                    email=f"Reader{n}@nhs.example",
+                    email_key=f"reader{n}@nhs.example",
+                    name=f"Reader {n}",
+                    from_email="equip@example.org",
+                    subject="Your place on EQUIP Basics is confirmed",
+                    text=f"Dear Reader {n}, your place is confirmed.",
+                    html="<p>Your place is confirmed.</p>",
+                    state=state,
+                    attempts=1,
+                    created_at=old,
+                )
+            )
+
+    done = purge(engine, 400, NOW)
+
+    assert done.notices == 3
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(store.notices.c.state, store.notices.c.email, store.notices.c.text).order_by(
+                store.notices.c.id
+            )
+        ).all()
+        assert send_notices.requeue(conn, [1, 2, 3, 4]) == 0  # emptied rows cannot go out
+    assert [tuple(r) for r in kept] == [
+        ("sent", "", ""),
+        ("failed", "", ""),
+        ("uncertain", "", ""),
+        ("pending", "Reader3@nhs.example", "Dear Reader 3, your place is confirmed."),
+    ]
