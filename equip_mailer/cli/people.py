@@ -114,6 +114,9 @@ def export(campaign: Path, out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise EquipError(f"{out} exists already", hint="Choose another --out, or add --force.")
     secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
+    if secret is not None:
+        with engine.connect() as conn:
+            _same_link_secret(conn, secret, cfg)
     written = export_people(spec, engine, secret, out)
     console.print(
         f"Wrote {written.rows:,} people to {out}: {written.raised:,} at a higher QI level "
@@ -209,6 +212,15 @@ def _address(email: str) -> str:
     if problem:
         raise EquipError(f"{email!r}: {problem}")
     return address
+
+
+def _same_link_secret(conn: Connection, secret: bytes, cfg: Settings) -> None:
+    """Refuse a link secret other than the one the store's mail was signed with, as send
+    does: an erasure is remembered as a hash under it, so under another secret forget's
+    hash would not stop the next send, and export would not recognise who was erased."""
+    from equip_mailer.store import identity
+
+    identity.check(conn, secret, cfg.where("link_secret"))
 
 
 def _project_folders(cfg: Settings) -> tuple[Project | None, list[Path]]:
@@ -329,6 +341,7 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
     project, folders = _project_folders(cfg)
     engine = open_store(cfg.database_url)
     with engine.connect() as conn:
+        _same_link_secret(conn, secret, cfg)
         found = gather(conn, address, project)
     held = {s: len(getattr(found, s)) for s in found.SECTIONS if s != "lists" and getattr(found, s)}
     masked = mask_email(address)

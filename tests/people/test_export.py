@@ -109,3 +109,17 @@ def test_lowering_a_level_below_the_last_campaign_s_says_the_list_still_counts(d
         "it there too, or the next campaign still treats them so." in text
     )
     assert raised.exit_code == 0 and "Note:" not in raised.output
+
+
+def test_export_with_another_link_secret_is_refused(demo_project, monkeypatch, tmp_path):
+    """Erased people are left out by their hash under the store's link secret; under another
+    secret they would quietly be written back into the master list."""
+    sent = CliRunner().invoke(main, ["send", SPEC, "--allow-past", "--backend", "outbox", "--yes"])
+    assert sent.exit_code == 0, sent.output
+    monkeypatch.setenv("EQUIP_LINK_SECRET", "another-secret-" + "x1Y2z3W4v5U6t7S8r9Q0p1O2n3M4")
+
+    refused = CliRunner().invoke(main, ["people", "export", SPEC, "--out", "people.csv"])
+
+    assert refused.exit_code == 1
+    assert "is not the one this store's mail was signed with" in refused.output
+    assert not (demo_project / "people.csv").exists()

@@ -336,3 +336,20 @@ def test_forgetting_a_team_member_removes_them_from_the_marks_they_made(
         ("basics", "(erased)")
     ]
     engine.dispose()
+
+
+def test_forget_with_another_link_secret_is_refused_and_erases_nothing(demo_project, monkeypatch):
+    """The erasure is remembered as a hash under the link secret, and send recognises it only
+    under the secret its mail was signed with. Found in the audit: forget run in a shell
+    without EQUIP_LINK_SECRET generated a new secret, hashed the address with it, and the
+    next send mailed the forgotten person again. Now forget refuses, as send does."""
+    assert run("send", SPEC, "--allow-past", "--backend", "outbox", "--yes").exit_code == 0
+    monkeypatch.setenv("EQUIP_LINK_SECRET", "another-secret-" + "x1Y2z3W4v5U6t7S8r9Q0p1O2n3M4")
+
+    refused = run("forget", VIK, "--yes")
+
+    assert refused.exit_code == 1
+    assert "is not the one this store's mail was signed with" in refused.output
+    monkeypatch.setenv("EQUIP_LINK_SECRET", LINK_SECRET)
+    still = run("person", VIK)
+    assert "Campaigns (1)" in still.output  # nothing was erased
