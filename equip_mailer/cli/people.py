@@ -343,6 +343,7 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
     with engine.connect() as conn:
         _same_link_secret(conn, secret, cfg)
         found = gather(conn, address, project)
+        at_sendgrid = _mailed_through_sendgrid(conn, address)
     held = {s: len(getattr(found, s)) for s in found.SECTIONS if s != "lists" and getattr(found, s)}
     masked = mask_email(address)
     console.print(
@@ -371,7 +372,7 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
     )
     _deliver_promotions(cfg, engine, outbox or cfg.outbox, done.promoted)
     console.print(f"Erased {masked}:", markup=False)
-    _erase_at_sendgrid(cfg, engine, address)
+    _erase_at_sendgrid(cfg, engine, address, at_sendgrid)
     for what, n in done.counts.items():
         console.print(f"  {n:,} {what}", markup=False)
     for name in done.cancelled:
@@ -437,13 +438,46 @@ def purge() -> None:
     )
 
 
-def _erase_at_sendgrid(cfg: Settings, engine: Engine, address: str) -> None:
+def _mailed_through_sendgrid(conn: Connection, address: str) -> bool:
+    """Whether any newsletter or single email to ``address`` went through SendGrid (read
+    before the erasure, while the rows still name them)."""
+    import sqlalchemy as sa
+
+    from equip_mailer.store import batches, ledger, notices
+
+    key = address.strip().lower()
+    newsletter = conn.execute(
+        sa.select(ledger.c.id)
+        .join(batches, batches.c.id == ledger.c.batch_id)
+        .where(ledger.c.email_key == key, batches.c.backend == "sendgrid")
+        .limit(1)
+    ).first()
+    single = conn.execute(
+        sa.select(notices.c.id)
+        .where(notices.c.email_key == key, notices.c.backend == "sendgrid")
+        .limit(1)
+    ).first()
+    return newsletter is not None or single is not None
+
+
+def _erase_at_sendgrid(cfg: Settings, engine: Engine, address: str, mailed: bool) -> None:
     """SendGrid's own copy goes too: its recipient erasure job, filed and logged by its id
-    (track/provider_erasure.py). A refusal is a note saying how to do it by hand."""
+    (track/provider_erasure.py). A refusal is a note saying how to do it by hand; so is a
+    missing API key when their mail went through SendGrid, since the erasure is then not
+    complete."""
     from equip_mailer.errors import DeliveryError
     from equip_mailer.track.provider_erasure import SendGridErasure, file_erasure
 
     if not cfg.sendgrid_api_key:
+        if mailed:
+            console.print(
+                "Note: their mail went through SendGrid, which keeps its own copy of the "
+                "address; SENDGRID_API_KEY is not set, so no erasure job was filed there. "
+                "To finish, set SENDGRID_API_KEY and run forget again (it files the job), or "
+                "file it by hand in SendGrid (Settings > Privacy > Erase recipient data).",
+                markup=False,
+                soft_wrap=True,
+            )
         return
     erasure = SendGridErasure(
         cfg.sendgrid_api_key, host=cfg.sendgrid_api_host, timeout=cfg.sendgrid_timeout

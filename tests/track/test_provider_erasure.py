@@ -66,3 +66,29 @@ def test_a_refused_erasure_job_is_a_note_saying_what_to_do(sendgrid, monkeypatch
 )
 def test_the_erasure_request_meets_sendgrids_contract():
     assert SendGridErasure(KEY, host=CONTRACT).erase([VIK])
+
+
+def test_without_the_api_key_forget_says_sendgrid_still_holds_their_mail(sendgrid, monkeypatch):
+    """Their newsletter went out through SendGrid, which keeps its own copy; forget run
+    where SENDGRID_API_KEY is not set (a laptop, another user) cannot file the job, and
+    must say so instead of reporting the erasure as if it were complete."""
+    project, server = sendgrid
+    monkeypatch.setenv("EQUIP_SENDER_DOMAIN", "example.org")
+    spec = "campaigns/2019-04-equip-training.yaml"
+    sent = CliRunner().invoke(main, ["send", spec, "--allow-past", "--yes"])
+    assert sent.exit_code == 0, sent.output
+    monkeypatch.delenv("SENDGRID_API_KEY")
+
+    result = CliRunner().invoke(main, ["forget", VIK, "--yes"])
+
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert (
+        "Note: their mail went through SendGrid, which keeps its own copy of the address; "
+        "SENDGRID_API_KEY is not set, so no erasure job was filed there" in out
+    )
+    assert "set SENDGRID_API_KEY and run forget again" in out
+    assert server.erasures == []
+    # someone whose mail never went through SendGrid gets no such note
+    nobody = CliRunner().invoke(main, ["forget", "nobody@example.org", "--yes"])
+    assert "SendGrid" not in nobody.output
