@@ -398,8 +398,23 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
             markup=False,
             soft_wrap=True,
         )
+    _other_list_files(project, address, [row["where"] for row in found.lists])
     for note in done.notes:
         console.print(f"Note: {note}", markup=False, soft_wrap=True)
+
+
+def _other_list_files(project: Project | None, address: str, listed: list[str]) -> None:
+    """Files in lists/ no spec reads that still name the person (an exported master list,
+    last year's list): named for the team to edit, since the tool never changes lists/."""
+    from equip_mailer.people.forget import files_naming
+
+    if project is None:
+        return
+    for path in files_naming(project.root / "lists", address):
+        shown = path.relative_to(project.root).as_posix()
+        if any(w.startswith(shown) and w[len(shown) : len(shown) + 1] in ":[ " for w in listed):
+            continue  # a list a spec reads: named above, row by row
+        console.print(f"Also named in {shown}: delete them there.", markup=False, soft_wrap=True)
 
 
 def _deliver_promotions(cfg, engine, outbox: Path, promoted: int) -> None:

@@ -288,6 +288,20 @@ def _files(
     return found
 
 
+def files_naming(folder: Path, email: str) -> list[Path]:
+    """The files under ``folder`` (the project's lists/) whose bytes, or a workbook's XML,
+    name ``email``: the team's own files, which forget never changes but names, so that a
+    copy no spec reads (a ``people export``, an old list) is not left holding the person."""
+    needle = email.strip().lower().encode("utf-8")
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in SCANNED_SUFFIXES and path.is_file() and _mentions(path, needle)
+    )
+
+
 def _scrub_sqlite(engine: Engine, done: Forgotten) -> None:
     """Rewrite the SQLite file so no freed page or log frame keeps an old copy."""
     if engine.dialect.name != "sqlite":

@@ -353,3 +353,22 @@ def test_forget_with_another_link_secret_is_refused_and_erases_nothing(demo_proj
     monkeypatch.setenv("EQUIP_LINK_SECRET", LINK_SECRET)
     still = run("person", VIK)
     assert "Campaigns (1)" in still.output  # nothing was erased
+
+
+def test_forget_names_the_other_files_in_lists_that_still_hold_the_address(demo_project):
+    """`people export --out lists/people.csv` (the example its help gives) writes a master
+    list no spec names yet; forget never edits lists/, but it must say that file still
+    holds the person, as it does for the lists the specs read."""
+    exported = run("people", "export", SPEC, "--out", "lists/people.csv")
+    assert exported.exit_code == 0, exported.output
+    xlsx = run("people", "export", SPEC, "--out", "lists/archive/people-2018.xlsx")
+    assert xlsx.exit_code == 0, xlsx.output
+
+    erased = run("forget", VIK.upper(), "--yes")
+
+    assert erased.exit_code == 0, erased.output
+    out = " ".join(erased.output.split())
+    assert "Still in the mailing list lists/practice-staff.csv:2" in out
+    assert "Also named in lists/archive/people-2018.xlsx: delete them there" in out
+    assert "Also named in lists/people.csv: delete them there" in out
+    assert "lists/suppressions.csv" not in out  # does not name them
