@@ -238,7 +238,7 @@ def _project_folders(cfg: Settings) -> tuple[Project | None, list[Path]]:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="With --json: the file to write (default: print it).",
+    help="Write the JSON answer (as --json prints it) to this file.",
 )
 @friendly_errors
 def person(email: str, as_json: bool, out: Path | None) -> None:
@@ -262,7 +262,7 @@ def person(email: str, as_json: bool, out: Path | None) -> None:
     engine = open_store(cfg.database_url)
     with engine.connect() as conn:
         found = gather(conn, address, project)
-    if as_json:
+    if as_json or out is not None:  # a file asked for is the JSON answer, never ignored
         text = json.dumps(found.as_json(utcnow()), indent=2, ensure_ascii=False, default=str)
         if out is None:
             click.echo(text)

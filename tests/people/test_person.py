@@ -70,3 +70,16 @@ def test_a_team_members_request_includes_what_the_activity_log_says_they_did(dem
     ]
     shown = CliRunner().invoke(main, ["person", "tess.trainer@example.org"])
     assert "action: signed in" in shown.output
+
+
+def test_out_alone_writes_the_answer_instead_of_being_ignored(demo_project):
+    """Found in the audit: `person ADDRESS --out sar.json` without --json printed everything
+    to the terminal and wrote no file, saying nothing. A file asked for is written."""
+    import json
+
+    result = CliRunner().invoke(main, ["person", VIK, "--out", "sar.json"])
+
+    assert result.exit_code == 0, result.output
+    assert "Wrote sar.json." in result.output
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    assert [r["where"] for r in sar["lists"]] == ["lists/practice-staff.csv:2"]
