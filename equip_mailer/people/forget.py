@@ -8,7 +8,8 @@ What happens to each kind of row, and why:
   counts and breakdowns are made from them (counts, not people). The hash is also written
   as a suppression, so an old list that still has the address never mails it again;
 - events (deliveries, clicks): kept for the counts, but their raw payload, user agent and
-  IP hash go; they point only at the hashed ledger row;
+  IP hash go, and a webhook event's dedupe key (a plain hash of the address and fields
+  beside it) becomes a keyed one; they point only at the hashed ledger row;
 - registrations and attendance: kept as anonymous rows (so a past session's numbers stay
   right), with a placeholder that links to nothing; a place on a course still to come is
   cancelled first and given to the next person waiting, who is mailed;
@@ -55,7 +56,7 @@ from equip_mailer.store import (
     team_signin_links,
 )
 
-from .records import erased_key
+from .records import erased_event_key, erased_key, erasure_key
 
 # .tmp: an outbox file a killed run was replacing (send/backends/outbox_files.py)
 SCANNED_SUFFIXES = {".eml", ".csv", ".xlsx", ".html", ".htm", ".txt", ".json", ".ics", ".tmp"}
@@ -136,7 +137,39 @@ def _anonymise_attendance(conn: Connection, key: str, done: Forgotten) -> None:
     done.add("attendance marks (kept as anonymous counts)", len(ids))
 
 
-def _ledger(conn: Connection, key: str, hashed: str, done: Forgotten) -> list[tuple[str, int]]:
+def _rekey_events(conn: Connection, which, secret: bytes) -> int:
+    """Give the matching webhook events a keyed dedupe key (``erased_event_key``) and drop
+    their raw payload, user agent and IP hash: the old key would confirm a guessed address."""
+    derived = erasure_key(secret)
+    rows = conn.execute(
+        sa.select(events.c.id, events.c.dedupe_key).where(which, events.c.source == "webhook")
+    ).all()
+    for row in rows:
+        conn.execute(
+            events.update()
+            .where(events.c.id == row.id)
+            .values(
+                dedupe_key=erased_event_key(secret, row.dedupe_key, key=derived),
+                raw=None,
+                user_agent=None,
+                ip_hash=None,
+            )
+        )
+    return len(rows)
+
+
+def _notice_events(conn: Connection, mailed: list[tuple[int, str]], secret: bytes) -> int:
+    """Webhook events of their single emails: joined by the notice id in custom_args, which
+    the raw event keeps (compact JSON, ``"notice_id":"12"``)."""
+    n = 0
+    for notice_id, _kind in mailed:
+        n += _rekey_events(conn, events.c.raw.contains(f'"notice_id":"{notice_id}"'), secret)
+    return n
+
+
+def _ledger(
+    conn: Connection, key: str, hashed: str, secret: bytes, done: Forgotten
+) -> list[tuple[str, int]]:
     rows = conn.execute(
         sa.select(ledger.c.id, ledger.c.campaign_id, ledger.c.state).where(
             ledger.c.email_key == key
@@ -159,6 +192,7 @@ def _ledger(conn: Connection, key: str, hashed: str, done: Forgotten) -> list[tu
     done.add("campaign ledger rows (address replaced by a keyed hash)", len(rows))
     ids = [r.id for r in rows]
     if ids:
+        _rekey_events(conn, events.c.ledger_id.in_(ids), secret)
         n = conn.execute(
             events.update()
             .where(events.c.ledger_id.in_(ids))
@@ -224,8 +258,13 @@ def _team(conn: Connection, key: str, registration_ids: list[str], done: Forgott
 
 
 def _erase_rows(
-    conn: Connection, key: str, hashed: str, links: notify.MailLinks | None, now: dt.datetime
+    conn: Connection,
+    key: str,
+    secret: bytes,
+    links: notify.MailLinks | None,
+    now: dt.datetime,
 ) -> tuple[Forgotten, list[tuple[str, int]], list[tuple[int, str]]]:
+    hashed = erased_key(secret, key)
     done = Forgotten()
     _cancel_places_to_come(conn, key, links, now, done)
     registration_ids = _anonymise_registrations(conn, key, done)
@@ -239,7 +278,10 @@ def _erase_rows(
         )
     ]
     done.add("single emails (notices)", _delete(conn, notices, notices.c.email_key, key))
-    sent = _ledger(conn, key, hashed, done)
+    done.add(
+        "events of their single emails (raw payload removed)", _notice_events(conn, mailed, secret)
+    )
+    sent = _ledger(conn, key, hashed, secret, done)
     was_suppressed = _delete(conn, suppressions, suppressions.c.email_key, key)
     add_suppression(conn, hashed, "erased", source="forget")
     done.add("suppression (now kept as the keyed hash)", was_suppressed)
@@ -362,11 +404,10 @@ def forget(
 ) -> Forgotten:
     """Erase ``email`` everywhere (see the module's docstring); idempotent."""
     key = email.strip().lower()
-    hashed = erased_key(secret, key)
     with immediate(engine) as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA secure_delete=ON")  # freed bytes are zeroed
-        done, sent, mailed = _erase_rows(conn, key, hashed, links, now)
+        done, sent, mailed = _erase_rows(conn, key, secret, links, now)
         for place in leftovers(conn, key):
             done.notes.append(f"the address is still in {place} row(s): tell the developers")
     done.files = _files(outbox, sent, mailed, folders, key)

@@ -41,6 +41,15 @@ def erased_key(secret: bytes, email: str, *, key: bytes | None = None) -> str:
     return ERASED_PREFIX + digest
 
 
+def erased_event_key(secret: bytes, dedupe_key: str, *, key: bytes | None = None) -> str:
+    """What an erased person's webhook event is deduplicated by from then on. Its old key is
+    a plain SHA-256 of the address and of fields stored beside it (track/webhook.py
+    ``dedupe_key``), so hashing a guessed address would confirm it; this keyed hash of the
+    old key still recognises a retry of the event (the webhook computes it the same way)."""
+    key = key if key is not None else erasure_key(secret)
+    return hmac.new(key, b"event:" + dedupe_key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def erased_among(conn: Connection, secret: bytes, emails: Iterable[str]) -> set[str]:
     """Which of ``emails`` (returned lower-cased) were erased by ``forget``: for what comes
     in after an erasure (a webhook event SendGrid retried or sent late) and must not write

@@ -32,7 +32,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from equip_mailer.people.records import erased_among
+from equip_mailer.people.records import erased_among, erased_event_key, erasure_key
 from equip_mailer.send.ledger_evidence import settle_recipients
 from equip_mailer.store import add_suppression, events, insert_ignore, links, utcnow
 
@@ -238,15 +238,31 @@ def _link_sendgrid_clicks(conn: Connection, keys: list[str]) -> None:
 
 
 def _scrub_erased(
-    conn: Connection, items: list[SendGridEvent], rows: list[EventRow], erased: set[str]
-) -> None:
+    conn: Connection,
+    items: list[SendGridEvent],
+    rows: list[EventRow],
+    erased: set[str],
+    secret: bytes,
+) -> int:
     """Events about someone ``forget`` erased (SendGrid retries a post for hours, and a spam
     complaint can come days later) are kept as counts, as forget leaves their earlier ones:
-    no raw payload, user agent or IP hash, and the address cut out of a bounce's reason.
-    An UPDATE after the insert, so the transaction still writes before it reads."""
+    no raw payload, user agent or IP hash, the address cut out of a bounce's reason, and
+    the keyed dedupe key (``erased_event_key``), under which a retry of an event stored
+    before is found and removed again. Returns how many such retries were removed.
+    UPDATEs after the insert, so the transaction still writes before it reads."""
+    derived = erasure_key(secret)
+    repeats = 0
+    done: set[str] = set()
     for event, row in zip(items, rows, strict=True):
         address = _text(event.get("email")).strip().lower()
-        if address not in erased:
+        if address not in erased or row["dedupe_key"] in done:
+            continue
+        done.add(row["dedupe_key"])
+        keyed = erased_event_key(secret, row["dedupe_key"], key=derived)
+        if conn.execute(sa.select(events.c.id).where(events.c.dedupe_key == keyed)).first():
+            repeats += conn.execute(
+                events.delete().where(events.c.dedupe_key == row["dedupe_key"])
+            ).rowcount
             continue
         reason = row["reason"]
         if reason:
@@ -254,8 +270,9 @@ def _scrub_erased(
         conn.execute(
             events.update()
             .where(events.c.dedupe_key == row["dedupe_key"])
-            .values(raw=None, user_agent=None, ip_hash=None, reason=reason)
+            .values(dedupe_key=keyed, raw=None, user_agent=None, ip_hash=None, reason=reason)
         )
+    return repeats
 
 
 @dataclass(frozen=True)
@@ -299,7 +316,7 @@ def store_events(
         _link_sendgrid_clicks(conn, [r["dedupe_key"] for r in unique if r["event"] == "click"])
     erased = erased_among(conn, ip_key, (_text(e.get("email")) for e in items))
     if erased:
-        _scrub_erased(conn, items, rows, erased)
+        stored -= _scrub_erased(conn, items, rows, erased, ip_key)
     suppressed = 0
     for event, row in zip(items, rows, strict=True):
         reason = suppression_reason(event, row["event"])

@@ -372,3 +372,64 @@ def test_forget_names_the_other_files_in_lists_that_still_hold_the_address(demo_
     assert "Also named in lists/archive/people-2018.xlsx: delete them there" in out
     assert "Also named in lists/people.csv: delete them there" in out
     assert "lists/suppressions.csv" not in out  # does not name them
+
+
+def test_no_event_key_left_can_confirm_a_guessed_address(db_url, tmp_path):
+    """A webhook event's dedupe key is a plain SHA-256 of the address and of fields stored
+    in the same row (message id, recipient, event, time, URL). Found in the audit: after
+    forget, hashing a guessed address with those fields matched the key, confirming who
+    was erased. Their events (newsletter and single emails) now keep a keyed hash instead,
+    and a retry of one of them SendGrid sends later is still recognised as a duplicate."""
+    from equip_mailer.track.webhook import dedupe_key
+
+    secret = LINK_SECRET.encode()
+    engine = store.open_store(db_url)
+    now = store.utcnow()
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, CID, "Subject")
+        ledger_id = conn.execute(
+            store.ledger.insert().values(
+                campaign_id=CID,
+                email="Ann@NHS.example",
+                email_key="ann@nhs.example",
+                segment="getting-started",
+                state="sent",
+                attempts=1,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        notice_id = conn.execute(
+            store.notices.insert().values(
+                key="signup:1:0:confirmed",
+                kind="signup-confirmed",
+                email="Ann@NHS.example",
+                email_key="ann@nhs.example",
+                from_email="equip@example.org",
+                subject="Your place",
+                text="Dear Ann",
+                state="sent",
+                attempts=1,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+        base = {"email": "ann@nhs.example", "sg_message_id": "14c5d75ce93.dfd.64b469.filter1"}
+        posted = [
+            {**base, "event": "delivered", "timestamp": 1556000000, "recipient": str(ledger_id)},
+            {**base, "event": "open", "timestamp": 1556000100, "recipient": str(ledger_id)},
+            {**base, "event": "delivered", "timestamp": 1556000200, "notice_id": str(notice_id)},
+        ]
+        store_events(conn, posted, ip_key=secret)
+    guessed = {dedupe_key(e) for e in posted}
+
+    erasure.forget(engine, "ann@nhs.example", secret, outbox=tmp_path, now=now)
+    with engine.begin() as conn:  # SendGrid retries the whole post later
+        retried = store_events(conn, posted, ip_key=secret)
+
+    assert (retried.stored, retried.duplicates) == (0, 3)
+    with engine.connect() as conn:
+        keys = set(conn.execute(sa.select(store.events.c.dedupe_key)).scalars())
+        raws = conn.execute(sa.select(store.events.c.raw)).scalars().all()
+    assert len(keys) == 3 and not keys & guessed
+    assert raws == [None, None, None]
+    engine.dispose()
