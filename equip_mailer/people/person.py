@@ -99,7 +99,8 @@ class PersonData:
 SECTION_PURPOSES = {
     "lists": "rows of the mailing lists (the team's spreadsheets) that name this address",
     "campaigns": "newsletters sent (the ledger: one row per campaign and recipient)",
-    "events": "what happened to those emails: delivered, bounced, opened, links clicked",
+    "events": "what happened to those emails and to the single emails: delivered, bounced, "
+    "opened, links clicked",
     "registrations": "places on courses signed up for, with the details given",
     "invites": "open sign-up confirmations requested (double opt-in)",
     "notices": "single emails sent: confirmations, waiting list, cancellations",
@@ -156,6 +157,20 @@ def _lists(project: Project | None, key: str, found: PersonData) -> None:
                     )
 
 
+_EVENT_COLUMNS = (
+    events.c.campaign_id,
+    events.c.event,
+    events.c.at,
+    events.c.source,
+    events.c.url,
+    events.c.user_agent,
+    events.c.ip_hash,
+    events.c.machine,
+    events.c.reason,
+    events.c.raw,
+)
+
+
 def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
     """Everything the store (and the project's lists) hold about ``email``.
 
@@ -188,18 +203,7 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
     if ledger_ids:
         found.events = _rows(
             conn,
-            sa.select(
-                events.c.campaign_id,
-                events.c.event,
-                events.c.at,
-                events.c.source,
-                events.c.url,
-                events.c.user_agent,
-                events.c.ip_hash,
-                events.c.machine,
-                events.c.reason,
-                events.c.raw,
-            )
+            sa.select(*_EVENT_COLUMNS)
             .where(events.c.ledger_id.in_(ledger_ids))
             .order_by(events.c.at, events.c.id),
         )
@@ -257,6 +261,16 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
         .where(notices.c.email_key == key)
         .order_by(notices.c.id),
     )
+    for notice in found.notices:  # their single emails' events join by the notice id
+        found.events += [
+            {**row, "notice_id": notice["id"]}
+            for row in _rows(
+                conn,
+                sa.select(*_EVENT_COLUMNS)
+                .where(events.c.raw.contains(f'"notice_id":"{notice["id"]}"'))
+                .order_by(events.c.at, events.c.id),
+            )
+        ]
     found.attendance = _rows(
         conn,
         sa.select(

@@ -83,3 +83,56 @@ def test_out_alone_writes_the_answer_instead_of_being_ignored(demo_project):
     assert "Wrote sar.json." in result.output
     sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
     assert [r["where"] for r in sar["lists"]] == ["lists/practice-staff.csv:2"]
+
+
+def test_the_events_of_their_single_emails_are_in_the_answer(demo_project):
+    """A confirmation sent through SendGrid carries its notice id, not a ledger id, so its
+    delivery and opens join no campaign row. Found in the audit: those events were left
+    out of `person --json` although they are held about the person."""
+    import json
+
+    from equip_mailer import store
+    from equip_mailer.track.webhook import store_events
+
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    now = store.utcnow()
+    with engine.begin() as conn:
+        notice_id = conn.execute(
+            store.notices.insert().values(
+                key="signup:1:0:confirmed",
+                kind="signup-confirmed",
+                email="Vik.Fernandez1@nhs.example",
+                email_key=VIK,
+                from_email="equip@example.org",
+                subject="Your place on EQUIP Basics is confirmed",
+                text="Dear Vik",
+                state="sent",
+                backend="sendgrid",
+                attempts=1,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+        store_events(
+            conn,
+            [
+                {
+                    "email": VIK,
+                    "event": event,
+                    "timestamp": 1556000000 + i,
+                    "notice_id": str(notice_id),
+                    "kind": "signup-confirmed",
+                }
+                for i, event in enumerate(("delivered", "open"))
+            ],
+            ip_key=b"k" * 32,
+        )
+    engine.dispose()
+
+    result = CliRunner().invoke(main, ["person", VIK, "--json", "--out", "sar.json"])
+
+    assert result.exit_code == 0, result.output
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    assert [(e["event"], e["notice_id"]) for e in sar["events"]] == [
+        ("delivered", notice_id),
+        ("open", notice_id),
+    ]
