@@ -151,8 +151,10 @@ def level(email: str, level: str, reason: str) -> None:
     address, problem = normalise_email(email.strip())
     if problem:
         raise EquipError(f"{email!r}: {problem}")
-    engine = open_store(settings().database_url)
+    cfg = settings()
+    engine = open_store(cfg.database_url)
     with engine.begin() as conn:
+        _not_erased(conn, cfg, address)
         known = _known_to_the_store(conn, address)
         change = set_level(conn, address, level, reason, _who(), utcnow())
         counted = _last_counted_at(conn, address)
@@ -190,6 +192,24 @@ def _last_counted_at(conn: Connection, address: str) -> tuple[str, str] | None:
         .limit(1)
     ).first()
     return None if row is None or not row.qi_level else (row.campaign_id, row.qi_level)
+
+
+def _not_erased(conn: Connection, cfg: Settings, address: str) -> None:
+    """Refuse to record anything more about an address ``forget`` erased: the store is not
+    to hold it again (it stays suppressed as a keyed hash)."""
+    from equip_mailer.config import mask_email
+    from equip_mailer.people.records import erased_among
+
+    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
+    if secret is None:
+        return
+    _same_link_secret(conn, secret, cfg)
+    if erased_among(conn, secret, [address]):
+        raise EquipError(
+            f"{mask_email(address)} was erased at their request (equip-mailer forget), so "
+            "nothing more is recorded about them",
+            hint="If they ask to take part again, they sign up afresh on a course's page.",
+        )
 
 
 def _known_to_the_store(conn: Connection, address: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from click.testing import CliRunner
 from support.link_secrets import LINK_SECRET
 from support.sign_in_sheets import SPEC
@@ -123,3 +124,23 @@ def test_export_with_another_link_secret_is_refused(demo_project, monkeypatch, t
     assert refused.exit_code == 1
     assert "is not the one this store's mail was signed with" in refused.output
     assert not (demo_project / "people.csv").exists()
+
+
+def test_a_level_for_someone_forgotten_is_refused(demo_project):
+    """Found in the audit: after `forget`, `people level` stored the address again in a new
+    level row and noted only 'no campaign sent so far ... names' it. forget's promise is
+    that the store holds the address no more, so the level is refused, saying why."""
+    vik = "vik.fernandez1@nhs.example"
+    assert run("send", SPEC, "--allow-past", "--backend", "outbox", "--yes").exit_code == 0
+    assert run("forget", vik, "--yes").exit_code == 0
+
+    refused = run("people", "level", "Vik.Fernandez1@NHS.example", "basics", "--reason", "r")
+
+    assert refused.exit_code == 1
+    out = " ".join(refused.output.split())
+    assert "V***@n***.example was erased at their request (equip-mailer forget)" in out
+    assert vik not in refused.output.lower()
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(store.person_levels)).all() == []
+    engine.dispose()
