@@ -67,7 +67,8 @@ def attendance(campaign: Path, sheet: Path) -> None:
     # The store must know each course's leads_to; copying the courses tells whoever's dates
     # moved since the last send, as send would have (the copy would otherwise absorb it).
     sync_signups(spec, cfg, engine, cfg.outbox)
-    result = import_sheet(engine, spec.id, sheet, str(sheet), _who(), utcnow())
+    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
+    result = import_sheet(engine, spec.id, sheet, str(sheet), _who(), utcnow(), secret)
     for line in summary(result):
         console.print(line, markup=False, soft_wrap=True)
 

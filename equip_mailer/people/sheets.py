@@ -30,6 +30,7 @@ from equip_mailer.signup.catalogue import CourseInfo, SessionInfo, load_course
 from equip_mailer.store import registrations, signup_courses
 
 from .attendance import Change, record_attendance, record_attendance_by_email
+from .records import erased_among
 
 YES = {"yes", "y", "x", "✓", "✔", "1", "true", "attended", "present", "came"}
 NO = {"no", "n", "0", "false", "absent", "dna", "didnotattend", "noshow"}
@@ -75,6 +76,7 @@ class Imported:
     changes: list[Change] = field(default_factory=list)
     blank: int = 0  # rows whose Attended cell was left empty (not marked yet)
     walk_ins: list[str] = field(default_factory=list)  # rows with no place on the course
+    erased: list[str] = field(default_factory=list)  # rows naming someone forget erased
 
     @property
     def recorded(self) -> list[Change]:
@@ -297,11 +299,19 @@ def import_sheet(
     shown: str,
     by: str | None,
     now: dt.datetime,
+    secret: bytes | None = None,
 ) -> Imported:
-    """Check every row of a sheet, then record them all in one transaction (or none)."""
+    """Check every row of a sheet, then record them all in one transaction (or none).
+
+    With the link ``secret``, a row naming by address someone ``forget`` erased is left
+    out and listed: recording it would put their address back in the store."""
     marks, rejects, blank = read_sheet(path, shown)
     result = Imported(blank=blank)
     with engine.begin() as conn:
+        if secret is not None:
+            gone = erased_among(conn, secret, [m.email for m in marks if m.email])
+            result.erased = [m.where for m in marks if m.email and m.email.lower() in gone]
+            marks = [m for m in marks if not (m.email and m.email.lower() in gone)]
         courses = _courses(conn, campaign_id)
         planned: list[tuple[Mark, SessionInfo, int | None, str | None]] = []
         for mark in marks:
@@ -352,6 +362,12 @@ def summary(result: Imported) -> Sequence[str]:
             "(recorded as walk-ins): "
             + ", ".join(result.walk_ins[:10])
             + (" …" if len(result.walk_ins) > 10 else "")
+        )
+    if result.erased:
+        lines.append(
+            f"{len(result.erased):,} row(s) for people erased at their request, not recorded: "
+            + ", ".join(result.erased[:10])
+            + (" …" if len(result.erased) > 10 else "")
         )
     completions: dict[str, int] = {}
     for change in result.completed:

@@ -215,3 +215,29 @@ def test_a_time_moved_since_the_last_send_is_mailed_by_attendance_too(signed_up,
     assert len(changed) == 3
     assert "14:00" in changed[0].read_text(encoding="utf-8")
     assert again.exit_code == 0 and "were emailed" not in again.output  # told once
+
+
+def test_a_forgotten_persons_row_is_not_recorded_again(signed_up, tmp_path):
+    """Found in the audit: after `forget`, a sheet of addresses naming them recorded a
+    walk-in under their plain address, and the completion a new level row. Their row is
+    now left out and listed; the rest of the sheet is recorded."""
+    forgot = run("forget", "walk.in@example.org", "--yes")
+    assert forgot.exit_code == 0, forgot.output
+    sheet = tmp_path / "came.csv"
+    sheet.write_text(
+        "email,session\nWalk.In@example.org,2019-06-27\nbob@nhs.example,2019-06-27\n",
+        encoding="utf-8",
+    )
+
+    result = run("attendance", SPEC, str(sheet))
+
+    assert result.exit_code == 0, result.output
+    assert "Recorded 1 new mark(s)" in result.output
+    out = " ".join(result.output.split())
+    assert f"1 row(s) for people erased at their request, not recorded: {sheet}:2" in out
+    engine = store.open_store(signed_up["engine_url"])
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(store.attendance.c.email_key)).scalars().all()
+        levels = conn.execute(sa.select(store.person_levels.c.email_key)).scalars().all()
+    engine.dispose()
+    assert keys == ["bob@nhs.example"] and levels == ["bob@nhs.example"]
