@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from equip_mailer.cli.common import console, friendly_errors, main
+from equip_mailer.cli.common import console, friendly_errors, main, settings
 from equip_mailer.cli.rosters import campaign_id_of, store_with_campaign
 from equip_mailer.errors import EquipError
 
@@ -55,8 +55,8 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
     People are matched to the campaign's recipients by address (any case). People who are
     not on its lists are imported too, and listed so you can check them. Rows marked
     cancelled or refunded are left out (and listed apart when an earlier import gave them a
-    place, which stays until cancelled on the team's roster page). Importing the same file
-    again changes nothing.
+    place, which stays until cancelled on the team's roster page), and so are people erased
+    with `forget` (listed by row). Importing the same file again changes nothing.
     A row that cannot be read stops the import before anything is saved, naming the row.
 
     \b
@@ -70,6 +70,7 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
     campaign_id, spec = campaign_id_of(campaign)
     table, source = read_export(file)
     engine = store_with_campaign(campaign_id, spec)
+    secret = settings(spec).link_secret
     result = None
     try:
         with store.immediate(engine) as conn:
@@ -84,7 +85,15 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
                     hint="Fix those rows in the file (or delete them), then run the same "
                     "command again.",
                 )
-            result = import_rows(conn, campaign_id, course, source, rows, store.utcnow())
+            result = import_rows(
+                conn,
+                campaign_id,
+                course,
+                source,
+                rows,
+                store.utcnow(),
+                secret.encode("utf-8") if secret else None,
+            )
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -170,6 +179,21 @@ def print_import(result: ImportResult, file: Path, dry_run: bool) -> None:
         result.having("still_held"),
         why=True,
     )
+    erased = result.having("erased")
+    if erased:
+        console.print(
+            f"Erased at their request (equip-mailer forget), not imported ({len(erased)}): "
+            + ", ".join(r.where for r in erased[:10])
+            + (" …" if len(erased) > 10 else ""),
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(
+            "  If one of them booked again since, they sign up afresh on the course's open "
+            "sign-up page.",
+            markup=False,
+            soft_wrap=True,
+        )
     duplicates = result.having("duplicate")
     if duplicates:
         console.print(

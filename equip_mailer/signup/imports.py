@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection
 from equip_mailer.compose.cell_values import clean, normalise_email, shown_value
 from equip_mailer.compose.list_files import Table, header_key, read_table
 from equip_mailer.errors import EquipError
+from equip_mailer.people.records import erased_among
 from equip_mailer.store import ledger
 
 from .catalogue import CourseInfo
@@ -108,7 +109,7 @@ class ImportRow:
     where: str  # "eventbrite.csv:7" or "forms.xlsx:Sheet1!row 7"
     email: str
     name: str
-    outcome: str  # new | existing | duplicate | cancelled | still_held
+    outcome: str  # new | existing | duplicate | cancelled | still_held | erased
     on_list: bool  # the address is a recipient of the campaign
     registration: int | None = None
     detail: str = ""  # e.g. the existing registration's status and source
@@ -330,16 +331,25 @@ def import_rows(
     source: str,
     rows: list[_Parsed],
     now: dt.datetime,
+    secret: bytes | None = None,
 ) -> ImportResult:
-    """Record every row in the caller's transaction (``store.immediate``); see the module."""
+    """Record every row in the caller's transaction (``store.immediate``); see the module.
+
+    With the link ``secret``, a row naming someone ``forget`` erased is left out (outcome
+    "erased"): an export made before they asked would otherwise put their address, name
+    and place back in the store."""
     result = ImportResult(course=course, source=source)
     recipients = _recipients(conn, campaign_id, [r.email for r in rows])
+    erased = erased_among(conn, secret, [r.email for r in rows]) if secret else set()
     live = {r.email.lower() for r in rows if not r.cancelled}  # a second ticket still valid
     seen: dict[str, str] = {}
     for row in rows:
         key = row.email.lower()
         reader = recipients.get(key)
         on_list = reader is not None
+        if key in erased:
+            result.rows.append(ImportRow(row.where, row.email, "", "erased", on_list))
+            continue
         if row.cancelled:
             held = None if key in live else find_registration(conn, course.id, row.email)
             if held is not None and (held.status == "cancelled" or held.source != "import"):

@@ -198,3 +198,21 @@ def test_a_newer_export_that_cancels_an_imported_place_says_the_place_is_still_h
         "Cancelled or refunded in the booking tool, not imported (1): "
         "newer.csv:3: Bob Ray <b***@n***.example>" in out
     )
+
+
+def test_someone_forgotten_is_not_imported_again_from_an_older_export(project):
+    """Found in the audit: after `forget`, importing an export made before they asked put
+    their address, name and place back in the store. Their row is left out and named."""
+    code, out = run("forget", "una.taylor5@nhs.example", "--yes")
+    assert code == 0, out
+
+    code, out = run("signups", "import", SPEC, EVENTBRITE)
+
+    assert code == 0, out
+    assert "7 new sign-ups, 0 already registered." in out
+    assert f"Erased at their request (equip-mailer forget), not imported (1): {EVENTBRITE}:2" in out
+    code, out = run("roster", SPEC, "--session", "2019-10-15", "--out", "r")
+    assert code == 0, out
+    text = (project / "r" / "data-masterclass_2019-10-15.csv").read_text(encoding="utf-8-sig")
+    assert "Una" not in text and "una.taylor5" not in text.lower()
+    assert text.count("\n") == 1 + 7  # the header and the seven imported
