@@ -48,7 +48,11 @@ def _text(value: Any, where: str) -> str:
 
 def _url(value: Any, where: str, project: Project | None) -> str:
     text = _text(value, where).rstrip("/")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises only when read
+    except ValueError:  # "http://[::1" (an unclosed IPv6 bracket), "https://host:80a"
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail(
             where,

@@ -136,6 +136,8 @@ def test_a_database_url_that_cannot_work_is_one_sentence_naming_the_variable(
     [
         ("EQUIP_PUBLIC_URL", "equip.example.org", "is not an absolute URL"),
         ("EQUIP_PUBLIC_URL", "https://equip.example.org/?x=1", "must be a plain address"),
+        ("SENDGRID_API_HOST", "http://[::1", "is not an absolute URL"),  # unclosed bracket
+        ("EQUIP_PUBLIC_URL", "https://equip.example.org:80a", "is not an absolute URL"),
         ("EQUIP_SENDGRID_TIMEOUT", "soon", "must be a number of seconds"),
         ("EQUIP_SENDER_DOMAIN", "equip@example.org", "is not a domain name"),
     ],
