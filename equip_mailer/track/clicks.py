@@ -56,10 +56,14 @@ def click_event(
     ip: str | None,
 ) -> ClickRow:
     """The ``events`` row for one click, with the request's own machine signals (HEAD, user
-    agent); the timing signals come from ``machines.reclassify`` after the insert."""
+    agent); the timing signals come from ``machines.reclassify`` after the insert. A click
+    on the mail of someone ``forget`` erased is kept as forget keeps their earlier ones: a
+    count, without the user agent or the IP hash."""
     now = utcnow()
     ua = (user_agent or "")[:1000] or None
     reason = machines.request_reason(method, ua)
+    if reader.erased:
+        ua = ip = None
     return {
         "dedupe_key": uuid.uuid4().hex,
         "event": "click",

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from equip_mailer.people.records import ERASED_PREFIX
 from equip_mailer.send.links import TEST_RECIPIENT
 from equip_mailer.store import batches, ledger, links, signup_courses
 
@@ -37,6 +38,8 @@ _LOOKUP = (
         ledger.c.campaign_id.label("ledger_campaign_id"),
         ledger.c.segment,
         batches.c.send_id,
+        # a row forget erased (its address is a keyed hash): its clicks are counts only
+        ledger.c.email_key.startswith(ERASED_PREFIX).label("erased"),
     )
     .select_from(
         links.outerjoin(ledger, ledger.c.id == sa.bindparam("ledger_id"))
@@ -68,6 +71,7 @@ class Reader:
     campaign_id: str
     segment: str
     send_id: str | None
+    erased: bool = False  # forget erased them: no user agent or IP hash is kept
 
 
 def _safe_target(url: str | None) -> bool:
@@ -150,6 +154,6 @@ class Lookups:
         self.links.put(link_id, link, now)
         reader = None
         if row.ledger_id is not None:
-            reader = Reader(row.ledger_campaign_id, row.segment, row.send_id)
+            reader = Reader(row.ledger_campaign_id, row.segment, row.send_id, bool(row.erased))
             self.readers.put(ledger_id, reader, now)
         return link, reader

@@ -97,6 +97,27 @@ def test_scanner_user_agents_are_flagged_not_dropped(service, campaign, engine, 
     assert (click.machine, click.machine_reason) == (True, reason)
 
 
+def test_a_click_on_the_mail_of_someone_forgotten_keeps_no_user_agent_or_ip(
+    settings, engine, campaign, tmp_path
+):
+    """Found in the audit: after ``forget``, a click on their old mail stored its user agent
+    and IP hash on the anonymous ledger row again. It is now a count only, as forget leaves
+    their earlier clicks; the reader is still redirected."""
+    from equip_mailer.people.forget import forget
+
+    forget(engine, ANN, settings.require_link_secret(), outbox=tmp_path, now=store.utcnow())
+    with running_app(create_app(settings, engine)) as base_url:
+        with httpx.Client(base_url=base_url, headers={"User-Agent": CHROME}) as client:
+            response = client.get(campaign.click_path("about", ANN), follow_redirects=False)
+            other = client.get(campaign.click_path("about", BOB), follow_redirects=False)
+
+    assert response.status_code == other.status_code == 302
+    by_reader = {c.ledger_id: c for c in clicks(engine)}
+    ann, bob = by_reader[campaign.recipients[ANN]], by_reader[campaign.recipients[BOB]]
+    assert (ann.user_agent, ann.ip_hash, ann.link_id) == (None, None, campaign.link_ids["about"])
+    assert bob.user_agent == CHROME and bob.ip_hash  # everyone else's as before
+
+
 def test_click_within_seconds_of_sending_is_machine(settings, engine):
     campaign = seed_campaign(
         engine, settings.require_link_secret(), campaign_id="just-sent", sent_at=store.utcnow()
