@@ -5,7 +5,9 @@ the same whoever asks; sign-out ends the session for good."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
+import re
 
 import sqlalchemy as sa
 from support.team_pages import csrf_token, link_in, sign_in_mails, team_service
@@ -144,3 +146,42 @@ def test_an_address_that_is_not_one_is_asked_again(team):
     answer = team.ask_for_link(client, "ann at nhs")
     assert answer.status_code == 400 and "Enter your email address" in answer.text
     assert 'aria-invalid="true"' in answer.text
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """The sign-in form's hidden fields, as a browser posts them."""
+    return {
+        name: html.unescape(value)
+        for name, value in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    }
+
+
+def test_after_signing_in_one_lands_on_the_page_one_was_sent_from(team):
+    """A trainer opens a roster link a colleague sent, is asked to sign in, and after the
+    link's button is on that roster, not on the campaigns list; even when the address was
+    mistyped first."""
+    client = team.client()
+    wanted = "/team/campaigns/2019-04-equip-training/signups?all=1"
+    sent = client.get(wanted)
+    assert sent.status_code == 303
+    form = client.get(sent.headers["location"])
+    mistyped = client.post(
+        "/team/sign-in", data={**hidden_fields(form.text), "email": "ann at nhs"}
+    )
+    assert mistyped.status_code == 400
+    asked = client.post(
+        "/team/sign-in", data={**hidden_fields(mistyped.text), "email": "ann@nhs.example"}
+    )
+    assert asked.status_code == 200 and "Check your email" in asked.text
+    signed_in = team.use_link(client, team.latest_link_path())
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == wanted
+    assert "equip_team_next" not in client.cookies  # used once, then forgotten
+
+
+def test_a_posted_next_never_leads_off_the_team_pages(team):
+    client = team.client()
+    form = client.get("/team/sign-in")
+    fields = {**hidden_fields(form.text), "email": "ann@nhs.example"}
+    client.post("/team/sign-in", data={**fields, "next": "https://evil.example/team/"})
+    signed_in = team.use_link(client, team.latest_link_path())
+    assert signed_in.headers["location"] == "/team/"

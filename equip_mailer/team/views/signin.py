@@ -5,6 +5,12 @@ the address is on the team and whether or not a limit was reached, so the form c
 used to find out who is on the team. Opening the link shows a button rather than signing
 in at once: mail scanners (Safe Links and friends) open every link in a message, and would
 otherwise use it up before the person could.
+
+The page someone was sent to sign in from (``next``) is kept in a short-lived cookie of the
+browser that asked for the link, so pressing the button there lands on that page rather
+than on the campaigns list; a link opened in another browser lands on the campaigns list.
+The mailed link itself carries no destination, so nobody can have a link mailed to a team
+member that lands on a page of their choosing.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from urllib.parse import quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,6 +41,27 @@ from ..state import TeamState
 log = logging.getLogger("equip_mailer.team")
 
 MIN_ANSWER = 0.25  # seconds: every answer to "send me a link" takes at least this long
+NEXT_COOKIE = "equip_team_next"  # where to go after the link's button, in this browser
+
+
+def _remember_next(response: Response, target: str, secure: bool) -> None:
+    """Keep ``target`` (already ``safe_next``) for the button of the link about to be mailed."""
+    if target == "/team/":
+        response.delete_cookie(NEXT_COOKIE, path="/team/", secure=secure, httponly=True)
+        return
+    response.set_cookie(
+        NEXT_COOKIE,
+        quote(target, safe=""),
+        max_age=int(signin_links.LIFETIME.total_seconds()),
+        path="/team/",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _remembered_next(request: Request) -> str:
+    return safe_next(unquote(request.cookies.get(NEXT_COOKIE, ""))[:2000])
 
 
 def _with_pre_cookie(request: Request, template: str, context: dict, status: int = 200) -> Response:
@@ -107,9 +135,14 @@ async def request_link(request: Request) -> Response:
     if not csrf.valid(state.key, csrf.pre_binding(request), form.get(csrf.FIELD)):
         return refused(request)
     address = str(form.get("email") or "").strip()
+    target = safe_next(str(form.get("next") or "")[:2000])
     if not _plausible(address):
         return _sign_in_form(
-            request, 400, email=address[:320], error="Enter your email address, like name@nhs.net."
+            request,
+            400,
+            email=address[:320],
+            next=target,
+            error="Enter your email address, like name@nhs.net.",
         )
     outcome = await run_in_threadpool(
         _ask_for_link, Service.of(request), state, address, client_ip(request)
@@ -126,7 +159,9 @@ async def request_link(request: Request) -> Response:
             },
             429,
         )
-    return page(request, "check_mail.html.j2", {"title": "Check your email"})
+    response = page(request, "check_mail.html.j2", {"title": "Check your email"})
+    _remember_next(response, target, state.secure)
+    return response
 
 
 async def link_page(request: Request) -> Response:
@@ -172,8 +207,9 @@ async def use_link(request: Request) -> Response:
     )
     if session_id is None:
         return page(request, "link_dead.html.j2", {"title": "This link cannot be used"}, 410)
-    response = see_other("/team/")
+    response = see_other(_remembered_next(request))
     sessions.set_cookie(response, session_id, state.secure)
+    response.delete_cookie(NEXT_COOKIE, path="/team/", secure=state.secure, httponly=True)
     return response
 
 
