@@ -109,3 +109,32 @@ def test_every_team_page_is_accessible_and_fits_a_phone(
     assert "You have signed out" in browser.page_source
     browser.get(f"{b}/team/activity")
     assert browser.current_url.startswith(f"{b}/team/sign-in")
+
+
+def test_a_long_campaign_id_and_subject_wrap_on_a_phone(team, engine, settings, browser, tmp_path):
+    """An id may be a long slug with underscores (no place a browser breaks a line) and a
+    subject may hold a web address: the headings and links wrap instead of widening the
+    page past the phone's screen."""
+    campaign_id = "2019_04_equip_training_for_practice_managers_and_nurses"
+    seed_campaign(engine, settings.require_link_secret(), campaign_id=campaign_id)
+    with engine.begin() as conn:
+        conn.execute(
+            store.campaigns.update().values(
+                subject="Book now: equip.example.org/courses/2019_autumn_programme_for_managers"
+            )
+        )
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    b = team.base_url
+    browser.get(f"{b}/team/sign-in")
+    browser.find_element("id", "email").send_keys("ann@nhs.example")
+    submit(browser)
+    team.delivered()
+    browser.get(link_in(sign_in_mails(team.outbox)[-1]))
+    submit(browser)
+    check_page(browser, "campaigns-long-id", shots)
+    browser.get(f"{b}/team/campaigns/{campaign_id}")
+    assert "Click-through rate" in browser.page_source
+    check_page(browser, "report-long-id", shots)
+    browser.get(f"{b}/team/campaigns/{campaign_id}/signups")
+    check_page(browser, "signups-long-id", shots)
