@@ -194,3 +194,18 @@ def test_between_phone_and_desktop_no_chart_is_shrunk_below_readable(
     for chart in charts:
         assert chart["smallest"] >= SMALLEST_TEXT_PX, f"{width} px: {chart}"
         assert chart["overlaps"] == [], f"{width} px: {chart}"
+
+
+def test_a_long_campaign_id_and_subject_wrap_on_a_phone(chromium, frames, names, tmp_path):
+    """A campaign id may be a long slug with underscores (no place a browser breaks a line)
+    and a subject may hold a web address: the header wraps, the page stays a phone wide."""
+    frames = dataclasses.replace(
+        frames, campaign_id="2019_04_equip_training_for_practice_managers_and_nurses"
+    )
+    names = dataclasses.replace(
+        names, subject="Book now: equip.example.org/courses/2019_autumn_programme_for_managers"
+    )
+    page = tmp_path / "report.html"
+    page.write_text(render_html(build_report(frames, names)), encoding="utf-8")
+    look(chromium, page, PHONE, tmp_path / "report-long-id-phone-390.png")
+    check_phone(chromium, "report.html with a long id")
