@@ -3,6 +3,7 @@ commands ``equip-mailer status`` uses."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from support.team_pages import add_uncertain_batch
 from support.tracking_data import ANN, BOB, seed_campaign
 
@@ -39,3 +40,25 @@ def test_with_no_campaign_yet_the_page_says_how_one_appears(team):
     client = team.client()
     team.sign_in(client, "ann@nhs.example")
     assert "No campaign has been sent yet" in client.get("/team/").text
+
+
+def test_a_campaign_never_sent_does_not_say_it_was(team, engine, settings):
+    """A dry run, or sign-ups imported before the send, put the campaign in the store with
+    nothing sent: the page says so, and gives a sent campaign the day of its first batch."""
+    seed_campaign(engine, settings.require_link_secret(), campaign_id="2019-01-equip")
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, "2019-07-equip", "EQUIP courses next quarter")
+        first_batch = conn.execute(
+            sa.select(sa.func.min(store.batches.c.created_at)).where(
+                store.batches.c.campaign_id == "2019-01-equip"
+            )
+        ).scalar_one()
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+    sections = {
+        s[s.index("<code>") + 6 : s.index("</code>")]: s
+        for s in client.get("/team/").text.split("<section")[1:]
+    }
+    assert "not sent yet" in sections["2019-07-equip"]
+    assert "first sent" not in sections["2019-07-equip"]
+    assert f"first sent {first_batch:%d %b %Y}" in sections["2019-01-equip"]

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from equip_mailer.send.ledger import Ledger, ProblemBatch
 from equip_mailer.send.ledger_advice import Advice, next_steps
-from equip_mailer.store import LEDGER_STATES, campaigns
+from equip_mailer.store import LEDGER_STATES, batches, campaigns
 from equip_mailer.track.state import Service
 
 from ..guard import Member, members_only
@@ -30,6 +30,7 @@ class CampaignState:
     id: str
     subject: str
     created_at: dt.datetime
+    first_sent: dt.datetime | None  # its first batch; None: nothing sent yet (a dry run)
     send_at: dt.datetime | None
     cancelled_at: dt.datetime | None
     counts: dict[str, int]  # ledger state -> recipients, in LEDGER_STATES order
@@ -53,12 +54,22 @@ def campaign_state(
         id=row.id,
         subject=row.subject,
         created_at=row.created_at,
+        first_sent=first_batch(engine, row.id),
         send_at=row.send_at,
         cancelled_at=row.cancelled_at,
         counts=counts,
         problems=[b for b in ledger.problem_batches() if b.still],
         advice=next_steps(row.spec_path or f"campaigns/{row.id}.yaml", counts),
     )
+
+
+def first_batch(engine: Engine, campaign_id: str) -> dt.datetime | None:
+    """When the campaign's first batch went: the row itself is made by a dry run or a
+    sign-up import too, before anything is sent."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.min(batches.c.created_at)).where(batches.c.campaign_id == campaign_id)
+        ).scalar()
 
 
 def campaign_row(conn: Connection, campaign_id: str) -> sa.Row | None:
