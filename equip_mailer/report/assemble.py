@@ -145,7 +145,8 @@ def _headline(prep: Prepared, start: pd.Timestamp | None, human_only: bool) -> l
         Figure(
             "Clicks",
             f"{human_n if human_only else all_clicks:,}",
-            f"{machine_n:,} machine clicks " + ("left out" if human_only else "included"),
+            f"{machine_n:,} machine click{'' if machine_n == 1 else 's'} "
+            + ("left out" if human_only else "included"),
         ),
         Figure(
             "Signed up",

@@ -166,6 +166,7 @@ def test_demo_send_clicks_and_signed_events_give_the_right_report(tmp_path, monk
     assert machine[2][0] == "Machine: link scanner (Mimecast)" and machine[2][1] == "1"
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "25.0%" in html and "<svg" in html
+    assert "1 machine click left out" in html  # one, not "1 machine clicks"
 
     # By campaign id alone, the report borrows names from the spec the send recorded.
     result = CliRunner().invoke(
