@@ -23,6 +23,7 @@ from pydantic import (
 
 from .courses import Course, Session
 from .spec_fields import (
+    LIST_ID,
     QI_LEVEL_NAMES,
     QI_LEVELS,
     SLUG,
@@ -130,7 +131,7 @@ class Campaign(Strict):
     template: str = "course-menu"
     # The newsletter's List-Id label (RFC 2919), kept from one campaign to the next: with the
     # sender's domain it names the list ("newsletter.example.org") for filters and providers.
-    list_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")] = "newsletter"
+    list_id: Annotated[str, Field(pattern=LIST_ID)] = "newsletter"
     intro: Text  # Markdown; placeholders allowed, as in every Text field
     sign_off: Text  # Markdown
     signature: Text  # a role, not a person; a phone number in it becomes a tel: link

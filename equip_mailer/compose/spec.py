@@ -25,6 +25,7 @@ from equip_mailer.errors import SpecError
 from equip_mailer.project import project_for_spec
 
 from .campaign import Campaign
+from .spec_fields import LONGEST
 
 # Where a value sits in the spec: ("courses", 0, "sessions", 1, "date").
 FieldPath = tuple[str | int, ...]
@@ -129,6 +130,10 @@ def _friendly(err: ErrorDetails) -> str:
     if kind == "string_type":
         return f"{shown} should be text (put it in quotes)"
     if kind == "string_pattern_mismatch":
+        value = err.get("input")
+        most = LONGEST.get(str(err.get("ctx", {}).get("pattern", "")))
+        if isinstance(value, str) and most is not None and len(value) > most:
+            return f"{shown} is {len(value)} characters long; at most {most}"
         return f"{shown} should be lower-case letters, digits and dashes"
     if kind in ("list_type",):
         return f"{shown} should be a list (one '- item' per line)"

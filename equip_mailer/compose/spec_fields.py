@@ -35,6 +35,8 @@ def level_rank(level: str) -> int:
 
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,79}$"
+LIST_ID = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"  # a DNS label: List-Id's first part
+LONGEST = {SLUG: 80, LIST_ID: 63}  # what each pattern allows at most, for the error
 
 # What may stand in braces in the text a reader sees. Each reader's own values are filled at
 # send time; each segment's at render time ("EQUIP Basics and EQUIP in Action", "two").

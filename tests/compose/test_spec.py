@@ -239,6 +239,20 @@ def test_a_list_id_must_be_a_plain_label(tmp_path, demo_path):
     ]
 
 
+def test_an_id_that_is_too_long_says_so(tmp_path, demo_path):
+    """Found in the audit: an 81-character id of letters and dashes was said to need
+    "lower-case letters, digits and dashes", which it had; the length was the problem."""
+    long_id = "2019-04-" + "equip-training-" * 5 + "x" * 8
+    path = edited(tmp_path, demo_path, ("id: 2019-04-equip-training", f"id: {long_id}"))
+    assert problems(path, allow_past=True) == [
+        f"4: id: {long_id} is {len(long_id)} characters long; at most 80"
+    ]
+    path = edited(tmp_path, demo_path, ("language: en-GB", "language: en-GB\nlist_id: " + "n" * 64))
+    assert problems(path, allow_past=True) == [
+        f"11: list_id: {'n' * 64} is 64 characters long; at most 63"
+    ]
+
+
 def test_two_or_more_sessions_must_say_how_they_are_attended(tmp_path, demo_path):
     """A forgotten attend_all would say "Choose a date" above three days everyone attends."""
     path = edited(tmp_path, demo_path, ("    schedule: attend_all\n", ""))
