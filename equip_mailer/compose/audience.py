@@ -282,12 +282,22 @@ def _where_order(reject: Reject) -> tuple[str, int]:
     return (reject.where.split(":", 1)[0], int(m.group(1)) if m else 0)
 
 
-def read_suppressions(path: Path, shown: str) -> set[str]:
-    """Lower-cased addresses from a suppression CSV (column ``email``); no file, no entries.
+def read_suppressions(path: Path, shown: str, *, named: bool = False) -> set[str]:
+    """Lower-cased addresses from a suppression CSV (column ``email``).
 
+    The default file may be absent (no file, no entries), but one the campaign names must be
+    there: a misspelt path would otherwise mail everyone it lists, who asked not to be mailed.
     Rows that fail validation still suppress their text as written: when in doubt, do not mail.
     """
     if not path.exists():
+        if named:
+            raise ListError(
+                "no such file (it is the campaign's suppression file: without it, the "
+                "people it lists would be mailed)",
+                where=shown,
+                hint="Correct 'suppressions:' under 'lists:' in the campaign file, or write "
+                "'suppressions: null' if there is no suppression file.",
+            )
         return set()
     table = read_table(path, shown)
     i = column_indexes(table)["email"]
@@ -335,7 +345,11 @@ def load_audience(
     level_names = segment_level_names(campaign)
     by_store = {s.strip().lower() for s in suppressed if s and s.strip()}
     by_file = (
-        read_suppressions(campaign.path(lists.suppressions), lists.suppressions)
+        read_suppressions(
+            campaign.path(lists.suppressions),
+            lists.suppressions,
+            named="suppressions" in lists.model_fields_set,
+        )
         if lists.suppressions
         else set()
     )

@@ -33,9 +33,10 @@ def campaign_with(
         write(tmp_path / "lists" / "suppressions.csv", suppressions)
     spec["lists"] = {
         "files": [f"lists/{name}" for name in files],
-        "suppressions": "lists/suppressions.csv",
         "max_reject_share": max_reject_share,
     }
+    if suppressions is not None:
+        spec["lists"]["suppressions"] = "lists/suppressions.csv"
     path = tmp_path / "campaigns" / "test.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
@@ -188,12 +189,34 @@ def test_suppressed_addresses_are_left_out_whatever_their_case(tmp_path, demo_pa
     assert audience.suppressed == 2
 
 
-def test_no_suppression_file_means_no_suppressions(tmp_path, demo_path):
+def test_no_suppression_file_at_the_default_place_means_no_suppressions(tmp_path, demo_path):
+    # No 'suppressions:' in the campaign: lists/suppressions.csv if it is there.
     campaign = campaign_with(
         tmp_path, demo_path, {"staff.csv": f"{HEADER}\nann@nhs.example,Ann,S,X,GP,none\n"}
     )
     audience = load_audience(campaign)
     assert (len(audience.recipients), audience.suppressed) == (1, 0)
+
+
+def test_a_misspelt_suppression_file_stops_everything_rather_than_mail_those_it_lists(
+    tmp_path, demo_path
+):
+    # The manager wrote lists/suppresions.csv; the file on disk is lists/suppressions.csv.
+    campaign_with(
+        tmp_path,
+        demo_path,
+        {"staff.csv": f"{HEADER}\nann@nhs.example,Ann,S,X,GP,none\n"},
+        suppressions="email,reason\nann@nhs.example,asked by phone not to be emailed\n",
+    )
+    path = tmp_path / "campaigns" / "test.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("suppressions.csv", "suppresions.csv"),
+        encoding="utf-8",
+    )
+    with pytest.raises(ListError) as exc:
+        load_audience(load_campaign(path, allow_past=True))
+    assert str(exc.value).startswith("lists/suppresions.csv: no such file")
+    assert "'suppressions:' under 'lists:'" in exc.value.hint
 
 
 def test_each_recipient_lands_in_the_segment_for_their_level(tmp_path, demo_path):
