@@ -195,6 +195,7 @@ def send(
             sync_suppressions(run)
         keys, audience = _audience(spec, engine, cfg)
         if transport is None:
+            _refuse_what_the_send_would(run)
             if run.options.retry_uncertain and not run.now:  # as the send would: settled ones
                 run = replace(
                     run, options=replace(run.options, uncertain_before=settled_cutoff(run))
@@ -255,6 +256,16 @@ def _audience(spec: Campaign, engine: Engine, cfg: Settings) -> tuple[set[str], 
         keys = suppressed_keys(conn)
         people = records.load(conn, secret)
     return keys, load_audience(spec, suppressed=keys, people=people)
+
+
+def _refuse_what_the_send_would(run: SendRun) -> None:
+    """A dry run stops where the send would: a cancelled (or moved) schedule is refused
+    with the same words, rather than read as "everyone already has this campaign"."""
+    from equip_mailer.send.ledger import Ledger
+    from equip_mailer.send.schedule import refuse_stale_schedule
+
+    row = Ledger(run.engine, run.spec.id).campaign_row()
+    refuse_stale_schedule(row, run.mail, scheduling=run.backend_name == "sendgrid")
 
 
 def _print_dry_run(run: SendRun, audience: Audience, keys: set[str]) -> None:

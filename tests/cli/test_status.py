@@ -40,6 +40,10 @@ def test_scheduled_send_then_cancel(project, sendgrid):
     assert ledger_states(project)["cancelled"] > 0
     again = run("send", spec(project), "--allow-past", "--yes")
     assert again.exit_code == 1 and "was cancelled" in again.output
+    # A dry run says the same, not "everyone on the lists already has this campaign".
+    dry = run("send", spec(project), "--allow-past", "--dry-run")
+    assert dry.exit_code == 1 and "was cancelled" in dry.output
+    assert "already has this campaign" not in dry.output
 
 
 def test_cancel_within_ten_minutes_of_send_at_is_refused_plainly(project, sendgrid):
