@@ -296,6 +296,10 @@ def _print_dry_run(run: SendRun, audience: Audience, keys: set[str]) -> None:
         markup=False,
         soft_wrap=True,
     )
+    if when := _scheduled_for(run):
+        console.print(
+            f"A real run would schedule them with SendGrid to go at {when}.", markup=False
+        )
     console.print("Dry run: nothing was sent and the ledger is unchanged.", markup=False)
 
 
@@ -331,9 +335,12 @@ def _send_to_lists(
                 f"suppressed: {synced.suppressed:,}.",
                 markup=False,
             )
+        when = _scheduled_for(run)
         if not yes:
             if not confirmed(
-                f"Send to {total:,} recipient(s) now?",
+                f"Schedule {total:,} recipient(s) with SendGrid to go at {when}?"
+                if when
+                else f"Send to {total:,} recipient(s) now?",
                 refusal="not sending without confirmation: there is no terminal to ask on",
                 hint="Add --yes to send without asking.",
             ):
@@ -404,18 +411,35 @@ def _run_with_progress(run: SendRun, ledger: Ledger, transport: Backend, total: 
         return go()
 
 
+def _scheduled_for(run: SendRun) -> str | None:
+    """When SendGrid will deliver a scheduled send (``sendgrid.send_at``), as status shows
+    it; None when mail goes as soon as it is handed over (the outbox ignores send_at)."""
+    import datetime as dt
+
+    if run.backend_name != "sendgrid" or run.mail.send_at is None:
+        return None
+    return f"{dt.datetime.fromtimestamp(run.mail.send_at, dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def _print_sent(run: SendRun, report: SendReport, campaign: Path) -> None:
     """What this run did, then the whole campaign's totals; a run that stopped early is an
-    error saying how to carry on."""
+    error saying how to carry on. A scheduled send is said to be scheduled, not sent, with
+    the way to stop it."""
     where = (
         f" to {run.outbox_dir / run.spec.id}"
         if run.backend_name == "outbox"
         else " through SendGrid"
     )
+    when = _scheduled_for(run)
+    done = (
+        f"Scheduled {report.sent:,} in {report.batches:,} batch(es) with SendGrid to go at "
+        f"{when} (until 10 minutes before, `equip-mailer cancel {campaign}` stops them)"
+        if when
+        else f"Sent {report.sent:,} in {report.batches:,} batch(es){where}"
+    )
     console.print(
-        f"Sent {report.sent:,} in {report.batches:,} batch(es){where} in "
-        f"{report.seconds:.1f} s (this run; failed {report.failed:,}, no answer for "
-        f"{report.uncertain:,}).",
+        f"{done} in {report.seconds:.1f} s (this run; failed {report.failed:,}, no answer "
+        f"for {report.uncertain:,}).",
         markup=False,
         soft_wrap=True,
     )

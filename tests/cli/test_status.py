@@ -29,8 +29,14 @@ def test_scheduled_send_then_cancel(project, sendgrid):
     schedule(project, when)
     dry = run("send", spec(project), "--allow-past", "--dry-run")
     assert dry.exit_code == 0 and "nothing was sent" in dry.output and sendgrid.requests == 0
+    assert f"would schedule them with SendGrid to go at {when:%Y-%m-%d %H:%M} UTC" in dry.output
     result = run("send", spec(project), "--allow-past", "--yes", "--limit", "10")
     assert result.exit_code == 0, result.output
+    # Handed to SendGrid for later, not sent: the manager is told when, and how to stop it.
+    said = " ".join(result.output.split())
+    assert f"Scheduled 10 in 1 batch(es) with SendGrid to go at {when:%Y-%m-%d %H:%M} UTC" in said
+    assert f"`equip-mailer cancel {spec(project)}` stops them" in said
+    assert "Sent 10" not in said
     body = sendgrid.bodies[-1]
     assert body["send_at"] == int(when.timestamp()) and body["batch_id"] in sendgrid.batch_ids
     assert "Scheduled with SendGrid" in run("status", spec(project)).output
