@@ -254,11 +254,8 @@ def _parse(text: str, shown: str) -> yaml.MappingNode:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise SpecError(
-            [f"{shown}:{line}: not valid YAML ({exc.problem or exc.context})"]
-        ) from None
+        line, plain = _plain_yaml_problem(exc)
+        raise SpecError([f"{shown}:{line}: not valid YAML: {plain}"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: not valid YAML ({exc})"]) from None
     except RecursionError:
@@ -268,6 +265,48 @@ def _parse(text: str, shown: str) -> yaml.MappingNode:
     if node is None or not isinstance(node, yaml.MappingNode):
         raise SpecError([f"{shown}:1: a campaign file must be a set of 'key: value' lines"])
     return node
+
+
+def _plain_yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """The line and a plain sentence for the YAML mistakes people make by hand (a colon in
+    a value, a tab, a line indented out of step, a quote left open), instead of the
+    parser's words ("expected <block end>, but found '<block mapping start>'"), which
+    say nothing to the person fixing the file; anything else keeps the parser's words."""
+    problem, context = exc.problem or "", exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    started = exc.context_mark.line + 1 if exc.context_mark else line
+    char = re.fullmatch(r"found character '(.+)' that cannot start any token", problem)
+    if problem == "mapping values are not allowed here":
+        return line, (
+            "a colon YAML cannot place here: put a value that holds ': ' in quotes "
+            '(title: "Wave 3: QI training"); otherwise check this line\'s indentation, and '
+            "that the line above ends with ':' if it opens a section"
+        )
+    if char and char.group(1) == "\\t":
+        return line, "a tab character: indent with spaces only (YAML does not allow tabs)"
+    if char or problem.startswith("found undefined alias"):
+        first = char.group(1) if char else "*"
+        return line, f"a value cannot start with {first}: put the value in quotes"
+    if problem.startswith("expected <block end>, but found '<block"):
+        return line, (
+            "this line is indented out of step with the lines above it: give keys of the "
+            "same level (and the '- ' items of one list) the same number of spaces"
+        )
+    if problem == "expected <block end>, but found '<scalar>'":
+        return line, (
+            "unexpected text: a quote on this line or the one above is not closed, or text "
+            "follows a closing quote (inside '...' write an apostrophe twice: '')"
+        )
+    if context == "while scanning a simple key":
+        return started, "no colon after the key: write 'key: value', with a space after ':'"
+    if context == "while scanning a quoted scalar":
+        return started, "a quote opened on this line is never closed"
+    if context == "while parsing a flow sequence":
+        return line, "a [ ... ] list is not closed with ] (on this line or the one above)"
+    if context == "while parsing a flow mapping":
+        return line, "a { ... } is not closed with } (on this line or the one above)"
+    return line, problem or context
 
 
 def _values(node: yaml.MappingNode, located: _Located, shown: str) -> dict[str, Any]:

@@ -64,17 +64,62 @@ def test_misspelt_required_key_is_both_missing_and_unknown(tmp_path, demo_path):
     ]
 
 
+COLON = (
+    "a colon YAML cannot place here: put a value that holds ': ' in quotes "
+    '(title: "Wave 3: QI training"); otherwise check this line\'s indentation, and that the '
+    "line above ends with ':' if it opens a section"
+)
+OUT_OF_STEP = (
+    "this line is indented out of step with the lines above it: give keys of the same "
+    "level (and the '- ' items of one list) the same number of spaces"
+)
+OPEN_QUOTE = (
+    "unexpected text: a quote on this line or the one above is not closed, or text follows "
+    "a closing quote (inside '...' write an apostrophe twice: '')"
+)
+
+
 @pytest.mark.parametrize(
-    "broken, line, reason",
+    "old, broken, line, reason",
     [
-        ("language: en-GB: fr", 10, "mapping values are not allowed here"),
-        ("\tlanguage: en-GB", 10, "found character '\\t' that cannot start any token"),
-        ("language: en-GB\n  stray: indent", 11, "mapping values are not allowed here"),
+        ("language: en-GB", "language: en-GB: fr", 10, COLON),
+        ("language: en-GB", "language: en-GB\n  stray: indent", 11, COLON),
+        ('subject: "EQUIP QI training:', "subject: EQUIP QI training:", 6, COLON),
+        ("  files:", "  files", 42, COLON),
+        (
+            "language: en-GB",
+            "\tlanguage: en-GB",
+            10,
+            "a tab character: indent with spaces only (YAML does not allow tabs)",
+        ),
+        ('    subject: "EQUIP Basics', '      subject: "EQUIP Basics', 51, OUT_OF_STEP),
+        ("  - id: ready-for-action", " - id: ready-for-action", 52, OUT_OF_STEP),
+        ('subject: "EQUIP QI training: three', "subject: 'Don't miss: three", 6, OPEN_QUOTE),
+        (
+            "preheader: ",
+            "preheader:",
+            7,
+            "no colon after the key: write 'key: value', with a space after ':'",
+        ),
+        (
+            "qi_levels: [none]",
+            "qi_levels: [none",
+            51,
+            "a [ ... ] list is not closed with ] (on this line or the one above)",
+        ),
+        (
+            'signature: "Primary',
+            "signature: @Primary",
+            27,
+            "a value cannot start with @: put the value in quotes",
+        ),
     ],
 )
-def test_yaml_syntax_error_names_the_line(tmp_path, demo_path, broken, line, reason):
-    path = edited(tmp_path, demo_path, ("language: en-GB", broken))
-    assert problems(path, allow_past=True) == [f"{line}: not valid YAML ({reason})"]
+def test_yaml_syntax_error_names_the_line_in_plain_words(
+    tmp_path, demo_path, old, broken, line, reason
+):
+    path = edited(tmp_path, demo_path, (old, broken))
+    assert problems(path, allow_past=True) == [f"{line}: not valid YAML: {reason}"]
 
 
 def test_duplicate_yaml_key(tmp_path, demo_path):
