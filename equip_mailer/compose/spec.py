@@ -110,6 +110,9 @@ def _line_for(loc_path: FieldPath, lines: dict[FieldPath, int]) -> int:
 
 def _friendly(err: ErrorDetails) -> str:
     kind, value = err["type"], err.get("input")
+    if value is None and kind not in ("missing", "value_error", "assertion_error"):
+        # `subject:` with nothing after it: YAML reads null, which would show as "None"
+        return "is empty: write its value after the colon"
     shown = value if isinstance(value, str) else repr(value)
     if kind in (
         "date_from_datetime_parsing",

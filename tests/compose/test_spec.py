@@ -122,6 +122,29 @@ def test_yaml_syntax_error_names_the_line_in_plain_words(
     assert problems(path, allow_past=True) == [f"{line}: not valid YAML: {reason}"]
 
 
+@pytest.mark.parametrize(
+    "old, blank, line, field",
+    [
+        (
+            'subject: "EQUIP QI training: three ways to start or grow your QI journey"',
+            "subject:",
+            6,
+            "subject",
+        ),
+        ("qi_levels: [none]", "qi_levels:", 50, "segments[0].qi_levels"),
+        ("  sandbox: false", "  sandbox:", 132, "sendgrid.sandbox"),
+    ],
+)
+def test_a_key_left_without_a_value_is_said_to_be_empty(
+    tmp_path, demo_path, old, blank, line, field
+):
+    # YAML reads a key with nothing after it as null; the manager never wrote "None".
+    path = edited(tmp_path, demo_path, (old, blank))
+    assert problems(path, allow_past=True) == [
+        f"{line}: {field}: is empty: write its value after the colon"
+    ]
+
+
 def test_duplicate_yaml_key(tmp_path, demo_path):
     path = edited(tmp_path, demo_path, ("language: en-GB", "language: en-GB\nlanguage: fr"))
     assert problems(path, allow_past=True) == ["11: language: appears twice"]
