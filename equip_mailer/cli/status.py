@@ -158,7 +158,9 @@ def print_totals(spec: Campaign, ledger: Ledger, counts: dict[str, int] | None =
         if counts.get(state):
             parts.append(f"{label} {counts[state]:,}")
     console.print(f"Campaign {spec.id}: " + "; ".join(parts) + ".", markup=False, soft_wrap=True)
-    for step in next_steps(str(spec.source or spec.id), counts):  # the team pages say the same
+    today = dt.date.today()  # as load_campaign judges "in the past"
+    past = any(s.date < today for c in spec.courses for s in c.sessions)
+    for step in next_steps(str(spec.source or spec.id), counts, allow_past=past):
         console.print(step.text, markup=False, soft_wrap=True)
         if step.command:
             console.print(f"  {step.command}", markup=False, soft_wrap=True)

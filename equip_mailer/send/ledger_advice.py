@@ -14,12 +14,17 @@ class Advice:
     command: str | None = None  # to run from the project folder, exactly as shown
 
 
-def next_steps(spec_source: str, counts: Mapping[str, int]) -> list[Advice]:
-    """The steps the ledger's counts call for (none when everything is sent or suppressed)."""
+def next_steps(
+    spec_source: str, counts: Mapping[str, int], *, allow_past: bool = False
+) -> list[Advice]:
+    """The steps the ledger's counts call for (none when everything is sent or suppressed).
+    ``allow_past``: the campaign has sessions before today, so ``send`` refuses it without
+    --allow-past; the command shown must run as shown."""
+    past = " --allow-past" if allow_past else ""
     steps = []
     if counts.get("pending") or counts.get("failed"):
         steps.append(
-            Advice("To send the pending and failed ones:", f"equip-mailer send {spec_source}")
+            Advice("To send the pending and failed ones:", f"equip-mailer send {spec_source}{past}")
         )
     if counts.get("uncertain"):
         n = counts["uncertain"]
@@ -35,7 +40,7 @@ def next_steps(spec_source: str, counts: Mapping[str, int]) -> list[Advice]:
             Advice(
                 "To re-send only those still without evidence, once their batch is past the "
                 "settling period (those few may get a second copy):",
-                f"equip-mailer send {spec_source} --retry-uncertain",
+                f"equip-mailer send {spec_source} --retry-uncertain{past}",
             )
         )
     return steps

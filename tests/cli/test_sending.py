@@ -97,6 +97,18 @@ def test_added_recipient_gets_it_next_run_and_suppressed_one_never(project):
     assert "blocked" not in " ".join(f.read_text("utf-8", "replace") for f in files[-3:]).lower()
 
 
+def test_a_run_cut_short_shows_a_next_command_that_runs_as_shown(project):
+    """The demo's sessions are in 2019: the command printed to send the rest must carry
+    --allow-past, or running it exactly as shown is refused for past dates."""
+    first = run("send", spec(project), "--allow-past", "--yes", "--limit", "5")
+    assert first.exit_code == 0, first.output
+    [shown] = [line.strip() for line in first.output.splitlines() if line.startswith("  equip")]
+    assert shown == f"equip-mailer send {spec(project)} --allow-past"
+    rest = run(*shown.split()[1:], "--yes")
+    assert rest.exit_code == 0, rest.output
+    assert ledger_states(project) == {"sent": len(outbox_files(project))}
+
+
 def test_dry_run_writes_nothing(project):
     result = run("send", spec(project), "--allow-past", "--dry-run")
     assert result.exit_code == 0, result.output

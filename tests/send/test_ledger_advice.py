@@ -21,5 +21,14 @@ def test_uncertain_recipients_are_counted_in_people_with_the_check_and_the_retry
     assert "second copy" in steps[2].text
 
 
+def test_a_campaign_with_past_sessions_gets_commands_that_send_accepts():
+    steps = next_steps(SPEC, {"pending": 1, "uncertain": 3}, allow_past=True)
+    assert [s.command for s in steps] == [
+        f"equip-mailer send {SPEC} --allow-past",
+        f"equip-mailer status {SPEC} --check-sendgrid",
+        f"equip-mailer send {SPEC} --retry-uncertain --allow-past",
+    ]
+
+
 def test_nothing_to_do_when_all_are_sent_or_suppressed():
     assert next_steps(SPEC, {"sent": 10, "suppressed": 2}) == []
