@@ -88,6 +88,14 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
     _print_sign_up_deadlines(spec)
     _print_moves(audience)
     _print_dropped_rows(audience)
+    for shown in audience.empty_files:
+        console.print(
+            f"Warning: {shown} has no rows under its header, so nobody on it will be mailed "
+            "(was it saved before the rows were added?)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if audience.over_reject_share:
         for verdict in audience.over_reject_share[:-1]:
             err_console.print(f"Error: {verdict}", markup=False, highlight=False, soft_wrap=True)

@@ -92,6 +92,9 @@ class Audience:
     # one sentence per list with more bad rows than lists.max_reject_share allows (only
     # when load_audience was asked to read on; otherwise it raised at the first)
     over_reject_share: list[str] = field(default_factory=list)
+    # lists with a header and not one row under it (a file saved before the rows were
+    # pasted in, an export of an empty view), for `check`: nobody on them is mailed
+    empty_files: list[str] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[Recipient]:
@@ -376,6 +379,8 @@ def load_audience(
                     hint="Fix the rows named above (or the column headers), then run check again.",
                 )
             audience.over_reject_share.append(verdict)
+        if not rows:
+            audience.empty_files.append(shown)
         audience.rows_read += rows
         audience.rejects += rejects
         for r in recipients:

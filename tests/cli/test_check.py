@@ -229,3 +229,19 @@ def test_a_menu_of_dates_that_closes_at_the_first_is_pointed_out(demo_project):
     with_deadline = run("check", str(spec), "--allow-past")
     assert with_deadline.exit_code == 0, with_deadline.output
     assert "Note: sign-ups for" not in with_deadline.output
+
+
+def test_a_list_with_a_header_and_no_rows_is_pointed_out(demo_project):
+    """A citizens list saved from Excel before the rows were pasted in read as 0 rows,
+    and check said nothing about it: the totals just came out 40 short."""
+    citizens = demo_project / "lists" / "citizens-and-service-users.csv"
+    citizens.write_text("email,first_name,last_name,practice,role,qi_level\n", encoding="utf-8")
+    result = run(
+        "check", str(demo_project / "campaigns" / "2019-04-equip-training.yaml"), "--allow-past"
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: lists/citizens-and-service-users.csv has no rows under its header, so "
+        "nobody on it will be mailed (was it saved before the rows were added?)"
+    ) in " ".join(result.output.split())
+    assert "practice-staff.csv has no rows" not in result.output
