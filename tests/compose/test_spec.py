@@ -249,8 +249,23 @@ def test_every_problem_is_reported_at_once(tmp_path, demo_path):
 def test_missing_and_non_utf8_files(tmp_path):
     assert problems(tmp_path / "nope.yaml") == ["no such campaign file"]
     latin = tmp_path / "latin.yaml"
-    latin.write_bytes("title: Zo\xeb\n".encode("latin-1"))
-    assert problems(latin) == ["is not UTF-8 text; save it as UTF-8"]
+    latin.write_bytes("id: x\ntitle: Zo\xeb\n".encode("latin-1"))
+    assert problems(latin) == [
+        "2: is not UTF-8 text at 'ë' (saved as Windows-1252 or ANSI?); save the file as UTF-8"
+    ]
+    unicode_text = tmp_path / "utf16.yaml"
+    unicode_text.write_text("id: x\n", encoding="utf-16")
+    assert problems(unicode_text) == ["is UTF-16 text (Unicode text); save it as UTF-8"]
+
+
+def test_a_spec_saved_by_notepad_as_ansi_names_the_line_with_the_pound_sign(tmp_path, demo_path):
+    text = demo_path.read_text(encoding="utf-8").replace(
+        "Dear {first_name},", "Dear {first_name}, the course costs \u00a30"
+    )
+    path = tmp_path / "ansi.yaml"
+    path.write_bytes(text.encode("cp1252"))
+    [problem] = problems(path, allow_past=True)
+    assert problem.startswith("13: is not UTF-8 text at '\u00a3'")
 
 
 def test_a_yaml_alias_bomb_is_refused_at_the_key_that_expands(tmp_path):
