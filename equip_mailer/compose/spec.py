@@ -26,6 +26,7 @@ from equip_mailer.project import project_for_spec
 
 from .campaign import Campaign
 from .spec_fields import LONGEST
+from .text_files import not_utf8, place
 
 # Where a value sits in the spec: ("courses", 0, "sessions", 1, "date").
 FieldPath = tuple[str | int, ...]
@@ -238,7 +239,8 @@ def _read_text(path: Path, shown: str) -> str:
     except FileNotFoundError:
         raise SpecError([f"{shown}: no such campaign file"]) from None
     except UnicodeDecodeError:
-        raise SpecError([_not_utf8(path, shown)]) from None
+        line, problem = not_utf8(path)
+        raise SpecError([f"{place(shown, line)}: {problem}"]) from None
     except IsADirectoryError:
         raise SpecError([f"{shown}: is a folder, not a campaign file"]) from None
     if len(text) > MAX_SPEC_CHARS:
@@ -249,26 +251,6 @@ def _read_text(path: Path, shown: str) -> str:
             ]
         )
     return text
-
-
-def _not_utf8(path: Path, shown: str) -> str:
-    """Where a file saved in another encoding (Notepad's ANSI, Windows-1252) first stops
-    being UTF-8: the line, and the character as Windows would show it (a £ or a curly
-    apostrophe, typically), so the person knows which file and which line to look at."""
-    data = path.read_bytes()[: MAX_SPEC_CHARS * 4]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return f"{shown}: is UTF-16 text (Unicode text); save it as UTF-8"
-    try:
-        data.decode("utf-8-sig")
-        return f"{shown}: is not UTF-8 text; save it as UTF-8"
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        char = data[exc.start : exc.start + 1].decode("cp1252", "replace")
-    seen = f" at {char!r}" if char.isprintable() and char != "\ufffd" else ""
-    return (
-        f"{shown}:{line}: is not UTF-8 text{seen} (saved as Windows-1252 or ANSI?); "
-        "save the file as UTF-8"
-    )
 
 
 def _parse(text: str, shown: str) -> yaml.MappingNode:

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import os
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import jinja2
 from equip_mailer.errors import RenderError
 
 from ..campaign import Campaign
+from ..text_files import not_utf8, place
 from .markdown import wrap
 from .views import TemplateContext
 
@@ -54,11 +56,26 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+class _Loader(jinja2.FileSystemLoader):
+    """The templates folder; a template saved as ANSI/Windows-1252 (or UTF-16) is a
+    RenderError naming that file and line, rather than a UnicodeDecodeError from deep in
+    Jinja (a crash when it is the main template, the including line when it is a part)."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError:
+            line, problem = not_utf8(Path(self.searchpath[0]) / template)
+            raise RenderError(problem, where=place(f"templates/{template}", line)) from None
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_environments(
     folder: str, _digest: str
 ) -> tuple[jinja2.Environment, jinja2.Environment]:
-    loader = jinja2.FileSystemLoader(folder)
+    loader = _Loader(folder)
     # No trim_blocks for MJML: whitespace is insignificant there, and keeping every template
     # line intact lets an MJML error be traced back to its template line.
     html_env = jinja2.Environment(

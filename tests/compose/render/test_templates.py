@@ -66,3 +66,24 @@ def test_an_mjml_error_with_a_position_names_the_template_line(tmp_path):
     assert str(err.value).startswith(
         f"templates/course-menu.mjml.j2:{lines['at']}:5: MJML cannot compile this <mj-text>"
     )
+
+
+@pytest.mark.parametrize("name", ["course-menu.mjml.j2", "_footer.mjml.j2"])
+def test_a_template_saved_as_ansi_is_named_at_its_line(tmp_path, name):
+    """Notepad's ANSI save of a template with a £ in it: the main template crashed the
+    command ("something unexpected went wrong"), a part was blamed on the line including it."""
+    lines = {}
+
+    def ansi(folder):
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        lines["at"] = text[: text.index("</mj-")].count("\n") + 1
+        path.write_bytes(text.replace("</mj-", "<!-- £5 -->\n</mj-", 1).encode("cp1252"))
+
+    campaign = load_campaign(make_project(tmp_path, templates=ansi), allow_past=True)
+    with pytest.raises(RenderError) as err:
+        render_campaign(campaign)
+    assert err.value.where == f"templates/{name}:{lines['at']}"
+    assert err.value.message == (
+        "is not UTF-8 text at '£' (saved as Windows-1252 or ANSI?); save the file as UTF-8"
+    )
