@@ -116,6 +116,51 @@ def check_live_service(run: SendRun, *, skip: bool) -> None:
     )
 
 
+def warn_of_an_earlier_id(run: SendRun) -> None:
+    """The ledger that keeps a send to one copy each is per campaign id: a spec file sent
+    before under another id (an id corrected after a first run, or last quarter's file
+    reused) goes to everyone on its lists again. Say so, with the earlier id, before the
+    counts and the question, while the old id can still be put back."""
+    import sqlalchemy as sa
+
+    from equip_mailer.store import campaigns, ledger
+
+    spec = run.spec
+    if spec.source is None:
+        return
+    here = spec.source.resolve()
+    sent = (ledger.c.state == "sent") | (ledger.c.evidence.is_not(None))
+    with run.engine.connect() as conn:
+        if conn.execute(
+            sa.select(ledger.c.id).where(ledger.c.campaign_id == spec.id, sent).limit(1)
+        ).first():
+            return  # this id has gone out already: a later run of the same campaign
+        others = conn.execute(
+            sa.select(campaigns.c.id, campaigns.c.spec_path).where(
+                campaigns.c.id != spec.id, campaigns.c.spec_path.is_not(None)
+            )
+        ).all()
+        for other_id, spec_path in others:
+            if spec.path(spec_path).resolve() != here:
+                continue
+            n, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(ledger.c.sent_at)).where(
+                    ledger.c.campaign_id == other_id, sent
+                )
+            ).one()
+            if not n:
+                continue
+            console.print(
+                f"Warning: {spec.shown_source} was sent before as campaign {other_id!r} "
+                f"({n:,} recipients"
+                + (f", last on {last:%Y-%m-%d}" if last else "")
+                + f"); under its id now, {spec.id!r}, everyone on the lists gets it again. "
+                f"If you only corrected the id, put {other_id!r} back.",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
 def sync_signups(spec: Campaign, cfg: Settings, engine: Engine, outbox_dir: Path) -> None:
     """The sign-up pages work from the store: copy the courses there (places, dates, the
     deadline), give places that became free to the people waiting, mail them, and mail the

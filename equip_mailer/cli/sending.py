@@ -30,6 +30,7 @@ from equip_mailer.cli.send_checks import (
     remember_link_identity,
     sync_signups,
     sync_suppressions,
+    warn_of_an_earlier_id,
 )
 from equip_mailer.cli.send_retry import (
     count_people,
@@ -191,6 +192,7 @@ def send(
             _send_test_copies(run, transport, address)
             return
 
+        warn_of_an_earlier_id(run)
         if transport is not None and run.backend_name == "sendgrid":
             sync_suppressions(run)
         keys, audience = _audience(spec, engine, cfg)

@@ -109,6 +109,29 @@ def test_a_run_cut_short_shows_a_next_command_that_runs_as_shown(project):
     assert ledger_states(project) == {"sent": len(outbox_files(project))}
 
 
+def test_an_id_changed_after_a_send_is_pointed_out_before_everyone_gets_it_again(project):
+    """The manager corrects the campaign's id after sending: the ledger is per id, so the
+    next run would mail everyone again, and nothing said so."""
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "5").exit_code == 0
+    path = Path(spec(project))
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(f"id: {CID}", f"id: {CID}-wave3", 1),
+        encoding="utf-8",
+    )
+    today = dt.datetime.now(dt.UTC)
+    warning = (
+        f"Warning: campaigns/{CID}.yaml was sent before as campaign '{CID}' (5 recipients, "
+        f"last on {today:%Y-%m-%d}); under its id now, '{CID}-wave3', everyone on "
+        f"the lists gets it again. If you only corrected the id, put '{CID}' back."
+    )
+    dry = run("send", spec(project), "--allow-past", "--dry-run")
+    assert dry.exit_code == 0 and warning in " ".join(dry.output.split())
+    sent = run("send", spec(project), "--allow-past", "--yes", "--limit", "1")
+    assert warning in " ".join(sent.output.split())
+    # once the new id has gone out, its later runs are that campaign's own: no warning
+    assert "Warning" not in run("send", spec(project), "--allow-past", "--dry-run").output
+
+
 def test_dry_run_writes_nothing(project):
     result = run("send", spec(project), "--allow-past", "--dry-run")
     assert result.exit_code == 0, result.output
