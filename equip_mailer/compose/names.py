@@ -15,6 +15,7 @@ and Lord. Several titles are kept together ("Dear Rev Dr Smith,").
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 # casefolded, without a trailing dot -> the title as written back
@@ -42,16 +43,46 @@ def split_name(full: str) -> FullName:
     After a title, a single word is the surname ("Dr Patel", "Mrs Smith"), and so is
     everything when its first word begins a surname ("Dr De Silva"); otherwise the first
     word is the first name and the rest is the surname, so a surname of two words
-    ("Ó Ceallaigh") stays whole. Any run of spaces counts as one."""
-    words = full.split()
-    titles: list[str] = []
-    while words and (title := TITLES.get(words[0].rstrip(".").casefold())):
-        titles.append(title)
-        words = words[1:]
+    ("Ó Ceallaigh") stays whole. Any run of spaces counts as one.
+
+    Directory forms are read too: NHSmail and Outlook's address book write
+    "PATEL, Vik (TOWER SURGERY)", surname first, so a surname before a comma is the
+    surname ("Dear Vik,", never "Dear PATEL,,"); a trailing "(organisation)" is left out,
+    and so is what follows the comma after a whole name ("Vik Patel, MBE")."""
+    full = _IN_BRACKETS_AT_END.sub("", full) or full
+    before, comma, after = full.partition(",")
+    if comma:
+        surname = before.split()
+        if after.split() and _is_surname(surname):
+            titles, words = _titles(after.split())
+            return FullName(" ".join(titles), words[0] if words else "", " ".join(surname))
+        full = before  # "Vik Patel, MBE": letters after the name
+    titles, words = _titles(full.split())
     title = " ".join(titles)
     if title and (len(words) == 1 or (words and words[0].casefold() in PARTICLES)):
         return FullName(title, "", " ".join(words))
     return FullName(title, words[0] if words else "", " ".join(words[1:]))
+
+
+# "PATEL, Vik (TOWER SURGERY)": the organisation NHSmail's address book adds to a name
+_IN_BRACKETS_AT_END = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def _titles(words: list[str]) -> tuple[list[str], list[str]]:
+    """The leading words that are titles (written back), and the words after them."""
+    titles: list[str] = []
+    while words and (title := TITLES.get(words[0].rstrip(".").casefold())):
+        titles.append(title)
+        words = words[1:]
+    return titles, words
+
+
+def _is_surname(words: list[str]) -> bool:
+    """Whether the words before a comma are a surname ("Patel", "DE SILVA", "van der Berg")
+    rather than a whole name followed by letters or a role ("Vik Patel, MBE")."""
+    if not words:
+        return False
+    return len(words) == 1 or words[0].casefold() in PARTICLES or " ".join(words).isupper()
 
 
 def title_of(text: str) -> str:

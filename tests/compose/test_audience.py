@@ -91,6 +91,23 @@ def test_a_name_column_is_split_after_its_title(tmp_path):
     ]
 
 
+def test_names_copied_from_the_nhsmail_address_book_greet_by_first_name(tmp_path):
+    """NHSmail writes "SURNAME, Firstname (ORGANISATION)": the first word used to be taken
+    as the first name, and the newsletter opened "Dear PATEL,,"."""
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,QI level\n"
+        'vik@nhs.example,"PATEL, Vik (TOWER VIEW SURGERY)",none\n'
+        'ann@nhs.example,"Smith, Ann",none\n',
+    )
+    recipients, rejects, _ = read_list(path, "staff.csv")
+    assert rejects == []
+    assert [(r.first_name, r.last_name) for r in recipients] == [
+        ("Vik", "PATEL"),
+        ("Ann", "Smith"),
+    ]
+
+
 def test_a_name_column_only_fills_the_name_columns_the_list_lacks(tmp_path):
     path = write(
         tmp_path / "staff.csv",

@@ -50,6 +50,17 @@ CASES = [
     ("Dr Vik De Silva", ("Dr", "Vik", "De Silva"), "Dr De Silva"),
     ("Vik De Silva", ("", "Vik", "De Silva"), "Vik"),
     ("Mrs. Jane Smith-Jones", ("Mrs", "Jane", "Smith-Jones"), "Mrs Smith-Jones"),
+    # NHSmail's and Outlook's address book: surname first, then a comma, the organisation
+    ("Patel, Vik", ("", "Vik", "Patel"), "Vik"),
+    ("PATEL, Vik (TOWER VIEW SURGERY)", ("", "Vik", "PATEL"), "Vik"),
+    ("DE SILVA, Vik Anand (NHS NORTH EAST LONDON ICB - A3A8R)", ("", "Vik", "DE SILVA"), "Vik"),
+    ("van der Berg, Anna", ("", "Anna", "van der Berg"), "Anna"),
+    ("Patel, Dr Vik", ("Dr", "Vik", "Patel"), "Dr Patel"),
+    ("Patel,", ("", "Patel", ""), "Patel"),
+    ("Vik Patel (Tower View Surgery)", ("", "Vik", "Patel"), "Vik"),
+    # after a whole name, a comma brings letters or a role, not a first name
+    ("Vik Patel, MBE", ("", "Vik", "Patel"), "Vik"),
+    ("Dr Ann Smith, GP partner", ("Dr", "Ann", "Smith"), "Dr Smith"),
 ]
 
 
