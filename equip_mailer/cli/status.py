@@ -127,12 +127,37 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
             markup=False,
             soft_wrap=True,
         )
-    print_totals(spec, ledger, counts)
+    running = _running_send(ledger)
+    print_totals(spec, ledger, counts, advise=running is None)
+    if running:
+        console.print(
+            f"A send of this campaign is running now ({running}): the counts are still "
+            "moving; run status again when it has finished.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
-def print_totals(spec: Campaign, ledger: Ledger, counts: dict[str, int] | None = None) -> None:
-    """The whole campaign in people (not this run's, not batches), and what to run next:
-    ``send`` ends with this, so it never says "uncertain 0" while anyone is uncertain."""
+def _running_send(ledger: Ledger) -> str | None:
+    """Which live process holds the campaign's send lock ("process 4242 on host, since
+    ..."), or None: while one runs, "To send the pending ones: equip-mailer send" would
+    only be refused by its lock."""
+    from equip_mailer.send.lock_owner import owner_alive
+
+    row = ledger.campaign_row()
+    if row is None or not row.lock_owner or not owner_alive(row.lock_owner, row.lock_at):
+        return None
+    host, _, rest = row.lock_owner.partition(":")
+    since = f", since {row.lock_at:%Y-%m-%d %H:%M} UTC" if row.lock_at else ""
+    return f"process {rest.split(':')[0]} on {host}{since}"
+
+
+def print_totals(
+    spec: Campaign, ledger: Ledger, counts: dict[str, int] | None = None, *, advise: bool = True
+) -> None:
+    """The whole campaign in people (not this run's, not batches), and what to run next
+    (unless ``advise`` is off: a send is running): ``send`` ends with this, so it never says
+    "uncertain 0" while anyone is uncertain."""
     from equip_mailer.send.ledger_advice import next_steps
 
     counts = ledger.counts() if counts is None else counts
@@ -160,7 +185,8 @@ def print_totals(spec: Campaign, ledger: Ledger, counts: dict[str, int] | None =
     console.print(f"Campaign {spec.id}: " + "; ".join(parts) + ".", markup=False, soft_wrap=True)
     today = dt.date.today()  # as load_campaign judges "in the past"
     past = any(s.date < today for c in spec.courses for s in c.sessions)
-    for step in next_steps(str(spec.source or spec.id), counts, allow_past=past):
+    steps = next_steps(str(spec.source or spec.id), counts, allow_past=past) if advise else []
+    for step in steps:
         console.print(step.text, markup=False, soft_wrap=True)
         if step.command:
             console.print(f"  {step.command}", markup=False, soft_wrap=True)

@@ -4,8 +4,12 @@ of the demo project, and a scheduled send cancelled at the fake SendGrid server.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from support.send_project import CID, ledger_states, run, schedule, spec
+
+from equip_mailer.send.ledger import Ledger
+from equip_mailer.store import open_store
 
 
 def test_status_before_any_send_and_cancel_with_the_outbox(project):
@@ -13,6 +17,23 @@ def test_status_before_any_send_and_cancel_with_the_outbox(project):
     run("send", spec(project), "--allow-past", "--yes", "--limit", "3")
     out = run("cancel", spec(project), "--yes")
     assert out.exit_code == 0 and "Nothing to cancel" in out.output
+
+
+def test_status_while_a_send_runs_says_so_instead_of_advising_another_send(project):
+    """Found looking on while a long send ran: status advised 'equip-mailer send' to send
+    the pending ones, which the running send's lock would only refuse."""
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "5").exit_code == 0
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    running = Ledger(engine, CID)
+    with running.lock():  # this test's process stands for a send in progress
+        during = run("status", spec(project))
+    assert during.exit_code == 0, during.output
+    said = " ".join(during.output.split())
+    assert f"A send of this campaign is running now (process {os.getpid()} on" in said
+    assert "To send the pending" not in said
+    after = run("status", spec(project))
+    assert "To send the pending" in after.output and "running now" not in after.output
+    engine.dispose()
 
 
 def test_help_shows_examples():
