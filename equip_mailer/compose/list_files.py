@@ -197,6 +197,45 @@ def find_header(records: list[tuple[int, list[str]]], shown: str, need: str) -> 
     )
 
 
+def header_rows(records: list[tuple[int, list[str]]], h: int) -> tuple[list[str], int]:
+    """The header found at ``h``, and how many rows it takes (1 or 2).
+
+    A sheet laid out for people often has a two-row header of merged cells: "Email" and
+    "QI level" merged down over both rows, "Name" merged across two columns with "First"
+    and "Last" beneath. Read as one header row, the row beneath became a data row (a
+    rejected row "email is blank", enough on a short list to stop the send) and the
+    unnamed "Last" column was lost. The row under the header is a second header row when
+    its email cell is blank, each of its values sits under a merged group (a named cell
+    followed by a blank one) and, named from both rows ("First" under "Name": "First
+    Name"), at least one of them is one of our columns."""
+    top = records[h][1]
+    if h + 1 >= len(records):
+        return top, 1
+    sub = records[h + 1][1]
+
+    def named(j: int) -> bool:
+        return j < len(top) and bool(top[j].strip())
+
+    email = next(
+        (i for i, c in enumerate(top) if HEADER_SYNONYMS.get(header_key(c)) == "email"), None
+    )
+    filled = [j for j, c in enumerate(sub) if c.strip()]
+    if email is None or (email < len(sub) and sub[email].strip()) or not filled:
+        return top, 1
+    header = list(top) + [""] * (len(sub) - len(top))
+    ours = 0
+    for j in filled:
+        in_group = not named(j) or (j + 1 < len(sub) and not named(j + 1) and sub[j + 1].strip())
+        if "@" in sub[j] or not in_group:
+            return top, 1  # a value under a column of its own: a data row
+        parent = next((top[k] for k in range(min(j, len(top) - 1), -1, -1) if named(k)), "")
+        tried = [f"{sub[j]} {parent}", f"{parent} {sub[j]}"] if parent else [sub[j]]
+        known = [t for t in tried if header_key(t) in HEADER_SYNONYMS]
+        ours += bool(known)
+        header[j] = (known or tried)[0]
+    return (header, 2) if ours else (top, 1)
+
+
 MAX_LIST_BYTES = 200_000_000  # 100,000 rows are about 10 MB
 
 
@@ -278,14 +317,14 @@ def _read_csv(data: bytes, shown: str, need: str) -> Table:
             )
             broken.append(Reject(f"{shown}:{start}", reason))
     h = find_header(records, shown, need)
-    header = records[h][1]
+    header, taken = header_rows(records, h)
     width = max((i + 1 for i, c in enumerate(header) if c.strip()), default=1)
     for i, end in spans.items():
         if i >= h:
             _refuse_unclosed_quote(records[i], end, delimiter, width, shown)
-    broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h][0]]
+    broken = [b for b in broken if int(b.where.rsplit(":", 1)[1]) > records[h + taken - 1][0]]
     rows, wheres = [], []
-    for line, cells in records[h + 1 :]:
+    for line, cells in records[h + taken :]:
         rows.append(cells)
         wheres.append(f"{shown}:{line}")
     return Table(header, rows, wheres, broken)

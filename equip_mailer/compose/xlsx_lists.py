@@ -14,7 +14,7 @@ import io
 
 from equip_mailer.errors import ListError
 
-from .list_files import Table, find_header
+from .list_files import Table, find_header, header_rows
 
 
 def _cell_text(value: object) -> str:
@@ -140,9 +140,10 @@ def read_xlsx(data: bytes, shown: str, need: str, sheet: str | None = None) -> T
                 looked.append(name)
                 first_problem = first_problem or problem
                 continue
-            rows = [cells for _, cells in records[h + 1 :]]
-            wheres = [f"{shown}:{name}!row {line}" for line, _ in records[h + 1 :]]
-            return Table(records[h][1], rows, wheres, [])
+            header, taken = header_rows(records, h)
+            rows = [cells for _, cells in records[h + taken :]]
+            wheres = [f"{shown}:{name}!row {line}" for line, _ in records[h + taken :]]
+            return Table(header, rows, wheres, [])
     finally:
         book.close()
     if len(looked) == 1 and first_problem is not None:  # one sheet: say what it holds

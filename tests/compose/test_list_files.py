@@ -128,6 +128,44 @@ def test_xlsx_rows_are_named_by_sheet_and_row(tmp_path):
     assert rows == 3
 
 
+def test_a_two_row_header_of_merged_cells_is_read_as_one_header(tmp_path):
+    """ "Email" and "QI level" merged down over two rows, "Name" merged across "First" and
+    "Last": the second header row used to be a rejected data row ("email is blank": 1 row
+    in 12 is over the 5% that stops a send) and the surnames were lost."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Staff"
+    sheet["A1"], sheet["B1"], sheet["D1"] = "Email", "Name", "QI level"
+    sheet["B2"], sheet["C2"] = "First", "Last"
+    for merged in ("A1:A2", "B1:C1", "D1:D2"):
+        sheet.merge_cells(merged)
+    for i in range(12):
+        sheet.append([f"person{i}@nhs.example", f"First{i}", f"Last{i}", "none"])
+    book.save(tmp_path / "staff.xlsx")
+    recipients, rejects, rows = read_list(tmp_path / "staff.xlsx", "staff.xlsx")
+    assert (rejects, rows) == ([], 12)
+    assert (recipients[0].first_name, recipients[0].last_name) == ("First0", "Last0")
+
+    # the same sheet saved as CSV; a row below with a blank address is still a bad row
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,,QI level\n,First,Last,\nann@nhs.example,Ann,Smith,none\n,Bob,Jones,none\n",
+    )
+    recipients, rejects, rows = read_list(path, "staff.csv")
+    assert [(r.first_name, r.last_name) for r in recipients] == [("Ann", "Smith")]
+    assert [str(r) for r in rejects] == ["staff.csv:4: email is blank"]
+
+
+def test_a_first_row_with_a_blank_address_is_data_not_a_second_header(tmp_path):
+    path = write(
+        tmp_path / "staff.csv",
+        "Email,Name,,QI level\n,Bob,Jones,\nann@nhs.example,Ann,Smith,none\n",
+    )
+    recipients, rejects, rows = read_list(path, "staff.csv")
+    assert rows == 2 and [r.email for r in recipients] == ["ann@nhs.example"]
+    assert str(rejects[0]).startswith("staff.csv:2: email is blank")
+
+
 def test_xlsx_cells_reading_none_or_na_are_text(tmp_path):
     book = openpyxl.Workbook()
     book.active.append(["email", "first_name", "last_name", "qi_level", None, None])
