@@ -86,6 +86,7 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
         console.print("Templates: every segment renders.", markup=False)
     _print_catch_all_roles(spec, audience)
     _print_sign_up_deadlines(spec)
+    _print_unread_sheets(spec)
     _print_moves(audience)
     _print_dropped_rows(audience)
     for shown in audience.empty_files:
@@ -156,6 +157,38 @@ def _print_sign_up_deadlines(spec: Campaign) -> None:
             + " cannot be booked after that; to keep them open, give the course a "
             f"deadline before its last date, e.g. closes: {eve:%Y-%m-%d} (the end of that day).",
             markup=False,
+            soft_wrap=True,
+        )
+
+
+def _print_unread_sheets(spec: Campaign) -> None:
+    """A workbook listed without a sheet is read from its first sheet with an email column:
+    when another sheet has one too, say which was read and how to name the other, since
+    nothing else on screen shows that "Leavers" was mailed and "Staff" was not."""
+    from equip_mailer.compose.xlsx_lists import sheets_with_column
+
+    for shown in spec.lists.files:
+        path = spec.path(shown)
+        if spec.lists.sheet(shown) is not None:
+            continue
+        try:
+            with path.open("rb") as f:
+                if f.read(4) != b"PK\x03\x04":
+                    continue  # not a workbook
+                f.seek(0)
+                sheets = sheets_with_column(f.read(), shown, "email")
+        except (OSError, EquipError):
+            continue  # read already, or refused already, by the lists check
+        if len(sheets) < 2:
+            continue
+        others = ", ".join(repr(name) for name in sheets[1:])
+        console.print(
+            f"Note: {shown} was read from its sheet {sheets[0]!r}; {others} "
+            f"{'has' if len(sheets) == 2 else 'have'} an email column too and "
+            f"{'was' if len(sheets) == 2 else 'were'} not read. To read another, name it "
+            f"under 'lists: files:' as - {{file: {shown}, sheet: {sheets[1]}}}",
+            markup=False,
+            highlight=False,
             soft_wrap=True,
         )
 

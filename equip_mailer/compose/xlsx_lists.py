@@ -157,6 +157,27 @@ def read_xlsx(data: bytes, shown: str, need: str, sheet: str | None = None) -> T
     )
 
 
+def sheets_with_column(data: bytes, shown: str, need: str) -> list[str]:
+    """The sheets, in order, that have a ``need`` column. A workbook whose sheet is not
+    named is read from the first of them; ``check`` says so when there are more (a "Leavers"
+    sheet before "Staff" would otherwise be mailed without a word)."""
+    import openpyxl
+
+    _check_expanded_size(data, shown)
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    found = []
+    try:
+        for ws in book.worksheets:
+            try:
+                find_header(_records_of(book, ws, shown), shown, need)
+            except ListError:
+                continue
+            found.append(str(ws.title))
+    finally:
+        book.close()
+    return found
+
+
 def _records_of(book: object, ws: object, shown: str) -> list[tuple[int, list[str]]]:
     try:
         return _sheet_records(book, ws, shown)

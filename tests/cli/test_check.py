@@ -245,3 +245,37 @@ def test_a_list_with_a_header_and_no_rows_is_pointed_out(demo_project):
         "nobody on it will be mailed (was it saved before the rows were added?)"
     ) in " ".join(result.output.split())
     assert "practice-staff.csv has no rows" not in result.output
+
+
+def test_a_workbook_with_two_sheets_of_addresses_says_which_was_read(demo_project):
+    """A workbook listed without its sheet is read from its first sheet with an email
+    column: a "Leavers" sheet before "Staff" was mailed, and nothing on screen said so."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Leavers"
+    book.active.append(["Email", "First name", "QI level"])
+    book.active.append(["gone@nhs.example", "Gone", "none"])
+    staff = book.create_sheet("Staff")
+    staff.append(["Email", "First name", "QI level"])
+    staff.append(["new.starter@nhs.example", "New", "none"])
+    book.save(demo_project / "lists" / "citizens.xlsx")
+    spec = demo_project / "campaigns" / "2019-04-equip-training.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace(
+            "lists/citizens-and-service-users.csv", "lists/citizens.xlsx"
+        ),
+        encoding="utf-8",
+    )
+    result = run("check", str(spec), "--allow-past")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Note: lists/citizens.xlsx was read from its sheet 'Leavers'; 'Staff' has an email "
+        "column too and was not read. To read another, name it under 'lists: files:' as "
+        "- {file: lists/citizens.xlsx, sheet: Staff}"
+    ) in " ".join(result.output.split())
+    named = spec.read_text(encoding="utf-8").replace(
+        "- lists/citizens.xlsx", "- {file: lists/citizens.xlsx, sheet: Staff}"
+    )
+    spec.write_text(named, encoding="utf-8")
+    assert "was read from its sheet" not in run("check", str(spec), "--allow-past").output
