@@ -257,9 +257,7 @@ def read_table(path: Path, shown: str, *, need: str = "email", sheet: str | None
             with path.open("rb") as f:
                 data = f.read(MAX_LIST_BYTES + 1)  # bounded, in case it grows meanwhile
     except FileNotFoundError:
-        raise ListError(
-            "no such file", where=shown, hint="Check the path under 'lists:' in the campaign file."
-        ) from None
+        raise ListError("no such file", where=shown, hint=_nearest_file(path, shown)) from None
     except IsADirectoryError:
         raise ListError("is a folder, not a list file", where=shown) from None
     if info.st_size > MAX_LIST_BYTES or len(data) > MAX_LIST_BYTES:
@@ -286,6 +284,25 @@ def read_table(path: Path, shown: str, *, need: str = "email", sheet: str | None
             hint="Remove 'sheet:' from this file's entry under 'lists:' in the campaign.",
         )
     return _read_csv(data, shown, need)
+
+
+def _nearest_file(path: Path, shown: str) -> str:
+    """The hint for a list file that is not there: the file of that folder whose name is
+    closest ("practice-staf.csv" -> "practice-staff.csv"; "Staff.CSV" on a system where case
+    matters), since a misspelt name is the usual reason."""
+    import difflib
+
+    where = "Check the path under 'lists:' in the campaign file."
+    try:
+        names = sorted(p.name for p in path.parent.iterdir() if p.is_file())
+    except OSError:
+        return f"There is no folder {Path(shown).parent.as_posix()}/. {where}"
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(path.name.lower(), list(lowered), n=1, cutoff=0.75)
+    if not close:
+        return where
+    nearest = (Path(shown).parent / lowered[close[0]]).as_posix()
+    return f"Did you mean {nearest}? {where}"
 
 
 def _read_csv(data: bytes, shown: str, need: str) -> Table:

@@ -189,6 +189,22 @@ def test_missing_file_and_missing_email_column_name_the_file(tmp_path):
     )
 
 
+def test_a_misspelt_list_file_is_met_with_the_nearest_name_in_its_folder(tmp_path):
+    write(tmp_path / "lists" / "practice-staff.csv", f"{HEADER}\n")
+    write(tmp_path / "lists" / "citizens-and-service-users.csv", f"{HEADER}\n")
+    for written in ("practice-staf.csv", "Practice-Staff.csv", "practice-staff.xlsx"):
+        with pytest.raises(ListError) as missing:
+            read_list(tmp_path / "lists" / written, f"lists/{written}")
+        assert str(missing.value) == f"lists/{written}: no such file"
+        assert missing.value.hint == (
+            "Did you mean lists/practice-staff.csv? "
+            "Check the path under 'lists:' in the campaign file."
+        )
+    with pytest.raises(ListError) as elsewhere:
+        read_list(tmp_path / "list" / "practice-staff.csv", "list/practice-staff.csv")
+    assert elsewhere.value.hint.startswith("There is no folder list/.")
+
+
 def test_a_stray_opening_quote_stops_the_file_naming_the_line_and_the_rows_it_swallowed(tmp_path):
     # Before: the quote on line 4 made csv read lines 4-23 as one row; one reject (a
     # 1,000-character first name) out of 3 rows, under the threshold, and 19 people gone.
