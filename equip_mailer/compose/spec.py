@@ -259,7 +259,7 @@ def _parse(text: str, shown: str) -> yaml.MappingNode:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        line, plain = _plain_yaml_problem(exc)
+        line, plain = _plain_yaml_problem(exc, text)
         raise SpecError([f"{shown}:{line}: not valid YAML: {plain}"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: not valid YAML ({exc})"]) from None
@@ -272,7 +272,7 @@ def _parse(text: str, shown: str) -> yaml.MappingNode:
     return node
 
 
-def _plain_yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
+def _plain_yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
     """The line and a plain sentence for the YAML mistakes people make by hand (a colon in
     a value, a tab, a line indented out of step, a quote left open), instead of the
     parser's words ("expected <block end>, but found '<block mapping start>'"), which
@@ -283,6 +283,9 @@ def _plain_yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
     started = exc.context_mark.line + 1 if exc.context_mark else line
     char = re.fullmatch(r"found character '(.+)' that cannot start any token", problem)
     if problem == "mapping values are not allowed here":
+        missing = _key_without_colon(text.splitlines(), line)
+        if missing:
+            return missing
         return line, (
             "a colon YAML cannot place here: put a value that holds ': ' in quotes "
             '(title: "Wave 3: QI training"); otherwise check this line\'s indentation, and '
@@ -312,6 +315,30 @@ def _plain_yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
     if context == "while parsing a flow mapping":
         return line, "a { ... } is not closed with } (on this line or the one above)"
     return line, problem or context
+
+
+def _key_without_colon(lines: list[str], line: int) -> tuple[int, str] | None:
+    """The line above ``line`` that is a key missing its colon ("  files" over its list),
+    when there is one: YAML reads it and the lines under it as one long value and only
+    stumbles at the next key, lines further down."""
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    indent = len(here) - len(here.lstrip())
+    for k in range(min(line, len(lines) + 1) - 2, -1, -1):
+        words = lines[k].strip()
+        if not words or words.startswith("#"):
+            continue
+        depth = len(lines[k]) - len(lines[k].lstrip())
+        if depth > indent:
+            continue  # the lines YAML swallowed into that value
+        if ":" in words:
+            return None
+        if (depth == indent and not words.startswith("-")) or (
+            depth < indent and words.startswith("- ")
+        ):
+            key = words.removeprefix("- ").split()[0]
+            return k + 1, f"no colon after {key!r}: write '{key}:', with a colon, as every key has"
+        return None
+    return None
 
 
 def _values(node: yaml.MappingNode, located: _Located, shown: str) -> dict[str, Any]:

@@ -85,7 +85,18 @@ OPEN_QUOTE = (
         ("language: en-GB", "language: en-GB: fr", 10, COLON),
         ("language: en-GB", "language: en-GB\n  stray: indent", 11, COLON),
         ('subject: "EQUIP QI training:', "subject: EQUIP QI training:", 6, COLON),
-        ("  files:", "  files", 42, COLON),
+        (
+            "  files:",
+            "  files",
+            39,
+            "no colon after 'files': write 'files:', with a colon, as every key has",
+        ),
+        (
+            "  - id: equip-basics",
+            "  - id equip-basics",
+            62,
+            "no colon after 'id': write 'id:', with a colon, as every key has",
+        ),
         (
             "language: en-GB",
             "\tlanguage: en-GB",
