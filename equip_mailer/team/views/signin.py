@@ -44,10 +44,13 @@ MIN_ANSWER = 0.25  # seconds: every answer to "send me a link" takes at least th
 NEXT_COOKIE = "equip_team_next"  # where to go after the link's button, in this browser
 
 
-def _remember_next(response: Response, target: str, secure: bool) -> None:
-    """Keep ``target`` (already ``safe_next``) for the button of the link about to be mailed."""
+def _remember_next(request: Request, response: Response, target: str, secure: bool) -> None:
+    """Keep ``target`` (already ``safe_next``) for the button of the link about to be mailed.
+    The answer depends on nothing but the form's ``next`` and this browser's cookie, never on
+    whether the address is on the team (nor, so, on the second it was given in)."""
     if target == "/team/":
-        response.delete_cookie(NEXT_COOKIE, path="/team/", secure=secure, httponly=True)
+        if NEXT_COOKIE in request.cookies:  # an earlier request's, now out of date
+            response.delete_cookie(NEXT_COOKIE, path="/team/", secure=secure, httponly=True)
         return
     response.set_cookie(
         NEXT_COOKIE,
@@ -160,7 +163,7 @@ async def request_link(request: Request) -> Response:
             429,
         )
     response = page(request, "check_mail.html.j2", {"title": "Check your email"})
-    _remember_next(response, target, state.secure)
+    _remember_next(request, response, target, state.secure)
     return response
 
 
