@@ -214,6 +214,14 @@ def sync_suppressions(run: SendRun) -> None:
         secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
         report = sync_suppressions(run.engine, source, secret)
     except DeliveryError as exc:
+        if exc.status == 401:  # the key itself is refused: every batch would fail the same way
+            raise DeliveryError(
+                f"SendGrid rejected the API key (HTTP 401) when asked for its suppression "
+                f"lists, so nothing was sent: {exc.message}",
+                status=401,
+                hint="Check SENDGRID_API_KEY (a key with Mail Send and Suppressions read "
+                "access), then run the same command again.",
+            ) from None
         console.print(
             f"Note: {exc.message}; going on with the suppressions already in the store "
             "(`equip-mailer suppressions sync` tries again).",

@@ -251,7 +251,12 @@ def test_wrong_key_stops_with_sendgrids_message(project, sendgrid, monkeypatch):
         and "authorization grant is invalid" in result.output
     )
     assert "Traceback" not in result.output and "SG.wrong" not in result.output
-    assert set(ledger_states(project)) == {"failed", "pending"}
+    # Found in the audit: the suppression lists' 401 was a note, then two batches were
+    # posted and failed. The refused key stops the send before any batch is claimed.
+    assert "rejected the API key (HTTP 401) when asked for its suppression lists" in " ".join(
+        result.output.split()
+    )
+    assert sendgrid.bodies == [] and "failed" not in ledger_states(project)
 
 
 def test_a_scheduled_campaign_keeps_one_schedule(project, sendgrid):
