@@ -246,6 +246,18 @@ def _register_sessions(conn: Connection, course_row: int, course: Course, now: d
         )
 
 
+def first_session_day(conn: Connection, campaign_id: str) -> dt.date | None:
+    """The London date of the campaign's earliest session in the spec (None: no sessions):
+    before today, ``send`` refuses the spec without --allow-past, so a command suggested for
+    it must carry that flag to run as shown."""
+    first = conn.execute(
+        sa.select(sa.func.min(signup_sessions.c.starts_at))
+        .join(signup_courses, signup_courses.c.id == signup_sessions.c.signup_course_id)
+        .where(signup_courses.c.campaign_id == campaign_id, signup_sessions.c.active.is_(True))
+    ).scalar()
+    return utc_to_london(first).date() if first is not None else None
+
+
 def session_states(conn: Connection, campaign_id: str) -> dict[int, tuple[int, bool]]:
     """Every session of the campaign's courses as ``{id: (revision, active)}``: taken before
     and after ``register_courses``, the two say which dates moved, appeared or were dropped

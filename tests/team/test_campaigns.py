@@ -62,3 +62,24 @@ def test_a_campaign_never_sent_does_not_say_it_was(team, engine, settings):
     assert "not sent yet" in sections["2019-07-equip"]
     assert "first sent" not in sections["2019-07-equip"]
     assert f"first sent {first_batch:%d %b %Y}" in sections["2019-01-equip"]
+
+
+def test_the_command_for_a_campaign_with_past_sessions_runs_as_shown(team, engine, demo_path):
+    """Found in the audit: for the demo (sessions in 2019) the page suggested `equip-mailer
+    send <spec>`, which send refuses without --allow-past, as status already adds."""
+    from support.signup_data import seed_readers
+
+    from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.signup.catalogue import register_courses
+
+    campaign = load_campaign(demo_path, allow_past=True)
+    seed_readers(engine, campaign, 2)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        conn.execute(store.ledger.update().values(state="pending"))  # not sent yet
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+
+    page = client.get("/team/").text
+
+    assert f"equip-mailer send campaigns/{campaign.id}.yaml --allow-past</" in page

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from equip_mailer.send.ledger import Ledger, ProblemBatch
 from equip_mailer.send.ledger_advice import Advice, next_steps
+from equip_mailer.signup.catalogue import first_session_day
 from equip_mailer.store import LEDGER_STATES, batches, campaigns
 from equip_mailer.track.state import Service
 
@@ -59,8 +60,18 @@ def campaign_state(
         cancelled_at=row.cancelled_at,
         counts=counts,
         problems=[b for b in ledger.problem_batches() if b.still],
-        advice=next_steps(row.spec_path or f"campaigns/{row.id}.yaml", counts),
+        advice=next_steps(
+            row.spec_path or f"campaigns/{row.id}.yaml", counts, allow_past=_has_past(engine, row)
+        ),
     )
+
+
+def _has_past(engine: Engine, row: sa.Row) -> bool:
+    """Whether the spec has a session before today (as the store's copy of it says), so that
+    the suggested send commands need --allow-past, as ``status`` prints them."""
+    with engine.connect() as conn:
+        first = first_session_day(conn, row.id)
+    return first is not None and first < dt.date.today()
 
 
 def first_batch(engine: Engine, campaign_id: str) -> dt.datetime | None:
