@@ -87,13 +87,27 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 CONTROL_RE = re.compile(_CONTROL)
 
 
+# What makes a cell a formula in a spreadsheet: the ASCII signs, their full-width forms
+# (Excel and LibreOffice read ＝SUM(1) as =SUM(1) in East Asian locales), and the characters
+# a spreadsheet skips before them. The files this tool writes (rosters, reports, `people
+# export`) put an apostrophe before such a value (report/spreadsheets.py ``defuse``).
+FORMULA_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"
+SKIPPED_FIRST = "\x00\t\r\n "
+
+
 def clean(value: str) -> str:
     """Trim and collapse whitespace, including Excel's non-breaking and zero-width spaces.
 
     str.split() also counts line breaks inside a cell (and the separator controls \\x1c-\\x1f,
     \\x85) as whitespace, so those become single spaces rather than rejecting the row.
-    """
-    return " ".join((value if value.isascii() else value.translate(_ZERO_WIDTH)).split())
+
+    An apostrophe before a formula sign is the one a spreadsheet export adds to keep the
+    value text (``defuse``): it is taken off, so `people export` read back as a list greets
+    "Dear =Zed," as the list did, not "Dear '=Zed,"."""
+    text = " ".join((value if value.isascii() else value.translate(_ZERO_WIDTH)).split())
+    if text[:1] == "'" and text[1:].lstrip(SKIPPED_FIRST).startswith(tuple(FORMULA_SIGNS)):
+        return text[1:].lstrip()
+    return text
 
 
 def normalise_email(value: str) -> tuple[str, str]:
@@ -138,7 +152,8 @@ def clean_column(cells: list[str]) -> list[str]:
     joined = "\0".join(cells)
     if (
         joined.isascii()
-        and not joined.startswith(" ")
+        and not joined.startswith((" ", "'"))
+        and "\0'" not in joined  # maybe an apostrophe before a formula sign
         and not joined.endswith(" ")
         and " \0" not in joined
         and "\0 " not in joined

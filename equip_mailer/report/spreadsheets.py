@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from equip_mailer.compose.cell_values import FORMULA_SIGNS, SKIPPED_FIRST
+
 from .formatting import BLUE, missing, show
 from .model import Table
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
 
-# What makes a cell a formula: the ASCII signs, their full-width forms (Excel and
-# LibreOffice read ＝SUM(1) as =SUM(1) in East Asian locales), and the characters a
-# spreadsheet skips before them (a leading NUL, tab, line break or space).
-FORMULA_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"
-SKIPPED_FIRST = "\x00\t\r\n "
+# What makes a cell a formula (compose.cell_values, whose ``clean`` takes the apostrophe
+# off again when such a file is read back as a list).
 FORMULA_START = tuple(FORMULA_SIGNS) + ("\t", "\r", "\x00")
 
 

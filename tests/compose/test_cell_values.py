@@ -9,7 +9,13 @@ import pytest
 from support.lists import HEADER, write
 
 from equip_mailer.compose.audience import read_list
-from equip_mailer.compose.cell_values import LEVEL_SYNONYMS, level_key, normalise_email
+from equip_mailer.compose.cell_values import (
+    LEVEL_SYNONYMS,
+    clean,
+    clean_column,
+    level_key,
+    normalise_email,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,3 +110,19 @@ def test_an_unknown_level_points_to_the_list_of_spellings(tmp_path):
         'staff.csv:2: qi_level "expert" is not a QI level (none, basics or project; '
         "lists/README.md lists every spelling accepted)"
     )
+
+
+@pytest.mark.parametrize(
+    ("cell", "kept"),
+    [
+        ("'=SUM(A1:A2)", "=SUM(A1:A2)"),  # as rosters and `people export` defuse it
+        ("'+44 20 7946 0000", "+44 20 7946 0000"),
+        ("'@home", "@home"),
+        ("O'Brien", "O'Brien"),  # an apostrophe anywhere else is the name's
+        ("'Tis", "'Tis"),
+        ("'", "'"),
+    ],
+)
+def test_the_apostrophe_an_export_puts_before_a_formula_sign_is_taken_off(cell, kept):
+    assert clean(cell) == kept
+    assert clean_column([cell, "plain"]) == [kept, "plain"]

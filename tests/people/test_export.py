@@ -55,6 +55,27 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     assert again.exit_code == 1 and "people.csv exists already" in again.output
 
 
+def test_a_formula_like_name_reads_back_as_it_was(demo_project):
+    """Found in the audit: the export keeps a name such as "=HYPERLINK(...)" from running in
+    Excel with a leading apostrophe, and reading the file back as a list kept the apostrophe,
+    so the next campaign greeted "Dear '=HYPERLINK(...),". It reads back as the list had it."""
+    lists = demo_project / "lists"
+    staff = next(p for p in sorted(lists.glob("*.csv")) if "Vik" in p.read_text("utf-8-sig"))
+    staff.write_text(
+        staff.read_text(encoding="utf-8-sig").replace(",Vik,", ',"=HYPERLINK(""x"")",', 1),
+        encoding="utf-8",
+    )
+
+    for name in ("people.csv", "people.xlsx"):
+        result = run("people", "export", SPEC, "--out", name)
+        assert result.exit_code == 0, result.output
+        people, _, _ = read_list(demo_project / name, name)
+        vik = next(p for p in people if p.key == "vik.fernandez1@nhs.example")
+        assert vik.first_name == '=HYPERLINK("x")'
+    text = (demo_project / "people.csv").read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in text  # still defused for Excel
+
+
 def test_an_unknown_level_is_named_as_the_level(demo_project):
     """Found in the walkthrough: the error read "Invalid value for '{none|basics|project}'"."""
     wrong = run("people", "level", "vik.fernandez1@nhs.example", "expert", "--reason", "x")
