@@ -89,6 +89,7 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
     _print_unread_sheets(spec)
     _print_moves(audience)
     _print_dropped_rows(audience)
+    _print_non_ascii_mailboxes(audience)
     for shown in audience.empty_files:
         console.print(
             f"Warning: {shown} has no rows under its header, so nobody on it will be mailed "
@@ -338,6 +339,26 @@ def _print_moves(audience: Audience) -> None:
         console.print("QI levels recorded here, higher than the lists say:", markup=False)
         for line in lines:
             console.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+def _print_non_ascii_mailboxes(audience: Audience) -> None:
+    """An address with an accented letter before the @ ("zoë@...") is valid (RFC 6531), but
+    SendGrid does not deliver to it: the message is dropped as an invalid address. Such a
+    row stays on the list; check says so, to ask them for another address before sending."""
+    odd = [r.source for r in audience.recipients if not r.email.partition("@")[0].isascii()]
+    if not odd:
+        return
+    console.print(
+        f"Warning: {len(odd):,} address{'es have' if len(odd) != 1 else ' has'} letters "
+        "outside plain ASCII before the @ ("
+        + ", ".join(odd[:5])
+        + (" …" if len(odd) > 5 else "")
+        + "): SendGrid does not deliver to such addresses, and drops them as invalid. Ask "
+        "those people for another address (most have one without accents).",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print_dropped_rows(audience: Audience) -> None:

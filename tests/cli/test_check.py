@@ -279,3 +279,24 @@ def test_a_workbook_with_two_sheets_of_addresses_says_which_was_read(demo_projec
     )
     spec.write_text(named, encoding="utf-8")
     assert "was read from its sheet" not in run("check", str(spec), "--allow-past").output
+
+
+def test_an_accented_letter_before_the_at_is_pointed_out(demo_project):
+    """Found in the audit: "zoë.brontë@nhs.example" is a valid address (RFC 6531), but
+    SendGrid accepts the request and then drops it as invalid (sendgrid-csharp#656), so
+    the reader never gets the mail. check names the rows, before anything is sent."""
+    staff = demo_project / "lists" / "practice-staff.csv"
+    staff.write_text(
+        staff.read_text(encoding="utf-8-sig").replace(
+            "vik.fernandez1@nhs.example", "vik.fernández1@nhs.example", 1
+        ),
+        encoding="utf-8",
+    )
+    result = run(
+        "check", str(demo_project / "campaigns" / "2019-04-equip-training.yaml"), "--allow-past"
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: 1 address has letters outside plain ASCII before the @ "
+        "(lists/practice-staff.csv:2): SendGrid does not deliver to such addresses"
+    ) in " ".join(result.output.split())
