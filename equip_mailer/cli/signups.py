@@ -57,7 +57,9 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
     cancelled or refunded are left out (and listed apart when an earlier import gave them a
     place, which stays until cancelled on the team's roster page), and so are people erased
     with `forget` (listed by row). Importing the same file again changes nothing.
-    A row that cannot be read stops the import before anything is saved, naming the row.
+    A row that cannot be read stops the import before anything is saved, naming the row;
+    so does a file whose event or course column names none of the campaign's courses
+    (--course says which course it is, when that is meant).
 
     \b
     Example:
@@ -107,7 +109,7 @@ def _course(conn: Connection, campaign_id: str, wanted: str | None, table: Table
     import sqlalchemy as sa
 
     from equip_mailer.signup.catalogue import load_course
-    from equip_mailer.signup.imports import course_named_in
+    from equip_mailer.signup.imports import course_named_in, course_names
     from equip_mailer.store import signup_courses
 
     ids = conn.execute(
@@ -135,6 +137,15 @@ def _course(conn: Connection, campaign_id: str, wanted: str | None, table: Table
     named = course_named_in(table, courses)
     if named is not None:
         return named
+    said = course_names(table)
+    if said:  # the file names its event, and it is none (or more than one) of ours
+        shown = ", ".join(repr(n[:60]) for n in said[:3]) + (" …" if len(said) > 3 else "")
+        raise EquipError(
+            f"the file's event or course column says {shown}, which is not one course of "
+            f"campaign {campaign_id}, so nothing was imported",
+            hint=f"If these are its people, name the course with --course; the campaign's "
+            f"courses: {listing}.",
+        )
     elsewhere = [c for c in courses if not c.hosted]
     if len(elsewhere) == 1:
         return elsewhere[0]

@@ -306,13 +306,21 @@ def parse_rows(table: Table, course: CourseInfo) -> tuple[list[_Parsed], list[st
     return parsed, problems
 
 
+def course_names(table: Table) -> list[str]:
+    """What the file's Event Name / Course column says, each value once (empty: no such
+    column, or nothing in it)."""
+    i = next(iter(_candidates(table.header, "course")), None)
+    if i is None:
+        return []
+    return list(
+        dict.fromkeys(clean(row[i]) for row in table.rows if i < len(row) and clean(row[i]))
+    )
+
+
 def course_named_in(table: Table, courses: list[CourseInfo]) -> CourseInfo | None:
     """The course a file's Event Name / Course column names (by name or id), if all its
     rows name the same one."""
-    i = next(iter(_candidates(table.header, "course")), None)
-    if i is None:
-        return None
-    named = {clean(row[i]).casefold() for row in table.rows if i < len(row) and clean(row[i])}
+    named = {name.casefold() for name in course_names(table)}
     found = {
         c.id
         for c in courses

@@ -172,6 +172,26 @@ def test_a_file_that_names_no_course_asks_for_one_when_it_could_be_several(proje
     assert code == 0 and "for Data masterclass: 8 new sign-ups" in out, out
 
 
+def test_an_event_name_that_is_none_of_the_campaigns_courses_stops_the_import(project):
+    """Found in the audit: an export whose Event Name is another event ("Advanced Data
+    Skills") was imported into the campaign's only course booked elsewhere without a word.
+    It is refused, naming what the file says; --course imports it when that is meant."""
+    other = project / "other-event.csv"
+    text = (project / EVENTBRITE).read_text(encoding="utf-8-sig")
+    other.write_text(text.replace(",Data masterclass,", ",Advanced Data Skills,"), "utf-8")
+
+    code, out = run("signups", "import", SPEC, str(other))
+
+    assert code == 1
+    assert out.startswith(
+        "Error: the file's event or course column says 'Advanced Data Skills', which is not "
+        "one course of campaign 2019-04-equip-training, so nothing was imported Hint: If these "
+        "are its people, name the course with --course;"
+    ), out
+    code, out = run("signups", "import", SPEC, str(other), "--course", "data-masterclass")
+    assert code == 0 and "for Data masterclass: 8 new sign-ups" in out, out
+
+
 def test_a_newer_export_that_cancels_an_imported_place_says_the_place_is_still_held(project):
     """Found in the audit: a newer Eventbrite export in which an imported attendee had been
     refunded said "Cancelled or refunded in the booking tool, not imported", while the
