@@ -40,6 +40,8 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         (f.label, f"{f.value} ({f.detail})" if f.detail else f.value) for f in report.headline
     ]
     summary += [("Note", n) for n in report.notes]
+    # The sheets' times are as the store keeps them; London is an hour ahead in summer.
+    summary.append(("Times", "UTC (the sheets' dates and times; London is UTC+1 in summer)"))
     return summary
 
 

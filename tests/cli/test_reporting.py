@@ -97,6 +97,8 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
         "Clicks over time",
         "Machine and human clicks",
     ]
+    summary = {row[0]: row[1] for row in wb["Summary"].iter_rows(values_only=True)}
+    assert summary["Times"].startswith("UTC")  # found in the audit: the sheets never said so
     ws = wb["Funnel per segment"]
     assert ws["A1"].value == "Segment" and ws["A1"].font.bold
     assert [c.value for c in ws[5]][:7] == ["All segments", 11, 10, 1, 1, 5, 0.5]
