@@ -84,6 +84,7 @@ class CourseInfo:
     organisation: str | None
     active: bool
     sessions: tuple[SessionInfo, ...]  # active ones, in spec order
+    requires: str | None = None  # the lowest QI level the spec asks for (None: open to all)
 
     @property
     def attend_all(self) -> bool:
@@ -328,6 +329,7 @@ def load_course(
         organisation=row.organisation,
         active=row.active,
         sessions=_sessions(conn, row.id, include_inactive),
+        requires=row.requires,
     )
 
 

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import email
 import email.policy
+import html
 import io
 import re
 
@@ -241,3 +242,41 @@ def test_marking_attendance_raises_the_level_and_a_correction_takes_it_back(team
     assert [(bool(a), by) for a, by in rows] == [(False, "ann@nhs.example")]
     bad = client.post(mark, data={"csrf_token": csrf_token(page), "attended": "maybe"})
     assert bad.status_code == 409
+
+
+def test_people_below_the_level_a_course_asks_for_are_flagged(team, engine, tmp_path, demo_path):
+    """Found in the audit: anyone with the course's page could take a place on EQUIP in
+    Action (it asks for basic QI knowledge) at level none, and the roster did not say so.
+    The place is kept (a list's level may be out of date); the trainer sees who to ask."""
+    campaign = hosted_campaign(tmp_path, demo_path, basics_places=(2, 2), action_places=3)
+    seed_readers(engine, campaign, 2)
+    with engine.begin() as conn:
+        conn.execute(
+            store.ledger.update()
+            .where(store.ledger.c.email_key == "reader1@nhs.example")
+            .values(qi_level="basics")
+        )
+        register_courses(conn, campaign)
+        action = find_course(conn, campaign.id, "equip-in-action")
+    assert action.requires == "basics"
+    for i in (0, 1):
+        with store.immediate(engine) as conn:
+            reg.register(
+                conn,
+                action.id,
+                reg.Applicant(
+                    email=f"reader{i}@nhs.example", name=f"Reader Number{i}", ledger_id=i + 1
+                ),
+                None,
+                NOW,
+            )
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+
+    page = client.get(f"/team/campaigns/{campaign.id}/sessions/{action.sessions[0].id}").text
+
+    text = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", page).split()))
+    assert "1 person's QI level is below what EQUIP in Action asks (basic QI knowledge)" in text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"Reader Number(\d).*?</tr>", page, re.S)}
+    assert "Below what the course asks: basic QI knowledge" in rows["0"]
+    assert "Below what the course asks" not in rows["1"]

@@ -71,6 +71,7 @@ class Person:
     row: RosterRow
     level: Level
     attended: bool | None  # None: not marked
+    below: str | None = None  # the level the course asks for, when theirs is known and lower
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,23 @@ def session_page(
     marks = _attendance(conn, session_id)
     now_at = _levels(conn, list(roster.confirmed + roster.waiting))
 
+    requires = roster.course.requires
+
     def person(row: RosterRow) -> Person:
-        return Person(row, now_at[row.registration], marks.get(row.email.strip().lower()))
+        level = now_at[row.registration]
+        # Flagged, not refused: a list's level may be out of date, and the trainer knows
+        # who did the groundwork elsewhere. Unknown levels (booked elsewhere) are not flagged.
+        short = (
+            requires is not None
+            and level.level is not None
+            and level_rank(level.level) < level_rank(requires)
+        )
+        return Person(
+            row,
+            level,
+            marks.get(row.email.strip().lower()),
+            QI_LEVEL_NAMES.get(requires, requires) if short and requires else None,
+        )
 
     return SessionPage(
         roster=roster,
