@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from equip_mailer.config import mask_email
+from equip_mailer.people.records import ERASED_PREFIX
 from equip_mailer.send.links import TEST_RECIPIENT, read_unsubscribe
 from equip_mailer.store import add_suppression, events, insert_ignore, ledger, suppressions, utcnow
 
@@ -45,6 +46,16 @@ class Recipient:
     segment: str
     email: str
     suppressed: bool
+
+    @property
+    def erased(self) -> bool:
+        """``forget`` erased them: the row holds a keyed hash, not an address."""
+        return self.email.startswith(ERASED_PREFIX)
+
+    @property
+    def shown(self) -> str:
+        """How a page names the address: masked, and never the hash of an erased one."""
+        return "This address" if self.erased else mask_email(self.email)
 
 
 def find_recipient(conn: Connection, link_key: bytes, token: str) -> Recipient | None:
@@ -81,8 +92,11 @@ def unsubscribe(
 ) -> bool:
     """Suppress the address and record one ``unsubscribe`` event; True if newly suppressed.
 
-    The event's dedupe key is fixed per recipient, so a second POST adds nothing.
+    The event's dedupe key is fixed per recipient, so a second POST adds nothing. For
+    someone ``forget`` erased, it is a count only, as their other events are kept.
     """
+    if who.erased:
+        user_agent = ip = None
     added = add_suppression(
         conn, who.email, "unsubscribe", source="link", campaign_id=who.campaign_id
     )
@@ -137,12 +151,12 @@ async def unsubscribe_page(request: Request) -> Response:
     if who.suppressed:
         return page(
             "You are unsubscribed",
-            f"<p>{html.escape(mask_email(who.email))} is already off our mailing list. "
+            f"<p>{html.escape(who.shown)} is already off our mailing list. "
             "You will not get any more EQUIP course emails.</p>",
         )
     return page(
         "Unsubscribe from EQUIP course emails",
-        f"<p>Stop sending EQUIP course emails to {html.escape(mask_email(who.email))}?</p>"
+        f"<p>Stop sending EQUIP course emails to {html.escape(who.shown)}?</p>"
         '<form method="post">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button>'
@@ -191,7 +205,7 @@ async def unsubscribe_post(request: Request) -> Response:
         log.info("unsubscribed %s (campaign %s)", mask_email(who.email), who.campaign_id)
     return page(
         "You are unsubscribed",
-        f"<p>{html.escape(mask_email(who.email))} will not get any more EQUIP course "
+        f"<p>{html.escape(who.shown)} will not get any more EQUIP course "
         "emails.</p><p>If this was a mistake, contact the EQUIP team.</p>",
     )
 

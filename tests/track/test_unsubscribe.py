@@ -56,6 +56,26 @@ def test_one_click_unsubscribe_suppresses_once(service, campaign, engine, caplog
     assert ANN not in caplog.text and "a***@e***.org" in caplog.text
 
 
+def test_the_link_of_someone_forgotten_names_no_hash_and_keeps_no_trace(
+    service, campaign, engine, settings, tmp_path
+):
+    """Found in the audit: after ``forget``, their old unsubscribe link's page showed the
+    masked keyed hash ("e***"), and a POST stored its user agent and IP hash again."""
+    from equip_mailer.people.forget import forget
+
+    forget(engine, ANN, settings.require_link_secret(), outbox=tmp_path, now=store.utcnow())
+    _, client = service
+    path = campaign.unsubscribe_path(ANN)
+
+    page = client.get(path).text
+    posted = client.post(path, content=b"List-Unsubscribe=One-Click")
+
+    assert "This address is already off our mailing list" in page and "e***" not in page
+    assert posted.status_code == 200 and "e***" not in posted.text
+    unsubs = rows(engine, store.events, store.events.c.event == "unsubscribe")
+    assert [(u.user_agent, u.ip_hash) for u in unsubs] == [(None, None)]
+
+
 def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, settings):
     _, client = service
     response = client.post(campaign.unsubscribe_path(BOB), data={"List-Unsubscribe": "One-Click"})
