@@ -176,7 +176,8 @@ def send(
         refuse_unsafe(spec, cfg)  # before any request, whatever SENDGRID_API_HOST is
     transport = None if dry_run else make_backend(run)
     try:
-        register_campaign(engine, spec)
+        if transport is not None:  # a dry run writes nothing (it rolls its own rows back)
+            register_campaign(engine, spec)
         if real:
             check_live_service(run, skip=no_service_check)
         if transport is not None:

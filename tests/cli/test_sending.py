@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+import sqlalchemy as sa
 from support.send_project import (
     CID,
     KEY,
@@ -23,6 +24,7 @@ from support.send_project import (
     spec,
 )
 
+from equip_mailer import store
 from equip_mailer.store import add_suppression, open_store
 
 
@@ -141,6 +143,12 @@ def test_dry_run_writes_nothing(project):
     assert "@" in example and "nhs.example" not in example  # masked
     assert outbox_files(project) == []
     assert ledger_states(project) == {}
+    # Found in the audit: the campaign itself was registered, so the team pages listed an
+    # unsent campaign as sent on the day of the dry run.
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(store.campaigns.c.id)).all() == []
+    engine.dispose()
 
 
 def test_test_to_sends_one_copy_per_segment_outside_the_ledger(project):
