@@ -246,7 +246,8 @@ def cancelled(
     )
     paragraphs: list[str | list[str]] = [greeting(registration.name), said]
     if had_place:
-        paragraphs.append("The calendar file attached removes the dates from your calendar.")
+        dates = "date" if len(sessions) == 1 else "dates"
+        paragraphs.append(f"The calendar file attached removes the {dates} from your calendar.")
     paragraphs.append("Changed your mind? You can sign up again while places are open:")
     return _notice(
         ctx,
@@ -311,7 +312,7 @@ def invite(course: CourseInfo, invite_id: int, email: str, url: str) -> Notice:
     paragraphs: list[str | list[str]] = [
         greeting(""),  # no name yet: the newsletter's fallback
         f"Someone, probably you, asked to sign up for {course.name} with this address. "
-        "To choose a date and sign up, follow the link below (it works for 7 days).",
+        f"To {choose_and(course)}sign up, follow the link below (it works for 7 days).",
         "If it was not you, ignore this email: nobody has been signed up.",
     ]
     link = (f"Sign up for {course.name}", url)
@@ -324,3 +325,9 @@ def invite(course: CourseInfo, invite_id: int, email: str, url: str) -> Notice:
         html=_html(paragraphs, link, footer, course.privacy_url),
         **_sender(course),
     )
+
+
+def choose_and(course: CourseInfo) -> str:
+    """ "choose a date and " when there is one to choose: a course attended on every date
+    (EQUIP in Action) or held once has nothing to choose."""
+    return "choose a date and " if not course.attend_all and len(course.sessions) > 1 else ""

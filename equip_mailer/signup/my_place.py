@@ -80,7 +80,7 @@ async def registration_page(request: Request) -> Response:
             course=course,
             sessions=sessions,
             position=position,
-            fresh=request.query_params.get("new") == "1",
+            again=request.query_params.get("again") == "1",
             just_now=request.query_params.get("new") == "1",
             had_place=reg.confirmed_at is not None,
             calendar_url=f"/r/{token}/calendar.ics",

@@ -15,7 +15,7 @@ from equip_mailer.track.pages import not_found, try_again_later
 from equip_mailer.track.privacy import client_ip, db_error, ip_hash
 from equip_mailer.track.state import Service
 
-from . import forms, pages, registration, service, web
+from . import forms, mails, pages, registration, service, web
 from .catalogue import CourseInfo, find_course
 from .web import SignupState
 
@@ -111,7 +111,7 @@ async def join_post(request: Request) -> Response:
         "Check your email",
         [
             f"We have sent a link to sign up for {course.name} to the address you gave. "
-            "Follow it within 7 days to choose a date and sign up.",
+            f"Follow it within 7 days to {mails.choose_and(course)}sign up.",
             "No email? Check your junk folder, or go back and check the address.",
         ],
     )

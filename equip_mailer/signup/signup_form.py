@@ -143,8 +143,10 @@ def _form_page(
 
 
 def _registration_redirect(request: Request, registration_id: int, fresh: bool) -> Response:
+    """To their place: ``?new=1`` just made it; ``?again=1`` they tried to sign up again
+    (the page says they had already). Their own link, opened later, carries neither."""
     token = tokens.registration_token(Service.of(request).link_key, registration_id)
-    return RedirectResponse(f"/r/{token}" + ("?new=1" if fresh else ""), status_code=303)
+    return RedirectResponse(f"/r/{token}" + ("?new=1" if fresh else "?again=1"), status_code=303)
 
 
 async def _show_form(request: Request, target: tuple[CourseInfo, Reader]) -> Response:

@@ -151,3 +151,25 @@ def test_the_address_confirmation_greets_with_the_fallback_and_every_mail_keeps_
     assert first_lines(invite) == ("Dear colleague,", "Dear colleague,")
     for kind, notice in {**every_mail(ctx, registration, sessions), "invite": invite}.items():
         assert re.search(r"<body[^>]*max-width:600px", notice.html), kind
+
+
+def test_the_words_follow_how_many_dates_there_are(signed_up, tmp_path, demo_path):
+    """Found in the audit: cancelling one afternoon "removes the dates", and the invite to
+    EQUIP in Action (every date attended) asked to "choose a date"."""
+    ctx, registration, sessions = signed_up
+    cancelled = mails.cancelled(ctx, registration, sessions, had_place=True)
+    assert "removes the date from your calendar" in cancelled.text
+    basics_invite = mails.invite(ctx.course, 1, "vik@nhs.example", "https://x.example/i/1")
+    assert "To choose a date and sign up, follow the link below" in basics_invite.text
+
+    engine = store.open_store(f"sqlite:///{tmp_path / 'action.db'}")
+    with store.immediate(engine) as conn:
+        register_courses(conn, hosted_campaign(tmp_path, demo_path))
+        action = find_course(conn, "2019-04-equip-training", "equip-in-action")
+    engine.dispose()
+    invite = mails.invite(action, 2, "vik@nhs.example", "https://x.example/i/2")
+    assert "To sign up, follow the link below" in invite.text and "choose" not in invite.text
+    every_day = mails.cancelled(
+        dataclasses.replace(ctx, course=action), registration, action.sessions, had_place=True
+    )
+    assert "removes the dates from your calendar" in every_day.text

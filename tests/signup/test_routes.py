@@ -135,8 +135,13 @@ def test_a_second_submit_shows_the_existing_registration(site):
     first = site.client.post(path, data=data)
     double = site.client.post(path, data=data)  # a double click, or the back button and again
     assert first.status_code == double.status_code == 303
-    assert double.headers["location"] == first.headers["location"].removesuffix("?new=1")
+    own = first.headers["location"].removesuffix("?new=1")  # their link, as mailed
+    assert double.headers["location"] == own + "?again=1"
     assert site.client.get(path).headers["location"] == double.headers["location"]
+    assert "You had already signed up" in site.client.get(double.headers["location"]).text
+    # Found in the audit: opening their own link later said so too, as if they had tried
+    # to sign up twice.
+    assert "already signed up" not in site.client.get(own).text
     with site.engine.connect() as conn:
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 1
