@@ -50,6 +50,8 @@ def preview(
     Writes OUT/<segment>.html and OUT/<segment>.txt, personalised for the first reader of
     that segment on the lists (or a sample reader, Sam Example, when a segment is empty).
     Links go straight to their pages, without tracking; nothing is sent or recorded.
+    The previews an earlier run wrote for a segment the campaign no longer has are removed
+    (OUT/.previews.json remembers which files each campaign's previews wrote).
 
     \b
     Example:
@@ -71,6 +73,7 @@ def preview(
     except (FileExistsError, NotADirectoryError):
         raise not_a_folder(out_dir) from None
     used_sample = []
+    written: list[Path] = []
     for segment_id, segment_mail in rendered.items():
         reader = readers.get(segment_id)
         if reader is None:
@@ -78,6 +81,13 @@ def preview(
             used_sample.append(segment_id)
         for path in _write_preview(out_dir, segment_id, segment_mail, reader):
             console.print(str(path), markup=False, soft_wrap=True)
+            written.append(path)
+    for old in _keep_track(out_dir, spec.id, written, every_segment=not segment_ids):
+        console.print(
+            f"Removed {old}: an earlier preview of a segment this campaign no longer has.",
+            markup=False,
+            soft_wrap=True,
+        )
     if note:
         console.print(f"Note: {note}.", markup=False, soft_wrap=True)
     elif used_sample:
@@ -93,6 +103,41 @@ def preview(
         markup=False,
         soft_wrap=True,
     )
+
+
+MANIFEST = ".previews.json"  # which files in the folder each campaign's previews wrote
+
+
+def _keep_track(out_dir: Path, campaign_id: str, written: list[Path], every_segment: bool):
+    """Record the files this preview wrote and, after a preview of every segment, delete
+    those an earlier one wrote for this campaign that were not written again (a segment
+    renamed or taken out): left there, they would be opened as this campaign's mail. Only
+    files this command wrote are ever deleted. Returns the deleted paths."""
+    import json
+
+    manifest = out_dir / MANIFEST
+    try:
+        known: dict[str, list[str]] = json.loads(manifest.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    names = [p.name for p in written]
+    for other, files in known.items():  # a file now holds this campaign's preview
+        known[other] = [f for f in files if f not in names or other == campaign_id]
+    earlier = known.get(campaign_id, [])
+    removed = []
+    if every_segment:
+        for name in earlier:
+            stale = out_dir / name
+            if name not in names and Path(name).name == name and stale.is_file():
+                stale.unlink()
+                removed.append(stale)
+        known[campaign_id] = names
+    else:
+        known[campaign_id] = list(dict.fromkeys(earlier + names))
+    manifest.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
+    return removed
 
 
 def _write_preview(

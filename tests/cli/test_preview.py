@@ -77,7 +77,43 @@ def test_preview_of_one_segment(tmp_path):
         "preview", str(DEMO), "--allow-past", "--out", str(tmp_path), "--segment", "project-leads"
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["project-leads.html", "project-leads.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".previews.json",  # which files each campaign's previews wrote (see below)
+        "project-leads.html",
+        "project-leads.txt",
+    ]
+
+
+def test_a_segment_renamed_since_the_last_preview_leaves_no_stale_file(tmp_path):
+    """Found in the audit: after a segment's id changed, preview/<old id>.html stayed
+    beside the new one, to be opened as this campaign's mail. A preview of every segment
+    deletes what an earlier preview of the campaign wrote and this one did not; files it
+    did not write stay."""
+    project = tmp_path / "project"
+    for part in ("campaigns", "lists", "templates"):
+        shutil.copytree(ROOT / part, project / part)
+    spec = project / "campaigns" / DEMO.name
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    assert run("preview", str(spec), "--allow-past", "--out", str(out)).exit_code == 0
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("id: project-leads", "id: qi-project-leads"),
+        encoding="utf-8",
+    )
+
+    result = run("preview", str(spec), "--allow-past", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".txt"))
+    assert names == sorted(
+        [f"{s}.{x}" for s in ("getting-started", "ready-for-action", "qi-project-leads")
+         for x in ("html", "txt")] + ["notes.txt"]
+    )  # fmt: skip
+    assert (
+        f"Removed {out / 'project-leads.html'}: an earlier preview of a segment this campaign "
+        "no longer has." in " ".join(result.output.split())
+    )
 
 
 def test_an_empty_segment_is_shown_for_a_sample_reader(tmp_path):
