@@ -87,9 +87,14 @@ def members_only(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     async def route(request: Request) -> Response:
         member = await current_member(request)
         if member is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            wanted = target if request.method == "GET" else "/team/"
-            return see_other(f"{SIGN_IN}?next={quote(safe_next(wanted), safe='/')}")
+            if request.method == "GET":
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return see_other(f"{SIGN_IN}?next={quote(safe_next(target), safe='/')}")
+            # A change posted after the session ended was not made: say so, and come back
+            # to the page it was made from (a roster change: its session's roster; pages
+            # send no Referer), never to the POST's own address.
+            back = safe_next(request.url.path.partition("/people/")[0] or "/team/")
+            return see_other(f"{SIGN_IN}?next={quote(back, safe='/')}&unsaved=1")
         if request.method == "POST":
             form = await request.form()
             state = TeamState.of(request)

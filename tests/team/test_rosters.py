@@ -280,3 +280,32 @@ def test_people_below_the_level_a_course_asks_for_are_flagged(team, engine, tmp_
     rows = {m.group(1): m.group(0) for m in re.finditer(r"Reader Number(\d).*?</tr>", page, re.S)}
     assert "Below what the course asks: basic QI knowledge" in rows["0"]
     assert "Below what the course asks" not in rows["1"]
+
+
+def test_a_change_posted_after_the_session_ended_says_it_was_not_made(team, engine, basics):
+    """Found in the audit: marking attendance after the sign-in had lapsed led to the
+    sign-in page and then to the campaigns list, with no word that the mark was lost. The
+    sign-in page now says so, and signing in leads back to the roster."""
+    campaign, course, (first, _second) = basics
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+    at_time(team, LATER)
+    roster = f"/team/campaigns/{campaign.id}/sessions/{first.id}"
+    page = client.get(roster).text
+    with engine.connect() as conn:
+        reader1 = reg.find_registration(conn, course.id, "reader1@nhs.example")
+    client.cookies.clear()  # the session is over
+
+    lost = client.post(
+        f"{roster}/people/{reader1.id}/attendance",
+        data={"csrf_token": csrf_token(page), "attended": "yes"},
+    )
+
+    assert lost.status_code == 303
+    assert lost.headers["location"] == f"/team/sign-in?next={roster}&unsaved=1"
+    sign_in = client.get(lost.headers["location"]).text
+    assert "your last change was <strong>not</strong> made" in sign_in
+    assert f'name="next" value="{roster}"' in sign_in
+    with engine.connect() as conn:
+        marked = conn.execute(sa.select(sa.func.count()).select_from(store.attendance)).scalar()
+    assert marked == 0

@@ -95,7 +95,11 @@ async def team_root(request: Request) -> Response:
 async def sign_in_page(request: Request) -> Response:
     if await current_member(request) is not None:
         return see_other(safe_next(request.query_params.get("next")))
-    return _sign_in_form(request, signed_out=request.query_params.get("signed_out") == "1")
+    return _sign_in_form(
+        request,
+        signed_out=request.query_params.get("signed_out") == "1",
+        unsaved=request.query_params.get("unsaved") == "1",
+    )
 
 
 def _plausible(address: str) -> bool:
