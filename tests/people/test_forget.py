@@ -230,29 +230,38 @@ def test_forget_of_someone_unknown_changes_nothing_twice(sqlite_url, tmp_path):
         assert store.suppressed_keys(conn) == {erased_key(secret, "nobody@example.org")}
 
 
+def sent_to_ann(conn, now, **more) -> int:
+    """Ann's ledger row in campaign CID, sent; its id."""
+    return conn.execute(
+        store.ledger.insert().values(
+            campaign_id=CID,
+            email="Ann@NHS.example",
+            email_key="ann@nhs.example",
+            segment="getting-started",
+            state="sent",
+            attempts=1,
+            created_at=now,
+            updated_at=now,
+            **more,
+        )
+    ).inserted_primary_key[0]
+
+
 def test_forget_on_either_database_leaves_only_counts(db_url, tmp_path):
     """The same erasure on SQLite and PostgreSQL: rows kept for the counts name nobody."""
     engine = store.open_store(db_url)
     now = store.utcnow()
     with engine.begin() as conn:
         store.ensure_campaign(conn, CID, "Subject")
-        ledger_id = conn.execute(
-            store.ledger.insert().values(
-                campaign_id=CID,
-                email="Ann@NHS.example",
-                email_key="ann@nhs.example",
-                first_name="Ann",
-                last_name="Example",
-                practice="Tower View Surgery",
-                role="GP",
-                qi_level="none",
-                segment="getting-started",
-                state="sent",
-                attempts=1,
-                created_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
+        ledger_id = sent_to_ann(
+            conn,
+            now,
+            first_name="Ann",
+            last_name="Example",
+            practice="Tower View Surgery",
+            role="GP",
+            qi_level="none",
+        )
         store_events(
             conn,
             [
@@ -387,18 +396,7 @@ def test_no_event_key_left_can_confirm_a_guessed_address(db_url, tmp_path):
     now = store.utcnow()
     with engine.begin() as conn:
         store.ensure_campaign(conn, CID, "Subject")
-        ledger_id = conn.execute(
-            store.ledger.insert().values(
-                campaign_id=CID,
-                email="Ann@NHS.example",
-                email_key="ann@nhs.example",
-                segment="getting-started",
-                state="sent",
-                attempts=1,
-                created_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
+        ledger_id = sent_to_ann(conn, now)
         notice_id = conn.execute(
             store.notices.insert().values(
                 key="signup:1:0:confirmed",
