@@ -125,16 +125,24 @@ def rescheduled(
     the people of a date whose time or venue moved; on an attend-all course, everyone, when
     any of its dates moved, appeared or was dropped. People on a choose-one date that was
     dropped are returned instead. ``skip``: registrations already mailed the new details in
-    this transaction (promoted into a place). Returns (mails queued, stranded)."""
+    this transaction (promoted into a place). Returns (mails queued, stranded).
+
+    A date already begun is history, not news: a correction of its time or venue (made
+    before ``attendance``, say) mails nobody, and an attend-all course is mailed only when
+    a date still to come changed. Nor is anyone ``forget`` erased (no address) mailed."""
     sent, stranded = 0, []
     for row in course_rows:
         course = _course(conn, row)
-        changed = {s.id for s in course.sessions if before.get(s.id) != (s.revision, s.active)}
+        changed = {
+            s.id
+            for s in course.sessions
+            if before.get(s.id) != (s.revision, s.active) and s.starts_at > now
+        }
         if not changed:
             continue
         dropped: dict[int, int] = {}
         for reg in course_registrations(conn, row):
-            if reg.status == "cancelled" or reg.id in skip:
+            if reg.status == "cancelled" or reg.id in skip or not reg.email.strip():
                 continue
             if reg.session_id is not None:
                 if reg.session_id not in changed:

@@ -6,6 +6,7 @@ again mails nobody twice."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 
 import icalendar
@@ -155,3 +156,32 @@ def test_a_dropped_day_of_a_course_attended_on_every_date_is_cancelled_in_the_ca
         ("CONFIRMED", "2019-07-09"),
         ("CANCELLED", "2019-09-17"),
     ]
+
+
+def test_a_date_already_over_is_history_not_news(signed_up, tmp_path, demo_path):
+    """Found in review: a trainer correcting a past afternoon's time before `attendance`
+    mailed everyone on it "The details have changed", and someone erased since (their place
+    kept as an anonymous row, no address) was queued a mail too. Only dates still to come
+    are news; an attend-all course is mailed when one of them changed."""
+    from equip_mailer.people.forget import forget
+
+    engine, w = signed_up
+    july = dt.datetime(2019, 7, 1, 9, 0)  # after 27 June, before In Action's 9 July
+    forget(engine, "ann@nhs.example", b"k" * 32, outbox=tmp_path / "outbox", now=july)
+    june_corrected = hosted_campaign(
+        tmp_path, demo_path, basics_places=(1, 3), action_places=2,
+        extra=((JUNE, '{date: 2019-06-27, start: "14:00"'),),
+    )  # fmt: skip
+
+    synced = service.sync(w, june_corrected, july)
+
+    assert synced.rescheduled == 0 and notices(engine, "signup-changed") == {}
+    day_2_moved = hosted_campaign(
+        tmp_path, demo_path, basics_places=(1, 3), action_places=2,
+        extra=(
+            (JUNE, '{date: 2019-06-27, start: "14:00"'),
+            (ACTION_DAY_2, ACTION_DAY_2.replace("Training Rooms", "Town Hall")),
+        ),
+    )  # fmt: skip
+    assert service.sync(w, day_2_moved, july).rescheduled == 1
+    assert sorted(notices(engine, "signup-changed")) == ["dan@nhs.example"]
