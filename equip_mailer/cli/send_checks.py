@@ -183,9 +183,11 @@ def sync_signups(spec: Campaign, cfg: Settings, engine: Engine, outbox_dir: Path
             markup=False,
         )
     if synced.rescheduled:
+        who = "1 person" if synced.rescheduled == 1 else f"{synced.rescheduled} people"
         console.print(
-            f"Sign-ups: {synced.rescheduled} people signed up for dates whose time or venue "
-            "changed were emailed the new details (with an updated calendar for a place).",
+            f"Sign-ups: {who} signed up for dates whose time or venue changed "
+            f"{'was' if synced.rescheduled == 1 else 'were'} emailed the new details (with "
+            "an updated calendar for a place).",
             markup=False,
         )
     for s in synced.stranded:
