@@ -52,11 +52,11 @@ def split_name(full: str) -> FullName:
     full = _IN_BRACKETS_AT_END.sub("", full) or full
     before, comma, after = full.partition(",")
     if comma:
-        surname = before.split()
-        if after.split() and _is_surname(surname):
-            titles, words = _titles(after.split())
+        surname, given = before.split(), after.partition(",")[0].split()
+        if _is_surname(surname) and _is_given(given):
+            titles, words = _titles(given)
             return FullName(" ".join(titles), words[0] if words else "", " ".join(surname))
-        full = before  # "Vik Patel, MBE": letters after the name
+        full = before  # "Vik Patel, MBE", "Lee, GP": letters or a role after the name
     titles, words = _titles(full.split())
     title = " ".join(titles)
     if title and (len(words) == 1 or (words and words[0].casefold() in PARTICLES)):
@@ -75,6 +75,15 @@ def _titles(words: list[str]) -> tuple[list[str], list[str]]:
         titles.append(title)
         words = words[1:]
     return titles, words
+
+
+def _is_given(words: list[str]) -> bool:
+    """Whether the words after a surname's comma are a given name ("Vik", "Dr Vik") rather
+    than letters or a role in capitals ("MBE", "GP", "PRACTICE MANAGER"): the address book
+    writes the given name in mixed case."""
+    if not words:
+        return False
+    return words[0].rstrip(".").casefold() in TITLES or any(ch.islower() for w in words for ch in w)
 
 
 def _is_surname(words: list[str]) -> bool:

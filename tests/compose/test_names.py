@@ -61,6 +61,12 @@ CASES = [
     # after a whole name, a comma brings letters or a role, not a first name
     ("Vik Patel, MBE", ("", "Vik", "Patel"), "Vik"),
     ("Dr Ann Smith, GP partner", ("Dr", "Ann", "Smith"), "Dr Smith"),
+    # found in review: capitals after the comma are letters or a role, not a given name
+    ("JOHN SMITH, MBE", ("", "JOHN", "SMITH"), "JOHN"),
+    ("ANN SMITH, PRACTICE MANAGER", ("", "ANN", "SMITH"), "ANN"),
+    ("Lee, GP", ("", "Lee", ""), "Lee"),
+    ("Patel, Vik, Dr", ("", "Vik", "Patel"), "Vik"),
+    ("Smith, Dr", ("Dr", "", "Smith"), "Dr Smith"),
 ]
 
 
