@@ -50,15 +50,22 @@ def erased_event_key(secret: bytes, dedupe_key: str, *, key: bytes | None = None
     return hmac.new(key, b"event:" + dedupe_key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _erased_hashes() -> sa.ColumnElement[bool]:
+    """The suppressions ``forget`` left: a range of the key, not LIKE 'erased:%', which
+    SQLite matches without regard to case and so cannot answer from the key's index (every
+    webhook post asks, over a table of many thousands of suppressions)."""
+    after = ERASED_PREFIX[:-1] + chr(ord(ERASED_PREFIX[-1]) + 1)  # "erased;"
+    key = suppressions.c.email_key
+    return sa.and_(key >= ERASED_PREFIX, key < after)
+
+
 def erased_among(conn: Connection, secret: bytes, emails: Iterable[str]) -> set[str]:
     """Which of ``emails`` (returned lower-cased) were erased by ``forget``: for what comes
     in after an erasure (a webhook event SendGrid retried or sent late) and must not write
     the address back. Hashes nothing when nobody was ever erased."""
     keys = {e.strip().lower() for e in emails if "@" in e}
     anyone = conn.execute(
-        sa.select(suppressions.c.email_key)
-        .where(suppressions.c.email_key.startswith(ERASED_PREFIX))
-        .limit(1)
+        sa.select(suppressions.c.email_key).where(_erased_hashes()).limit(1)
     ).first()
     if not keys or anyone is None:
         return set()
@@ -109,11 +116,7 @@ def load(conn: Connection, secret: bytes | None) -> PeopleRecords:
     if "person_levels" not in tables:  # a store from before people were recorded
         return PeopleRecords(secret=secret)
     hashes = frozenset(
-        conn.execute(
-            sa.select(suppressions.c.email_key).where(
-                suppressions.c.email_key.startswith(ERASED_PREFIX)
-            )
-        ).scalars()
+        conn.execute(sa.select(suppressions.c.email_key).where(_erased_hashes())).scalars()
     )
     if hashes and secret is None:
         raise ConfigError(
