@@ -64,10 +64,12 @@ def attendance(campaign: Path, sheet: Path) -> None:
     from equip_mailer.store import utcnow
 
     spec, cfg, engine = open_campaign(campaign, allow_past=True)  # sessions are over by now
+    secret = cfg.require_link_secret()
+    with engine.connect() as conn:  # erased people are known by their hash under it
+        _same_link_secret(conn, secret, cfg)
     # The store must know each course's leads_to; copying the courses tells whoever's dates
     # moved since the last send, as send would have (the copy would otherwise absorb it).
     sync_signups(spec, cfg, engine, cfg.outbox)
-    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
     result = import_sheet(engine, spec.id, sheet, str(sheet), _who(), utcnow(), secret)
     for line in summary(result):
         console.print(line, markup=False, soft_wrap=True)

@@ -68,11 +68,15 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
     """
     from equip_mailer import store
     from equip_mailer.signup.imports import import_rows, parse_rows, read_export
+    from equip_mailer.store import identity
 
     campaign_id, spec = campaign_id_of(campaign)
     table, source = read_export(file)
     engine = store_with_campaign(campaign_id, spec)
-    secret = settings(spec).link_secret
+    cfg = settings(spec)
+    secret = cfg.require_link_secret()
+    with engine.connect() as conn:  # erased people are known by their hash under it
+        identity.check(conn, secret, cfg.where("link_secret"))
     result = None
     try:
         with store.immediate(engine) as conn:
@@ -94,7 +98,7 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
                 source,
                 rows,
                 store.utcnow(),
-                secret.encode("utf-8") if secret else None,
+                secret,
             )
             if dry_run:
                 raise _DryRun

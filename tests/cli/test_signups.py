@@ -9,6 +9,7 @@ import csv
 import shutil
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from support.booking_exports import Booking, eventbrite_csv, forms_xlsx
 
@@ -236,3 +237,28 @@ def test_someone_forgotten_is_not_imported_again_from_an_older_export(project):
     text = (project / "r" / "data-masterclass_2019-10-15.csv").read_text(encoding="utf-8-sig")
     assert "Una" not in text and "una.taylor5" not in text.lower()
     assert text.count("\n") == 1 + 7  # the header and the seven imported
+
+
+def test_another_link_secret_is_refused_before_anything_is_recorded(project, monkeypatch):
+    """Found in review: erased people are recognised by a hash under the store's link
+    secret, so under another one (a shell without EQUIP_LINK_SECRET makes a new one) an
+    import or an attendance sheet would record an erased address again, and attendance's
+    mails would carry links that answer 404. Both refuse, as send and forget do."""
+    monkeypatch.setenv("EQUIP_LINK_SECRET", "another-secret-" + "x1Y2z3W4v5U6t7S8r9Q0p1O2n3M4")
+    sheet = project / "came.csv"
+    sheet.write_text("email,session\nvik.fernandez1@nhs.example,2019-06-27\n", "utf-8")
+
+    for args in (("signups", "import", SPEC, EVENTBRITE), ("attendance", SPEC, str(sheet))):
+        code, out = run(*args)
+        assert code == 1, out
+        assert "is not the one this store's mail was signed with" in out, out
+    from equip_mailer import store
+
+    engine = store.open_store(f"sqlite:///{project / 'equip.db'}")
+    with engine.connect() as conn:
+        recorded = [
+            conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+            for table in (store.registrations, store.attendance)
+        ]
+    engine.dispose()
+    assert recorded == [0, 0]
