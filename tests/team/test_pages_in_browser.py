@@ -169,3 +169,46 @@ def test_the_report_counting_page_does_not_refresh_itself(browser, tmp_path):
     assert not browser.find_elements("css selector", "meta[http-equiv='refresh']")
     link = browser.find_element("link text", "Look again now")
     assert link.get_attribute("href").endswith("/team/campaigns/2019-04-equip-training")
+
+
+def test_a_roster_with_unbroken_long_values_scrolls_in_its_table(
+    team, engine, browser, tmp_path, demo_path
+):
+    """Found in the audit: a 130-letter name, a practice joined by underscores and 300
+    letters of access needs made the roster page 4,693 px wide at desktop width: the
+    buttons' visually hidden labels (position: absolute) escaped the table's scroll region.
+    The table still scrolls inside its region; the page keeps the window's width."""
+    campaign = hosted_campaign(tmp_path, demo_path, basics_places=(2, 2), action_places=1)
+    seed_readers(engine, campaign, 1)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        course = find_course(conn, campaign.id, "equip-basics")
+    with store.immediate(engine) as conn:
+        reg.register(
+            conn,
+            course.id,
+            reg.Applicant(
+                email="reader0@nhs.example",
+                name="N" * 130,
+                practice="Example_Health_Centre_" * 5,
+                access_needs="x" * 300,
+            ),
+            course.sessions[0].id,
+            NOW,
+        )
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    b = team.base_url
+    browser.get(f"{b}/team/sign-in")
+    browser.find_element("id", "email").send_keys("ann@nhs.example")
+    submit(browser)
+    team.delivered()
+    browser.get(link_in(sign_in_mails(team.outbox)[-1]))
+    submit(browser)
+    browser.get(f"{b}/team/campaigns/{campaign.id}/sessions/{course.sessions[0].id}")
+
+    page_width, window = browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert page_width == window
+    check_page(browser, "roster-long-values", shots)
