@@ -278,7 +278,10 @@ def _contradictions(
     first: dict[tuple[int, int | str], Mark] = {}
     found = []
     for mark, session, reg_id, email in planned:
-        who: int | str = reg_id if reg_id is not None else (email or "").lower()
+        # by address when the row gives one (a roster row gives both), so that a row matched
+        # by Registration and one typed with the address alone are the same person
+        address = (mark.email or email or "").strip().lower()
+        who: int | str = address or (reg_id if reg_id is not None else "")
         seen = first.setdefault((session.id, who), mark)
         if seen.attended != mark.attended:
             said = {True: "attended", False: "absent"}

@@ -259,3 +259,28 @@ def test_a_forgotten_persons_row_is_not_recorded_again(signed_up, tmp_path):
         levels = conn.execute(sa.select(store.person_levels.c.email_key)).scalars().all()
     engine.dispose()
     assert keys == ["bob@nhs.example"] and levels == ["bob@nhs.example"]
+
+
+def test_a_row_by_registration_and_one_by_address_are_the_same_person(signed_up, tmp_path):
+    """Found in review: the check above keyed a row matched by its Registration number and
+    a row typed with the address alone apart, so the same person marked both ways passed
+    and the later row 'corrected' the earlier."""
+    import csv
+
+    basics, people = signed_up["basics"], signed_up["people"]
+    sheet = write_roster(tmp_path / "mixed.csv", basics, basics.sessions[0], people, ["yes"] * 3)
+    with sheet.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    typed = dict(rows[0], Registration="", Attended="no")  # added by hand, no number
+    with sheet.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([*rows, typed])
+
+    result = run("attendance", SPEC, str(sheet))
+
+    assert result.exit_code == 1, result.output
+    assert f"{sheet}:5: marks the same person absent on 2019-06-27, but {sheet}:2" in " ".join(
+        result.output.split()
+    )
+    assert counts(signed_up["engine_url"])["attendance"] == 0
