@@ -44,6 +44,16 @@ def signups_with_a_waiting_list(engine, tmp_path, demo_path):
     return campaign, course
 
 
+def sign_in(browser, team, address: str) -> None:
+    """As a member does: the form, the link from the outbox, its button."""
+    browser.get(f"{team.base_url}/team/sign-in")
+    browser.find_element("id", "email").send_keys(address)
+    submit(browser)
+    team.delivered()
+    browser.get(link_in(sign_in_mails(team.outbox)[-1]))
+    submit(browser)
+
+
 def test_every_team_page_is_accessible_and_fits_a_phone(
     team, engine, settings, browser, tmp_path, demo_path
 ):
@@ -126,12 +136,7 @@ def test_a_long_campaign_id_and_subject_wrap_on_a_phone(team, engine, settings, 
     shots = tmp_path / "screens"
     shots.mkdir()
     b = team.base_url
-    browser.get(f"{b}/team/sign-in")
-    browser.find_element("id", "email").send_keys("ann@nhs.example")
-    submit(browser)
-    team.delivered()
-    browser.get(link_in(sign_in_mails(team.outbox)[-1]))
-    submit(browser)
+    sign_in(browser, team, "ann@nhs.example")
     check_page(browser, "campaigns-long-id", shots)
     browser.get(f"{b}/team/campaigns/{campaign_id}")
     assert "Click-through rate" in browser.page_source
@@ -199,12 +204,7 @@ def test_a_roster_with_unbroken_long_values_scrolls_in_its_table(
     shots = tmp_path / "screens"
     shots.mkdir()
     b = team.base_url
-    browser.get(f"{b}/team/sign-in")
-    browser.find_element("id", "email").send_keys("ann@nhs.example")
-    submit(browser)
-    team.delivered()
-    browser.get(link_in(sign_in_mails(team.outbox)[-1]))
-    submit(browser)
+    sign_in(browser, team, "ann@nhs.example")
     browser.get(f"{b}/team/campaigns/{campaign.id}/sessions/{course.sessions[0].id}")
 
     page_width, window = browser.execute_script(
