@@ -156,6 +156,7 @@ def send(
     from equip_mailer.send.dispatch import SendOptions
     from equip_mailer.send.preflight import refuse_unsafe
     from equip_mailer.send.prepare import register_campaign
+    from equip_mailer.signup.catalogue import register_new_courses
 
     if now and not retry_uncertain:
         raise EquipError("--now goes with --retry-uncertain", hint="Add --retry-uncertain.")
@@ -182,7 +183,11 @@ def send(
             check_live_service(run, skip=no_service_check)
         if transport is not None:
             remember_link_identity(run)
-            sync_signups(run.spec, run.cfg, run.engine, run.outbox_dir)
+            if test_to:  # a rehearsal tells nobody signed up of an edit: the real send does
+                with engine.begin() as conn:
+                    register_new_courses(conn, spec)
+            else:
+                sync_signups(run.spec, run.cfg, run.engine, run.outbox_dir)
 
         if test_to:
             address = _valid_address(test_to)

@@ -204,6 +204,37 @@ def register_courses(conn: Connection, campaign: Campaign) -> dict[str, int]:
     return ids
 
 
+def register_new_courses(conn: Connection, campaign: Campaign) -> list[str]:
+    """Write only the campaign's courses the store does not have yet (a test send: its
+    sign-up links must lead somewhere), leaving the known ones as they are, so that nobody
+    signed up is told of an edit before the real send. Returns the ids written."""
+    known = set(
+        conn.execute(
+            sa.select(signup_courses.c.course_id).where(signup_courses.c.campaign_id == campaign.id)
+        ).scalars()
+    )
+    new = [course for course in campaign.courses if course.id not in known]
+    if not new:
+        return []
+    if known:  # written alongside: register_courses would retire the known ones
+        now = utcnow()
+        for course in new:
+            pk = conn.execute(
+                signup_courses.insert().values(
+                    campaign_id=campaign.id,
+                    course_id=course.id,
+                    created_at=now,
+                    updated_at=now,
+                    **_course_values(campaign, course),
+                )
+            ).inserted_primary_key
+            assert pk is not None
+            _register_sessions(conn, pk[0], course, now)
+    else:
+        register_courses(conn, campaign)
+    return [course.id for course in new]
+
+
 def _register_sessions(conn: Connection, course_row: int, course: Course, now: dt.datetime):
     existing = {
         r.session_key: r

@@ -165,6 +165,47 @@ def test_test_to_sends_one_copy_per_segment_outside_the_ledger(project):
     assert outbox_files(project) == [] and ledger_states(project) == {}
 
 
+def test_a_test_send_tells_nobody_signed_up_of_an_edit(project):
+    """Found in review: a test send copied the edited courses into the store, so the people
+    signed up for a date whose time the manager was trying out were mailed "Changed" by a
+    rehearsal. A test send now writes only courses the store does not know (its links must
+    lead somewhere); the real send tells them."""
+    from support.signup_data import NOW
+
+    from equip_mailer.signup import registration as reg
+    from equip_mailer.signup.catalogue import find_course
+
+    path = Path(spec(project))
+    path.write_text(path.read_text("utf-8").replace("2019-09-10", "2099-09-10"), "utf-8")
+    sent = run("send", spec(project), "--allow-past", "--yes", "--backend", "outbox")
+    assert sent.exit_code == 0, sent.output
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with store.immediate(engine) as conn:
+        basics = find_course(conn, CID, "equip-basics")
+        later = next(x for x in basics.sessions if x.key == "2099-09-10")
+        zoe = reg.Applicant(email="zoe@nhs.example", name="Zoe Quill")
+        reg.register(conn, basics.id, zoe, later.id, NOW)
+    engine.dispose()
+    path.write_text(
+        path.read_text("utf-8").replace(
+            '{date: 2099-09-10, start: "13:00"', '{date: 2099-09-10, start: "14:00"'
+        ),
+        "utf-8",
+    )
+    notices = project / "outbox" / "notices"
+
+    tried = run("send", spec(project), "--allow-past", "--test-to", "me@example.org")
+
+    assert tried.exit_code == 0, tried.output
+    assert not list(notices.glob("*-signup-changed.eml"))
+    real = run("send", spec(project), "--allow-past", "--yes", "--backend", "outbox")
+    assert real.exit_code == 0, real.output
+    assert "1 person signed up for dates whose time or venue changed was emailed" in " ".join(
+        real.output.split()
+    )
+    assert len(list(notices.glob("*-signup-changed.eml"))) == 1
+
+
 def test_bad_test_address_is_a_plain_error(project):
     result = run("send", spec(project), "--allow-past", "--test-to", "not-an-address")
     assert result.exit_code == 1 and "is not a valid address" in result.output

@@ -9,7 +9,7 @@ import pytest
 from support.signup_data import hosted_campaign
 
 from equip_mailer import store
-from equip_mailer.signup.catalogue import find_course, register_courses
+from equip_mailer.signup.catalogue import find_course, register_courses, register_new_courses
 
 
 @pytest.fixture
@@ -53,3 +53,31 @@ def test_a_changed_spec_updates_in_place(engine, tmp_path, demo_path):
     assert [(s.key, s.places) for s in basics.sessions] == [("2019-06-27", 25), ("2019-11-05", 20)]
     assert basics.sessions[1].starts_at == dt.datetime(2019, 11, 5, 13, 0)  # 13:00 GMT
     assert basics.sessions[0].revision == 0  # same time and place: calendars stay as they are
+
+
+def test_a_test_send_writes_only_the_courses_the_store_lacks(engine, tmp_path, demo_path):
+    """``register_new_courses`` (what a test send runs): a course added to the spec since
+    the last send is written, so the test mail's link leads to its page; a known course
+    keeps its stored details (a time being tried out is not copied, nobody is told) and
+    stays active."""
+    campaign = hosted_campaign(tmp_path, demo_path)
+    first_two = campaign.model_copy(update={"courses": campaign.courses[:2]})
+    with engine.begin() as conn:
+        register_courses(conn, first_two)
+        before = find_course(conn, campaign.id, "equip-basics").sessions[0]
+    moved = hosted_campaign(
+        tmp_path,
+        demo_path,
+        extra=(('{date: 2019-06-27, start: "13:00"', '{date: 2019-06-27, start: "14:00"'),),
+    )
+
+    with engine.begin() as conn:
+        written = register_new_courses(conn, moved)
+        basics = find_course(conn, campaign.id, "equip-basics")
+        third = find_course(conn, campaign.id, campaign.courses[2].id)
+
+    assert written == [campaign.courses[2].id]
+    assert third is not None and third.active and third.sessions
+    assert basics.active and basics.sessions[0] == before  # not the 14:00 being tried
+    with engine.begin() as conn:
+        assert register_new_courses(conn, moved) == []  # nothing new the second time
