@@ -172,25 +172,14 @@ def register_courses(conn: Connection, campaign: Campaign) -> dict[str, int]:
     }
     ids: dict[str, int] = {}
     for course in campaign.courses:
-        values = _course_values(campaign, course)
         row_id = existing.get(course.id)
         if row_id is None:
-            pk = conn.execute(
-                signup_courses.insert().values(
-                    campaign_id=campaign.id,
-                    course_id=course.id,
-                    created_at=now,
-                    updated_at=now,
-                    **values,
-                )
-            ).inserted_primary_key
-            assert pk is not None
-            row_id = pk[0]
+            row_id = _insert_course(conn, campaign, course, now)
         else:
             conn.execute(
                 signup_courses.update()
                 .where(signup_courses.c.id == row_id)
-                .values(updated_at=now, **values)
+                .values(updated_at=now, **_course_values(campaign, course))
             )
         ids[course.id] = row_id
         _register_sessions(conn, row_id, course, now)
@@ -202,6 +191,21 @@ def register_courses(conn: Connection, campaign: Campaign) -> dict[str, int]:
             .values(active=False, updated_at=now)
         )
     return ids
+
+
+def _insert_course(conn: Connection, campaign: Campaign, course: Course, now: dt.datetime) -> int:
+    pk = conn.execute(
+        signup_courses.insert().values(
+            campaign_id=campaign.id,
+            course_id=course.id,
+            created_at=now,
+            updated_at=now,
+            **_course_values(campaign, course),
+        )
+    ).inserted_primary_key
+    assert pk is not None  # a one-row INSERT always has its key
+    row_id: int = pk[0]
+    return row_id
 
 
 def register_new_courses(conn: Connection, campaign: Campaign) -> list[str]:
@@ -219,17 +223,7 @@ def register_new_courses(conn: Connection, campaign: Campaign) -> list[str]:
     if known:  # written alongside: register_courses would retire the known ones
         now = utcnow()
         for course in new:
-            pk = conn.execute(
-                signup_courses.insert().values(
-                    campaign_id=campaign.id,
-                    course_id=course.id,
-                    created_at=now,
-                    updated_at=now,
-                    **_course_values(campaign, course),
-                )
-            ).inserted_primary_key
-            assert pk is not None
-            _register_sessions(conn, pk[0], course, now)
+            _register_sessions(conn, _insert_course(conn, campaign, course, now), course, now)
     else:
         register_courses(conn, campaign)
     return [course.id for course in new]
