@@ -51,36 +51,30 @@ def campaign_state(
     ledger = Ledger(engine, row.id)
     found = counts if counts is not None else ledger.counts()
     counts = {state: found[state] for state in LEDGER_STATES if found.get(state)}
+    with engine.connect() as conn:  # the campaign's first batch and first session, at once
+        first_sent = first_batch(conn, row.id)
+        first_day = first_session_day(conn, row.id)
+    # sessions before today: send refuses the spec without --allow-past, as status prints it
+    past = first_day is not None and first_day < dt.date.today()
     return CampaignState(
         id=row.id,
         subject=row.subject,
         created_at=row.created_at,
-        first_sent=first_batch(engine, row.id),
+        first_sent=first_sent,
         send_at=row.send_at,
         cancelled_at=row.cancelled_at,
         counts=counts,
         problems=[b for b in ledger.problem_batches() if b.still],
-        advice=next_steps(
-            row.spec_path or f"campaigns/{row.id}.yaml", counts, allow_past=_has_past(engine, row)
-        ),
+        advice=next_steps(row.spec_path or f"campaigns/{row.id}.yaml", counts, allow_past=past),
     )
 
 
-def _has_past(engine: Engine, row: sa.Row) -> bool:
-    """Whether the spec has a session before today (as the store's copy of it says), so that
-    the suggested send commands need --allow-past, as ``status`` prints them."""
-    with engine.connect() as conn:
-        first = first_session_day(conn, row.id)
-    return first is not None and first < dt.date.today()
-
-
-def first_batch(engine: Engine, campaign_id: str) -> dt.datetime | None:
+def first_batch(conn: Connection, campaign_id: str) -> dt.datetime | None:
     """When the campaign's first batch went: the row itself is made by a dry run or a
     sign-up import too, before anything is sent."""
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(sa.func.min(batches.c.created_at)).where(batches.c.campaign_id == campaign_id)
-        ).scalar()
+    return conn.execute(
+        sa.select(sa.func.min(batches.c.created_at)).where(batches.c.campaign_id == campaign_id)
+    ).scalar()
 
 
 def campaign_row(conn: Connection, campaign_id: str) -> sa.Row | None:
