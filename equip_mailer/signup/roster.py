@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,7 +204,7 @@ def course_rosters(conn: Connection, course: CourseInfo) -> list[SessionRoster]:
             continue
         confirmed = sorted(
             (r for r in mine if r.status == "confirmed"),
-            key=lambda r: (r.name.casefold(), r.registration),
+            key=lambda r: (name_order(r.name), r.registration),
         )
         waiting = sorted(
             (r for r in mine if r.status == "waiting"), key=lambda r: r.waiting_position or 0
@@ -212,6 +213,16 @@ def course_rosters(conn: Connection, course: CourseInfo) -> list[SessionRoster]:
         free = places.get(key) or Availability(session.places, len(confirmed), len(waiting))
         rosters.append(SessionRoster(course, session, free, tuple(confirmed), tuple(waiting)))
     return rosters
+
+
+def name_order(name: str) -> tuple[str, str]:
+    """A name's place in an alphabetical list: Özlem with the Os and Émile with the Es, not
+    after Zara, where code-point order puts every accented first letter."""
+    folded = name.casefold()
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch)
+    )
+    return plain, folded
 
 
 def _availability(

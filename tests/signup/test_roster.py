@@ -277,3 +277,24 @@ def test_names_in_the_page_footer_cannot_break_out_of_the_style_sheet():
     assert quoted.startswith('"') and quoted.endswith('"')
     assert '"' not in quoted[1:-1] and "<" not in quoted and ">" not in quoted
     assert roster_stem("equip basics/2", "2019-06-27") == "equip-basics-2_2019-06-27"
+
+
+def test_names_with_an_accented_first_letter_sort_with_their_letter(engine, campaign):
+    """Found in the audit: the roster sorted by code point, so Özlem and Émile came after
+    Zara, at the end of a list a trainer runs down alphabetically."""
+    basics = course(engine, campaign, "equip-basics")
+    june = basics.sessions[0].id
+    sign_up(engine, basics.id, "zara@nhs.example", "Zara Ali", june)
+    sign_up(engine, basics.id, "ozlem@nhs.example", "Özlem Kaya", june)
+    september = basics.sessions[1].id
+    sign_up(engine, basics.id, "emile@nhs.example", "Émile Zola", september)
+    sign_up(engine, basics.id, "fred@nhs.example", "fred Ash", september)
+    by_key = {r.stem: r for r in rosters(engine, campaign)}
+    assert [p.name for p in by_key["equip-basics_2019-06-27"].confirmed] == [
+        "Özlem Kaya",
+        "Zara Ali",
+    ]
+    assert [p.name for p in by_key["equip-basics_2019-09-10"].confirmed] == [
+        "Émile Zola",
+        "fred Ash",
+    ]
