@@ -92,7 +92,8 @@ NUMBER_FORMATS = {
 
 
 def _table_sheet(wb: Workbook, table: Table) -> None:
-    """One table's sheet: blue header row frozen at the top, number formats, the total row bold."""
+    """One table's sheet: blue header row frozen at the top with filter buttons, number
+    formats, the total row bold."""
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -122,6 +123,10 @@ def _table_sheet(wb: Workbook, table: Table) -> None:
         ws.column_dimensions[get_column_letter(c)].width = min(60, max(10, longest + 2))
     ws.freeze_panes = "A2"
     ws.row_dimensions[1].height = 30
+    # Filter buttons over the header and the data rows; the total row stays out, or sorting
+    # by a column would move "All segments" into the middle of the table.
+    data_end = last - 1 if table.total and len(frame) else last
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(frame.columns))}{data_end}"
 
 
 def _sheet_frame(table: Table, for_csv: bool) -> pd.DataFrame:

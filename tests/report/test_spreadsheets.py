@@ -87,3 +87,21 @@ def test_full_width_and_nul_formulas_stay_text_in_the_csv_and_xlsx(tmp_path):
     sheet = load_workbook(write_xlsx([table], tmp_path / "t.xlsx")).worksheets[0]
     values = [row[0].value for row in sheet.iter_rows(min_row=2)]
     assert values[0].startswith("'＝") and values[1].startswith("'")
+
+
+def test_every_table_sheet_can_be_filtered_and_sorted_without_moving_its_total(
+    frames, names, tmp_path
+):
+    """Found in the audit: the report's sheets had no filter buttons (the rosters do), so
+    the team could not sort practices by rate or filter a course. The filter covers the
+    header and the data rows, not the total row, which a sort would otherwise move."""
+    from equip_mailer.report.assemble import build_report
+
+    path = write_report(build_report(frames, names), tmp_path)[1]
+    book = load_workbook(path)
+    assert book["Summary"].auto_filter.ref is None  # label/value pairs: nothing to filter
+    funnel = book["Funnel per segment"]
+    assert funnel.max_row == 5 and funnel["A5"].value == "All segments"
+    assert funnel.auto_filter.ref == "A1:L4"  # New to QI ... Running a QI project
+    practices = book["Clicks per practice"]
+    assert practices.auto_filter.ref == f"A1:G{practices.max_row}"  # no total row
