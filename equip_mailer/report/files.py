@@ -29,8 +29,8 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
 
 
 def summary_rows(report: Report) -> list[tuple[str, str]]:
-    """The workbook's Summary sheet: campaign, subject, dates, headline figures, notes (the
-    team pages' download writes the same sheet)."""
+    """The workbook's Summary sheet: campaign, subject, dates, headline figures, notes, each
+    table's note (the team pages' download writes the same sheet)."""
     summary = [
         ("Campaign", report.campaign_id),
         ("Subject", report.subject or ""),
@@ -40,6 +40,9 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         (f.label, f"{f.value} ({f.detail})" if f.detail else f.value) for f in report.headline
     ]
     summary += [("Note", n) for n in report.notes]
+    # What the page prints under each table (what a column means, a dash, UTC days): the
+    # sheets have no room for it, so it goes here, by the sheet's title.
+    summary += [(t.title, t.note) for t in report.tables.values() if t.note]
     # The sheets' times are as the store keeps them; London is an hour ahead in summer.
     summary.append(("Times", "UTC (the sheets' dates and times; London is UTC+1 in summer)"))
     return summary

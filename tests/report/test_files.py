@@ -24,3 +24,21 @@ def test_a_report_folder_holds_the_page_the_workbook_and_a_csv_per_table(frames,
         "machine.csv",
     ]
     assert all(p.parent == out and p.stat().st_size > 0 for p in written)
+
+
+def test_the_workbook_explains_its_tables_as_the_page_does(frames, names, tmp_path):
+    """Found in the audit: the page prints each table's note under it (what Offered to and
+    Places filled mean, that a dash under Places is no limit, that the days are UTC), but
+    report.xlsx dropped them, leaving the same columns unexplained in Excel. They are on
+    the Summary sheet, by table title, as the comparison's workbook already has them."""
+    from openpyxl import load_workbook
+
+    report = build_report(frames, names)
+    write_report(report, tmp_path)
+    summary = load_workbook(tmp_path / "report.xlsx")["Summary"]
+    explained = dict(summary.iter_rows(values_only=True))
+    for table in report.tables.values():
+        if table.note:
+            assert explained[table.title] == table.note
+    assert "UTC" in explained["Clicks over time"]
+    assert "no limit" in explained["Places per session"]
