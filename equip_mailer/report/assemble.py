@@ -71,12 +71,15 @@ def _over_time_table(series: pd.DataFrame) -> Table:
     busy = series[(series["Human clicks"] > 0) | (series["Machine clicks"] > 0)].reset_index(
         drop=True
     )
+    # The header names the zone: a CSV has no Summary sheet to say it, and London is UTC+1
+    # all summer.
+    busy = busy.rename(columns={"Period start": "Period start (UTC)"})
     return Table(
         "over_time",
         "Clicks over time",
         busy,
         {
-            "Period start": "datetime",
+            "Period start (UTC)": "datetime",
             "Period": "text",
             "Human clicks": "int",
             "Machine clicks": "int",

@@ -81,7 +81,7 @@ def clicks_per_day(prep: Prepared, human_only: bool = True) -> Table:
     clicker = clicker_label(human_only)
     table = pd.DataFrame(
         {
-            "Day": days,
+            "Day (UTC)": days,
             clicker: stats["unique"].to_numpy(),
             "Human clicks": (stats["total_all"] - stats["machine"]).to_numpy(),
             "Machine clicks": stats["machine"].to_numpy(),
@@ -91,7 +91,7 @@ def clicks_per_day(prep: Prepared, human_only: bool = True) -> Table:
         "days",
         "Clicks per day",
         table,
-        {"Day": "date", clicker: "int", "Human clicks": "int", "Machine clicks": "int"},
+        {"Day (UTC)": "date", clicker: "int", "Human clicks": "int", "Machine clicks": "int"},
         "Days with no clicks are left out. The hour-by-hour figures for the first "
         "week are in over_time.csv and the spreadsheet.",
     )

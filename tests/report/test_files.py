@@ -42,3 +42,15 @@ def test_the_workbook_explains_its_tables_as_the_page_does(frames, names, tmp_pa
             assert explained[table.title] == table.note
     assert "UTC" in explained["Clicks over time"]
     assert "no limit" in explained["Places per session"]
+
+
+def test_the_csvs_with_times_say_they_are_utc(frames, names, tmp_path):
+    """Found in the audit: over_time.csv and days.csv gave UTC hours and days under plain
+    "Period start" and "Day", and a CSV has no Summary sheet to say so: in summer a team in
+    London read a 09:00 click as 09:00 when it came at 10:00. The headers say UTC, as the
+    places table's "Starts (London)" names its zone."""
+    from support.report_fixture import read_csv
+
+    write_report(build_report(frames, names), tmp_path)
+    assert read_csv(tmp_path / "over_time.csv")[0][0] == "Period start (UTC)"
+    assert read_csv(tmp_path / "days.csv")[0][0] == "Day (UTC)"

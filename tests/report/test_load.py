@@ -57,7 +57,9 @@ def test_loader_reads_postgresql_the_same_way(db_url, names):
         2,
     ]
     assert r.tables["places"].frame["Signed up: place"].tolist() == [2, 0, 1, 1, 1, 2]
-    assert r.tables["over_time"].frame["Period start"].iloc[0] == pd.Timestamp("2019-04-22 10:00")
+    assert r.tables["over_time"].frame["Period start (UTC)"].iloc[0] == pd.Timestamp(
+        "2019-04-22 10:00"
+    )
 
 
 def test_unknown_campaign_id_names_the_known_ones(sqlite_url):
