@@ -219,7 +219,7 @@ def _places_chart(places: pd.DataFrame) -> Markup:
         )
         if waiting:
             text += f", {waiting} waiting"
-        rows.append((f"{r[0]}: {r[1]}", [(taken, BLUE), (free, PALE)], text))
+        rows.append((f"{r[0]}: {show(r[1], 'date')}", [(taken, BLUE), (free, PALE)], text))
     return _bars(rows, title="Places taken per session", heading=True, label_width=260)
 
 

@@ -113,7 +113,7 @@ def places(prep: Prepared, frames: Frames, names: Names) -> Table:
         rows.append(
             {
                 "Course": names.courses.get(course_id, str(r["name"])),
-                "Session": _session_label(session),
+                "Session": _session_date(session),
                 "Starts (London)": _london(r["starts_at"]),
                 "Places": limit if hosted else None,
                 "Signed up: place": confirmed,
@@ -125,7 +125,7 @@ def places(prep: Prepared, frames: Frames, names: Names) -> Table:
         )
     columns = {
         "Course": "text",
-        "Session": "text",
+        "Session": "date",  # a date cell in Excel, which sorts and filters it as one
         "Starts (London)": "text",
         "Places": "int",
         "Signed up: place": "int",
@@ -135,6 +135,7 @@ def places(prep: Prepared, frames: Frames, names: Names) -> Table:
         "Booked": "text",
     }
     frame = pd.DataFrame(rows, columns=list(columns))
+    frame["Session"] = pd.to_datetime(frame["Session"])
     for col in ("Places", "Places left"):
         frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
     return Table(
@@ -145,6 +146,14 @@ def places(prep: Prepared, frames: Frames, names: Names) -> Table:
         "The same figures as the rosters (equip-mailer roster). Places filled = people with "
         "a place / places; a dash under Places: no limit, or booked elsewhere.",
     )
+
+
+def _session_date(session: str) -> pd.Timestamp | None:
+    """A session's date (its key, ``2019-06-27``); None (a dash) if it is none."""
+    try:
+        return pd.Timestamp(dt.date.fromisoformat(session[:10]))
+    except ValueError:
+        return None
 
 
 def _london(value: Any) -> str:

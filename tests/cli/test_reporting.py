@@ -78,7 +78,7 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     assert funnel[-1] == ["All segments", "11", "10", "1", "1", "5", "50.0", "3", "1", "40.0",
                           "3", "2"]  # fmt: skip
     assert read_csv(out / "places.csv")[1] == [
-        "EQUIP Basics", "Thu 27 Jun 2019", "13:00", "2", "2", "1", "100.0", "0", "here",
+        "EQUIP Basics", "2019-06-27", "13:00", "2", "2", "1", "100.0", "0", "here",
     ]  # fmt: skip
     assert read_csv(out / "over_time.csv")[1] == ["2019-04-22 10:00", "hour", "2", "3"]
     assert read_csv(out / "days.csv")[1] == ["2019-04-22", "2", "3", "3"]

@@ -4,6 +4,7 @@ the hand-counted store of tests/support/report_fixture.py."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from support.report_fixture import (
     expect,
 )
@@ -36,12 +37,12 @@ def test_clicks_per_course_and_session(frames, names):
     expect(
         r.tables["places"],
         [
-            ["EQUIP Basics", "Thu 27 Jun 2019", "13:00", 2, 2, 1, 1.0, 0, "here"],
-            ["EQUIP Basics", "Tue 10 Sep 2019", "13:00", 30, 0, 0, 0.0, 30, "here"],
-            ["EQUIP in Action", "Thu 13 Jun 2019", "09:00", 16, 1, 0, 1 / 16, 15, "here"],
-            ["EQUIP in Action", "Tue 9 Jul 2019", "09:00", 16, 1, 0, 1 / 16, 15, "here"],
-            ["EQUIP in Action", "Tue 17 Sep 2019", "09:00", 16, 1, 0, 1 / 16, 15, "here"],
-            ["Data masterclass", "Tue 15 Oct 2019", "09:00", None, 2, 0, np.nan, None,
+            ["EQUIP Basics", pd.Timestamp("2019-06-27"), "13:00", 2, 2, 1, 1.0, 0, "here"],
+            ["EQUIP Basics", pd.Timestamp("2019-09-10"), "13:00", 30, 0, 0, 0.0, 30, "here"],
+            ["EQUIP in Action", pd.Timestamp("2019-06-13"), "09:00", 16, 1, 0, 1 / 16, 15, "here"],
+            ["EQUIP in Action", pd.Timestamp("2019-07-09"), "09:00", 16, 1, 0, 1 / 16, 15, "here"],
+            ["EQUIP in Action", pd.Timestamp("2019-09-17"), "09:00", 16, 1, 0, 1 / 16, 15, "here"],
+            ["Data masterclass", pd.Timestamp("2019-10-15"), "09:00", None, 2, 0, np.nan, None,
              "elsewhere (imported)"],
         ],
     )  # fmt: skip

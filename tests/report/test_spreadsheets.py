@@ -105,3 +105,23 @@ def test_every_table_sheet_can_be_filtered_and_sorted_without_moving_its_total(
     assert funnel.auto_filter.ref == "A1:L4"  # New to QI ... Running a QI project
     practices = book["Clicks per practice"]
     assert practices.auto_filter.ref == f"A1:G{practices.max_row}"  # no total row
+
+
+def test_the_places_sheet_has_dates_excel_sorts_as_dates(frames, names, tmp_path):
+    """Found in the audit: the places table's Session was the text "Thu 27 Jun 2019", so in
+    Excel it sorted Thu before Tue and its filter offered no before/after (the rosters'
+    dates were fixed the same way). It is a date cell; the CSV spells it as the rosters do,
+    and the page still reads "Thu 27 Jun 2019"."""
+    import datetime as dt
+
+    from equip_mailer.report.assemble import build_report
+    from equip_mailer.report.formatting import rows_for_display
+
+    report = build_report(frames, names)
+    write_report(report, tmp_path)
+    sheet = load_workbook(tmp_path / "report.xlsx")["Places per session"]
+    assert sheet["B1"].value == "Session"
+    assert sheet["B2"].value == dt.datetime(2019, 6, 27) and sheet["B2"].is_date
+    assert sheet["B2"].number_format == "yyyy-mm-dd"
+    assert read_csv(tmp_path / "places.csv")[1][:3] == ["EQUIP Basics", "2019-06-27", "13:00"]
+    assert rows_for_display(report.tables["places"])[0][1] == ("Thu 27 Jun 2019", "")

@@ -200,15 +200,15 @@ def test_from_the_email_to_a_place_a_waiting_list_and_a_promotion(
         for r in read_csv(demo_project / "report" / "2019-04-equip-training" / "places.csv")
     }
     for stem, key in (
-        ("equip-basics_2019-06-27", ("EQUIP Basics", "Thu 27 Jun 2019")),
-        ("equip-basics_2019-09-10", ("EQUIP Basics", "Tue 10 Sep 2019")),
-        ("equip-in-action_2019-06-13", ("EQUIP in Action", "Thu 13 Jun 2019")),
+        ("equip-basics_2019-06-27", ("EQUIP Basics", "2019-06-27")),
+        ("equip-basics_2019-09-10", ("EQUIP Basics", "2019-09-10")),
+        ("equip-in-action_2019-06-13", ("EQUIP in Action", "2019-06-13")),
     ):
         people = read_csv(demo_project / "rosters" / f"{stem}.csv")
         row = places[key]
         assert int(row["Signed up: place"]) == sum(p["Status"] == "confirmed" for p in people)
         assert int(row["Signed up: waiting"]) == sum(p["Status"] == "waiting" for p in people)
-    assert places[("EQUIP Basics", "Thu 27 Jun 2019")]["Places"] == "1"
+    assert places[("EQUIP Basics", "2019-06-27")]["Places"] == "1"
     assert courses["EQUIP Basics"]["Signed up: place"] == "1"
     funnel = {
         r["Segment"]: r
