@@ -38,6 +38,10 @@ from equip_mailer.store import (
 
 
 def _plain(value: Any) -> Any:
+    """Times as ISO text; the store's are UTC without a zone, so they get the Z that
+    ``made_at`` has (a reader in London would take a bare summer time for their own)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.isoformat() + "Z"
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value

@@ -136,3 +136,39 @@ def test_the_events_of_their_single_emails_are_in_the_answer(demo_project):
         ("delivered", notice_id),
         ("open", notice_id),
     ]
+
+
+def test_the_times_in_the_answer_say_they_are_utc(demo_project):
+    """Found in the audit: the store's times (UTC) went into the SAR file and the terminal
+    as bare "2019-06-01T09:30:00", beside a made_at ending in Z; the person reading it in
+    London takes a summer time for their own, an hour off. Every time now ends in Z."""
+    import datetime as dt
+    import json
+
+    from equip_mailer import store
+
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            store.notices.insert().values(
+                key="signup:1:0:confirmed",
+                kind="signup-confirmed",
+                email=VIK,
+                email_key=VIK,
+                from_email="equip@example.org",
+                subject="Your place on EQUIP Basics is confirmed",
+                text="Dear Vik",
+                state="sent",
+                backend="outbox",
+                attempts=1,
+                created_at=dt.datetime(2019, 6, 1, 9, 30),
+            )
+        )
+    engine.dispose()
+
+    result = CliRunner().invoke(main, ["person", VIK, "--json", "--out", "sar.json"])
+    assert result.exit_code == 0, result.output
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    assert sar["notices"][0]["created_at"] == "2019-06-01T09:30:00Z"
+    shown = CliRunner().invoke(main, ["person", VIK])
+    assert "created_at: 2019-06-01T09:30:00Z" in shown.output
