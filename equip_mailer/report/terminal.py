@@ -78,7 +78,8 @@ def print_summary(report: Report, console: Console) -> None:
         f"{report.campaign_id}, {escape_rich(report.date_range)}, "
         f"{'human clicks only' if report.human_only else 'all clicks (--all)'}"
     )
-    console.print(" · ".join(f"{f.label} [bold]{f.value}[/]" for f in report.headline))
+    for line in _headline_lines(report, console.width):
+        console.print(line)
     console.print(
         terminal_table(
             report.tables["funnel"],
@@ -102,6 +103,22 @@ def print_summary(report: Report, console: Console) -> None:
         console.print("Clickers* include machine clicks.")
     for note in report.notes:
         console.print(f"Note: {escape_rich(note)}", soft_wrap=True)
+
+
+def _headline_lines(report: Report, width: int) -> list[str]:
+    """The headline figures as lines of at most ``width`` characters that break after a
+    " ·" separator, never between a figure's label and its value (rich would)."""
+    lines: list[list[tuple[str, str]]] = [[]]
+    used = 0
+    for f in report.headline:
+        plain = f"{f.label} {f.value}"
+        if lines[-1] and used + len(" · ") + len(plain) + len(" ·") > width:  # room to break
+            lines.append([])
+            used = 0
+        used += len(plain) + (len(" · ") if lines[-1] else 0)
+        lines[-1].append((escape_rich(f.label), escape_rich(f.value)))
+    out = [" · ".join(f"{label} [bold]{value}[/]" for label, value in line) for line in lines]
+    return [text + " ·" for text in out[:-1]] + out[-1:]
 
 
 def print_comparison(reports: Sequence[Report], tables: dict[str, Table], console: Console) -> None:

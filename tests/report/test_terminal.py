@@ -74,3 +74,17 @@ def test_comparison_shows_each_campaigns_sign_ups_in_80_columns(frames, names):
     note = next(line for line in lines if line.startswith("Note: Signed up"))
     assert "Signed up (recipients): people in the segment the newsletter was sent to" in note
     assert "including people the newsletter was not sent to" in note
+
+
+def test_the_headline_wraps_between_figures_never_inside_one(frames, names):
+    """Found in the audit: in an 80-column terminal the headline broke as "Clicks" at the end
+    of one line and "9" at the start of the next, or left a "·" to start a line. It breaks
+    only after a separator now."""
+    report = build_report(frames, names)
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_summary(report, console)
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    headline = lines[2 : lines.index("Funnel per segment")]
+    assert len(headline) == 2 and all(len(line) <= 80 for line in headline)
+    figures = [part for line in headline for part in line.removesuffix(" ·").split(" · ")]
+    assert figures == [f"{f.label} {f.value}" for f in report.headline]
