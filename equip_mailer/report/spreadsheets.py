@@ -117,6 +117,8 @@ def _table_sheet(wb: Workbook, table: Table) -> None:
                 cell.number_format = NUMBER_FORMATS[fmt]
             if table.total and r == last:
                 cell.font = Font(bold=True)
+    if frame.empty:  # as the page's "Nothing to show yet", not a bare header
+        ws.cell(row=2, column=1, value="None yet.").font = Font(italic=True)
     for c, col in enumerate(frame.columns, start=1):
         fmt = table.formats.get(col, "text")
         longest = max([len(str(col))] + [len(show(v, fmt)) for v in table.frame[col].head(500)])

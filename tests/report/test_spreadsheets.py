@@ -125,3 +125,23 @@ def test_the_places_sheet_has_dates_excel_sorts_as_dates(frames, names, tmp_path
     assert sheet["B2"].number_format == "yyyy-mm-dd"
     assert read_csv(tmp_path / "places.csv")[1][:3] == ["EQUIP Basics", "2019-06-27", "13:00"]
     assert rows_for_display(report.tables["places"])[0][1] == ("Thu 27 Jun 2019", "")
+
+
+def test_an_empty_table_sheet_says_none_yet(tmp_path):
+    """Found in the audit: a campaign with no clicks yet gave sheets (Clicks per day, Clicks
+    over time) with a header row and nothing under it, where the page says "Nothing to show
+    yet". The sheet says so in words under its header; the CSV keeps only the header row,
+    which is what a program reading it expects."""
+    import pandas as pd
+
+    from equip_mailer.report.model import Table
+    from equip_mailer.report.spreadsheets import write_csv, write_xlsx
+
+    frame = pd.DataFrame(
+        {"Day (UTC)": pd.to_datetime([]), "Human clicks": pd.Series([], dtype="int64")}
+    )
+    table = Table("days", "Clicks per day", frame, {"Day (UTC)": "date", "Human clicks": "int"})
+    sheet = load_workbook(write_xlsx([table], tmp_path / "t.xlsx"))["Clicks per day"]
+    assert [c.value for c in sheet[1]] == ["Day (UTC)", "Human clicks"]
+    assert sheet["A2"].value == "None yet." and sheet.max_row == 2
+    assert read_csv(write_csv(table, tmp_path / "t.csv")) == [["Day (UTC)", "Human clicks"]]
