@@ -69,20 +69,35 @@ def export_people(campaign: Campaign, engine: Engine, secret: bytes | None, out:
     rows, raised, erased = _rows(campaign, people)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook()
-        sheet = wb.active
-        sheet.title = "People"
-        sheet.append(list(HEADER))
-        for row in rows:
-            sheet.append([defuse(v) for v in row])
-            for cell in sheet[sheet.max_row]:
-                cell.data_type = "s"  # never a formula
-        wb.save(out)
+        _write_xlsx(rows, out)
     else:
         with out.open("w", encoding="utf-8-sig", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\r\n")
             writer.writerow(HEADER)
             writer.writerows([defuse(v) for v in row] for row in rows)
     return Exported(rows=len(rows), raised=raised, erased=erased)
+
+
+def _write_xlsx(rows: list[list[str]], out: Path) -> None:
+    """One sheet ``People`` as the team works in it: bold header frozen with filter buttons,
+    columns as wide as their contents (up to 50), every cell text."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    sheet = wb.active
+    sheet.title = "People"
+    sheet.append(list(HEADER))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append([defuse(v) for v in row])
+        for cell in sheet[sheet.max_row]:
+            cell.data_type = "s"  # never a formula
+    for c, name in enumerate(HEADER, start=1):
+        longest = max([len(name)] + [len(row[c - 1] or "") for row in rows[:2000]])
+        sheet.column_dimensions[get_column_letter(c)].width = min(50, longest + 2)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(HEADER))}{len(rows) + 1}"
+    wb.save(out)

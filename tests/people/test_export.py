@@ -165,3 +165,20 @@ def test_a_level_for_someone_forgotten_is_refused(demo_project):
     with engine.connect() as conn:
         assert conn.execute(sa.select(store.person_levels)).all() == []
     engine.dispose()
+
+
+def test_the_xlsx_opens_ready_to_work_in(demo_project):
+    """Found in the audit: people.xlsx (the team's master list, 300+ rows) opened with
+    every column at Excel's default width, so addresses and practices were cut off, and the
+    header scrolled away with no filter buttons, unlike the rosters and the report. The
+    header is bold, frozen and filtered, and the columns fit their contents."""
+    from openpyxl import load_workbook
+
+    result = run("people", "export", SPEC, "--out", "people.xlsx")
+    assert result.exit_code == 0, result.output
+    sheet = load_workbook(demo_project / "people.xlsx")["People"]
+    assert sheet.freeze_panes == "A2" and sheet["A1"].font.bold
+    assert sheet.auto_filter.ref == f"A1:G{sheet.max_row}"
+    longest = max(len(c.value) for c in sheet["A"] if c.value)
+    assert sheet.column_dimensions["A"].width >= min(longest, 50)
+    assert sheet.column_dimensions["D"].width > 20  # practice names
