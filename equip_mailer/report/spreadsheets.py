@@ -160,10 +160,13 @@ def _cell_value(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, str):
-        # XML 1.0 cannot hold most control characters (openpyxl refuses the whole workbook)
-        return _XML_ILLEGAL.sub("", value)
-    return value
+    return xml_safe(value)
+
+
+def xml_safe(value: Any) -> Any:
+    """Text without the control characters XML 1.0 cannot hold: openpyxl refuses the whole
+    workbook over one. Other values pass unchanged."""
+    return _XML_ILLEGAL.sub("", value) if isinstance(value, str) else value
 
 
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from equip_mailer.compose.campaign import level_rank
-from equip_mailer.report.spreadsheets import defuse  # a formula-like cell stays text
+from equip_mailer.report.spreadsheets import defuse, xml_safe  # a formula-like cell stays text
 from equip_mailer.store import ledger, person_levels, registrations, signup_courses
 
 from .catalogue import CourseInfo, SessionInfo, load_course, utc_to_london
@@ -382,7 +382,7 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
                 cell = ws.cell(row=r, column=c, value=_excel_date(name, str(record[name])))
                 cell.number_format = DATE_CELLS[name]
                 continue
-            value = defuse(record[name])
+            value = defuse(xml_safe(record[name]))  # a stray \x02 from an import, say
             cell = ws.cell(row=r, column=c, value=value if value != "" else None)
             if isinstance(value, str):
                 cell.data_type = "s"  # never a formula, whatever it starts with
@@ -419,7 +419,7 @@ def write_roster_xlsx(roster: SessionRoster, path: Path, made_at: dt.datetime) -
             cell.number_format = DATE_CELLS[label]
             cell.alignment = Alignment(horizontal="left")
             continue
-        cell = about.cell(row=r, column=2, value=defuse(value))
+        cell = about.cell(row=r, column=2, value=defuse(xml_safe(value)))
         if isinstance(value, str):
             cell.data_type = "s"
     about.column_dimensions["A"].width = 18

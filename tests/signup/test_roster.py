@@ -298,3 +298,25 @@ def test_names_with_an_accented_first_letter_sort_with_their_letter(engine, camp
         "Émile Zola",
         "fred Ash",
     ]
+
+
+def test_a_control_character_in_a_sign_up_does_not_stop_the_workbook(engine, campaign, tmp_path):
+    """Found in the audit: a booking export whose access needs held a stray control
+    character (\\x02: kept by the import, as by any path that is not the sign-up form) made
+    `equip-mailer roster` crash for the whole campaign with openpyxl's IllegalCharacterError,
+    and running it again could not help. The workbook leaves out what XML 1.0 cannot hold,
+    as the report's does."""
+    basics = course(engine, campaign, "equip-basics")
+    sign_up(
+        engine,
+        basics.id,
+        "ctl@nhs.example",
+        "Con\x01trol Char",
+        basics.sessions[0].id,
+        access_needs="needs\x02 a ramp\x1b",
+    )
+    (june,) = rosters(engine, campaign, "equip-basics@2019-06-27")
+    files = write_roster(june, tmp_path, MADE)
+    header, values = list(load_workbook(files.xlsx)["Roster"].iter_rows(values_only=True))
+    cells = dict(zip(header, values, strict=True))
+    assert (cells["Name"], cells["Access needs"]) == ("Control Char", "needs a ramp")
