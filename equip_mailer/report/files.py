@@ -43,8 +43,14 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     # What the page prints under each table (what a column means, a dash, UTC days): the
     # sheets have no room for it, so it goes here, by the sheet's title.
     summary += [(t.title, t.note) for t in report.tables.values() if t.note]
-    # The sheets' times are as the store keeps them; London is an hour ahead in summer.
-    summary.append(("Times", "UTC (the sheets' dates and times; London is UTC+1 in summer)"))
+    # Clicks are counted as the store keeps them (UTC); sessions as the trainer meets them.
+    summary.append(
+        (
+            "Times",
+            "UTC for clicks (Day, Period start); session starts are London time, as their "
+            "header says. London is UTC+1 in summer.",
+        )
+    )
     return summary
 
 

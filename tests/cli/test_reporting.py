@@ -99,6 +99,9 @@ def test_report_writes_html_xlsx_and_a_csv_per_table(made):
     ]
     summary = {row[0]: row[1] for row in wb["Summary"].iter_rows(values_only=True)}
     assert summary["Times"].startswith("UTC")  # found in the audit: the sheets never said so
+    # and not that every time is UTC: the places sheet's Starts (London) is London time
+    assert "session starts are London time" in summary["Times"]
+    assert wb["Places per session"]["C1"].value == "Starts (London)"
     ws = wb["Funnel per segment"]
     assert ws["A1"].value == "Segment" and ws["A1"].font.bold
     assert [c.value for c in ws[5]][:7] == ["All segments", 11, 10, 1, 1, 5, 0.5]
