@@ -78,7 +78,7 @@ def _summary_sheet(wb: Workbook, summary: list[tuple[str, str]]) -> None:
         a.data_type = b.data_type = "s"
         a.font = Font(bold=True)
         b.alignment = Alignment(wrap_text=True, vertical="top")
-    ws.column_dimensions["A"].width = 24
+    ws.column_dimensions["A"].width = min(40, max(24, *(len(label) + 2 for label, _ in summary)))
     ws.column_dimensions["B"].width = 100
 
 

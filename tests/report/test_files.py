@@ -54,3 +54,15 @@ def test_the_csvs_with_times_say_they_are_utc(frames, names, tmp_path):
     write_report(build_report(frames, names), tmp_path)
     assert read_csv(tmp_path / "over_time.csv")[0][0] == "Period start (UTC)"
     assert read_csv(tmp_path / "days.csv")[0][0] == "Day (UTC)"
+
+
+def test_the_summary_labels_are_not_cut_off(frames, names, tmp_path):
+    """The Summary's first column was 24 characters wide, so a label such as "Clicks and
+    sign-ups per course" (its table's note) was cut off by the value beside it."""
+    from openpyxl import load_workbook
+
+    write_report(build_report(frames, names), tmp_path)
+    summary = load_workbook(tmp_path / "report.xlsx")["Summary"]
+    longest = max(len(str(c.value)) for c in summary["A"])
+    assert longest >= len("Clicks and sign-ups per course")
+    assert summary.column_dimensions["A"].width >= longest
