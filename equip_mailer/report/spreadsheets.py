@@ -46,7 +46,12 @@ def write_csv(table: Table, path: Path) -> Path:
     """UTF-8 with a byte-order mark, so Excel on Windows reads the accents right."""
     frame = _sheet_frame(table, for_csv=True)
     frame.to_csv(
-        path, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n"
+        path,
+        index=False,
+        header=[defuse(c) for c in frame.columns],  # some are named after the spec's courses
+        encoding="utf-8-sig",
+        quoting=csv.QUOTE_MINIMAL,
+        lineterminator="\r\n",
     )
     return path
 
@@ -102,7 +107,8 @@ def _table_sheet(wb: Workbook, table: Table) -> None:
     header_font = Font(bold=True, color="FFFFFF")
     header_fill = PatternFill("solid", fgColor=BLUE.lstrip("#"))
     for c, col in enumerate(frame.columns, start=1):
-        cell = ws.cell(row=1, column=c, value=col)
+        cell = ws.cell(row=1, column=c, value=_cell_value(defuse(col)))
+        cell.data_type = "s"  # a column named after a course called "=..." stays text
         cell.font, cell.fill = header_font, header_fill
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     last = len(frame) + 1

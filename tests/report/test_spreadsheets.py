@@ -145,3 +145,20 @@ def test_an_empty_table_sheet_says_none_yet(tmp_path):
     assert [c.value for c in sheet[1]] == ["Day (UTC)", "Human clicks"]
     assert sheet["A2"].value == "None yet." and sheet.max_row == 2
     assert read_csv(write_csv(table, tmp_path / "t.csv")) == [["Day (UTC)", "Human clicks"]]
+
+
+def test_a_column_named_after_a_course_is_text_too(tmp_path):
+    """Found in the audit: the segments-by-courses table names its columns after the spec's
+    courses, and headers were written as they came: a course called "=Data 101" gave an
+    xlsx header cell that openpyxl stored as a formula (Excel offers to repair the file)
+    and a CSV header Excel would run. Headers are defused as the cells are."""
+    import pandas as pd
+
+    from equip_mailer.report.model import Table
+    from equip_mailer.report.spreadsheets import write_csv, write_xlsx
+
+    frame = pd.DataFrame({"Segment": ["New to QI"], "=Data 101 clickers": [3]})
+    table = Table("segment_courses", "Segments and courses", frame, {"=Data 101 clickers": "int"})
+    sheet = load_workbook(write_xlsx([table], tmp_path / "t.xlsx")).worksheets[0]
+    assert sheet["B1"].data_type == "s" and sheet["B1"].value.endswith("=Data 101 clickers")
+    assert read_csv(write_csv(table, tmp_path / "t.csv"))[0] == ["Segment", "'=Data 101 clickers"]
