@@ -37,7 +37,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from equip_mailer.compose.cell_values import clean, normalise_email, shown_value
+from equip_mailer.compose.cell_values import CONTROL_RE, clean, normalise_email, shown_value
 from equip_mailer.compose.list_files import Table, header_key, read_table
 from equip_mailer.errors import EquipError
 from equip_mailer.people.records import erased_among
@@ -269,8 +269,10 @@ def parse_rows(table: Table, course: CourseInfo) -> tuple[list[_Parsed], list[st
     cols = _columns(table)
 
     def cell(row: list[str], name: str) -> str:
+        # Controls go (as the sign-up form drops them): stored, they would travel into
+        # mails, calendars and rosters, where a workbook cannot even hold them.
         i = cols.get(name)
-        return clean(row[i]) if i is not None and i < len(row) else ""
+        return CONTROL_RE.sub("", clean(row[i])) if i is not None and i < len(row) else ""
 
     parsed: list[_Parsed] = []
     problems: list[str] = []

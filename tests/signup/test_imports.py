@@ -113,6 +113,27 @@ def test_an_eventbrite_export_matches_readers_in_any_case_and_keeps_the_others(
     assert registrations(engine) == made  # the same file twice changes nothing
 
 
+def test_control_characters_in_an_export_are_not_stored(engine, campaign, tmp_path):
+    """A booking tool's export can carry stray controls (\x02 pasted from a PDF, an escape
+    from a terminal); stored, they would travel into mails, calendars and every roster."""
+    masterclass = course(engine, campaign, "data-masterclass")
+    path = eventbrite_csv(
+        tmp_path / "attendees.csv",
+        [
+            Booking("Re\x02ader", "Zero\x1b", "reader0@nhs.example", "Elm\x7f Tree Surgery",
+                    "G\x85P", access_needs="Hearing\x01 loop"),
+        ],
+    )  # fmt: skip
+    run_import(engine, campaign, masterclass, path)
+    (made,) = registrations(engine)
+    assert (made.name, made.practice, made.role, made.access_needs) == (
+        "Reader Zero",
+        "Elm Tree Surgery",
+        "G P",
+        "Hearing loop",
+    )
+
+
 def test_a_forms_workbook_finds_the_address_among_anonymous_columns(engine, campaign, tmp_path):
     basics = course(engine, campaign, "equip-basics")  # two afternoons: the date decides
     path = forms_xlsx(
