@@ -246,8 +246,11 @@ class OutboxBackend:
         msg["X-Equip-Campaign"] = self.mail.campaign_id
         msg["X-Equip-Segment"] = c.segment
         msg["X-Equip-Recipient"] = str(a.ledger_id)
-        msg.set_content(substitute(c.text, values, pattern), subtype="plain", charset="utf-8")
-        msg.add_alternative(substitute(c.html, values, pattern), subtype="html", charset="utf-8")
+        # Quoted-printable as the fast path writes it, whatever the line lengths: left to
+        # choose, the package sends a text part whose lines all fit as raw 8bit.
+        text, html = substitute(c.text, values, pattern), substitute(c.html, values, pattern)
+        msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
         try:
             return msg.as_bytes(policy=email.policy.SMTP)
         except (UnicodeEncodeError, ValueError):

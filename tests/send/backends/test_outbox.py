@@ -227,3 +227,20 @@ def test_each_file_has_its_own_message_id_naming_the_send_and_the_reader(tmp_pat
         ids.append(msg["Message-ID"])
         assert msg["Message-ID"].endswith(f".s2.{int(f.stem)}@{MAIL.sender_email.split('@')[1]}>")
     assert len(set(ids)) == 10
+
+
+@pytest.mark.parametrize("builder", ["fast", "email"])
+def test_both_builders_write_7bit_clean_quoted_printable_for_short_non_ascii_lines(
+    tmp_path, builder
+):
+    """A text part whose lines all fit (here one short line with a curly apostrophe) was
+    written raw 8bit by the email package and quoted-printable by the fast path."""
+    content = replace(batch(1).content, text="We\u2019ve dates, -eqt_first_name-: -eqt_link_0-")
+    out = OutboxBackend(tmp_path, MAIL, builder=builder)
+    out.send_batch(replace(batch(1), content=content))
+    raw = (tmp_path / MAIL.campaign_id / "000001.eml").read_bytes()
+    assert raw.isascii()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    text = msg.get_body(("plain",))
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_content().startswith("We\u2019ve dates, P&1")
