@@ -23,7 +23,7 @@ def test_text_part_is_wrapped_and_keeps_link_targets_readable(rendered):
         if not re.search(r"-eqt_\w+-|https?://", line):
             assert len(line) <= 76, line
     assert "Thursday 13 June 2019, 09:00\u201317:00" in mail.text
-    assert "Sign up for EQUIP in Action: -eqt_link_0-" in mail.text
+    assert "Sign up for EQUIP in Action:\n-eqt_link_0-" in mail.text
     assert "Who can register? To enrol on this course you will need some basic QI" in mail.text
 
 
