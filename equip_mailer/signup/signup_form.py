@@ -116,7 +116,9 @@ def _form_page(
 ) -> Response:
     now = SignupState.of(request).now()
     sessions = [s for s in course.sessions if s.starts_at > now]
-    all_full = all(f.full for f in free.values())
+    # Judged on the dates offered: a date already over may have places left, unused.
+    offered = [None] if course.attend_all else [s.id for s in sessions]
+    all_full = all(free[k].full for k in offered if k in free)
     first = f"session-{sessions[0].id}" if sessions else "session"
     return web.with_csrf(
         request,

@@ -298,3 +298,37 @@ def test_the_link_of_someone_forgotten_no_longer_signs_anyone_up(site, tmp_path)
             conn.execute(sa.select(sa.func.count()).select_from(store.registrations)).scalar() == 0
         )
     assert site.mails() == []
+
+
+def test_the_button_says_waiting_list_when_every_date_still_to_come_is_full(
+    settings, tmp_path, demo_path
+):
+    """In July the June afternoon (places left, but over) is no longer offered; with the
+    September one full, pressing the button joins its waiting list, and the button says so
+    instead of "Confirm my place"."""
+    from dataclasses import replace
+
+    from support.signup_data import NOW
+
+    engine = store.open_store(settings.database_url)
+    campaign = hosted_campaign(
+        tmp_path,
+        demo_path,
+        basics_places=(2, 1),
+        extra=(("    sign_up: equip\n", "    sign_up: equip\n    closes: 2019-09-09\n"),),
+    )
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        basics = find_course(conn, campaign.id, "equip-basics")
+    readers = seed_readers(engine, campaign, 2)
+    app = signup_app(settings, engine, tmp_path / "outbox", now=NOW)
+    june, september = basics.sessions
+    with running_app(app) as base, httpx.Client(base_url=base) as client:
+        first = f"/s/{tokens.signup_token(SECRET, basics.id, readers[0])}"
+        data = {**form_fields(client.get(first).text), "session": str(september.id)}
+        assert client.post(first, data=data).status_code == 303  # September's one place
+        app.state.signup = replace(app.state.signup, now=lambda: june.starts_at)
+        page = client.get(f"/s/{tokens.signup_token(SECRET, basics.id, readers[1])}").text
+    engine.dispose()
+    assert "27 June" not in page and "Full \u2014 join the waiting list" in page
+    assert ">Join the waiting list</button>" in page
