@@ -109,10 +109,14 @@ def expired_form() -> Response:
 
 
 def closed(course: CourseInfo) -> Response:
+    """Says how to reach the team (the address the course's mails reply to), since a
+    reader who came from an email on a phone has nothing else to go on."""
+    address = course.reply_to_email or course.sender_email
     return pages.message(
         f"Sign-ups for {course.name} have closed",
         [
-            "Sign-ups for this course have closed. Please contact the EQUIP team if you "
-            "have a question about it."
+            "Sign-ups for this course have closed. If you have a question about it, "
+            "please email the EQUIP team:"
         ],
+        link=(address, f"mailto:{address}"),
     )

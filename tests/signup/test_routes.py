@@ -332,3 +332,15 @@ def test_the_button_says_waiting_list_when_every_date_still_to_come_is_full(
     engine.dispose()
     assert "27 June" not in page and "Full \u2014 join the waiting list" in page
     assert ">Join the waiting list</button>" in page
+
+
+def test_the_closed_page_says_how_to_reach_the_team(site):
+    """ "Please contact the EQUIP team" left a reader on a phone with no way to do it: the
+    page now gives the course's reply-to address as a link that opens a new email."""
+    from dataclasses import replace
+
+    basics = site.courses["equip-basics"]
+    site.app.state.signup = replace(site.app.state.signup, now=lambda: basics.closes_at)
+    page = site.client.get(site.page("equip-basics", 0)).text
+    assert "Sign-ups for EQUIP Basics have closed" in page
+    assert 'href="mailto:equip-training@example.org"' in page

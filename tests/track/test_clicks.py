@@ -213,6 +213,7 @@ def test_bad_tokens_are_a_plain_404_page(service, campaign, engine, settings):
         assert "location" not in response.headers, name
         assert response.headers["content-type"].startswith("text/html")
         assert "this link is not valid" in response.text
+        assert "reply to the email" in response.text  # a way to reach the team, not just "contact"
     assert rows(engine) == []
     print(f"bad tokens: {len(bad_paths)} kinds -> 404, 0 redirects, 0 events")
 
