@@ -107,7 +107,8 @@ def _event(
         part
         for part in (
             course.format,
-            course.attendance,
+            # "Choose one of the two afternoons" is done by now; "attend all 3 days" binds.
+            course.attendance if course.attend_all else None,
             f"See or cancel your place: {entry.manage_url}",
         )
         if part

@@ -81,3 +81,24 @@ def test_lines_are_folded_crlf_and_text_escaped():
     assert "\\;" in unfolded and "\\," in unfolded and "\\\\" in unfolded
     accents = calendar.fold("SUMMARY:" + "é" * 60)  # never split inside a character
     assert "".join(accents.split("\r\n ")).encode("utf-8").decode("utf-8")
+
+
+def test_a_chosen_afternoon_is_not_told_to_choose_one(sqlite_url, tmp_path, demo_path):
+    """The confirmation mail stopped repeating "Choose one of the two afternoons" once a
+    date was chosen; its calendar entry said it still. Attending every day still binds."""
+    engine = store.open_store(sqlite_url)
+    campaign = hosted_campaign(tmp_path, demo_path)
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        basics = find_course(conn, campaign.id, "equip-basics")
+        action = find_course(conn, campaign.id, "equip-in-action")
+    engine.dispose()
+    stamp = dt.datetime(2019, 5, 1, 9)
+    afternoon = parse(calendar.calendar(basics, basics.sessions[:1], entry(), stamp))
+    days = parse(calendar.calendar(action, action.sessions, entry(), stamp))
+    (event,) = afternoon.walk("VEVENT")
+    assert basics.attendance == "Choose one of the two afternoons."
+    assert "Choose one" not in str(event["DESCRIPTION"])
+    assert str(event["DESCRIPTION"]).startswith("Half-day training\n")
+    for day in days.walk("VEVENT"):
+        assert "you will need to attend all 3 days" in str(day["DESCRIPTION"])
