@@ -53,6 +53,14 @@ class Erased:
     course: CourseInfo
 
 
+@dataclass(frozen=True)
+class Expired:
+    """An open sign-up link past its days: the page links the course's open page, where a
+    new one is asked for (someone who came by a shared link may know no other way there)."""
+
+    course: CourseInfo
+
+
 def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | Erased | None:
     ids = tokens.read_signup_token(Service.of(request).link_key, token)
     if ids is None:
@@ -68,8 +76,8 @@ def _signup_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | 
     return course, Reader(row.email, name, row.practice or "", row.role or "", row.id, "list")
 
 
-def _invite_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | str | None:
-    """The invite's course and address; "expired" for an old link; None if not ours."""
+def _invite_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | Expired | None:
+    """The invite's course and address; ``Expired`` for an old link; None if not ours."""
     invite_id = tokens.read_invite_token(Service.of(request).link_key, token)
     if invite_id is None:
         return None
@@ -85,7 +93,7 @@ def _invite_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | 
         if invite.created_at < SignupState.of(request).now() - dt.timedelta(
             days=service.INVITE_DAYS
         ):
-            return "expired"
+            return Expired(course)
         listed = conn.execute(  # someone on the campaign's list who came by the open page
             sa.select(ledger).where(
                 ledger.c.campaign_id == course.campaign_id, ledger.c.email_key == invite.email_key
@@ -245,11 +253,15 @@ async def _guarded(request: Request, find, handle) -> Response:
                 tokens.open_signup_path(target.course.campaign_id, target.course.course_id),
             ),
         )
-    if target == "expired":
+    if isinstance(target, Expired):
         return pages.message(
             "This link has expired",
             ["Sign-up links work for 7 days. Please ask for a new one on the course's page."],
             410,
+            link=(
+                f"Ask for a new link to sign up for {target.course.name}",
+                tokens.open_signup_path(target.course.campaign_id, target.course.course_id),
+            ),
         )
     try:
         return await handle(request, target)

@@ -344,3 +344,21 @@ def test_the_closed_page_says_how_to_reach_the_team(site):
     page = site.client.get(site.page("equip-basics", 0)).text
     assert "Sign-ups for EQUIP Basics have closed" in page
     assert 'href="mailto:equip-training@example.org"' in page
+
+
+def test_an_expired_sign_up_link_leads_to_where_a_new_one_is_asked_for(site):
+    """The page said "ask for a new one on the course's page" without a link to it; someone
+    who came by a shared link and the mail it sent has nothing else to find that page by."""
+    import datetime as dt
+    from dataclasses import replace
+
+    join = "/join/2019-04-equip-training/equip-basics"
+    page = site.client.get(join)
+    site.client.post(join, data={**form_fields(page.text), "email": "late@example.org"})
+    [mail] = site.mails()
+    link = re.search(r"(/i/[A-Za-z0-9_-]+)", mail.get_body(("plain",)).get_content()).group(1)
+    later = store.utcnow() + dt.timedelta(days=8)
+    site.app.state.signup = replace(site.app.state.signup, now=lambda: later)
+    expired = site.client.get(link)
+    assert expired.status_code == 410 and "This link has expired" in expired.text
+    assert f'href="{join}"' in expired.text
