@@ -113,6 +113,13 @@ def _invite_target(request: Request, token: str) -> tuple[CourseInfo, Reader] | 
     return course, Reader(invite.email, "", "", "", None, "open", invite.id)
 
 
+def _all_full(course: CourseInfo, free: dict, now: dt.datetime) -> bool:
+    """Whether every date the form would offer is taken. Judged on those dates only: a date
+    already over may have places left, unused."""
+    offered = [None] if course.attend_all else [s.id for s in course.sessions if s.starts_at > now]
+    return all(free[k].full for k in offered if k in free)
+
+
 def _form_page(
     request: Request,
     course: CourseInfo,
@@ -124,9 +131,7 @@ def _form_page(
 ) -> Response:
     now = SignupState.of(request).now()
     sessions = [s for s in course.sessions if s.starts_at > now]
-    # Judged on the dates offered: a date already over may have places left, unused.
-    offered = [None] if course.attend_all else [s.id for s in sessions]
-    all_full = all(free[k].full for k in offered if k in free)
+    all_full = _all_full(course, free, now)
     first = f"session-{sessions[0].id}" if sessions else "session"
     return web.with_csrf(
         request,
@@ -173,6 +178,8 @@ async def _show_form(request: Request, target: tuple[CourseInfo, Reader]) -> Res
         return _registration_redirect(request, existing.id, fresh=False)
     if not course.is_open(now):
         return web.closed(course)
+    if not course.waiting_list and _all_full(course, free, now):
+        return web.full(course)
     values = {"name": reader.name, "practice": reader.practice, "role": reader.role}
     return _form_page(request, course, reader, free, values, {})
 
@@ -211,7 +218,13 @@ async def _submit(request: Request, target: tuple[CourseInfo, Reader]) -> Respon
         except registration.Refused as refused:
             if refused.reason == "closed":
                 return web.closed(course)
-            errors["session" if not course.attend_all else "name"] = str(refused)
+            if refused.reason == "full" and course.attend_all:
+                return web.full(course)
+            # Only a chosen date is refused now; it filled up, and another may have places.
+            full = refused.reason == "full"
+            errors["session"] = (
+                "That date is full; please choose another." if full else str(refused)
+            )
         else:
             if outcome.created:
                 web.wake(request)

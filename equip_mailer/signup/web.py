@@ -108,15 +108,31 @@ def expired_form() -> Response:
     )
 
 
-def closed(course: CourseInfo) -> Response:
-    """Says how to reach the team (the address the course's mails reply to), since a
-    reader who came from an email on a phone has nothing else to go on."""
+def _team_link(course: CourseInfo) -> tuple[str, str]:
+    """The address the course's mails reply to, as a link: a reader who came from an email
+    on a phone has nothing else to reach the team by."""
     address = course.reply_to_email or course.sender_email
+    return address, f"mailto:{address}"
+
+
+def closed(course: CourseInfo) -> Response:
     return pages.message(
         f"Sign-ups for {course.name} have closed",
         [
             "Sign-ups for this course have closed. If you have a question about it, "
             "please email the EQUIP team:"
         ],
-        link=(address, f"mailto:{address}"),
+        link=_team_link(course),
+    )
+
+
+def full(course: CourseInfo) -> Response:
+    """Every date still offered is taken and the course keeps no waiting list."""
+    return pages.message(
+        f"{course.name} is full",
+        [
+            "Every place on this course has been taken, and it has no waiting list. "
+            "To ask about a place or a later course, please email the EQUIP team:"
+        ],
+        link=_team_link(course),
     )

@@ -362,3 +362,50 @@ def test_an_expired_sign_up_link_leads_to_where_a_new_one_is_asked_for(site):
     expired = site.client.get(link)
     assert expired.status_code == 410 and "This link has expired" in expired.text
     assert f'href="{join}"' in expired.text
+
+
+def test_a_full_course_without_a_waiting_list_says_so_instead_of_blaming_the_name(
+    settings, tmp_path, demo_path
+):
+    """EQUIP in Action (every day, one place, no waiting list) once taken: the form used to
+    be shown, and pressing its button marked the Full name field "Sorry, this course is
+    full." Now the page says the course is full, before and after a press."""
+    engine = store.open_store(settings.database_url)
+    campaign = hosted_campaign(
+        tmp_path,
+        demo_path,
+        basics_places=(1, 20),
+        action_places=1,
+        extra=(
+            ("    schedule: attend_all\n", "    schedule: attend_all\n    waiting_list: false\n"),
+            ("    schedule: choose_one\n", "    schedule: choose_one\n    waiting_list: false\n"),
+        ),
+    )
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        action = find_course(conn, campaign.id, "equip-in-action")
+        basics = find_course(conn, campaign.id, "equip-basics")
+    readers = seed_readers(engine, campaign, 3)
+    app = signup_app(settings, engine, tmp_path / "outbox")
+    paths = [f"/s/{tokens.signup_token(SECRET, action.id, r)}" for r in readers]
+    with running_app(app) as base, httpx.Client(base_url=base) as client:
+        late = client.get(paths[2]).text  # opened while a place was left
+        first = client.post(paths[0], data=form_fields(client.get(paths[0]).text))
+        assert first.status_code == 303
+        shown = client.get(paths[1])
+        pressed = client.post(paths[2], data=form_fields(late))
+        june = str(basics.sessions[0].id)
+        for r in readers[:2]:  # June's one place, then June again: September has places
+            path = f"/s/{tokens.signup_token(SECRET, basics.id, r)}"
+            date_full = client.post(
+                path, data={**form_fields(client.get(path).text), "session": june}
+            )
+    engine.dispose()
+    assert date_full.status_code == 400
+    assert 'id="session-error"><span class="visually-hidden">Error:</span> That date is full' in (
+        date_full.text
+    )
+    for page in (shown, pressed):
+        assert "EQUIP in Action is full" in page.text, page.text
+        assert "<form" not in page.text and 'aria-invalid="true"' not in page.text
+        assert 'href="mailto:equip-training@example.org"' in page.text
