@@ -49,6 +49,14 @@ async def _registration_lookup(request: Request):
         return None, try_again_later()
 
 
+def _still_to_come(request: Request, course: CourseInfo, reg) -> bool:
+    """Whether a date of the registration has yet to start: only then can it be cancelled.
+    Once under way or over it is history (the roster and attendance go by it), and a press
+    on the confirmation's old link must not rewrite it."""
+    now = SignupState.of(request).now()
+    return any(s.starts_at > now for s in registration.session_of(course, reg))
+
+
 def _again_url(request: Request, reg, course: CourseInfo) -> str | None:
     if not course.is_open(SignupState.of(request).now()):
         return None
@@ -86,6 +94,7 @@ async def registration_page(request: Request) -> Response:
             calendar_url=f"/r/{token}/calendar.ics",
             calendar_name=calendar.filename(course),
             again_url=_again_url(request, reg, course),
+            can_cancel=_still_to_come(request, course, reg),
             csrf=csrf,
         ),
     )
@@ -97,12 +106,14 @@ async def registration_post(request: Request) -> Response:
         return failed
     if found is None:
         return not_found()
-    reg = found[0]
+    reg, course, _ = found
     form = await web.read_form(request)
     if form is None:
         return web.too_large()
     if not forms.csrf_ok(Service.of(request).link_key, request, form):
         return web.expired_form()
+    if not _still_to_come(request, course, reg):  # the page no longer offers it
+        return RedirectResponse(request.url.path, status_code=303)
     now = SignupState.of(request).now()
     try:
         state = SignupState.of(request)

@@ -409,3 +409,23 @@ def test_a_full_course_without_a_waiting_list_says_so_instead_of_blaming_the_nam
         assert "EQUIP in Action is full" in page.text, page.text
         assert "<form" not in page.text and 'aria-invalid="true"' not in page.text
         assert 'href="mailto:equip-training@example.org"' in page.text
+
+
+def test_a_place_on_a_date_already_over_cannot_be_cancelled(site):
+    """Opening the confirmation's "see or cancel your place" link after the afternoon still
+    asked "Can't come?" and one press cancelled the place: the roster then said cancelled
+    for someone who came. A date under way or over is history; the page says so."""
+    from dataclasses import replace
+
+    done = site.sign_up("equip-basics", 4)
+    place = done.headers["location"].split("?")[0]
+    before = form_fields(site.client.get(place).text)  # the page as left open in a tab
+    june = site.courses["equip-basics"].sessions[0]
+    site.app.state.signup = replace(site.app.state.signup, now=lambda: june.starts_at)
+    page = site.client.get(place)
+    assert "Cancel my place" not in page.text and "Can&#39;t come?" not in page.text
+    assert "This date has passed" in page.text
+    pressed = site.client.post(place, data=before)
+    with site.engine.connect() as conn:
+        status = conn.execute(sa.select(store.registrations.c.status)).scalar_one()
+    assert status == "confirmed", pressed.text
