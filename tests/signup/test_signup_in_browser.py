@@ -105,3 +105,15 @@ def test_every_sign_up_page_is_accessible_and_fits_a_phone(browser, site, tmp_pa
 
     browser.get(f"{base}/s/not-a-token")
     assert "this link is not valid" in text(browser)
+
+
+def test_a_form_with_errors_puts_the_keyboard_on_the_error_summary(browser, site):
+    """Without script, focus stayed at the top of the page after a press that found errors:
+    a keyboard or screen-reader user had to find the summary. It now takes focus as the page
+    loads (``autofocus``), so its links to each field are the next Tab."""
+    base, courses, readers = site
+    basics = courses["equip-basics"]
+    browser.get(f"{base}/s/{tokens.signup_token(SECRET, basics.id, readers[2])}")
+    click_and_wait(browser, browser.find_element("css selector", "main form button"))
+    focused = browser.switch_to.active_element
+    assert "error-summary" in (focused.get_attribute("class") or ""), focused.tag_name
