@@ -455,7 +455,9 @@ def _deliver_promotions(cfg, engine, outbox: Path, promoted: int) -> None:
 def purge() -> None:
     """Remove what is past the retention limit (EQUIP_RETENTION_DAYS, default 400 days):
     raw webhook payloads, user agents and IP hashes of email events, open sign-up invites,
-    and the text of single emails sent. Counts stay. `serve` runs this daily by itself.
+    and the text of single emails sent; and the hash of the address that recognises a
+    repeated SendGrid event, once those are gone and SendGrid can no longer repeat it.
+    Counts stay. `serve` runs this daily by itself.
 
     \b
     Example:
@@ -470,7 +472,8 @@ def purge() -> None:
         f"Purged what is older than {done.cutoff:%Y-%m-%d} ({cfg.retention_days} days): "
         f"{done.events:,} email events lost their raw payload, user agent and IP hash; "
         f"{done.invites:,} open sign-up invites and {done.notices:,} sent emails' texts "
-        "were removed.",
+        f"were removed; {done.keys:,} email events no longer keep a hash of the address "
+        "(SendGrid can no longer send them again).",
         markup=False,
         soft_wrap=True,
     )

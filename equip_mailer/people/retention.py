@@ -8,6 +8,15 @@ sign-up invites (an address and an IP hash kept for the double opt-in and its ra
 and the address and text of single emails already sent, refused or never answered (the
 row stays, emptied, so its idempotency key still stops a second copy). ``purge`` runs it on
 demand and ``serve`` runs it once a day. Running it twice changes nothing the second time.
+
+A webhook event's dedupe key is a plain SHA-256 of the address and of fields stored in the
+same row (track/webhook.py ``dedupe_key``), so whoever holds the store can confirm a guessed
+address with it. It is needed only while SendGrid may post the event again (it retries for
+up to 72 hours), so once that is over and the event's raw payload is gone (past the limit,
+or its person erased) the key is "retired:<event id>", derived from nothing about anyone.
+That is what unties an emptied single email's events from its reader (nothing else names
+them, so ``forget`` could not find them), and what removes the plain keys that erasures
+made before their events were keyed (``forget`` now keys them; ``erased_event_key``).
 """
 
 from __future__ import annotations
@@ -21,13 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.errors import ConfigError
 from equip_mailer.store import events, notices, signup_invites, utcnow
 
 log = logging.getLogger(__name__)
 DAY = 24 * 60 * 60
+# SendGrid retries a post for up to 72 hours; a day more for clocks and a slow first try
+RETRY_WINDOW = dt.timedelta(days=4)
+RETIRED_PREFIX = "retired:"
 # single emails nobody sends again by themselves: sent, refused, or never answered (an
 # operator may requeue a failed or uncertain one, but not a year and more on)
 FINISHED_NOTICES = ("sent", "failed", "uncertain")
@@ -39,10 +51,11 @@ class Purged:
     events: int  # events whose payload, user agent or IP hash were removed
     invites: int
     notices: int
+    keys: int = 0  # events whose dedupe key was retired
 
     @property
     def total(self) -> int:
-        return self.events + self.invites + self.notices
+        return self.events + self.invites + self.notices + self.keys
 
 
 def cutoff_for(days: int, now: dt.datetime) -> dt.datetime:
@@ -54,9 +67,26 @@ def cutoff_for(days: int, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(days=days)
 
 
+def _retire_keys(conn: Connection, now: dt.datetime) -> int:
+    """Retire the dedupe key of webhook events SendGrid can no longer repeat and whose raw
+    payload is gone (see the module's docstring); one statement, done in the database."""
+    retired = sa.literal(RETIRED_PREFIX) + sa.cast(events.c.id, sa.String)
+    return conn.execute(
+        events.update()
+        .where(
+            events.c.source == "webhook",
+            events.c.raw.is_(None),
+            events.c.received_at < now - RETRY_WINDOW,
+            sa.not_(events.c.dedupe_key.startswith(RETIRED_PREFIX, autoescape=True)),
+        )
+        .values(dedupe_key=retired)
+    ).rowcount
+
+
 def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
     """Remove what is past the retention limit; one transaction."""
-    cutoff = cutoff_for(days, now or utcnow())
+    now = now or utcnow()
+    cutoff = cutoff_for(days, now)
     with engine.begin() as conn:
         n_events = conn.execute(
             events.update()
@@ -82,7 +112,8 @@ def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
             )
             .values(email="", email_key="", name=None, text="", html=None, attachments=None)
         ).rowcount
-    return Purged(cutoff=cutoff, events=n_events, invites=n_invites, notices=n_notices)
+        n_keys = _retire_keys(conn, now)
+    return Purged(cutoff=cutoff, events=n_events, invites=n_invites, notices=n_notices, keys=n_keys)
 
 
 class DailyPurge:
@@ -120,11 +151,13 @@ class DailyPurge:
                 self.runs += 1
                 if done.total:
                     log.info(
-                        "retention: purged %d events, %d invites, %d notices older than %s",
+                        "retention: purged %d events, %d invites, %d notices older than %s; "
+                        "retired %d events' dedupe keys",
                         done.events,
                         done.invites,
                         done.notices,
                         done.cutoff.date(),
+                        done.keys,
                     )
             except Exception:  # noqa: BLE001 - tried again tomorrow; the service carries on
                 log.exception("retention purge failed; trying again in a day")

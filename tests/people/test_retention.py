@@ -149,3 +149,76 @@ def test_old_emails_that_failed_or_went_unanswered_are_emptied_like_sent_ones(en
         ("uncertain", "", ""),
         ("pending", "Reader3@nhs.example", "Dear Reader 3, your place is confirmed."),
     ]
+
+
+def test_a_purged_notice_leaves_no_hash_of_its_address_for_forget_to_miss(db_url, tmp_path):
+    """A confirmation goes out through SendGrid, its events come back, retention empties it,
+    and then the person asks to be erased. Found in the audit: the events' dedupe keys are
+    plain SHA-256 of the address and of fields stored beside them, and once purge had emptied
+    the notice and the events' raw payload (where forget looked for the notice id) nothing
+    tied them to the person, so forget left hashes that confirm a guessed address."""
+    from support.fake_sendgrid import start_server
+    from support.link_secrets import LINK_SECRET
+
+    from equip_mailer.people.forget import forget, leftovers
+    from equip_mailer.send.notice_transports import SendGridNotices
+    from equip_mailer.send.notices import Notice, NoticeSender, enqueue
+    from equip_mailer.track.webhook import dedupe_key
+
+    address, name = "zoe.obrien7@nhs.example", "Zoë O'Brien"
+    engine = store.open_store(db_url)
+    with engine.begin() as conn:
+        notice_id = enqueue(
+            conn,
+            Notice(
+                key="signup:7:0:confirmed",
+                kind="signup-confirmed",
+                to_email=address,
+                to_name=name,
+                subject="Your place on EQUIP Basics",
+                text=f"Dear {name}, your place is confirmed.",
+                from_email="equip@equip.example.org",
+                campaign_id="c",
+            ),
+        )
+    url, server = start_server("SG.k")
+    try:
+        assert (
+            NoticeSender(engine, SendGridNotices("SG.k", host=url, timeout=5))
+            .deliver_pending()
+            .sent
+        )
+    finally:
+        server.stop()
+    with engine.connect() as conn:
+        message_id = conn.execute(sa.select(store.notices.c.message_id)).scalar_one()
+    sent_at = store.utcnow()
+    base = {
+        "email": address,
+        "sg_message_id": f"{message_id}.filter0001.16648.5515E0B88.0",
+        "notice_id": str(notice_id),
+        "kind": "signup-confirmed",
+        "campaign_id": "c",
+        "timestamp": int(sent_at.replace(tzinfo=dt.UTC).timestamp()),
+    }
+    posted = [{**base, "event": "processed"}, {**base, "event": "delivered"}]
+    with engine.begin() as conn:
+        store_events(conn, posted, ip_key=b"k" * 32)
+    plain = [dedupe_key(e) for e in posted]
+    later = sent_at + dt.timedelta(days=401)
+
+    done = purge(engine, 400, later)
+    forget(engine, address, LINK_SECRET.encode(), outbox=tmp_path, now=later)
+
+    assert (done.events, done.notices) == (2, 1)
+    with engine.connect() as conn:
+        assert leftovers(conn, address) == [] and leftovers(conn, "o'brien") == []
+        keys = set(conn.execute(sa.select(store.events.c.dedupe_key)).scalars())
+        counted = conn.execute(sa.select(store.events.c.event)).scalars().all()
+    assert len(keys) == 2 and not keys & set(plain)
+    assert sorted(counted) == ["delivered", "processed"]  # the counts stay
+    engine.dispose()
+    if db_url.startswith("sqlite"):
+        data = b"".join(p.read_bytes().lower() for p in tmp_path.glob("equip.db*") if p.is_file())
+        for needle in (address, name.lower(), *plain):
+            assert needle.encode("utf-8") not in data, needle
