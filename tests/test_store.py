@@ -122,3 +122,94 @@ def test_a_store_from_before_schema_10_counts_registrations_from_the_indexes(db_
     ]
     assert indexes["ix_registrations_course_seq"] == ["signup_course_id", "queue_seq"]
     assert "ix_registrations_course_status_seq" not in indexes
+
+
+def test_a_store_from_before_schema_11_keeps_no_plain_event_key_of_someone_erased(
+    db_url, tmp_path, monkeypatch
+):
+    """Before a874476, forget left an erased person's webhook events their plain dedupe key
+    (SHA-256 of the address and of fields in the same row: it confirms a guessed address),
+    and the events of their single emails also their raw payload, which still named the
+    notice forget had deleted. Migrating clears those payloads; purge then retires every
+    such key once SendGrid can no longer repeat the event, and a repeat arriving before that
+    is still recognised (and keyed by the webhook)."""
+    import datetime as dt
+
+    from support.link_secrets import LINK_SECRET
+
+    from equip_mailer.people import forget as erasure
+    from equip_mailer.people.retention import purge
+    from equip_mailer.track.webhook import dedupe_key, store_events
+
+    secret = LINK_SECRET.encode()
+    engine = _store_at(db_url, 10)
+    now = store.utcnow()
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, "c", "Subject")
+        ledger_id = conn.execute(
+            store.ledger.insert().values(
+                campaign_id="c",
+                email="Ann@NHS.example",
+                email_key="ann@nhs.example",
+                segment="s",
+                state="sent",
+                attempts=1,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        notice_id = conn.execute(
+            store.notices.insert().values(
+                key="signup:1:0:confirmed",
+                kind="signup-confirmed",
+                email="Ann@NHS.example",
+                email_key="ann@nhs.example",
+                from_email="equip@example.org",
+                subject="Your place",
+                text="Dear Ann",
+                state="sent",
+                attempts=1,
+                message_id="14c5d75ce93.dfd.64b469",
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+    base = {"email": "ann@nhs.example", "sg_message_id": "14c5d75ce93.dfd.64b469.filter1"}
+    newsletter = {**base, "recipient": str(ledger_id), "campaign_id": "c"}
+    single = {**base, "notice_id": str(notice_id), "kind": "signup-confirmed"}
+    ten_days_ago = int(now.replace(tzinfo=dt.UTC).timestamp()) - 10 * 86400
+    earlier = [  # received ten days ago: SendGrid will not post them again
+        {**newsletter, "event": "delivered", "timestamp": ten_days_ago},
+        {**single, "event": "delivered", "timestamp": ten_days_ago},
+    ]
+    recent = [  # received an hour ago: a retry may still come
+        {**newsletter, "event": "open", "timestamp": ten_days_ago + 863000},
+        {**single, "event": "processed", "timestamp": ten_days_ago + 863000},
+    ]
+    with engine.begin() as conn:
+        store_events(conn, earlier, ip_key=secret, received_at=now - dt.timedelta(days=10))
+        store_events(conn, recent, ip_key=secret, received_at=now - dt.timedelta(hours=1))
+    plain = {dedupe_key(e) for e in earlier + recent}
+    # erased as forget did before a874476: the same rows, without keying their events
+    with monkeypatch.context() as old_code:
+        old_code.setattr(erasure, "_rekey_events", lambda *args: 0)
+        erasure.forget(engine, "ann@nhs.example", secret, outbox=tmp_path, now=now)
+
+    def keys() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(store.events.c.dedupe_key)).scalars())
+
+    assert keys() == plain  # the old store, as it was
+    assert store.migrate(engine) == 10
+    purge(engine, 400, now)
+    assert keys() & plain == {dedupe_key(e) for e in recent}  # kept to recognise a retry
+    with engine.begin() as conn:  # SendGrid retries the post within its 72 hours
+        retried = store_events(conn, recent, ip_key=secret)
+    purge(engine, 400, now + dt.timedelta(days=5))
+
+    assert (retried.stored, retried.duplicates) == (0, 2)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.events.c.event, store.events.c.raw)).all()
+    assert sorted(r.event for r in rows) == ["delivered", "delivered", "open", "processed"]
+    assert {r.raw for r in rows} == {None}
+    assert not keys() & plain
+    engine.dispose()

@@ -1,12 +1,13 @@
 """Schema changes as ordered steps, applied on first use and recorded in ``meta``.
 
-Each step must apply to a database at the previous version (add columns, tables, indexes;
-never rewrite a step that has shipped), so a store made by any earlier equip-mailer opens
-with a later one. SQLite and PostgreSQL run the same steps.
+Each step must apply to a database at the previous version (add columns, tables, indexes,
+or mend rows an older release left; never rewrite a step that has shipped), so a store
+made by any earlier equip-mailer opens with a later one. SQLite and PostgreSQL run the same steps.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -138,6 +139,39 @@ def _v10(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_registrations_course_status_seq"))
 
 
+def _notice_of(raw: str) -> int | None:
+    try:
+        value = json.loads(raw).get("notice_id")
+    except (ValueError, AttributeError):
+        return None
+    text = str(value)
+    return int(text) if text.isdigit() and len(text) < 18 else None
+
+
+def _v11(conn: Connection) -> None:
+    # forget deletes a person's single emails (notices); before it keyed their webhook
+    # events (a874476) it left those events their raw payload, which named the deleted
+    # notice, so purge kept their plain dedupe keys (a hash that confirms a guessed
+    # address) for the whole retention period. Only forget deletes notices: an event naming
+    # one that is gone is an erased person's, and loses its payload, user agent and IP hash
+    # as forget now does; purge then retires its key once SendGrid can no longer repeat it.
+    known = set(conn.execute(sa.select(notices.c.id)).scalars())
+    rows = conn.execute(
+        sa.select(events.c.id, events.c.raw).where(
+            events.c.source == "webhook",
+            events.c.ledger_id.is_(None),
+            events.c.raw.contains('"notice_id":"'),
+        )
+    ).all()
+    orphans = [r.id for r in rows if (n := _notice_of(r.raw)) is not None and n not in known]
+    for start in range(0, len(orphans), 500):
+        conn.execute(
+            events.update()
+            .where(events.c.id.in_(orphans[start : start + 500]))
+            .values(raw=None, user_agent=None, ip_hash=None)
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1),
     (2, "indexes: events by recipient and type, ledger by segment and state", _v2),
@@ -149,6 +183,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (8, "ledger: evidence that settled an uncertain recipient; events by send id", _v8),
     (9, "ledger: one index by campaign, state and segment instead of two", _v9),
     (10, "registrations: counted by course, state and date; numbered in arrival order", _v10),
+    (11, "events: an erased person's single emails' events lose the payload forget left", _v11),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
