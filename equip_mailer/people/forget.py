@@ -100,14 +100,17 @@ def _cancel_places_to_come(
                 notify.promoted(conn, change.promoted, links, now)
 
 
-def _anonymise_registrations(conn: Connection, key: str, done: Forgotten) -> list[str]:
-    ids = [
-        str(i)
-        for i in conn.execute(
-            sa.select(registrations.c.id).where(registrations.c.email_key == key)
-        ).scalars()
-    ]
-    for reg_id in ids:
+def _anonymise_registrations(conn: Connection, key: str, done: Forgotten) -> dict[str, str]:
+    """Returns the name each registration had (by id), for the audit entries naming it."""
+    names = {
+        str(r.id): r.name or ""
+        for r in conn.execute(
+            sa.select(registrations.c.id, registrations.c.name).where(
+                registrations.c.email_key == key
+            )
+        )
+    }
+    for reg_id in names:
         conn.execute(
             registrations.update()
             .where(registrations.c.id == int(reg_id))
@@ -120,8 +123,8 @@ def _anonymise_registrations(conn: Connection, key: str, done: Forgotten) -> lis
                 access_needs=None,
             )
         )
-    done.add("registrations (kept as anonymous counts)", len(ids))
-    return ids
+    done.add("registrations (kept as anonymous counts)", len(names))
+    return names
 
 
 def _anonymise_attendance(conn: Connection, key: str, done: Forgotten) -> None:
@@ -226,7 +229,32 @@ def _delete(conn: Connection, table: sa.Table, column: sa.Column, key: str) -> i
     return conn.execute(table.delete().where(column == key)).rowcount
 
 
-def _team(conn: Connection, key: str, registration_ids: list[str], done: Forgotten) -> None:
+def _named_in_passing(conn: Connection, names: dict[str, str]) -> int:
+    """Entries about someone else that name them as "Name (registration 12)": cancelling a
+    place logs who was given it. Only their name goes; the entry stays about the other."""
+    n = 0
+    for reg_id, name in names.items():
+        label = f"(registration {reg_id})"
+        rows = conn.execute(
+            sa.select(team_audit.c.id, team_audit.c.summary).where(
+                team_audit.c.summary.contains(label, autoescape=True)
+            )
+        ).all()
+        for row in rows:
+            named = f"{name} {label}"
+            summary = (
+                row.summary.replace(named, f"(erased) {label}")
+                if name and named in row.summary
+                else "(about a person since erased)"
+            )
+            conn.execute(
+                team_audit.update().where(team_audit.c.id == row.id).values(summary=summary)
+            )
+        n += len(rows)
+    return n
+
+
+def _team(conn: Connection, key: str, names: dict[str, str], done: Forgotten) -> None:
     done.add(
         "team sign-in links", _delete(conn, team_signin_links, team_signin_links.c.email_key, key)
     )
@@ -238,12 +266,13 @@ def _team(conn: Connection, key: str, registration_ids: list[str], done: Forgott
         sa.func.lower(team_audit.c.summary).contains(key, autoescape=True),
         sa.and_(
             team_audit.c.target_kind == "registration",
-            team_audit.c.target_id.in_(registration_ids or [""]),
+            team_audit.c.target_id.in_(list(names) or [""]),
         ),
     )
     n += conn.execute(
         team_audit.update().where(about).values(summary="(about a person since erased)")
     ).rowcount
+    n += _named_in_passing(conn, names)
     done.add("team audit entries (name removed)", n)
     # the marks a team member made and the levels they raised are about other people, so
     # they stay; only who made them goes (the audit log's actor goes the same way)
@@ -267,7 +296,7 @@ def _erase_rows(
     hashed = erased_key(secret, key)
     done = Forgotten()
     _cancel_places_to_come(conn, key, links, now, done)
-    registration_ids = _anonymise_registrations(conn, key, done)
+    names = _anonymise_registrations(conn, key, done)
     _anonymise_attendance(conn, key, done)
     done.add("QI level history", _delete(conn, person_levels, person_levels.c.email_key, key))
     done.add("open sign-up invites", _delete(conn, signup_invites, signup_invites.c.email_key, key))
@@ -285,7 +314,7 @@ def _erase_rows(
     was_suppressed = _delete(conn, suppressions, suppressions.c.email_key, key)
     add_suppression(conn, hashed, "erased", source="forget")
     done.add("suppression (now kept as the keyed hash)", was_suppressed)
-    _team(conn, key, registration_ids, done)
+    _team(conn, key, names, done)
     return done, sent, mailed
 
 

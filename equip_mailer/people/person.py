@@ -341,7 +341,8 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
             team_sessions.c.email_key == key
         ),
     )
-    # the activity log: what they did on the team pages, and entries about their places
+    # the activity log: what they did on the team pages, entries about their places, and
+    # entries about someone else's that name them ("... (registration 12) was given the place")
     theirs = [str(r["id"]) for r in found.registrations]
     activity = _rows(
         conn,
@@ -357,6 +358,10 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
                 sa.and_(
                     team_audit.c.target_kind == "registration",
                     team_audit.c.target_id.in_(theirs or [""]),
+                ),
+                *(
+                    team_audit.c.summary.contains(f"(registration {r})", autoescape=True)
+                    for r in theirs
                 ),
             )
         )

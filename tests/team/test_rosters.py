@@ -170,6 +170,40 @@ def test_cancelling_a_place_mails_the_person_promotes_the_next_and_is_logged(tea
     assert len(notices(team, "signup-cancelled")) == 1  # cancelling twice mails once
 
 
+def test_forgetting_someone_given_a_place_removes_their_name_from_the_cancellation_entry(
+    team, engine, basics, tmp_path
+):
+    """The entry for cancelling one person's place names the next person waiting, who got
+    it: "...; Reader Number2 (registration 3) was given the place and emailed." Found in the
+    audit: forgetting that person blanked only the entries targeting their registration,
+    so this one, about someone else, kept their name; and person (the subject access
+    request) did not list it."""
+    from support.link_secrets import LINK_SECRET
+
+    from equip_mailer.people.forget import forget
+    from equip_mailer.people.person import gather
+
+    campaign, course, (first, _second) = basics
+    at_time(team, NOW)
+    client = team.client()
+    team.sign_in(client, "ann@nhs.example")
+    with engine.connect() as conn:
+        reader0 = reg.find_registration(conn, course.id, "reader0@nhs.example")
+    path = f"/team/campaigns/{campaign.id}/sessions/{first.id}/people/{reader0.id}/cancel"
+    question = client.get(path)
+    assert client.post(path, data={"csrf_token": csrf_token(question.text)}).status_code == 303
+    with engine.connect() as conn:
+        shown = gather(conn, "reader2@nhs.example", None).team
+
+    forget(engine, "reader2@nhs.example", LINK_SECRET.encode(), outbox=tmp_path, now=NOW)
+
+    assert {e["action"] for e in shown} == {"cancelled a place", "gave a place"}
+    with engine.connect() as conn:
+        summaries = [e.summary for e in audit.recent(conn, campaign.id)]
+    assert summaries and not any("Number2" in s for s in summaries), summaries
+    assert any("the place of Reader Number0" in s for s in summaries)  # still about reader 0
+
+
 def test_giving_a_place_out_of_turn_even_when_full(team, engine, basics):
     campaign, course, (first, _second) = basics
     at_time(team, NOW)
