@@ -451,8 +451,9 @@ def _deliver_promotions(cfg, engine, outbox: Path, promoted: int) -> None:
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @friendly_errors
-def purge() -> None:
+def purge(dry_run: bool) -> None:
     """Remove what is past the retention limit (EQUIP_RETENTION_DAYS, default 400 days):
     raw webhook payloads, user agents and IP hashes of email events, open sign-up invites,
     and the text of single emails sent; and the hash of the address that recognises a
@@ -461,22 +462,30 @@ def purge() -> None:
 
     \b
     Example:
+      equip-mailer purge --dry-run
       equip-mailer purge
     """
     from equip_mailer.people.retention import purge as run_purge
     from equip_mailer.store import open_store
 
     cfg = settings()
-    done = run_purge(open_store(cfg.database_url), cfg.retention_days)
+    done = run_purge(open_store(cfg.database_url), cfg.retention_days, dry_run=dry_run)
+    lost, were, keep = (
+        ("would lose", "would be removed", "would no longer keep")
+        if dry_run
+        else ("lost", "were removed", "no longer keep")
+    )
     console.print(
-        f"Purged what is older than {done.cutoff:%Y-%m-%d} ({cfg.retention_days} days): "
-        f"{done.events:,} email events lost their raw payload, user agent and IP hash; "
-        f"{done.invites:,} open sign-up invites and {done.notices:,} sent emails' texts "
-        f"were removed; {done.keys:,} email events no longer keep a hash of the address "
-        "(SendGrid can no longer send them again).",
+        f"{'Would purge' if dry_run else 'Purged'} what is older than {done.cutoff:%Y-%m-%d} "
+        f"({cfg.retention_days} days): {done.events:,} email events {lost} their raw "
+        f"payload, user agent and IP hash; {done.invites:,} open sign-up invites and "
+        f"{done.notices:,} sent emails' texts {were}; {done.keys:,} email events {keep} "
+        "a hash of the address (SendGrid can no longer send them again).",
         markup=False,
         soft_wrap=True,
     )
+    if dry_run:
+        console.print("Nothing was changed (--dry-run).", markup=False)
 
 
 def _mailed_through_sendgrid(conn: Connection, address: str) -> bool:

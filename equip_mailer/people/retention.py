@@ -83,11 +83,14 @@ def _retire_keys(conn: Connection, now: dt.datetime) -> int:
     ).rowcount
 
 
-def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
-    """Remove what is past the retention limit; one transaction."""
+def purge(
+    engine: Engine, days: int, now: dt.datetime | None = None, *, dry_run: bool = False
+) -> Purged:
+    """Remove what is past the retention limit; one transaction, rolled back for a dry run
+    (so its counts are exactly what a real run would change)."""
     now = now or utcnow()
     cutoff = cutoff_for(days, now)
-    with engine.begin() as conn:
+    with engine.connect() as conn, conn.begin() as tx:
         n_events = conn.execute(
             events.update()
             .where(
@@ -113,6 +116,8 @@ def purge(engine: Engine, days: int, now: dt.datetime | None = None) -> Purged:
             .values(email="", email_key="", name=None, text="", html=None, attachments=None)
         ).rowcount
         n_keys = _retire_keys(conn, now)
+        if dry_run:
+            tx.rollback()
     return Purged(cutoff=cutoff, events=n_events, invites=n_invites, notices=n_notices, keys=n_keys)
 
 

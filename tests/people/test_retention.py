@@ -222,3 +222,28 @@ def test_a_purged_notice_leaves_no_hash_of_its_address_for_forget_to_miss(db_url
         data = b"".join(p.read_bytes().lower() for p in tmp_path.glob("equip.db*") if p.is_file())
         for needle in (address, name.lower(), *plain):
             assert needle.encode("utf-8") not in data, needle
+
+
+def test_purge_dry_run_says_what_would_go_and_changes_nothing(demo_project):
+    """Found in the audit: purge removes for good, with no way to see first what a limit
+    (say EQUIP_RETENTION_DAYS=30 typed for 300) would remove. --dry-run counts the same
+    rows and rolls back."""
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, "c", "Subject")
+        store_events(conn, [_event(1, NOW - dt.timedelta(days=401))], ip_key=b"k" * 32)
+
+    def raws() -> list:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(store.events.c.raw)).scalars().all()
+
+    preview = CliRunner().invoke(main, ["purge", "--dry-run"])
+    assert preview.exit_code == 0, preview.output
+    assert "Would purge what is older than" in preview.output
+    assert "1 email events would lose their raw payload" in preview.output
+    assert "Nothing was changed" in preview.output
+    assert raws() != [None]
+    done = CliRunner().invoke(main, ["purge"])
+    assert "1 email events lost their raw payload" in done.output
+    assert raws() == [None]
+    engine.dispose()
