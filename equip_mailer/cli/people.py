@@ -296,6 +296,28 @@ def person(email: str, as_json: bool, out: Path | None) -> None:
     _print_person(found)
 
 
+_LABELS = {"qi_level": "QI level", "ip_hash": "IP hash", "at": "when"}
+
+
+def _label(key: str) -> str:
+    """A column's name as words ("sent_at" -> "sent at"); --json keeps the names."""
+    return _LABELS.get(key, key.replace("_", " "))
+
+
+def _shown(value: object) -> str:
+    """Times to the minute, in UTC as stored; yes/no for flags."""
+    import datetime as dt
+
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 16 and value[10:11] == "T":
+        try:
+            return f"{dt.datetime.fromisoformat(value):%Y-%m-%d %H:%M} UTC"
+        except ValueError:
+            return value
+    return str(value)
+
+
 def _print_person(found) -> None:
     from equip_mailer.people.person import SECTION_PURPOSES
 
@@ -318,7 +340,7 @@ def _print_person(found) -> None:
         )
         for row in rows[:200]:
             shown = ", ".join(
-                f"{k}: {v}"
+                f"{_label(k)}: {_shown(v)}"
                 for k, v in row.items()
                 if v not in (None, "", []) and k not in ("raw", "text", "history")
             )

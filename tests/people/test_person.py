@@ -171,4 +171,40 @@ def test_the_times_in_the_answer_say_they_are_utc(demo_project):
     sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
     assert sar["notices"][0]["created_at"] == "2019-06-01T09:30:00Z"
     shown = CliRunner().invoke(main, ["person", VIK])
-    assert "created_at: 2019-06-01T09:30:00Z" in shown.output
+    assert "created at: 2019-06-01 09:30 UTC" in shown.output
+
+
+def test_the_text_answer_reads_as_words_and_dates_not_columns(demo_project):
+    """The manager reads `person` without --json. Found in the audit: it printed column
+    names and raw values, e.g. "sent_at: 2019-04-23T06:13:20.123456, machine: False"."""
+    import datetime as dt
+    import re
+
+    from equip_mailer import store
+
+    engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
+    sent = dt.datetime(2019, 4, 23, 6, 13, 20, 123456)
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, "2019-04-equip-training", "Subject")
+        conn.execute(
+            store.ledger.insert().values(
+                campaign_id="2019-04-equip-training",
+                email=VIK,
+                email_key=VIK,
+                first_name="Vik",
+                qi_level="none",
+                segment="getting-started",
+                state="sent",
+                attempts=1,
+                created_at=sent,
+                updated_at=sent,
+                sent_at=sent,
+            )
+        )
+    engine.dispose()
+
+    shown = CliRunner().invoke(main, ["person", VIK]).output
+
+    assert "sent at: 2019-04-23 06:13 UTC" in shown, shown
+    assert "first name: Vik" in shown and "QI level: none" in shown
+    assert "T06:13" not in shown and not re.search(r"\b[a-z]+_[a-z_]+: ", shown)
