@@ -478,9 +478,9 @@ def _deliver_promotions(cfg, engine, outbox: Path, promoted: int) -> None:
 def purge(dry_run: bool) -> None:
     """Remove what is past the retention limit (EQUIP_RETENTION_DAYS, default 400 days):
     raw webhook payloads, user agents and IP hashes of email events, open sign-up invites,
-    and the text of single emails sent; and the hash of the address that recognises a
-    repeated SendGrid event, once those are gone and SendGrid can no longer repeat it.
-    Counts stay. `serve` runs this daily by itself.
+    and the text of single emails sent (with their outbox files); and the hash of the
+    address that recognises a repeated SendGrid event, once those are gone and SendGrid
+    can no longer repeat it. Counts stay. `serve` runs this daily by itself.
 
     \b
     Example:
@@ -491,7 +491,9 @@ def purge(dry_run: bool) -> None:
     from equip_mailer.store import open_store
 
     cfg = settings()
-    done = run_purge(open_store(cfg.database_url), cfg.retention_days, dry_run=dry_run)
+    done = run_purge(
+        open_store(cfg.database_url), cfg.retention_days, outbox=cfg.outbox, dry_run=dry_run
+    )
     lost, were, keep = (
         ("would lose", "would be removed", "would no longer keep")
         if dry_run
@@ -501,8 +503,9 @@ def purge(dry_run: bool) -> None:
         f"{'Would purge' if dry_run else 'Purged'} what is older than {done.cutoff:%Y-%m-%d} "
         f"({cfg.retention_days} days): {done.events:,} email events {lost} their raw "
         f"payload, user agent and IP hash; {done.invites:,} open sign-up invites and "
-        f"{done.notices:,} sent emails' texts {were}; {done.keys:,} email events {keep} "
-        "a hash of the address (SendGrid can no longer send them again).",
+        f"{done.notices:,} sent emails' texts {were}, with {done.files:,} outbox files; "
+        f"{done.keys:,} email events {keep} a hash of the address (SendGrid can no longer "
+        "send them again).",
         markup=False,
         soft_wrap=True,
     )

@@ -87,7 +87,9 @@ def serve(host: str, port: int, workers: int) -> None:
     )
     # Retention (people.retention): purge once at start, then daily, in the service's queue.
     service = app.state.service
-    purger = DailyPurge(service.engine, cfg.retention_days, writing=service.writing)
+    purger = DailyPurge(
+        service.engine, cfg.retention_days, writing=service.writing, outbox=cfg.outbox
+    )
     purger.start()
     # One worker serves the app built here. Several each build their own (track.app's
     # worker_app, a factory uvicorn calls in every worker process); the app built here then

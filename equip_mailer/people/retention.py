@@ -6,7 +6,8 @@ settle questions about a send go, and the counts stay.
 and the IP hash of events (the event itself stays: it is what the report counts); open
 sign-up invites (an address and an IP hash kept for the double opt-in and its rate limit);
 and the address and text of single emails already sent, refused or never answered (the
-row stays, emptied, so its idempotency key still stops a second copy). ``purge`` runs it on
+row stays, emptied, so its idempotency key still stops a second copy), with the file the
+outbox wrote for one when SendGrid was not configured. ``purge`` runs it on
 demand and ``serve`` runs it once a day. Running it twice changes nothing the second time.
 
 A webhook event's dedupe key is a plain SHA-256 of the address and of fields stored in the
@@ -27,6 +28,7 @@ import logging
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,10 +54,11 @@ class Purged:
     invites: int
     notices: int
     keys: int = 0  # events whose dedupe key was retired
+    files: int = 0  # outbox files of emptied single emails, deleted
 
     @property
     def total(self) -> int:
-        return self.events + self.invites + self.notices + self.keys
+        return self.events + self.invites + self.notices + self.keys + self.files
 
 
 def cutoff_for(days: int, now: dt.datetime) -> dt.datetime:
@@ -83,11 +86,32 @@ def _retire_keys(conn: Connection, now: dt.datetime) -> int:
     ).rowcount
 
 
+def _emptied_files(conn: Connection, outbox: Path) -> list[Path]:
+    """The outbox files (``OutboxNotices``) of single emails purge has emptied: the file
+    holds what the row no longer does (address, name, text)."""
+    folder = outbox / "notices"
+    if not folder.is_dir():
+        return []
+    rows = conn.execute(
+        sa.select(notices.c.id, notices.c.kind).where(
+            notices.c.email == "", notices.c.state.in_(FINISHED_NOTICES)
+        )
+    )
+    paths = (folder / f"{r.id:06d}-{r.kind}.eml" for r in rows)
+    return [p for p in paths if p.is_file()]
+
+
 def purge(
-    engine: Engine, days: int, now: dt.datetime | None = None, *, dry_run: bool = False
+    engine: Engine,
+    days: int,
+    now: dt.datetime | None = None,
+    *,
+    outbox: Path | None = None,
+    dry_run: bool = False,
 ) -> Purged:
     """Remove what is past the retention limit; one transaction, rolled back for a dry run
-    (so its counts are exactly what a real run would change)."""
+    (so its counts are exactly what a real run would change). With ``outbox``, the files
+    of the single emails emptied go too, once the transaction is committed."""
     now = now or utcnow()
     cutoff = cutoff_for(days, now)
     with engine.connect() as conn, conn.begin() as tx:
@@ -116,9 +140,20 @@ def purge(
             .values(email="", email_key="", name=None, text="", html=None, attachments=None)
         ).rowcount
         n_keys = _retire_keys(conn, now)
+        files = _emptied_files(conn, outbox) if outbox is not None else []
         if dry_run:
             tx.rollback()
-    return Purged(cutoff=cutoff, events=n_events, invites=n_invites, notices=n_notices, keys=n_keys)
+    if not dry_run:
+        for path in files:
+            path.unlink(missing_ok=True)
+    return Purged(
+        cutoff=cutoff,
+        events=n_events,
+        invites=n_invites,
+        notices=n_notices,
+        keys=n_keys,
+        files=len(files),
+    )
 
 
 class DailyPurge:
@@ -132,9 +167,11 @@ class DailyPurge:
         *,
         writing: AbstractContextManager[Any] | None = None,
         interval: float = DAY,
+        outbox: Path | None = None,
     ):
         cutoff_for(days, utcnow())  # a bad setting stops serve at start, not at night
         self.engine, self.days, self.interval = engine, days, interval
+        self.outbox = outbox  # where the service writes single emails without SendGrid
         # the service's SQLite write queue, so the purge waits its turn like a click
         self.writing = writing if writing is not None else contextlib.nullcontext()
         self.runs = 0
@@ -152,17 +189,18 @@ class DailyPurge:
         while not self._stop.is_set():
             try:
                 with self.writing:
-                    done = purge(self.engine, self.days)
+                    done = purge(self.engine, self.days, outbox=self.outbox)
                 self.runs += 1
                 if done.total:
                     log.info(
                         "retention: purged %d events, %d invites, %d notices older than %s; "
-                        "retired %d events' dedupe keys",
+                        "retired %d events' dedupe keys; deleted %d outbox files",
                         done.events,
                         done.invites,
                         done.notices,
                         done.cutoff.date(),
                         done.keys,
+                        done.files,
                     )
             except Exception:  # noqa: BLE001 - tried again tomorrow; the service carries on
                 log.exception("retention purge failed; trying again in a day")

@@ -247,3 +247,46 @@ def test_purge_dry_run_says_what_would_go_and_changes_nothing(demo_project):
     assert "1 email events lost their raw payload" in done.output
     assert raws() == [None]
     engine.dispose()
+
+
+def test_an_emptied_single_email_leaves_no_outbox_file(sqlite_url, tmp_path):
+    """Without SendGrid, single emails are written to outbox/notices/ (address, name, text,
+    calendar). The README says they are kept for the retention period like the notice's
+    text; found in the audit: purge emptied the row and left the file for good."""
+    from equip_mailer.send.notice_transports import OutboxNotices
+    from equip_mailer.send.notices import Notice, NoticeSender, enqueue
+
+    engine = store.open_store(sqlite_url)
+    outbox = tmp_path / "outbox"
+    with engine.begin() as conn:
+        for n in (1, 2):
+            enqueue(
+                conn,
+                Notice(
+                    key=f"signup:{n}:0:confirmed",
+                    kind="signup-confirmed",
+                    to_email=f"reader{n}@nhs.example",
+                    to_name=f"Reader {n}",
+                    subject="Your place on EQUIP Basics",
+                    text="Your place is confirmed.",
+                    from_email="equip@equip.example.org",
+                ),
+            )
+    assert NoticeSender(engine, OutboxNotices(outbox)).deliver_pending().sent == 2
+    with engine.begin() as conn:  # the second one is recent: kept
+        conn.execute(
+            store.notices.update()
+            .where(store.notices.c.id == 2)
+            .values(created_at=store.utcnow() + dt.timedelta(days=400))
+        )
+    files = sorted((outbox / "notices").glob("*.eml"))
+    later = store.utcnow() + dt.timedelta(days=401)
+
+    preview = purge(engine, 400, later, outbox=outbox, dry_run=True)
+    assert preview.files == 1 and len(list((outbox / "notices").glob("*.eml"))) == 2
+    done = purge(engine, 400, later, outbox=outbox)
+    again = purge(engine, 400, later, outbox=outbox)
+
+    assert (done.notices, done.files, again.files) == (1, 1, 0)
+    assert sorted((outbox / "notices").glob("*.eml")) == files[1:]
+    engine.dispose()
