@@ -12,9 +12,9 @@ demand and ``serve`` runs it once a day. Running it twice changes nothing the se
 
 A webhook event's dedupe key is a plain SHA-256 of the address and of fields stored in the
 same row (track/webhook.py ``dedupe_key``), so whoever holds the store can confirm a guessed
-address with it. It is needed only while SendGrid may post the event again (it retries for
-up to 72 hours), so once that is over and the event's raw payload is gone (past the limit,
-or its person erased) the key is "retired:<event id>", derived from nothing about anyone.
+address with it. It is needed only while SendGrid may post the event again (``RETRY_WINDOW``),
+so once that is over and the event's raw payload is gone (past the limit, or its person
+erased) the key is "retired:<event id>", derived from nothing about anyone.
 That is what unties an emptied single email's events from its reader (nothing else names
 them, so ``forget`` could not find them), and what removes the plain keys that erasures
 made before their events were keyed (``forget`` now keys them; ``erased_event_key``).
@@ -39,7 +39,9 @@ from equip_mailer.store import events, notices, signup_invites, utcnow
 
 log = logging.getLogger(__name__)
 DAY = 24 * 60 * 60
-# SendGrid retries a post for up to 72 hours; a day more for clocks and a slow first try
+# SendGrid's Event Webhook retries a failed post "for up to 24 hours after the event occurs"
+# (its troubleshooting page; a duplicate post may come later still); 72 hours is the longest
+# retry any of its webhooks makes (Inbound Parse), and a day more covers clocks
 RETRY_WINDOW = dt.timedelta(days=4)
 RETIRED_PREFIX = "retired:"
 # single emails nobody sends again by themselves: sent, refused, or never answered (an
