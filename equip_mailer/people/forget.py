@@ -57,6 +57,7 @@ from equip_mailer.store import (
 )
 
 from .records import erased_event_key, erased_key, erasure_key
+from .retention import RETIRED_PREFIX
 
 # .tmp: an outbox file a killed run was replacing (send/backends/outbox_files.py)
 SCANNED_SUFFIXES = {".eml", ".csv", ".xlsx", ".html", ".htm", ".txt", ".json", ".ics", ".tmp"}
@@ -145,7 +146,12 @@ def _rekey_events(conn: Connection, which, secret: bytes) -> int:
     their raw payload, user agent and IP hash: the old key would confirm a guessed address."""
     derived = erasure_key(secret)
     rows = conn.execute(
-        sa.select(events.c.id, events.c.dedupe_key).where(which, events.c.source == "webhook")
+        sa.select(events.c.id, events.c.dedupe_key).where(
+            which,
+            events.c.source == "webhook",
+            # retention's key names nobody already, and purge would only retire it again
+            sa.not_(events.c.dedupe_key.startswith(RETIRED_PREFIX, autoescape=True)),
+        )
     ).all()
     for row in rows:
         conn.execute(

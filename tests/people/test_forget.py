@@ -431,3 +431,31 @@ def test_no_event_key_left_can_confirm_a_guessed_address(db_url, tmp_path):
     assert len(keys) == 3 and not keys & guessed
     assert raws == [None, None, None]
     engine.dispose()
+
+
+def test_forget_leaves_a_retired_event_key_retired(db_url, tmp_path):
+    """Past SendGrid's retry window purge replaces an event's dedupe key by "retired:<id>",
+    which names nobody. forget keyed that again (an HMAC of "retired:1"), and the next
+    purge retired it back: each erasure rewrote keys that needed nothing."""
+    import datetime as dt
+
+    from equip_mailer.people.retention import purge
+
+    engine = store.open_store(db_url)
+    now = store.utcnow()
+    with engine.begin() as conn:
+        store.ensure_campaign(conn, CID, "Subject")
+        ledger_id = sent_to_ann(conn, now)
+        store_events(
+            conn,
+            [{"event": "delivered", "email": "ann@nhs.example", "recipient": str(ledger_id)}],
+            ip_key=b"k" * 32,
+            received_at=now - dt.timedelta(days=401),
+        )
+    purge(engine, 400, now)
+
+    erasure.forget(engine, "ann@nhs.example", LINK_SECRET.encode(), outbox=tmp_path, now=now)
+
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(store.events.c.dedupe_key)).scalars().all() == ["retired:1"]
+    engine.dispose()

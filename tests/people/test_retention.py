@@ -215,7 +215,7 @@ def test_a_purged_notice_leaves_no_hash_of_its_address_for_forget_to_miss(db_url
         assert leftovers(conn, address) == [] and leftovers(conn, "o'brien") == []
         keys = set(conn.execute(sa.select(store.events.c.dedupe_key)).scalars())
         counted = conn.execute(sa.select(store.events.c.event)).scalars().all()
-    assert len(keys) == 2 and not keys & set(plain)
+    assert keys == {f"retired:{n}" for n in (1, 2)}  # forget left purge's keys as they were
     assert sorted(counted) == ["delivered", "processed"]  # the counts stay
     engine.dispose()
     if db_url.startswith("sqlite"):
