@@ -3,7 +3,6 @@ suppressions) without sending or recording anything, so mistakes show before a s
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -85,7 +84,6 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
     if template_note is None:
         console.print("Templates: every segment renders.", markup=False)
     _print_catch_all_roles(spec, audience)
-    _print_sign_up_deadlines(spec)
     _print_unread_sheets(spec)
     _print_moves(audience)
     _print_dropped_rows(audience)
@@ -135,29 +133,6 @@ def _print_catch_all_roles(spec: Campaign, audience: Audience) -> None:
             f"{segment.id} ({segment.name}): {listed}",
             markup=False,
             highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _print_sign_up_deadlines(spec: Campaign) -> None:
-    """A course of several dates to choose from closes, by default, when its first date
-    starts: its later dates can then no longer be booked, which nobody expects of a
-    menu "choose one of two afternoons" months apart. Said here, while it can be changed."""
-    for course in spec.courses:
-        if not course.hosted or course.closes is not None or course.schedule != "choose_one":
-            continue
-        dates = sorted(course.sessions, key=lambda s: (s.date, s.start))
-        first, later = dates[0], [s for s in dates[1:] if s.date > dates[0].date]
-        if not later:
-            continue
-        eve = later[-1].date - dt.timedelta(days=1)
-        console.print(
-            f"Note: sign-ups for {course.name} close when its first date starts "
-            f"({first.date:%-d %b %Y} {first.start:%H:%M}), so "
-            + ", ".join(f"{s.date:%-d %b %Y}" for s in later)
-            + " cannot be booked after that; to keep them open, give the course a "
-            f"deadline before its last date, e.g. closes: {eve:%Y-%m-%d} (the end of that day).",
-            markup=False,
             soft_wrap=True,
         )
 

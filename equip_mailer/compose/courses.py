@@ -100,7 +100,8 @@ class Course(Strict):
     # button to register interest at sign_up_url.
     dates_tbc: bool = False
     # Sign-up deadline (hosted only) as a London wall-clock time; a bare date in the spec
-    # means the end of that day. Absent: the first session's start (see ``closes_local``).
+    # means the end of that day. Absent: when the course can no longer be taken whole (see
+    # ``closes_local``).
     closes: dt.datetime | None = None
 
     @field_validator("sign_up", mode="before")
@@ -226,10 +227,14 @@ class Course(Strict):
     @property
     def closes_local(self) -> dt.datetime:
         """When sign-ups close, as a London wall-clock time: ``closes`` (a bare date means the
-        end of that day), else the first session's start."""
+        end of that day), else when the course can no longer be taken: an ``attend_all``
+        course (or a single date) at its first session's start, a menu of dates to choose
+        from at its last one's, each date being offered until it starts (a reader in July
+        expects to book September's afternoon once June's has passed)."""
         if self.closes is not None:
             return self.closes
         if not self.sessions:  # dates to be confirmed: never hosted, nothing to close
             return dt.datetime.max
-        first = min(self.sessions, key=lambda s: (s.date, s.start))
-        return dt.datetime.combine(first.date, first.start)
+        order = sorted(self.sessions, key=lambda s: (s.date, s.start))
+        decisive = order[-1] if self.schedule == "choose_one" else order[0]
+        return dt.datetime.combine(decisive.date, decisive.start)

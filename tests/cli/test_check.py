@@ -207,30 +207,6 @@ def test_rich_markup_in_spec_names_is_shown_as_written(demo_project):
         assert "\x1b]8;" not in result.output
 
 
-def test_a_menu_of_dates_that_closes_at_the_first_is_pointed_out(demo_project):
-    """Found in the walkthrough: once EQUIP Basics' first afternoon had started, its second,
-    months later, could no longer be booked (the default deadline is the first session's
-    start), and nothing had said so while the spec could still be changed."""
-    spec = demo_project / "campaigns" / "2019-04-equip-training.yaml"
-    result = run("check", str(spec), "--allow-past")
-    assert result.exit_code == 0, result.output
-    assert (
-        "Note: sign-ups for EQUIP Basics close when its first date starts (27 Jun 2019 "
-        "13:00), so 10 Sep 2019 cannot be booked after that; to keep them open, give the "
-        "course a deadline before its last date, e.g. closes: 2019-09-09 (the end of that day)."
-    ) in " ".join(result.output.split())
-    assert "sign-ups for EQUIP in Action" not in result.output  # attend all: one sign-up
-
-    text = spec.read_text(encoding="utf-8")
-    spec.write_text(
-        text.replace("    sign_up: equip\n", "    sign_up: equip\n    closes: 2019-09-09\n", 1),
-        encoding="utf-8",
-    )
-    with_deadline = run("check", str(spec), "--allow-past")
-    assert with_deadline.exit_code == 0, with_deadline.output
-    assert "Note: sign-ups for" not in with_deadline.output
-
-
 def test_a_list_with_a_header_and_no_rows_is_pointed_out(demo_project):
     """A citizens list saved from Excel before the rows were pasted in read as 0 rows,
     and check said nothing about it: the totals just came out 40 short."""

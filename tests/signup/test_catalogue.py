@@ -32,9 +32,20 @@ def test_courses_and_sessions_are_stored_with_utc_times(engine, tmp_path, demo_p
     assert (june.places, september.places) == (20, None)
     assert june.starts_at == dt.datetime(2019, 6, 27, 12, 0)  # 13:00 BST
     assert june.starts_local.strftime("%H:%M %Z") == "13:00 BST"
-    assert basics.closes_at == june.starts_at  # default: the first session's start
+    # A menu of dates is offered until its last date starts (each date until its own start);
+    # a course attended on every date closes when its first starts.
+    assert basics.closes_at == september.starts_at
+    assert basics.is_open(june.starts_at + dt.timedelta(days=30))
+    in_action = find_course_of(engine, campaign, "equip-in-action")
+    assert in_action.closes_at == in_action.sessions[0].starts_at
+    assert not in_action.is_open(in_action.sessions[0].starts_at)
     assert masterclass.sessions[0].starts_at == dt.datetime(2019, 10, 15, 8, 0)  # 09:00 BST
     assert not masterclass.hosted and masterclass.sign_up_url.startswith("https://")
+
+
+def find_course_of(engine, campaign, course_id):
+    with engine.connect() as conn:
+        return find_course(conn, campaign.id, course_id)
 
 
 def test_a_changed_spec_updates_in_place(engine, tmp_path, demo_path):
