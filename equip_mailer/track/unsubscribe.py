@@ -7,6 +7,12 @@ every link, and must not unsubscribe anyone. POST - ``List-Unsubscribe=One-Click
 mail client, or the page's form - suppresses the address and records one ``unsubscribe``
 event, idempotently. Unlike a click, the POST is answered only once it is stored: its page
 says "you are unsubscribed", so that must already be true.
+
+Someone who unsubscribed with their own link can take it back from the same link
+(``/u/<token>/resubscribe``, a POST from the page's button), as Mailchimp and listmonk allow:
+otherwise a slip of the finger needs the team, and the team had no way to lift it. Only that
+suppression is lifted; a bounce, a spam report, the team's or SendGrid's lists, and an
+erasure stay, since the reader's click is no evidence against those.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class Recipient:
     segment: str
     email: str
     suppressed: bool
+    # suppressed by their own unsubscribe link (and nothing else), which they may take back
+    undoable: bool = False
+    key: str = ""  # the suppressions' and ledger's email_key
 
     @property
     def erased(self) -> bool:
@@ -72,13 +81,53 @@ def find_recipient(conn: Connection, link_key: bytes, token: str) -> Recipient |
     ).first()
     if row is None:
         return None
-    suppressed = (
-        conn.execute(
-            sa.select(suppressions.c.email_key).where(suppressions.c.email_key == row.email_key)
-        ).first()
-        is not None
+    why = conn.execute(
+        sa.select(suppressions.c.reason, suppressions.c.source).where(
+            suppressions.c.email_key == row.email_key
+        )
+    ).first()
+    undoable = why is not None and tuple(why) == OWN_UNSUBSCRIBE
+    return Recipient(
+        row.id, row.campaign_id, row.segment, row.email, why is not None, undoable, row.email_key
     )
-    return Recipient(row.id, row.campaign_id, row.segment, row.email, suppressed)
+
+
+OWN_UNSUBSCRIBE = ("unsubscribe", "link")  # (reason, source) of a suppression made here
+
+
+def resubscribe(conn: Connection, who: Recipient) -> bool:
+    """Lift the suppression their own unsubscribe made and record one ``resubscribe``
+    event; True if lifted (False: not suppressed so, or not any more)."""
+    if not who.undoable:
+        return False
+    lifted = conn.execute(
+        suppressions.delete().where(
+            suppressions.c.email_key == who.key,
+            suppressions.c.reason == OWN_UNSUBSCRIBE[0],
+            suppressions.c.source == OWN_UNSUBSCRIBE[1],
+        )
+    ).rowcount
+    if not lifted:
+        return False
+    now = utcnow()
+    conn.execute(
+        events.insert().values(
+            # one per change of mind: a reader may go and come back more than once
+            dedupe_key=hashlib.sha256(
+                f"resubscribe|tracker|{who.ledger_id}|{now.isoformat()}".encode()
+            ).hexdigest(),
+            event="resubscribe",
+            at=now,
+            source="tracker",
+            campaign_id=who.campaign_id,
+            ledger_id=who.ledger_id,
+            segment=who.segment,
+            method="POST",
+            machine=False,
+            received_at=now,
+        )
+    )
+    return True
 
 
 def unsubscribe(
@@ -152,7 +201,8 @@ async def unsubscribe_page(request: Request) -> Response:
         return page(
             "You are unsubscribed",
             f"<p>{html.escape(who.shown)} is already off our mailing list. "
-            "You will not get any more EQUIP course emails.</p>",
+            "You will not get any more EQUIP course emails.</p>"
+            + (_take_back_form(token) if who.undoable else ""),
         )
     return page(
         "Unsubscribe from EQUIP course emails",
@@ -203,14 +253,69 @@ async def unsubscribe_post(request: Request) -> Response:
         return page("Unsubscribe", "<p>This was a test or preview link: nothing has changed.</p>")
     if added:
         log.info("unsubscribed %s (campaign %s)", mask_email(who.email), who.campaign_id)
+    undoable = (added and not who.erased) or who.undoable
     return page(
         "You are unsubscribed",
-        f"<p>{html.escape(who.shown)} will not get any more EQUIP course "
-        "emails.</p><p>If this was a mistake, contact the EQUIP team.</p>",
+        f"<p>{html.escape(who.shown)} will not get any more EQUIP course emails.</p>"
+        + (_take_back_form(token) if undoable else ""),
+    )
+
+
+def _take_back_form(token: str) -> str:
+    return (
+        "<h2>Changed your mind?</h2>"
+        f'<form method="post" action="/u/{html.escape(token)}/resubscribe">'
+        '<button type="submit">Subscribe again</button>'
+        "</form>"
+    )
+
+
+async def resubscribe_post(request: Request) -> Response:
+    """The page's "Subscribe again": lifts only what this link's unsubscribe made."""
+    svc = Service.of(request)
+    token = request.path_params["token"]
+
+    def work() -> tuple[Recipient | None, bool]:
+        with svc.writing, svc.engine.begin() as conn:
+            who = find_recipient(conn, svc.link_key, token)
+            if who is None or who.ledger_id == TEST_RECIPIENT:
+                return who, False
+            return who, resubscribe(conn, who)
+
+    try:
+        who, lifted = await run_in_threadpool(work)
+    except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
+        log.error("could not record a resubscribe (%s)", db_error(exc))
+        return page(
+            "Please try again",
+            "<p>Something went wrong on our side and you are <strong>not</strong> "
+            "subscribed again yet. Please try again in a minute.</p>",
+            500,
+        )
+    if who is None:
+        return not_found()
+    if who.ledger_id == TEST_RECIPIENT:
+        return page(
+            "Subscribe again", "<p>This was a test or preview link: nothing has changed.</p>"
+        )
+    if lifted:
+        log.info("resubscribed %s (campaign %s)", mask_email(who.email), who.campaign_id)
+    if lifted or not who.suppressed:
+        return page(
+            "You are subscribed again" if lifted else "You are on our mailing list",
+            f"<p>{html.escape(who.shown)} will get EQUIP course emails. Each one has a link "
+            "to unsubscribe again at any time.</p>",
+        )
+    return page(
+        "This link cannot turn emails back on",
+        f"<p>{html.escape(who.shown)} was taken off our mailing list for another reason "
+        "(for example, mail to it could not be delivered), so it cannot be put back from "
+        "this page. Please reply to one of our emails and the EQUIP team will help.</p>",
     )
 
 
 ROUTES: list[BaseRoute] = [
     Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
     Route("/u/{token}", unsubscribe_post, methods=["POST"]),
+    Route("/u/{token}/resubscribe", resubscribe_post, methods=["POST"]),
 ]

@@ -76,6 +76,49 @@ def test_the_link_of_someone_forgotten_names_no_hash_and_keeps_no_trace(
     assert [(u.user_agent, u.ip_hash) for u in unsubs] == [(None, None)]
 
 
+def test_a_reader_who_unsubscribed_by_mistake_can_subscribe_again(service, campaign, engine):
+    """Found in the audit: the page said "If this was a mistake, contact the EQUIP team",
+    and the team had no way to lift the suppression. The same link now takes it back."""
+    _, client = service
+    path = campaign.unsubscribe_path(ANN)
+    done = client.post(path, content=b"List-Unsubscribe=One-Click")
+    form = f'<form method="post" action="{path}/resubscribe">'
+    assert "You are unsubscribed" in done.text and form in done.text
+    assert form in client.get(path).text  # coming back to the link later offers it too
+    assert client.get(f"{path}/resubscribe").status_code == 405  # a scanner's GET changes nothing
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [ANN]
+
+    back = client.post(f"{path}/resubscribe")
+
+    assert back.status_code == 200 and "You are subscribed again" in back.text
+    assert "a***@e***.org" in back.text and ANN not in back.text
+    assert rows(engine, store.suppressions) == []
+    (event,) = rows(engine, store.events, store.events.c.event == "resubscribe")
+    assert (event.ledger_id, event.campaign_id) == (campaign.recipients[ANN], campaign.id)
+    assert "Stop sending EQUIP course emails" in client.get(path).text  # the button again
+    again = client.post(f"{path}/resubscribe")  # a second press changes nothing
+    assert "You are on our mailing list" in again.text
+    assert len(rows(engine, store.events, store.events.c.event == "resubscribe")) == 1
+    client.post(path, content=b"List-Unsubscribe=One-Click")  # and they can leave again
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [ANN]
+
+
+def test_only_their_own_unsubscribe_can_be_taken_back(service, campaign, engine):
+    """A bounce, a spam report or the team's suppression is not the reader's to lift."""
+    with engine.begin() as conn:
+        store.add_suppression(conn, BOB, "bounce", source="webhook")
+    _, client = service
+    path = campaign.unsubscribe_path(BOB)
+    assert "Subscribe again" not in client.get(path).text
+    assert "Subscribe again" not in client.post(path, content=b"List-Unsubscribe=One-Click").text
+
+    refused = client.post(f"{path}/resubscribe")
+
+    assert "This link cannot turn emails back on" in refused.text
+    assert [(s.email_key, s.reason) for s in rows(engine, store.suppressions)] == [(BOB, "bounce")]
+    assert rows(engine, store.events, store.events.c.event == "resubscribe") == []
+
+
 def test_unsubscribe_form_post_and_bad_tokens(service, campaign, engine, settings):
     _, client = service
     response = client.post(campaign.unsubscribe_path(BOB), data={"List-Unsubscribe": "One-Click"})
