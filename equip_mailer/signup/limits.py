@@ -4,11 +4,17 @@ The open page sends mail to any address typed into it, so it is limited, from th
 that every worker and server sharing the database counts the same: at most
 ``PER_ADDRESS`` links to one address a day (nobody's inbox is flooded by someone else) and
 ``PER_IP`` an hour from one IP (as a keyed hash; the IP itself is never stored).
+
+The per-IP figure is generous on purpose: NHS practices reach the internet through HSCN's
+shared gateways, so a whole practice (or more) shares one IP, and a "Share this course"
+mail forwarded round a practice brings its staff to the page within the same hour. Each
+answer says which limit it met, since their waits differ (a day against an hour).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,7 +22,7 @@ from sqlalchemy.engine import Connection
 from equip_mailer.store import signup_invites
 
 PER_ADDRESS = 3  # per day
-PER_IP = 10  # per hour
+PER_IP = 30  # per hour
 
 
 def _count(conn: Connection, column: sa.Column, value: str, since: dt.datetime) -> int:
@@ -25,14 +31,17 @@ def _count(conn: Connection, column: sa.Column, value: str, since: dt.datetime) 
     ).scalar_one()
 
 
-def allowed(conn: Connection, email: str, ip_hash: str | None, now: dt.datetime) -> bool:
-    """Whether one more link may be mailed now."""
+def refused(
+    conn: Connection, email: str, ip_hash: str | None, now: dt.datetime
+) -> Literal["address", "network"] | None:
+    """Which limit one more link would pass ("address": that inbox has had its links for
+    the day; "network": too many from where the request came, this hour); None: mail it."""
     key = email.strip().lower()
     if _count(conn, signup_invites.c.email_key, key, now - dt.timedelta(days=1)) >= PER_ADDRESS:
-        return False
+        return "address"
     if (
         ip_hash
         and _count(conn, signup_invites.c.ip_hash, ip_hash, now - dt.timedelta(hours=1)) >= PER_IP
     ):
-        return False
-    return True
+        return "network"
+    return None

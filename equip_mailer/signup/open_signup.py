@@ -15,7 +15,7 @@ from equip_mailer.track.pages import not_found, try_again_later
 from equip_mailer.track.privacy import client_ip, db_error, ip_hash
 from equip_mailer.track.state import Service
 
-from . import forms, mails, pages, registration, service, web
+from . import forms, limits, mails, pages, registration, service, web
 from .catalogue import CourseInfo, find_course
 from .web import SignupState
 
@@ -96,14 +96,26 @@ async def join_post(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001
         log.error("could not record an open sign-up (%s)", db_error(exc))
         return try_again_later()
-    if invite_id is None:
+    if invite_id == "address":
         return pages.message(
-            "Too many requests",
+            "We have already sent you links today",
             [
-                "We have sent several sign-up links from here or to that address recently. "
-                "Please check your inbox (and junk folder), or try again in an hour."
+                f"We have sent {limits.PER_ADDRESS} sign-up links to that address in the last "
+                "day. Please look for them in your inbox (and junk folder): each works for "
+                "7 days. You can ask for another tomorrow."
             ],
             429,
+        )
+    if isinstance(invite_id, str):  # "network"
+        return pages.message(
+            "Too many requests from your network",
+            [
+                "Many sign-up links have been asked for from your network (your practice or "
+                "organisation shares one internet connection) in the last hour. Please try "
+                "again in an hour, or email the EQUIP team, who can sign you up:"
+            ],
+            429,
+            link=web.team_link(course),
         )
     web.wake(request)
     log.info("sign-up: open invite %d (course %d)", invite_id, course.id)

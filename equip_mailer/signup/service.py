@@ -98,10 +98,12 @@ def invite_in(
     email: str,
     ip_hash: str | None,
     now: dt.datetime,
-) -> int | None:
-    """Store an open sign-up invite and queue its mail; None when over the rate limit."""
-    if not limits.allowed(conn, email, ip_hash, now):
-        return None
+) -> int | str:
+    """Store an open sign-up invite and queue its mail: its id, or which rate limit refused
+    it (``limits.refused``)."""
+    over = limits.refused(conn, email, ip_hash, now)
+    if over is not None:
+        return over
     pk = conn.execute(
         signup_invites.insert().values(
             signup_course_id=course.id,

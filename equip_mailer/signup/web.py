@@ -108,7 +108,7 @@ def expired_form() -> Response:
     )
 
 
-def _team_link(course: CourseInfo) -> tuple[str, str]:
+def team_link(course: CourseInfo) -> tuple[str, str]:
     """The address the course's mails reply to, as a link: a reader who came from an email
     on a phone has nothing else to reach the team by."""
     address = course.reply_to_email or course.sender_email
@@ -122,7 +122,7 @@ def closed(course: CourseInfo) -> Response:
             "Sign-ups for this course have closed. If you have a question about it, "
             "please email the EQUIP team:"
         ],
-        link=_team_link(course),
+        link=team_link(course),
     )
 
 
@@ -134,5 +134,5 @@ def full(course: CourseInfo) -> Response:
             "Every place on this course has been taken, and it has no waiting list. "
             "To ask about a place or a later course, please email the EQUIP team:"
         ],
-        link=_team_link(course),
+        link=team_link(course),
     )

@@ -262,6 +262,27 @@ def test_open_sign_up_mails_a_link_first_and_is_rate_limited(site):
         join, data={**form_fields(page.text), "email": "citizen@example.org"}
     )
     assert limited.status_code == 429
+    assert "already sent you links today" in limited.text
+    assert "You can ask for another tomorrow" in limited.text  # not "try again in an hour"
+
+
+def test_colleagues_behind_one_practice_connection_are_not_refused(site):
+    """Found in the audit: ten links an hour per IP, when a practice's staff all reach us
+    through one NHS gateway address; a forwarded "Share this course" filled it by lunch.
+    The limit is now thirty, and meeting it says so in its own words."""
+    from equip_mailer.signup import limits
+
+    join = "/join/2019-04-equip-training/equip-basics"
+    fields = form_fields(site.client.get(join).text)
+    answers = [
+        site.client.post(join, data={**fields, "email": f"colleague{i}@nhs.example"})
+        for i in range(limits.PER_IP + 1)
+    ]
+    assert limits.PER_IP >= 25
+    assert [a.status_code for a in answers[:-1]] == [200] * limits.PER_IP
+    assert answers[-1].status_code == 429
+    assert "Too many requests from your network" in answers[-1].text
+    assert 'href="mailto:' in answers[-1].text  # somewhere to turn meanwhile
 
 
 def test_the_calendar_is_offered_on_the_registration_page(site):
