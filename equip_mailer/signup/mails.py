@@ -112,7 +112,7 @@ def _html(
     )
     parts.append(f'<p style="color:#4c6272;font-size:14px">{html.escape(footer)}{notice}</p>')
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"></head>'
+        '<!doctype html><html lang="en-GB"><head><meta charset="utf-8"></head>'
         '<body style="font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;'
         'color:#1d1d1b;max-width:600px">' + "".join(parts) + "</body></html>"
     )

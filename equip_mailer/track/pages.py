@@ -21,7 +21,7 @@ STYLE = """
 """
 
 _PAGE = """<!doctype html>
-<html lang="en">
+<html lang="en-GB">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

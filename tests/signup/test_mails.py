@@ -93,6 +93,7 @@ def test_a_name_given_with_its_title_is_greeted_with_title_and_surname(signed_up
     for kind, notice in every_mail(ctx, titled, sessions).items():
         assert first_lines(notice) == (greeting, html.escape(greeting)), kind
         assert notice.to_name == name, kind
+        assert (notice.html or "").startswith('<!doctype html><html lang="en-GB">'), kind
 
 
 def test_a_listed_reader_is_greeted_as_the_newsletter_greets_them(tmp_path):

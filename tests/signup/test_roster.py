@@ -260,6 +260,7 @@ def test_the_sign_in_sheet_keeps_access_needs_off_the_page_that_goes_round(
     sign_up(engine, basics.id, "c@nhs.example", "Cat Waits", june)
     (roster,) = rosters(engine, campaign, "equip-basics@2019-06-27")
     page = write_roster(roster, tmp_path, MADE).sign_in.read_text(encoding="utf-8")
+    assert '<html lang="en-GB">' in page
     sheet, trainer = page.split('<section class="trainer"', 1)
     assert "Ann &lt;b&gt;Bold&lt;/b&gt;" in sheet and "<b>Bold" not in page
     assert "Bob Ray" in sheet and "Tower View Surgery" in sheet

@@ -88,6 +88,7 @@ def test_the_emails_link_leads_to_a_prefilled_page_and_one_press_confirms(site):
     assert click.status_code == 302 and click.headers["location"].startswith("/s/")
     page = site.client.get(click.headers["location"])
     assert page.status_code == 200
+    assert '<html lang="en-GB">' in page.text  # as the mail: British spelling and dates read out
     assert 'value="Reader Number0"' in page.text and 'value="Example Health Centre"' in page.text
     assert "r***@n***.example" in page.text and "reader0@nhs.example" not in page.text
     assert "2 places left" in page.text

@@ -25,7 +25,7 @@ def test_unsubscribe_page_shows_one_button_and_changes_nothing(service, campaign
     assert response.status_code == 200
     page = response.text
     assert page.count("<button") == 1 and '<form method="post">' in page
-    assert 'lang="en"' in page and "<h1>" in page
+    assert 'lang="en-GB"' in page and "<h1>" in page
     assert ANN not in page and "a***@e***.org" in page  # masked, even to the reader
     assert rows(engine, store.suppressions) == []
     assert rows(engine) == []
