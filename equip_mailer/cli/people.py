@@ -283,8 +283,9 @@ def person(email: str, as_json: bool, out: Path | None) -> None:
     cfg = settings()
     project, _folders = _project_folders(cfg)
     engine = open_store(cfg.database_url)
+    secret = cfg.link_secret.encode("utf-8") if cfg.link_secret else None
     with engine.connect() as conn:
-        found = gather(conn, address, project)
+        found = gather(conn, address, project, secret)
     if as_json or out is not None:  # a file asked for is the JSON answer, never ignored
         text = json.dumps(found.as_json(utcnow()), indent=2, ensure_ascii=False, default=str)
         if out is None:
@@ -321,7 +322,18 @@ def _shown(value: object) -> str:
 def _print_person(found) -> None:
     from equip_mailer.people.person import SECTION_PURPOSES
 
-    if not found.found:
+    if found.erased_at is not None and not found.in_store:
+        console.print(
+            f"{found.email} was erased on {found.erased_at:%Y-%m-%d} (equip-mailer forget): "
+            "the store keeps only a keyed hash of it, which stops any more mail to it, and "
+            "counts that name nobody."
+            + (
+                " The mailing lists still name it (delete those rows there):" if found.lists else ""
+            ),
+            markup=False,
+            soft_wrap=True,
+        )
+    elif not found.found:
         console.print(f"Nothing is held about {found.email}.", markup=False)
     elif not found.in_store:
         console.print(

@@ -36,6 +36,8 @@ from equip_mailer.store import (
     team_signin_links,
 )
 
+from .records import erased_key
+
 
 def _plain(value: Any) -> Any:
     """Times as ISO text; the store's are UTC without a zone, so they get the Z that
@@ -67,6 +69,9 @@ class PersonData:
     suppression: list[dict[str, Any]] = field(default_factory=list)
     team: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
+    # when ``forget`` erased the address (its keyed suppression's date): a request after an
+    # erasure is answered with that, not with "nothing held", which would hide the hash kept
+    erased_at: dt.datetime | None = None
 
     SECTIONS = (
         "lists",
@@ -97,7 +102,30 @@ class PersonData:
             "what_each_section_is": SECTION_PURPOSES,
             **{s: getattr(self, s) for s in self.SECTIONS},
             "notes": self.notes,
+            **(
+                {"erased_at": self.erased_at.isoformat(timespec="seconds") + "Z", "erased": ERASED}
+                if self.erased_at is not None
+                else {}
+            ),
         }
+
+
+ERASED = (
+    "this address was erased (equip-mailer forget): the store keeps only a keyed hash of "
+    "it, which stops any more mail to it, and counts that name nobody"
+)
+
+
+def erased_on(conn: Connection, secret: bytes | None, email: str) -> dt.datetime | None:
+    """When ``forget`` erased ``email`` (None if it did not, or no link secret to tell)."""
+    if not secret:
+        return None
+    when: dt.datetime | None = conn.execute(
+        sa.select(suppressions.c.created_at).where(
+            suppressions.c.email_key == erased_key(secret, email)
+        )
+    ).scalar()
+    return when
 
 
 SECTION_PURPOSES = {
@@ -175,13 +203,16 @@ _EVENT_COLUMNS = (
 )
 
 
-def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
+def gather(
+    conn: Connection, email: str, project: Project | None, secret: bytes | None = None
+) -> PersonData:
     """Everything the store (and the project's lists) hold about ``email``.
 
     One query per table the address can appear in, in the order ``person`` shows them. It
     stays one long function on purpose: it names every column it returns, so a reviewer can
     check in one place that a subject access request leaves nothing out (and a new table
-    that holds an address is added here, beside the others)."""
+    that holds an address is added here, beside the others). With the link ``secret``, an
+    address ``forget`` erased is recognised by its keyed hash (``erased_at``)."""
     key = email.strip().lower()
     found = PersonData(email=email.strip())
     _lists(project, key, found)
@@ -372,6 +403,7 @@ def gather(conn: Connection, email: str, project: Project | None) -> PersonData:
         + [{"kind": "session", **r} for r in sessions]
         + [{"kind": "team activity", **r} for r in activity]
     )
+    found.erased_at = erased_on(conn, secret, email)
     return found
 
 

@@ -177,9 +177,19 @@ def test_person_shows_everything_then_forget_leaves_no_trace(demo_project):
     engine.dispose()
     check = run("check", SPEC, "--allow-past")
     assert "suppressed 4 (" in check.output  # the demo's 3 and the erased address
+    # a request after the erasure is told of it, not "nothing held" (a keyed hash is kept)
     again = run("person", VIK)
-    assert "The store holds nothing about vik.fernandez1@nhs.example" in again.output
+    when = f"{store.utcnow():%Y-%m-%d}"
+    assert f"vik.fernandez1@nhs.example was erased on {when} (equip-mailer forget)" in " ".join(
+        again.output.split()
+    )
+    assert "The mailing lists still name it" in again.output
     assert "lists/practice-staff.csv:2" in again.output  # the manager's list still has the row
+    assert run("person", VIK, "--out", "sar.json").exit_code == 0
+    sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
+    assert sar["erased_at"].startswith(when) and "keyed hash" in sar["erased"]
+    assert run("person", "someone.else@nhs.example", "--out", "other.json").exit_code == 0
+    assert "erased_at" not in json.loads((demo_project / "other.json").read_text(encoding="utf-8"))
 
 
 def test_a_place_still_to_come_is_given_to_the_next_person_waiting(demo_project):
