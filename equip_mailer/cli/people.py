@@ -263,8 +263,9 @@ def _project_folders(cfg: Settings) -> tuple[Project | None, list[Path]]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the JSON answer (as --json prints it) to this file.",
 )
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @friendly_errors
-def person(email: str, as_json: bool, out: Path | None) -> None:
+def person(email: str, as_json: bool, out: Path | None, force: bool) -> None:
     """Show everything held about one address: the lists naming it, campaigns sent, what
     happened to them (deliveries, clicks), course places, attendance, QI level history,
     suppression and team access. --json writes it all for a subject access request.
@@ -280,6 +281,8 @@ def person(email: str, as_json: bool, out: Path | None) -> None:
     from equip_mailer.store import open_store, utcnow
 
     address = _address(email)
+    if out is not None and out.exists() and not force:  # an earlier request's answer, say
+        raise EquipError(f"{out} exists already", hint="Choose another --out, or add --force.")
     cfg = settings()
     project, _folders = _project_folders(cfg)
     engine = open_store(cfg.database_url)

@@ -84,6 +84,14 @@ def test_out_alone_writes_the_answer_instead_of_being_ignored(demo_project):
     sar = json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))
     assert [r["where"] for r in sar["lists"]] == ["lists/practice-staff.csv:2"]
 
+    # another person's answer is not written over this one unless asked (as people export)
+    other = CliRunner().invoke(main, ["person", "someone@nhs.example", "--out", "sar.json"])
+    assert other.exit_code != 0 and "sar.json exists already" in other.output
+    assert json.loads((demo_project / "sar.json").read_text(encoding="utf-8")) == sar
+    forced = ["person", "someone@nhs.example", "--out", "sar.json", "--force"]
+    assert CliRunner().invoke(main, forced).exit_code == 0
+    assert json.loads((demo_project / "sar.json").read_text(encoding="utf-8"))["lists"] == []
+
 
 def test_the_events_of_their_single_emails_are_in_the_answer(demo_project):
     """A confirmation sent through SendGrid carries its notice id, not a ledger id, so its
