@@ -444,6 +444,13 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
         )
     for path in done.files:
         console.print(f"  deleted {path}", markup=False, soft_wrap=True)
+    if not (done.counts or done.cancelled or done.files):
+        console.print(
+            "  nothing was held in the store; from now on the address is kept only as a keyed hash, which "
+            "stops any mail to it",
+            markup=False,
+            soft_wrap=True,
+        )
     if any(p.suffix.lower() != ".eml" for p in done.files):
         console.print(
             "Make deleted reports or rosters again with `equip-mailer report` / `roster`: "

@@ -393,6 +393,15 @@ def test_forget_names_the_other_files_in_lists_that_still_hold_the_address(demo_
     assert "lists/suppressions.csv" not in out  # does not name them
 
 
+def test_forget_of_an_address_never_held_says_so(demo_project):
+    """Found in the audit: it printed "Erased n***@n***.example:" over nothing at all."""
+    erased = run("forget", "nobody.here@nhs.example", "--yes")
+
+    assert erased.exit_code == 0, erased.output
+    said = " ".join(erased.output.split())
+    assert "nothing was held in the store; from now on the address is kept only as a keyed" in said
+
+
 def test_no_event_key_left_can_confirm_a_guessed_address(db_url, tmp_path):
     """A webhook event's dedupe key is a plain SHA-256 of the address and of fields stored
     in the same row (message id, recipient, event, time, URL). Found in the audit: after
