@@ -446,8 +446,8 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
         console.print(f"  deleted {path}", markup=False, soft_wrap=True)
     if not (done.counts or done.cancelled or done.files):
         console.print(
-            "  nothing was held in the store; from now on the address is kept only as a keyed hash, which "
-            "stops any mail to it",
+            "  nothing was held in the store; from now on the address is kept only as a keyed "
+            "hash, which stops any mail to it",
             markup=False,
             soft_wrap=True,
         )
