@@ -2,11 +2,14 @@
 for teams that keep the spreadsheet as the master.
 
 The file is in the shipped list format (the columns ``lists/README.md`` describes), so it
-can replace the lists it came from; one more column, ``qi_level_why``, says where a level
-higher than the list's came from ("after EQUIP Basics, 2019-06-27"). Rows that the lists
-reject stay out (``check`` names them), repeated addresses appear once, and erased people
-never come back through an export: that is what would put them on next quarter's list.
-Text that a spreadsheet would run as a formula is defused, as in the reports.
+can replace the lists it came from; two more columns say where a level higher than the
+list's came from (``qi_level_why``: "after EQUIP Basics, 2019-06-27") and whether mail to the
+person has stopped (``mail_stopped``: "unsubscribed 2019-05-02", "bounced ..."). The export
+keeps such people (this tool's suppressions still stop them), but a file taken into another
+mailing tool must not mail them again, as Mailchimp's export marks its unsubscribed.
+Rows that the lists reject stay out (``check`` names them), repeated addresses appear once,
+and erased people never come back through an export: that is what would put them on next
+quarter's list. Text that a spreadsheet would run as a formula is defused, as in the reports.
 """
 
 from __future__ import annotations
@@ -15,16 +18,26 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.compose.audience import Recipient, read_list
 from equip_mailer.compose.campaign import Campaign, level_rank
 from equip_mailer.compose.list_files import COLUMNS
 from equip_mailer.report.spreadsheets import defuse
+from equip_mailer.store import suppressions
 
 from . import records
 
-HEADER = (*COLUMNS, "qi_level_why")
+HEADER = (*COLUMNS, "qi_level_why", "mail_stopped")
+# a suppression's reason as the column says it (anything else: as stored)
+STOPPED = {
+    "unsubscribe": "unsubscribed",
+    "bounce": "bounced",
+    "invalid": "invalid address",
+    "spamreport": "marked as spam",
+    "dropped": "dropped by SendGrid",
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,21 @@ class Exported:
     erased: int  # people on the lists left out because they were erased
 
 
-def _rows(campaign: Campaign, people: records.PeopleRecords) -> tuple[list[list[str]], int, int]:
+def _stopped(conn: Connection) -> dict[str, str]:
+    """Why and since when mail to each suppressed address stopped (erased ones left out)."""
+    rows = conn.execute(
+        sa.select(suppressions.c.email_key, suppressions.c.reason, suppressions.c.created_at)
+    )
+    return {
+        r.email_key: f"{STOPPED.get(r.reason, r.reason)} {r.created_at:%Y-%m-%d}"
+        for r in rows
+        if not r.email_key.startswith(records.ERASED_PREFIX)
+    }
+
+
+def _rows(
+    campaign: Campaign, people: records.PeopleRecords, stopped: dict[str, str]
+) -> tuple[list[list[str]], int, int]:
     seen: set[str] = set()
     rows: list[list[str]] = []
     raised = erased = 0
@@ -51,6 +78,7 @@ def _rows(campaign: Campaign, people: records.PeopleRecords) -> tuple[list[list[
                 continue
             rows.append(_row(r, people))
             raised += rows[-1][-1] != "list"
+            rows[-1].append(stopped.get(r.key, ""))
     return rows, raised, erased
 
 
@@ -66,7 +94,8 @@ def export_people(campaign: Campaign, engine: Engine, secret: bytes | None, out:
     """Write ``out`` (.csv, UTF-8 with BOM for Excel; or .xlsx) and say what it holds."""
     with engine.connect() as conn:
         people = records.load(conn, secret)
-    rows, raised, erased = _rows(campaign, people)
+        stopped = _stopped(conn)
+    rows, raised, erased = _rows(campaign, people, stopped)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".xlsx":
         _write_xlsx(rows, out)

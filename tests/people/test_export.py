@@ -33,6 +33,7 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     engine = store.open_store(f"sqlite:///{demo_project / 'equip.db'}")
     with engine.begin() as conn:
         store.add_suppression(conn, records.erased_key(LINK_SECRET.encode(), FARAH), "erased")
+        store.add_suppression(conn, "oliver.miah2@nhs.example", "unsubscribe", source="link")
     engine.dispose()
 
     for name in ("people.csv", "people.xlsx"):
@@ -48,9 +49,16 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
         assert by_key["oliver.miah2@nhs.example"].qi_level == "basics"  # as the list says
 
     text = (demo_project / "people.csv").read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0] == "email,first_name,last_name,practice,role,qi_level,qi_level_why"
+    assert text.splitlines()[0] == (
+        "email,first_name,last_name,practice,role,qi_level,qi_level_why,mail_stopped"
+    )
     today = dt.datetime.now(dt.UTC).date().isoformat()
     assert f"Vik,Fernández,Tower View Surgery,Practice nurse,project,set by hand on {today}" in text
+    # someone who unsubscribed stays (the suppression still stops them here) but is marked,
+    # so the file taken into another mailing tool does not mail them again
+    (oliver,) = [line for line in text.splitlines() if line.startswith("oliver.miah2@")]
+    assert oliver.endswith(f",basics,list,unsubscribed {today}")
+    assert sum(line.endswith(",") for line in text.splitlines()[1:]) == 335  # nobody else
     again = run("people", "export", SPEC, "--out", "people.csv")
     assert again.exit_code == 1 and "people.csv exists already" in again.output
 
@@ -178,7 +186,7 @@ def test_the_xlsx_opens_ready_to_work_in(demo_project):
     assert result.exit_code == 0, result.output
     sheet = load_workbook(demo_project / "people.xlsx")["People"]
     assert sheet.freeze_panes == "A2" and sheet["A1"].font.bold
-    assert sheet.auto_filter.ref == f"A1:G{sheet.max_row}"
+    assert sheet.auto_filter.ref == f"A1:H{sheet.max_row}"
     longest = max(len(c.value) for c in sheet["A"] if c.value)
     assert sheet.column_dimensions["A"].width >= min(longest, 50)
     assert sheet.column_dimensions["D"].width > 20  # practice names
