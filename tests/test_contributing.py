@@ -48,3 +48,100 @@ def test_every_package_in_the_guide_is_a_folder():
     assert packages <= existing, (
         f"CONTRIBUTING.md names packages that do not exist: {packages - existing}"
     )
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _help_examples() -> dict[str, str]:
+    """Each command's `Example:` block, as `equip-mailer <command> --help` prints it."""
+    import click
+    from click.testing import CliRunner
+
+    from equip_mailer.cli import main
+
+    def leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        found = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += leaves(command, (*prefix, name))
+            else:
+                found.append((*prefix, name))
+        return found
+
+    examples = {}
+    for path in leaves(main):
+        output = CliRunner().invoke(main, [*path, "--help"]).output
+        examples[" ".join(path)] = output.split("Example:", 1)[1].split("Options:", 1)[0]
+    return examples
+
+
+def _shown_invocations() -> list[tuple[str, list[str]]]:
+    """Every `equip-mailer <command> ...` a reader may copy: the README's and this guide's
+    code blocks and inline code, and each command's help example; (where, words)."""
+    sources = {"README.md": README, "CONTRIBUTING.md": GUIDE}
+    sources |= {f"equip-mailer {name} --help": text for name, text in _help_examples().items()}
+    shown = []
+    for where, text in sources.items():
+        if where.endswith(".md"):
+            blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+            rest = re.sub(r"```.*?```", "", text, flags=re.S)
+            text = "\n".join(blocks + re.findall(r"`([^`\n]+)`", rest))
+        for line in text.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].replace("[", " ").replace("]", " ")
+            for found in re.findall(r"equip-mailer ([a-z].*)", line):
+                shown.append((where, found.split()))
+    return shown
+
+
+def _command_and_options(words: list[str]) -> tuple[list[str], set[str]]:
+    """The command path the words name and the options that command accepts."""
+    import click
+
+    from equip_mailer.cli import main
+
+    command: click.Command = main
+    path: list[str] = []
+    for word in words:
+        if not (isinstance(command, click.Group) and word in command.commands):
+            break
+        command = command.commands[word]
+        path.append(word)
+    options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    return path, options | {"--help", "-h"}
+
+
+def test_every_command_and_option_the_docs_show_exists():
+    """A renamed option leaves the README's copy-and-paste lines failing with 'No such
+    option'; every `equip-mailer ...` line in the docs and the help examples must parse."""
+    shown = _shown_invocations()
+    assert len(shown) > 40  # the docs show the commands; a parser that finds none should fail
+    wrong = []
+    for where, words in shown:
+        path, options = _command_and_options(words)
+        if not path:
+            wrong.append(f"{where}: equip-mailer {words[0]} is not a command")
+            continue
+        for word in words[len(path) :]:
+            if word.startswith("-") and word.split("=")[0].rstrip(".,;:") not in options:
+                wrong.append(f"{where}: equip-mailer {' '.join(path)} has no option {word}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_option_the_readme_names_alone_is_an_option_of_some_command():
+    """Prose names options on their own (`--all`, `--workers N`); each must still exist."""
+    import click
+
+    from equip_mailer.cli import main
+
+    def all_options(command: click.Command) -> set[str]:
+        found = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        for sub in getattr(command, "commands", {}).values():
+            found |= all_options(sub)
+        return found
+
+    named = set(re.findall(r"`(--[a-z][\w-]*)", README + GUIDE))
+    assert {"--allow-past", "--dry-run", "--test-to"} <= named
+    assert "--smoke" in (ROOT / "benchmarks" / "run.py").read_text(encoding="utf-8")
+    unknown = named - all_options(main) - {"--smoke"}  # --smoke: benchmarks/run.py's mode
+    assert not unknown, f"the docs name options no command has: {sorted(unknown)}"
