@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
 CODE = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "equip_mailer").rglob("*.py"))
@@ -145,3 +147,24 @@ def test_every_option_the_readme_names_alone_is_an_option_of_some_command():
     assert "--smoke" in (ROOT / "benchmarks" / "run.py").read_text(encoding="utf-8")
     unknown = named - all_options(main) - {"--smoke"}  # --smoke: benchmarks/run.py's mode
     assert not unknown, f"the docs name options no command has: {sorted(unknown)}"
+
+
+def test_every_shown_command_on_the_demo_runs_on_the_demo():
+    """The demo's sessions are in 2019, so check, preview and send refuse it without
+    --allow-past ("6 problems ... is in the past"): every line that runs one of them on the
+    demo spec must carry the flag, or it fails as written (found: `check ... --online`)."""
+    from equip_mailer.compose.spec import load_campaign
+    from equip_mailer.errors import SpecError
+
+    demo = "campaigns/2019-04-equip-training.yaml"
+    with pytest.raises(SpecError):
+        load_campaign(ROOT / demo)  # the premise: without the flag the demo is refused
+    refusing = {"check", "preview", "send"}
+    lines = [(w, words) for w, words in _shown_invocations() if words[0] in refusing]
+    assert len(lines) > 10
+    missing = [
+        f"{where}: equip-mailer {' '.join(words)}"
+        for where, words in lines
+        if demo in words and "--allow-past" not in words
+    ]
+    assert not missing, "\n".join(missing)

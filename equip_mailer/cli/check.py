@@ -54,7 +54,7 @@ def check(campaign: Path, allow_past: bool, online: bool) -> None:
     \b
     Example:
       equip-mailer check campaigns/2019-04-equip-training.yaml --allow-past
-      equip-mailer check campaigns/2019-04-equip-training.yaml --online
+      equip-mailer check campaigns/2019-04-equip-training.yaml --allow-past --online
     """
     from equip_mailer.compose.audience import load_audience
     from equip_mailer.compose.spec import load_campaign
