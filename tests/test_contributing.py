@@ -168,3 +168,27 @@ def test_every_shown_command_on_the_demo_runs_on_the_demo():
         if demo in words and "--allow-past" not in words
     ]
     assert not missing, "\n".join(missing)
+
+
+def test_every_module_and_folder_in_the_readmes_diagram_exists():
+    """The diagram is the README's map of equip_mailer/: a module renamed or moved there
+    leaves a newcomer searching for a file that is gone."""
+    diagram = README.split("## How it fits together", 1)[1].split("```", 2)[1]
+    modules = set(re.findall(r"\b(\w+\.py)\b", diagram))
+    folders = set(re.findall(r"(?<![/\w])([a-z]+)/(?=[\s:(]|$)", diagram, flags=re.M))
+    assert len(modules) > 12 and {"compose", "send", "track", "report", "render"} <= folders
+    package = ROOT / "equip_mailer"
+    have_modules = {p.name for p in package.rglob("*.py")}
+    have_folders = {p.name for p in package.rglob("*") if (p / "__init__.py").exists()}
+    assert not modules - have_modules, f"the diagram names {sorted(modules - have_modules)}"
+    assert not folders - have_folders, f"the diagram names {sorted(folders - have_folders)}"
+
+
+def test_every_repository_path_the_docs_name_exists():
+    """`tests/send/test_crash.py`, `benchmarks/README.md`, `lists/README.md`: files the
+    docs send a reader to must be there."""
+    prefixes = "tests|benchmarks|equip_mailer|lists|templates|\\.ci"
+    named = set(re.findall(rf"(?<![\w/.<])((?:{prefixes})/[\w./-]*\w)", README + GUIDE))
+    assert len(named) > 10
+    missing = sorted(n for n in named if not (ROOT / n).exists() and not n.endswith("test_"))
+    assert not missing, f"the docs name paths that do not exist: {missing}"
