@@ -324,9 +324,21 @@ def write_demo_lists(root: Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write the demo lists under the folder given (default: the current one)."""
-    args = sys.argv[1:] if argv is None else argv
-    for path in write_demo_lists(Path(args[0] if args else ".")).values():
+    """Write the demo lists under the folder given (default: the current one). Parsed, so
+    that `--help` explains instead of becoming a folder named '--help'."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m equip_mailer.synthetic",
+        description="Write the synthetic demo lists (practice-staff.csv, "
+        "citizens-and-service-users.csv, suppressions.csv) into FOLDER/lists/, "
+        "the same rows on every machine.",
+    )
+    parser.add_argument(
+        "folder", nargs="?", default=".", metavar="FOLDER", help="the project root (default: .)"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    for path in write_demo_lists(Path(args.folder)).values():
         print(f"wrote {path}")
 
 
