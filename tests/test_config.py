@@ -166,3 +166,26 @@ def test_the_readme_documents_every_setting():
         assert row, f"README's configuration table has no row for {key.env}"
         expected = "(secret: not here)" if key.secret else f"`{name}`"
         assert expected in row.group(1), f"{key.env}: {row.group(1)}"
+
+
+def test_the_readmes_defaults_are_the_code_defaults():
+    """The Default column is what a manager relies on (a timeout, the retention period); it
+    must say the value Settings really falls back to, and 'unset' where there is none."""
+    from dataclasses import fields
+
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| Variable | equip-mailer.toml") :]
+    for f in fields(Settings):
+        if f.name not in KEYS:
+            continue
+        row = re.search(rf"^\| `{KEYS[f.name].env}` \|[^|]*\| ([^|]*) \|", table, re.M)
+        assert row, KEYS[f.name].env
+        shown = row.group(1)
+        if f.default in (None, ()):
+            if f.name != "mail_from":  # worked out from the public URL when unset
+                assert "unset" in shown or "generated" in shown, f"{KEYS[f.name].env}: {shown}"
+            continue
+        value = f.default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        assert f"`{value}`" in shown, f"{KEYS[f.name].env}: README says {shown}, code {value!r}"
