@@ -192,3 +192,14 @@ def test_every_repository_path_the_docs_name_exists():
     assert len(named) > 10
     missing = sorted(n for n in named if not (ROOT / n).exists() and not n.endswith("test_"))
     assert not missing, f"the docs name paths that do not exist: {missing}"
+
+
+def test_every_python_command_shown_runs_the_projects_python():
+    """`make demo` installs the project into .venv only; a bare `python tests/support/
+    booking_exports.py` runs the system's Python, which has no openpyxl (found following the
+    README: ModuleNotFoundError). Lines running our code must name .venv/bin/python."""
+    shown = r"([\w./]*python3?) (?:-m (?:equip_mailer|pytest)\b|tests/|benchmarks/)"
+    lists_readme = (ROOT / "lists" / "README.md").read_text(encoding="utf-8")
+    ours = re.findall(shown, README + GUIDE + lists_readme)
+    assert len(ours) >= 4
+    assert set(ours) == {".venv/bin/python"}, sorted(set(ours))
