@@ -203,3 +203,15 @@ def test_every_python_command_shown_runs_the_projects_python():
     ours = re.findall(shown, README + GUIDE + lists_readme)
     assert len(ours) >= 4
     assert set(ours) == {".venv/bin/python"}, sorted(set(ours))
+
+
+def test_every_readme_section_a_message_cites_is_a_heading():
+    """Errors and hints send the manager to a README section by name ("README: 'Moving the
+    link secret'"); a renamed heading would leave them looking for nothing."""
+    joined = re.sub(r"\"\s*\n\s*f?\"", "", CODE)  # implicit concatenation across lines
+    cited = set(re.findall(r"README:? '([^']+)'", joined))
+    cited |= set(re.findall(r"'([^']+)' in\s+the README", joined))
+    assert {"Moving the link secret", "SQLite or PostgreSQL"} <= cited
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)  # a shell comment is no heading
+    headings = set(re.findall(r"^#+ (.+?)\s*$", prose, flags=re.M))
+    assert not cited - headings, f"messages cite README sections that are gone: {cited - headings}"
