@@ -215,3 +215,16 @@ def test_every_readme_section_a_message_cites_is_a_heading():
     prose = re.sub(r"```.*?```", "", README, flags=re.S)  # a shell comment is no heading
     headings = set(re.findall(r"^#+ (.+?)\s*$", prose, flags=re.M))
     assert not cited - headings, f"messages cite README sections that are gone: {cited - headings}"
+
+
+def test_every_environment_variable_is_documented_and_every_documented_one_is_read():
+    """A variable the docs name but nothing reads is silently ignored (a typo the manager
+    cannot see); one the code reads but the docs omit is a setting nobody can find."""
+    tests = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("*.py"))
+    variable = r"((?:EQUIP|SENDGRID)_[A-Z_]*[A-Z])"
+    documented = set(re.findall(rf"\b{variable}\b", README + GUIDE))
+    read = set(re.findall(rf"[\"']{variable}[\"']", CODE))
+    assert len(read) > 15
+    assert not read - documented, f"read but not in the README: {sorted(read - documented)}"
+    unread = {v for v in documented - read if v not in tests}  # EQUIP_LONG_TESTS: the tests'
+    assert not unread, f"the docs name variables nothing reads: {sorted(unread)}"
