@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from equip_mailer.send.ledger import Ledger
     from equip_mailer.send.ledger_sync import SyncResult
 
+# Ledger states a re-run leaves alone for good: with only these, everyone has the campaign.
+_SETTLED = frozenset({"sent", "suppressed", "cancelled", "dropped"})
+
 
 @main.command()
 @campaign_arg
@@ -332,7 +335,15 @@ def _send_to_lists(
         if options.limit is not None:
             total = min(total, options.limit)
         if total == 0:
-            console.print(f"Nothing to send in this run for campaign {spec.id}.", markup=False)
+            done = ledger.counts()
+            if done.get("sent") and set(done) <= _SETTLED:  # none uncertain or in flight
+                console.print(
+                    "Nothing to send: everyone on the lists already has this campaign "
+                    "(the ledger records each send), so nobody was mailed again.",
+                    markup=False,
+                )
+            else:
+                console.print(f"Nothing to send in this run for campaign {spec.id}.", markup=False)
             print_totals(spec, ledger)
             return None
         title = f"{spec.id}: to send through {run.backend_name}"

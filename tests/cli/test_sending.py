@@ -64,6 +64,17 @@ def test_outbox_send_writes_one_eml_per_recipient_then_reruns_send_nothing(proje
     assert status.exit_code == 0 and "sent" in status.output and f"{len(files)}" in status.output
 
 
+def test_a_rerun_after_everyone_has_it_says_so_plainly(project):
+    """`make demo` run twice: the second run said only "Nothing to send in this run", which
+    leaves a manager wondering whether it failed; it says everyone already has the campaign
+    and nobody got it twice, in the dry run's words."""
+    assert run("send", spec(project), "--allow-past", "--yes").exit_code == 0
+    again = run("send", spec(project), "--allow-past", "--yes")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to send: everyone on the lists already has this campaign" in again.output
+    assert "nobody was mailed again" in again.output
+
+
 def test_a_send_that_stops_on_an_error_still_stops_the_outbox_writers(project, monkeypatch):
     """`send` stops the outbox's file writers when it ends, also on an error: the error's
     traceback, which an in-process caller (here click's runner) keeps, would otherwise keep
