@@ -228,3 +228,16 @@ def test_every_environment_variable_is_documented_and_every_documented_one_is_re
     assert not read - documented, f"read but not in the README: {sorted(read - documented)}"
     unread = {v for v in documented - read if v not in tests}  # EQUIP_LONG_TESTS: the tests'
     assert not unread, f"the docs name variables nothing reads: {sorted(unread)}"
+
+
+def test_every_file_a_shown_command_reads_is_shipped():
+    """A newcomer runs the examples on the demo: an input file they name must be in the
+    repository (found: `signups import ... eventbrite.csv`, while the demo's exports are in
+    lists/imports/). Rosters are written by `equip-mailer roster` (tests/cli/test_docs.py)."""
+    missing = []
+    for where, words in _shown_invocations():
+        for i, word in enumerate(words):
+            is_input = re.search(r"\.(csv|xlsx|yaml)$", word) and not words[i - 1].startswith("-")
+            if is_input and not word.startswith("rosters/") and not (ROOT / word).exists():
+                missing.append(f"{where}: equip-mailer {' '.join(words)}")
+    assert not missing, "\n".join(missing)

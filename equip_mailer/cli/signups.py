@@ -27,7 +27,8 @@ def signups() -> None:
 
     \b
     Example:
-      equip-mailer signups import campaigns/2019-04-equip-training.yaml eventbrite.csv
+      equip-mailer signups import campaigns/2019-04-equip-training.yaml \\
+          lists/imports/eventbrite-data-masterclass.csv
     """
 
 
@@ -63,8 +64,10 @@ def import_(campaign: str, file: Path, course_id: str | None, dry_run: bool) -> 
 
     \b
     Example:
-      equip-mailer signups import campaigns/2019-04-equip-training.yaml eventbrite.csv
-      equip-mailer signups import 2019-04-equip-training forms.xlsx --course equip-basics
+      equip-mailer signups import campaigns/2019-04-equip-training.yaml \\
+          lists/imports/eventbrite-data-masterclass.csv
+      equip-mailer signups import 2019-04-equip-training \\
+          lists/imports/forms-data-masterclass.xlsx --course data-masterclass --dry-run
     """
     from equip_mailer import store
     from equip_mailer.signup.imports import import_rows, parse_rows, read_export
