@@ -255,6 +255,7 @@ def _check_service(spec: Campaign, cfg: Settings, digest: str) -> None:
         digest,
         needs_webhook=relies_on_webhook(spec) is not None,
         timeout=cfg.sendgrid_timeout,
+        skip="Run check without --online to leave the service out.",
     )
     known = "and knows this campaign's links" if digest else "(no links registered yet)"
     console.print(

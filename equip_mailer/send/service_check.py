@@ -32,15 +32,17 @@ class ServiceCheckError(EquipError):
     """The live service cannot answer this campaign's links (or cannot be asked)."""
 
 
-def _hint(public_url: str) -> str:
+SKIP_FOR_SEND = "--no-service-check skips this check."
+
+
+def _hint(public_url: str, skip: str) -> str:
     return (
         f"Start `equip-mailer serve` behind {public_url} with the same EQUIP_LINK_SECRET and "
-        "EQUIP_DATABASE_URL as this send, then try again (README: 'Before a real send'). "
-        "--no-service-check skips this check."
+        f"EQUIP_DATABASE_URL as this send, then try again (README: 'Before a real send'). {skip}"
     )
 
 
-def _ask(url: str, nonce: str, campaign_id: str, timeout: float) -> dict:
+def _ask(url: str, nonce: str, campaign_id: str, timeout: float, skip: str) -> dict:
     where = f"{url}/healthz"
     try:
         response = httpx.get(
@@ -54,7 +56,7 @@ def _ask(url: str, nonce: str, campaign_id: str, timeout: float) -> dict:
         raise ServiceCheckError(
             f"cannot reach the tracking service at {where} ({reason}), so no link in this "
             "mail could be followed",
-            hint=_hint(url),
+            hint=_hint(url, skip),
         ) from None
     try:
         body = response.json() if response.status_code == 200 else {}
@@ -65,7 +67,7 @@ def _ask(url: str, nonce: str, campaign_id: str, timeout: float) -> dict:
         raise ServiceCheckError(
             f"{where} answered HTTP {response.status_code} without the link check's proof: "
             "it is not an equip-mailer service of this version",
-            hint=_hint(url),
+            hint=_hint(url, skip),
         )
     return proof
 
@@ -78,11 +80,14 @@ def confirm_service(
     *,
     needs_webhook: bool = False,
     timeout: float = TIMEOUT,
+    skip: str = SKIP_FOR_SEND,
 ) -> None:
     """Raise ServiceCheckError unless the service at ``public_url`` holds ``secret``, knows
-    the links whose digest is ``links_digest``, and (when asked) can verify webhook posts."""
+    the links whose digest is ``links_digest``, and (when asked) can verify webhook posts.
+    ``skip`` ends the hint of a service that cannot be asked: how the caller's command does
+    without the check (send and check have different options)."""
     nonce = secrets.token_urlsafe(24)
-    got = _ask(public_url, nonce, campaign_id, timeout)
+    got = _ask(public_url, nonce, campaign_id, timeout, skip)
     mine = healthz_proofs(secret, nonce, campaign_id, links_digest, True)
     if got.get("secret") != mine["secret"]:
         raise ServiceCheckError(

@@ -190,6 +190,19 @@ def test_check_online_asks_the_live_service_about_this_stores_links(demo_project
     empty.dispose()
 
 
+def test_check_online_with_the_service_down_offers_what_check_can_do(demo_project):
+    """Found following the README: the hint ended "--no-service-check skips this check",
+    an option of send that check does not have ("No such option" when tried)."""
+    spec = str(demo_project / "campaigns" / "2019-04-equip-training.yaml")
+    down = run(
+        "check", spec, "--allow-past", "--online", env={"EQUIP_PUBLIC_URL": "https://equip.invalid"}
+    )
+    assert down.exit_code == 1
+    assert "cannot reach the tracking service at https://equip.invalid/healthz" in down.output
+    assert "--no-service-check" not in down.output
+    assert "without --online" in down.output
+
+
 def test_rich_markup_in_spec_names_is_shown_as_written(demo_project):
     """Found in review: "[/x]" in a segment name crashed the table; "[link=...]" made a
     hidden link in the terminal."""
