@@ -301,6 +301,24 @@ def person(email: str, as_json: bool, out: Path | None, force: bool) -> None:
 
 
 _LABELS = {"qi_level": "QI level", "ip_hash": "IP hash", "at": "when"}
+# a section of `person` counted in words: (one, many)
+_COUNTED = {
+    "campaigns": ("campaign sent", "campaigns sent"),
+    "events": ("email event", "email events"),
+    "registrations": ("course sign-up", "course sign-ups"),
+    "invites": ("open sign-up request", "open sign-up requests"),
+    "notices": ("single email", "single emails"),
+    "attendance": ("attendance mark", "attendance marks"),
+    "levels": ("QI level change", "QI level changes"),
+    "suppression": ("suppression", "suppressions"),
+    "team": ("team page record", "team page records"),
+}
+
+
+def _counted(n: int, section: str) -> str:
+    """``1 QI level change``, ``3 email events``: not "1 levels"."""
+    one, many = _COUNTED.get(section, (section, section))
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def _label(key: str) -> str:
@@ -408,7 +426,7 @@ def forget(email: str, yes: bool, outbox: Path | None) -> None:
     masked = mask_email(address)
     console.print(
         f"Held about {masked}: "
-        + (", ".join(f"{n} {s}" for s, n in held.items()) or "nothing in the store")
+        + (", ".join(_counted(n, s) for s, n in held.items()) or "nothing in the store")
         + ".",
         markup=False,
         soft_wrap=True,

@@ -146,6 +146,8 @@ def test_person_shows_everything_then_forget_leaves_no_trace(demo_project):
     erased = run("forget", VIK, "--yes")
 
     assert erased.exit_code == 0, erased.output
+    held = " ".join(erased.output.split("\nErased", 1)[0].split())
+    assert "1 campaign sent, " in held and "1 course sign-up" in held, held  # not "1 campaigns"
     assert "1 campaign ledger rows (address replaced by a keyed hash)" in erased.output
     assert "1 registrations (kept as anonymous counts)" in erased.output
     assert "Still in the mailing list lists/practice-staff.csv:2" in erased.output
