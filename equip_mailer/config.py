@@ -227,10 +227,12 @@ def _file_layer(path: Path, *, project: bool) -> Layer:
         where = f"{path}:{settings_values.line_of(text, name)}"
         key = KEYS.get(name)
         if key is None:
+            # the project file refuses secrets, so it does not offer them as what to write
+            offered = [k for k, v in KEYS.items() if not (project and v.secret)]
             raise ConfigError(
-                f"unknown setting {name!r}{settings_values.did_you_mean(name, KEYS)}",
+                f"unknown setting {name!r}{settings_values.did_you_mean(name, offered)}",
                 where=where,
-                hint=f"Known settings: {', '.join(KEYS)}.",
+                hint=f"Known settings: {', '.join(offered)}.",
             )
         if key.secret and project:
             raise ConfigError(

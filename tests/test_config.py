@@ -77,6 +77,9 @@ def test_an_unknown_key_names_the_file_line_and_the_likely_one(project):
         f"{project / 'equip-mailer.toml'}:3: unknown setting 'public_ur' "
         "(did you mean 'public_url'?)"
     )
+    # what it offers can be written there: not the secrets, which the file refuses
+    assert "public_url" in caught.value.hint and "database_url" in caught.value.hint
+    assert "link_secret" not in caught.value.hint and "sendgrid_api_key" not in caught.value.hint
 
 
 @pytest.mark.parametrize("name", ["sendgrid_api_key", "link_secret"])
