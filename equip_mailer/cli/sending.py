@@ -399,7 +399,7 @@ def _recover_and_sync(
             markup=False,
             soft_wrap=True,
         )
-    return ledger.sync(audience.by_segment, keys)
+    return ledger.sync(audience.by_segment, keys, audience.file_suppressed)
 
 
 def _run_with_progress(run: SendRun, ledger: Ledger, transport: Backend, total: int) -> SendReport:

@@ -81,6 +81,9 @@ class Audience:
     duplicates: int = 0  # rows dropped because the address appeared earlier
     suppressed: int = 0  # rows dropped because the address is suppressed
     suppressed_by_store: int = 0  # of those, rows only the store suppressed (not the file)
+    # addresses on the lists that the campaign's suppression file left out: the ledger marks
+    # them suppressed (not "off the lists"), so status says why they were not mailed
+    file_suppressed: set[str] = field(default_factory=set)
     rows_read: int = 0
     # one note per dropped duplicate row, naming the row that was kept (for `check`)
     duplicate_rows: list[Reject] = field(default_factory=list)
@@ -394,6 +397,7 @@ def load_audience(
             first_seen[key] = r.source
             if key in by_file:
                 audience.suppressed += 1
+                audience.file_suppressed.add(key)
                 continue
             if key in by_store or (people is not None and people.erased(key)):
                 audience.suppressed += 1

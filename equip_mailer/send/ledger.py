@@ -212,10 +212,13 @@ class Ledger:
             ]
 
     def sync(
-        self, by_segment: dict[str, list[Recipient]], suppressed: Iterable[str] = ()
+        self,
+        by_segment: dict[str, list[Recipient]],
+        suppressed: Iterable[str] = (),
+        in_file: Iterable[str] = (),
     ) -> SyncResult:
         with gc_paused(), self.engine.begin() as conn:
-            return sync_audience(conn, self.campaign_id, by_segment, suppressed)
+            return sync_audience(conn, self.campaign_id, by_segment, suppressed, in_file)
 
     # -- the per-batch cycle -----------------------------------------------------------
     def next_rows(

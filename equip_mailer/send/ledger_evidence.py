@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from equip_mailer.store import batches, events, ledger, utcnow
 
 from .ledger_rows import chunks
-from .ledger_sync import REMOVED_UNCERTAIN
+from .ledger_sync import IN_FILE_UNCERTAIN, REMOVED_UNCERTAIN
 
 # States evidence may settle (plus the parked-uncertain rows, see _settleable)
 OPEN_STATES = ("uncertain", "failed")
@@ -56,6 +56,7 @@ def _settleable() -> sa.ColumnElement[bool]:
     return sa.or_(
         c.state.in_(OPEN_STATES),
         sa.and_(c.state == "cancelled", c.error == REMOVED_UNCERTAIN),
+        sa.and_(c.state == "suppressed", c.error == IN_FILE_UNCERTAIN),
         sa.and_(c.state == "dropped", c.evidence.is_not(None)),  # may turn out accepted
     )
 

@@ -1,7 +1,9 @@
 """Bringing a campaign's ledger in line with today's mailing lists, before each run.
 
 People added to a list since the last run get pending rows (so they get the campaign on the
-next run); rows not yet sent whose address is now suppressed become ``suppressed``; rows not
+next run); rows not yet sent whose address is now suppressed become ``suppressed`` (for good
+when the store suppresses it; while the file names it when it is the campaign's suppression
+file, so a name taken out of the file by mistake is mailed after all); rows not
 yet sent whose address left every list are parked as ``cancelled`` (and come back if the
 address returns); a pending row follows its recipient to a new segment. Uncertain rows are
 suppressed or parked the same way (their batch is kept; a parked one comes back as
@@ -26,6 +28,9 @@ from .ledger_rows import SENDABLE, chunks, driver_time, placeholder
 INSERT_SLICE = 5000  # new ledger rows per executemany in sync_audience
 REMOVED = "no longer on any mailing list"
 REMOVED_UNCERTAIN = REMOVED + " (its last batch got no answer)"  # comes back as uncertain
+SUPPRESSED = "address is suppressed"
+IN_FILE = "in the campaign's suppression file"
+IN_FILE_UNCERTAIN = IN_FILE + " (its last batch got no answer)"  # comes back as uncertain
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class _Changes:
     """What a sync does to existing rows: ledger ids per new state, and segment moves."""
 
     suppress: list[int] = field(default_factory=list)
+    in_file: list[int] = field(default_factory=list)  # suppressed while the file names them
+    in_file_uncertain: list[int] = field(default_factory=list)
     remove: list[int] = field(default_factory=list)
     restore: list[int] = field(default_factory=list)
     park: list[int] = field(default_factory=list)  # uncertain rows: keep their batch...
@@ -54,9 +61,12 @@ def sync_audience(
     campaign_id: str,
     by_segment: dict[str, list[Recipient]],
     suppressed: Iterable[str] = (),
+    in_file: Iterable[str] = (),
 ) -> SyncResult:
-    """Bring the ledger in line with today's lists (see the module's docstring)."""
-    suppressed = set(suppressed)
+    """Bring the ledger in line with today's lists (see the module's docstring).
+    ``suppressed``: the store's suppressions; ``in_file``: addresses on the lists that the
+    campaign's suppression file left out."""
+    suppressed, by_file = set(suppressed), set(in_file)
     now = utcnow()
     existing = {
         r.email_key: r
@@ -94,11 +104,11 @@ def sync_audience(
             ],
             now,
         )
-    changes = _plan(existing, wanted, suppressed)
+    changes = _plan(existing, wanted, suppressed, by_file)
     _apply(conn, changes, now)
     return SyncResult(
         added=len(new_keys),
-        suppressed=len(changes.suppress),
+        suppressed=len(changes.suppress) + len(changes.in_file) + len(changes.in_file_uncertain),
         removed=len(changes.remove) + len(changes.park),
         restored=len(changes.restore) + len(changes.unpark),
         moved=len(changes.moves),
@@ -106,30 +116,40 @@ def sync_audience(
 
 
 def _plan(
-    existing: dict[str, Any], wanted: dict[str, tuple[str, Recipient]], suppressed: set[str]
+    existing: dict[str, Any],
+    wanted: dict[str, tuple[str, Recipient]],
+    suppressed: set[str],
+    by_file: set[str],
 ) -> _Changes:
     """Sort the existing rows (not yet sent, or parked) into what happens to each."""
     out = _Changes()
     for key, row in existing.items():
+        parked = row.state in ("cancelled", "suppressed")
         if row.state == "uncertain" or (
-            row.state == "cancelled" and row.error == REMOVED_UNCERTAIN
+            parked and row.error in (REMOVED_UNCERTAIN, IN_FILE_UNCERTAIN)
         ):
             # --retry-uncertain must never mail someone who since unsubscribed or left
             if key in suppressed:
                 out.suppress.append(row.id)
+            elif key in by_file:
+                if row.error != IN_FILE_UNCERTAIN:
+                    out.in_file_uncertain.append(row.id)
             elif key not in wanted:
                 if row.state != "cancelled":
                     out.park.append(row.id)
-            elif row.state == "cancelled":
+            elif parked:
                 out.unpark.append(row.id)
-        elif row.state in SENDABLE or (row.state == "cancelled" and row.error == REMOVED):
+        elif row.state in SENDABLE or (parked and row.error in (REMOVED, IN_FILE)):
             if key in suppressed:
                 out.suppress.append(row.id)
+            elif key in by_file:
+                if row.error != IN_FILE:
+                    out.in_file.append(row.id)
             elif key not in wanted:
-                if row.state != "cancelled":
+                if row.error != REMOVED:
                     out.remove.append(row.id)
             else:
-                if row.state == "cancelled":
+                if parked:
                     out.restore.append(row.id)
                 segment = wanted[key][0]
                 if segment != row.segment:
@@ -141,7 +161,9 @@ def _plan(
 
 def _apply(conn: Connection, changes: _Changes, now: dt.datetime) -> None:
     for ids, state, error in (
-        (changes.suppress, "suppressed", "address is suppressed"),
+        (changes.suppress, "suppressed", SUPPRESSED),
+        (changes.in_file, "suppressed", IN_FILE),
+        (changes.in_file_uncertain, "suppressed", IN_FILE_UNCERTAIN),
         (changes.remove, "cancelled", REMOVED),
         (changes.restore, "pending", None),
         (changes.park, "cancelled", REMOVED_UNCERTAIN),

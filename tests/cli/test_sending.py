@@ -110,6 +110,32 @@ def test_added_recipient_gets_it_next_run_and_suppressed_one_never(project):
     assert "blocked" not in " ".join(f.read_text("utf-8", "replace") for f in files[-3:]).lower()
 
 
+def test_an_address_added_to_the_suppression_file_shows_as_suppressed_not_cancelled(project):
+    """Found in the audit: someone added to the spec's suppression file after a first run
+    was counted "cancelled or off the lists", as if they had left the list, so the manager
+    could not see that the suppression file was why they were left out."""
+    add_row(project, "late.optout@nhs.example,Late,Optout,Tower View Surgery,GP,none")
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "5").exit_code == 0
+    suppressions = project / "lists" / "suppressions.csv"
+    kept = suppressions.read_text(encoding="utf-8")
+    suppressions.write_text(
+        kept + "Late.Optout@nhs.example,unsubscribed by phone,2019-04-02\n", encoding="utf-8"
+    )
+    result = run("send", spec(project), "--allow-past", "--yes", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert "newly suppressed: 1" in result.output
+    assert ledger_states(project).get("cancelled") is None
+    status = run("status", spec(project))
+    assert "│ suppressed │          1 │" in status.output
+    assert "suppressed 1." in " ".join(status.output.split())
+    assert "cancelled" not in status.output
+    # a name put in the file by mistake and taken out again is mailed after all
+    suppressions.write_text(kept, encoding="utf-8")
+    assert run("send", spec(project), "--allow-past", "--yes").exit_code == 0
+    assert ledger_states(project) == {"sent": len(outbox_files(project))}
+    assert any(b"late.optout@nhs.example" in f.read_bytes() for f in outbox_files(project))
+
+
 def test_a_run_cut_short_shows_a_next_command_that_runs_as_shown(project):
     """The demo's sessions are in 2019: the command printed to send the rest must carry
     --allow-past, or running it exactly as shown is refused for past dates."""

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from support.ledger_audience import CID, audience, person, states
 
 from equip_mailer.send.ledger import Ledger
+from equip_mailer.send.ledger_sync import SyncResult
 from equip_mailer.store import ledger
 
 
@@ -65,3 +66,24 @@ def test_uncertain_rows_are_suppressed_or_parked_so_retry_uncertain_skips_them(e
     assert led.sendable() == {}
     with engine.connect() as conn:  # the batch history is kept
         assert {bid for (bid,) in conn.execute(sa.select(ledger.c.batch_id))} == {b}
+
+
+def test_the_suppression_file_suppresses_while_it_names_someone_uncertain_ones_too(engine):
+    """A name in the campaign's suppression file is ``suppressed`` (status says why they
+    were left out, not "off the lists"), and only while the file names it: taken out of
+    the file, a pending row is pending again and an uncertain one uncertain again."""
+    led = Ledger(engine, CID)
+    led.sync(audience(4))
+    b, _ = led.claim("getting-started", [3, 4], "sendgrid")
+    led.finish(b, "uncertain", error="timed out")
+    named = {"person1@example.org", "person3@example.org"}
+    left = {"getting-started": [person(2), person(4)]}  # as load_audience leaves them out
+    assert led.sync(left, in_file=named).suppressed == 2
+    assert led.states_by_id() == {1: "suppressed", 2: "pending", 3: "suppressed", 4: "uncertain"}
+    assert led.sync(left, in_file=named) == SyncResult()  # a second run changes nothing
+    assert led.sync(audience(4)).restored == 2
+    assert led.states_by_id() == {1: "pending", 2: "pending", 3: "uncertain", 4: "uncertain"}
+    # the store's suppressions stay for good, whatever the file says later
+    led.sync(left, suppressed={"person1@example.org"}, in_file={"person3@example.org"})
+    led.sync(audience(4))
+    assert led.states_by_id()[1] == "suppressed" and led.states_by_id()[3] == "uncertain"
