@@ -117,6 +117,21 @@ def open_campaign(campaign_path: Path, allow_past: bool) -> tuple[Campaign, Sett
     return spec, cfg, open_store(cfg.database_url)
 
 
+def open_campaign_if_sent(
+    campaign_path: Path, allow_past: bool
+) -> tuple[Campaign, Settings, Engine | None]:
+    """As ``open_campaign``, with no store (None) when it is a SQLite file not made yet:
+    nothing was ever sent from it, and a command that only reads (status, cancel, a dry
+    run) must not leave an empty database behind."""
+    from equip_mailer.store.engine import open_store
+
+    cfg = settings(campaign_path)
+    spec = load_spec(campaign_path, allow_past)
+    if sqlite_file_missing(cfg.database_url):
+        return spec, cfg, None
+    return spec, cfg, open_store(cfg.database_url)
+
+
 def load_spec(campaign_path: Path, allow_past: bool) -> Campaign:
     from equip_mailer.compose.spec import load_campaign
 

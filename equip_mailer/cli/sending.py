@@ -5,6 +5,7 @@ and asking, with a progress bar. The exactly-once bookkeeping lives in equip_mai
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from equip_mailer.cli.common import (
     friendly_errors,
     main,
     open_campaign,
+    open_campaign_if_sent,
     progress_bar,
 )
 from equip_mailer.cli.send_checks import (
@@ -163,7 +165,14 @@ def send(
 
     if now and not retry_uncertain:
         raise EquipError("--now goes with --retry-uncertain", hint="Add --retry-uncertain.")
-    spec, cfg, engine = open_campaign(campaign, allow_past)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if dry_run:
+        spec, cfg, found = open_campaign_if_sent(campaign, allow_past)
+        if found is None:  # never sent: an empty store of the run's own, not a new file here
+            found, scratch = _scratch_store()
+        engine = found
+    else:
+        spec, cfg, engine = open_campaign(campaign, allow_past)
     run = SendRun(
         spec,
         cfg,
@@ -220,6 +229,19 @@ def send(
             exit_for_uncertain(run)
     finally:
         close_backend(transport)  # the outbox's writer threads
+        if scratch is not None:
+            engine.dispose()
+            scratch.cleanup()
+
+
+def _scratch_store() -> tuple[Engine, tempfile.TemporaryDirectory[str]]:
+    """A store in a temporary folder for a dry run before the first send: the dry run reads
+    an empty store (and rolls back what it writes) just as it would read a new file, and
+    leaves no database behind. The folder goes when the run ends (or the process does)."""
+    from equip_mailer.store.engine import open_store
+
+    folder = tempfile.TemporaryDirectory(prefix="equip-mailer-dry-run-")
+    return open_store(f"sqlite:///{Path(folder.name) / 'dry-run.db'}"), folder
 
 
 def _valid_address(test_to: str) -> str:

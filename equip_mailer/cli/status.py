@@ -16,7 +16,7 @@ from equip_mailer.cli.common import (
     console,
     friendly_errors,
     main,
-    open_campaign,
+    open_campaign_if_sent,
 )
 from equip_mailer.errors import EquipError
 
@@ -56,9 +56,9 @@ def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: P
     """
     from equip_mailer.send.ledger import Ledger
 
-    spec, cfg, engine = open_campaign(campaign, True)  # reading the ledger: dates don't matter
-    ledger = Ledger(engine, spec.id)
-    if ledger.campaign_row() is None:
+    spec, cfg, engine = open_campaign_if_sent(campaign, True)  # dates don't matter here
+    ledger = Ledger(engine, spec.id) if engine is not None else None
+    if ledger is None or ledger.campaign_row() is None:
         console.print(f"Campaign {spec.id} has not been sent yet (no ledger rows).", markup=False)
         return
     ledger.settle()  # events that came while nobody was looking (clicks, a late webhook)
@@ -208,10 +208,10 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
     from equip_mailer.send.campaign_mail import CampaignMail
     from equip_mailer.send.ledger import Ledger
 
-    spec, cfg, engine = open_campaign(campaign, True)
-    ledger = Ledger(engine, spec.id)
+    spec, cfg, engine = open_campaign_if_sent(campaign, True)
+    ledger = Ledger(engine, spec.id) if engine is not None else None
     sg_batch_id = _scheduled_batch(spec, ledger)
-    if sg_batch_id is None:
+    if sg_batch_id is None or ledger is None:
         return
     if not cfg.sendgrid_api_key:
         raise EquipError("cancelling a scheduled send needs SENDGRID_API_KEY")
@@ -237,13 +237,16 @@ def cancel(campaign: Path, allow_past: bool, yes: bool) -> None:
     )
 
 
-def _scheduled_batch(spec: Campaign, ledger: Ledger) -> str | None:
+def _scheduled_batch(spec: Campaign, ledger: Ledger | None) -> str | None:
     """The SendGrid batch id of the scheduled send to cancel, or None (said on screen) when
     there is none left; refused plainly once SendGrid no longer takes cancellations."""
     from equip_mailer.store.rows import utcnow
 
-    row = ledger.campaign_row()
-    if row is None or not row.sg_batch_id:
+    row = ledger.campaign_row() if ledger is not None else None
+    if row is None:
+        console.print(f"Nothing to cancel: campaign {spec.id} has not been sent yet.", markup=False)
+        return None
+    if not row.sg_batch_id:
         console.print(
             f"Nothing to cancel: campaign {spec.id} has no scheduled SendGrid send "
             "(mail sent to the outbox or sent straight away cannot be recalled).",

@@ -179,6 +179,11 @@ def test_dry_run_writes_nothing(project):
     example = result.output.split("Example personalization: ", 1)[1]
     assert "@" in example and "nhs.example" not in example  # masked
     assert outbox_files(project) == []
+    # Found in the audit: a dry run before any send left an empty database file behind.
+    assert not list(project.glob("equip.db*"))
+    run("people", "level", "someone@nhs.example", "basics", "--reason", "makes the store")
+    result = run("send", spec(project), "--allow-past", "--dry-run")
+    assert result.exit_code == 0, result.output
     assert ledger_states(project) == {}
     # Found in the audit: the campaign itself was registered, so the team pages listed an
     # unsent campaign as sent on the day of the dry run.

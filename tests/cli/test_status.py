@@ -14,6 +14,13 @@ from equip_mailer.store import open_store
 
 def test_status_before_any_send_and_cancel_with_the_outbox(project):
     assert "has not been sent yet" in run("status", spec(project)).output
+    assert "has not been sent yet" in run("status", spec(project), "--check-sendgrid").output
+    out = run("cancel", spec(project), "--yes")
+    assert out.exit_code == 0 and "Nothing to cancel" in out.output
+    assert "has not been sent yet" in out.output
+    # Found in the audit: each of these left an empty database file behind, which later
+    # commands (and the manager) would take for the campaign's store.
+    assert not list(project.glob("equip.db*"))
     run("send", spec(project), "--allow-past", "--yes", "--limit", "3")
     out = run("cancel", spec(project), "--yes")
     assert out.exit_code == 0 and "Nothing to cancel" in out.output
