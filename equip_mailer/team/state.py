@@ -5,12 +5,15 @@ rate-limit hashes are derived from, and who sign-in mail comes from.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from email.utils import parseaddr
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
 from equip_mailer.config import Settings
+from equip_mailer.errors import ConfigError
 
 from .members import Team
 
@@ -30,17 +33,13 @@ class TeamState:
     def from_settings(cls, settings: Settings) -> TeamState:
         public_url = settings.public_url.rstrip("/")
         name, address = parseaddr(settings.mail_from or "")
-        if not address:
-            host = public_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-            named = "." in host and not host.replace(".", "").isdigit()  # not an IP
-            address = f"no-reply@{host if named else 'localhost'}"
         return cls(
             team=Team.of(settings.team),
             public_url=public_url,
             secure=public_url.lower().startswith("https://"),
             key=settings.require_link_secret(),
             sender_name=name or DEFAULT_SENDER_NAME,
-            sender_email=address,
+            sender_email=address or default_sender(settings),
         )
 
     @staticmethod
@@ -51,3 +50,27 @@ class TeamState:
             state = TeamState.from_settings(request.app.state.settings)
             request.app.state.team_pages = state
         return state
+
+
+def default_sender(settings: Settings) -> str:
+    """Sign-in mail's From without EQUIP_MAIL_FROM: no-reply at the domain authenticated in
+    SendGrid (EQUIP_SENDER_DOMAIN), else at the public URL's domain. A public URL that is
+    an IP address or localhost gives no domain: mail through SendGrid from one would be
+    refused (no verified sender), so the service says so at start; the outbox takes any."""
+    host = urlsplit(settings.public_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        named = False
+    except ValueError:
+        named = "." in host
+    domain = settings.sender_domain or (host if named else None)
+    if domain:
+        return f"no-reply@{domain}"
+    if settings.sendgrid_api_key:
+        raise ConfigError(
+            f"the team's sign-in mail has no sender: EQUIP_MAIL_FROM is not set and "
+            f"EQUIP_PUBLIC_URL ({settings.public_url}) names no domain to send from",
+            hint="Set EQUIP_MAIL_FROM to an address at the domain authenticated in SendGrid "
+            "(e.g. 'EQUIP team <no-reply@equip.example.org>'), or set EQUIP_SENDER_DOMAIN.",
+        )
+    return "no-reply@localhost"

@@ -37,6 +37,7 @@ from equip_mailer.send.notices import NoticeSender
 from equip_mailer.signup import routes as signup_routes
 from equip_mailer.store import identity, open_store
 from equip_mailer.team import routes as team
+from equip_mailer.team.state import TeamState
 
 from . import clicks, health, unsubscribe, webhook_route, webhook_verify
 from .click_writer import ClickWriter
@@ -126,6 +127,8 @@ def create_app(
     configured, else to ``notices_outbox``/notices/.
     """
     link_key = settings.require_link_secret()
+    if settings.team:  # who sign-in mail comes from: a ConfigError now, not a lost mail later
+        TeamState.from_settings(settings)
     public_key = (
         webhook_verify.load_public_key(settings.sendgrid_webhook_public_key)
         if settings.sendgrid_webhook_public_key
