@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -31,6 +31,9 @@ from sqlalchemy.engine import Engine
 from equip_mailer.errors import DeliveryError
 from equip_mailer.people.records import erased_among
 from equip_mailer.store import add_suppression, meta, utcnow
+
+if TYPE_CHECKING:
+    from equip_mailer.send.backends.sendgrid import RetryPolicy
 
 # SendGrid's list -> our suppression reason (None: counted, never suppressed); in this order
 LISTS: dict[str, str | None] = {
@@ -60,13 +63,23 @@ class Suppressions(Protocol):
 
 class SendGridSuppressions:
     """The Suppressions API through the official client (same host, key and timeout as
-    sending). A key without the Suppressions read permission answers 403."""
+    sending). A key without the Suppressions read permission answers 403; a rate limit
+    (429) or a passing server error is waited out as for Mail Send (``retry``), since
+    these lists are rate-limited per minute and a long one takes many pages."""
 
-    def __init__(self, api_key: str, *, host: str = "https://api.sendgrid.com", timeout=30.0):
-        from equip_mailer.send.backends.sendgrid import client
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        timeout=30.0,
+        retry: RetryPolicy | None = None,
+    ):
+        from equip_mailer.send.backends.sendgrid import RetryPolicy, client
 
         self.host = host.rstrip("/")
         self.timeout = float(timeout)
+        self.retry = retry if retry is not None else RetryPolicy()
         self.sg = client(api_key, self.host, self.timeout)
 
     def entries(self, kind: str, since: int | None) -> Iterator[dict[str, Any]]:
@@ -85,9 +98,11 @@ class SendGridSuppressions:
                     request_headers={"Accept": "application/json"},
                     timeout=self.timeout,
                 )
-                resp = call(get, what, self.host)
+                resp = call(get, what, self.host, retry=self.retry)
             except DeliveryError as exc:
-                if exc.status in (401, 403):
+                if exc.status == 401:  # the key itself is unknown or revoked
+                    exc.hint = "Check SENDGRID_API_KEY, then run the same command again."
+                elif exc.status == 403:
                     exc.hint = "Give the API key read access to Suppressions in SendGrid."
                 raise
             page = json_answer(resp, what)

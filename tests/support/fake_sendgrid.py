@@ -12,7 +12,8 @@ Every accepted personalization is recorded (thread-safe list) and, when ``jsonl`
 appended to a JSON-lines file, so a test can count what a killed process really sent.
 
 ``POST /v3/recipients/erasejob`` records the addresses and answers a job id;
-``GET /v3/suppression/<list>`` pages through ``suppression_lists``;
+``GET /v3/suppression/<list>`` pages through ``suppression_lists`` (``suppression_faults``
+scripts its next answers: "429" with Retry-After or X-RateLimit-Reset, "500", "503");
 ``GET /v3/messages`` answers like the Email Activity API from what was accepted (filtered by
 our ``send_id`` custom arg); ``activity`` set to "403" or "404" answers like an account
 without the add-on. With ``on_accept`` set, every accepted personalization is handed to it
@@ -115,6 +116,8 @@ class FakeSendGrid(ThreadingHTTPServer):
         # GET /v3/suppression/<list>: {list: [{"email", "created", ...}]}; "403": no access
         self.suppression_lists: dict[str, list[dict]] = {}
         self.suppression_access = "200"
+        self.suppression_faults: collections.deque[Fault] = collections.deque()
+        self.suppression_requests = 0  # GET /v3/suppression/<list> requests seen
         self.erasures: list[list[str]] = []  # POST /v3/recipients/erasejob: addresses asked
         self.on_accept: Callable[[list[Accepted]], None] | None = None
 
@@ -197,6 +200,19 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.stopping.set()
         self.shutdown()
         self.server_close()
+
+
+def _rate_headers(fault: Fault) -> dict[str, str]:
+    """A 429's rate-limit headers, as the fault asks for them."""
+    headers: dict[str, str] = {}
+    if fault.kind == "429":
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        if fault.rate_limit_reset is not None:
+            headers["X-RateLimit-Reset"] = str(int(time.time() + fault.rate_limit_reset))
+        headers["X-RateLimit-Limit"] = "600"
+        headers["X-RateLimit-Remaining"] = "0"
+    return headers
 
 
 def _error(message: str, field: str | None = None) -> dict:
@@ -386,6 +402,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.suppression_access != "200":
             self._send_json(int(self.server.suppression_access), _error("access forbidden"))
             return
+        with self.server.lock:
+            self.server.suppression_requests += 1
+            fault = (
+                self.server.suppression_faults.popleft() if self.server.suppression_faults else None
+            )
+        if fault is not None:
+            self._send_json(int(fault.kind), _error("too many requests"), _rate_headers(fault))
+            return
         since = int((params.get("start_time") or ["0"])[0])
         limit = int((params.get("limit") or ["500"])[0])
         offset = int((params.get("offset") or ["0"])[0])
@@ -459,14 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
             server.stopping.wait(server.delay)
         if fault is not None and fault.kind.isdigit():
             status = int(fault.kind)
-            headers = {}
-            if status == 429:
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = f"{fault.retry_after:g}"
-                if fault.rate_limit_reset is not None:
-                    headers["X-RateLimit-Reset"] = str(int(time.time() + fault.rate_limit_reset))
-                headers["X-RateLimit-Limit"] = "600"
-                headers["X-RateLimit-Remaining"] = "0"
+            headers = _rate_headers(fault)
             messages = {
                 400: "Bad Request",
                 401: "The provided authorization grant is invalid, expired, or revoked",

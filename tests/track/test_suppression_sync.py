@@ -10,10 +10,11 @@ import time
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from support.fake_sendgrid import start_server
+from support.fake_sendgrid import Fault, start_server
 
 from equip_mailer.cli import main
 from equip_mailer.errors import DeliveryError
+from equip_mailer.send.backends.sendgrid import RetryPolicy
 from equip_mailer.store import open_store, suppressions
 from equip_mailer.store import utcnow as store_now
 from equip_mailer.track.suppression_sync import (
@@ -94,6 +95,35 @@ def test_long_lists_are_read_page_by_page(sendgrid, db_url):
     engine.dispose()
 
 
+def test_a_rate_limit_or_a_passing_server_error_is_waited_out_not_a_failed_sync(sendgrid, db_url):
+    """Found in the audit: a 429 on any page (SendGrid rate-limits these lists per minute)
+    or one 500 ended `suppressions sync` with an error, and a send went on without them."""
+    url, server = sendgrid
+    server.suppression_lists = {
+        "bounces": [{"email": f"b{i}@nhs.example", "created": 1} for i in range(600)]
+    }
+    engine = open_store(db_url)
+    # bounded: a rate limit that never lifts is an error in the end, and nothing is synced
+    server.suppression_faults.extend([Fault("429", retry_after=0)] * 3)
+    impatient = SendGridSuppressions(KEY, host=url, retry=RetryPolicy(attempts=3, base=0.01))
+    with pytest.raises(DeliveryError) as caught:
+        sync_suppressions(engine, impatient)
+    assert "HTTP 429 while being asked for its bounces" in caught.value.message
+    assert "3 times" in caught.value.message
+    assert last_synced(engine) is None
+    server.suppression_requests = 0
+    server.suppression_faults.extend(
+        [Fault("429", retry_after=0.3), Fault("429", rate_limit_reset=1), Fault("503")]
+    )
+    started = time.monotonic()
+    report = sync_suppressions(engine, SendGridSuppressions(KEY, host=url))
+    assert time.monotonic() - started >= 0.3  # Retry-After was honoured
+    assert report.fetched["bounces"] == 600 and report.newly_suppressed == 600
+    assert server.suppression_requests == 3 + 2 + 4  # the faults, 2 pages, 4 other lists
+    assert last_synced(engine) is not None
+    engine.dispose()
+
+
 def test_a_key_without_access_is_a_clear_error_and_nothing_is_marked_synced(sendgrid, db_url):
     url, server = sendgrid
     server.suppression_access = "403"
@@ -103,6 +133,13 @@ def test_a_key_without_access_is_a_clear_error_and_nothing_is_marked_synced(send
     assert "HTTP 403 while being asked for its bounces" in caught.value.message
     assert "read access to Suppressions" in caught.value.hint
     assert last_synced(engine) is None
+    # Found in the audit: a key SendGrid does not know at all (401) was told to get read
+    # access to Suppressions, sending the manager to the wrong setting
+    server.suppression_access = "200"
+    with pytest.raises(DeliveryError) as caught:
+        sync_suppressions(engine, SendGridSuppressions("SG.revoked-key", host=url))
+    assert "HTTP 401" in caught.value.message and "SG.revoked" not in caught.value.message
+    assert "SENDGRID_API_KEY" in caught.value.hint and "Suppressions" not in caught.value.hint
     engine.dispose()
 
 

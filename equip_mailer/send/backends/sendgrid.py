@@ -182,24 +182,42 @@ class SendGridBackend:
         )
 
 
-def call(fn: Callable[[], Any], what: str, host: str) -> Any:
+def call(
+    fn: Callable[[], Any],
+    what: str,
+    host: str,
+    *,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
     """One request that is not a Mail Send (batch ids, Email Activity, suppression lists,
     erasure jobs): its answer, or a DeliveryError saying what SendGrid answered (with
-    ``status``) or that it did not answer."""
+    ``status``) or that it did not answer. With ``retry`` (a request safe to repeat: a
+    GET), 429 and 5xx are tried again as Mail Send's are."""
     from python_http_client.exceptions import HTTPError
 
-    try:
-        return fn()
-    except HTTPError as exc:
-        raise DeliveryError(
-            f"SendGrid answered HTTP {exc.status_code} while {what}: "
-            f"{sendgrid_errors(exc.body) or 'no detail'}",
-            status=int(exc.status_code),
-        ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise DeliveryError(
-            f"no answer from SendGrid at {host} while {what} ({_network_reason(exc)})"
-        ) from None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except HTTPError as exc:
+            status = int(exc.status_code)
+            if retry is not None and _retryable(status):
+                wait = retry.delay(attempt, exc.headers)
+                if attempt < retry.attempts and wait <= retry.max_wait:
+                    sleep(wait)
+                    continue
+            times = f" {attempt} times" if attempt > 1 else ""
+            raise DeliveryError(
+                f"SendGrid answered HTTP {status} while {what}{times}: "
+                f"{sendgrid_errors(exc.body) or 'no detail'}",
+                status=status,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise DeliveryError(
+                f"no answer from SendGrid at {host} while {what} ({_network_reason(exc)})"
+            ) from None
 
 
 def json_answer(resp: Any, what: str) -> Any:
