@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from equip_mailer.config import Settings
 from equip_mailer.errors import DeliveryError
@@ -35,6 +35,9 @@ from equip_mailer.store import utcnow
 from .ledger import Ledger
 from .ledger_evidence import Proof
 from .ledger_rows import Row
+
+if TYPE_CHECKING:
+    from .backends.sendgrid import RetryPolicy
 
 MAX_MESSAGES = 1000  # the API's largest page, and our largest batch
 
@@ -62,11 +65,21 @@ class SendGridActivity:
 
     name = "activity"
 
-    def __init__(self, api_key: str, *, host: str = "https://api.sendgrid.com", timeout=30.0):
-        from .backends.sendgrid import client
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        timeout=30.0,
+        retry: RetryPolicy | None = None,
+    ):
+        from .backends.sendgrid import RetryPolicy, client
 
         self.host = host.rstrip("/")
         self.timeout = float(timeout)
+        # The API allows a few requests a minute: a 429 is waited out (its reset time is
+        # under a minute away), or every batch after it would go unasked and be re-sent.
+        self.retry = retry if retry is not None else RetryPolicy()
         self.sg = client(api_key, self.host, self.timeout)
 
     def messages(self, send_id: str) -> list[dict[str, Any]]:
@@ -80,6 +93,7 @@ class SendGridActivity:
                 lambda: self.sg.client.messages.get(query_params=query, timeout=self.timeout),
                 what,
                 self.host,
+                retry=self.retry,
             )
         except DeliveryError as exc:
             if exc.status in (403, 404):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 import sqlalchemy as sa
-from support.fake_sendgrid import start_server
+from support.fake_sendgrid import Fault, start_server
 from support.ledger_audience import CID, audience, states
 
 from equip_mailer.send.activity import (
@@ -89,6 +89,27 @@ def test_without_the_add_on_it_is_one_note_and_the_retry_goes_on(engine, status)
     assert "\n" not in note
     assert f"Email Activity API is not available to this account or key (HTTP {status}" in note
     assert states(engine) == {"uncertain": 2, "pending": 3}
+
+
+def test_the_activity_apis_rate_limit_is_waited_out_so_no_batch_goes_unasked(engine):
+    """Found in the audit: the Email Activity API allows a few requests a minute, and its
+    first 429 ended the asking ("going on with the evidence already here"), so every later
+    uncertain batch was re-sent by --retry-uncertain, to people SendGrid had accepted."""
+    url, server = start_server(KEY)
+    try:
+        led, first = uncertain(engine, [1, 2])
+        led.sync(audience(5))
+        _, second = led.claim(SEG, [3, 4], "sendgrid")
+        led.recover()
+        accept(server, first, [1, 2])
+        accept(server, second, [3, 4])
+        server.activity_faults.extend([Fault("429", retry_after=0.2), Fault("500")])
+        check = check_uncertain(led, {"sendgrid": SendGridActivity(KEY, host=url)})
+        assert server.activity_requests == 4
+    finally:
+        server.stop()
+    assert (check.asked, dict(check.settled), check.notes) == (2, {"activity": 4}, [])
+    assert states(engine) == {"sent": 4, "pending": 1}
 
 
 def test_an_unavailable_api_is_its_own_error_class():

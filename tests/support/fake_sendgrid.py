@@ -16,8 +16,9 @@ appended to a JSON-lines file, so a test can count what a killed process really 
 scripts its next answers: "429" with Retry-After or X-RateLimit-Reset, "500", "503");
 ``GET /v3/messages`` answers like the Email Activity API from what was accepted (filtered by
 our ``send_id`` custom arg); ``activity`` set to "403" or "404" answers like an account
-without the add-on. With ``on_accept`` set, every accepted personalization is handed to it
-(the crash test turns them into signed webhook events for the real service).
+without the add-on, and ``activity_faults`` scripts its next answers as for the lists.
+With ``on_accept`` set, every accepted personalization is handed to it (the crash test
+turns them into signed webhook events for the real service).
 
 A fault plan scripts the next requests: 429 with Retry-After, 500, 413, 401, 400, a
 response slower than the client's timeout, or a dropped connection. For the slow and
@@ -113,6 +114,7 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.activity = "200"  # GET /v3/messages: "200", or "403"/"404" (no add-on)
         self.activity_requests = 0
+        self.activity_faults: collections.deque[Fault] = collections.deque()
         # GET /v3/suppression/<list>: {list: [{"email", "created", ...}]}; "403": no access
         self.suppression_lists: dict[str, list[dict]] = {}
         self.suppression_access = "200"
@@ -384,6 +386,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.activity_requests += 1
         if self.server.activity in ("403", "404"):
             self._send_json(int(self.server.activity), _error("access forbidden"))
+            return
+        with self.server.lock:
+            faults = self.server.activity_faults
+            fault = faults.popleft() if faults else None
+        if fault is not None:
+            self._send_json(int(fault.kind), _error("too many requests"), _rate_headers(fault))
             return
         params = parse_qs(url.query)
         query = (params.get("query") or [""])[0]
