@@ -138,6 +138,17 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
         )
 
 
+def _has_past_sessions(spec: Campaign) -> bool:
+    """Whether ``send`` needs --allow-past for this campaign (as load_campaign judges it)."""
+    today = dt.date.today()
+    return any(s.date < today for c in spec.courses for s in c.sessions)
+
+
+def _command_spec(spec: Campaign) -> str:
+    """The spec as the next command names it, with --allow-past when send would need it."""
+    return str(spec.source or spec.id) + (" --allow-past" if _has_past_sessions(spec) else "")
+
+
 def _running_send(ledger: Ledger) -> str | None:
     """Which live process holds the campaign's send lock ("process 4242 on host, since
     ..."), or None: while one runs, "To send the pending ones: equip-mailer send" would
@@ -183,8 +194,7 @@ def print_totals(
         if counts.get(state):
             parts.append(f"{label} {counts[state]:,}")
     console.print(f"Campaign {spec.id}: " + "; ".join(parts) + ".", markup=False, soft_wrap=True)
-    today = dt.date.today()  # as load_campaign judges "in the past"
-    past = any(s.date < today for c in spec.courses for s in c.sessions)
+    past = _has_past_sessions(spec)
     steps = next_steps(str(spec.source or spec.id), counts, allow_past=past) if advise else []
     for step in steps:
         console.print(step.text, markup=False, soft_wrap=True)
@@ -253,6 +263,16 @@ def _scheduled_batch(spec: Campaign, ledger: Ledger | None) -> str | None:
             markup=False,
             soft_wrap=True,
         )
+        running = _running_send(ledger) if ledger is not None else None
+        if running:  # what the manager wants then is to stop it: say how
+            console.print(
+                f"A send of this campaign is running now ({running}): to stop it, press "
+                f"Ctrl+C in the window where it runs (or stop that process). Nobody gets "
+                f"two copies: `equip-mailer send {_command_spec(spec)}` later sends the "
+                "rest.",
+                markup=False,
+                soft_wrap=True,
+            )
         return None
     if row.cancelled_at is not None:
         console.print(

@@ -43,6 +43,23 @@ def test_status_while_a_send_runs_says_so_instead_of_advising_another_send(proje
     engine.dispose()
 
 
+def test_cancel_while_a_send_runs_says_how_to_stop_it(project):
+    """Found in the audit: cancel during a send that goes straight away said only that such
+    mail 'cannot be recalled', leaving the manager with no way to stop the rest of it."""
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "5").exit_code == 0
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    with Ledger(engine, CID).lock():  # this test's process stands for a send in progress
+        during = run("cancel", spec(project), "--yes")
+    engine.dispose()
+    assert during.exit_code == 0, during.output
+    said = " ".join(during.output.split())
+    assert f"A send of this campaign is running now (process {os.getpid()} on" in said
+    assert "press Ctrl+C in the window where it runs" in said
+    assert f"`equip-mailer send {spec(project)} --allow-past` later sends the rest" in said
+    assert "cannot be recalled" in said  # what went already is gone
+    assert ledger_states(project) == {"sent": 5, "pending": ledger_states(project)["pending"]}
+
+
 def test_help_shows_examples():
     for command in ("status", "cancel"):
         text = run(command, "--help").output
