@@ -484,13 +484,14 @@ def _print_sent(run: SendRun, report: SendReport, campaign: Path) -> None:
         markup=False,
         soft_wrap=True,
     )
+    from equip_mailer.send.dispatch import resume_hint
     from equip_mailer.send.ledger import Ledger
 
     print_totals(run.spec, Ledger(run.engine, run.spec.id))
     if report.stopped:
         raise EquipError(
             f"sending stopped: {report.stopped}",
-            hint=report.hint or f"Run `equip-mailer send {campaign}` again to carry on.",
+            hint=report.hint or resume_hint(run.spec, report.uncertain > 0),
         )
 
 

@@ -332,12 +332,20 @@ def _finish(ledger: Ledger, batch_db_id: int, state: BatchState, **kw: Any) -> N
 
 
 def resume_hint(campaign: Campaign, uncertain: bool) -> str:
+    """How to carry on, with commands that run as shown (--allow-past when the campaign has
+    sessions before today, or send refuses it)."""
     src = str(campaign.source) if campaign.source else campaign.id
-    text = f"Run `equip-mailer send {src}` again to carry on: nothing already sent goes twice."
+    today = dt.date.today()  # as load_campaign judges "in the past"
+    past = (
+        " --allow-past" if any(s.date < today for c in campaign.courses for s in c.sessions) else ""
+    )
+    text = (
+        f"Run `equip-mailer send {src}{past}` again to carry on: nothing already sent goes twice."
+    )
     if uncertain:
         text += (
             " Recipients of batches with no answer are left out (SendGrid may have accepted "
-            "them); see `equip-mailer status`, and add --retry-uncertain only if you "
+            f"them); see `equip-mailer status {src}`, and add --retry-uncertain only if you "
             "accept that some of them may get two copies."
         )
     return text

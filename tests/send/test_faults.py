@@ -194,6 +194,12 @@ def test_error_budget_pauses_with_how_to_resume(env):
     assert "paused after 3 batches" in result.output
     assert "equip-mailer send" in result.output and "--retry-uncertain" in result.output
     assert "Traceback" not in result.output
+    # Found in the audit: the hint's commands could not run as shown (the demo's sessions
+    # are past, so send needs --allow-past; status needs the campaign)
+    spec = project / "campaigns" / f"{CID}.yaml"
+    hint = " ".join(result.output.split("Hint:", 1)[1].split())
+    assert f"`equip-mailer send {spec} --allow-past` again" in hint
+    assert f"`equip-mailer status {spec}`" in hint
     rows, _ = ledger_view(project)
     assert Counter(rows.values()) == Counter({"uncertain": 75, "pending": len(rows) - 75})
     result = send(project)  # carry on: the uncertain 75 stay, so the exit status says so
