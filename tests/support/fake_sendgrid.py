@@ -65,6 +65,8 @@ class Fault:
     rate_limit_reset: float | None = None  # 429: X-RateLimit-Reset, seconds from now
     seconds: float = 2.0  # slow: how long to stall
     accept: bool | None = None  # slow/drop: record the mail before going quiet?
+    message: str | None = None  # an error status: SendGrid's message instead of the default
+    field: str | None = None  # ...and the field it names (e.g. "personalizations.3.to")
 
     def accepts(self) -> bool:
         if self.accept is not None:
@@ -501,7 +503,8 @@ class _Handler(BaseHTTPRequestHandler):
                 500: "Internal Server Error",
                 503: "Service Unavailable",
             }
-            self._send_json(status, _error(messages.get(status, "error")), headers)
+            message = fault.message or messages.get(status, "error")
+            self._send_json(status, _error(message, fault.field), headers)
             return
         try:
             body = json.loads(raw)

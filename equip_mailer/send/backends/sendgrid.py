@@ -10,6 +10,7 @@ cancelling) go through the same client and the same error wording.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import http.client
 import json
 import logging
@@ -91,6 +92,53 @@ def sendgrid_errors(body: bytes | str | None) -> str:
     except (ValueError, AttributeError, TypeError):
         pass
     return mask_addresses(text.strip()[:300])
+
+
+# SendGrid's field (the first part of its JSON path) -> what to change, in the spec's words
+_SPEC_FIELDS = {
+    "from": "the sender, `from` in the campaign file (its domain must be authenticated in "
+    "SendGrid)",
+    "reply_to": "`reply_to` in the campaign file",
+    "subject": "the subject, `subject` in the campaign file (or its segment's)",
+    "asm": "`sendgrid.asm_group_id` in the campaign file (an unsubscribe group of this "
+    "SendGrid account)",
+    "categories": "`sendgrid.categories` in the campaign file",
+    "send_at": "`sendgrid.send_at` in the campaign file",
+    "batch_id": "`sendgrid.send_at` in the campaign file",
+    "content": "the email's content (the campaign file's text, or templates/)",
+}
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def what_to_change(errors: bytes | str | None, body: dict[str, Any]) -> str | None:
+    """For a 400, what the manager should change, from the first field SendGrid names: a
+    spec key, or the reader (masked) a personalization stands for; "" when the field is a
+    part of the request equip-mailer builds itself; None when SendGrid named no field."""
+    from equip_mailer.config import mask_email
+
+    try:
+        text = errors.decode("utf-8", "replace") if isinstance(errors, bytes) else errors
+        fields = [str(e["field"]) for e in json.loads(text or "")["errors"] if e.get("field")]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not fields:
+        return None
+    parts = fields[0].split(".")
+    if parts[0] == "personalizations" and len(parts) > 2 and parts[1].isdigit():
+        n = int(parts[1])
+        people = body.get("personalizations") or []
+        if parts[2] in ("to", "cc", "bcc") and n < len(people):
+            to = (people[n].get("to") or [{}])[0].get("email", "")
+            return (
+                f"the recipient address {mask_email(str(to))} (the {_ordinal(n + 1)} in "
+                "this batch): correct or remove it in its list"
+            )
+    return _SPEC_FIELDS.get(parts[0], "")
 
 
 _REFUSALS = {
@@ -269,7 +317,10 @@ def post_mail(
                 if attempt < retry.attempts and wait <= retry.max_wait:
                     sleep(wait)
                     continue
-            return _refused(status, sendgrid_errors(exc.body), what, attempt)
+            result = _refused(status, sendgrid_errors(exc.body), what, attempt)
+            if status == 400:
+                return _with_change(result, what_to_change(exc.body, body))
+            return result
         except (OSError, http.client.HTTPException) as exc:
             return _no_answer(exc, what, attempt, host)
         if 200 <= resp.status_code < 300:
@@ -374,6 +425,20 @@ def _refused(status: int, detail: str, what: str, attempt: int) -> BatchResult:
         error=template.format(what=what, detail=detail or "no detail"),
         hint=hint,
     )
+
+
+def _with_change(result: BatchResult, change: str | None) -> BatchResult:
+    """A 400's hint naming what to change (see ``what_to_change``)."""
+    if change is None:
+        return result
+    retried = "recipients of this batch were not sent and will be retried."
+    hint = (
+        f"Change {change}, then run the same command again; {retried}"
+        if change
+        else "SendGrid refused a part of the request that equip-mailer builds itself, not "
+        f"in the campaign: report it with this message. {retried.capitalize()}"
+    )
+    return dataclasses.replace(result, hint=hint)
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -150,6 +150,36 @@ def test_refusals_stop_with_the_batch_named(sg, kind, words):
     assert server.requests == 1  # no retry
 
 
+@pytest.mark.parametrize(
+    "field, change",
+    [
+        ("personalizations.1.to", "the recipient address p***@e***.org (the 2nd in this batch)"),
+        ("asm.group_id", "`sendgrid.asm_group_id` in the campaign file"),
+        ("from.email", "the sender, `from` in the campaign file"),
+        ("send_at", "`sendgrid.send_at` in the campaign file"),
+    ],
+)
+def test_a_400_says_what_to_change_in_the_campaigns_words(sg, field, change):
+    """Found in the audit: a 400 showed SendGrid's JSON path ("field
+    personalizations.1.to") and 'Fix the campaign or list': the manager could not tell which
+    reader's address, or which line of the spec, to change."""
+    url, server = sg
+    server.plan(Fault("400", message="Does not contain a valid address.", field=field))
+    result = backend(url).send_batch(batch(3))
+    assert result.state == "failed" and result.stop and result.status == 400
+    assert f"(field {field})" in result.error  # SendGrid's own words stay, for support
+    assert result.hint.startswith(f"Change {change}")
+    assert "will be retried" in result.hint
+    assert "@example.org" not in result.error + result.hint
+
+
+def test_a_400_about_what_equip_mailer_builds_says_so(sg):
+    url, server = sg
+    server.plan(Fault("400", message="Invalid type.", field="tracking_settings.open_tracking"))
+    result = backend(url).send_batch(batch(1))
+    assert "not in the campaign" in result.hint and "report it" in result.hint
+
+
 def test_a_wrong_key_gets_sendgrids_own_message(sg):
     url, _ = sg
     result = backend(url, key="SG.wrong").send_batch(batch(1))
