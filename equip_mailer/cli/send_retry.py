@@ -59,6 +59,12 @@ def settle_before_retry(run: SendRun, ledger: Ledger) -> SendOptions:
     )
     if run.now:
         resend = ripe_people + young_people
+        if not resend:
+            console.print(
+                "--now: nobody is left to re-send; SendGrid's evidence settled them all.",
+                markup=False,
+            )
+            return replace(run.options, uncertain_before=None)
         why = (
             f" including {young_people:,} in batches younger than the settling period "
             f"({minutes} min), whose events may still be on the way"

@@ -172,6 +172,20 @@ def test_retry_uncertain_asks_sendgrid_and_resends_nobody_it_accepted(env, monke
     assert set(states) == {"sent"} and server.emails().most_common(1)[0][1] == 1
 
 
+def test_retry_now_with_everyone_proved_warns_of_no_second_copies(env):
+    """Found in the audit: with every uncertain recipient proved by asking, --now still said
+    're-sending 0 recipients ...; if SendGrid did accept them, they get a second copy'."""
+    project, server = env
+    server.plan(Fault("slow", seconds=1.5, accept=True))
+    assert send(project).exit_code == 3
+    result = send(project, "--retry-uncertain", "--now")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "still without evidence: 0" in out
+    assert "--now: nobody is left to re-send" in out and "second copy" not in out
+    assert set(check_exactly_once(project, server, "slow, proved, --now")) == {"sent"}
+
+
 def test_without_the_activity_add_on_the_retry_says_so_in_one_line(env, monkeypatch):
     project, server = env
     monkeypatch.setenv("EQUIP_UNCERTAIN_SETTLE_MINUTES", "0")
