@@ -113,13 +113,17 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
         proved = evidence.get(b.id)
         if not b.still and not (proved and proved.size > proved.still):
             continue
-        settled = (
-            f"; settled since by SendGrid's events {proved.by_events:,}, by asking "
-            f"{proved.by_asking:,}"
-            + (f" ({proved.dropped:,} dropped by SendGrid)" if proved.dropped else "")
-            if proved
-            else ""
-        )
+        settled = ""
+        if proved:
+            # the rest were re-sent (--retry-uncertain: their rows are in a newer batch),
+            # suppressed or taken off the lists since
+            gone = proved.size - proved.by_events - proved.by_asking - proved.still
+            settled = (
+                f"; settled since by SendGrid's events {proved.by_events:,}, by asking "
+                f"{proved.by_asking:,}"
+                + (f" ({proved.dropped:,} dropped by SendGrid)" if proved.dropped else "")
+                + (f"; re-sent or left out since: {gone:,}" if gone > 0 else "")
+            )
         console.print(
             f"Batch {b.send_id} ({b.segment}, {b.created_at:%Y-%m-%d %H:%M} UTC, "
             f"{b.size:,} recipients): {b.error or 'no detail'}{settled}; "

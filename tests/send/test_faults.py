@@ -155,6 +155,11 @@ def test_retry_uncertain_waits_for_the_settling_period_then_sends_the_unproven(e
     assert "they get a second copy" in out
     states = check_exactly_once(project, server, "drop, then --retry-uncertain --now")
     assert set(states) == {"sent"}
+    # Found in the audit: status then showed the batch's 25 as settled by nobody and
+    # uncertain none, without saying where they went
+    shown = CliRunner().invoke(main, ["status", str(project / "campaigns" / f"{CID}.yaml")])
+    said = " ".join(shown.output.split())
+    assert "by asking 0; re-sent or left out since: 25; still uncertain: 0." in said
 
 
 def test_retry_uncertain_asks_sendgrid_and_resends_nobody_it_accepted(env, monkeypatch):
