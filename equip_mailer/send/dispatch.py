@@ -9,8 +9,8 @@ the loop spent most of a second per 100,000 waiting for answers, and a real Send
 latency adds up batch after batch (the outbox's writers likewise waited for the ledger). The
 cost is on a crash: every batch in flight then is *uncertain* (two at most, not one). A
 stop, a pause or an error never leaves a claimed batch unsent: no new batch is claimed once
-the run is ending, and the answers of those already sent are waited for and recorded (except
-after Ctrl+C).
+the run is ending, and the answers of those already sent are waited for and recorded (after
+Ctrl+C, for a moment only: a request waiting to retry is then not posted again).
 
 An error budget pauses the run when too many batches fail or end uncertain, instead of
 burning through the list (listmonk's lesson); the message says how to carry on.
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BAD_BATCHES = 3
 MAX_IN_FLIGHT = 8  # the most EQUIP_IN_FLIGHT may ask for
 FINISH_TRIES = 4  # recording an answer: tries, with a short backoff between
+STOP_GRACE = 1.0  # seconds after Ctrl+C for an interrupted request's answer
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,9 @@ class _Run:
                 if self.paused:  # a batch recorded after the pause may have been uncertain
                     self.report.hint = resume_hint(self.campaign, self.report.uncertain > 0)
             except BaseException as exc:
+                interrupt = getattr(backend, "interrupt", None)
+                if isinstance(exc, KeyboardInterrupt) and interrupt is not None:
+                    interrupt()  # a request waiting to retry ends now, not sent
                 while flights:
                     self.abandon(flights.popleft(), exc)
                 raise
@@ -302,11 +306,12 @@ class _Run:
 
     def abandon(self, flight: _Flight, exc: BaseException) -> None:
         """The run is ending on an exception with a request in flight. The request goes on
-        regardless: wait for its real answer and record it (unless Ctrl+C), rather than
-        calling a batch uncertain that may well come back 202."""
+        regardless: wait for its real answer and record it (after Ctrl+C, for a moment
+        only), rather than calling a batch uncertain that may well come back 202."""
         future = flight.future
-        if not isinstance(exc, KeyboardInterrupt):
-            wait([future])
+        # After Ctrl+C only a moment: a request that was waiting to retry answers at once
+        # (the backend was interrupted); one on the wire is left uncertain.
+        wait([future], timeout=STOP_GRACE if isinstance(exc, KeyboardInterrupt) else None)
         if future.done() and future.exception() is None:
             self.settle(flight, future.result())  # the answer came: record it
         else:

@@ -13,6 +13,9 @@ tests at the end do the same with two in flight, a real send's default.
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -203,6 +206,42 @@ def test_without_the_activity_add_on_the_retry_says_so_in_one_line(env, monkeypa
     assert "Email Activity API is not available to this account or key (HTTP 403" in note
     assert "Error" not in result.output
     assert set(check_exactly_once(project, server, "403 from the activity API")) == {"sent"}
+
+
+def test_ctrl_c_during_a_rate_limit_wait_stops_at_once_and_posts_nothing_more(env):
+    """Found in the audit: Ctrl+C while a batch waited out SendGrid's Retry-After printed
+    "Stopped" and then hung until the wait was over (up to 2 minutes a try), and then
+    posted the batch anyway: mail sent after the manager stopped the run. The batch had
+    only been answered 429, so it is not sent, not uncertain: the next run sends it."""
+    project, server = env
+    assert send(project, "--limit", "50").exit_code == 0
+    server.plan(Fault("429", retry_after=20))
+    spec = project / "campaigns" / f"{CID}.yaml"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("equip-mailer")), "send", str(spec)]
+        + ["--allow-past", "--yes", "--no-service-check"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while server.statuses[429] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    asked = server.requests
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    took = time.monotonic() - started
+    assert proc.returncode == 130 and "Stopped" in err
+    assert took < 5, f"took {took:.1f} s to stop"
+    assert server.requests == asked  # nothing posted after Ctrl+C
+    rows, batch_states = ledger_view(project)
+    assert Counter(rows.values())["uncertain"] == 0 and batch_states["failed"] == 1
+    result = send(project)
+    assert result.exit_code == 0, result.output
+    assert set(check_exactly_once(project, server, "Ctrl+C in a 429 wait")) == {"sent"}
 
 
 def test_error_budget_pauses_with_how_to_resume(env):

@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
 import urllib.error
 from collections.abc import Callable
@@ -182,14 +183,21 @@ class SendGridBackend:
         host: str = "https://api.sendgrid.com",
         timeout: float = 30.0,
         retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ):
         self.mail = mail
         self.host = host.rstrip("/")
         self.timeout = float(timeout)
         self.retry = retry
-        self.sleep = sleep
+        # set by ``interrupt``: a wait before a retry ends at once, and nothing more is posted
+        self.stopping = threading.Event()
+        self.sleep = sleep if sleep is not None else self.stopping.wait
         self.sg = client(api_key, self.host, self.timeout)
+
+    def interrupt(self) -> None:
+        """The run is being stopped (Ctrl+C): requests waiting out a 429 or a 5xx end now,
+        not sent, instead of posting their batch after the manager stopped the run."""
+        self.stopping.set()
 
     # -- scheduling --------------------------------------------------------------------
     def create_batch_id(self) -> str:
@@ -227,6 +235,7 @@ class SendGridBackend:
             timeout=self.timeout,
             retry=self.retry,
             sleep=self.sleep,
+            stopping=self.stopping,
         )
 
 
@@ -297,17 +306,27 @@ def post_mail(
     host: str,
     timeout: float,
     retry: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
+    stopping: threading.Event | None = None,
 ) -> BatchResult:
     """POST /v3/mail/send once, retrying 429/5xx, and classify the answer (sent, failed,
-    uncertain) in the one place both campaign batches and single notices share."""
+    uncertain) in the one place both campaign batches and single notices share. Once
+    ``stopping`` is set, nothing more is posted: the batch ends failed (not sent)."""
     from python_http_client.exceptions import HTTPError
 
     endpoint = mail_send_endpoint(sg)
     encoded = encode_body(body)
     attempt = 0
+    last = ""
     while True:
         attempt += 1
+        if stopping is not None and stopping.is_set():
+            return BatchResult(
+                "failed",
+                attempts=attempt - 1,
+                stop=True,
+                error=f"the run was stopped before {what} was posted{last}; it was not sent",
+            )
         try:
             resp = endpoint.post(request_body=encoded, timeout=timeout)
         except HTTPError as exc:
@@ -316,6 +335,7 @@ def post_mail(
                 wait = retry.delay(attempt, exc.headers)
                 if attempt < retry.attempts and wait <= retry.max_wait:
                     sleep(wait)
+                    last = f" again (SendGrid had answered HTTP {status})"
                     continue
             result = _refused(status, sendgrid_errors(exc.body), what, attempt)
             if status == 400:
