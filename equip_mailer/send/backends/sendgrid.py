@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import datetime as dt
 import http.client
 import json
 import logging
@@ -265,7 +266,7 @@ def call(
                 if attempt < retry.attempts and wait <= retry.max_wait:
                     sleep(wait)
                     continue
-            times = f" {attempt} times" if attempt > 1 else ""
+            times = f" {_times(attempt)}" if attempt > 1 else ""
             raise DeliveryError(
                 f"SendGrid answered HTTP {status} while {what}{times}: "
                 f"{sendgrid_errors(exc.body) or 'no detail'}",
@@ -337,6 +338,8 @@ def post_mail(
                     sleep(wait)
                     last = f" again (SendGrid had answered HTTP {status})"
                     continue
+                if status == 429 and wait > retry.max_wait:
+                    return _rate_limited(wait, retry.max_wait, what, attempt)
             result = _refused(status, sendgrid_errors(exc.body), what, attempt)
             if status == 400:
                 return _with_change(result, what_to_change(exc.body, body))
@@ -419,6 +422,34 @@ def _no_answer(exc: BaseException, what: str, attempt: int, host: str) -> BatchR
     )
 
 
+def _rate_limited(wait: float, most: float, what: str, attempt: int) -> BatchResult:
+    """A 429 asking for longer than a send waits: every batch after it would be refused the
+    same way, so the run stops and says when SendGrid will take mail again."""
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+    return BatchResult(
+        "failed",
+        status=429,
+        attempts=attempt,
+        stop=True,
+        error=f"SendGrid's rate limit: it asked to wait {_duration(wait)} before {what} is "
+        f"tried again, longer than a send waits ({_duration(most)}); it was not sent",
+        hint=f"Run the same command again after {after:%H:%M} UTC: nothing already sent "
+        "goes twice.",
+    )
+
+
+def _duration(seconds: float) -> str:
+    """500 -> '8 min 20 s', 120 -> '2 min', 42 -> '42 s'."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes)
+    return " ".join(parts + [f"{secs} s"] * bool(secs or not parts))
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
 def _retryable(status: int) -> bool:
     return status == 429 or 500 <= status < 600
 
@@ -431,7 +462,7 @@ def _refused(status: int, detail: str, what: str, attempt: int) -> BatchResult:
             "failed",
             status=status,
             attempts=attempt,
-            error=f"SendGrid answered HTTP {status} to {what} {attempt} times "
+            error=f"SendGrid answered HTTP {status} to {what} {_times(attempt)} "
             f"(last: {detail or 'no detail'}); it was not accepted",
         )
     template, hint = _REFUSALS.get(

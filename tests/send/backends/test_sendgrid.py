@@ -123,6 +123,33 @@ def test_x_ratelimit_reset_is_honoured(sg):
     assert 0.5 <= waits[0] <= 2.5
 
 
+def test_a_rate_limit_longer_than_a_send_waits_stops_the_run_saying_when_to_go_on(sg):
+    """Found in the audit: a 429 asking for more than the 2 minutes a send waits failed the
+    batch ('answered HTTP 429 ... 1 times') and the run went straight on to the next
+    batches, which SendGrid refused the same way, until the error budget paused it; nothing
+    said how long SendGrid wanted, or when to run again."""
+    url, server = sg
+    server.plan(Fault("429", retry_after=500))
+    waits: list[float] = []
+    wait = dt.timedelta(seconds=500)
+    before = dt.datetime.now(dt.UTC) + wait
+    result = backend(url, sleeps=waits).send_batch(batch(2))
+    after = dt.datetime.now(dt.UTC) + wait
+    assert result.state == "failed" and result.stop and result.status == 429
+    assert waits == [] and server.requests == 1
+    assert "asked to wait 8 min 20 s" in result.error and "it was not sent" in result.error
+    assert result.hint in {
+        f"Run the same command again after {when:%H:%M} UTC: nothing already sent goes twice."
+        for when in (before, after)
+    }
+    server.plan(Fault("503"))  # a 5xx is about one request: the run goes on
+    result = backend(url, sleeps=waits, attempts=1).send_batch(batch(2))
+    assert result.state == "failed" and not result.stop
+    assert "answered HTTP 503 to batch s1 (segment getting-started, 2 recipients) once" in (
+        result.error
+    )
+
+
 def test_5xx_every_time_fails_without_stopping(sg):
     url, server = sg
     server.plan(*[Fault("500")] * 4)
