@@ -61,10 +61,38 @@ def status(campaign: Path, allow_past: bool, check_sendgrid: bool, outbox_dir: P
     if ledger is None or ledger.campaign_row() is None:
         console.print(f"Campaign {spec.id} has not been sent yet (no ledger rows).", markup=False)
         return
+    _recover_a_stopped_send(ledger)
     ledger.settle()  # events that came while nobody was looking (clicks, a late webhook)
     if check_sendgrid:
         ask_about_uncertain(spec, cfg, outbox_dir or cfg.outbox, ledger)
     print_status(spec, ledger)
+
+
+def _recover_a_stopped_send(ledger: Ledger) -> None:
+    """Batches a killed send left in flight become uncertain now, as the next send would
+    make them, so that status counts them, advises on them and --check-sendgrid asks
+    about them. Not while a send runs: its batches are really in flight."""
+    from equip_mailer.errors import DeliveryError
+
+    if not ledger.counts().get("in_flight") or _running_send(ledger):
+        return
+    known = {b.id for b in ledger.uncertain_batches()}
+    try:
+        with ledger.lock():
+            ledger.recover()
+    except DeliveryError:  # a send started meanwhile
+        return
+    new = [b for b in ledger.uncertain_batches() if b.id not in known]
+    if new:
+        people = sum(b.size for b in new)
+        proved = sum(b.size - b.still for b in new)
+        console.print(
+            f"{people:,} recipient{'s' if people != 1 else ''} in {len(new)} batch(es) were "
+            "in flight when a send stopped: they are uncertain now (SendGrid may or may not "
+            f"have accepted them); {proved:,} proved accepted by SendGrid's events already.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def ask_about_uncertain(spec: Campaign, cfg: Settings, outbox_dir: Path, ledger: Ledger) -> None:

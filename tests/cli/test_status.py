@@ -60,6 +60,25 @@ def test_cancel_while_a_send_runs_says_how_to_stop_it(project):
     assert ledger_states(project) == {"sent": 5, "pending": ledger_states(project)["pending"]}
 
 
+def test_status_after_a_killed_send_turns_its_batches_in_flight_uncertain(project):
+    """Found in the audit: after a send was killed, status counted "in flight 2" with no
+    send running and no advice, and --check-sendgrid did not ask about them (only
+    uncertain batches are asked about), until the next send recovered them."""
+    assert run("send", spec(project), "--allow-past", "--yes", "--limit", "3").exit_code == 0
+    engine = open_store(f"sqlite:///{project / 'equip.db'}")
+    dead = Ledger(engine, CID)  # a run that claimed a batch and was killed before recording
+    [row, row2] = dead.next_rows("getting-started", 2)
+    dead.claim("getting-started", [row.id, row2.id], "outbox")
+    engine.dispose()
+    shown = run("status", spec(project))
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert "2 recipients in 1 batch(es) were in flight when a send stopped" in said
+    assert "in flight 2" not in said and "uncertain 2 in 1 batch(es)" in said
+    assert f"equip-mailer status {spec(project)} --check-sendgrid" in said
+    assert ledger_states(project)["uncertain"] == 2
+
+
 def test_help_shows_examples():
     for command in ("status", "cancel"):
         text = run(command, "--help").output
