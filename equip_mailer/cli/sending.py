@@ -43,6 +43,8 @@ from equip_mailer.cli.send_retry import (
 from equip_mailer.cli.status import print_totals
 from equip_mailer.errors import EquipError
 
+LONG_WAIT = 2.0  # seconds: a wait for SendGrid at least this long is said on screen
+
 if TYPE_CHECKING:
     from rich.table import Table
     from sqlalchemy.engine import Engine
@@ -428,6 +430,7 @@ def _run_with_progress(run: SendRun, ledger: Ledger, transport: Backend, total: 
     """Send, with a progress bar (sent, rate, ETA) when there is a terminal to show it."""
     import time
 
+    from equip_mailer.send.backends.sendgrid import describe_wait
     from equip_mailer.send.dispatch import run_send
 
     bar = progress_bar("Sending")
@@ -440,6 +443,15 @@ def _run_with_progress(run: SendRun, ledger: Ledger, transport: Backend, total: 
         if bar is not None and task is not None:
             elapsed = max(1e-6, time.monotonic() - started)
             bar.update(task, advance=n, rate=f"{done_n[0] / elapsed:,.0f}")
+
+    def waiting(seconds: float, status: int, what: str) -> None:
+        if seconds >= LONG_WAIT:  # shorter ones pass before anyone wonders
+            (bar.console if bar is not None else console).print(
+                describe_wait(seconds, status, what), markup=False, soft_wrap=True
+            )
+
+    if hasattr(transport, "waiting"):
+        transport.waiting = waiting
 
     def go() -> SendReport:
         return run_send(

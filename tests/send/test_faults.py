@@ -109,6 +109,21 @@ def test_429_burst_with_retry_after_then_500s_all_sent_once(env):
     assert server.statuses[202] == server.requests - 5  # the 6th try of batch 1 went through
 
 
+def test_a_long_wait_for_sendgrid_is_said_not_a_silent_stall(env):
+    """Found in the audit: while a batch waited out a Retry-After (up to 2 minutes a try)
+    the progress bar, or a cron job's log, showed nothing at all: a frozen run, to the
+    manager, that they would stop. Waits of a few seconds or more are said."""
+    project, server = env
+    server.plan(Fault("429", retry_after=2.5), Fault("429", retry_after=0.1))
+    result = send(project, "--limit", "50")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "asked to wait" in line]
+    assert len(said) == 1, result.output  # the short wait is not worth a line
+    assert said[0].startswith("SendGrid asked to wait 3 s (HTTP 429: too many requests) ")
+    assert "before trying batch " in said[0] and "(segment getting-started, 25 " in said[0]
+    assert said[0].endswith(" again; the run goes on by itself.")
+
+
 def test_slow_answers_and_dropped_connections_end_uncertain_never_resent(env):
     project, server = env
     server.plan(Fault("slow", seconds=1.5, accept=True), Fault("drop", accept=False))

@@ -15,6 +15,7 @@ import datetime as dt
 import http.client
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -193,6 +194,9 @@ class SendGridBackend:
         # set by ``interrupt``: a wait before a retry ends at once, and nothing more is posted
         self.stopping = threading.Event()
         self.sleep = sleep if sleep is not None else self.stopping.wait
+        # told of each wait before a retry (seconds, HTTP status, the batch): the progress
+        # bar says so, rather than standing still for minutes
+        self.waiting: Callable[[float, int, str], None] | None = None
         self.sg = client(api_key, self.host, self.timeout)
 
     def interrupt(self) -> None:
@@ -237,6 +241,7 @@ class SendGridBackend:
             retry=self.retry,
             sleep=self.sleep,
             stopping=self.stopping,
+            waiting=self.waiting,
         )
 
 
@@ -309,6 +314,7 @@ def post_mail(
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], object] = time.sleep,
     stopping: threading.Event | None = None,
+    waiting: Callable[[float, int, str], None] | None = None,
 ) -> BatchResult:
     """POST /v3/mail/send once, retrying 429/5xx, and classify the answer (sent, failed,
     uncertain) in the one place both campaign batches and single notices share. Once
@@ -335,6 +341,8 @@ def post_mail(
             if _retryable(status):
                 wait = retry.delay(attempt, exc.headers)
                 if attempt < retry.attempts and wait <= retry.max_wait:
+                    if waiting is not None:
+                        waiting(wait, status, what)
                     sleep(wait)
                     last = f" again (SendGrid had answered HTTP {status})"
                     continue
@@ -435,6 +443,15 @@ def _rate_limited(wait: float, most: float, what: str, attempt: int) -> BatchRes
         f"tried again, longer than a send waits ({_duration(most)}); it was not sent",
         hint=f"Run the same command again after {after:%H:%M} UTC: nothing already sent "
         "goes twice.",
+    )
+
+
+def describe_wait(wait: float, status: int, what: str) -> str:
+    """One line for a wait before a retry, for the manager watching the run."""
+    why = f"HTTP {status}" + (": too many requests" if status == 429 else ": a server error")
+    return (
+        f"SendGrid asked to wait {_duration(math.ceil(wait))} ({why}) before trying {what} "
+        "again; the run goes on by itself."
     )
 
 
