@@ -317,20 +317,32 @@ def _print_dry_run(run: SendRun, audience: Audience, keys: set[str]) -> None:
             "Nothing to send: everyone on the lists already has this campaign.", markup=False
         )
         return
-    console.print(
-        f"Backend {run.backend_name}; {summary.requests} request(s) of at most "
-        f"{options.batch_size} recipients. First request: segment "
-        f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
-        f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
-        f"{summary.content_bytes / 1024:,.1f} KiB).",
-        markup=False,
-        soft_wrap=True,
-    )
-    console.print(
-        "Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
-        markup=False,
-        soft_wrap=True,
-    )
+    if run.backend_name == "outbox":  # the manager's rehearsal: files, not API requests
+        total = sum(summary.counts.values())
+        to = summary.example.get("to") or [{}]
+        console.print(
+            f"A real run would write {total:,} email file{'s' if total != 1 else ''} (.eml) "
+            f"into {run.cfg.outbox / spec.id}, {options.batch_size:,} at most at a time; the "
+            f"first, to {to[0].get('email', '?')}, gets the {summary.first_segment} version "
+            "with their own name, links and unsubscribe link.",
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"Backend {run.backend_name}; {summary.requests} request(s) of at most "
+            f"{options.batch_size} recipients. First request: segment "
+            f"{summary.first_segment}, {summary.first_personalizations} personalizations, "
+            f"{summary.first_request_bytes / 1024:,.1f} KiB JSON (shared content "
+            f"{summary.content_bytes / 1024:,.1f} KiB).",
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(
+            "Example personalization: " + json.dumps(summary.example, ensure_ascii=False),
+            markup=False,
+            soft_wrap=True,
+        )
     if when := _scheduled_for(run):
         console.print(
             f"A real run would schedule them with SendGrid to go at {when}.", markup=False

@@ -175,9 +175,12 @@ def test_dry_run_writes_nothing(project):
     result = run("send", spec(project), "--allow-past", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "Dry run: nothing was sent" in result.output
-    assert "personalizations" in result.output and "KiB JSON" in result.output
-    example = result.output.split("Example personalization: ", 1)[1]
-    assert "@" in example and "nhs.example" not in example  # masked
+    # in the manager's words for the outbox: files, not SendGrid's personalizations and JSON
+    said = " ".join(result.output.split())
+    assert f"A real run would write 334 email files (.eml) into {project / 'outbox' / CID}," in said
+    assert "personalization" not in said and "KiB JSON" not in said
+    first = said.split("the first, to ", 1)[1].split(",", 1)[0]
+    assert "@" in first and "nhs.example" not in first  # masked
     assert outbox_files(project) == []
     # Found in the audit: a dry run before any send left an empty database file behind.
     assert not list(project.glob("equip.db*"))
