@@ -33,7 +33,7 @@ def test_the_details_file_holds_no_personal_data(demo_project, monkeypatch):
 
     from equip_mailer.send.ledger import Ledger
 
-    def failing_sync(self, by_segment, suppressed):
+    def failing_sync(self, by_segment, suppressed=(), in_file=()):
         reader = next(iter(by_segment.values()))[0]
         with self.engine.begin() as conn:  # a real database error carrying a real row
             conn.execute(
