@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -223,30 +224,21 @@ async def unsubscribe_post(request: Request) -> Response:
     except TooLarge:
         return page("Request too large", "<p>That request was too large.</p>", 413)
 
-    def work() -> tuple[Recipient | None, bool]:
-        with svc.writing, svc.engine.begin() as conn:
-            who = find_recipient(conn, svc.link_key, token)
-            if who is None or who.ledger_id == TEST_RECIPIENT:
-                return who, False
-            return who, unsubscribe(
-                conn,
-                svc.link_key,
-                who,
-                method="POST",
-                user_agent=request.headers.get("user-agent"),
-                ip=client_ip(request),
-            )
+    def act(conn: Connection, who: Recipient) -> bool:
+        return unsubscribe(
+            conn,
+            svc.link_key,
+            who,
+            method="POST",
+            user_agent=request.headers.get("user-agent"),
+            ip=client_ip(request),
+        )
 
     try:
-        who, added = await run_in_threadpool(work)
+        who, added = await _change(svc, token, act)
     except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
         log.error("could not record an unsubscribe (%s)", db_error(exc))
-        return page(
-            "Please try again",
-            "<p>Something went wrong on our side and you are "
-            "<strong>not</strong> unsubscribed yet. Please try again in a minute.</p>",
-            500,
-        )
+        return _not_done("unsubscribed")
     if who is None:
         return not_found()
     if who.ledger_id == TEST_RECIPIENT:
@@ -258,6 +250,32 @@ async def unsubscribe_post(request: Request) -> Response:
         "You are unsubscribed",
         f"<p>{html.escape(who.shown)} will not get any more EQUIP course emails.</p>"
         + (_take_back_form(token) if undoable else ""),
+    )
+
+
+async def _change(
+    svc: Service, token: str, act: Callable[[Connection, Recipient], bool]
+) -> tuple[Recipient | None, bool]:
+    """Find the token's recipient and ``act`` on them in one write transaction, answered
+    only once stored (the page says it is done); (None or the test recipient, False) if
+    there is nobody to change."""
+
+    def work() -> tuple[Recipient | None, bool]:
+        with svc.writing, svc.engine.begin() as conn:
+            who = find_recipient(conn, svc.link_key, token)
+            if who is None or who.ledger_id == TEST_RECIPIENT:
+                return who, False
+            return who, act(conn, who)
+
+    return await run_in_threadpool(work)
+
+
+def _not_done(what: str) -> Response:
+    return page(
+        "Please try again",
+        f"<p>Something went wrong on our side and you are <strong>not</strong> {what} yet. "
+        "Please try again in a minute.</p>",
+        500,
     )
 
 
@@ -274,24 +292,11 @@ async def resubscribe_post(request: Request) -> Response:
     """The page's "Subscribe again": lifts only what this link's unsubscribe made."""
     svc = Service.of(request)
     token = request.path_params["token"]
-
-    def work() -> tuple[Recipient | None, bool]:
-        with svc.writing, svc.engine.begin() as conn:
-            who = find_recipient(conn, svc.link_key, token)
-            if who is None or who.ledger_id == TEST_RECIPIENT:
-                return who, False
-            return who, resubscribe(conn, who)
-
     try:
-        who, lifted = await run_in_threadpool(work)
+        who, lifted = await _change(svc, token, resubscribe)
     except Exception as exc:  # noqa: BLE001 - say plainly that it did not work
         log.error("could not record a resubscribe (%s)", db_error(exc))
-        return page(
-            "Please try again",
-            "<p>Something went wrong on our side and you are <strong>not</strong> "
-            "subscribed again yet. Please try again in a minute.</p>",
-            500,
-        )
+        return _not_done("subscribed again")
     if who is None:
         return not_found()
     if who.ledger_id == TEST_RECIPIENT:
