@@ -142,8 +142,9 @@ def unsubscribe(
 ) -> bool:
     """Suppress the address and record one ``unsubscribe`` event; True if newly suppressed.
 
-    The event's dedupe key is fixed per recipient, so a second POST adds nothing. For
-    someone ``forget`` erased, it is a count only, as their other events are kept.
+    The event's dedupe key is fixed per recipient and per time they took an unsubscribe
+    back (``resubscribe``), so a second POST adds nothing but leaving again is recorded.
+    For someone ``forget`` erased, it is a count only, as their other events are kept.
     """
     if who.erased:
         user_agent = ip = None
@@ -157,7 +158,7 @@ def unsubscribe(
         [
             {
                 "dedupe_key": hashlib.sha256(
-                    f"unsubscribe|tracker|{who.ledger_id}".encode()
+                    f"unsubscribe|tracker|{who.ledger_id}{_times_back(conn, who)}".encode()
                 ).hexdigest(),
                 "event": "unsubscribe",
                 "at": now,
@@ -175,6 +176,20 @@ def unsubscribe(
         ["dedupe_key"],
     )
     return added
+
+
+def _times_back(conn: Connection, who: Recipient) -> str:
+    """ "" until the reader first took an unsubscribe back (so keys stored before stay as
+    they were), then "|n" after n times, with any of their links."""
+    if not who.key:
+        return ""
+    theirs = sa.select(ledger.c.id).where(ledger.c.email_key == who.key)
+    n = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.event == "resubscribe", events.c.ledger_id.in_(theirs))
+    ).scalar_one()
+    return f"|{n}" if n else ""
 
 
 async def unsubscribe_page(request: Request) -> Response:

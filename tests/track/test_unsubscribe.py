@@ -103,6 +103,28 @@ def test_a_reader_who_unsubscribed_by_mistake_can_subscribe_again(service, campa
     assert [s.email_key for s in rows(engine, store.suppressions)] == [ANN]
 
 
+def test_leaving_again_after_subscribing_again_is_recorded(service, campaign, engine):
+    """Found in review: the unsubscribe event's dedupe key was fixed per recipient, so once
+    a reader had taken an unsubscribe back, leaving again suppressed them with no event:
+    their history ended on "resubscribe" while no mail went to them. Each change of mind is
+    an event; a repeated POST still adds nothing."""
+    _, client = service
+    path = campaign.unsubscribe_path(ANN)
+    client.post(path, content=b"List-Unsubscribe=One-Click")
+    client.post(f"{path}/resubscribe")
+
+    for _ in range(2):  # leaving again, and the same POST once more
+        client.post(path, content=b"List-Unsubscribe=One-Click")
+
+    assert [s.email_key for s in rows(engine, store.suppressions)] == [ANN]
+    history = rows(engine, store.events, store.events.c.source == "tracker")
+    assert [e.event for e in sorted(history, key=lambda e: e.id)] == [
+        "unsubscribe",
+        "resubscribe",
+        "unsubscribe",
+    ]
+
+
 def test_only_their_own_unsubscribe_can_be_taken_back(service, campaign, engine):
     """A bounce, a spam report or the team's suppression is not the reader's to lift."""
     with engine.begin() as conn:
