@@ -50,11 +50,14 @@ async def _registration_lookup(request: Request):
 
 
 def _still_to_come(request: Request, course: CourseInfo, reg) -> bool:
-    """Whether a date of the registration has yet to start: only then can it be cancelled.
+    """Whether the registration's dates have yet to start: only then can it be cancelled.
     Once under way or over it is history (the roster and attendance go by it), and a press
-    on the confirmation's old link must not rewrite it."""
+    on the confirmation's old link must not rewrite it. A course attended whole is under way
+    from its first day: cancelling then would mark them absent from a day they came to and
+    give the place to someone waiting, for a course half over."""
     now = SignupState.of(request).now()
-    return any(s.starts_at > now for s in registration.session_of(course, reg))
+    dates = registration.session_of(course, reg)
+    return bool(dates) and all(s.starts_at > now for s in dates)
 
 
 def _again_url(request: Request, reg, course: CourseInfo) -> str | None:

@@ -451,3 +451,28 @@ def test_a_place_on_a_date_already_over_cannot_be_cancelled(site):
     with site.engine.connect() as conn:
         status = conn.execute(sa.select(store.registrations.c.status)).scalar_one()
     assert status == "confirmed", pressed.text
+
+
+def test_a_place_on_a_course_already_under_way_cannot_be_cancelled(site):
+    """Found in review: on a course attended whole, the page went on offering "Cancel my
+    place" after its first day, since later days were still to come. A press then said
+    cancelled on the first day's roster for someone who came, and gave the place to the
+    first person waiting, mailed to join a course half over."""
+    from dataclasses import replace
+
+    site.sign_up("equip-in-action", 0)  # the one place
+    site.sign_up("equip-in-action", 1)  # waiting
+    first = site.client.get(site.page("equip-in-action", 0), follow_redirects=True)
+    before = form_fields(first.text)  # the page as left open in a tab
+    day_one = site.courses["equip-in-action"].sessions[0]
+    site.app.state.signup = replace(site.app.state.signup, now=lambda: day_one.starts_at)
+
+    page = site.client.get(str(first.url.path))
+    pressed = site.client.post(str(first.url.path), data=before)
+
+    assert "Cancel my place" not in page.text and "This course has started" in page.text
+    with site.engine.connect() as conn:
+        statuses = conn.execute(
+            sa.select(store.registrations.c.status).order_by(store.registrations.c.id)
+        ).scalars()
+        assert list(statuses) == ["confirmed", "waiting"], pressed.text
