@@ -241,6 +241,8 @@ async def _submit(request: Request, target: tuple[CourseInfo, Reader]) -> Respon
             return registration.availability(conn, course)
 
     free = await web.db(availability)
+    if not course.waiting_list and _all_full(course, free, now):  # no other date to choose
+        return web.full(course)
     return _form_page(request, course, reader, free, checked.values, errors, 400)
 
 

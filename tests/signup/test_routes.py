@@ -433,6 +433,42 @@ def test_a_full_course_without_a_waiting_list_says_so_instead_of_blaming_the_nam
         assert 'href="mailto:equip-training@example.org"' in page.text
 
 
+def test_the_last_date_taken_while_the_form_was_open_says_the_course_is_full(
+    settings, tmp_path, demo_path
+):
+    """Found in review: a menu of dates without a waiting list, whose last free date was
+    taken while the form stood open: the press answered "That date is full; please choose
+    another." when there was none to choose. It now says the course is full, as the page
+    opened then would."""
+    engine = store.open_store(settings.database_url)
+    campaign = hosted_campaign(
+        tmp_path,
+        demo_path,
+        basics_places=(1, 1),
+        action_places=1,
+        extra=(
+            ("    schedule: choose_one\n", "    schedule: choose_one\n    waiting_list: false\n"),
+        ),
+    )
+    with engine.begin() as conn:
+        register_courses(conn, campaign)
+        basics = find_course(conn, campaign.id, "equip-basics")
+    readers = seed_readers(engine, campaign, 3)
+    app = signup_app(settings, engine, tmp_path / "outbox")
+    paths = [f"/s/{tokens.signup_token(SECRET, basics.id, r)}" for r in readers]
+    with running_app(app) as base, httpx.Client(base_url=base) as client:
+        late = form_fields(client.get(paths[2]).text)  # opened while places were left
+        for path, date in zip(paths[:2], basics.sessions, strict=True):  # June, then September
+            taken = client.post(
+                path, data={**form_fields(client.get(path).text), "session": str(date.id)}
+            )
+            assert taken.status_code == 303, taken.text
+        pressed = client.post(paths[2], data={**late, "session": str(basics.sessions[0].id)})
+    engine.dispose()
+    assert f"{basics.name} is full" in pressed.text, pressed.text
+    assert "choose another" not in pressed.text and "<form" not in pressed.text
+
+
 def test_a_place_on_a_date_already_over_cannot_be_cancelled(site):
     """Opening the confirmation's "see or cancel your place" link after the afternoon still
     asked "Can't come?" and one press cancelled the place: the roster then said cancelled
