@@ -447,11 +447,16 @@ def _rate_limited(wait: float, most: float, what: str, attempt: int) -> BatchRes
 
 
 def describe_wait(wait: float, status: int, what: str) -> str:
-    """One line for a wait before a retry, for the manager watching the run."""
-    why = f"HTTP {status}" + (": too many requests" if status == 429 else ": a server error")
+    """One line for a wait before a retry, for the manager watching the run. Only a 429 is
+    SendGrid asking for the wait; after a 5xx it is this tool's own pause before retrying."""
+    if status != 429:
+        return (
+            f"SendGrid answered HTTP {status} (a server error): trying {what} again in "
+            f"{_duration(math.ceil(wait))}; the run goes on by itself."
+        )
     return (
-        f"SendGrid asked to wait {_duration(math.ceil(wait))} ({why}) before trying {what} "
-        "again; the run goes on by itself."
+        f"SendGrid asked to wait {_duration(math.ceil(wait))} (HTTP 429: too many requests) "
+        f"before trying {what} again; the run goes on by itself."
     )
 
 

@@ -123,6 +123,25 @@ def test_x_ratelimit_reset_is_honoured(sg):
     assert 0.5 <= waits[0] <= 2.5
 
 
+def test_a_wait_after_a_server_error_is_not_said_to_be_sendgrids_request():
+    """Found in review: every wait was shown as "SendGrid asked to wait 4 s (HTTP 503: a
+    server error)", but after a 5xx SendGrid asks for nothing: the wait is this tool's
+    backoff before trying again. Only a 429 is SendGrid asking."""
+    from equip_mailer.send.backends.sendgrid import describe_wait
+
+    said = describe_wait(3.2, 503, "batch 2")
+    assert "asked" not in said
+    assert said == (
+        "SendGrid answered HTTP 503 (a server error): trying batch 2 again in 4 s; "
+        "the run goes on by itself."
+    )
+    asked = describe_wait(2.5, 429, "batch 2")
+    assert asked == (
+        "SendGrid asked to wait 3 s (HTTP 429: too many requests) before trying batch 2 "
+        "again; the run goes on by itself."
+    )
+
+
 def test_a_rate_limit_longer_than_a_send_waits_stops_the_run_saying_when_to_go_on(sg):
     """Found in the audit: a 429 asking for more than the 2 minutes a send waits failed the
     batch ('answered HTTP 429 ... 1 times') and the run went straight on to the next
