@@ -288,6 +288,18 @@ def _where_order(reject: Reject) -> tuple[str, int]:
     return (reject.where.split(":", 1)[0], int(m.group(1)) if m else 0)
 
 
+def file_suppressions(campaign: Campaign) -> set[str]:
+    """The addresses of the campaign's suppression file (none when it names no file)."""
+    lists = campaign.lists
+    if not lists.suppressions:
+        return set()
+    return read_suppressions(
+        campaign.path(lists.suppressions),
+        lists.suppressions,
+        named="suppressions" in lists.model_fields_set,
+    )
+
+
 def read_suppressions(path: Path, shown: str, *, named: bool = False) -> set[str]:
     """Lower-cased addresses from a suppression CSV (column ``email``).
 
@@ -350,15 +362,7 @@ def load_audience(
     lists = campaign.lists
     level_names = segment_level_names(campaign)
     by_store = {s.strip().lower() for s in suppressed if s and s.strip()}
-    by_file = (
-        read_suppressions(
-            campaign.path(lists.suppressions),
-            lists.suppressions,
-            named="suppressions" in lists.model_fields_set,
-        )
-        if lists.suppressions
-        else set()
-    )
+    by_file = file_suppressions(campaign)
     # (level, role) -> (segment id, whether it took them as its catch-all)
     segment_of: dict[tuple[str, str], tuple[str, bool] | None] = {}
     audience = Audience(by_segment={s.id: [] for s in campaign.segments})

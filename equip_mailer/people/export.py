@@ -4,7 +4,8 @@ for teams that keep the spreadsheet as the master.
 The file is in the shipped list format (the columns ``lists/README.md`` describes), so it
 can replace the lists it came from; two more columns say where a level higher than the
 list's came from (``qi_level_why``: "after EQUIP Basics, 2019-06-27") and whether mail to the
-person has stopped (``mail_stopped``: "unsubscribed 2019-05-02", "bounced ..."). The export
+person has stopped (``mail_stopped``: "unsubscribed 2019-05-02", "bounced ...", or "in
+lists/suppressions.csv" for the campaign's suppression file). The export
 keeps such people (this tool's suppressions still stop them), but a file taken into another
 mailing tool must not mail them again, as Mailchimp's export marks its unsubscribed.
 Rows that the lists reject stay out (``check`` names them), repeated addresses appear once,
@@ -21,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from equip_mailer.compose.audience import Recipient, read_list
+from equip_mailer.compose.audience import Recipient, file_suppressions, read_list
 from equip_mailer.compose.campaign import Campaign, level_rank
 from equip_mailer.compose.list_files import COLUMNS
 from equip_mailer.report.spreadsheets import defuse
@@ -65,6 +66,9 @@ def _rows(
     seen: set[str] = set()
     rows: list[list[str]] = []
     raised = erased = 0
+    # the campaign's suppression file stops mail as the store does (load_audience)
+    by_file = file_suppressions(campaign)
+    in_file = f"in {campaign.lists.suppressions}"
     for shown in campaign.lists.files:
         recipients, _rejects, _count = read_list(
             campaign.path(shown), shown, sheet=campaign.lists.sheet(shown)
@@ -78,7 +82,7 @@ def _rows(
                 continue
             rows.append(_row(r, people))
             raised += rows[-1][-1] != "list"
-            rows[-1].append(stopped.get(r.key, ""))
+            rows[-1].append(stopped.get(r.key, in_file if r.key in by_file else ""))
     return rows, raised, erased
 
 

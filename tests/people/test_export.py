@@ -58,9 +58,28 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     # so the file taken into another mailing tool does not mail them again
     (oliver,) = [line for line in text.splitlines() if line.startswith("oliver.miah2@")]
     assert oliver.endswith(f",basics,list,unsubscribed {today}")
-    assert sum(line.endswith(",") for line in text.splitlines()[1:]) == 335  # nobody else
+    # nobody else but the three the campaign's suppression file names (the next test)
+    assert sum(line.endswith(",") for line in text.splitlines()[1:]) == 332
     again = run("people", "export", SPEC, "--out", "people.csv")
     assert again.exit_code == 1 and "people.csv exists already" in again.output
+
+
+def test_people_the_suppression_file_names_are_marked_as_stopped(demo_project):
+    """Found in review: ``mail_stopped`` came from the store's suppressions only, so the
+    three listed people the campaign's suppression file names (one unsubscribed, one
+    bounced, one asked by phone) went out unmarked, and a file taken into another mailing
+    tool would have mailed them, though this tool never does."""
+    result = run("people", "export", SPEC, "--out", "people.csv")
+    assert result.exit_code == 0, result.output
+    text = (demo_project / "people.csv").read_text(encoding="utf-8-sig")
+    stopped = {line.split(",")[0].lower(): line.rsplit(",", 1)[1] for line in text.splitlines()[1:]}
+    for address in (
+        "laila.evans4@nhs.example",
+        "ines.thomas59@nhs.example",
+        "mohammed.zielinska1011@example.net",
+    ):
+        assert stopped[address] == "in lists/suppressions.csv", address
+    assert sum(bool(v) for v in stopped.values()) == 3
 
 
 def test_a_formula_like_name_reads_back_as_it_was(demo_project):
