@@ -170,15 +170,9 @@ def print_status(spec: Campaign, ledger: Ledger) -> None:
         )
 
 
-def _has_past_sessions(spec: Campaign) -> bool:
-    """Whether ``send`` needs --allow-past for this campaign (as load_campaign judges it)."""
-    today = dt.date.today()
-    return any(s.date < today for c in spec.courses for s in c.sessions)
-
-
 def _command_spec(spec: Campaign) -> str:
     """The spec as the next command names it, with --allow-past when send would need it."""
-    return str(spec.source or spec.id) + (" --allow-past" if _has_past_sessions(spec) else "")
+    return str(spec.source or spec.id) + (" --allow-past" if spec.has_past_sessions() else "")
 
 
 def _running_send(ledger: Ledger) -> str | None:
@@ -226,7 +220,7 @@ def print_totals(
         if counts.get(state):
             parts.append(f"{label} {counts[state]:,}")
     console.print(f"Campaign {spec.id}: " + "; ".join(parts) + ".", markup=False, soft_wrap=True)
-    past = _has_past_sessions(spec)
+    past = spec.has_past_sessions()
     steps = next_steps(str(spec.source or spec.id), counts, allow_past=past) if advise else []
     for step in steps:
         console.print(step.text, markup=False, soft_wrap=True)

@@ -174,6 +174,12 @@ class Campaign(Strict):
         """The spec file as messages name it ("campaign" when it was not read from a file)."""
         return self.shown(self.source) if self.source else "campaign"
 
+    def has_past_sessions(self, today: dt.date | None = None) -> bool:
+        """Whether a session is before ``today``: loading the spec then needs --allow-past,
+        so a command printed for the manager to run must carry it."""
+        today = today or dt.date.today()
+        return any(s.date < today for c in self.courses for s in c.sessions)
+
     def segment(self, segment_id: str) -> Segment:
         for s in self.segments:
             if s.id == segment_id:

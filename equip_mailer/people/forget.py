@@ -36,6 +36,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from equip_mailer.send.notice_transports import notice_file
 from equip_mailer.signup import notify
 from equip_mailer.signup.catalogue import load_course
 from equip_mailer.signup.registration import cancel, get_registration, session_of
@@ -344,7 +345,7 @@ def _files(
 ) -> list[Path]:
     """Delete the outbox's .eml files to them and any other file that names them."""
     known = [outbox / campaign / f"{ledger_id:06d}.eml" for campaign, ledger_id in sent]
-    known += [outbox / "notices" / f"{notice_id:06d}-{kind}.eml" for notice_id, kind in mailed]
+    known += [notice_file(outbox, notice_id, kind) for notice_id, kind in mailed]
     needle = key.encode("utf-8")
     found = [p for p in known if p.is_file()]
     for folder in (outbox, *folders):

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from equip_mailer.errors import ConfigError
+from equip_mailer.send.notice_transports import notice_file
 from equip_mailer.store import events, notices, signup_invites, utcnow
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _emptied_files(conn: Connection, outbox: Path) -> list[Path]:
             notices.c.email == "", notices.c.state.in_(FINISHED_NOTICES)
         )
     )
-    paths = (folder / f"{r.id:06d}-{r.kind}.eml" for r in rows)
+    paths = (notice_file(outbox, r.id, r.kind) for r in rows)
     return [p for p in paths if p.is_file()]
 
 

@@ -340,10 +340,7 @@ def resume_hint(campaign: Campaign, uncertain: bool) -> str:
     """How to carry on, with commands that run as shown (--allow-past when the campaign has
     sessions before today, or send refuses it)."""
     src = str(campaign.source) if campaign.source else campaign.id
-    today = dt.date.today()  # as load_campaign judges "in the past"
-    past = (
-        " --allow-past" if any(s.date < today for c in campaign.courses for s in c.sessions) else ""
-    )
+    past = " --allow-past" if campaign.has_past_sessions() else ""
     text = (
         f"Run `equip-mailer send {src}{past}` again to carry on: nothing already sent goes twice."
     )

@@ -64,6 +64,12 @@ def message_bytes(outgoing: Outgoing) -> bytes:
         return msg.as_bytes(policy=email.policy.SMTPUTF8)
 
 
+def notice_file(outbox: Path, notice_id: int, kind: str) -> Path:
+    """Where the outbox keeps a single email: ``forget`` and ``purge`` delete it by this
+    name, so it is made in this one place."""
+    return Path(outbox) / "notices" / f"{notice_id:06d}-{kind}.eml"
+
+
 class OutboxNotices:
     """Writes each notice to ``<outbox>/notices/<id>-<kind>.eml`` (temporary name, then
     renamed), so a file on disk means the notice was handed over, and nothing else does."""
@@ -71,10 +77,11 @@ class OutboxNotices:
     name = "outbox"
 
     def __init__(self, outbox: Path):
-        self.folder = Path(outbox) / "notices"
+        self.outbox = Path(outbox)
+        self.folder = self.outbox / "notices"
 
     def path_for(self, outgoing: Outgoing) -> Path:
-        return self.folder / f"{outgoing.id:06d}-{outgoing.notice.kind}.eml"
+        return notice_file(self.outbox, outgoing.id, outgoing.notice.kind)
 
     def send_notice(self, outgoing: Outgoing) -> BatchResult:
         path = self.path_for(outgoing)
