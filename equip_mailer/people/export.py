@@ -38,6 +38,7 @@ STOPPED = {
     "invalid": "invalid address",
     "spamreport": "marked as spam",
     "dropped": "dropped by SendGrid",
+    "manual": "stopped by the team",
 }
 
 

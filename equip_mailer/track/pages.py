@@ -42,7 +42,7 @@ NOT_FOUND_BODY = (
     "<p>Sorry, this link is not valid. It may have been copied only in part, "
     "or changed on the way.</p>"
     "<p>Please try the link in the email again, or reply to the email and "
-    "we will help you sign up.</p>"
+    "we will help.</p>"
 )
 
 

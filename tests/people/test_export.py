@@ -34,6 +34,7 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     with engine.begin() as conn:
         store.add_suppression(conn, records.erased_key(LINK_SECRET.encode(), FARAH), "erased")
         store.add_suppression(conn, "oliver.miah2@nhs.example", "unsubscribe", source="link")
+        store.add_suppression(conn, "vik.patel68@nhs.example", "manual", source="team")
     engine.dispose()
 
     for name in ("people.csv", "people.xlsx"):
@@ -58,8 +59,10 @@ def test_export_writes_current_levels_in_the_list_format(demo_project):
     # so the file taken into another mailing tool does not mail them again
     (oliver,) = [line for line in text.splitlines() if line.startswith("oliver.miah2@")]
     assert oliver.endswith(f",basics,list,unsubscribed {today}")
+    (patel,) = [line for line in text.splitlines() if line.startswith("vik.patel68@")]
+    assert patel.endswith(f",stopped by the team {today}")  # in words, not "manual"
     # nobody else but the three the campaign's suppression file names (the next test)
-    assert sum(line.endswith(",") for line in text.splitlines()[1:]) == 332
+    assert sum(line.endswith(",") for line in text.splitlines()[1:]) == 331
     again = run("people", "export", SPEC, "--out", "people.csv")
     assert again.exit_code == 1 and "people.csv exists already" in again.output
 
