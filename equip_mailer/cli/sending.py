@@ -310,7 +310,16 @@ def _print_dry_run(run: SendRun, audience: Audience, keys: set[str]) -> None:
     from equip_mailer.send.trial_runs import dry_run
 
     spec, options = run.spec, run.options
-    summary = dry_run(spec, run.engine, audience.by_segment, keys, run.cfg, run.mail, options)
+    summary = dry_run(
+        spec,
+        run.engine,
+        audience.by_segment,
+        keys,
+        run.cfg,
+        run.mail,
+        options,
+        in_file=audience.file_suppressed,
+    )
     console.print(_segment_table(spec, summary.counts, f"{spec.id}: would send (dry run)"))
     if not summary.counts:
         console.print(

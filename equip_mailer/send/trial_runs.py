@@ -54,9 +54,12 @@ def dry_run(
     options: SendOptions = DEFAULT_OPTIONS,
     *,
     render: Renderer | None = None,
+    in_file: set[str] | None = None,
 ) -> DryRun:
     """Everything a send would do up to the request, inside a transaction that is rolled
-    back: the ledger (and link registry) are left exactly as they were."""
+    back: the ledger (and link registry) are left exactly as they were. ``in_file``: the
+    listed addresses the campaign's suppression file left out, synced as the send syncs
+    them (``Audience.file_suppressed``)."""
     render = render or default_renderer()
     secret = settings.require_link_secret()
     states, size = options.states, options.request_size
@@ -66,7 +69,7 @@ def dry_run(
         tx = conn.begin()
         try:
             ensure_campaign(conn, campaign.id, campaign.subject)
-            sync_audience(conn, campaign.id, audience_by_segment, suppressed)
+            sync_audience(conn, campaign.id, audience_by_segment, suppressed, in_file or ())
             ordered = _in_spec_order(
                 campaign,
                 count_sendable(conn, campaign.id, states, options.uncertain_before),
